@@ -1,0 +1,69 @@
+"""Site configuration: ``site.yml`` at the project root."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import BuildError
+
+SITE_URL_ENV = "VW_SITE_URL"
+_KNOWN = {"title", "description", "site_url", "articles", "author", "language"}
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """Validated site.yml. ``raw`` keeps every section (e.g. ``analysis:``) for the lead's stages."""
+
+    title: str
+    description: str
+    site_url: str  # always ends with "/"
+    articles: tuple[str, ...]  # slugs: content/<slug>/index.md
+    language: str = "en"
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def article_url(self, slug: str) -> str:
+        return f"{self.site_url}{slug}/index.html"
+
+
+def load_config(root: Path) -> SiteConfig:
+    """Read ``root/site.yml``; ``$VW_SITE_URL`` overrides ``site_url`` (CI passes the Pages URL)."""
+    path = root / "site.yml"
+    if not path.is_file():
+        raise BuildError("site config not found", path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise BuildError(f"malformed YAML: {getattr(exc, 'problem', exc)}", path,
+                         mark.line + 1 if mark else None) from None
+    if not isinstance(raw, dict):
+        raise BuildError("site config must be a mapping", path)
+
+    def text(name: str, default: str | None = None) -> str:
+        value = raw.get(name, default)
+        if not isinstance(value, str) or not value.strip():
+            raise BuildError(f"field '{name}' must be a non-empty string", path)
+        return value.strip()
+
+    site_url = os.environ.get(SITE_URL_ENV) or text("site_url")
+    if not site_url.startswith(("http://", "https://")):
+        raise BuildError(f"field 'site_url' must be an http(s) URL, got {site_url!r}", path)
+    articles = raw.get("articles")
+    if not isinstance(articles, list) or not all(isinstance(a, str) and a for a in articles):
+        raise BuildError("field 'articles' must be a list of content folder names", path)
+    for slug in articles:
+        if "/" in slug or slug.startswith(".") or slug == "assets":
+            raise BuildError(f"field 'articles': bad folder name {slug!r}", path)
+    raw = dict(raw, site_url=site_url.rstrip("/") + "/")
+    return SiteConfig(
+        title=text("title"),
+        description=text("description"),
+        site_url=raw["site_url"],
+        articles=tuple(articles),
+        language=text("language", "en"),
+        raw=raw,
+    )

@@ -1,0 +1,219 @@
+"""Turn a registered figure into page HTML plus files under ``<slug>/data/``, with a render cache.
+
+A chart figure becomes: the Vega-Lite spec without data inline as ``<script type="application/json">``;
+its datasets as ``data/<id>.json`` (canonical download) and ``data/<id>.data.js`` (a classic-script twin,
+because pages opened from file:// cannot fetch); a static SVG (``data/<id>.svg``) from vl-convert used
+in ``<noscript>``, in print, and when drawing fails.
+
+Cache: ``<cache_dir>/render/<key>.json`` where key hashes (figure module source, kind, params, article
+front matter, this module's source); an entry also records the hashes of every analysis JSON the figure
+read and is only reused when those still match. A hit imports neither altair nor vl_convert.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import jsonio
+from .errors import BuildError
+from .figures import registry
+from .figures.registry import Figure, FigureContext
+
+WIDTHS = ("l-body", "l-body-outset", "l-page", "l-screen", "l-gutter")
+_SELF_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+@dataclass
+class FigureOutput:
+    """Cacheable result of one figure (no page-specific numbering)."""
+
+    description: str
+    spec: dict[str, Any] | None = None  # Vega-Lite without data
+    datasets: dict[str, Any] | None = None
+    svg: str | None = None
+    html: str | None = None
+    assets: dict[str, bytes] = field(default_factory=dict)
+    links: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"description": self.description, "spec": self.spec, "datasets": self.datasets,
+                "svg": self.svg, "html": self.html, "links": [list(l) for l in self.links],
+                "assets": {k: base64.b64encode(v).decode() for k, v in sorted(self.assets.items())}}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "FigureOutput":
+        return cls(description=d["description"], spec=d["spec"], datasets=d["datasets"], svg=d["svg"],
+                   html=d["html"], links=[tuple(l) for l in d["links"]],
+                   assets={k: base64.b64decode(v) for k, v in d["assets"].items()})
+
+
+@dataclass
+class RenderedFigure:
+    id: str
+    number: int
+    html: str  # the whole <figure> element
+    files: dict[str, bytes]  # path relative to the article folder -> bytes
+    scripts: list[str]  # data twins to load before figures.js (relative to the article page)
+
+    @property
+    def has_chart(self) -> bool:
+        return bool(self.scripts)
+
+
+# ---------------------------------------------------------------- chart spec handling
+
+def split_data(spec: dict[str, Any], fig_id: str, ctx: FigureContext) -> tuple[dict, dict]:
+    """Move top-level ``datasets`` and every inline ``data.values`` into one datasets dict.
+
+    Returns (spec without data, datasets). ``data.url`` is refused: pages opened from file:// can't fetch.
+    """
+    spec = json.loads(jsonio.dumps(spec))  # deep copy, normalised floats
+    datasets: dict[str, Any] = spec.pop("datasets", {}) or {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            data = node.get("data")
+            if isinstance(data, dict):
+                if "url" in data:
+                    raise ctx.error(f"chart uses data.url {data['url']!r}; give inline data instead")
+                if "values" in data:
+                    values = data.pop("values")
+                    name = "d-" + hashlib.sha256(jsonio.dumps(values).encode()).hexdigest()[:16]
+                    datasets[name] = values
+                    data["name"] = name
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec)
+    return spec, datasets
+
+
+def _chart_output(fig: Figure, fig_id: str, ctx: FigureContext) -> FigureOutput:
+    chart = fig.chart
+    spec = chart if isinstance(chart, dict) else chart.to_dict()
+    spec, datasets = split_data(spec, fig_id, ctx)
+    import vl_convert  # lazy: only on a cache miss
+
+    try:
+        svg = vl_convert.vegalite_to_svg(dict(spec, datasets=datasets))
+    except Exception as exc:
+        raise ctx.error(f"Vega-Lite spec does not render: {exc}") from None
+    return FigureOutput(description=fig.description, spec=spec, datasets=datasets, svg=svg,
+                        html=fig.html, assets=dict(fig.assets), links=list(fig.links))
+
+
+def make_output(kind: str, params: dict[str, str], ctx: FigureContext) -> FigureOutput:
+    fn = registry.FIGURES[kind]
+    try:
+        fig = fn(ctx, dict(params))
+    except BuildError:
+        raise
+    except Exception as exc:
+        raise ctx.error(f"kind '{kind}' failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(fig, Figure):
+        raise ctx.error(f"kind '{kind}' returned {type(fig).__name__}, expected Figure")
+    if not (isinstance(fig.description, str) and fig.description.strip()):
+        raise ctx.error("Figure.description (text for screen readers) is required")
+    if fig.chart is None and fig.html is None:
+        raise ctx.error("Figure needs a chart or html")
+    for name in fig.assets:
+        if not name or name.startswith(("/", ".")) or "\\" in name or ".." in name.split("/"):
+            raise ctx.error(f"bad asset name {name!r}")
+    if fig.chart is not None:
+        return _chart_output(fig, ctx.figure_id or "", ctx)
+    return FigureOutput(description=fig.description, html=fig.html, assets=dict(fig.assets),
+                        links=list(fig.links))
+
+
+# ---------------------------------------------------------------- cache
+
+def _cache_key(kind: str, params: dict[str, str], ctx: FigureContext) -> str:
+    parts = [_SELF_HASH, registry.module_source_hash(kind), kind, ctx.slug, ctx.figure_id,
+             jsonio.dumps(params), jsonio.dumps(ctx.article), jsonio.dumps(ctx.theme)]
+    return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()
+
+
+def _still_valid(reads: dict[str, str], cache_dir: Path) -> bool:
+    for rel, digest in reads.items():
+        try:
+            if hashlib.sha256((cache_dir / rel).read_bytes()).hexdigest() != digest:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cache: bool = True
+                  ) -> tuple[FigureOutput, bool]:
+    """Return (output, was_cache_hit)."""
+    entry_path = ctx.cache_dir / "render" / f"{_cache_key(kind, params, ctx)}.json"
+    if use_cache and entry_path.is_file():
+        try:
+            entry = json.loads(entry_path.read_text(encoding="utf-8"))
+            if _still_valid(entry["reads"], ctx.cache_dir):
+                return FigureOutput.from_json(entry["output"]), True
+        except (ValueError, KeyError, OSError):
+            pass  # a corrupt entry is just a miss
+    out = make_output(kind, params, ctx)
+    if use_cache:
+        entry_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"reads": ctx.reads, "output": out.to_json()}), encoding="utf-8")
+        tmp.replace(entry_path)
+    return out, False
+
+
+# ---------------------------------------------------------------- page HTML
+
+def figure_html(out: FigureOutput, fig_id: str, number: int, width: str, caption_html: str,
+                kind: str) -> RenderedFigure:
+    """Assemble the <figure> element and its files."""
+    e = html.escape
+    files: dict[str, bytes] = {}
+    scripts: list[str] = []
+    desc_id = f"fig-{fig_id}-desc"
+    body = []
+    links = list(out.links)
+    if out.spec is not None:
+        data_text = jsonio.dumps(out.datasets or {})
+        files[f"data/{fig_id}.json"] = (data_text + "\n").encode()
+        files[f"data/{fig_id}.data.js"] = (
+            f"(window.VW_DATA=window.VW_DATA||{{}})[{json.dumps(fig_id)}]={jsonio.script_safe(data_text)};\n"
+        ).encode()
+        files[f"data/{fig_id}.svg"] = out.svg.encode()
+        scripts.append(f"data/{fig_id}.data.js")
+        body.append(
+            f'<div class="vw-chart" id="chart-{e(fig_id)}" data-vw-chart="{e(fig_id)}" role="img" '
+            f'aria-label="Figure {number}" aria-describedby="{desc_id}"></div>\n'
+            f'<script type="application/json" id="spec-{e(fig_id)}">'
+            f"{jsonio.script_safe(jsonio.dumps(out.spec))}</script>\n"
+            f'<noscript><img class="vw-noscript" src="data/{e(fig_id)}.svg" alt="{e(out.description)}"></noscript>\n'
+            f'<img class="vw-static" src="data/{e(fig_id)}.svg" alt="" aria-hidden="true">'
+        )
+        links.insert(0, ("Download data (JSON)", f"data/{fig_id}.json"))
+    if out.html is not None:
+        attrs = "" if out.spec is not None else f' role="group" aria-describedby="{desc_id}"'
+        body.append(f'<div class="vw-html"{attrs}>{out.html}</div>')
+    for name, data in sorted(out.assets.items()):
+        files[f"data/{fig_id}/{name}"] = data
+    link_html = ""
+    if links:
+        # Inside the figcaption: a <figure>'s caption must be its first or last child.
+        link_html = ' <span class="vw-links">' + " · ".join(
+            f'<a href="{e(href)}">{e(label)}</a>' for label, href in links) + "</span>"
+    element = (
+        f'<figure id="fig-{e(fig_id)}" class="vw-figure {width}" data-kind="{e(kind)}">\n'
+        + "\n".join(body) + "\n"
+        f'<p class="sr-only" id="{desc_id}">{e(out.description)}</p>\n'
+        f'<figcaption><span class="fig-label">Figure {number}:</span> {caption_html}{link_html}</figcaption>\n'
+        "</figure>"
+    )
+    return RenderedFigure(id=fig_id, number=number, html=element, files=files, scripts=scripts)

@@ -1,0 +1,1 @@
+"""Figure kinds. Every module here registers itself with ``registry.register`` on import."""

@@ -1,0 +1,81 @@
+"""Read the analysis stage's JSON (cache/analysis/) for figures and prose. Plain JSON: never imports torch."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from .registry import FigureContext
+
+ROOT = "analysis"
+MANIFEST = f"{ROOT}/manifest.json"
+FAMILY_LABEL = {"gap": "lab: GAP", "flatten": "lab: flatten", "rotated": "lab: GAP, rotated inputs",
+                "efficientnet-lite0": "EfficientNet-Lite0", "inceptionv1": "InceptionV1"}
+
+
+def manifest(ctx: FigureContext) -> dict[str, Any]:
+    return ctx.load_json(MANIFEST)
+
+
+def model_entry(ctx: FigureContext, name: str) -> dict[str, Any]:
+    models = manifest(ctx)["models"]
+    if name not in models:
+        raise ctx.error(f"model '{name}' is not in the analysis results (have: {', '.join(sorted(models))})")
+    return models[name]
+
+
+def tensor(ctx: FigureContext, model: str, tensor_id: str) -> dict[str, Any]:
+    for entry in model_entry(ctx, model)["tensors"]:
+        if entry["id"] == tensor_id:
+            return ctx.load_json(f"{ROOT}/{entry['file']}")
+    raise ctx.error(f"model '{model}' has no analysed tensor '{tensor_id}'")
+
+
+def analysis_file(ctx: FigureContext, rel: str) -> Any:
+    return ctx.load_json(f"{ROOT}/{rel}")
+
+
+def cache_bytes(ctx: FigureContext, rel: str) -> bytes:
+    """A PNG the analysis wrote (listed with its sha256 in the manifest, so the render cache sees changes)."""
+    path = Path(ctx.cache_dir) / rel
+    try:
+        return path.read_bytes()
+    except OSError:
+        raise ctx.error(f"analysis image {path} is missing (run `python build.py --clean`)") from None
+
+
+def family(name: str) -> str:
+    """lab-gap-s0 -> gap; other names stay."""
+    if name.startswith("lab-"):
+        return name.split("-")[1]
+    return name
+
+
+def r3(x: Any) -> Any:
+    """Three significant digits keep the site's data files small without visible loss."""
+    if x is None:
+        return None
+    if isinstance(x, (list, tuple)):
+        return [r3(v) for v in x]
+    x = float(x)
+    if not math.isfinite(x):
+        return None
+    if x == 0:
+        return 0
+    return float(f"{x:.3g}")
+
+
+def hexcolor(rgb: list[float]) -> str:
+    r, g, b = (max(0, min(255, int(round(v * 255)))) for v in rgb)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def nmf_rgb(spatial: list) -> list[list[list[float]]]:
+    """[k, h, w] spatial factors (each peaking at 1) -> [h, w, 3] colours; k < 3 leaves channels dark."""
+    k = len(spatial)
+    h, w = len(spatial[0]), len(spatial[0][0])
+    return [[[spatial[c][y][x] if c < k else 0.0 for c in range(3)] for x in range(w)] for y in range(h)]
+
+
+def label(model: str) -> str:
+    return FAMILY_LABEL.get(family(model), model)

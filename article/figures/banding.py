@@ -1,0 +1,157 @@
+"""Figures about weight banding: NMF gallery of last layers, the controlled experiment, every layer's score."""
+from __future__ import annotations
+
+import math
+
+from . import analysis_data as ad
+from .registry import Figure, FigureContext, register
+
+VARIANT_ORDER = ["gap", "flatten", "rotated"]
+VARIANT_TITLE = {"gap": "GAP", "flatten": "flatten", "rotated": "GAP, rotated inputs"}
+# One hue per family, readable on light and dark backgrounds.
+FAMILY_COLORS = {"lab: GAP": "#e45756", "lab: flatten": "#4c78a8", "lab: GAP, rotated inputs": "#54a24b",
+                 "EfficientNet-Lite0": "#b279a2", "InceptionV1": "#f58518"}
+
+
+def _neuron_tiles(report: dict, key: str, panel: str, cols: int) -> list[dict]:
+    """One record per pixel of every neuron's NMF picture, laid out in a grid of `cols` neurons."""
+    nmf = report[key]
+    banding = report["banding_delta" if key == "nmf_delta" else "banding"]
+    rows = []
+    for n, spatial in enumerate(nmf["spatial"]):
+        rgb = ad.nmf_rgb(spatial)
+        h, w = len(rgb), len(rgb[0])
+        gx, gy = (n % cols) * (w + 1), (n // cols) * (h + 1)
+        for y in range(h):
+            for x in range(w):
+                rows.append({"p": panel, "n": n, "x": gx + x, "y": gy + y, "c": ad.hexcolor(rgb[y][x]),
+                             "R": ad.r3(banding["R"][n]), "C": ad.r3(banding["C"][n])})
+    return rows
+
+
+@register("banding_gallery")
+def banding_gallery(ctx: FigureContext, params: dict[str, str]) -> Figure:
+    import altair as alt
+
+    seed = params.get("seed", "0")
+    man = ad.manifest(ctx)
+    panels = []
+    for variant in VARIANT_ORDER:
+        name = f"lab-{variant}-s{seed}"
+        if name in man["models"]:
+            last = man["models"][name]["tensors"][-1]
+            panels.append((VARIANT_TITLE[variant], ad.analysis_file(ctx, last["file"]), "nmf_delta"))
+    if "inceptionv1" in man["models"]:
+        t = next(t for t in man["models"]["inceptionv1"]["tensors"] if t["id"] == "inception5b.branch2.1.conv")
+        panels.append(("InceptionV1 mixed5b 3x3", ad.analysis_file(ctx, t["file"]), "nmf"))
+    if not panels:
+        raise ctx.error("no banding-lab results to show")
+    charts, desc = [], []
+    for title, report, key in panels:
+        if key not in report:
+            key = "nmf"
+        n = len(report[key]["spatial"])
+        cols = max(1, math.ceil(math.sqrt(n)))
+        rows = _neuron_tiles(report, key, title, cols)
+        bd = report["banding_delta" if key == "nmf_delta" else "banding"]
+        desc.append(f"{title}: layer R {bd['R_layer']:.2f}, C {bd['C_layer']:.2f}")
+        hover = alt.selection_point(on="pointerover", fields=["n"], empty=False, clear="pointerout")
+        charts.append(
+            alt.Chart(alt.Data(values=rows), title=f"{title}  (R={bd['R_layer']:.2f}, C={bd['C_layer']:.2f})")
+            .transform_calculate(x2="datum.x + 1", y2="datum.y + 1")
+            .mark_rect()
+            .encode(
+                x=alt.X("x:Q", axis=None, scale=alt.Scale(nice=False)), x2="x2:Q",
+                y=alt.Y("y:Q", axis=None, scale=alt.Scale(nice=False, reverse=True)), y2="y2:Q",
+                color=alt.Color("c:N", scale=None),
+                opacity=alt.condition(hover, alt.value(1), alt.value(0.92)),
+                tooltip=[alt.Tooltip("n:Q", title="neuron"), alt.Tooltip("R:Q", title="row share R"),
+                         alt.Tooltip("C:Q", title="column share C")],
+            )
+            .add_params(hover)
+            .properties(width=200, height=200)
+        )
+    chart = alt.hconcat(*charts).configure_view(strokeWidth=0).configure_title(fontSize=12)
+    return Figure(chart=chart, description="NMF pictures (three factors as RGB) of every neuron of the last "
+                  "convolution. " + "; ".join(desc) + ".")
+
+
+@register("banding_experiment")
+def banding_experiment(ctx: FigureContext, params: dict[str, str]) -> Figure:
+    import altair as alt
+
+    man = ad.manifest(ctx)
+    if "lab_summary" not in man:
+        raise ctx.error("the banding lab was not part of this build's analysis")
+    summary = ad.analysis_file(ctx, man["lab_summary"])
+    suffix = "" if params.get("weights") == "raw" else "_delta"
+    rows = []
+    for r in summary["rows"]:
+        for measure in ("R", "C"):
+            value = r.get(measure + suffix)
+            if value is None:
+                value = r[measure]
+            rows.append({"variant": VARIANT_TITLE[r["variant"]], "seed": r["seed"],
+                         "measure": "R (rows)" if measure == "R" else "C (columns)", "value": ad.r3(value),
+                         "acc": ad.r3(r.get("test_accuracy"))})
+    baseline = summary["rows"][0]["baseline_R"]
+    order = [VARIANT_TITLE[v] for v in VARIANT_ORDER]
+    pick = alt.selection_point(fields=["measure"], bind="legend")
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        x=alt.X("variant:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
+        xOffset=alt.XOffset("measure:N"),
+        color=alt.Color("measure:N", title="share of spatial variance",
+                        scale=alt.Scale(range=["#e45756", "#4c78a8"]),
+                        legend=alt.Legend(orient="top")),
+        opacity=alt.condition(pick, alt.value(1), alt.value(0.2)),
+    )
+    points = base.mark_circle(size=55).encode(
+        y=alt.Y("value:Q", title="share of spatial variance", scale=alt.Scale(domain=[0, 1])),
+        tooltip=[alt.Tooltip("variant:N"), alt.Tooltip("seed:Q"), alt.Tooltip("measure:N"),
+                 alt.Tooltip("value:Q", format=".3f"), alt.Tooltip("acc:Q", title="test accuracy", format=".2f")],
+    ).add_params(pick)
+    bars = base.mark_errorbar(extent="stdev", ticks=True).encode(y=alt.Y("value:Q"))
+    means = base.mark_tick(thickness=2, size=18).encode(y="mean(value):Q")
+    rule = alt.Chart(alt.Data(values=[{"b": baseline}])).mark_rule(strokeDash=[4, 4], color="#888").encode(
+        y="b:Q", tooltip=[alt.Tooltip("b:Q", title="random baseline", format=".3f")])
+    chart = alt.layer(bars, means, points, rule).properties(width=460, height=300)
+    means_txt = "; ".join(
+        f"{VARIANT_TITLE[v]}: R {s['R' + suffix]['mean']:.2f}, C {s['C' + suffix]['mean']:.2f}"
+        for v, s in summary["variants"].items() if "R" + suffix in s)
+    return Figure(chart=chart, description="Dot plot with error bars of banding shares per variant and seed. "
+                  f"Means: {means_txt}. Random baseline {baseline:.2f}.")
+
+
+@register("banding_layers")
+def banding_layers(ctx: FigureContext, params: dict[str, str]) -> Figure:
+    import altair as alt
+
+    man = ad.manifest(ctx)
+    rows = []
+    for name, entry in sorted(man["models"].items()):
+        tensors = [t for t in entry["tensors"] if t["shape"][2] * t["shape"][3] > 1 and t["shape"][1] > 1
+                   and not t["label"].startswith("blocks ")]
+        for i, t in enumerate(tensors):
+            rows.append({"model": name, "family": ad.label(name), "layer": t["label"] or t["id"],
+                         "depth": ad.r3((i + 1) / len(tensors)), "R": ad.r3(t["R_layer"]),
+                         "C": ad.r3(t["C_layer"]), "kernel": f"{t['shape'][2]}x{t['shape'][3]}"})
+    families = [f for f in FAMILY_COLORS if any(r["family"] == f for r in rows)]
+    pick = alt.selection_point(fields=["family"], bind="legend")
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        x=alt.X("depth:Q", title="relative depth (last conv = 1)", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("R:Q", title="row share R (pooled over the layer)", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("family:N", title=None, scale=alt.Scale(domain=families,
+                                                                range=[FAMILY_COLORS[f] for f in families]),
+                        legend=alt.Legend(orient="top", columns=3)),
+        detail="model:N",
+        opacity=alt.condition(pick, alt.value(0.9), alt.value(0.1)),
+    )
+    lines = base.mark_line(strokeWidth=1.5)
+    points = base.mark_circle(size=40).encode(
+        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("layer:N"), alt.Tooltip("kernel:N"),
+                 alt.Tooltip("R:Q", format=".3f"), alt.Tooltip("C:Q", format=".3f")])
+    band = alt.Chart(alt.Data(values=[{"b": 0.25}])).mark_rule(color="#999", strokeDash=[4, 4]).encode(
+        y="b:Q", tooltip=[alt.Tooltip("b:Q", title="random baseline (3x3)")])
+    chart = alt.layer(band, lines, points.add_params(pick)).properties(width=600, height=320)
+    return Figure(chart=chart, description=f"Line chart of the pooled row share R by relative depth for "
+                  f"{len(man['models'])} models ({', '.join(families)}).")

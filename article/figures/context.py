@@ -1,0 +1,172 @@
+"""Figures that put hidden-layer weights in context: small multiples with feature visualizations along both
+edges, a linked enlarged view with dataset examples, and the spatial-position view (Voss et al. 2021)."""
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from . import analysis_data as ad
+from .registry import Figure, FigureContext, register
+
+DIVERGING = ["#0571b0", "#92c5de", "#f7f7f7", "#f4a582", "#ca0020"]
+
+
+def _context_record(ctx: FigureContext, model: str, index: int = 0) -> dict:
+    entry = ad.model_entry(ctx, model)
+    if len(entry["context"]) <= index:
+        raise ctx.error(f"model '{model}' has no neuron-pair context in the analysis results")
+    return ad.analysis_file(ctx, entry["context"][index]["file"])
+
+
+def _asset(ctx: FigureContext, assets: dict, rel: str) -> str:
+    """Copy a cached PNG into the figure's data folder; return its URL relative to the page."""
+    name = PurePosixPath(rel).name
+    if rel.startswith("analysis/"):
+        name = "ex-" + name
+    assets[name] = ad.cache_bytes(ctx, rel)
+    return ctx.asset_url(name)
+
+
+def diverging_scale(alt):
+    return alt.Scale(domain=[-1, -0.5, 0, 0.5, 1], range=DIVERGING)
+
+
+@register("context_explorer")
+def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
+    import altair as alt
+
+    model = params.get("model", "efficientnet-lite0")
+    rec = _context_record(ctx, model)
+    outs, ins, weight = rec["outs"], rec["ins"], rec["weight"]
+    kh, kw = rec["kernel"]
+    scale = max(abs(v) for a in weight for b in a for c in b for v in c) or 1.0
+    assets: dict[str, bytes] = {}
+    cells, images, examples = [], [], []
+    for oi, o in enumerate(outs):
+        for ii, i in enumerate(ins):
+            pair = f"{o}-{i}"
+            for y in range(kh):
+                for x in range(kw):
+                    v = weight[oi][ii][y][x] / scale
+                    cells.append({"pair": pair, "o": o, "i": i, "gx": (ii + 1) * (kw + 1) + x,
+                                  "gy": (oi + 1) * (kh + 1) + y, "x": x, "y": y, "v": ad.r3(v),
+                                  "w": ad.r3(weight[oi][ii][y][x])})
+    up_urls = [_asset(ctx, assets, p) for p in rec["featureviz"]["upper"]]
+    low_urls = [_asset(ctx, assets, p) for p in rec["featureviz"]["lower"]]
+    edge = []
+    for ii, url in enumerate(low_urls):
+        edge.append({"url": url, "cx": (ii + 1) * (kw + 1) + kw / 2, "cy": kh / 2, "label": f"input {ins[ii]}"})
+    for oi, url in enumerate(up_urls):
+        edge.append({"url": url, "cx": kw / 2, "cy": (oi + 1) * (kh + 1) + kh / 2, "label": f"output {outs[oi]}"})
+    for oi, o in enumerate(outs):
+        for ii, i in enumerate(ins):
+            pair = f"{o}-{i}"
+            images.append({"pair": pair, "role": "input", "n": i, "url": low_urls[ii], "col": 0})
+            images.append({"pair": pair, "role": "output", "n": o, "url": up_urls[oi], "col": 1})
+            for side, idx, role in (("lower", ii, "input"), ("upper", oi, "output")):
+                for rank, ex in enumerate(rec["examples"][side][idx]):
+                    examples.append({"pair": pair, "role": role, "rank": rank,
+                                     "url": _asset(ctx, assets, ex["image"]), "photo": ex["photo"],
+                                     "act": ad.r3(ex["activation"])})
+
+    units = (len(ins) + 1) * (kw + 1)
+    side_px = 430
+    unit = side_px / units
+    img_px = kw * unit
+    first = f"{outs[0]}-{ins[0]}"
+    sel = alt.selection_point(name="pair", fields=["pair"], value=[{"pair": first}], on="click",
+                              clear=False, toggle=False)
+    sx = alt.Scale(domain=[0, units], nice=False, zero=True)
+    sy = alt.Scale(domain=[0, (len(outs) + 1) * (kh + 1)], nice=False, zero=True, reverse=True)
+    grid = (
+        alt.Chart(alt.Data(values=cells))
+        .transform_calculate(gx2="datum.gx + 1", gy2="datum.gy + 1")
+        .mark_rect()
+        .encode(
+            x=alt.X("gx:Q", axis=None, scale=sx), x2="gx2:Q",
+            y=alt.Y("gy:Q", axis=None, scale=sy), y2="gy2:Q",
+            color=alt.Color("v:Q", scale=diverging_scale(alt), legend=None),
+            stroke=alt.condition(sel, alt.value("#111"), alt.value(None)),
+            tooltip=[alt.Tooltip("o:Q", title="output neuron"), alt.Tooltip("i:Q", title="input neuron"),
+                     alt.Tooltip("x:Q", title="kernel x"), alt.Tooltip("y:Q", title="kernel y"),
+                     alt.Tooltip("w:Q", title="weight", format=".4f")],
+        )
+        .add_params(sel)
+    )
+    edge_layer = alt.Chart(alt.Data(values=edge)).mark_image(width=img_px, height=img_px).encode(
+        x=alt.X("cx:Q", scale=sx), y=alt.Y("cy:Q", scale=sy), url="url:N", tooltip=["label:N"])
+    small = alt.layer(edge_layer, grid).properties(width=side_px, height=side_px * (len(outs) + 1) * (kh + 1) / units,
+                                                   title="click a kernel")
+
+    big_px = 200
+    big = (
+        alt.Chart(alt.Data(values=cells))
+        .transform_filter(sel)
+        .encode(x=alt.X("x:O", axis=None), y=alt.Y("y:O", axis=None))
+        .properties(width=big_px, height=big_px * kh / kw, title="selected kernel")
+    )
+    big = alt.layer(
+        big.mark_rect().encode(color=alt.Color("v:Q", scale=diverging_scale(alt), legend=alt.Legend(
+            title="weight / max |w|", orient="bottom", gradientLength=160))),
+        big.mark_text(fontSize=9).encode(text=alt.Text("w:Q", format=".2f"),
+                                         color=alt.value("#222")),
+    )
+    ends = (
+        alt.Chart(alt.Data(values=images))
+        .transform_filter(sel)
+        .mark_image(width=96, height=96)
+        .encode(x=alt.X("role:N", axis=alt.Axis(title=None, labelAngle=0), sort=["input", "output"]),
+                url="url:N", tooltip=[alt.Tooltip("role:N"), alt.Tooltip("n:Q", title="neuron")])
+        .properties(width=220, height=104, title="feature visualizations")
+    )
+    ex = (
+        alt.Chart(alt.Data(values=examples))
+        .transform_filter(sel)
+        .mark_image(width=48, height=48)
+        .encode(x=alt.X("rank:O", axis=alt.Axis(title="dataset examples (strongest first)")),
+                y=alt.Y("role:N", axis=alt.Axis(title=None), sort=["input", "output"]), url="url:N",
+                tooltip=[alt.Tooltip("photo:N"), alt.Tooltip("act:Q", title="activation")])
+        .properties(width=220, height=110)
+    )
+    chart = alt.hconcat(small, alt.vconcat(big, ends, ex)).configure_view(strokeWidth=0)
+    return Figure(
+        chart=chart, assets=assets,
+        description=(f"Small multiples of {len(outs)} x {len(ins)} weight kernels ({kh}x{kw}) of {ad.label(model)} "
+                     f"from {rec['lower']} to {rec['upper']}, with feature visualizations of the input neurons "
+                     f"({', '.join(map(str, ins))}) above and of the output neurons ({', '.join(map(str, outs))}) "
+                     "on the left. Selecting a kernel shows it enlarged with values, and both neurons' dataset "
+                     "examples."),
+        links=[("Download data (JSON)", f"data/{ctx.figure_id}.json")],
+    )
+
+
+@register("spatial_positions")
+def spatial_positions(ctx: FigureContext, params: dict[str, str]) -> Figure:
+    import altair as alt
+
+    model = params.get("model", "efficientnet-lite0")
+    rec = _context_record(ctx, model)
+    kh, kw = rec["kernel"]
+    dirs = rec["directions"]
+    assets: dict[str, bytes] = {}
+    rows = []
+    for o, urls, mags in zip(dirs["outs"], dirs["images"], dirs["magnitude"]):
+        top = max(mags) or 1.0
+        for p, (rel, m) in enumerate(zip(urls, mags)):
+            rows.append({"neuron": str(o), "x": p % kw, "y": p // kw, "url": _asset(ctx, assets, rel),
+                         "fade": ad.r3(m / top), "mag": ad.r3(m)})
+    options = [str(o) for o in dirs["outs"]]
+    pick = alt.param(name="neuron", value=options[0], bind=alt.binding_select(options=options,
+                                                                             name="Output neuron "))
+    cell = 84 if kw <= 3 else 64
+    base = alt.Chart(alt.Data(values=rows)).transform_filter(alt.datum.neuron == pick).encode(
+        x=alt.X("x:O", axis=alt.Axis(title="kernel x")), y=alt.Y("y:O", axis=alt.Axis(title="kernel y")))
+    chart = alt.layer(
+        base.mark_rect(color="#888", opacity=0.15),
+        base.mark_image(width=cell - 4, height=cell - 4).encode(
+            url="url:N", opacity=alt.Opacity("fade:Q", legend=None, scale=alt.Scale(domain=[0, 1], range=[0.08, 1])),
+            tooltip=[alt.Tooltip("x:Q"), alt.Tooltip("y:Q"), alt.Tooltip("mag:Q", title="|w| at position")]),
+    ).add_params(pick).properties(width=cell * kw, height=cell * kh).configure_view(strokeWidth=0)
+    return Figure(chart=chart, assets=assets,
+                  description=(f"For output neurons {', '.join(options)} of {rec['upper']} in {ad.label(model)}, "
+                               f"a {kh}x{kw} grid: each cell is the feature visualization of the input-channel "
+                               "weight vector at that kernel position, faded by its magnitude."))

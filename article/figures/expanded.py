@@ -1,0 +1,98 @@
+"""Figure: expanded weights of EfficientNet-Lite0's inverted-residual blocks (1x1 -> depthwise -> 1x1 composed)."""
+from __future__ import annotations
+
+from . import analysis_data as ad
+from .context import diverging_scale
+from .registry import Figure, FigureContext, register
+
+N = 6  # strongest outputs x strongest inputs shown per block
+
+
+def _top(weight: list, n: int) -> tuple[list[int], list[int]]:
+    norms = [sum(v * v for a in row for b in a for v in b) for row in weight]
+    outs = sorted(sorted(range(len(weight)), key=lambda o: -norms[o])[:n])
+    n_in = len(weight[0])
+    per_in = [sum(v * v for o in outs for b in weight[o][i] for v in b) for i in range(n_in)]
+    ins = sorted(sorted(range(n_in), key=lambda i: -per_in[i])[:n])
+    return outs, ins
+
+
+def _parts(info: dict, block: int) -> str:
+    convs = {c["name"]: c for c in info.get("conv_layers", [])}
+    bits = []
+    for part, title in (("_expand_conv", "expand"), ("_depthwise_conv", "depthwise"), ("_project_conv", "project")):
+        c = convs.get(f"_blocks.{block}.{part}")
+        if c:
+            o, i, kh, kw = c["shape"]
+            bits.append(f"{title} {kh}x{kw}: {o}x{i}" if title != "depthwise" else f"{title} {kh}x{kw}: {o} channels")
+    return " \u2192 ".join(bits)
+
+
+@register("expanded_explorer")
+def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
+    import altair as alt
+
+    model = params.get("model", "efficientnet-lite0")
+    entry = ad.model_entry(ctx, model)
+    info = entry["info"]
+    cells, notes, options = [], [], []
+    for t in entry["tensors"]:
+        if not t["source"]:
+            continue
+        report = ad.analysis_file(ctx, t["file"])
+        if "weight" not in report:
+            continue
+        o_n, i_n, kh, kw = report["shape"]
+        label = f"{t['label']} ({o_n}x{i_n}x{kh}x{kw})"
+        options.append(label)
+        outs, ins = _top(report["weight"], N)
+        scale = max(abs(v) for o in outs for i in ins for r in report["weight"][o][i] for v in r) or 1.0
+        for oi, o in enumerate(outs):
+            for ii, i in enumerate(ins):
+                for y in range(kh):
+                    for x in range(kw):
+                        w = report["weight"][o][i][y][x]
+                        cells.append({"b": label, "o": o, "i": i, "x": x, "y": y,
+                                      "gx": ii * (kw + 1) + x, "gy": oi * (kh + 1) + y,
+                                      "v": ad.r3(w / scale), "w": ad.r3(w)})
+        if t["label"].startswith("block "):
+            block = int(t["layer"].split(".")[1])
+            composition = _parts(info, block)
+        else:
+            composition = "two consecutive blocks, residual paths included"
+        for line, text in enumerate([composition, f"expanded: {o_n} outputs x {i_n} inputs x {kh}x{kw}",
+                                     f"banding: R = {t['R_layer']:.2f}, C = {t['C_layer']:.2f}"]):
+            notes.append({"b": label, "line": line, "text": text})
+    if not options:
+        raise ctx.error(f"model '{model}' has no expanded weights in the analysis results")
+    pick = alt.param(name="block", value=options[min(4, len(options) - 1)],
+                     bind=alt.binding_select(options=options, name="Expanded weights of "))
+    grid = (
+        alt.Chart(alt.Data(values=cells))
+        .transform_filter(alt.datum.b == pick)
+        .transform_calculate(gx2="datum.gx + 1", gy2="datum.gy + 1")
+        .mark_rect()
+        .encode(
+            x=alt.X("gx:Q", axis=None, scale=alt.Scale(nice=False, zero=True)), x2="gx2:Q",
+            y=alt.Y("gy:Q", axis=None, scale=alt.Scale(nice=False, zero=True, reverse=True)), y2="gy2:Q",
+            color=alt.Color("v:Q", scale=diverging_scale(alt),
+                            legend=alt.Legend(title="weight / max |w|", orient="bottom")),
+            tooltip=[alt.Tooltip("o:Q", title="output channel"), alt.Tooltip("i:Q", title="input channel"),
+                     alt.Tooltip("x:Q", title="x"), alt.Tooltip("y:Q", title="y"),
+                     alt.Tooltip("w:Q", title="expanded weight", format=".4f")],
+        )
+        .add_params(pick)
+        .properties(width=380, height=380, title=f"{N} strongest outputs (rows) x {N} strongest inputs (columns)")
+    )
+    text = (
+        alt.Chart(alt.Data(values=notes))
+        .transform_filter(alt.datum.b == pick)
+        .mark_text(align="left", baseline="top", fontSize=12)
+        .encode(y=alt.Y("line:O", axis=None), text="text:N")
+        .properties(width=260, height=80)
+    )
+    chart = alt.hconcat(grid, text).configure_view(strokeWidth=0).configure_title(fontSize=12, anchor="start")
+    return Figure(chart=chart, description=(
+        f"Expanded weights of {len(options)} {ad.label(model)} blocks, each a grid of the {N} strongest output and "
+        "input channels' spatial kernels on a red (positive) to blue (negative) scale, with the shapes of the "
+        "1x1 expansion, depthwise and 1x1 projection convolutions they compose."))

@@ -1,0 +1,167 @@
+"""Figure: one-sided NMF explorer. Pick a layer, click a neuron: its factors, loadings and strongest inputs.
+
+Data are one compact record per neuron (arrays); Vega-Lite's flatten + window transforms expand them in the
+browser, which keeps the data file several times smaller than one record per pixel.
+"""
+from __future__ import annotations
+
+import math
+
+from . import analysis_data as ad
+from .registry import Figure, FigureContext, register
+
+LOADINGS = 4  # channels listed per factor
+TOP_INPUTS = 6
+FACTOR_COLORS = ["#d62728", "#2ca02c", "#1f77b4"]  # factor 0, 1, 2 = R, G, B of the pictures
+
+
+def default_layers(man: dict) -> list[tuple[str, str]]:
+    out = []
+    for variant in ("gap", "flatten", "rotated"):
+        name = f"lab-{variant}-s0"
+        if name in man["models"]:
+            out += [(name, t["id"]) for t in man["models"][name]["tensors"][-2:]]
+    if "efficientnet-lite0" in man["models"]:
+        ids = {t["id"] for t in man["models"]["efficientnet-lite0"]["tensors"]}
+        out += [("efficientnet-lite0", f"_blocks.{i - 1}->_blocks.{i}") for i in (3, 8, 15)
+                if f"_blocks.{i - 1}->_blocks.{i}" in ids]
+    if "inceptionv1" in man["models"]:
+        out += [("inceptionv1", "inception4d.branch3.1.conv"), ("inceptionv1", "inception5b.branch2.1.conv")]
+    return out
+
+
+def tensor_label(model: str, t: dict) -> str:
+    return f"{ad.label(model)} \u2014 {t.get('label') or t['id']}"
+
+
+def neuron_records(label: str, report: dict, key: str = "nmf") -> list[dict]:
+    nmf = report[key]
+    out_n = len(nmf["spatial"])
+    k = nmf["k"]
+    h, w = len(nmf["spatial"][0][0]), len(nmf["spatial"][0][0][0])
+    cols = max(1, math.ceil(math.sqrt(out_n * 1.6)))
+    recs = []
+    for n in range(out_n):
+        spatial = nmf["spatial"][n]
+        rgb = ad.nmf_rgb(spatial)
+        channels = nmf["channels"][n]
+        lc, lv, lf = [], [], []
+        for f in range(k):
+            order = sorted(range(len(channels[f])), key=lambda c: -abs(channels[f][c]))[:LOADINGS]
+            lc += order
+            lv += [round(channels[f][c], 3) for c in order]
+            lf += [f] * len(order)
+        ti = report["top_inputs"]["index"][n][:TOP_INPUTS]
+        tv = report["top_inputs"]["strength"][n][:TOP_INPUTS]
+        recs.append({
+            "t": label, "n": n, "w": w, "h": h, "cols": cols,
+            "rgb": [ad.hexcolor(rgb[y][x])[1:] for y in range(h) for x in range(w)],
+            "s": [round(spatial[f][y][x], 2) for f in range(k) for y in range(h) for x in range(w)],
+            "lc": lc, "lv": lv, "lf": lf, "ti": ti, "tv": [ad.r3(v) for v in tv],
+            "R": ad.r3(report["banding"]["R"][n]), "C": ad.r3(report["banding"]["C"][n]),
+        })
+    return recs
+
+
+@register("nmf_explorer")
+def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
+    import altair as alt
+
+    man = ad.manifest(ctx)
+    layers = default_layers(man)
+    if params.get("layers"):
+        layers = [tuple(x.split(":", 1)) for x in params["layers"].split(",")]
+    records, labels = [], []
+    for model, tid in layers:
+        entry = next((t for t in ad.model_entry(ctx, model)["tensors"] if t["id"] == tid), None)
+        if entry is None:
+            raise ctx.error(f"model '{model}' has no analysed tensor '{tid}'")
+        report = ad.analysis_file(ctx, entry["file"])
+        if "nmf" not in report:
+            continue
+        label = tensor_label(model, entry)
+        labels.append(label)
+        records += neuron_records(label, report)
+    if not labels:
+        raise ctx.error("no tensor with NMF results to explore")
+
+    layer = alt.param(name="layer", value=labels[0], bind=alt.binding_select(options=labels, name="Layer "))
+    neuron = alt.selection_point(name="neuron", fields=["n"], value=[{"n": 0}], on="click", clear=False,
+                                 toggle=False)
+    data = alt.Data(values=records)
+    in_layer = alt.datum.t == layer
+
+    overview = (
+        alt.Chart(data)
+        .transform_filter(in_layer)
+        .transform_flatten(["rgb"], as_=["c"])
+        .transform_window(p="row_number()", groupby=["t", "n"])
+        .transform_calculate(
+            gx="(datum.n % datum.cols) * (datum.w + 1) + (datum.p - 1) % datum.w",
+            gy="floor(datum.n / datum.cols) * (datum.h + 1) + floor((datum.p - 1) / datum.w)",
+            color="'#' + datum.c", gx2="datum.gx + 1", gy2="datum.gy + 1")
+        .mark_rect()
+        .encode(
+            x=alt.X("gx:Q", axis=None, scale=alt.Scale(nice=False, zero=True)), x2="gx2:Q",
+            y=alt.Y("gy:Q", axis=None, scale=alt.Scale(nice=False, zero=True, reverse=True)), y2="gy2:Q",
+            color=alt.Color("color:N", scale=None),
+            opacity=alt.condition(neuron, alt.value(1), alt.value(0.55)),
+            tooltip=[alt.Tooltip("n:Q", title="neuron"), alt.Tooltip("R:Q", title="row share R"),
+                     alt.Tooltip("C:Q", title="column share C")],
+        )
+        .add_params(layer, neuron)
+        .properties(width=420, height=300, title="every neuron of the layer (click one)")
+    )
+    selected = alt.Chart(data).transform_filter(in_layer).transform_filter(neuron)
+    factors = (
+        selected
+        .transform_flatten(["s"], as_=["v"])
+        .transform_window(p="row_number()", groupby=["t", "n"])
+        .transform_calculate(
+            f="floor((datum.p - 1) / (datum.w * datum.h))",
+            q="(datum.p - 1) % (datum.w * datum.h)")
+        .transform_calculate(
+            fx="datum.f * (datum.w + 1) + datum.q % datum.w", fy="floor(datum.q / datum.w)",
+            factor="'factor ' + datum.f")
+        .transform_calculate(fx2="datum.fx + 1", fy2="datum.fy + 1")
+        .mark_rect()
+        .encode(
+            x=alt.X("fx:Q", axis=None, scale=alt.Scale(nice=False, zero=True)), x2="fx2:Q",
+            y=alt.Y("fy:Q", axis=None, scale=alt.Scale(nice=False, zero=True, reverse=True)), y2="fy2:Q",
+            color=alt.Color("factor:N", scale=alt.Scale(domain=["factor 0", "factor 1", "factor 2"],
+                                                        range=FACTOR_COLORS), legend=None),
+            opacity=alt.Opacity("v:Q", scale=alt.Scale(domain=[0, 1]), legend=None),
+            tooltip=[alt.Tooltip("factor:N"), alt.Tooltip("v:Q", title="spatial weight", format=".2f")],
+        )
+        .properties(width=300, height=90, title="its three spatial factors (R, G, B)")
+    )
+    loadings = (
+        selected
+        .transform_flatten(["lc", "lv", "lf"], as_=["ch", "val", "f"])
+        .transform_calculate(factor="'factor ' + datum.f", item="'f' + datum.f + ' \u00b7 ch ' + datum.ch")
+        .mark_bar()
+        .encode(
+            y=alt.Y("item:N", sort=None, title=None),
+            x=alt.X("val:Q", title="signed channel loading"),
+            color=alt.Color("factor:N", scale=alt.Scale(domain=["factor 0", "factor 1", "factor 2"],
+                                                        range=FACTOR_COLORS), legend=None),
+            tooltip=[alt.Tooltip("factor:N"), alt.Tooltip("ch:Q", title="input channel"),
+                     alt.Tooltip("val:Q", title="loading", format=".3f")],
+        )
+        .properties(width=300, height=170, title="channels loading most on each factor")
+    )
+    strongest = (
+        selected
+        .transform_flatten(["ti", "tv"], as_=["ch", "norm"])
+        .transform_calculate(item="'ch ' + datum.ch")
+        .mark_bar(color="#8c6d31")
+        .encode(y=alt.Y("item:N", sort=None, title=None), x=alt.X("norm:Q", title="L2 norm of kernel"),
+                tooltip=[alt.Tooltip("ch:Q", title="input channel"), alt.Tooltip("norm:Q", format=".4f")])
+        .properties(width=300, height=110, title="strongest input channels")
+    )
+    chart = alt.hconcat(overview, alt.vconcat(factors, loadings, strongest)).configure_view(strokeWidth=0)
+    chart = chart.configure_title(fontSize=12, anchor="start")
+    return Figure(chart=chart, description=(
+        f"Interactive one-sided NMF explorer over {len(labels)} layers ({'; '.join(labels)}). The grid shows every "
+        "neuron's input weights reduced to three NMF factors drawn as RGB; selecting a neuron shows its spatial "
+        "factors, the input channels with the largest signed loading on each factor, and its strongest inputs."))

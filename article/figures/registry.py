@@ -1,0 +1,176 @@
+"""Figure and data hooks: article Markdown names a figure ``kind``; code here makes it.
+
+Figure modules in this package register functions on import::
+
+    from article.figures.registry import Figure, FigureContext, register, register_data
+
+    @register("weight_heatmap")
+    def make(ctx: FigureContext, params: dict[str, str]) -> Figure:
+        import altair as alt           # import heavy libraries inside: cached figures skip them
+        rows = ctx.load_json(f"{params['model']}/weights.json")
+        return Figure(chart=alt.Chart(...), description="Heatmap of ...")
+
+    @register_data("lab")               # -> {{ data.lab.gap.ratio | fmt(2) }} in prose
+    def lab(ctx: FigureContext) -> dict:
+        return ctx.load_json("lab/summary.json")
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from collections.abc import Mapping
+from typing import Any, Callable
+
+from ..errors import BuildError
+
+# Shared look for figure code (mirrors style.css); Distill weight colours from the reference card.
+THEME: dict[str, Any] = {
+    "font": "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif",
+    "diverging": ["#0571b0", "#92c5de", "#f7f7f7", "#f4a582", "#ca0020"],  # [-1, 1], red positive
+    "categorical": ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#9d755d", "#e45756"],
+    "accent": "#4c78a8",
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """What a figure function returns. At least one of ``chart`` / ``html``.
+
+    chart: an altair chart or a Vega-Lite dict (inline data only, never ``data.url``).
+    html: trusted HTML built by figure code (e.g. an image grid); reference assets via ``ctx.asset_url``.
+    description: plain text for screen readers (required, non-empty).
+    assets: extra files ``name -> bytes`` written to ``<slug>/data/<fig-id>/<name>``.
+    links: ``(label, href)`` pairs shown under the figure; hrefs are relative to the article page
+        (e.g. ``ctx.asset_url("weights.csv")``).
+    """
+
+    description: str
+    chart: Any = None
+    html: str | None = None
+    assets: dict[str, bytes] = field(default_factory=dict)
+    links: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class FigureContext:
+    """Everything a figure or data hook may use. ``figure_id`` is None for data hooks."""
+
+    article: dict[str, Any]  # the article's front matter (incl. free-form ``models`` / ``analysis``)
+    site: dict[str, Any]  # site.yml as a dict (incl. free-form sections such as ``analysis``)
+    cache_dir: Path
+    slug: str
+    figure_id: str | None = None
+    path: Path | None = None  # article file, for error messages
+    line: int | None = None  # directive line, for error messages
+    theme: dict[str, Any] = field(default_factory=lambda: dict(THEME))
+    reads: dict[str, str] = field(default_factory=dict)  # relpath -> sha256, for the render cache
+
+    def load_json(self, relpath: str) -> Any:
+        """Read analysis JSON ``cache_dir/relpath``; missing or corrupt files are BuildErrors."""
+        file = self.cache_dir / relpath
+        try:
+            raw = file.read_bytes()
+        except FileNotFoundError:
+            raise self.error(f"analysis result {file} not found (run the analysis stage first)") from None
+        self.reads[relpath] = hashlib.sha256(raw).hexdigest()
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise self.error(f"analysis result {file} is not valid JSON: {exc}") from None
+
+    def asset_url(self, name: str) -> str:
+        """Href of an asset of this figure, relative to the article page."""
+        if not self.figure_id:
+            raise self.error("asset_url() is only available to figures")
+        return f"data/{self.figure_id}/{name}"
+
+    def error(self, message: str) -> BuildError:
+        what = f"figure '{self.figure_id}': " if self.figure_id else ""
+        return BuildError(what + message, self.path, self.line)
+
+
+FigureFn = Callable[[FigureContext, dict[str, str]], Figure]
+DataFn = Callable[[FigureContext], dict[str, Any]]
+FIGURES: dict[str, FigureFn] = {}
+DATA: dict[str, DataFn] = {}
+
+
+def _add(table: dict, name: str, fn: Callable, what: str) -> None:
+    old = table.get(name)
+    if old is not None and (old.__module__, old.__qualname__) != (fn.__module__, fn.__qualname__):
+        raise ValueError(f"{what} '{name}' registered twice: {old.__module__} and {fn.__module__}")
+    table[name] = fn
+
+
+def register(kind: str) -> Callable[[FigureFn], FigureFn]:
+    """Decorator: ``make(ctx, params) -> Figure`` draws figures of ``kind``."""
+    def deco(fn: FigureFn) -> FigureFn:
+        _add(FIGURES, kind, fn, "figure kind")
+        return fn
+    return deco
+
+
+def register_data(name: str) -> Callable[[DataFn], DataFn]:
+    """Decorator: ``fn(ctx) -> dict`` becomes ``data.<name>`` in the article's prose template."""
+    def deco(fn: DataFn) -> DataFn:
+        _add(DATA, name, fn, "data hook")
+        return fn
+    return deco
+
+
+def discover() -> None:
+    """Import every module of this package (sorted) so their decorators run."""
+    package = importlib.import_module(__package__)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name == "registry":
+            continue
+        try:
+            importlib.import_module(f"{__package__}.{info.name}")
+        except BuildError:
+            raise
+        except Exception as exc:
+            raise BuildError(f"cannot import figure module: {type(exc).__name__}: {exc}",
+                             Path(package.__path__[0]) / f"{info.name}.py") from exc
+
+
+def module_source_hash(kind: str) -> str:
+    """Hash of the source of the module defining ``kind`` (render cache key part)."""
+    import inspect
+    fn = FIGURES[kind]
+    module = inspect.getmodule(fn)
+    src = Path(module.__file__).read_bytes() if module and module.__file__ else fn.__qualname__.encode()
+    return hashlib.sha256(src).hexdigest()
+
+
+class LazyData(Mapping):
+    """``data`` for prose templates: each hook runs on first use, so an article that never names
+    ``data.vw`` builds without that hook's analysis results."""
+
+    def __init__(self, ctx: FigureContext):
+        self._ctx = ctx
+        self._values: dict[str, dict[str, Any]] = {}
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        if name not in self._values:
+            if name not in DATA:
+                raise KeyError(name)
+            value = DATA[name](self._ctx)
+            if not isinstance(value, dict):
+                raise self._ctx.error(f"data hook '{name}' returned {type(value).__name__}, expected dict")
+            self._values[name] = value
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(sorted(DATA))
+
+    def __len__(self) -> int:
+        return len(DATA)
+
+
+def collect_data(ctx: FigureContext) -> LazyData:
+    """``{name: hook(ctx)}`` for one article, evaluated lazily per name."""
+    return LazyData(ctx)

