@@ -1,0 +1,144 @@
+"""Fixtures for the real-browser tests: one built site per session, Debian's chromium driven by Playwright.
+
+Which site is tested (edit the constants, or set the environment variables):
+  ARTICLES / VW_TEST_ARTICLES=slug,slug   articles put into the test site.yml
+  ANALYSIS / VW_TEST_ANALYSIS='<yaml>'      its analysis: section (None: no analysis, nothing is trained)
+  VW_TEST_CACHE_DIR=path                    a persistent cache (reuse trained models between runs)
+  VW_TEST_SITE=path                         test an already built site instead of building one
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+
+from site_fixture import build_test_site, html_pages
+
+ARTICLES: list[str] = ["sample"]
+ANALYSIS: dict[str, Any] | None = None
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+DRAW_TIMEOUT_MS = 15_000
+INSTALL_HINT = "run tests/install.sh (installs Debian's chromium and a Java runtime; never `playwright install`)"
+
+# Records CSP violations before any page script runs (init scripts are not subject to the page's CSP).
+CSP_LISTENER = """
+window.__vwCsp = [];
+document.addEventListener('securitypolicyviolation', function (e) {
+  window.__vwCsp.push(e.violatedDirective + ' blocked ' + (e.blockedURI || '(inline)') + ' at '
+                      + (e.sourceFile || '?') + ':' + e.lineNumber);
+});
+"""
+
+ALL_CHARTS_SETTLED = """() => Array.from(document.querySelectorAll('[data-vw-chart]'))
+                              .every(el => el.hasAttribute('data-vw-drawn'))"""
+
+
+def _articles() -> list[str]:
+    env = os.environ.get("VW_TEST_ARTICLES")
+    return [s.strip() for s in env.split(",") if s.strip()] if env else ARTICLES
+
+
+def _analysis() -> dict[str, Any] | None:
+    env = os.environ.get("VW_TEST_ANALYSIS")
+    return yaml.safe_load(env) if env else ANALYSIS
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built site folder (session-wide: built once)."""
+    if os.environ.get("VW_TEST_SITE"):
+        site = Path(os.environ["VW_TEST_SITE"]).resolve()
+        assert (site / "index.html").is_file(), f"VW_TEST_SITE={site} holds no index.html"
+        return site
+    cache = os.environ.get("VW_TEST_CACHE_DIR")
+    return build_test_site(tmp_path_factory.mktemp("browser-site"), _articles(), _analysis(),
+                           cache_dir=Path(cache) if cache else None)
+
+
+@pytest.fixture(scope="session")
+def site_pages(built_site: Path) -> list[Path]:
+    pages = html_pages(built_site)
+    assert built_site / "index.html" in pages and built_site / "404.html" in pages, pages
+    return pages
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: {INSTALL_HINT}", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@dataclass
+class OpenedPage:
+    """A page opened from file:// with every non-file request blocked, and what went wrong while loading it."""
+
+    page: Any  # playwright.sync_api.Page
+    path: Path
+    blocked: list[str] = field(default_factory=list)  # non-file:// requests (aborted)
+    failed: list[str] = field(default_factory=list)  # file:// requests that failed (missing files ...)
+    errors: list[str] = field(default_factory=list)  # console errors and uncaught exceptions
+
+    def csp_violations(self) -> list[str]:
+        return self.page.evaluate("() => window.__vwCsp || []")
+
+    def problems(self) -> list[str]:
+        """Everything that must be empty on a healthy page."""
+        return ([f"non-file request attempted: {u}" for u in self.blocked]
+                + [f"request failed: {u}" for u in self.failed]
+                + [f"console: {e}" for e in self.errors]
+                + [f"CSP violation: {v}" for v in self.csp_violations()])
+
+
+@pytest.fixture
+def open_page(browser: Any) -> Iterator[Callable[..., OpenedPage]]:
+    """open_page(path, color_scheme="light", width=1280, height=900, bypass_csp=False) -> OpenedPage.
+
+    Each call gets a fresh browser context; it waits until every chart has settled (data-vw-drawn set).
+    """
+    contexts = []
+
+    def _open(path: Path, *, color_scheme: str = "light", width: int = 1280, height: int = 900,
+              bypass_csp: bool = False) -> OpenedPage:
+        context = browser.new_context(color_scheme=color_scheme, viewport={"width": width, "height": height},
+                                      bypass_csp=bypass_csp, service_workers="block")
+        contexts.append(context)
+        opened = OpenedPage(page=None, path=path)
+
+        def route(r: Any) -> None:
+            if r.request.url.startswith("file://"):
+                r.continue_()
+            else:
+                opened.blocked.append(r.request.url)
+                r.abort("blockedbyclient")
+
+        context.route("**/*", route)
+        context.add_init_script(CSP_LISTENER)
+        page = context.new_page()
+        opened.page = page
+        page.on("console", lambda m: opened.errors.append(f"{m.text} ({m.location.get('url', '')})")
+                if m.type == "error" else None)
+        page.on("pageerror", lambda exc: opened.errors.append(f"uncaught {exc}"))
+        page.on("requestfailed", lambda r: opened.failed.append(f"{r.url} ({r.failure})")
+                if r.url.startswith("file://") else None)
+        page.goto(path.as_uri(), wait_until="load")
+        page.wait_for_function(ALL_CHARTS_SETTLED, timeout=DRAW_TIMEOUT_MS)
+        return opened
+
+    yield _open
+    for c in contexts:
+        c.close()
+
