@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Build the Visualizing Weights site: ``python build.py [build] [--strict] [--clean] ...``.
 
-Stages: (analysis, added by the lead) -> render content/ through templates/ into site/.
+Stages: load config -> analysis (only when its inputs changed; imports torch lazily) -> render content/
+through templates/ into a temporary folder -> link check -> swap it into site/.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -16,27 +18,46 @@ ROOT = Path(__file__).resolve().parent
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="build.py", description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", default="build", choices=["build"],
-                        help="what to do (default: build)")
+    parser.add_argument("command", nargs="?", default="build", choices=["build", "serve"],
+                        help="what to do (default: build); serve: build, serve site/ and rebuild + live-reload "
+                             "on every change")
     parser.add_argument("--strict", action="store_true", help="treat broken links as errors")
     parser.add_argument("--debug", action="store_true",
                         help="full tracebacks, ignore the render cache, keep the temp folder of a failed build")
     parser.add_argument("--site-dir", type=Path, default=ROOT / "site", help="output folder (default: site/)")
-    parser.add_argument("--cache-dir", type=Path, default=ROOT / ".cache",
-                        help="analysis results and render cache (default: .cache/)")
-    parser.add_argument("--clean", action="store_true", help="delete the render cache before building")
+    parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("VW_CACHE_DIR") or ROOT / ".cache"),
+                        help="analysis results and render cache (default: $VW_CACHE_DIR, else .cache/)")
+    parser.add_argument("--clean", action="store_true",
+                        help="rebuild everything: recompute analyses (trained models are reused when intact) "
+                             "and re-render every figure")
+    parser.add_argument("--jobs", type=int, default=None, help="parallel analysis workers (default: site.yml)")
+    parser.add_argument("--port", type=int, default=8000, help="serve: port (default: 8000; 0 picks a free one)")
+    parser.add_argument("--host", default="127.0.0.1", help="serve: address to listen on (default: 127.0.0.1)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "serve":
+        from article.serve import serve
+
+        return serve(ROOT, args.site_dir, args.cache_dir, host=args.host, port=args.port, strict=args.strict,
+                     debug=args.debug, clean=args.clean, jobs=args.jobs)
+    from article.analysis_stage import ensure_analysis
+    from article.config import load_config
     from article.errors import BuildError
     from article.pipeline import build_site
+
+    if args.jobs:
+        import os
+
+        os.environ["VW_JOBS"] = str(args.jobs)
 
     if args.clean:
         shutil.rmtree(args.cache_dir / "render", ignore_errors=True)
     t0 = time.perf_counter()
     try:
+        ensure_analysis(ROOT, load_config(ROOT), args.cache_dir, force=args.clean)
         report = build_site(ROOT, args.site_dir, cache_dir=args.cache_dir, strict=args.strict, debug=args.debug)
     except BuildError as exc:
         if args.debug:
