@@ -1,0 +1,139 @@
+"""Real photos that ship inside installed packages, and crop sampling for the banding lab.
+
+Nothing here downloads: the skimage images are read straight from files bundled in the wheel
+(never through `skimage.data.<name>()`, which may fall back to pooch), the sklearn ones from
+`sklearn/datasets/images/`.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from analysis.errors import AnalysisError
+
+# (name, package, file inside the package's data folder). Fixed order = deterministic sampling.
+PHOTO_FILES: tuple[tuple[str, str, str], ...] = (
+    ("astronaut", "skimage", "astronaut.png"),
+    ("camera", "skimage", "camera.png"),  # gray, repeated to RGB: sky over grass is useful for the flip task
+    ("chelsea", "skimage", "chelsea.png"),
+    ("coffee", "skimage", "coffee.png"),
+    ("rocket", "skimage", "rocket.jpg"),
+    ("motorcycle", "skimage", "motorcycle_left.png"),
+    ("hubble_deep_field", "skimage", "hubble_deep_field.jpg"),
+    ("immunohistochemistry", "skimage", "ihc.png"),
+    ("china", "sklearn", "china.jpg"),
+    ("flower", "sklearn", "flower.jpg"),
+)
+
+
+def _data_folder(package: str) -> Path:
+    if package == "skimage":
+        import skimage.data
+
+        return Path(skimage.data.__file__).parent
+    if package == "sklearn":
+        import sklearn.datasets
+
+        return Path(sklearn.datasets.__file__).parent / "images"
+    raise AnalysisError(f"unknown photo package {package!r}")
+
+
+def photo_path(name: str) -> Path:
+    """Path of the bundled file behind photo `name`."""
+    for n, package, filename in PHOTO_FILES:
+        if n == name:
+            return _data_folder(package) / filename
+    raise AnalysisError(f"unknown photo {name!r}; known: {[n for n, _, _ in PHOTO_FILES]}")
+
+
+@functools.lru_cache(maxsize=None)
+def load_photo(name: str) -> np.ndarray:
+    """One photo as read-only float32 [H, W, 3] in [0, 1] (gray files repeated to 3 channels)."""
+    from PIL import Image
+
+    path = photo_path(name)
+    if not path.is_file():
+        raise AnalysisError(f"bundled photo {name!r} not found at {path} (is the package installed fully?)")
+    with Image.open(path) as im:
+        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    rgb.setflags(write=False)
+    return rgb
+
+
+def load_photos() -> list[tuple[str, np.ndarray]]:
+    """All bundled photos, in the fixed order of PHOTO_FILES: [(name, float32 [H, W, 3] in [0, 1])]."""
+    return [(name, load_photo(name)) for name, _, _ in PHOTO_FILES]
+
+
+# ---------------------------------------------------------------------------------------------
+# Crop sampling for the banding lab (upright vs vertically flipped crops).
+
+
+def downscale(photo: np.ndarray, factor: int) -> np.ndarray:
+    """Box-average downscale [H, W, C] by an integer factor (trailing rows/cols dropped): [H//f, W//f, C].
+
+    Larger context per 32x32 crop makes "which way is up" learnable; box averaging is exact and
+    deterministic, unlike resampling libraries whose filters change between versions.
+    """
+    if factor <= 1:
+        return np.asarray(photo, dtype=np.float32)
+    h, w, c = photo.shape
+    h2, w2 = h // factor, w // factor
+    blocks = photo[: h2 * factor, : w2 * factor].reshape(h2, factor, w2, factor, c)
+    return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
+
+
+def split_train_test(photo: np.ndarray, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Split [H, W, C] into (left columns for training, right columns for testing).
+
+    Splitting by columns keeps the full height in both parts, so test crops see the same
+    up/down statistics as training crops but never share a pixel with them.
+    """
+    w = photo.shape[1]
+    cut = int(round(w * (1.0 - test_fraction)))
+    return photo[:, :cut], photo[:, cut:]
+
+
+def sample_crops(regions: list[np.ndarray], n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` random size x size crops from `regions` (each [H, W, 3], chosen in proportion to its
+    number of valid crop positions). Returns float32 [n, size, size, 3]."""
+    valid = [r for r in regions if r.shape[0] >= size and r.shape[1] >= size]
+    if not valid:
+        raise AnalysisError(f"no region is at least {size}x{size} pixels")
+    counts = np.array([(r.shape[0] - size + 1) * (r.shape[1] - size + 1) for r in valid], dtype=np.float64)
+    which = rng.choice(len(valid), size=n, p=counts / counts.sum())
+    out = np.empty((n, size, size, 3), dtype=np.float32)
+    for i, k in enumerate(which):
+        r = valid[k]
+        y = rng.integers(0, r.shape[0] - size + 1)
+        x = rng.integers(0, r.shape[1] - size + 1)
+        out[i] = r[y : y + size, x : x + size]
+    return out
+
+
+def flip_task_batch(
+    regions: list[np.ndarray],
+    n: int,
+    size: int,
+    rng: np.random.Generator,
+    rotate: bool = False,
+    hflip: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A batch for the "upright (0) vs vertically flipped (1)" task.
+
+    With `hflip`, a random half of the crops is mirrored left-right first: that leaves "up" unchanged
+    and doubles the variety of the few photos we have. Returns (images float32 [n, 3, size, size] in [0, 1], labels int64 [n]). With `rotate`, every image
+    is then rotated 90 degrees counter-clockwise, so "up" becomes "left" (the rotated-lab variant).
+    """
+    crops = sample_crops(regions, n, size, rng)
+    if hflip:
+        mirror = rng.integers(0, 2, size=n).astype(bool)
+        crops[mirror] = crops[mirror, :, ::-1]
+    labels = rng.integers(0, 2, size=n)
+    crops[labels == 1] = crops[labels == 1, ::-1]  # flip rows of the flipped half
+    images = crops.transpose(0, 3, 1, 2)  # [n, 3, size, size]
+    if rotate:
+        images = np.rot90(images, k=1, axes=(2, 3))
+    return np.ascontiguousarray(images, dtype=np.float32), labels.astype(np.int64)

@@ -1,0 +1,44 @@
+"""Bring your own model: "package.module:callable" that builds the architecture, plus a state-dict file."""
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any, Callable
+
+from torch import nn
+
+from analysis import safeload
+from analysis.errors import AnalysisError
+
+
+def resolve_factory(factory: str) -> Callable[..., Any]:
+    """Import "package.module:callable" (the callable may be dotted, e.g. "mod:Class.build")."""
+    if not isinstance(factory, str) or factory.count(":") != 1 or not all(factory.split(":")):
+        raise AnalysisError(f"model factory {factory!r} must look like 'package.module:callable'")
+    module_name, attr_path = factory.split(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except Exception as e:  # ImportError, or the module itself raising on import
+        raise AnalysisError(f"model factory {factory!r}: cannot import module {module_name!r} ({type(e).__name__}: {e})") from e
+    for part in attr_path.split("."):
+        if not hasattr(obj, part):
+            raise AnalysisError(f"model factory {factory!r}: module {module_name!r} has no attribute {attr_path!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise AnalysisError(f"model factory {factory!r} is a {type(obj).__name__}, not callable")
+    return obj
+
+
+def load_byo(factory: str, weights: str | os.PathLike, kwargs: dict | None = None) -> nn.Module:
+    """Build `factory(**kwargs)`, load `weights` (a state dict, read safely) strictly, return it in eval mode."""
+    build = resolve_factory(factory)
+    try:
+        model = build(**(kwargs or {}))
+    except Exception as e:
+        raise AnalysisError(f"model factory {factory!r} raised {type(e).__name__} when called with {kwargs or {}}: {e}") from e
+    if not isinstance(model, nn.Module):
+        raise AnalysisError(f"model factory {factory!r} returned a {type(model).__name__}, not a torch.nn.Module")
+    state = safeload.load_state_dict(weights)
+    safeload.check_keys_and_shapes(state, {k: tuple(v.shape) for k, v in model.state_dict().items()}, weights)
+    model.load_state_dict(state, strict=True)
+    return model.eval()
