@@ -13,6 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+# Idle OpenMP threads must not spin: on a busy 2-core machine spinning made torch 5-10x slower (bench/README.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 ROOT = Path(__file__).resolve().parent
 
 
@@ -36,6 +39,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def error_line(exc: BaseException) -> str:
+    """One line for a failed build. BuildError and AnalysisError already name the file; an OSError (e.g. an
+    unwritable output folder) names its path."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        text = f"{where}: {exc.strerror or exc}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())  # one line, always
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "serve":
@@ -43,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve(ROOT, args.site_dir, args.cache_dir, host=args.host, port=args.port, strict=args.strict,
                      debug=args.debug, clean=args.clean, jobs=args.jobs)
+    from analysis.errors import AnalysisError  # stdlib only: importing it does not import torch
     from article.analysis_stage import ensure_analysis
     from article.config import load_config
     from article.errors import BuildError
@@ -59,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ensure_analysis(ROOT, load_config(ROOT), args.cache_dir, force=args.clean)
         report = build_site(ROOT, args.site_dir, cache_dir=args.cache_dir, strict=args.strict, debug=args.debug)
-    except BuildError as exc:
+    except (BuildError, AnalysisError, OSError) as exc:  # the author's problem: one line (--debug: traceback)
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
     print(f"built {len(report.pages)} pages into {args.site_dir} in {time.perf_counter() - t0:.2f} s"
           + (f" ({len(report.warnings)} warning(s))" if report.warnings else ""))

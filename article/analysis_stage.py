@@ -18,8 +18,27 @@ from .frontmatter import parse
 DEFAULTS: dict[str, Any] = {"models": [], "n_jobs": 2, "featureviz": {"size": 64, "steps": 256}, "lab": {}}
 
 
+def _model_lines(text: str, path: Path) -> dict[str, int]:
+    """Front matter `models:` entry name -> file line (1-based), for error messages."""
+    import yaml
+
+    from .frontmatter import split
+
+    yaml_text = split(text, path)[0]
+    node = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
+    out: dict[str, int] = {}
+    for key, value in node.value if isinstance(node, yaml.MappingNode) else []:
+        if getattr(key, "value", None) == "models" and isinstance(value, yaml.MappingNode):
+            out = {k.value: k.start_mark.line + 2 for k, _ in value.value if isinstance(k, yaml.ScalarNode)}
+    return out  # +2: the YAML text starts on file line 2
+
+
 def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
-    """Bring-your-own models named in articles' front matter: {name: {factory, weights, kwargs, image_size}}."""
+    """Bring-your-own models named in articles' front matter: {name: {factory, weights, kwargs, image_size}}.
+
+    Checks what can be checked without torch (spec shape, weights file present and non-empty), so these
+    mistakes fail fast with the article's file:line.
+    """
     out = []
     for slug in config.articles:
         path = root / "content" / slug / "index.md"
@@ -28,18 +47,42 @@ def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
         except (OSError, UnicodeDecodeError):
             continue  # the render stage reports unreadable articles with their own message
         meta = parse(text, path).meta
+        lines = _model_lines(text, path) if meta.models else {}
         for name, spec in sorted((meta.models or {}).items()):
             if not isinstance(spec, dict) or not ({"factory", "weights"} & set(spec)):
                 continue  # free-form model notes for figures, not a model to load
-            if not isinstance(spec, dict) or not isinstance(spec.get("factory"), str) or ":" not in spec["factory"]:
-                raise BuildError(f"front matter model '{name}' needs factory: 'package.module:callable'", path)
-            if not isinstance(spec.get("weights"), str):
-                raise BuildError(f"front matter model '{name}' needs weights: a file path", path)
+
+            def fail(msg: str) -> BuildError:
+                return BuildError(f"front matter model '{name}' {msg}", path, lines.get(str(name)))
+
+            factory = spec.get("factory")
+            if not isinstance(factory, str) or factory.count(":") != 1 or not all(factory.split(":")):
+                raise fail(f"needs factory: 'package.module:callable', got {factory!r}")
+            if not isinstance(spec.get("weights"), str) or not spec["weights"].strip():
+                raise fail("needs weights: a file path relative to the article")
+            if not isinstance(spec.get("kwargs") or {}, dict):
+                raise fail(f"kwargs must be a mapping, got {type(spec['kwargs']).__name__}")
+            size = spec.get("image_size")
+            if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+                raise fail(f"image_size must be a positive integer, got {size!r}")
             weights = (path.parent / spec["weights"]).resolve()
-            out.append({"name": name, "factory": spec["factory"], "weights": str(weights),
-                        "kwargs": spec.get("kwargs") or {}, "image_size": spec.get("image_size"),
-                        "search_path": str(path.parent), "article": str(path)})
+            if not weights.is_file():
+                raise fail(f"weights file {weights} not found")
+            if weights.stat().st_size == 0:
+                raise fail(f"weights file {weights} is empty (0 bytes)")
+            out.append({"name": name, "factory": factory, "weights": str(weights),
+                        "kwargs": spec.get("kwargs") or {}, "image_size": size,
+                        "search_path": str(path.parent), "article": str(path), "line": lines.get(str(name))})
     return out
+
+
+def _attributed(message: str, byo: list[dict[str, Any]]) -> BuildError:
+    """A BuildError for an analysis failure; one about a bring-your-own model's factory or weights also names
+    the article (file:line) whose front matter declared it, so the author knows where to look."""
+    for m in byo:
+        if repr(m["factory"]) in message or m["weights"] in message:
+            return BuildError(f"front matter model '{m['name']}': {message}", m["article"], m["line"])
+    return BuildError(message)
 
 
 def analysis_config(root: Path, config: SiteConfig) -> dict[str, Any]:
@@ -69,11 +112,18 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
 
     extra = [Path(m["weights"]) for m in cfg["byo"]]
     # Bring-your-own factories are user code next to the article: their source is part of the inputs.
-    extra += sorted(Path(m["search_path"]).glob("*.py")) if cfg["byo"] else []
+    for folder in sorted({m["search_path"] for m in cfg["byo"]}):
+        extra += sorted(Path(folder).glob("*.py"))
     fp = fingerprint({k: v for k, v in cfg.items()}, extra)
     manifest = cache_dir / "analysis" / "manifest.json"
     if not force and manifest_is_fresh(manifest, fp):
         return "fresh"
+    try:  # fail before importing torch when the cache cannot be written (e.g. --cache-dir below a file)
+        (cache_dir / "analysis").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in [cache_dir, *cache_dir.parents] if p.exists()), cache_dir)
+        why = "is a file, not a folder" if not blocker.is_dir() else f"cannot be written to ({exc.strerror or exc})"
+        raise BuildError(f"cannot write the analysis cache {cache_dir}: {blocker} {why}", blocker) from None
     t0 = time.perf_counter()
     if progress:
         print("analysis: inputs changed, recomputing (cached entries are reused)", flush=True)
@@ -88,7 +138,7 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
     try:
         run(acfg, progress=progress)
     except AnalysisError as exc:
-        raise BuildError(str(exc)) from None
+        raise _attributed(str(exc), cfg["byo"]) from None
     if progress:
         print(f"analysis: done in {time.perf_counter() - t0:.1f} s", flush=True)
     return "computed"

@@ -6,7 +6,14 @@ import re
 from .frontmatter import FrontMatter
 
 
+def _is_group(name: str) -> bool:
+    """"The X authors" and the like name a group, not a person: never split into first/last name."""
+    return name.startswith("The ") or name.split()[-1].lower() in {"authors", "contributors", "team", "project"}
+
+
 def _last_first(name: str) -> tuple[str, str]:
+    if _is_group(name):
+        return name, ""
     parts = name.split()
     return (parts[-1], " ".join(parts[:-1])) if len(parts) > 1 else (name, "")
 
@@ -23,12 +30,14 @@ def bibtex_key(meta: FrontMatter) -> str:
 
 
 def bibtex(meta: FrontMatter, site_title: str, url: str) -> str:
-    authors = " and ".join(", ".join(p for p in _last_first(a.name) if p) for a in meta.authors)
+    authors = " and ".join(
+        "{" + _bibtex_escape(a.name) + "}" if _is_group(a.name)
+        else _bibtex_escape(", ".join(p for p in _last_first(a.name) if p)) for a in meta.authors)
     fields = [("author", authors), ("title", meta.title), ("journal", site_title),
               ("year", str(meta.date.year)), ("note", url)]
     if meta.doi:
         fields.append(("doi", meta.doi))
-    body = ",\n".join(f"  {k} = {{{_bibtex_escape(v) if k != 'note' else v}}}" for k, v in fields)
+    body = ",\n".join(f"  {k} = {{{_bibtex_escape(v) if k not in ('note', 'author') else v}}}" for k, v in fields)
     return f"@article{{{bibtex_key(meta)},\n{body}\n}}"
 
 

@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import time
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,17 @@ class _Stages:
 
 # ------------------------------------------------------------------ stages
 
+def read_text(path: Path) -> str:
+    """A UTF-8 text file; other encodings fail with the line of the first bad byte."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise BuildError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8", path,
+                         line) from None
+
+
 def read_articles(root: Path, config: SiteConfig) -> list[Article]:
     articles = []
     for slug in config.articles:
@@ -79,7 +91,7 @@ def read_articles(root: Path, config: SiteConfig) -> list[Article]:
         path = folder / "index.md"
         if not path.is_file():
             raise BuildError(f"article '{slug}' listed in site.yml has no index.md", path)
-        articles.append(Article(slug, parse(path.read_text(encoding="utf-8"), path), folder))
+        articles.append(Article(slug, parse(read_text(path), path), folder))
     return articles
 
 
@@ -142,6 +154,21 @@ def template_env(root: Path) -> jinja2.Environment:
     return env
 
 
+def render_template(env: jinja2.Environment, name: str, **ctx: Any) -> str:
+    """``env.get_template(name).render(**ctx)``; a missing or broken template is a BuildError at its file:line."""
+    folder = Path(env.loader.searchpath[0]) if isinstance(env.loader, jinja2.FileSystemLoader) else Path(".")
+    try:
+        return env.get_template(name).render(**ctx)
+    except jinja2.TemplateNotFound as exc:
+        raise BuildError(f"template {exc.name!r} not found", folder) from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise BuildError(f"template syntax error: {exc.message}", exc.filename or folder / name, exc.lineno) from None
+    except Exception as exc:  # UndefinedError, TypeError, ...: Jinja maps the traceback to template lines
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(str(folder))]
+        where = (frames[-1].filename, frames[-1].lineno) if frames else (folder / name, None)
+        raise BuildError(f"template error: {type(exc).__name__}: {exc}", *where) from None
+
+
 def write(site: Path, rel: str, data: bytes | str) -> None:
     target = site / rel
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -154,16 +181,16 @@ def write_pages(env: jinja2.Environment, site: Path, config: SiteConfig, article
     for a in articles:
         for rel, data in sorted(a.files.items()):
             write(site, f"{a.slug}/{rel}", data)
-        page = env.get_template("article.html").render(
-            **common, root="../", page_url=config.article_url(a.slug), article=a, meta=a.source.meta,
+        page = render_template(
+            env, "article.html", **common, root="../", page_url=config.article_url(a.slug), article=a, meta=a.source.meta,
             has_charts=bool(a.scripts))
         write(site, f"{a.slug}/index.html", page)
         report.pages.append(f"{a.slug}/index.html")
     ordered = sorted(articles, key=lambda a: (a.source.meta.date, a.slug), reverse=True)
-    write(site, "index.html", env.get_template("index.html").render(
-        **common, root="", page_url=config.site_url + "index.html", articles=ordered))
-    write(site, "404.html", env.get_template("404.html").render(
-        **common, root="", page_url=config.site_url + "404.html"))
+    write(site, "index.html", render_template(
+        env, "index.html", **common, root="", page_url=config.site_url + "index.html", articles=ordered))
+    write(site, "404.html", render_template(
+        env, "404.html", **common, root="", page_url=config.site_url + "404.html"))
     report.pages += ["index.html", "404.html"]
 
 
@@ -192,7 +219,9 @@ def vega_bundle(cache_dir: Path) -> bytes:
 
     data = vl_convert.javascript_bundle().encode("utf-8")
     cached.parent.mkdir(parents=True, exist_ok=True)
-    cached.write_bytes(data)
+    part = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+    part.write_bytes(data)
+    part.replace(cached)  # atomic: a build killed mid-write never leaves a truncated bundle to reuse
     return data
 
 
@@ -202,19 +231,24 @@ def write_site_files(env: jinja2.Environment, site: Path, config: SiteConfig,
     updated = max((a.source.meta.updated or a.source.meta.date for a in articles),
                   default=dt.date(1970, 1, 1))
     ctx = {"site": config, "articles": ordered, "updated": updated}
-    write(site, "sitemap.xml", env.get_template("sitemap.xml").render(**ctx))
-    write(site, "feed.xml", env.get_template("feed.xml").render(**ctx))
+    write(site, "sitemap.xml", render_template(env, "sitemap.xml", **ctx))
+    write(site, "feed.xml", render_template(env, "feed.xml", **ctx))
     write(site, ".nojekyll", b"")
 
 
 def prepare_tmp(site_dir: Path) -> Path:
     """Remove stale temp folders of killed builds; return a fresh ``.site-tmp-<pid>`` beside site_dir."""
     parent = site_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    for stale in sorted(parent.glob(".site-tmp-*")) + sorted(parent.glob(".site-old-*")):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = parent / f".site-tmp-{os.getpid()}"
-    tmp.mkdir()
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for stale in sorted(parent.glob(".site-tmp-*")) + sorted(parent.glob(".site-old-*")):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = parent / f".site-tmp-{os.getpid()}"
+        tmp.mkdir()
+    except OSError as exc:
+        blocker = next((p for p in [parent, *parent.parents] if p.exists()), parent)
+        why = "is a file, not a folder" if not blocker.is_dir() else f"cannot be written to ({exc.strerror or exc})"
+        raise BuildError(f"cannot write the output folder {site_dir}: {blocker} {why}", blocker) from None
     return tmp
 
 

@@ -3,12 +3,22 @@ from __future__ import annotations
 
 import importlib
 import os
+import traceback
 from typing import Any, Callable
 
 from torch import nn
 
 from analysis import safeload
 from analysis.errors import AnalysisError
+
+
+def _where(e: BaseException) -> str:
+    """'file:line: ' of the user code that raised `e` (a SyntaxError's own position), or ''."""
+    if isinstance(e, SyntaxError) and e.filename:
+        return f"{e.filename}:{e.lineno}: " if e.lineno else f"{e.filename}: "
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if "importlib" not in f.filename
+              and f.filename != __file__]
+    return f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
 
 
 def resolve_factory(factory: str) -> Callable[..., Any]:
@@ -19,7 +29,8 @@ def resolve_factory(factory: str) -> Callable[..., Any]:
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as e:  # ImportError, or the module itself raising on import
-        raise AnalysisError(f"model factory {factory!r}: cannot import module {module_name!r} ({type(e).__name__}: {e})") from e
+        raise AnalysisError(f"{_where(e)}model factory {factory!r}: cannot import module {module_name!r} "
+                            f"({type(e).__name__}: {e})") from e
     for part in attr_path.split("."):
         if not hasattr(obj, part):
             raise AnalysisError(f"model factory {factory!r}: module {module_name!r} has no attribute {attr_path!r}")
@@ -35,7 +46,8 @@ def load_byo(factory: str, weights: str | os.PathLike, kwargs: dict | None = Non
     try:
         model = build(**(kwargs or {}))
     except Exception as e:
-        raise AnalysisError(f"model factory {factory!r} raised {type(e).__name__} when called with {kwargs or {}}: {e}") from e
+        raise AnalysisError(f"{_where(e)}model factory {factory!r} raised {type(e).__name__} when called with "
+                            f"{kwargs or {}}: {e}") from e
     if not isinstance(model, nn.Module):
         raise AnalysisError(f"model factory {factory!r} returned a {type(model).__name__}, not a torch.nn.Module")
     state = safeload.load_state_dict(weights)

@@ -79,3 +79,15 @@ def nmf_rgb(spatial: list) -> list[list[list[float]]]:
 
 def label(model: str) -> str:
     return FAMILY_LABEL.get(family(model), model)
+
+
+def webp(png: bytes, quality: int = 82) -> bytes:
+    """Deterministic lossy WebP of a small PNG (no metadata)."""
+    import io
+
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, format="WEBP", quality=quality, method=6)
+    return buf.getvalue()

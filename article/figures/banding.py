@@ -47,7 +47,7 @@ def banding_gallery(ctx: FigureContext, params: dict[str, str]) -> Figure:
     if not panels:
         raise ctx.error("no banding-lab results to show")
     charts, desc = [], []
-    for title, report, key in panels:
+    for index, (title, report, key) in enumerate(panels):
         if key not in report:
             key = "nmf"
         n = len(report[key]["spatial"])
@@ -55,7 +55,8 @@ def banding_gallery(ctx: FigureContext, params: dict[str, str]) -> Figure:
         rows = _neuron_tiles(report, key, title, cols)
         bd = report["banding_delta" if key == "nmf_delta" else "banding"]
         desc.append(f"{title}: layer R {bd['R_layer']:.2f}, C {bd['C_layer']:.2f}")
-        hover = alt.selection_point(on="pointerover", fields=["n"], empty=False, clear="pointerout")
+        hover = alt.selection_point(name=f"hover{index}", on="pointerover", fields=["n"], empty=False,
+                                    clear="pointerout")
         charts.append(
             alt.Chart(alt.Data(values=rows), title=f"{title}  (R={bd['R_layer']:.2f}, C={bd['C_layer']:.2f})")
             .transform_calculate(x2="datum.x + 1", y2="datum.y + 1")
@@ -127,8 +128,14 @@ def banding_layers(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 
     man = ad.manifest(ctx)
+    only = params.get("models", "").split(",") if params.get("models") else None
+    zoo = only is None
     rows = []
     for name, entry in sorted(man["models"].items()):
+        if only and name not in only:
+            continue
+        if zoo and entry["info"].get("source", "").startswith("bring-your-own"):
+            continue
         tensors = [t for t in entry["tensors"] if t["shape"][2] * t["shape"][3] > 1 and t["shape"][1] > 1
                    and not t["label"].startswith("blocks ")]
         for i, t in enumerate(tensors):
@@ -136,12 +143,14 @@ def banding_layers(ctx: FigureContext, params: dict[str, str]) -> Figure:
                          "depth": ad.r3((i + 1) / len(tensors)), "R": ad.r3(t["R_layer"]),
                          "C": ad.r3(t["C_layer"]), "kernel": f"{t['shape'][2]}x{t['shape'][3]}"})
     families = [f for f in FAMILY_COLORS if any(r["family"] == f for r in rows)]
+    families += sorted({r["family"] for r in rows} - set(families))
+    palette = {**FAMILY_COLORS, **{f: "#9467bd" for f in families if f not in FAMILY_COLORS}}
     pick = alt.selection_point(fields=["family"], bind="legend")
     base = alt.Chart(alt.Data(values=rows)).encode(
         x=alt.X("depth:Q", title="relative depth (last conv = 1)", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("R:Q", title="row share R (pooled over the layer)", scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("family:N", title=None, scale=alt.Scale(domain=families,
-                                                                range=[FAMILY_COLORS[f] for f in families]),
+                                                                range=[palette[f] for f in families]),
                         legend=alt.Legend(orient="top", columns=3)),
         detail="model:N",
         opacity=alt.condition(pick, alt.value(0.9), alt.value(0.1)),
@@ -153,5 +162,6 @@ def banding_layers(ctx: FigureContext, params: dict[str, str]) -> Figure:
     band = alt.Chart(alt.Data(values=[{"b": 0.25}])).mark_rule(color="#999", strokeDash=[4, 4]).encode(
         y="b:Q", tooltip=[alt.Tooltip("b:Q", title="random baseline (3x3)")])
     chart = alt.layer(band, lines, points.add_params(pick)).properties(width=600, height=320)
+    n_models = len({r["model"] for r in rows})
     return Figure(chart=chart, description=f"Line chart of the pooled row share R by relative depth for "
-                  f"{len(man['models'])} models ({', '.join(families)}).")
+                  f"{n_models} models ({', '.join(families)}).")

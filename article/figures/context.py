@@ -18,16 +18,28 @@ def _context_record(ctx: FigureContext, model: str, index: int = 0) -> dict:
 
 
 def _asset(ctx: FigureContext, assets: dict, rel: str) -> str:
-    """Copy a cached PNG into the figure's data folder; return its URL relative to the page."""
-    name = PurePosixPath(rel).name
+    """Put a cached PNG into the figure's data folder as WebP (a quarter of the bytes, same look at this size);
+    return its URL relative to the page. The lossless PNGs stay in the analysis cache as the data of record."""
+    name = PurePosixPath(rel).stem + ".webp"
     if rel.startswith("analysis/"):
         name = "ex-" + name
-    assets[name] = ad.cache_bytes(ctx, rel)
+    if name not in assets:
+        assets[name] = ad.webp(ad.cache_bytes(ctx, rel))
     return ctx.asset_url(name)
 
 
+def _robust_scale(weight: list) -> float:
+    """Shared colour scale: max |w| over all shown kernels, ignoring the few largest values (a residual
+    connection adds the identity, +1 at the centre of matching channels, which would wash out the rest).
+    Values beyond it are clipped by the colour scale."""
+    values = sorted(abs(v) for a in weight for b in a for c in b for v in c)
+    if not values:
+        return 1.0
+    return values[int(0.995 * (len(values) - 1))] or values[-1] or 1.0
+
+
 def diverging_scale(alt):
-    return alt.Scale(domain=[-1, -0.5, 0, 0.5, 1], range=DIVERGING)
+    return alt.Scale(domain=[-1, -0.5, 0, 0.5, 1], range=DIVERGING, clamp=True)
 
 
 @register("context_explorer")
@@ -38,18 +50,14 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     rec = _context_record(ctx, model)
     outs, ins, weight = rec["outs"], rec["ins"], rec["weight"]
     kh, kw = rec["kernel"]
-    scale = max(abs(v) for a in weight for b in a for c in b for v in c) or 1.0
+    scale = _robust_scale(weight)
     assets: dict[str, bytes] = {}
     cells, images, examples = [], [], []
     for oi, o in enumerate(outs):
         for ii, i in enumerate(ins):
-            pair = f"{o}-{i}"
-            for y in range(kh):
-                for x in range(kw):
-                    v = weight[oi][ii][y][x] / scale
-                    cells.append({"pair": pair, "o": o, "i": i, "gx": (ii + 1) * (kw + 1) + x,
-                                  "gy": (oi + 1) * (kh + 1) + y, "x": x, "y": y, "v": ad.r3(v),
-                                  "w": ad.r3(weight[oi][ii][y][x])})
+            # One record per kernel; flatten + window expand it to pixels in the browser.
+            cells.append({"pair": f"{o}-{i}", "o": o, "i": i, "oi": oi, "ii": ii,
+                          "w": [float(f"{v:.3g}") for row in weight[oi][ii] for v in row]})
     up_urls = [_asset(ctx, assets, p) for p in rec["featureviz"]["upper"]]
     low_urls = [_asset(ctx, assets, p) for p in rec["featureviz"]["lower"]]
     edge = []
@@ -77,8 +85,15 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                               clear=False, toggle=False)
     sx = alt.Scale(domain=[0, units], nice=False, zero=True)
     sy = alt.Scale(domain=[0, (len(outs) + 1) * (kh + 1)], nice=False, zero=True, reverse=True)
-    grid = (
+    pixels = (
         alt.Chart(alt.Data(values=cells))
+        .transform_flatten(["w"])
+        .transform_window(p="row_number()", groupby=["pair"])
+        .transform_calculate(x=f"(datum.p - 1) % {kw}", y=f"floor((datum.p - 1) / {kw})", v=f"datum.w / {scale!r}")
+        .transform_calculate(gx=f"(datum.ii + 1) * {kw + 1} + datum.x", gy=f"(datum.oi + 1) * {kh + 1} + datum.y")
+    )
+    grid = (
+        pixels
         .transform_calculate(gx2="datum.gx + 1", gy2="datum.gy + 1")
         .mark_rect()
         .encode(
@@ -93,13 +108,14 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         .add_params(sel)
     )
     edge_layer = alt.Chart(alt.Data(values=edge)).mark_image(width=img_px, height=img_px).encode(
-        x=alt.X("cx:Q", scale=sx), y=alt.Y("cy:Q", scale=sy), url="url:N", tooltip=["label:N"])
+        x=alt.X("cx:Q", scale=sx, axis=None), y=alt.Y("cy:Q", scale=sy, axis=None), url="url:N",
+        tooltip=["label:N"])
     small = alt.layer(edge_layer, grid).properties(width=side_px, height=side_px * (len(outs) + 1) * (kh + 1) / units,
                                                    title="click a kernel")
 
     big_px = 200
     big = (
-        alt.Chart(alt.Data(values=cells))
+        pixels
         .transform_filter(sel)
         .encode(x=alt.X("x:O", axis=None), y=alt.Y("y:O", axis=None))
         .properties(width=big_px, height=big_px * kh / kw, title="selected kernel")
@@ -135,7 +151,6 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                      f"({', '.join(map(str, ins))}) above and of the output neurons ({', '.join(map(str, outs))}) "
                      "on the left. Selecting a kernel shows it enlarged with values, and both neurons' dataset "
                      "examples."),
-        links=[("Download data (JSON)", f"data/{ctx.figure_id}.json")],
     )
 
 

@@ -8,15 +8,6 @@ from .registry import Figure, FigureContext, register
 N = 6  # strongest outputs x strongest inputs shown per block
 
 
-def _top(weight: list, n: int) -> tuple[list[int], list[int]]:
-    norms = [sum(v * v for a in row for b in a for v in b) for row in weight]
-    outs = sorted(sorted(range(len(weight)), key=lambda o: -norms[o])[:n])
-    n_in = len(weight[0])
-    per_in = [sum(v * v for o in outs for b in weight[o][i] for v in b) for i in range(n_in)]
-    ins = sorted(sorted(range(n_in), key=lambda i: -per_in[i])[:n])
-    return outs, ins
-
-
 def _parts(info: dict, block: int) -> str:
     convs = {c["name"]: c for c in info.get("conv_layers", [])}
     bits = []
@@ -40,21 +31,18 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         if not t["source"]:
             continue
         report = ad.analysis_file(ctx, t["file"])
-        if "weight" not in report:
-            continue
         o_n, i_n, kh, kw = report["shape"]
         label = f"{t['label']} ({o_n}x{i_n}x{kh}x{kw})"
         options.append(label)
-        outs, ins = _top(report["weight"], N)
-        scale = max(abs(v) for o in outs for i in ins for r in report["weight"][o][i] for v in r) or 1.0
+        top = report["top_pairs"]
+        outs, ins, kernels = top["outs"][:N], top["ins"][:N], top["weight"]
+        scale = max(abs(v) for a in kernels for b in a for r in b for v in r) or 1.0
         for oi, o in enumerate(outs):
             for ii, i in enumerate(ins):
-                for y in range(kh):
-                    for x in range(kw):
-                        w = report["weight"][o][i][y][x]
-                        cells.append({"b": label, "o": o, "i": i, "x": x, "y": y,
-                                      "gx": ii * (kw + 1) + x, "gy": oi * (kh + 1) + y,
-                                      "v": ad.r3(w / scale), "w": ad.r3(w)})
+                # One record per kernel; flatten + window expand it in the browser (5x smaller data file).
+                cells.append({"b": label, "o": o, "i": i, "oi": oi, "ii": ii, "k": kw, "kh": kh,
+                              "w": [float(f"{v:.3g}") for row in kernels[oi][ii] for v in row],
+                              "s": float(f"{scale:.4g}")})
         if t["label"].startswith("block "):
             block = int(t["layer"].split(".")[1])
             composition = _parts(info, block)
@@ -70,6 +58,11 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     grid = (
         alt.Chart(alt.Data(values=cells))
         .transform_filter(alt.datum.b == pick)
+        .transform_flatten(["w"])
+        .transform_window(p="row_number()", groupby=["b", "o", "i"])
+        .transform_calculate(x="(datum.p - 1) % datum.k", y="floor((datum.p - 1) / datum.k)")
+        .transform_calculate(gx="datum.ii * (datum.k + 1) + datum.x", gy="datum.oi * (datum.kh + 1) + datum.y",
+                             v="datum.w / datum.s")
         .transform_calculate(gx2="datum.gx + 1", gy2="datum.gy + 1")
         .mark_rect()
         .encode(

@@ -72,3 +72,18 @@ def numbers(ctx: FigureContext) -> dict[str, Any]:
         "software": man.get("software", {}),
         "models": sorted(man["models"]),
     }
+
+
+@register_data("report")
+def report_numbers(ctx: FigureContext) -> dict[str, Any]:
+    """Numbers for a generated weight report: the first bring-your-own model of the article's front matter."""
+    models = ctx.article.get("models") or {}
+    if not models:
+        raise ctx.error("data.report needs a bring-your-own model in the front matter's `models:`")
+    name = sorted(models)[0]
+    entry = ad.model_entry(ctx, name)
+    tensors = entry["tensors"]
+    last = tensors[-1] if tensors else None
+    return {"name": name, "convs": len(tensors), "params": entry["info"].get("parameters"),
+            "last_R": last["R_layer"] if last else None, "last_C": last["C_layer"] if last else None,
+            "baseline": ((last["shape"][2] - 1) / (last["shape"][2] * last["shape"][3] - 1)) if last else None}

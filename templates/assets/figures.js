@@ -23,6 +23,25 @@
   var dark = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
   var views = {};
 
+  /* Vega asks for images with crossOrigin="anonymous", which pages opened from file:// (origin null) are
+     refused. Figures load no data by URL (their data arrive as classic scripts), so this minimal loader only
+     resolves image URLs: relative paths of the figure's own files (or data: images), with no crossOrigin
+     attribute since the images are never read back into a canvas. Anything else is refused. */
+  var SAFE_IMAGE = /^(?![a-z][a-z0-9+.-]*:)|^data:image\//i;
+  var imageLoader = {
+    options: {},
+    fileAccess: false,
+    sanitize: function (uri, options) {
+      if (!(options && options.context === "image") || !SAFE_IMAGE.test(String(uri))) {
+        return Promise.reject(new Error("figures load no external resources: " + uri));
+      }
+      return Promise.resolve({ href: String(uri), crossOrigin: null });
+    },
+    load: function (uri) { return Promise.reject(new Error("figures load no data by URL: " + uri)); },
+    http: function (uri) { return Promise.reject(new Error("no http loading: " + uri)); },
+    file: function (uri) { return Promise.reject(new Error("no file loading: " + uri)); }
+  };
+
   function draw(el) {
     var id = el.getAttribute("data-vw-chart");
     var figure = el.closest("figure");
@@ -39,6 +58,7 @@
         actions: false,
         renderer: "svg",
         defaultStyle: false,
+        loader: imageLoader,
         config: theme(!!(dark && dark.matches)),
         tooltip: { theme: "custom", disableDefaultStyle: true }
       }).then(function (result) {

@@ -1,0 +1,225 @@
+"""PNG + JSON cache of feature visualizations and the manifest the article side reads.
+
+Layout under `<cache_dir>/featureviz/`:
+    <model>/<layer>/c<channel>-<key12>.png    the image (deterministic bytes: Pillow, no metadata)
+    <model>/<layer>/c<channel>-<key12>.json   its record: key inputs + sha256 of the PNG (detects corruption)
+    <model>/<layer>/d-<key12>.png/.json       direction visualizations (not in the manifest: no channel)
+    manifest.json                             [{"model", "layer", "channel", "image", "quality", "sha256"}, ...]
+The key hashes FEATUREVIZ_VERSION, the weights' sha256, layer, channel and every quality parameter, so a change
+to any of them misses the cache instead of serving a stale picture.
+
+Bytes are reproducible for the same request (same channels, same batching). A channel rendered in a different
+batch can differ by rounding noise (oneDNN picks batch-size-dependent kernels): at most a gray level or two.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from torch import nn
+
+from analysis import jsonio
+from analysis.errors import AnalysisError
+
+from .render import visualize, visualize_directions
+
+FEATUREVIZ_VERSION = 2  # 2: channels-last forward (numerics), lr-0.1 default preset
+
+# size/steps are the look-vs-cost knobs; see bench/featureviz_cost.py for the measured cost per neuron.
+# Chosen by eye on EfficientNet-Lite0 (_blocks.2/.7/.14) and the trained lab net: 128 steps at lr 0.1 look like
+# Lucid's 256 steps at 0.05 for half the cost; 128 steps at 0.05 stay washed out. "high" is Lucid's own setting.
+QUALITY_PRESETS: dict[str, dict[str, Any]] = {
+    "draft": {"size": 48, "steps": 64, "lr": 0.1, "seed": 0},
+    "default": {"size": 64, "steps": 128, "lr": 0.1, "seed": 0},
+    "high": {"size": 128, "steps": 512, "lr": 0.05, "seed": 0},
+}
+DEFAULT_QUALITY = "default"
+MANIFEST = "manifest.json"
+
+
+def resolve_quality(quality: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    """A preset name or a partial dict -> the full parameter dict (defaults filled in); unknown keys rejected."""
+    if quality is None or isinstance(quality, str):
+        name = quality or DEFAULT_QUALITY
+        if name not in QUALITY_PRESETS:
+            raise ValueError(f"unknown quality preset {name!r}; presets: {sorted(QUALITY_PRESETS)}")
+        return dict(QUALITY_PRESETS[name])
+    full = dict(QUALITY_PRESETS[DEFAULT_QUALITY])
+    unknown = set(quality) - set(full)
+    if unknown:
+        raise ValueError(f"unknown quality parameters {sorted(unknown)}; allowed: {sorted(full)}")
+    full.update(quality)
+    return full
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """float [H, W, 3] or [H, W, 1] in [0, 1] -> PNG bytes (8-bit RGB or L), identical for identical input."""
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3):
+        raise ValueError(f"expected an image [H, W, 1|3], got shape {arr.shape}")
+    u8 = np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
+    pil = Image.fromarray(u8[:, :, 0], mode="L") if u8.shape[2] == 1 else Image.fromarray(u8, mode="RGB")
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG", optimize=False, compress_level=9)  # no pnginfo: no text chunks, no time
+    return buf.getvalue()
+
+
+def _safe(name: str) -> str:
+    """A model or layer name as one path component."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip(".")
+    return cleaned or "_"
+
+
+def _cache_key(**parts: Any) -> str:
+    return jsonio.sha256_text(jsonio.dumps({"version": FEATUREVIZ_VERSION, **parts}))
+
+
+def _valid(record_path: Path, key: str) -> dict | None:
+    """The record if it matches `key` and its PNG exists with the recorded sha256, else None (recompute)."""
+    record = jsonio.read_json(record_path)
+    if not isinstance(record, dict) or record.get("key") != key:
+        return None
+    png = record_path.with_suffix(".png")
+    try:
+        if jsonio.sha256_file(png) != record.get("sha256"):
+            return None
+    except OSError:
+        return None
+    return record
+
+
+def _store(record_path: Path, image: np.ndarray, record: dict) -> dict:
+    """Write PNG then record (the record is the commit marker: written last, atomically)."""
+    data = png_bytes(image)
+    jsonio.write_bytes_atomic(record_path.with_suffix(".png"), data)
+    record = {**record, "sha256": _sha256(data)}
+    jsonio.write_json(record_path, record)
+    return record
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def cached_visualize(model: nn.Module, model_name: str, weights_sha256: str, layer: str, channels: Sequence[int],
+                     cache_dir: str | Path, quality: Mapping[str, Any] | str | None = None, *,
+                     channels_in: int = 3, batch: int = 32, num_threads: int | None = 2) -> list[dict]:
+    """Feature visualizations of `channels` of `layer`, computed only where the cache misses.
+
+    Returns one manifest entry per channel, in the order given:
+    {"model", "layer", "channel", "image" (relative to featureviz/), "quality", "sha256"}.
+    Misses are rendered together in batches; the manifest is updated once at the end.
+    """
+    q = resolve_quality(quality)
+    root = Path(cache_dir) / "featureviz"
+    folder = root / _safe(model_name) / _safe(layer)
+    entries: dict[int, dict] = {}
+    missing: list[tuple[int, Path, str]] = []
+    for c in dict.fromkeys(int(c) for c in channels):  # unique, order kept
+        key = _cache_key(kind="channel", weights=weights_sha256, layer=layer, channel=c, quality=q,
+                         channels_in=channels_in)
+        record_path = folder / f"c{c:04d}-{key[:12]}.json"
+        record = _valid(record_path, key)
+        if record is None:
+            missing.append((c, record_path, key))
+        else:
+            entries[c] = _entry(root, record_path, record)
+    if missing:
+        images = visualize(model, layer, [c for c, _, _ in missing], size=q["size"], steps=q["steps"], lr=q["lr"],
+                           seed=q["seed"], batch=batch, channels_in=channels_in, num_threads=num_threads)
+        for (c, record_path, key), image in zip(missing, images):
+            record = _store(record_path, image, {
+                "version": FEATUREVIZ_VERSION, "key": key, "model": model_name, "layer": layer, "channel": c,
+                "quality": q, "weights_sha256": weights_sha256, "channels_in": channels_in})
+            entries[c] = _entry(root, record_path, record)
+    result = [entries[int(c)] for c in channels]
+    update_manifest(root, list(entries.values()))
+    return result
+
+
+def cached_visualize_directions(model: nn.Module, model_name: str, weights_sha256: str, layer: str,
+                                directions: np.ndarray, cache_dir: str | Path,
+                                quality: Mapping[str, Any] | str | None = None, *, position: str = "mean",
+                                channels_in: int = 3, batch: int = 32, num_threads: int | None = 2) -> list[dict]:
+    """Cached `visualize_directions`; each direction is keyed by the sha256 of its float32 bytes.
+
+    Returns one entry per row {"model", "layer", "direction_sha256", "image" (relative to featureviz/),
+    "quality", "sha256"}; these entries are not listed in the manifest (they have no channel).
+    """
+    q = resolve_quality(quality)
+    dirs = np.ascontiguousarray(np.asarray(directions, dtype=np.float32))
+    if dirs.ndim != 2:
+        raise ValueError(f"directions must be [n, C], got shape {dirs.shape}")
+    root = Path(cache_dir) / "featureviz"
+    folder = root / _safe(model_name) / _safe(layer)
+    out: list[dict | None] = [None] * len(dirs)
+    missing: list[tuple[int, Path, str, str]] = []
+    for i, row in enumerate(dirs):
+        dsha = _sha256(row.tobytes())
+        key = _cache_key(kind="direction", weights=weights_sha256, layer=layer, direction=dsha, quality=q,
+                         position=position, channels_in=channels_in)
+        record_path = folder / f"d-{key[:12]}.json"
+        record = _valid(record_path, key)
+        if record is None:
+            missing.append((i, record_path, key, dsha))
+        else:
+            out[i] = _entry(root, record_path, record)
+    if missing:
+        images = visualize_directions(model, layer, dirs[[i for i, *_ in missing]], position=position,
+                                      size=q["size"], steps=q["steps"], lr=q["lr"], seed=q["seed"], batch=batch,
+                                      channels_in=channels_in, num_threads=num_threads)
+        for (i, record_path, key, dsha), image in zip(missing, images):
+            record = _store(record_path, image, {
+                "version": FEATUREVIZ_VERSION, "key": key, "model": model_name, "layer": layer,
+                "direction_sha256": dsha, "position": position, "quality": q, "weights_sha256": weights_sha256,
+                "channels_in": channels_in})
+            out[i] = _entry(root, record_path, record)
+    return [e for e in out if e is not None]
+
+
+def _entry(root: Path, record_path: Path, record: dict) -> dict:
+    entry = {"model": record["model"], "layer": record["layer"],
+             "image": record_path.with_suffix(".png").relative_to(root).as_posix(),
+             "quality": record["quality"], "sha256": record["sha256"]}
+    for field in ("channel", "direction_sha256"):
+        if field in record:
+            entry[field] = record[field]
+    return entry
+
+
+def _entry_id(entry: dict) -> tuple[str, str, int, str]:
+    return (str(entry["model"]), str(entry["layer"]), int(entry["channel"]), jsonio.dumps(entry.get("quality")))
+
+
+def read_manifest(root: Path) -> list[dict]:
+    """The manifest's entries, or [] when missing; a corrupt manifest is an error naming the file."""
+    path = Path(root) / MANIFEST
+    if not path.exists():
+        return []
+    data = jsonio.read_json(path)
+    if not isinstance(data, list) or not all(isinstance(e, dict) and "channel" in e for e in data):
+        raise AnalysisError(f"{path}: corrupt feature-visualization manifest (delete it to rebuild)")
+    return data
+
+
+def update_manifest(root: Path, new_entries: list[dict]) -> list[dict]:
+    """Upsert entries by (model, layer, channel, quality); drop entries whose PNG is gone; sort; write atomically.
+
+    A newer entry for the same (model, layer, channel, quality) -- e.g. after retraining -- replaces the old one.
+    """
+    root = Path(root)
+    try:
+        old = read_manifest(root)
+    except AnalysisError:
+        old = []  # the manifest is derived data: rebuilding it from this run beats failing the build
+    merged = {_entry_id(e): e for e in old if (root / e["image"]).is_file()}
+    merged.update({_entry_id(e): e for e in new_entries})
+    entries = [merged[k] for k in sorted(merged)]
+    jsonio.write_json(root / MANIFEST, entries)
+    return entries

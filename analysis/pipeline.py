@@ -1,0 +1,442 @@
+"""The analysis stage of the build: models -> tensors -> reports, cached as versioned JSON + PNG, plus a manifest.
+
+Layout under `<cache>/analysis/` (schema documented in analysis/SCHEMA.md):
+  manifest.json                      models, tensors, files with sha256, fingerprint
+  <model>/tensors/<tensor id>.json   tensor_report() of one weight tensor
+  <model>/first-layer.json           first-layer filters as RGB (+ .png sprite)
+  <model>/context-<n>.json           neuron pairs: weights, feature visualizations, dataset examples
+  lab-summary.json                   the controlled banding experiment (variant x seed)
+Each entry carries a `key` (weights sha256 + parameters + ANALYSIS_VERSION); a missing, corrupt or stale entry is
+recomputed, everything else is reused.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from joblib import Parallel, delayed
+from PIL import Image
+
+from analysis import jsonio, recipes
+from analysis.errors import AnalysisError, ModelUnavailable
+from analysis.tensor_report import SCHEMA, tensor_report
+
+ANALYSIS_VERSION = "1"
+EXAMPLE_SIZE = 64  # dataset-example crops are stored at most this large (page weight)
+
+
+@dataclass
+class ModelSpec:
+    """A model the articles need: a zoo name, or bring-your-own (`factory` + `weights`)."""
+
+    name: str
+    factory: str | None = None
+    weights: str | None = None
+    kwargs: dict = field(default_factory=dict)
+    image_size: int | None = None
+    search_path: str | None = None  # folder put on sys.path to import a bring-your-own factory
+
+
+@dataclass
+class AnalysisConfig:
+    models: list[ModelSpec]
+    cache_dir: Path
+    n_jobs: int = 2
+    featureviz: dict = field(default_factory=lambda: {"size": 64, "steps": 256})
+    lab: dict = field(default_factory=dict)
+    fingerprint: str = ""
+
+
+def _log(progress: bool, msg: str) -> None:
+    if progress:
+        print(f"  analysis: {msg}", flush=True)
+
+
+def safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text.replace("->", "__"))
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _load(spec: ModelSpec, cache_dir: Path) -> tuple[torch.nn.Module, dict]:
+    from analysis import models
+    from analysis.models.common import conv_layers, parameter_count
+
+    if spec.factory:
+        import sys
+
+        from analysis.models.byo import load_byo
+
+        if not spec.weights or not Path(spec.weights).is_file():
+            raise AnalysisError(f"{spec.weights}: weights file of model '{spec.name}' not found")
+        added = spec.search_path and spec.search_path not in sys.path
+        if added:
+            sys.path.insert(0, spec.search_path)  # a factory module may live next to the article
+        try:
+            model = load_byo(spec.factory, spec.weights, spec.kwargs)
+        finally:
+            if added:
+                sys.path.remove(spec.search_path)
+        first = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+        info = {"name": spec.name, "source": f"bring-your-own: {spec.factory}",
+                "sha256": jsonio.sha256_file(Path(spec.weights)), "weights": Path(spec.weights).name,
+                "parameter_count": parameter_count(model), "conv_layers": conv_layers(model),
+                "input_channels": first.in_channels if first is not None else 3,
+                "input_size": [spec.image_size or 32] * 2}
+    else:
+        model = models.load(spec.name, cache_dir=cache_dir)
+        info = models.describe(spec.name, cache_dir=cache_dir)
+    info["weights_sha256"] = info["sha256"]
+    info["parameters"] = info.get("parameter_count")
+    return model, info
+
+
+def _weight_of(model: torch.nn.Module, layer: str) -> np.ndarray:
+    module = dict(model.named_modules()).get(layer)
+    if module is None or not hasattr(module, "weight"):
+        raise AnalysisError(f"model has no conv layer named {layer!r}")
+    return module.weight.detach().float().numpy()
+
+
+def _init_weights(info: dict) -> dict[str, np.ndarray] | None:
+    """Initial weights of a lab model (bands are clearest in W - W_init)."""
+    path = info.get("init_weights")
+    if not path or not Path(path).exists():
+        return None
+    from analysis.safeload import load_state_dict
+
+    return {k: v.float().numpy() for k, v in load_state_dict(path).items()}
+
+
+# --------------------------------------------------------------------------- tensors
+
+
+def _tensor_job(model, job: recipes.TensorJob, input_size: int) -> np.ndarray:
+    if job.source is None:
+        return _weight_of(model, job.layer)
+    from analysis.expanded import expanded_weights
+
+    return expanded_weights(model, job.source, job.layer)
+
+
+def _entry_key(weights_sha: str, *parts) -> str:
+    return hashlib.sha256("|".join([ANALYSIS_VERSION, weights_sha, *map(str, parts)]).encode()).hexdigest()
+
+
+def _cached(path: Path, key: str) -> dict | None:
+    data = jsonio.read_json(path)
+    if isinstance(data, dict) and data.get("key") == key and data.get("schema") == SCHEMA:
+        return data
+    return None
+
+
+def _compute(model, job: recipes.TensorJob, input_size: int, init: np.ndarray | None) -> dict:
+    """One tensor, start to finish, in a joblib worker: (expand if needed) then every numpy analysis."""
+    torch.set_num_threads(1)
+    return tensor_report(_tensor_job(model, job, input_size), init=init)
+
+
+def analyse_tensors(name, model, info, recipe, cache_dir: Path, root: Path, n_jobs: int, progress: bool) -> list[dict]:
+    weights_sha = info["weights_sha256"]
+    inits = _init_weights(info)
+    todo, entries = [], []
+    for job in recipe.tensors:
+        path = root / name / "tensors" / f"{safe_name(job.id)}.json"
+        key = _entry_key(weights_sha, "tensor", job.id)
+        entry = {"id": job.id, "layer": job.layer, "source": job.source, "label": job.label,
+                 "file": str(path.relative_to(root))}
+        entries.append(entry)
+        if _cached(path, key) is None:
+            init = inits.get(f"{job.layer}.weight") if inits is not None and job.source is None else None
+            todo.append((path, key, job, init))
+    if todo:
+        _log(progress, f"{name}: {len(todo)} tensor(s) on {min(n_jobs, len(todo))} worker(s)")
+        if n_jobs > 1 and len(todo) > 1:
+            # Largest first, so the two workers finish together.
+            order = sorted(range(len(todo)), key=lambda k: -_cost(model, todo[k][2]))
+            results = Parallel(n_jobs=min(n_jobs, len(todo)), backend="loky")(
+                delayed(_compute)(model, todo[k][2], recipe.image_size, todo[k][3]) for k in order)
+            reports = [None] * len(todo)
+            for k, r in zip(order, results):
+                reports[k] = r
+        else:
+            reports = [_compute(model, job, recipe.image_size, init) for _, _, job, init in todo]
+        for (path, key, job, _), report in zip(todo, reports):
+            record = {"schema": SCHEMA, "key": key, "model": name, "id": job.id, "layer": job.layer,
+                      "source": job.source, "label": job.label, **report}
+            jsonio.write_json(path, record)
+    for entry in entries:
+        data = jsonio.read_json(root / entry["file"])
+        entry["shape"] = data["shape"]
+        entry["R_layer"] = data["banding"]["R_layer"]
+        entry["C_layer"] = data["banding"]["C_layer"]
+        entry["nmf_error"] = data.get("nmf", {}).get("error")
+        if "banding_delta" in data:
+            entry["R_delta"] = data["banding_delta"]["R_layer"]
+            entry["C_delta"] = data["banding_delta"]["C_layer"]
+    return entries
+
+
+def _cost(model, job: recipes.TensorJob) -> int:
+    """Rough work estimate for scheduling: parameters of the modules a tensor spans."""
+    mods = dict(model.named_modules())
+    return sum(p.numel() for n in (job.layer, job.source) if n in mods for p in mods[n].parameters())
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+def png_bytes(image: np.ndarray, max_size: int | None = None) -> bytes:
+    """[H, W, 3] or [H, W] float in [0, 1] -> deterministic PNG bytes (no metadata), optionally downscaled."""
+    arr = np.clip(np.round(np.asarray(image) * 255), 0, 255).astype(np.uint8)
+    img = Image.fromarray(arr)
+    if max_size and max(img.size) > max_size:
+        img = img.resize((max_size, max_size), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False, compress_level=9)
+    return buf.getvalue()
+
+
+def first_layer(name, model, info, recipe, root: Path) -> dict | None:
+    if recipe.first_layer is None:
+        return None
+    from analysis.weights import first_layer_rgb
+
+    weight = _weight_of(model, recipe.first_layer)
+    if weight.shape[1] not in (1, 3):
+        return None
+    path = root / name / "first-layer.json"
+    key = _entry_key(info["weights_sha256"], "first", recipe.first_layer)
+    if _cached(path, key) is None:
+        record = {"schema": SCHEMA, "key": key, "model": name, "layer": recipe.first_layer,
+                  "shape": list(weight.shape),
+                  "rgb": first_layer_rgb(weight, scaling="per_filter"),
+                  "rgb_shared": first_layer_rgb(weight, scaling="shared"),
+                  "norm": np.sqrt((weight.reshape(weight.shape[0], -1) ** 2).sum(1))}
+        jsonio.write_json(path, record)
+    return {"file": str(path.relative_to(root)), "layer": recipe.first_layer}
+
+
+def _pick_pairs(report: dict, n_out: int, n_in: int) -> tuple[list[int], list[int]]:
+    """Output neurons by total weight norm, then the inputs that matter most to them together."""
+    from analysis.tensor_report import strongest_pairs
+
+    if "weight" in report:
+        return strongest_pairs(np.asarray(report["weight"], dtype=np.float32), n_out, n_in)
+    return report["top_pairs"]["outs"][:n_out], report["top_pairs"]["ins"][:n_in]
+
+
+def _job_by_id(recipe: recipes.Recipe, tensor_id: str) -> recipes.TensorJob:
+    return next(t for t in recipe.tensors if t.id == tensor_id)
+
+
+def context(name, model, info, recipe, cache_dir: Path, root: Path, cfg: AnalysisConfig, photos, progress) -> list[dict]:
+    """Weights between neuron pairs with feature visualizations and dataset examples of both ends, plus the
+    spatial-position view: each kernel position's input-channel vector visualized as a direction."""
+    from analysis.examples import dataset_examples
+    from analysis.featureviz import cached_visualize, cached_visualize_directions
+
+    out = []
+    channels_in = int(info.get("input_channels", 3))
+    for n, job in enumerate(recipe.context):
+        tensor_path = root / name / "tensors" / f"{safe_name(job.tensor)}.json"
+        report = jsonio.read_json(tensor_path)
+        if report is None:
+            continue
+        outs, ins = _pick_pairs(report, job.n_out, job.n_in)
+        full = np.asarray(_tensor_job(model, _job_by_id(recipe, job.tensor), recipe.image_size), dtype=np.float32)
+        path = root / name / f"context-{n}.json"
+        quality = dict(cfg.featureviz)
+        # Small nets see small images: visualize at (about) their own input size, which is also 4x cheaper.
+        quality["size"] = min(int(quality.get("size", 64)), max(32, int(recipe.image_size)))
+        key = _entry_key(info["weights_sha256"], "context", job, outs, ins, sorted(quality.items()),
+                         [p for p, _ in photos], job.n_directions)
+        if _cached(path, key) is None:
+            t0 = time.perf_counter()
+            fv = {}
+            for side, layer, chans in (("lower", job.lower, ins), ("upper", job.upper, outs)):
+                entries = cached_visualize(model, name, info["weights_sha256"], layer, chans, cache_dir, quality,
+                                           channels_in=channels_in, num_threads=cfg.n_jobs)
+                fv[side] = [f"featureviz/{e['image']}" for e in entries]
+            examples = {}
+            for side, layer, chans in (("lower", job.lower, ins), ("upper", job.upper, outs)):
+                found = dataset_examples(model, layer, chans, photos, top=4, channels_in=channels_in,
+                                         photo_size=recipe.photo_size, num_threads=cfg.n_jobs)
+                examples[side] = []
+                for ch, items in zip(chans, found):
+                    row = []
+                    for rank, item in enumerate(items):
+                        png = root / name / "examples" / f"{safe_name(layer)}-{ch}-{rank}.png"
+                        jsonio.write_bytes_atomic(png, png_bytes(item.crop, EXAMPLE_SIZE))
+                        row.append({"image": f"analysis/{png.relative_to(root)}", "photo": item.photo,
+                                    "y": item.y, "x": item.x, "activation": item.activation})
+                    examples[side].append(row)
+            # Spatial positions: for the strongest output neurons, W[o, :, y, x] is a direction in the lower layer.
+            directions = {"outs": outs[: job.n_directions], "images": [], "magnitude": []}
+            for o in directions["outs"]:
+                vecs = full[o].transpose(1, 2, 0).reshape(-1, full.shape[1])  # [h*w, in]
+                entries = cached_visualize_directions(model, name, info["weights_sha256"], job.lower, vecs,
+                                                      cache_dir, quality, channels_in=channels_in,
+                                                      num_threads=cfg.n_jobs)
+                directions["images"].append([f"featureviz/{e['image']}" for e in entries])
+                directions["magnitude"].append(np.linalg.norm(vecs, axis=1))
+            record = {"schema": SCHEMA, "key": key, "model": name, "tensor": job.tensor, "lower": job.lower,
+                      "upper": job.upper, "outs": outs, "ins": ins, "weight": full[np.ix_(outs, ins)],
+                      "kernel": list(full.shape[2:]), "featureviz": fv, "examples": examples,
+                      "directions": directions, "quality": quality}
+            jsonio.write_json(path, record)
+            _log(progress, f"{name}: context {job.tensor} in {time.perf_counter() - t0:.1f}s")
+        out.append({"file": str(path.relative_to(root)), "tensor": job.tensor})
+    return out
+
+
+# --------------------------------------------------------------------------- lab summary
+
+
+def lab_summary(root: Path, entries: dict[str, list[dict]], cache_dir: Path, lab_cfg: dict,
+                photo_names: list[str]) -> dict:
+    """The controlled experiment: banding of the last conv for every variant and seed."""
+    from analysis.models import lab
+
+    manifest = jsonio.read_json(cache_dir / lab.LAB_SUBDIR / lab.MANIFEST) or []
+    rows = []
+    for item in manifest:
+        name = f"lab-{item['variant']}-s{item['seed']}"
+        if name not in entries:
+            continue
+        layer = item["last_conv"].rsplit(".", 1)[0]
+        report = jsonio.read_json(root / name / "tensors" / f"{safe_name(layer)}.json")
+        rows.append({
+            "model": name, "variant": item["variant"], "seed": item["seed"], "layer": layer,
+            "test_accuracy": item.get("test_accuracy"),
+            "R": report["banding"]["R_layer"], "C": report["banding"]["C_layer"],
+            "R_delta": report.get("banding_delta", {}).get("R_layer"),
+            "C_delta": report.get("banding_delta", {}).get("C_layer"),
+            "baseline_R": report["banding"]["baseline_R"],
+        })
+    config = lab.LabConfig.from_json(lab_cfg) if lab_cfg else lab.LabConfig()
+    secs = [item.get("train_seconds") for item in manifest if item.get("train_seconds") is not None]
+    summary: dict = {"schema": SCHEMA, "rows": rows, "variants": {}, "config": {
+        "steps": config.steps, "weight_decay": config.weight_decay, "input_size": config.input_size,
+        "widths": "-".join(map(str, config.widths)), "n_photos": len(config.photos),
+        "photos": ", ".join(config.photos), "n_photos_shipped": len(photo_names),
+        "train_seconds": sum(secs) / len(secs) if secs else None}}
+    for variant in ("gap", "flatten", "rotated"):
+        sel = [r for r in rows if r["variant"] == variant]
+        if not sel:
+            continue
+        stats = {}
+        for field_ in ("R", "C", "R_delta", "C_delta", "test_accuracy"):
+            vals = np.array([r[field_] for r in sel if r[field_] is not None], dtype=float)
+            if vals.size:
+                stats[field_] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if vals.size > 1 else 0.0,
+                                 "min": float(vals.min()), "max": float(vals.max())}
+        r, c = stats["R"]["mean"], stats["C"]["mean"]
+        stats["R_over_C"] = r / c if c else None
+        stats["C_over_R"] = c / r if r else None
+        stats["n"] = len(sel)
+        summary["variants"][variant] = stats
+    return summary
+
+
+# --------------------------------------------------------------------------- run
+
+
+def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str], None] | None = None) -> Path:
+    """Run every analysis the articles need; return the path of the analysis manifest."""
+    torch.set_num_threads(1)  # small tensors: one thread is faster than two fighting over a loaded machine
+    cache_dir = Path(cfg.cache_dir)
+    root = cache_dir / "analysis"
+    root.mkdir(parents=True, exist_ok=True)
+    names = [m.name for m in cfg.models]
+    if any(n.startswith("lab-") or n == "banding-lab" for n in names):
+        from analysis.models import lab
+
+        t0 = time.perf_counter()
+        lab.train_all(cache_dir, n_jobs=cfg.n_jobs, config=lab.LabConfig.from_json(cfg.lab) if cfg.lab else None)
+        _log(progress, f"banding lab ready in {time.perf_counter() - t0:.1f}s")
+    specs = []
+    for spec in cfg.models:
+        if spec.name == "banding-lab":
+            from analysis.models import lab
+
+            seeds = (lab.LabConfig.from_json(cfg.lab) if cfg.lab else lab.LabConfig()).seeds
+            specs += [ModelSpec(f"lab-{v}-s{s}") for v in lab.VARIANTS for s in seeds]
+        else:
+            specs.append(spec)
+
+    from analysis.data import load_photos
+
+    photos = load_photos()
+    manifest: dict = {"schema": "vw-analysis-manifest/1", "analysis_version": ANALYSIS_VERSION,
+                      "fingerprint": cfg.fingerprint, "models": {}, "unavailable": {}}
+    tensor_entries: dict[str, list[dict]] = {}
+    for spec in specs:
+        t0 = time.perf_counter()
+        try:
+            model, info = _load(spec, cache_dir)
+        except ModelUnavailable as exc:
+            manifest["unavailable"][spec.name] = str(exc)
+            _log(progress, f"{spec.name}: skipped ({exc})")
+            continue
+        recipe = recipes.recipe_for(spec.name, model, spec.image_size)
+        # A bring-your-own factory module lives next to its article: worker processes could not import it.
+        jobs = 1 if spec.factory else cfg.n_jobs
+        tensors = analyse_tensors(spec.name, model, info, recipe, cache_dir, root, jobs, progress)
+        tensor_entries[spec.name] = tensors
+        first = first_layer(spec.name, model, info, recipe, root)
+        ctx = []
+        if spec.name in ("lab-gap-s0", "efficientnet-lite0", "inceptionv1") or spec.factory:
+            ctx = context(spec.name, model, info, recipe, cache_dir, root, cfg, photos, progress)
+        manifest["models"][spec.name] = {"info": info, "tensors": tensors, "first_layer": first, "context": ctx}
+        _log(progress, f"{spec.name}: {len(tensors)} tensors in {time.perf_counter() - t0:.1f}s")
+        if on_model:
+            on_model(spec.name)
+    if any(n.startswith("lab-") for n in tensor_entries):
+        jsonio.write_json(root / "lab-summary.json", lab_summary(root, tensor_entries, cache_dir, cfg.lab,
+                                                                    [n for n, _ in photos]))
+        manifest["lab_summary"] = "lab-summary.json"
+    manifest["featureviz"] = {**cfg.featureviz, "count": _count_featureviz(root, manifest)}
+    manifest["software"] = _software()
+    manifest["files"] = _file_list(root, cache_dir)
+    jsonio.write_json(root / "manifest.json", manifest)
+    return root / "manifest.json"
+
+
+def _file_list(root: Path, cache_dir: Path) -> list[dict]:
+    """Every file the render side may read, with its hash: the torch-free freshness check verifies them."""
+    files = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.name != "manifest.json" and not path.name.endswith(".tmp"):
+            files.append({"path": str(path.relative_to(root)), "sha256": jsonio.sha256_file(path)})
+    fv = cache_dir / "featureviz"
+    if fv.exists():
+        for path in sorted(fv.rglob("*.png")):
+            files.append({"path": str(Path("..") / path.relative_to(cache_dir)), "sha256": jsonio.sha256_file(path)})
+    return files
+
+
+def _count_featureviz(root: Path, manifest: dict) -> int:
+    n = 0
+    for model in manifest["models"].values():
+        for c in model["context"]:
+            record = jsonio.read_json(root / c["file"]) or {}
+            n += sum(len(v) for v in record.get("featureviz", {}).values())
+            n += sum(len(v) for v in record.get("directions", {}).get("images", []))
+    return n
+
+
+def _software() -> dict:
+    import platform
+
+    import sklearn
+
+    return {"python": platform.python_version(), "torch": torch.__version__.split("+")[0],
+            "numpy": np.__version__, "sklearn": sklearn.__version__}
