@@ -322,12 +322,10 @@ def lab_summary(root: Path, entries: dict[str, list[dict]], cache_dir: Path, lab
             "baseline_R": report["banding"]["baseline_R"],
         })
     config = lab.LabConfig.from_json(lab_cfg) if lab_cfg else lab.LabConfig()
-    secs = [item.get("train_seconds") for item in manifest if item.get("train_seconds") is not None]
     summary: dict = {"schema": SCHEMA, "rows": rows, "variants": {}, "config": {
         "steps": config.steps, "weight_decay": config.weight_decay, "input_size": config.input_size,
         "widths": "-".join(map(str, config.widths)), "n_photos": len(config.photos),
-        "photos": ", ".join(config.photos), "n_photos_shipped": len(photo_names),
-        "train_seconds": sum(secs) / len(secs) if secs else None}}
+        "photos": ", ".join(config.photos), "n_photos_shipped": len(photo_names)}}  # no wall-clock times: the site must be byte-reproducible
     for variant in ("gap", "flatten", "rotated"):
         sel = [r for r in rows if r["variant"] == variant]
         if not sel:

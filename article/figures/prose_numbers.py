@@ -22,6 +22,7 @@ def _lab(ctx: FigureContext, man: dict) -> dict[str, Any]:
              "R_over_C": stats["R_over_C"], "C_over_R": stats["C_over_R"]}
         if "R_delta" in stats and "C_delta" in stats:
             v["R_over_C_delta"] = stats["R_delta"]["mean"] / stats["C_delta"]["mean"]
+            v["R_delta"], v["C_delta"] = stats["R_delta"]["mean"], stats["C_delta"]["mean"]
             v["C_over_R_delta"] = stats["C_delta"]["mean"] / stats["R_delta"]["mean"]
         out[variant] = v
     return out
@@ -57,6 +58,14 @@ def _nmf(ctx: FigureContext, man: dict) -> dict[str, Any]:
     return {"neurons": neurons, "tensors": tensors, "mean_error": sum(errors) / len(errors) if errors else None}
 
 
+def _digit(man: dict) -> dict[str, Any] | None:
+    entry = man["models"].get("digitnet")
+    if not entry or not entry["tensors"]:
+        return None
+    last = entry["tensors"][-1]
+    return {"R": last["R_layer"], "C": last["C_layer"], "ratio": last["R_layer"] / last["C_layer"]}
+
+
 @register_data("vw")
 def numbers(ctx: FigureContext) -> dict[str, Any]:
     man = ad.manifest(ctx)
@@ -70,6 +79,7 @@ def numbers(ctx: FigureContext) -> dict[str, Any]:
                       "reason": unavailable.get("inceptionv1", "not requested by the site config.")},
         "featureviz": {"size": fv.get("size"), "steps": fv.get("steps"), "count": fv.get("count", 0)},
         "software": man.get("software", {}),
+        "digit": _digit(man),
         "models": sorted(man["models"]),
     }
 
