@@ -85,8 +85,14 @@ def _load(spec: ModelSpec, cache_dir: Path) -> tuple[torch.nn.Module, dict]:
             if added:
                 sys.path.remove(spec.search_path)
         first = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+        module = sys.modules.get(spec.factory.split(":")[0])
+        code = Path(module.__file__).read_bytes() if module is not None and getattr(module, "__file__", None) else b""
+        weights_sha = jsonio.sha256_file(Path(spec.weights))
         info = {"name": spec.name, "source": f"bring-your-own: {spec.factory}",
-                "sha256": jsonio.sha256_file(Path(spec.weights)), "weights": Path(spec.weights).name,
+                "sha256": weights_sha, "weights": Path(spec.weights).name,
+                # The model's code decides its activations (feature visualizations, dataset examples), so it is
+                # part of every cache key along with the weights.
+                "code_sha256": hashlib.sha256(code).hexdigest(),
                 "parameter_count": parameter_count(model), "conv_layers": conv_layers(model),
                 "input_channels": first.in_channels if first is not None else 3,
                 "input_size": [spec.image_size or 32] * 2}
@@ -94,6 +100,8 @@ def _load(spec: ModelSpec, cache_dir: Path) -> tuple[torch.nn.Module, dict]:
         model = models.load(spec.name, cache_dir=cache_dir)
         info = models.describe(spec.name, cache_dir=cache_dir)
     info["weights_sha256"] = info["sha256"]
+    if info.get("code_sha256"):
+        info["weights_sha256"] = hashlib.sha256((info["sha256"] + info["code_sha256"]).encode()).hexdigest()
     info["parameters"] = info.get("parameter_count")
     return model, info
 
@@ -357,6 +365,7 @@ def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str],
     if any(n.startswith("lab-") or n == "banding-lab" for n in names):
         from analysis.models import lab
 
+        _check_lab_config(cfg.lab)
         t0 = time.perf_counter()
         lab.train_all(cache_dir, n_jobs=cfg.n_jobs, config=lab.LabConfig.from_json(cfg.lab) if cfg.lab else None)
         _log(progress, f"banding lab ready in {time.perf_counter() - t0:.1f}s")
@@ -370,9 +379,7 @@ def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str],
         else:
             specs.append(spec)
 
-    from analysis.data import load_photos
-
-    photos = load_photos()
+    photos: list = []  # loaded on first use: a bad model then fails before paying for the photos
     manifest: dict = {"schema": "vw-analysis-manifest/1", "analysis_version": ANALYSIS_VERSION,
                       "fingerprint": cfg.fingerprint, "models": {}, "unavailable": {}}
     tensor_entries: dict[str, list[dict]] = {}
@@ -385,27 +392,68 @@ def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str],
             _log(progress, f"{spec.name}: skipped ({exc})")
             continue
         recipe = recipes.recipe_for(spec.name, model, spec.image_size)
-        # A bring-your-own factory module lives next to its article: worker processes could not import it.
-        jobs = 1 if spec.factory else cfg.n_jobs
-        tensors = analyse_tensors(spec.name, model, info, recipe, cache_dir, root, jobs, progress)
+        if not photos:
+            from analysis.data import load_photos
+
+            photos = load_photos()
+        try:
+            tensors, first, ctx = _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, progress)
+        except AnalysisError:
+            raise
+        except Exception as exc:
+            if not spec.factory:
+                raise
+            raise AnalysisError(_user_error(spec, exc)) from exc
         tensor_entries[spec.name] = tensors
-        first = first_layer(spec.name, model, info, recipe, root)
-        ctx = []
-        if spec.name in ("lab-gap-s0", "efficientnet-lite0", "inceptionv1") or spec.factory:
-            ctx = context(spec.name, model, info, recipe, cache_dir, root, cfg, photos, progress)
         manifest["models"][spec.name] = {"info": info, "tensors": tensors, "first_layer": first, "context": ctx}
         _log(progress, f"{spec.name}: {len(tensors)} tensors in {time.perf_counter() - t0:.1f}s")
         if on_model:
             on_model(spec.name)
     if any(n.startswith("lab-") for n in tensor_entries):
         jsonio.write_json(root / "lab-summary.json", lab_summary(root, tensor_entries, cache_dir, cfg.lab,
-                                                                    [n for n, _ in photos]))
+                                                                    [n for n, _ in photos or _photos()]))
         manifest["lab_summary"] = "lab-summary.json"
     manifest["featureviz"] = {**cfg.featureviz, "count": _count_featureviz(root, manifest)}
     manifest["software"] = _software()
     manifest["files"] = _file_list(root, cache_dir)
     jsonio.write_json(root / "manifest.json", manifest)
     return root / "manifest.json"
+
+
+def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, progress):
+    # A bring-your-own factory module lives next to its article: worker processes could not import it.
+    jobs = 1 if spec.factory else cfg.n_jobs
+    tensors = analyse_tensors(spec.name, model, info, recipe, cache_dir, root, jobs, progress)
+    first = first_layer(spec.name, model, info, recipe, root)
+    ctx = []
+    if spec.name in ("lab-gap-s0", "efficientnet-lite0", "inceptionv1") or spec.factory:
+        ctx = context(spec.name, model, info, recipe, cache_dir, root, cfg, photos, progress)
+    return tensors, first, ctx
+
+
+def _user_error(spec: ModelSpec, exc: Exception) -> str:
+    """One line for a failure inside a bring-your-own model: the innermost frame of the user's own code."""
+    import traceback
+
+    where = ""
+    folder = str(Path(spec.search_path).resolve()) if spec.search_path else None
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if folder and str(Path(frame.filename).resolve()).startswith(folder):
+            where = f"{frame.filename}:{frame.lineno}: "
+            break
+    return f"{where}model factory {spec.factory!r}: analysis failed: {type(exc).__name__}: {exc}"
+
+
+def _check_lab_config(lab_cfg: dict) -> None:
+    import dataclasses
+
+    from analysis.models import lab
+
+    known = {f.name for f in dataclasses.fields(lab.LabConfig)}
+    unknown = sorted(set(lab_cfg) - known)
+    if unknown:
+        raise AnalysisError(f"site.yml: analysis.lab: unknown field(s) {', '.join(unknown)} "
+                            f"(known: {', '.join(sorted(known))})")
 
 
 def _file_list(root: Path, cache_dir: Path) -> list[dict]:
@@ -438,3 +486,9 @@ def _software() -> dict:
 
     return {"python": platform.python_version(), "torch": torch.__version__.split("+")[0],
             "numpy": np.__version__, "sklearn": sklearn.__version__}
+
+
+def _photos() -> list:
+    from analysis.data import load_photos
+
+    return load_photos()

@@ -1,0 +1,508 @@
+"""Bad input must fail the build with ONE clear stderr line naming the file (and line), and leave site/ alone.
+
+Every case copies a world (a build root whose site/ holds a good previous build, plus its cache), breaks one
+thing, and runs `python build.py` in a subprocess. The builds of all selected cases run concurrently (they are
+independent subprocesses) in a module fixture; each parametrized test then checks its own outcome:
+exit code != 0, stderr is one line `error: <file>[:<line>]: ...`, no traceback, previous site/ byte-identical.
+Render errors use the sample article (no analysis); model errors a tiny bring-your-own article (2 convs,
+2-step feature visualizations) so a failing analysis costs a torch import, not a training run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from hardening_util import (REPO, TINY_ANALYSIS, build_cmd, build_env, check_ok, make_root, run_build, tree_diff,
+                            tree_digest, tree_files)
+
+
+@dataclass
+class Ctx:
+    """One case's world: a copy of a good build (root/, site/, cache/) in `dir`."""
+
+    dir: Path
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    site_dir: Path | None = None  # overrides dir/site for the failing build
+    cache_dir: Path | None = None  # overrides dir/cache for the failing build
+
+    @property
+    def root(self) -> Path:
+        return self.dir / "root"
+
+    @property
+    def sample(self) -> Path:
+        return self.root / "content" / "sample" / "index.md"
+
+    @property
+    def tiny(self) -> Path:
+        return self.root / "content" / "tiny"
+
+
+def edit(path: Path, old: str, new: str) -> int:
+    """Replace the one occurrence of `old` in `path`; return the 1-based line where `new` starts."""
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"{old!r} not exactly once in {path}"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return text[: text.index(old)].count("\n") + 1
+
+
+def append(path: Path, text: str) -> int:
+    """Append a block of lines; return the file line of its first line."""
+    before = path.read_text(encoding="utf-8")
+    if not before.endswith("\n"):
+        before += "\n"
+    path.write_text(before + "\n" + text, encoding="utf-8")
+    return before.count("\n") + 2
+
+
+def at(path: Path, line: int | None = None) -> str:
+    """Regex for `path:line: ` (any line when None, no line at all when 0)."""
+    if line == 0:
+        return re.escape(f"{path}: ")
+    return re.escape(str(path)) + (f":{line}: " if line else r"(:\d+)?: ")
+
+
+def copy_templates(ctx: Ctx) -> Path:
+    (ctx.root / "templates").unlink()
+    shutil.copytree(REPO / "templates", ctx.root / "templates")
+    return ctx.root / "templates"
+
+
+def save(obj, path: Path) -> None:
+    import torch
+
+    torch.save(obj, path)
+
+
+def tiny_state() -> dict:
+    from hardening_util import tiny_state_dict
+
+    return tiny_state_dict()
+
+
+# --------------------------------------------------------------------------- the cases
+# Each mutation breaks one thing in its world and returns the regex the error line must match after "error: ".
+
+def fm_malformed_yaml(c: Ctx) -> str:
+    edit(c.sample, "title: A Sample Article", "title: [A Sample Article")
+    return at(c.sample)
+
+
+def fm_missing_field(c: Ctx) -> str:
+    edit(c.sample, "description: Every element", "summary: Every element")
+    return at(c.sample) + ".*'description' is required"
+
+
+def fm_missing_authors(c: Ctx) -> str:
+    edit(c.sample, "authors:\n", "writers:\n")
+    return at(c.sample) + ".*'authors'"
+
+
+def fm_invalid_date(c: Ctx) -> str:
+    line = edit(c.sample, "date: 2025-01-15", "date: 2025-13-45")
+    return at(c.sample, line) + ".*date"
+
+
+def fm_date_not_a_date(c: Ctx) -> str:
+    line = edit(c.sample, "date: 2025-01-15", "date: last tuesday")
+    return at(c.sample, line) + ".*date"
+
+
+def fm_authors_not_a_list(c: Ctx) -> str:
+    line = edit(c.sample, "authors:\n", "authors: 42\nwriters:\n")
+    return at(c.sample, line) + ".*authors"
+
+
+def fm_author_unknown_key(c: Ctx) -> str:
+    line = edit(c.sample, "authors:\n", "authors:\n  - {name: X, email: x@example.org}\n")
+    return at(c.sample, line) + ".*email"
+
+
+def fm_raw_html_not_bool(c: Ctx) -> str:
+    line = edit(c.sample, "doi: ", "raw_html: please\ndoi: ")
+    return at(c.sample, line) + ".*raw_html"
+
+
+def fm_missing(c: Ctx) -> str:
+    text = c.sample.read_text(encoding="utf-8")
+    c.sample.write_text(text.split("\n---\n", 1)[1], encoding="utf-8")
+    return at(c.sample, 1) + ".*front matter"
+
+
+def fm_unterminated(c: Ctx) -> str:
+    edit(c.sample, "  example-net: {layers: 3}\n---\n", "  example-net: {layers: 3}\n")
+    return at(c.sample, 1) + ".*unterminated"
+
+
+def unknown_citation(c: Ctx) -> str:
+    line = append(c.sample, "As shown before [@nobody2099].\n")
+    return at(c.sample, line) + ".*nobody2099"
+
+
+def unknown_figure_kind(c: Ctx) -> str:
+    line = append(c.sample, "::: figure id=extra kind=no_such_kind\nCaption.\n:::\n")
+    return at(c.sample, line) + ".*no_such_kind"
+
+
+def unknown_fig_reference(c: Ctx) -> str:
+    line = append(c.sample, "As @fig:nowhere shows.\n")
+    return at(c.sample, line) + ".*nowhere"
+
+
+def figure_without_id(c: Ctx) -> str:
+    line = append(c.sample, "::: figure kind=sample_tiles\nCaption.\n:::\n")
+    return at(c.sample, line) + ".*id"
+
+
+def unknown_directive(c: Ctx) -> str:
+    line = append(c.sample, "::: frobnicate\nText.\n:::\n")
+    return at(c.sample, line) + ".*frobnicate"
+
+
+def unclosed_directive(c: Ctx) -> str:
+    line = append(c.sample, "::: aside\nA margin note that never ends.\n")
+    return at(c.sample, line)
+
+
+def undefined_data(c: Ctx) -> str:
+    line = append(c.sample, "The answer is {{ data.nope.value }}.\n")
+    return at(c.sample, line) + ".*nope"
+
+
+def template_sandbox_escape(c: Ctx) -> str:
+    # The body template is sandboxed: dunder attributes are off limits, so this is an undefined name.
+    line = append(c.sample, "{{ data.__class__.__mro__[1].__subclasses__() }}\n")
+    return at(c.sample, line)
+
+
+def body_template_syntax(c: Ctx) -> str:
+    line = append(c.sample, "Broken {{ data.sample | }} here.\n")
+    return at(c.sample, line)
+
+
+def bib_malformed(c: Ctx) -> str:
+    bib = c.sample.parent / "refs.bib"
+    line = append(bib, "@article{broken,\n  title = {Unclosed,\n  year = 2020\n")
+    return at(bib) + ".*(malformed|bibliography)"
+
+
+def bib_missing(c: Ctx) -> str:
+    edit(c.sample, "bibliography: refs.bib", "bibliography: nope.bib")
+    return at(c.sample.parent / "nope.bib") + ".*not found"
+
+
+def markdown_not_utf8(c: Ctx) -> str:
+    text = c.sample.read_text(encoding="utf-8")
+    line = text[: text.index("## Weights as pictures")].count("\n") + 1
+    c.sample.write_bytes(text.replace("## Weights as pictures", "## Weights as pictures \u00e9t\u00e9").encode("latin-1"))
+    return at(c.sample, line) + ".*UTF-8"
+
+
+def template_missing(c: Ctx) -> str:
+    folder = copy_templates(c)
+    (folder / "article.html").unlink()
+    return r".*article\.html"
+
+
+def template_syntax_error(c: Ctx) -> str:
+    folder = copy_templates(c)
+    line = append(folder / "article.html", "{% if %}\n")
+    return at(folder / "article.html", line)
+
+
+def site_yml_malformed(c: Ctx) -> str:
+    path = c.root / "site.yml"
+    path.write_text("title: [Hardening\ndescription: x\n", encoding="utf-8")
+    return at(path) + ".*YAML"
+
+
+def site_yml_missing(c: Ctx) -> str:
+    (c.root / "site.yml").unlink()
+    return at(c.root / "site.yml", 0) + ".*not found"
+
+
+def site_yml_articles_not_list(c: Ctx) -> str:
+    edit(c.root / "site.yml", "articles:\n- sample\n", "articles: sample\n")
+    return at(c.root / "site.yml") + ".*articles"
+
+
+def site_yml_article_without_folder(c: Ctx) -> str:
+    edit(c.root / "site.yml", "articles:\n- sample\n", "articles:\n- sample\n- ghost\n")
+    return at(c.root / "content" / "ghost" / "index.md") + ".*ghost"
+
+
+def site_yml_analysis_not_mapping(c: Ctx) -> str:
+    append(c.root / "site.yml", "analysis: 5\n")
+    return at(c.root / "site.yml") + ".*analysis"
+
+
+def output_under_a_file(c: Ctx) -> str:
+    blocker = c.dir / "blocker.txt"
+    blocker.write_text("a regular file, so nothing can be created below it (chmod does not stop root)\n")
+    c.site_dir = blocker / "site"
+    return re.escape(str(blocker)) + ".*output folder"
+
+
+def cache_under_a_file(c: Ctx) -> str:
+    # The model world: its analysis must write into <cache>/analysis/, which cannot exist below a file.
+    blocker = c.dir / "blocker.txt"
+    blocker.write_text("not a folder\n")
+    c.cache_dir = blocker / "cache"
+    return re.escape(str(blocker))
+
+
+# -- bring-your-own models (the tiny world)
+
+def weights_missing(c: Ctx) -> str:
+    (c.tiny / "tiny.pt").unlink()
+    return at(c.tiny / "index.md", 7) + f".*{re.escape(str(c.tiny / 'tiny.pt'))} not found"
+
+
+def weights_empty(c: Ctx) -> str:
+    (c.tiny / "tiny.pt").write_bytes(b"")
+    return at(c.tiny / "index.md", 7) + ".*empty"
+
+
+def weights_truncated(c: Ctx) -> str:
+    path = c.tiny / "tiny.pt"
+    path.write_bytes(path.read_bytes()[:300])
+    return f".*{re.escape(str(path))}.*(truncated|corrupt)"
+
+
+def weights_wrong_keys(c: Ctx) -> str:
+    state = tiny_state()
+    state["conv9.weight"] = state.pop("conv2.weight")
+    save(state, c.tiny / "tiny.pt")
+    return f".*{re.escape(str(c.tiny / 'tiny.pt'))}.*conv2.weight.*conv9.weight"
+
+
+def weights_wrong_shapes(c: Ctx) -> str:
+    import torch
+
+    state = tiny_state()
+    state["conv2.weight"] = torch.zeros(4, 4, 5, 5)
+    save(state, c.tiny / "tiny.pt")
+    return f".*{re.escape(str(c.tiny / 'tiny.pt'))}.*shape.*conv2.weight"
+
+
+def weights_nan(c: Ctx) -> str:
+    state = tiny_state()
+    state["conv1.weight"][0, 0, 0, 0] = float("nan")
+    save(state, c.tiny / "tiny.pt")
+    return f".*{re.escape(str(c.tiny / 'tiny.pt'))}.*conv1.weight.*NaN"
+
+
+class _RunsCode:
+    """Pickles to `os.system("touch <marker>")`: loading it unsafely would create the marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def weights_pickle_runs_code(c: Ctx) -> str:
+    state = tiny_state()
+    state["conv1.weight"] = _RunsCode(c.dir / "PWNED")  # a real checkpoint with one poisoned entry
+    save(state, c.tiny / "tiny.pt")
+    return f".*{re.escape(str(c.tiny / 'tiny.pt'))}.*(refus|code)"
+
+
+def googlenet_wrong_hash(c: Ctx) -> str:
+    bad = c.dir / "googlenet-1378be20.pth"
+    shutil.copy(c.tiny / "tiny.pt", bad)  # a fine checkpoint, just not GoogLeNet's
+    edit(c.root / "site.yml", "models: []", "models: [inceptionv1]")
+    c.env["VW_GOOGLENET_WEIGHTS"] = str(bad)
+    return f".*{re.escape(str(bad))}.*sha256"
+
+
+def factory_malformed(c: Ctx) -> str:
+    edit(c.tiny / "index.md", 'factory: "tinynet:make"', 'factory: "tinynet.make"')
+    return at(c.tiny / "index.md", 7) + ".*factory"
+
+
+def factory_no_module(c: Ctx) -> str:
+    edit(c.tiny / "index.md", 'factory: "tinynet:make"', 'factory: "no_such_module_xyz:make"')
+    return at(c.tiny / "index.md", 7) + ".*no_such_module_xyz"
+
+
+def factory_module_raises(c: Ctx) -> str:
+    line = edit(c.tiny / "tinynet.py", "import torch\n", "import torch\nraise RuntimeError('factory module is broken')\n")
+    return at(c.tiny / "index.md", 7) + f".*{re.escape(str(c.tiny / 'tinynet.py'))}:{line + 1}:.*broken"
+
+
+def factory_syntax_error(c: Ctx) -> str:
+    line = edit(c.tiny / "tinynet.py", "def make():", "def make(:")
+    return at(c.tiny / "index.md", 7) + f".*{re.escape(str(c.tiny / 'tinynet.py'))}:{line}:.*SyntaxError"
+
+
+def factory_no_attribute(c: Ctx) -> str:
+    edit(c.tiny / "index.md", 'factory: "tinynet:make"', 'factory: "tinynet:nope"')
+    return at(c.tiny / "index.md", 7) + ".*no attribute 'nope'"
+
+
+def factory_raises(c: Ctx) -> str:
+    line = edit(c.tiny / "tinynet.py", "    return TinyNet()", "    raise ValueError('no model today')")
+    return at(c.tiny / "index.md", 7) + f".*{re.escape(str(c.tiny / 'tinynet.py'))}:{line}:.*no model today"
+
+
+def model_forward_fails(c: Ctx) -> str:
+    line = edit(c.tiny / "tinynet.py", "        x = torch.relu(self.conv1(x))\n",
+                "        raise RuntimeError('forward is broken')\n")
+    return at(c.tiny / "index.md", 7) + f".*{re.escape(str(c.tiny / 'tinynet.py'))}:{line}:.*forward is broken"
+
+
+# Needs analysis/pipeline.py run(): wrap the analysis of a bring-your-own model (analyse_tensors, first_layer,
+# context) in `except Exception` (not AnalysisError) -> AnalysisError naming the innermost user frame and the
+# factory, e.g. f"{file}:{line}: model factory {spec.factory!r}: analysis failed: {type(e).__name__}: {e}".
+FORWARD_FIX = "a bring-your-own model whose forward() raises ends in a traceback (see FORWARD_FIX)"
+
+
+@dataclass(frozen=True)
+class Case:
+    world: str  # "render" (sample article, no analysis) or "model" (tiny bring-your-own article)
+    mutate: Callable[[Ctx], str]
+    xfail: str = ""  # a known defect, owned elsewhere: strict, so fixing it turns this red until removed
+
+    @property
+    def id(self) -> str:
+        return self.mutate.__name__
+
+
+CASES = [Case("render", f) for f in (
+    fm_malformed_yaml, fm_missing_field, fm_missing_authors, fm_invalid_date, fm_date_not_a_date,
+    fm_authors_not_a_list, fm_author_unknown_key, fm_raw_html_not_bool, fm_missing, fm_unterminated,
+    unknown_citation, unknown_figure_kind, unknown_fig_reference, figure_without_id, unknown_directive,
+    unclosed_directive, undefined_data, template_sandbox_escape, body_template_syntax, bib_malformed, bib_missing,
+    markdown_not_utf8, template_missing, template_syntax_error, site_yml_malformed, site_yml_missing,
+    site_yml_articles_not_list, site_yml_article_without_folder, site_yml_analysis_not_mapping, output_under_a_file,
+)] + [Case("model", f) for f in (
+    cache_under_a_file, weights_missing, weights_empty, weights_truncated, weights_wrong_keys, weights_wrong_shapes,
+    weights_nan, weights_pickle_runs_code, googlenet_wrong_hash,
+    factory_malformed, factory_no_module, factory_module_raises, factory_syntax_error, factory_no_attribute,
+    factory_raises,
+)] + [Case("model", model_forward_fails)]
+# Covered at unit level (tests/test_safeload.py, test_models_lab.py), not worth a torch import each here:
+# inf values, a file that holds no dict, a factory returning a non-Module.
+BY_ID = {c.id: c for c in CASES}
+
+
+# --------------------------------------------------------------------------- worlds and outcomes
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory) -> Path:
+    """Two good builds: worlds/render (sample article) and worlds/model (tiny bring-your-own article)."""
+    base = tmp_path_factory.mktemp("worlds").resolve()
+    for name, articles, analysis, tiny in (("render", ["sample"], None, ()),
+                                           ("model", ["tiny"], TINY_ANALYSIS, ("tiny",))):
+        world = base / name
+        make_root(world / "root", articles, analysis, tiny)
+        check_ok(run_build(world / "root", world / "site", world / "cache"))
+    return base
+
+
+@dataclass
+class Outcome:
+    proc: subprocess.CompletedProcess
+    expect: str  # regex after "error: "
+    before: dict[str, str]
+    after: dict[str, str]
+    dir: Path
+
+
+def run_case(worlds: Path, case: Case, cases_dir: Path) -> Outcome:
+    c = Ctx(cases_dir / case.id)
+    shutil.copytree(worlds / case.world, c.dir, symlinks=True)
+    expect = case.mutate(c)
+    before = tree_files(c.dir / "site")
+    env = build_env(**c.env)
+    cmd = build_cmd(c.root, c.site_dir or c.dir / "site", c.cache_dir or c.dir / "cache", *c.args)
+    proc = subprocess.run(cmd, cwd=c.root, env=env, capture_output=True, text=True, timeout=300)
+    return Outcome(proc, expect, before, tree_files(c.dir / "site"), c.dir)
+
+
+@pytest.fixture(scope="module")
+def outcomes(worlds, request, tmp_path_factory) -> dict[str, Outcome]:
+    """Run the failing build of every selected case, concurrently."""
+    wanted = [item.callspec.params["case_id"] for item in request.session.items
+              if item.module is request.module and hasattr(item, "callspec") and "case_id" in item.callspec.params]
+    cases_dir = tmp_path_factory.mktemp("cases").resolve()
+    ids = sorted(set(wanted), key=lambda i: BY_ID[i].world != "model")  # slow ones first
+    with ThreadPoolExecutor(max_workers=(os.cpu_count() or 2) + 1) as pool:
+        results = pool.map(lambda i: run_case(worlds, BY_ID[i], cases_dir), ids)
+        return dict(zip(ids, results))
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_at_least_25_cases():
+    assert len(CASES) >= 25 and len(BY_ID) == len(CASES)
+
+
+@pytest.mark.parametrize("case_id", [pytest.param(c.id, marks=pytest.mark.xfail(strict=True, reason=c.xfail))
+                                     if c.xfail else c.id for c in CASES])
+def test_bad_input_fails_cleanly(case_id: str, outcomes):
+    out = outcomes[case_id]
+    proc = out.proc
+    detail = f"\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert proc.returncode != 0, "the build succeeded" + detail
+    assert "Traceback" not in proc.stderr + proc.stdout, detail
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, f"stderr must be exactly one line, got {len(lines)}" + detail
+    assert re.match("error: " + out.expect, lines[0]), f"error line does not match {out.expect!r}" + detail
+    assert out.after == out.before, "the previous site/ changed: " + tree_diff(out.before, out.after)
+    assert not list(out.dir.glob(".site-tmp-*")), "a failed build left its temp folder behind"
+
+
+def test_poisoned_pickle_never_runs(outcomes):
+    out = outcomes["weights_pickle_runs_code"]
+    assert out.proc.returncode != 0
+    assert not (out.dir / "PWNED").exists(), "loading the weights ran code from the pickle"
+
+
+def test_debug_prints_the_traceback(worlds, tmp_path):
+    """--debug is for developers: the same failure raises with its full traceback."""
+    c = Ctx(tmp_path / "debug")
+    shutil.copytree(worlds / "render", c.dir, symlinks=True)
+    unknown_citation(c)
+    proc = run_build(c.root, c.dir / "site", c.dir / "cache", "--debug")
+    assert proc.returncode != 0
+    assert "Traceback (most recent call last)" in proc.stderr
+    assert "BuildError" in proc.stderr and "nobody2099" in proc.stderr
+
+
+def test_corrupt_cache_entry_is_recomputed(worlds, tmp_path):
+    """A damaged analysis result is not an error: the freshness check notices it, the build recomputes it and
+    renders the same site."""
+    from analysis.fingerprint import manifest_is_fresh  # torch-free
+
+    world = tmp_path / "world"
+    shutil.copytree(worlds / "model", world, symlinks=True)
+    root, site, cache = world / "root", world / "site", world / "cache"
+    reference = tree_digest(site)
+    manifest = cache / "analysis" / "manifest.json"
+    fingerprint = json.loads(manifest.read_text(encoding="utf-8"))["fingerprint"]
+    assert manifest_is_fresh(manifest, fingerprint)
+    first_layer = cache / "analysis" / "tinynet" / "first-layer.json"
+    tensor = cache / "analysis" / "tinynet" / "tensors" / "conv1.json"
+    good = first_layer.read_bytes(), tensor.read_bytes()
+    first_layer.write_bytes(good[0][: len(good[0]) // 2])  # truncated JSON
+    tensor.write_bytes(b"\x00garbage")
+    assert not manifest_is_fresh(manifest, fingerprint)  # the manifest's hashes catch the damage
+    proc = check_ok(run_build(root, site, cache))
+    assert "analysis: inputs changed" in proc.stdout
+    assert (first_layer.read_bytes(), tensor.read_bytes()) == good
+    assert tree_digest(site) == reference

@@ -1,0 +1,240 @@
+"""Feature visualization: the optimised images really drive their neurons, runs are deterministic, the cache
+and manifest behave. All on a tiny random (but fixed) convnet built here."""
+from __future__ import annotations
+
+import io
+import json
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from analysis.featureviz import (cached_visualize, cached_visualize_directions, png_bytes, read_manifest,
+                                 resolve_quality, visualize, visualize_directions)
+from analysis.featureviz import cache as fv_cache
+from analysis.featureviz import param, transform
+from analysis.featureviz.hooks import layer_activations
+
+SIZE, STEPS = 32, 48
+TINY = {"size": 16, "steps": 3}
+
+
+def tiny_net(channels_in: int = 3) -> nn.Module:
+    """conv-relu-conv(stride 2)-relu-conv, He init (keeps activations O(1)), fixed seed."""
+    g = torch.Generator().manual_seed(1234)
+    net = nn.Sequential(OrderedDict(
+        conv1=nn.Conv2d(channels_in, 8, 3, padding=1), relu1=nn.ReLU(),
+        conv2=nn.Conv2d(8, 16, 3, padding=1, stride=2), relu2=nn.ReLU(),
+        conv3=nn.Conv2d(16, 8, 3, padding=1)))
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            with torch.no_grad():
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / m.weight[0].numel()) ** 0.5)
+                m.bias.zero_()
+    return net.eval()
+
+
+def channel_means(net: nn.Module, layer: str, images: np.ndarray) -> np.ndarray:
+    """[n, H, W, C] images -> mean activation of every channel [n, C_layer]."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        return layer_activations(net, layer, x).mean(dim=(2, 3)).numpy()
+
+
+@pytest.fixture(scope="module")
+def net() -> nn.Module:
+    return tiny_net()
+
+
+@pytest.fixture(scope="module")
+def conv3_images(net: nn.Module) -> np.ndarray:
+    return visualize(net, "conv3", range(8), size=SIZE, steps=STEPS)
+
+
+def test_optimized_images_drive_their_own_channel(net, conv3_images):
+    assert conv3_images.shape == (8, SIZE, SIZE, 3) and conv3_images.dtype == np.float32
+    assert conv3_images.min() >= 0.0 and conv3_images.max() <= 1.0
+    acts = channel_means(net, "conv3", conv3_images)  # [image, channel]
+    own = np.diag(acts)
+    others = (acts.sum(axis=0) - own) / 7  # channel c's response to the other channels' images
+    rand = np.random.default_rng(0).random((32, SIZE, SIZE, 3), dtype=np.float32)
+    rand_acts = channel_means(net, "conv3", rand)
+    spread = rand_acts.std(axis=0).mean()
+    assert (own > rand_acts.max(axis=0)).sum() >= 7, (own, rand_acts.max(axis=0))
+    assert (own > others).all(), (own, others)
+    assert (own - others).mean() > 5 * spread  # a clear margin, not a tie
+    beaten = (acts > own[None, :]).sum(axis=0)  # other images that drive channel c harder than its own
+    assert (beaten <= 1).sum() >= 6, acts
+
+
+def test_runs_are_deterministic_and_seeded(net, conv3_images):
+    again = visualize(net, "conv3", range(8), size=SIZE, steps=STEPS)
+    assert np.array_equal(conv3_images, again)
+    other_seed = visualize(net, "conv3", [0], size=SIZE, steps=STEPS, seed=1)
+    assert not np.allclose(other_seed[0], conv3_images[0], atol=1e-3)
+
+
+def test_image_does_not_depend_on_batch_mates(net, conv3_images):
+    alone = visualize(net, "conv3", [5, 2], size=SIZE, steps=STEPS, batch=1)
+    # same RNG streams, so the same picture; oneDNN's batch-size-dependent kernels leave rounding-level noise
+    diff = np.abs(alone - conv3_images[[5, 2]])
+    assert diff.mean() < 1e-3 and diff.max() < 0.05, (diff.mean(), diff.max())
+    assert np.abs(alone[0] - conv3_images[2]).mean() > 0.05  # while different channels differ clearly
+
+
+def test_optimization_restores_model_state(net):
+    net.train()
+    flags = [p.requires_grad for p in net.parameters()]
+    try:
+        visualize(net, "conv1", [0], size=16, steps=2)
+        assert net.training and [p.requires_grad for p in net.parameters()] == flags
+    finally:
+        net.eval()
+
+
+def test_gray_model_gives_gray_images():
+    gray = tiny_net(channels_in=1)
+    imgs = visualize(gray, "conv3", [0, 1], size=SIZE, steps=STEPS, lr=0.1, channels_in=1)
+    assert imgs.shape == (2, SIZE, SIZE, 1)
+    acts = channel_means(gray, "conv3", imgs)
+    rand = channel_means(gray, "conv3", np.random.default_rng(0).random((16, SIZE, SIZE, 1), dtype=np.float32))
+    assert (acts[[0, 1], [0, 1]] > rand[:, :2].max(axis=0)).all()
+
+
+@pytest.mark.parametrize("position", ["mean", "center"])
+def test_direction_images_drive_their_direction(net, position):
+    dirs = np.random.default_rng(3).normal(size=(4, 8)).astype(np.float32)
+    imgs = visualize_directions(net, "conv3", dirs, position=position, size=SIZE, steps=2 * STEPS)
+    start = np.full((1, SIZE, SIZE, 3), 0.5, np.float32)  # the optimisation starts from ~mid-gray
+    x = torch.from_numpy(np.concatenate([imgs, start])).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        act = layer_activations(net, "conv3", x)
+    vec = act.mean(dim=(2, 3)) if position == "mean" else act[:, :, act.shape[2] // 2, act.shape[3] // 2]
+    dots = vec.numpy() @ dirs.T  # [image (+ gray), direction]
+    own = np.diag(dots[:4])
+    others = (dots[:4].sum(axis=0) - own) / 3
+    assert (own > others + 0.1).all() and (own > dots[4] + 0.1).all(), dots
+
+
+def test_bad_inputs_raise_clear_errors(net):
+    with pytest.raises(KeyError, match="nope"):
+        visualize(net, "nope", [0], size=16, steps=1)
+    with pytest.raises(ValueError, match="channels must be in"):
+        visualize(net, "conv3", [8], size=16, steps=1)
+    with pytest.raises(ValueError, match="directions must be"):
+        visualize_directions(net, "conv3", np.ones((2, 5)), size=16, steps=1)
+    with pytest.raises(ValueError, match="unknown quality"):
+        resolve_quality({"sizes": 3})
+
+
+def test_spectrum_scaling_and_colour_decorrelation():
+    scale = param.spectrum_scale(16, 16).numpy()
+    assert scale.shape == (16, 9)
+    assert scale[0, 0] == pytest.approx(16 * 16)  # DC clamped to 1/max(h, w), times sqrt(h*w)
+    assert scale[0, 8] == pytest.approx(16 / 0.5)  # Nyquist: 1/f * sqrt(h*w)
+    assert np.linalg.norm(param.COLOR_CORRELATION, axis=0).max() == pytest.approx(1.0)
+    spec = param.init_spectrum([(0, 0), (0, 1)], 3, 16)
+    img = param.spectrum_to_image(spec, torch.from_numpy(scale), decorrelate=True)
+    assert img.shape == (2, 3, 16, 16) and 0.4 < float(img.mean()) < 0.6  # starts near mid-gray
+    assert torch.equal(spec[1], param.init_spectrum([(0, 1)], 3, 16)[0])  # per-neuron stream
+
+
+def test_transform_without_scale_or_rotation_is_an_integer_crop():
+    spec = transform.TransformSpec(pad=2, jitter1=2, jitter2=0, scales=(1.0,), angles=(0.0,))
+    img = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    out = transform.apply(img, transform.sample_affines(transform.transform_rngs([(0, i) for i in range(3)]),
+                                                        spec, 8), spec)
+    padded = torch.nn.functional.pad(img, (2,) * 4, value=0.5)
+    assert out.shape == (3, 1, 10, 10)
+    for k in range(3):
+        crops = [padded[k, :, oy:oy + 10, ox:ox + 10] for oy in range(3) for ox in range(3)]
+        assert any(torch.allclose(out[k], c, atol=1e-5) for c in crops)
+
+
+def test_png_bytes_are_deterministic_and_bare():
+    img = np.random.default_rng(0).random((8, 8, 3), dtype=np.float32)
+    data = png_bytes(img)
+    assert data == png_bytes(img.copy())
+    assert b"tIME" not in data and b"tEXt" not in data and b"iTXt" not in data
+    back = np.asarray(Image.open(io.BytesIO(data)))
+    assert np.abs(back / 255.0 - img).max() <= 0.5 / 255 + 1e-6
+    assert Image.open(io.BytesIO(png_bytes(img[:, :, :1]))).mode == "L"
+
+
+def _fail(*_a, **_k):
+    raise AssertionError("cache miss: visualize was called")
+
+
+def test_cache_hit_returns_same_png_and_corruption_is_recomputed(net, tmp_path, monkeypatch):
+    first = cached_visualize(net, "tiny", "ab" * 32, "conv3", [2, 0], tmp_path, TINY)
+    root = tmp_path / "featureviz"
+    assert [e["channel"] for e in first] == [2, 0]
+    pngs = {e["channel"]: (root / e["image"]).read_bytes() for e in first}
+    with monkeypatch.context() as m:
+        m.setattr(fv_cache, "visualize", _fail)
+        second = cached_visualize(net, "tiny", "ab" * 32, "conv3", [0, 2], tmp_path, TINY)
+    assert {e["channel"]: (root / e["image"]).read_bytes() for e in second} == pngs
+    # corrupt one PNG: detected by its recorded sha256 and recomputed to the same bytes
+    target = root / first[0]["image"]
+    target.write_bytes(b"\x89PNG garbage")
+    calls = []
+    real = fv_cache.visualize
+    monkeypatch.setattr(fv_cache, "visualize", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    cached_visualize(net, "tiny", "ab" * 32, "conv3", [0, 2], tmp_path, TINY)
+    assert calls == [[2]]
+    assert _pixels(target.read_bytes()) == pytest.approx(_pixels(pngs[2]), abs=2)  # rendered alone this time
+    record = json.loads(target.with_suffix(".json").read_text())
+    assert record["sha256"] == fv_cache._sha256(target.read_bytes())
+    # a missing PNG too
+    target.unlink()
+    cached_visualize(net, "tiny", "ab" * 32, "conv3", [2], tmp_path, TINY)
+    assert target.is_file() and _pixels(target.read_bytes()) == pytest.approx(_pixels(pngs[2]), abs=2)
+    assert not list(root.rglob("*.tmp"))
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)), dtype=np.int16)
+
+
+def test_cache_key_covers_weights_and_quality(net, tmp_path):
+    a = cached_visualize(net, "tiny", "00" * 32, "conv3", [1], tmp_path, TINY)[0]
+    b = cached_visualize(net, "tiny", "11" * 32, "conv3", [1], tmp_path, TINY)[0]
+    c = cached_visualize(net, "tiny", "11" * 32, "conv3", [1], tmp_path, {**TINY, "steps": 4})[0]
+    assert len({a["image"], b["image"], c["image"]}) == 3
+
+
+def test_manifest_lists_every_image_sorted(net, tmp_path):
+    cached_visualize(net, "tiny", "ab" * 32, "conv3", [3, 1], tmp_path, TINY)
+    cached_visualize(net, "tiny", "ab" * 32, "conv1", [0], tmp_path, TINY)
+    cached_visualize(net, "alpha", "cd" * 32, "conv1", [0], tmp_path, TINY)
+    root = tmp_path / "featureviz"
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest == read_manifest(root)
+    assert [(e["model"], e["layer"], e["channel"]) for e in manifest] == [
+        ("alpha", "conv1", 0), ("tiny", "conv1", 0), ("tiny", "conv3", 1), ("tiny", "conv3", 3)]
+    for e in manifest:
+        png = root / e["image"]
+        assert not Path(e["image"]).is_absolute() and png.is_file()
+        assert fv_cache._sha256(png.read_bytes()) == e["sha256"]
+        assert e["quality"] == resolve_quality(TINY)
+    # retrained weights replace the entry for the same (model, layer, channel, quality)
+    new = cached_visualize(net, "tiny", "ef" * 32, "conv3", [1], tmp_path, TINY)[0]
+    manifest = read_manifest(root)
+    assert len(manifest) == 4 and new in manifest
+    # entries whose PNG was deleted drop out on the next update
+    (root / manifest[0]["image"]).unlink()
+    cached_visualize(net, "tiny", "ab" * 32, "conv3", [3], tmp_path, TINY)
+    assert [e["model"] for e in read_manifest(root)].count("alpha") == 0
+
+
+def test_cached_directions(net, tmp_path, monkeypatch):
+    dirs = np.eye(8, dtype=np.float32)[:2]
+    first = cached_visualize_directions(net, "tiny", "ab" * 32, "conv3", dirs, tmp_path, TINY)
+    assert len(first) == 2 and first[0]["image"] != first[1]["image"]
+    monkeypatch.setattr(fv_cache, "visualize_directions", _fail)
+    assert cached_visualize_directions(net, "tiny", "ab" * 32, "conv3", dirs, tmp_path, TINY) == first
+    assert not (tmp_path / "featureviz" / "manifest.json").exists()
