@@ -196,7 +196,8 @@ def figure_html(out: FigureOutput, fig_id: str, number: int, width: str, caption
             f'<script type="application/json" id="spec-{e(fig_id)}">'
             f"{jsonio.script_safe(jsonio.dumps(out.spec))}</script>\n"
             f'<noscript><img class="vw-noscript" src="data/{e(fig_id)}.svg" alt="{e(out.description)}"></noscript>\n'
-            f'<img class="vw-static" src="data/{e(fig_id)}.svg" alt="" aria-hidden="true">'
+            # lazy: a hidden image is not fetched on screen; it loads for print or when drawing fails.
+            f'<img class="vw-static" src="data/{e(fig_id)}.svg" alt="" aria-hidden="true" loading="lazy">'
         )
         links.insert(0, ("Download data (JSON)", f"data/{fig_id}.json"))
     if out.html is not None:

@@ -29,10 +29,13 @@ CHART_REPORT = """() => Array.from(document.querySelectorAll('[data-vw-chart]'))
 })"""
 
 # <img> inside figures (lazy ones are scrolled to first); <noscript> content is not in the DOM.
-FIGURE_IMAGES = """() => Array.from(document.querySelectorAll('figure img')).map(i => ({
+# Static SVG fallbacks (img.vw-static) are lazy and hidden on screen: they load only for print or when a chart
+# fails, so they are checked on disk (static_fallback_problems) instead of waiting for them in the page.
+FIGURE_IMAGES = """() => Array.from(document.querySelectorAll('figure img:not(.vw-static)')).map(i => ({
   src: i.getAttribute('src'), complete: i.complete, naturalWidth: i.naturalWidth}))"""
 LAZY_TO_VIEW = """() => document.querySelectorAll('figure img[loading=lazy]').forEach(i => i.scrollIntoView())"""
-FIGURE_IMAGES_DONE = """() => Array.from(document.querySelectorAll('figure img')).every(i => i.complete)"""
+FIGURE_IMAGES_DONE = """() => Array.from(document.querySelectorAll('figure img:not(.vw-static)'))
+                              .every(i => i.complete)"""
 
 
 def luminance(css_color: str) -> float:
@@ -81,12 +84,24 @@ def chart_problems(opened, scheme: str) -> tuple[list[str], int]:
     return problems, len(charts)
 
 
+def static_fallback_problems(page_path: Path) -> list[str]:
+    """Every chart's static fallback exists next to the page and is an SVG with drawn content."""
+    problems = []
+    for src in re.findall(r'<img class="vw-static" src="([^"]+)"', page_path.read_text(encoding="utf-8")):
+        svg = page_path.parent / src
+        if not svg.is_file():
+            problems.append(f"static fallback {src} is missing")
+        elif not svg.read_text(encoding="utf-8").lstrip().startswith("<svg") or svg.stat().st_size < 500:
+            problems.append(f"static fallback {src} is not a drawn SVG")
+    return problems
+
+
 def image_problems(opened) -> list[str]:
     page = opened.page
     page.evaluate(LAZY_TO_VIEW)
     page.wait_for_function(FIGURE_IMAGES_DONE, timeout=10_000)
     return [f"figure image {i['src']} did not load (naturalWidth {i['naturalWidth']})"
-            for i in page.evaluate(FIGURE_IMAGES) if i["naturalWidth"] <= 0]
+            for i in page.evaluate(FIGURE_IMAGES) if i["naturalWidth"] <= 0] + static_fallback_problems(opened.path)
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
