@@ -3,7 +3,7 @@
 Layout under `<cache>/analysis/` (schema documented in analysis/SCHEMA.md):
   manifest.json                      models, tensors, files with sha256, fingerprint
   <model>/tensors/<tensor id>.json   tensor_report() of one weight tensor
-  <model>/first-layer.json           first-layer filters as RGB (+ .png sprite)
+  <model>/first-layer.json, .png     first-layer filters as RGB (and one picture of them all)
   <model>/context-<n>.json           neuron pairs: weights, feature visualizations, dataset examples
   lab-summary.json                   the controlled banding experiment (variant x seed)
 Each entry carries a `key` (weights sha256 + parameters + ANALYSIS_VERSION); a missing, corrupt or stale entry is
@@ -169,7 +169,8 @@ def analyse_tensors(name, model, info, recipe, cache_dir: Path, root: Path, n_jo
         if n_jobs > 1 and len(todo) > 1:
             # Largest first, so the two workers finish together.
             order = sorted(range(len(todo)), key=lambda k: -_cost(model, todo[k][2]))
-            results = Parallel(n_jobs=min(n_jobs, len(todo)), backend="loky")(
+            # No backend named here: `with joblib.parallel_backend("dask"):` (or ray) around the build takes over.
+            results = Parallel(n_jobs=min(n_jobs, len(todo)))(
                 delayed(_compute)(model, todo[k][2], recipe.image_size, todo[k][3]) for k in order)
             reports = [None] * len(todo)
             for k, r in zip(order, results):
@@ -212,6 +213,20 @@ def png_bytes(image: np.ndarray, max_size: int | None = None) -> bytes:
     return buf.getvalue()
 
 
+def filter_sprite(rgb: np.ndarray, scale: int = 8) -> np.ndarray:
+    """[out, h, w, 3] filters -> one picture: a grid of filters, each upscaled, one grey pixel apart."""
+    rgb = np.asarray(rgb, dtype=np.float32)
+    n, h, w, _ = rgb.shape
+    cols = int(np.ceil(np.sqrt(2 * n)))
+    rows = int(np.ceil(n / cols))
+    big = np.repeat(np.repeat(rgb, scale, axis=1), scale, axis=2)
+    out = np.full((rows * (h * scale + 2), cols * (w * scale + 2), 3), 0.5, dtype=np.float32)
+    for f in range(n):
+        y, x = (f // cols) * (h * scale + 2), (f % cols) * (w * scale + 2)
+        out[y:y + h * scale, x:x + w * scale] = big[f]
+    return out
+
+
 def first_layer(name, model, info, recipe, root: Path) -> dict | None:
     if recipe.first_layer is None:
         return None
@@ -222,14 +237,16 @@ def first_layer(name, model, info, recipe, root: Path) -> dict | None:
         return None
     path = root / name / "first-layer.json"
     key = _entry_key(info["weights_sha256"], "first", recipe.first_layer)
-    if _cached(path, key) is None:
+    if _cached(path, key) is None or not path.with_suffix(".png").exists():
         record = {"schema": SCHEMA, "key": key, "model": name, "layer": recipe.first_layer,
                   "shape": list(weight.shape),
                   "rgb": first_layer_rgb(weight, scaling="per_filter"),
                   "rgb_shared": first_layer_rgb(weight, scaling="shared"),
                   "norm": np.sqrt((weight.reshape(weight.shape[0], -1) ** 2).sum(1))}
         jsonio.write_json(path, record)
-    return {"file": str(path.relative_to(root)), "layer": recipe.first_layer}
+        jsonio.write_bytes_atomic(path.with_suffix(".png"), png_bytes(filter_sprite(record["rgb"])))
+    return {"file": str(path.relative_to(root)), "image": str(path.with_suffix(".png").relative_to(root)),
+            "layer": recipe.first_layer}
 
 
 def _pick_pairs(report: dict, n_out: int, n_in: int) -> tuple[list[int], list[int]]:

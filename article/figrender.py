@@ -30,25 +30,30 @@ _SELF_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 @dataclass
 class FigureOutput:
-    """Cacheable result of one figure (no page-specific numbering)."""
+    """Cacheable result of one figure (no page-specific numbering). Spec and datasets are kept as their final
+    deterministic JSON text, so a cache hit writes them without re-serialising (the data can be large)."""
 
     description: str
-    spec: dict[str, Any] | None = None  # Vega-Lite without data
-    datasets: dict[str, Any] | None = None
+    spec_text: str | None = None  # Vega-Lite without data, jsonio.dumps
+    datasets_text: str | None = None  # jsonio.dumps of the datasets
     svg: str | None = None
     html: str | None = None
     assets: dict[str, bytes] = field(default_factory=dict)
     links: list[tuple[str, str]] = field(default_factory=list)
 
+    @property
+    def spec(self) -> dict[str, Any] | None:
+        return None if self.spec_text is None else json.loads(self.spec_text)
+
     def to_json(self) -> dict[str, Any]:
-        return {"description": self.description, "spec": self.spec, "datasets": self.datasets,
+        return {"description": self.description, "spec_text": self.spec_text, "datasets_text": self.datasets_text,
                 "svg": self.svg, "html": self.html, "links": [list(l) for l in self.links],
                 "assets": {k: base64.b64encode(v).decode() for k, v in sorted(self.assets.items())}}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "FigureOutput":
-        return cls(description=d["description"], spec=d["spec"], datasets=d["datasets"], svg=d["svg"],
-                   html=d["html"], links=[tuple(l) for l in d["links"]],
+        return cls(description=d["description"], spec_text=d["spec_text"], datasets_text=d["datasets_text"],
+                   svg=d["svg"], html=d["html"], links=[tuple(l) for l in d["links"]],
                    assets={k: base64.b64decode(v) for k, v in d["assets"].items()})
 
 
@@ -106,7 +111,8 @@ def _chart_output(fig: Figure, fig_id: str, ctx: FigureContext) -> FigureOutput:
         svg = vl_convert.vegalite_to_svg(dict(spec, datasets=datasets))
     except Exception as exc:
         raise ctx.error(f"Vega-Lite spec does not render: {exc}") from None
-    return FigureOutput(description=fig.description, spec=spec, datasets=datasets, svg=svg,
+    return FigureOutput(description=fig.description, spec_text=jsonio.dumps(spec),
+                        datasets_text=jsonio.dumps(datasets), svg=svg,
                         html=fig.html, assets=dict(fig.assets), links=list(fig.links))
 
 
@@ -182,8 +188,8 @@ def figure_html(out: FigureOutput, fig_id: str, number: int, width: str, caption
     desc_id = f"fig-{fig_id}-desc"
     body = []
     links = list(out.links)
-    if out.spec is not None:
-        data_text = jsonio.dumps(out.datasets or {})
+    if out.spec_text is not None:
+        data_text = out.datasets_text or "{}"
         files[f"data/{fig_id}.json"] = (data_text + "\n").encode()
         files[f"data/{fig_id}.data.js"] = (
             f"(window.VW_DATA=window.VW_DATA||{{}})[{json.dumps(fig_id)}]={jsonio.script_safe(data_text)};\n"
@@ -194,14 +200,14 @@ def figure_html(out: FigureOutput, fig_id: str, number: int, width: str, caption
             f'<div class="vw-chart" id="chart-{e(fig_id)}" data-vw-chart="{e(fig_id)}" role="img" '
             f'aria-label="Figure {number}" aria-describedby="{desc_id}"></div>\n'
             f'<script type="application/json" id="spec-{e(fig_id)}">'
-            f"{jsonio.script_safe(jsonio.dumps(out.spec))}</script>\n"
+            f"{jsonio.script_safe(out.spec_text)}</script>\n"
             f'<noscript><img class="vw-noscript" src="data/{e(fig_id)}.svg" alt="{e(out.description)}"></noscript>\n'
             # lazy: a hidden image is not fetched on screen; it loads for print or when drawing fails.
             f'<img class="vw-static" src="data/{e(fig_id)}.svg" alt="" aria-hidden="true" loading="lazy">'
         )
         links.insert(0, ("Download data (JSON)", f"data/{fig_id}.json"))
     if out.html is not None:
-        attrs = "" if out.spec is not None else f' role="group" aria-describedby="{desc_id}"'
+        attrs = "" if out.spec_text is not None else f' role="group" aria-describedby="{desc_id}"'
         body.append(f'<div class="vw-html"{attrs}>{out.html}</div>')
     for name, data in sorted(out.assets.items()):
         files[f"data/{fig_id}/{name}"] = data

@@ -142,10 +142,19 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
     a.files["social.png"] = social.preview_png(meta.title, subtitle, config.title)
 
 
-def template_env(root: Path) -> jinja2.Environment:
+def template_env(root: Path, cache_dir: Path | None = None) -> jinja2.Environment:
     folder = root / "templates" if (root / "templates" / "base.html").is_file() else PACKAGE_ROOT / "templates"
+    bytecode = None
+    if cache_dir is not None:
+        # Compiled templates are reused across builds (checked against the template's mtime): ~0.1 s a rebuild.
+        try:
+            (cache_dir / "jinja").mkdir(parents=True, exist_ok=True)
+            bytecode = jinja2.FileSystemBytecodeCache(str(cache_dir / "jinja"))
+        except OSError:
+            bytecode = None  # only a speed-up: an unusable cache folder is reported by the stages that need it
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
+        bytecode_cache=bytecode,
         autoescape=jinja2.select_autoescape(["html", "xml"]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
@@ -293,7 +302,7 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, strict: bool = Fa
         with stage("render") as note:
             for a in articles:
                 render_article(a, config, cache_dir, not debug, report)
-            env = template_env(root)
+            env = template_env(root, cache_dir)
             write_pages(env, tmp, config, articles, report)
             note["text"] = (f"{len(report.pages)} pages, {report.figures} figures "
                             f"({report.cache_hits} cached)")

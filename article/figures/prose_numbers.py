@@ -94,6 +94,11 @@ def report_numbers(ctx: FigureContext) -> dict[str, Any]:
     entry = ad.model_entry(ctx, name)
     tensors = entry["tensors"]
     last = tensors[-1] if tensors else None
-    return {"name": name, "convs": len(tensors), "params": entry["info"].get("parameters"),
+    man = ad.manifest(ctx)
+    lab_gap = None
+    if "lab_summary" in man:
+        variants = ad.analysis_file(ctx, man["lab_summary"])["variants"]
+        lab_gap = variants.get("gap", {}).get("R_over_C")
+    return {"name": name, "convs": len(tensors), "lab_gap": lab_gap, "params": entry["info"].get("parameters"),
             "last_R": last["R_layer"] if last else None, "last_C": last["C_layer"] if last else None,
             "baseline": ((last["shape"][2] - 1) / (last["shape"][2] * last["shape"][3] - 1)) if last else None}
