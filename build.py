@@ -20,7 +20,20 @@ ROOT = Path(__file__).resolve().parent
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="build.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="build.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Build the Visualizing Weights site from content/, templates/ and the analyses in analysis/.\n\n"
+                    "Stages: load site.yml -> analysis (only when its inputs changed; the results are cached in\n"
+                    "the cache folder) -> render every article into a temporary folder -> link check -> swap it\n"
+                    "into the site folder. A failing build leaves the previous site untouched.",
+        epilog="examples:\n"
+               "  python build.py                  build site/\n"
+               "  python build.py --strict         also fail on a broken internal link or #anchor (CI)\n"
+               "  python build.py --clean          recompute analyses and re-render every figure\n"
+               "  python build.py serve --port 0   preview with live reload on a free port\n\n"
+               "environment: VW_SITE_URL (canonical/feed base URL), VW_CACHE_DIR, VW_GOOGLENET_WEIGHTS (path to\n"
+               "googlenet-1378be20.pth; never downloaded)")
     parser.add_argument("command", nargs="?", default="build", choices=["build", "serve"],
                         help="what to do (default: build); serve: build, serve site/ and rebuild + live-reload "
                              "on every change")

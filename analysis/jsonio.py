@@ -41,6 +41,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; cache files are ordinary readable files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -6,7 +6,6 @@ that says which file and what is wrong with it.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import re
@@ -17,17 +16,11 @@ from typing import Mapping
 import torch
 
 from analysis.errors import WeightsError
+from analysis.jsonio import sha256_file  # re-exported: one implementation for the whole package
 
 _SHOW = 5  # how many offending keys a message lists
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _first(items: list, n: int = _SHOW) -> str:

@@ -17,9 +17,8 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -29,7 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from analysis import data, safeload
-from analysis.errors import AnalysisError, WeightsError
+from analysis.errors import AnalysisError
+from analysis.jsonio import sha256_file, write_bytes_atomic
 from analysis.models.common import Normalize
 from analysis.paths import cache_dir as _cache_dir
 
@@ -200,35 +200,13 @@ def lab_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     return _cache_dir(cache_dir) / LAB_SUBDIR
 
 
-def _atomic_write_bytes(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; cache files are ordinary readable files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_state_dict(state: dict, path: Path) -> None:
     """torch.save to a temp file in the same folder, then os.replace (readers never see half a file)."""
     import io
 
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, buf)
-    _atomic_write_bytes(Path(path), buf.getvalue())
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    write_bytes_atomic(Path(path), buf.getvalue())
 
 
 def _train_and_save(variant: str, seed: int, config: LabConfig, folder: str) -> dict:
@@ -248,7 +226,7 @@ def _train_and_save(variant: str, seed: int, config: LabConfig, folder: str) -> 
         "test_accuracy": info["test_accuracy"],
         "train_seconds": info["train_seconds"],
         "config_hash": config_hash(config, variant, seed),
-        "sha256": _sha256(weights),
+        "sha256": sha256_file(weights),
         "config": config.to_json(),
         "lab_version": LAB_VERSION,
     }
@@ -272,7 +250,7 @@ def _entry_valid(entry: dict, folder: Path, expected_hash: str | None) -> bool:
         if entry.get("lab_version") != LAB_VERSION:
             return False
         weights = folder / entry["weights"]
-        if not weights.is_file() or _sha256(weights) != entry.get("sha256"):
+        if not weights.is_file() or sha256_file(weights) != entry.get("sha256"):
             return False
         safeload.load_state_dict(folder / entry["init_weights"])
         return True
@@ -310,7 +288,7 @@ def train_all(
             old[(e["variant"], e["seed"])] = e
     entries = sorted(old.values(), key=lambda e: (VARIANTS.index(e["variant"]) if e.get("variant") in VARIANTS else 99, e.get("seed", 0)))
     if todo or not (folder / MANIFEST).is_file():
-        _atomic_write_bytes(folder / MANIFEST, (json.dumps(entries, indent=2) + "\n").encode())
+        write_bytes_atomic(folder / MANIFEST, (json.dumps(entries, indent=2) + "\n").encode())
     return [e for e in entries if (e["variant"], e["seed"]) in set(wanted)]
 
 
