@@ -110,7 +110,7 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
     refs, bib_path = {}, None
     if meta.bibliography:
         bib_path = a.folder / meta.bibliography
-        refs = load_bibliography(bib_path)
+        refs = load_bibliography(bib_path, cache_dir if use_cache else None)
     cites = Citations(refs, bib_path)
 
     def figure_hook(params: dict[str, str], number: int, caption: str, line: int) -> str:
@@ -139,7 +139,8 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
     }
     a.appendix["references"] = [(n, ref.key, ref.html()) for n, ref in cites.cited()]
     subtitle = ", ".join(x.name for x in meta.authors) + " · " + meta.date.isoformat()
-    a.files["social.png"] = social.preview_png(meta.title, subtitle, config.title)
+    a.files["social.png"] = social.cached_preview_png(meta.title, subtitle, config.title,
+                                                      cache_dir if use_cache else None)
 
 
 def template_env(root: Path, cache_dir: Path | None = None) -> jinja2.Environment:

@@ -4,13 +4,37 @@ from __future__ import annotations
 import io
 import textwrap
 
-from PIL import Image, ImageDraw, ImageFont
+import hashlib
+from pathlib import Path
 
 SIZE = (1200, 630)
 _BG, _FG, _MUTED, _ACCENT = "#ffffff", "#1a1a1a", "#555555", "#ca0020"
 
 
+def cached_preview_png(title: str, subtitle: str, site_title: str, cache_dir: Path | None) -> bytes:
+    """preview_png, reused from `<cache_dir>/render/` while its inputs and this module are unchanged."""
+    if cache_dir is None:
+        return preview_png(title, subtitle, site_title)
+    key = hashlib.sha256("\0".join([title, subtitle, site_title]).encode() + Path(__file__).read_bytes()).hexdigest()
+    entry = cache_dir / "render" / f"social-{key}.png"
+    try:
+        return entry.read_bytes()
+    except OSError:
+        pass
+    png = preview_png(title, subtitle, site_title)
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_suffix(".tmp")
+        tmp.write_bytes(png)
+        tmp.replace(entry)
+    except OSError:
+        pass  # only a speed-up
+    return png
+
+
 def preview_png(title: str, subtitle: str, site_title: str) -> bytes:
+    from PIL import Image, ImageDraw, ImageFont
+
     """Title (wrapped), a subtitle line (authors, date) and the site name; Pillow's bundled font."""
     img = Image.new("RGB", SIZE, _BG)
     draw = ImageDraw.Draw(img)
