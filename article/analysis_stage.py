@@ -70,7 +70,11 @@ def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
                 raise fail(f"weights file {weights} not found")
             if weights.stat().st_size == 0:
                 raise fail(f"weights file {weights} is empty (0 bytes)")
-            out.append({"name": name, "factory": factory, "weights": str(weights),
+            dataset = spec.get("dataset", "photos")
+            if dataset not in ("photos", "mnist"):
+                raise BuildError(f"front matter model '{name}': dataset must be 'photos' or 'mnist', got {dataset!r}",
+                                 path, lines.get(str(name)))
+            out.append({"name": name, "factory": factory, "weights": str(weights), "dataset": dataset,
                         "kwargs": spec.get("kwargs") or {}, "image_size": size,
                         "search_path": str(path.parent), "article": str(path), "line": lines.get(str(name))})
     return out
@@ -126,13 +130,15 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
         raise BuildError(f"cannot write the analysis cache {cache_dir}: {blocker} {why}", blocker) from None
     t0 = time.perf_counter()
     if progress:
-        print("analysis: inputs changed, recomputing (cached entries are reused)", flush=True)
+        print("analysis: no results cached yet, computing from nothing (a few minutes on 2 cores)"
+              if not manifest.exists() else
+              "analysis: inputs changed, recomputing (cached entries are reused)", flush=True)
     from analysis.errors import AnalysisError
     from analysis.pipeline import AnalysisConfig, ModelSpec, run
 
     specs = [ModelSpec(name=m) for m in cfg["models"]]
     specs += [ModelSpec(name=m["name"], factory=m["factory"], weights=m["weights"], kwargs=m["kwargs"],
-                        image_size=m["image_size"], search_path=m["search_path"]) for m in cfg["byo"]]
+                        image_size=m["image_size"], search_path=m["search_path"], dataset=m["dataset"]) for m in cfg["byo"]]
     acfg = AnalysisConfig(models=specs, cache_dir=cache_dir, n_jobs=int(cfg["n_jobs"]),
                           featureviz=dict(cfg["featureviz"]), lab=dict(cfg["lab"]), fingerprint=fp)
     try:

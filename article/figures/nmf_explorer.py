@@ -86,8 +86,9 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         raise ctx.error("no tensor with NMF results to explore")
 
     layer = alt.param(name="layer", value=labels[0], bind=alt.binding_select(options=labels, name="Layer "))
+    # nearest: a click anywhere selects the closest neuron, so clicking a gap never empties the detail panels.
     neuron = alt.selection_point(name="neuron", fields=["n"], value=[{"n": 0}], on="click", clear=False,
-                                 toggle=False)
+                                 toggle=False, nearest=True, empty=False)
     data = alt.Data(values=records)
     in_layer = alt.datum.t == layer
 

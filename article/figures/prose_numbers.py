@@ -42,8 +42,18 @@ def _effnet(ctx: FigureContext, man: dict) -> dict[str, Any]:
            "last_block_weights": (lambda s: s[0] * s[1] * s[2] * s[3])(last["shape"]) if last else 0,
            "last_block_shape": "x".join(map(str, last["shape"])) if last else "",
            "two_block_support": two["shape"][2] if two else None,
+           "last_block_ratio": (last["R_layer"] / last["C_layer"]) if last and last["C_layer"] else None,
+           "median_block_ratio": _median([t["R_layer"] / t["C_layer"] for t in blocks if t["C_layer"]]),
            "two_block_label": two["label"] if two else None}
     return out
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
 
 
 def _nmf(ctx: FigureContext, man: dict) -> dict[str, Any]:

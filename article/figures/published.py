@@ -7,13 +7,13 @@ from .registry import Figure, FigureContext, register
 # Row-variance share R of each network's NMF pictures, as read from the published images of Petrov et al. 2021
 # (the reference card in shared/reference/README.md). These are the only numbers in the article not computed here.
 PUBLISHED = [
-    ("InceptionV1 mixed5b", "published, GAP", 0.95),
-    ("ResNet50 block4", "published, GAP", 0.89),
-    ("VGG19 conv5", "published, GAP", 0.92),
-    ("AlexNet conv5", "published, no GAP", 0.57),
-    ("simplified net 5b", "published, GAP", 0.97),
-    ("simplified net, rotated inputs", "published, GAP", 0.02),
-    ("simplified net, no GAP", "published, no GAP", 0.51),
+    ("InceptionV1 mixed5b", 0.95),
+    ("ResNet50 block4", 0.89),
+    ("VGG19 conv5", 0.92),
+    ("AlexNet conv5", 0.57),
+    ("simplified net 5b", 0.97),
+    ("simplified net, rotated inputs", 0.02),
+    ("simplified net, no GAP", 0.51),
 ]
 
 
@@ -22,24 +22,24 @@ def published_banding(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 
     man = ad.manifest(ctx)
-    rows = [{"network": n, "group": g, "R": r, "source": "Petrov et al. 2021 (read from figures)"}
-            for n, g, r in PUBLISHED]
+    rows = [{"network": n, "group": "published (read from NMF pictures)", "R": r,
+             "source": "Petrov et al. 2021, read from the article's NMF pictures"} for n, r in PUBLISHED]
     if "lab_summary" in man:
         summary = ad.analysis_file(ctx, man["lab_summary"])
         names = {"gap": "this build: lab GAP", "flatten": "this build: lab flatten",
                  "rotated": "this build: lab GAP, rotated inputs"}
         for variant, stats in summary["variants"].items():
             key = "R_delta" if "R_delta" in stats else "R"
-            rows.append({"network": names[variant], "group": "this build" + (", no GAP" if variant == "flatten"
-                                                                              else ", GAP"),
+            rows.append({"network": names[variant], "group": "this build (layer-pooled score)",
                          "R": ad.r3(stats[key]["mean"]), "source": f"mean of {stats['n']} seeds, W - W_init"})
     eff = man["models"].get("efficientnet-lite0")
     if eff:
         last = [t for t in eff["tensors"] if t["label"].startswith("block ")][-1]
-        rows.append({"network": f"this build: EfficientNet-Lite0 {last['label']}", "group": "this build, GAP",
+        rows.append({"network": f"this build: EfficientNet-Lite0 {last['label']}",
+                     "group": "this build (layer-pooled score)",
                      "R": ad.r3(last["R_layer"]), "source": "expanded weights"})
-    groups = ["published, GAP", "published, no GAP", "this build, GAP", "this build, no GAP"]
-    colors = ["#e45756", "#4c78a8", "#f2a0a0", "#a6c1e0"]
+    groups = ["published (read from NMF pictures)", "this build (layer-pooled score)"]
+    colors = ["#8c6d31", "#4c78a8"]
     pick = alt.selection_point(fields=["group"], bind="legend")
     bars = alt.Chart(alt.Data(values=rows)).mark_bar().encode(
         y=alt.Y("network:N", sort=None, title=None, axis=alt.Axis(labelLimit=260)),
