@@ -107,8 +107,12 @@ def _top_svd(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         evecs = q @ evecs
     u = evecs[:, :, ::-1][:, :, :k]
     s = np.sqrt(np.maximum(evals[:, ::-1][:, :k], 0.0))
-    vt = (u.transpose(0, 2, 1) @ x) / np.maximum(s, np.finfo(x.dtype).tiny)[:, :, None]
-    return u, s, vt
+    # Directions with (numerically) zero singular value carry nothing: e.g. a 1x1 branch's expanded weights
+    # live at the centre position only. Dividing by ~0 there would blow up; such triplets become zero.
+    alive = s > np.finfo(x.dtype).eps * np.maximum(s[:, :1], np.finfo(x.dtype).tiny) * max(x.shape[1:])
+    s = np.where(alive, s, 0.0).astype(x.dtype)
+    vt = np.where(alive[:, :, None], (u.transpose(0, 2, 1) @ x) / np.where(alive, s, 1.0)[:, :, None], 0.0)
+    return u, s, vt.astype(x.dtype)
 
 
 def _nndsvd(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -316,12 +320,18 @@ def one_sided_nmf(
     k = int(k)
     o, c, h, wd = w.shape
     p, n = h * wd, 2 * c
+    # NMF is scale-equivariant: the iterative solver factors each neuron at unit max |w| (float32 sums of squares
+    # of expanded weights through many layers can overflow) and the scale goes back to the channel loadings.
+    neuron_scale = np.ones(o)
     if p <= k:
         st, f = _exact_positions(split_matrix(w), k)
     elif n <= k:
         st, f = _exact_columns(split_matrix(w), k)
     else:
-        x32 = split_matrix(w, np.float32)  # float32: half the memory traffic, ample for pictures
+        neuron_scale = np.abs(np.asarray(w, dtype=np.float64)).reshape(o, -1).max(axis=1)
+        neuron_scale[~np.isfinite(neuron_scale) | (neuron_scale == 0)] = 1.0
+        # float32: half the memory traffic, ample for pictures
+        x32 = split_matrix(w / neuron_scale[:, None, None, None], np.float32)
         with _one_blas_thread():
             if init == "nndsvd":
                 s0, f0 = _nndsvd(x32, k)
@@ -334,6 +344,7 @@ def one_sided_nmf(
             if align:
                 st, f = align_factors(*_normalise(st, f))
     st, f = _normalise(st.astype(np.float64), f.astype(np.float64))
+    f = f * neuron_scale[:, None, None]
     spatial = st.reshape(o, k, h, wd)
     channels = f[:, :, :c] - f[:, :, c:]
     return (spatial, channels, f) if return_split else (spatial, channels)

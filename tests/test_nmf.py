@@ -174,3 +174,22 @@ def test_random_init_is_seeded_and_reaches_a_similar_error():
     assert reconstruction_error(w, *a) < 1.1 * base
     with pytest.raises(AnalysisError, match="init"):
         one_sided_nmf(w, 3, init="svd")
+
+
+def test_neurons_living_at_one_position_and_huge_scales_stay_finite():
+    """A 1x1 branch inside an expanded 3x3 kernel is non-zero at the centre only (rank-deficient), and expanded
+    weights can be tiny or huge: no overflow, no NaN, and the centre-only neurons are still reconstructed."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((12, 40, 3, 3))
+    w[:6] = 0.0
+    w[:6, :, 1, 1] = rng.standard_normal((6, 40))
+    w[6:9] *= 1e30
+    w[9:] *= 1e-30
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spatial, channels = one_sided_nmf(w, k=3)
+    assert np.isfinite(spatial).all() and np.isfinite(channels).all()
+    recon = np.einsum("okhw,oki->oihw", spatial, channels)
+    np.testing.assert_allclose(recon[:6], w[:6], atol=1e-4 * np.abs(w[:6]).max())
