@@ -68,6 +68,14 @@ def _nmf(ctx: FigureContext, man: dict) -> dict[str, Any]:
     return {"neurons": neurons, "tensors": tensors, "mean_error": sum(errors) / len(errors) if errors else None}
 
 
+def _published() -> dict[str, float]:
+    """Range of the row shares read off the published NMF pictures of large banded ImageNet models."""
+    from .published import PUBLISHED
+
+    banded = [r for name, r in PUBLISHED if name in ("InceptionV1 mixed5b", "ResNet50 block4", "VGG19 conv5")]
+    return {"min_banded": min(banded), "max_banded": max(banded)}
+
+
 def _digit(man: dict) -> dict[str, Any] | None:
     entry = man["models"].get("digitnet")
     if not entry or not entry["tensors"]:
@@ -90,6 +98,7 @@ def numbers(ctx: FigureContext) -> dict[str, Any]:
         "featureviz": {"size": fv.get("size"), "steps": fv.get("steps"), "count": fv.get("count", 0)},
         "software": man.get("software", {}),
         "digit": _digit(man),
+        "published": _published(),
         "models": sorted(man["models"]),
     }
 
