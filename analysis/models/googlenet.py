@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis import safeload
+from analysis import paths, safeload
 from analysis.errors import ModelUnavailable
 from analysis.models.common import Normalize
 
-HUB_FILENAME = "googlenet-1378be20.pth"
+HUB_FILENAME = paths.GOOGLENET_FILE
 SHA256_PREFIX = "1378be20"  # torchvision names its files after the first 8 hex digits of their sha256
-ENV_VAR = "VW_GOOGLENET_WEIGHTS"
+ENV_VAR = paths.GOOGLENET_ENV
 BN_EPS = 1e-3
 INPUT_SIZE = 224
 LICENCE = "BSD-3-Clause (torchvision model weights)"
@@ -102,10 +102,7 @@ class GoogLeNet(nn.Module):
 
 def hub_checkpoint_path() -> Path:
     """Where torchvision's hub cache would hold the weights: $TORCH_HOME or ~/.cache/torch, hub/checkpoints/."""
-    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch"
-    )
-    return Path(torch_home) / "hub" / "checkpoints" / HUB_FILENAME
+    return paths.torch_hub_checkpoint(HUB_FILENAME)
 
 
 def how_to_supply() -> str:
