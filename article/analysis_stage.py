@@ -118,7 +118,7 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
     # Bring-your-own factories are user code next to the article: their source is part of the inputs.
     for folder in sorted({m["search_path"] for m in cfg["byo"]}):
         extra += sorted(Path(folder).glob("*.py"))
-    fp = fingerprint({k: v for k, v in cfg.items()}, extra)
+    fp = fingerprint(cfg, extra)
     manifest = cache_dir / "analysis" / "manifest.json"
     if not force and manifest_is_fresh(manifest, fp):
         return "fresh"

@@ -188,7 +188,7 @@ def test_cache_hit_returns_same_png_and_corruption_is_recomputed(net, tmp_path, 
     assert calls == [[2]]
     assert _pixels(target.read_bytes()) == pytest.approx(_pixels(pngs[2]), abs=2)  # rendered alone this time
     record = json.loads(target.with_suffix(".json").read_text())
-    assert record["sha256"] == fv_cache._sha256(target.read_bytes())
+    assert record["sha256"] == fv_cache.jsonio.sha256_bytes(target.read_bytes())
     # a missing PNG too
     target.unlink()
     cached_visualize(net, "tiny", "ab" * 32, "conv3", [2], tmp_path, TINY)
@@ -219,7 +219,7 @@ def test_manifest_lists_every_image_sorted(net, tmp_path):
     for e in manifest:
         png = root / e["image"]
         assert not Path(e["image"]).is_absolute() and png.is_file()
-        assert fv_cache._sha256(png.read_bytes()) == e["sha256"]
+        assert fv_cache.jsonio.sha256_bytes(png.read_bytes()) == e["sha256"]
         assert e["quality"] == resolve_quality(TINY)
     # retrained weights replace the entry for the same (model, layer, channel, quality)
     new = cached_visualize(net, "tiny", "ef" * 32, "conv3", [1], tmp_path, TINY)[0]

@@ -13,18 +13,16 @@ batch can differ by rounding noise (oneDNN picks batch-size-dependent kernels): 
 """
 from __future__ import annotations
 
-import hashlib
-import io
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from torch import nn
 
 from analysis import jsonio
+from analysis.paths import safe_component
+from analysis.pictures import png_bytes  # noqa: F401  (part of this package's API)
 from analysis.errors import AnalysisError
 
 from .render import visualize, visualize_directions
@@ -58,24 +56,6 @@ def resolve_quality(quality: Mapping[str, Any] | str | None) -> dict[str, Any]:
     return full
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """float [H, W, 3] or [H, W, 1] in [0, 1] -> PNG bytes (8-bit RGB or L), identical for identical input."""
-    arr = np.asarray(image, dtype=np.float32)
-    if arr.ndim != 3 or arr.shape[2] not in (1, 3):
-        raise ValueError(f"expected an image [H, W, 1|3], got shape {arr.shape}")
-    u8 = np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
-    pil = Image.fromarray(u8[:, :, 0], mode="L") if u8.shape[2] == 1 else Image.fromarray(u8, mode="RGB")
-    buf = io.BytesIO()
-    pil.save(buf, format="PNG", optimize=False, compress_level=9)  # no pnginfo: no text chunks, no time
-    return buf.getvalue()
-
-
-def _safe(name: str) -> str:
-    """A model or layer name as one path component."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip(".")
-    return cleaned or "_"
-
-
 def _cache_key(**parts: Any) -> str:
     return jsonio.sha256_text(jsonio.dumps({"version": FEATUREVIZ_VERSION, **parts}))
 
@@ -98,13 +78,9 @@ def _store(record_path: Path, image: np.ndarray, record: dict) -> dict:
     """Write PNG then record (the record is the commit marker: written last, atomically)."""
     data = png_bytes(image)
     jsonio.write_bytes_atomic(record_path.with_suffix(".png"), data)
-    record = {**record, "sha256": _sha256(data)}
+    record = {**record, "sha256": jsonio.sha256_bytes(data)}
     jsonio.write_json(record_path, record)
     return record
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def cached_visualize(model: nn.Module, model_name: str, weights_sha256: str, layer: str, channels: Sequence[int],
@@ -118,7 +94,7 @@ def cached_visualize(model: nn.Module, model_name: str, weights_sha256: str, lay
     """
     q = resolve_quality(quality)
     root = Path(cache_dir) / "featureviz"
-    folder = root / _safe(model_name) / _safe(layer)
+    folder = root / safe_component(model_name) / safe_component(layer)
     entries: dict[int, dict] = {}
     missing: list[tuple[int, Path, str]] = []
     for c in dict.fromkeys(int(c) for c in channels):  # unique, order kept
@@ -157,11 +133,11 @@ def cached_visualize_directions(model: nn.Module, model_name: str, weights_sha25
     if dirs.ndim != 2:
         raise ValueError(f"directions must be [n, C], got shape {dirs.shape}")
     root = Path(cache_dir) / "featureviz"
-    folder = root / _safe(model_name) / _safe(layer)
+    folder = root / safe_component(model_name) / safe_component(layer)
     out: list[dict | None] = [None] * len(dirs)
     missing: list[tuple[int, Path, str, str]] = []
     for i, row in enumerate(dirs):
-        dsha = _sha256(row.tobytes())
+        dsha = jsonio.sha256_bytes(row.tobytes())
         key = _cache_key(kind="direction", weights=weights_sha256, layer=layer, direction=dsha, quality=q,
                          position=position, channels_in=channels_in)
         record_path = folder / f"d-{key[:12]}.json"

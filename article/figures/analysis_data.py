@@ -70,13 +70,6 @@ def hexcolor(rgb: list[float]) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def nmf_rgb(spatial: list) -> list[list[list[float]]]:
-    """[k, h, w] spatial factors (each peaking at 1) -> [h, w, 3] colours; k < 3 leaves channels dark."""
-    k = len(spatial)
-    h, w = len(spatial[0]), len(spatial[0][0])
-    return [[[spatial[c][y][x] if c < k else 0.0 for c in range(3)] for x in range(w)] for y in range(h)]
-
-
 def label(model: str) -> str:
     return FAMILY_LABEL.get(family(model), model)
 

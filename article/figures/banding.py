@@ -18,8 +18,7 @@ def _neuron_tiles(report: dict, key: str, panel: str, cols: int) -> list[dict]:
     nmf = report[key]
     banding = report["banding_delta" if key == "nmf_delta" else "banding"]
     rows = []
-    for n, spatial in enumerate(nmf["spatial"]):
-        rgb = ad.nmf_rgb(spatial)
+    for n, rgb in enumerate(nmf["rgb"]):
         h, w = len(rgb), len(rgb[0])
         gx, gy = (n % cols) * (w + 1), (n // cols) * (h + 1)
         for y in range(h):

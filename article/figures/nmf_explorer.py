@@ -43,7 +43,7 @@ def neuron_records(label: str, report: dict, key: str = "nmf") -> list[dict]:
     recs = []
     for n in range(out_n):
         spatial = nmf["spatial"][n]
-        rgb = ad.nmf_rgb(spatial)
+        rgb = nmf["rgb"][n]
         channels = nmf["channels"][n]
         lc, lv, lf = [], [], []
         for f in range(k):
