@@ -2,7 +2,12 @@
 
 
 class AnalysisError(Exception):
-    pass
+    """`model`: the name of the model the error is about, when there is one, so the build can point at the
+    front matter that declared it without parsing the message."""
+
+    def __init__(self, message: str = "", *, model: str | None = None):
+        super().__init__(message)
+        self.model = model
 
 
 class WeightsError(AnalysisError):

@@ -22,12 +22,14 @@ import torch
 from joblib import Parallel, delayed
 
 from analysis import jsonio, recipes
+from analysis.models import families
 from analysis.errors import AnalysisError, ModelUnavailable
 from analysis.paths import safe_component
 from analysis.pictures import png_bytes
 from analysis.tensor_report import SCHEMA, tensor_report
 
-ANALYSIS_VERSION = "2"  # 2: NMF records carry their RGB picture
+ANALYSIS_VERSION = "3"  # 2: NMF records carry their RGB picture; 3: graph-derived blocks
+DEFAULT_IMAGE_SIZE = 224  # a bring-your-own model without image_size (said in the build's output)
 EXAMPLE_SIZE = 64  # dataset-example crops are stored at most this large (page weight)
 
 
@@ -42,6 +44,7 @@ class ModelSpec:
     image_size: int | None = None
     search_path: str | None = None  # folder put on sys.path to import a bring-your-own factory
     dataset: str = "photos"  # where dataset examples come from: analysis.data.DATASETS
+    recipe: dict | None = None  # the author's recipe choices (analysis.recipes.RecipeSpec fields)
 
 
 @dataclass
@@ -96,13 +99,17 @@ def _load(spec: ModelSpec, cache_dir: Path) -> tuple[torch.nn.Module, dict]:
                 "code_sha256": hashlib.sha256(code).hexdigest(),
                 "parameter_count": parameter_count(model), "conv_layers": conv_layers(model),
                 "input_channels": first.in_channels if first is not None else 3,
-                "input_size": [spec.image_size or 32] * 2}
+                "input_size": [spec.image_size or DEFAULT_IMAGE_SIZE] * 2,
+                "image_size_default": spec.image_size is None}
     else:
         model = models.load(spec.name, cache_dir=cache_dir)
         info = models.describe(spec.name, cache_dir=cache_dir)
+    # The model key of every cache entry: the weights, and for bring-your-own models also the factory code,
+    # its kwargs and the image size, since each changes what the network computes.
     info["weights_sha256"] = info["sha256"]
     if info.get("code_sha256"):
-        info["weights_sha256"] = hashlib.sha256((info["sha256"] + info["code_sha256"]).encode()).hexdigest()
+        parts = [info["sha256"], info["code_sha256"], jsonio.dumps(spec.kwargs), str(info["input_size"])]
+        info["weights_sha256"] = hashlib.sha256("|".join(parts).encode()).hexdigest()
     info["parameters"] = info.get("parameter_count")
     return model, info
 
@@ -127,12 +134,12 @@ def _init_weights(info: dict) -> dict[str, np.ndarray] | None:
 # --------------------------------------------------------------------------- tensors
 
 
-def _tensor_job(model, job: recipes.TensorJob, input_size: int) -> np.ndarray:
+def _tensor_job(model, job: recipes.TensorJob, recipe: recipes.Recipe) -> np.ndarray:
     if job.source is None:
         return _weight_of(model, job.layer)
     from analysis.expanded import expanded_weights
 
-    return expanded_weights(model, job.source, job.layer)
+    return expanded_weights(recipe.network(model), recipe.hook(job.source), recipe.hook(job.layer))
 
 
 def _entry_key(weights_sha: str, *parts) -> str:
@@ -146,10 +153,10 @@ def _cached(path: Path, key: str) -> dict | None:
     return None
 
 
-def _compute(model, job: recipes.TensorJob, input_size: int, init: np.ndarray | None) -> dict:
+def _compute(model, job: recipes.TensorJob, recipe: recipes.Recipe, init: np.ndarray | None) -> dict:
     """One tensor, start to finish, in a joblib worker: (expand if needed) then every numpy analysis."""
     torch.set_num_threads(1)
-    return tensor_report(_tensor_job(model, job, input_size), init=init)
+    return tensor_report(_tensor_job(model, job, recipe), init=init)
 
 
 def analyse_tensors(name, model, info, recipe, cache_dir: Path, root: Path, n_jobs: int, progress: bool) -> list[dict]:
@@ -159,7 +166,7 @@ def analyse_tensors(name, model, info, recipe, cache_dir: Path, root: Path, n_jo
     for job in recipe.tensors:
         path = root / name / "tensors" / f"{safe_name(job.id)}.json"
         key = _entry_key(weights_sha, "tensor", job.id)
-        entry = {"id": job.id, "layer": job.layer, "source": job.source, "label": job.label,
+        entry = {"id": job.id, "layer": job.layer, "source": job.source, "label": job.label, "kind": job.kind,
                  "file": str(path.relative_to(root))}
         entries.append(entry)
         if _cached(path, key) is None:
@@ -172,12 +179,12 @@ def analyse_tensors(name, model, info, recipe, cache_dir: Path, root: Path, n_jo
             order = sorted(range(len(todo)), key=lambda k: -_cost(model, todo[k][2]))
             # No backend named here: `with joblib.parallel_backend("dask"):` (or ray) around the build takes over.
             results = Parallel(n_jobs=min(n_jobs, len(todo)))(
-                delayed(_compute)(model, todo[k][2], recipe.image_size, todo[k][3]) for k in order)
+                delayed(_compute)(model, todo[k][2], recipe, todo[k][3]) for k in order)
             reports = [None] * len(todo)
             for k, r in zip(order, results):
                 reports[k] = r
         else:
-            reports = [_compute(model, job, recipe.image_size, init) for _, _, job, init in todo]
+            reports = [_compute(model, job, recipe, init) for _, _, job, init in todo]
         for (path, key, job, _), report in zip(todo, reports):
             record = {"schema": SCHEMA, "key": key, "model": name, "id": job.id, "layer": job.layer,
                       "source": job.source, "label": job.label, **report}
@@ -248,6 +255,24 @@ def _pick_pairs(report: dict, n_out: int, n_in: int) -> tuple[list[int], list[in
     return report["top_pairs"]["outs"][:n_out], report["top_pairs"]["ins"][:n_in]
 
 
+def _quality(model_choice: dict | str | None, site: dict) -> dict:
+    """Feature-visualization size and steps: the model's recipe (a preset name or numbers), else the site's."""
+    if isinstance(model_choice, str):
+        from analysis.featureviz.cache import QUALITY_PRESETS
+
+        preset = QUALITY_PRESETS[model_choice]
+        return {"size": preset["size"], "steps": preset["steps"]}
+    return {**site, **(model_choice or {})}
+
+
+def _check_neurons(name: str, job: recipes.ContextJob, n_out: int) -> list[int]:
+    bad = [n for n in job.neurons if not 0 <= n < n_out]
+    if bad:
+        raise AnalysisError(f"model '{name}': recipe context {job.tensor}: neurons {bad} out of range "
+                            f"(the tensor has {n_out} outputs)", model=name)
+    return sorted(dict.fromkeys(job.neurons))
+
+
 def _job_by_id(recipe: recipes.Recipe, tensor_id: str) -> recipes.TensorJob:
     return next(t for t in recipe.tensors if t.id == tensor_id)
 
@@ -266,8 +291,10 @@ def context(name, model, info, recipe, cache_dir: Path, root: Path, cfg: Analysi
         if report is None:
             continue
         outs, ins = _pick_pairs(report, job.n_out, job.n_in)
+        if job.neurons:
+            outs = _check_neurons(name, job, report["shape"][0])
         path = root / name / f"context-{n}.json"
-        quality = dict(cfg.featureviz)
+        quality = _quality(recipe.featureviz, cfg.featureviz)
         # Small nets see small images: visualize at (about) their own input size, which is also 4x cheaper.
         quality["size"] = min(int(quality.get("size", 64)), max(32, int(recipe.image_size)))
         key = _entry_key(info["weights_sha256"], "context", job, outs, ins, sorted(quality.items()),
@@ -275,16 +302,16 @@ def context(name, model, info, recipe, cache_dir: Path, root: Path, cfg: Analysi
         if _cached(path, key) is None:
             t0 = time.perf_counter()
             # Recomputed only on a miss: the tensor report may not hold the full weights (large tensors).
-            full = np.asarray(_tensor_job(model, _job_by_id(recipe, job.tensor), recipe.image_size),
-                              dtype=np.float32)
+            full = np.asarray(_tensor_job(model, _job_by_id(recipe, job.tensor), recipe), dtype=np.float32)
+            net = recipe.network(model)
             fv = {}
             for side, layer, chans in (("lower", job.lower, ins), ("upper", job.upper, outs)):
-                entries = cached_visualize(model, name, info["weights_sha256"], layer, chans, cache_dir, quality,
+                entries = cached_visualize(net, name, info["weights_sha256"], recipe.hook(layer), chans, cache_dir, quality,
                                            channels_in=channels_in, num_threads=cfg.n_jobs)
                 fv[side] = [f"featureviz/{e['image']}" for e in entries]
             examples = {}
             for side, layer, chans in (("lower", job.lower, ins), ("upper", job.upper, outs)):
-                found = dataset_examples(model, layer, chans, photos, top=4, channels_in=channels_in,
+                found = dataset_examples(net, recipe.hook(layer), chans, photos, top=4, channels_in=channels_in,
                                          photo_size=recipe.photo_size, num_threads=cfg.n_jobs)
                 examples[side] = []
                 for ch, items in zip(chans, found):
@@ -299,7 +326,7 @@ def context(name, model, info, recipe, cache_dir: Path, root: Path, cfg: Analysi
             directions = {"outs": outs[: job.n_directions], "images": [], "magnitude": []}
             for o in directions["outs"]:
                 vecs = full[o].transpose(1, 2, 0).reshape(-1, full.shape[1])  # [h*w, in]
-                entries = cached_visualize_directions(model, name, info["weights_sha256"], job.lower, vecs,
+                entries = cached_visualize_directions(net, name, info["weights_sha256"], recipe.hook(job.lower), vecs,
                                                       cache_dir, quality, channels_in=channels_in,
                                                       num_threads=cfg.n_jobs)
                 directions["images"].append([f"featureviz/{e['image']}" for e in entries])
@@ -395,30 +422,17 @@ def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str],
     for spec in specs:
         t0 = time.perf_counter()
         try:
-            model, info = _load(spec, cache_dir)
+            entry = _model_entry(spec, cache_dir, root, cfg, datasets, progress)
         except ModelUnavailable as exc:
             manifest["unavailable"][spec.name] = str(exc)
             _log(progress, f"{spec.name}: skipped ({exc})")
             continue
-        recipe = recipes.recipe_for(spec.name, model, spec.image_size)
-        from analysis.data import DATASETS
-
-        if spec.dataset not in DATASETS:
-            raise AnalysisError(f"model '{spec.name}': unknown dataset {spec.dataset!r} (known: {', '.join(DATASETS)})")
-        if spec.dataset not in datasets:
-            datasets[spec.dataset] = DATASETS[spec.dataset]()
-        try:
-            tensors, first, ctx = _analyse_model(spec, model, info, recipe, cache_dir, root, cfg,
-                                                 datasets[spec.dataset], progress)
-        except AnalysisError:
+        except AnalysisError as exc:
+            exc.model = exc.model or spec.name  # the build points at the front matter that declared it
             raise
-        except Exception as exc:
-            if not spec.factory:
-                raise
-            raise AnalysisError(_user_error(spec, exc)) from exc
-        tensor_entries[spec.name] = tensors
-        manifest["models"][spec.name] = {"info": info, "tensors": tensors, "first_layer": first, "context": ctx}
-        _log(progress, f"{spec.name}: {len(tensors)} tensors in {time.perf_counter() - t0:.1f}s")
+        tensor_entries[spec.name] = entry["tensors"]
+        manifest["models"][spec.name] = entry
+        _log(progress, f"{spec.name}: {len(entry['tensors'])} tensors in {time.perf_counter() - t0:.1f}s")
         if on_model:
             on_model(spec.name)
     if any(n.startswith("lab-") for n in tensor_entries):
@@ -432,6 +446,37 @@ def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str],
     return root / "manifest.json"
 
 
+def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConfig, datasets: dict,
+                 progress: bool) -> dict:
+    """Load one model, derive its recipe, analyse it: its manifest entry."""
+    from analysis.data import DATASETS
+
+    model, info = _load(spec, cache_dir)
+    try:
+        recipe = families.recipe_for(spec.name, model, spec.image_size, recipes.RecipeSpec.from_json(spec.recipe))
+    except (AnalysisError, ValueError) as exc:
+        raise AnalysisError(f"model '{spec.name}': {exc}", model=spec.name) from None
+    for note in recipe.notes:
+        _log(progress, f"{spec.name}: {note}")
+    if info.get("image_size_default"):
+        _log(progress, f"{spec.name}: no image_size in its front matter, analysing at {DEFAULT_IMAGE_SIZE} px")
+    if spec.dataset not in DATASETS:
+        raise AnalysisError(f"model '{spec.name}': unknown dataset {spec.dataset!r} (known: {', '.join(DATASETS)})")
+    if spec.dataset not in datasets:
+        datasets[spec.dataset] = DATASETS[spec.dataset]()
+    try:
+        tensors, first, ctx = _analyse_model(spec, model, info, recipe, cache_dir, root, cfg,
+                                             datasets[spec.dataset], progress)
+    except AnalysisError:
+        raise
+    except Exception as exc:
+        if not spec.factory:
+            raise
+        raise AnalysisError(_user_error(spec, exc)) from exc
+    return {"info": info, **families.presentation(spec.name, recipe), "tensors": tensors, "first_layer": first,
+            "context": ctx}
+
+
 def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, progress):
     if spec.dataset != "photos":
         recipe.photo_size = None  # dataset images are used at their own size (e.g. 28x28 digits)
@@ -440,7 +485,7 @@ def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, prog
     tensors = analyse_tensors(spec.name, model, info, recipe, cache_dir, root, jobs, progress)
     first = first_layer(spec.name, model, info, recipe, root)
     ctx = []
-    if spec.name in ("lab-gap-s0", "efficientnet-lite0", "inceptionv1") or spec.factory:
+    if not spec.name.startswith("lab-") or spec.name == "lab-gap-s0":  # one lab model stands for the nine
         ctx = context(spec.name, model, info, recipe, cache_dir, root, cfg, photos, progress)
     return tensors, first, ctx
 
