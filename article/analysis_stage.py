@@ -13,7 +13,8 @@ from typing import Any
 
 from .config import SiteConfig
 from .errors import BuildError
-from .frontmatter import parse
+from .frontmatter import parse, split
+from .recipe_spec import field_lines, validate_recipe
 
 DEFAULTS: dict[str, Any] = {"models": [], "n_jobs": 2, "featureviz": {"size": 64, "steps": 256}, "lab": {}}
 
@@ -48,6 +49,7 @@ def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
             continue  # the render stage reports unreadable articles with their own message
         meta = parse(text, path).meta
         lines = _model_lines(text, path) if meta.models else {}
+        fields = field_lines(split(text, path)[0]) if meta.models else {}
         for name, spec in sorted((meta.models or {}).items()):
             if not isinstance(spec, dict) or not ({"factory", "weights"} & set(spec)):
                 continue  # free-form model notes for figures, not a model to load
@@ -63,8 +65,8 @@ def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
             if not isinstance(spec.get("kwargs") or {}, dict):
                 raise fail(f"kwargs must be a mapping, got {type(spec['kwargs']).__name__}")
             size = spec.get("image_size")
-            if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-                raise fail(f"image_size must be a positive integer, got {size!r}")
+            if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 1024):
+                raise fail(f"image_size must be an integer from 8 to 1024, got {size!r:.40}")
             weights = (path.parent / spec["weights"]).resolve()
             if not weights.is_file():
                 raise fail(f"weights file {weights} not found")
@@ -74,17 +76,23 @@ def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
             if dataset not in ("photos", "mnist"):
                 raise BuildError(f"front matter model '{name}': dataset must be 'photos' or 'mnist', got {dataset!r}",
                                  path, lines.get(str(name)))
+            def fail_at(msg: str, field: str | None) -> BuildError:
+                line = fields.get((str(name), field)) if field else None
+                return BuildError(f"front matter model '{name}' {msg}", path, line or lines.get(str(name)))
+
+            recipe = validate_recipe(spec.get("recipe"), fail_at)
             out.append({"name": name, "factory": factory, "weights": str(weights), "dataset": dataset,
-                        "kwargs": spec.get("kwargs") or {}, "image_size": size,
+                        "kwargs": spec.get("kwargs") or {}, "image_size": size, "recipe": recipe,
                         "search_path": str(path.parent), "article": str(path), "line": lines.get(str(name))})
     return out
 
 
-def _attributed(message: str, byo: list[dict[str, Any]]) -> BuildError:
-    """A BuildError for an analysis failure; one about a bring-your-own model's factory or weights also names
+def _attributed(exc: Exception, byo: list[dict[str, Any]]) -> BuildError:
+    """A BuildError for an analysis failure; one about a bring-your-own model (the error says which) also names
     the article (file:line) whose front matter declared it, so the author knows where to look."""
+    message = str(exc)
     for m in byo:
-        if repr(m["factory"]) in message or m["weights"] in message:
+        if getattr(exc, "model", None) == m["name"]:
             return BuildError(f"front matter model '{m['name']}': {message}", m["article"], m["line"])
     return BuildError(message)
 
@@ -138,13 +146,14 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
 
     specs = [ModelSpec(name=m) for m in cfg["models"]]
     specs += [ModelSpec(name=m["name"], factory=m["factory"], weights=m["weights"], kwargs=m["kwargs"],
-                        image_size=m["image_size"], search_path=m["search_path"], dataset=m["dataset"]) for m in cfg["byo"]]
+                        image_size=m["image_size"], search_path=m["search_path"], dataset=m["dataset"],
+                        recipe=m["recipe"]) for m in cfg["byo"]]
     acfg = AnalysisConfig(models=specs, cache_dir=cache_dir, n_jobs=int(cfg["n_jobs"]),
                           featureviz=dict(cfg["featureviz"]), lab=dict(cfg["lab"]), fingerprint=fp)
     try:
         run(acfg, progress=progress)
     except AnalysisError as exc:
-        raise _attributed(str(exc), cfg["byo"]) from None
+        raise _attributed(exc, cfg["byo"]) from None
     if progress:
         print(f"analysis: done in {time.perf_counter() - t0:.1f} s", flush=True)
     return "computed"

@@ -20,19 +20,22 @@ from .errors import BuildError
 _TEMPLATE_NAME = "<article>"
 
 
+UNAVAILABLE = "unavailable"  # a number the analysis could not give (e.g. a random baseline of a 1x1 kernel)
+
+
 def fmt(value: Any, digits: int = 2) -> str:
-    """Fixed-point number: ``{{ x | fmt(2) }}`` -> ``0.95``."""
-    return f"{_number(value):.{digits}f}"
+    """Fixed-point number: ``{{ x | fmt(2) }}`` -> ``0.95``; None -> ``unavailable``."""
+    return UNAVAILABLE if value is None else f"{_number(value):.{digits}f}"
 
 
 def pct(value: Any, digits: int = 0) -> str:
-    """Fraction as a percentage: ``{{ 0.953 | pct(1) }}`` -> ``95.3%``."""
-    return f"{100 * _number(value):.{digits}f}%"
+    """Fraction as a percentage: ``{{ 0.953 | pct(1) }}`` -> ``95.3%``; None -> ``unavailable``."""
+    return UNAVAILABLE if value is None else f"{100 * _number(value):.{digits}f}%"
 
 
 def sig(value: Any, digits: int = 3) -> str:
-    """Significant digits: ``{{ 0.0012345 | sig(2) }}`` -> ``0.0012``."""
-    return f"{_number(value):.{digits}g}"
+    """Significant digits: ``{{ 0.0012345 | sig(2) }}`` -> ``0.0012``; None -> ``unavailable``."""
+    return UNAVAILABLE if value is None else f"{_number(value):.{digits}g}"
 
 
 def thousands(value: Any) -> str:

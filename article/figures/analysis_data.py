@@ -9,12 +9,17 @@ from .registry import FigureContext
 
 ROOT = "analysis"
 MANIFEST = f"{ROOT}/manifest.json"
-FAMILY_LABEL = {"gap": "lab: GAP", "flatten": "lab: flatten", "rotated": "lab: GAP, rotated inputs",
-                "efficientnet-lite0": "EfficientNet-Lite0", "inceptionv1": "InceptionV1"}
+NEUTRAL = "#9467bd"  # a model the analysis gave no colour
 
 
 def manifest(ctx: FigureContext) -> dict[str, Any]:
     return ctx.load_json(MANIFEST)
+
+
+def required(ctx: FigureContext, params: dict[str, str], name: str) -> str:
+    if not params.get(name):
+        raise ctx.error(f"needs {name}=... (one of the analysed models: {', '.join(sorted(manifest(ctx)['models']))})")
+    return params[name]
 
 
 def model_entry(ctx: FigureContext, name: str) -> dict[str, Any]:
@@ -70,8 +75,13 @@ def hexcolor(rgb: list[float]) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def label(model: str) -> str:
-    return FAMILY_LABEL.get(family(model), model)
+def label(man: dict[str, Any], model: str) -> str:
+    """The model's display name, as its family in the analysis registry gives it."""
+    return man["models"].get(model, {}).get("label", model)
+
+
+def color(man: dict[str, Any], model: str) -> str:
+    return man["models"].get(model, {}).get("color", NEUTRAL)
 
 
 def webp(png: bytes, quality: int = 82) -> bytes:

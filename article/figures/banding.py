@@ -8,9 +8,6 @@ from .registry import Figure, FigureContext, register
 
 VARIANT_ORDER = ["gap", "flatten", "rotated"]
 VARIANT_TITLE = {"gap": "GAP", "flatten": "flatten", "rotated": "GAP, rotated inputs"}
-# One hue per family, readable on light and dark backgrounds.
-FAMILY_COLORS = {"lab: GAP": "#e45756", "lab: flatten": "#4c78a8", "lab: GAP, rotated inputs": "#54a24b",
-                 "EfficientNet-Lite0": "#17becf", "InceptionV1": "#f58518"}
 
 
 def _neuron_tiles(report: dict, key: str, panel: str, cols: int) -> list[dict]:
@@ -40,9 +37,10 @@ def banding_gallery(ctx: FigureContext, params: dict[str, str]) -> Figure:
         if name in man["models"]:
             last = man["models"][name]["tensors"][-1]
             panels.append((VARIANT_TITLE[variant], ad.analysis_file(ctx, last["file"]), "nmf_delta"))
-    if "inceptionv1" in man["models"]:
-        t = next(t for t in man["models"]["inceptionv1"]["tensors"] if t["id"] == "inception5b.branch2.1.conv")
-        panels.append(("InceptionV1 mixed5b 3x3", ad.analysis_file(ctx, t["file"]), "nmf"))
+    for name, entry in man["models"].items():  # a real network's last layer, where its family features one
+        t = next((t for t in entry["tensors"] if t["id"] == entry.get("featured_banding")), None)
+        if t is not None:
+            panels.append((f"{ad.label(man, name)} {t['label']}", ad.analysis_file(ctx, t["file"]), "nmf"))
     if not panels:
         raise ctx.error("no banding-lab results to show")
     charts, desc = [], []
@@ -135,16 +133,16 @@ def banding_layers(ctx: FigureContext, params: dict[str, str]) -> Figure:
             continue
         if zoo and entry["info"].get("source", "").startswith("bring-your-own"):
             continue
-        tensors = [t for t in entry["tensors"] if t["shape"][2] * t["shape"][3] > 1 and t["shape"][1] > 1
-                   and not t["label"].startswith("blocks ")]
+        spatial = [t for t in entry["tensors"] if t["shape"][2] * t["shape"][3] > 1 and t["shape"][1] > 1]
+        # One point per block where the network has blocks, else per conv kernel.
+        tensors = [t for t in spatial if t.get("kind") == "block"] or [t for t in spatial if t.get("kind", "kernel") == "kernel"]
         for i, t in enumerate(tensors):
             ratio = t["R_layer"] / t["C_layer"] if t["C_layer"] else None
-            rows.append({"model": name, "family": ad.label(name), "layer": t["label"] or t["id"],
+            rows.append({"model": name, "family": ad.label(man, name), "layer": t["label"] or t["id"],
                          "depth": ad.r3((i + 1) / len(tensors)), "R": ad.r3(t["R_layer"]),
                          "C": ad.r3(t["C_layer"]), "ratio": ad.r3(ratio), "kernel": f"{t['shape'][2]}x{t['shape'][3]}"})
-    families = [f for f in FAMILY_COLORS if any(r["family"] == f for r in rows)]
-    families += sorted({r["family"] for r in rows} - set(families))
-    palette = {**FAMILY_COLORS, **{f: "#9467bd" for f in families if f not in FAMILY_COLORS}}
+    families = list(dict.fromkeys(r["family"] for r in rows))
+    palette = {ad.label(man, r["model"]): ad.color(man, r["model"]) for r in rows}
     pick = alt.selection_point(fields=["family"], bind="legend")
     base = alt.Chart(alt.Data(values=rows)).encode(
         x=alt.X("depth:Q", title="relative depth (last conv = 1)", scale=alt.Scale(domain=[0, 1]),

@@ -46,7 +46,7 @@ def diverging_scale(alt):
 def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 
-    model = params.get("model", "efficientnet-lite0")
+    model = ad.required(ctx, params, "model")
     rec = _context_record(ctx, model)
     outs, ins, weight = rec["outs"], rec["ins"], rec["weight"]
     kh, kw = rec["kernel"]
@@ -147,7 +147,7 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     chart = alt.hconcat(small, alt.vconcat(big, ends, ex)).configure_view(strokeWidth=0)
     return Figure(
         chart=chart, assets=assets,
-        description=(f"Small multiples of {len(outs)} x {len(ins)} weight kernels ({kh}x{kw}) of {ad.label(model)} "
+        description=(f"Small multiples of {len(outs)} x {len(ins)} weight kernels ({kh}x{kw}) of {ad.label(ad.manifest(ctx), model)} "
                      f"from {rec['lower']} to {rec['upper']}, with feature visualizations of the input neurons "
                      f"({', '.join(map(str, ins))}) above and of the output neurons ({', '.join(map(str, outs))}) "
                      "on the left. Selecting a kernel shows it enlarged with values, and both neurons' dataset "
@@ -159,7 +159,7 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
 def spatial_positions(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 
-    model = params.get("model", "efficientnet-lite0")
+    model = ad.required(ctx, params, "model")
     rec = _context_record(ctx, model)
     kh, kw = rec["kernel"]
     dirs = rec["directions"]
@@ -183,6 +183,6 @@ def spatial_positions(ctx: FigureContext, params: dict[str, str]) -> Figure:
             tooltip=[alt.Tooltip("x:Q"), alt.Tooltip("y:Q"), alt.Tooltip("mag:Q", title="|w| at position")]),
     ).add_params(pick).properties(width=cell * kw, height=cell * kh).configure_view(strokeWidth=0)
     return Figure(chart=chart, assets=assets,
-                  description=(f"For output neurons {', '.join(options)} of {rec['upper']} in {ad.label(model)}, "
+                  description=(f"For output neurons {', '.join(options)} of {rec['upper']} in {ad.label(ad.manifest(ctx), model)}, "
                                f"a {kh}x{kw} grid: each cell is the feature visualization of the input-channel "
                                "weight vector at that kernel position, faded by its magnitude."))

@@ -1,4 +1,4 @@
-"""Figure: expanded weights of EfficientNet-Lite0's inverted-residual blocks (1x1 -> depthwise -> 1x1 composed)."""
+"""Figure: expanded weights of a network's blocks (e.g. inverted residuals: 1x1 -> depthwise -> 1x1 composed)."""
 from __future__ import annotations
 
 from . import analysis_data as ad
@@ -8,14 +8,16 @@ from .registry import Figure, FigureContext, register
 N = 6  # strongest outputs x strongest inputs shown per block
 
 
-def _parts(info: dict, block: int) -> str:
-    convs = {c["name"]: c for c in info.get("conv_layers", [])}
+def _parts(entry: dict, block: str) -> str:
+    """"1x1 16->96 -> depthwise 3x3 (96) -> 1x1 96->24": the convs a block composes, from the manifest."""
+    shapes = {c["name"]: c for c in entry["info"].get("conv_layers", [])}
+    convs = next((b["convs"] for b in entry.get("blocks", []) if b["name"] == block), [])
     bits = []
-    for part, title in (("_expand_conv", "expand"), ("_depthwise_conv", "depthwise"), ("_project_conv", "project")):
-        c = convs.get(f"_blocks.{block}.{part}")
+    for name in convs:
+        c = shapes.get(name)
         if c:
             o, i, kh, kw = c["shape"]
-            bits.append(f"{title} {kh}x{kw}: {o}x{i}" if title != "depthwise" else f"{title} {kh}x{kw}: {o} channels")
+            bits.append(f"depthwise {kh}x{kw} ({o})" if c["kind"] == "depthwise" else f"{kh}x{kw} {i}\u2192{o}")
     return " \u2192 ".join(bits)
 
 
@@ -23,9 +25,8 @@ def _parts(info: dict, block: int) -> str:
 def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 
-    model = params.get("model", "efficientnet-lite0")
+    model = ad.required(ctx, params, "model")
     entry = ad.model_entry(ctx, model)
-    info = entry["info"]
     cells, notes, options = [], [], []
     for t in entry["tensors"]:
         if not t["source"]:
@@ -43,11 +44,10 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                 cells.append({"b": label, "o": o, "i": i, "oi": oi, "ii": ii, "k": kw, "kh": kh,
                               "w": [float(f"{v:.3g}") for row in kernels[oi][ii] for v in row],
                               "s": float(f"{scale:.4g}")})
-        if t["label"].startswith("block "):
-            block = int(t["layer"].split(".")[1])
-            composition = _parts(info, block)
+        if t.get("kind") == "block":
+            composition = _parts(entry, t["layer"])
         else:
-            composition = "two consecutive blocks, residual paths included"
+            composition = "several blocks, residual paths included"
         for line, text in enumerate([composition, f"expanded: {o_n} outputs x {i_n} inputs x {kh}x{kw}",
                                      f"banding: R = {t['R_layer']:.2f}, C = {t['C_layer']:.2f}"]):
             notes.append({"b": label, "line": line, "text": text})
@@ -86,6 +86,6 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     )
     chart = alt.hconcat(grid, text).configure_view(strokeWidth=0).configure_title(fontSize=12, anchor="start")
     return Figure(chart=chart, description=(
-        f"Expanded weights of {len(options)} {ad.label(model)} blocks, each a grid of the {N} strongest output and "
+        f"Expanded weights of {len(options)} {ad.label(ad.manifest(ctx), model)} blocks, each a grid of the {N} strongest output and "
         "input channels' spatial kernels on a red (positive) to blue (negative) scale, with the shapes of the "
-        "1x1 expansion, depthwise and 1x1 projection convolutions they compose."))
+        "convolutions each block composes."))

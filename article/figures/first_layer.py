@@ -6,7 +6,6 @@ import math
 from . import analysis_data as ad
 from .registry import Figure, FigureContext, register
 
-DEFAULT_MODELS = ("efficientnet-lite0", "inceptionv1", "lab-gap-s0")
 
 
 @register("first_layer")
@@ -14,12 +13,15 @@ def first_layer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 
     man = ad.manifest(ctx)
-    wanted = params.get("models", ",".join(DEFAULT_MODELS)).split(",")
+    # Default: every analysed model with a first layer, one lab network standing for the nine.
+    default = [m for m in man["models"] if not m.startswith("lab-") or m == "lab-gap-s0"]
+    wanted = params["models"].split(",") if params.get("models") else default
     names = [m for m in wanted if m in man["models"] and man["models"][m].get("first_layer")]
     if not names:
         raise ctx.error("no analysed model has first-layer results")
     rows, summary = [], []
     for name in names:
+        shown = ad.label(man, name)
         rec = ad.analysis_file(ctx, man["models"][name]["first_layer"]["file"])
         rgb, norms = rec["rgb"], rec["norm"]
         n, h, w = len(rgb), len(rgb[0]), len(rgb[0][0])
@@ -28,10 +30,10 @@ def first_layer(ctx: FigureContext, params: dict[str, str]) -> Figure:
             gx, gy = (f % cols) * (w + 1), (f // cols) * (h + 1)
             for y in range(h):
                 for x in range(w):
-                    rows.append({"m": ad.label(name), "f": f, "x": gx + x, "y": gy + y,
+                    rows.append({"m": shown, "f": f, "x": gx + x, "y": gy + y,
                                  "c": ad.hexcolor(rgb[f][y][x]), "norm": ad.r3(norms[f])})
-        summary.append(f"{ad.label(name)}: {n} filters of {h}x{w}")
-    labels = [ad.label(n) for n in names]
+        summary.append(f"{ad.label(man, name)}: {n} filters of {h}x{w}")
+    labels = [ad.label(man, n) for n in names]
     pick = alt.param(name="model", value=labels[0],
                      bind=alt.binding_select(options=labels, name="Model "))
     chart = (

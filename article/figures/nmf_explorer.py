@@ -16,22 +16,14 @@ FACTOR_COLORS = ["#d62728", "#2ca02c", "#1f77b4"]  # factor 0, 1, 2 = R, G, B of
 
 
 def default_layers(man: dict) -> list[tuple[str, str]]:
-    out = []
-    for variant in ("gap", "flatten", "rotated"):
-        name = f"lab-{variant}-s0"
-        if name in man["models"]:
-            out += [(name, t["id"]) for t in man["models"][name]["tensors"][-2:]]
-    if "efficientnet-lite0" in man["models"]:
-        ids = {t["id"] for t in man["models"]["efficientnet-lite0"]["tensors"]}
-        out += [("efficientnet-lite0", f"_blocks.{i - 1}->_blocks.{i}") for i in (3, 8, 15)
-                if f"_blocks.{i - 1}->_blocks.{i}" in ids]
-    if "inceptionv1" in man["models"]:
-        out += [("inceptionv1", "inception4d.branch3.1.conv"), ("inceptionv1", "inception5b.branch2.1.conv")]
-    return out
+    """The tensors each analysed model features (its family's choice, in the manifest); one seed of the lab."""
+    return [(name, tid) for name, entry in man["models"].items()
+            if not name.startswith("lab-") or name.endswith("-s0")
+            for tid in entry.get("featured_nmf", [])]
 
 
-def tensor_label(model: str, t: dict) -> str:
-    return f"{ad.label(model)} \u2014 {t.get('label') or t['id']}"
+def tensor_label(man: dict, model: str, t: dict) -> str:
+    return f"{ad.label(man, model)} \u2014 {t.get('label') or t['id']}"
 
 
 def neuron_records(label: str, report: dict, key: str = "nmf") -> list[dict]:
@@ -79,7 +71,7 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         report = ad.analysis_file(ctx, entry["file"])
         if "nmf" not in report:
             continue
-        label = tensor_label(model, entry)
+        label = tensor_label(man, model, entry)
         labels.append(label)
         records += neuron_records(label, report)
     if not labels:

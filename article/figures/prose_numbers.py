@@ -28,23 +28,44 @@ def _lab(ctx: FigureContext, man: dict) -> dict[str, Any]:
     return out
 
 
-def _effnet(ctx: FigureContext, man: dict) -> dict[str, Any]:
-    entry = man["models"].get("efficientnet-lite0")
+def _ratio(t: dict | None) -> float | None:
+    return t["R_layer"] / t["C_layer"] if t and t.get("C_layer") else None
+
+
+def _baseline(t: dict | None) -> float | None:
+    """Row share of random weights, (h-1)/(hw-1); none for a 1x1 kernel."""
+    if not t or t["shape"][2] * t["shape"][3] <= 1:
+        return None
+    return (t["shape"][2] - 1) / (t["shape"][2] * t["shape"][3] - 1)
+
+
+def network(entry: dict | None) -> dict[str, Any]:
+    """Numbers about one analysed network: its blocks' expanded weights and their banding."""
     if not entry:
         return {"available": False, "last_block_R": None}
     tensors = entry["tensors"]
-    blocks = [t for t in tensors if t["source"] and t["id"].count("_blocks.") <= 2 and t["label"].startswith("block ")]
+    blocks = [t for t in tensors if t.get("kind") == "block" and t["source"] != "input"]
     last = blocks[-1] if blocks else None
-    two = next((t for t in tensors if t["label"].startswith("blocks ")), None)
-    out = {"available": True, "params": entry["info"].get("parameters"), "blocks": len(blocks),
+    two = next((t for t in tensors if t.get("kind") == "span"), None)
+    ratios = [_ratio(t) for t in blocks if _ratio(t) is not None]
+    spatial = [t for t in tensors if t["shape"][2] * t["shape"][3] > 1 and t.get("kind") != "span"]
+    final = spatial[-1] if spatial else None  # the last block, or the last conv of a network without blocks
+    out = {"available": True, "label": entry.get("label"), "params": entry["info"].get("parameters"),
+           "blocks": len(blocks), "n_tensors": len(tensors),
+           "banded_blocks": sum(r > 1.25 for r in ratios), "baseline": _baseline(last),
+           "top1": (entry["info"].get("accuracy") or {}).get("imagenet_top1_published"),
            "last_block_R": last["R_layer"] if last else None, "last_block_C": last["C_layer"] if last else None,
            "last_block_label": last["label"] if last else None,
            "last_block_weights": (lambda s: s[0] * s[1] * s[2] * s[3])(last["shape"]) if last else 0,
            "last_block_shape": "x".join(map(str, last["shape"])) if last else "",
            "two_block_support": two["shape"][2] if two else None,
-           "last_block_ratio": (last["R_layer"] / last["C_layer"]) if last and last["C_layer"] else None,
-           "median_block_ratio": _median([t["R_layer"] / t["C_layer"] for t in blocks if t["C_layer"]]),
-           "two_block_label": two["label"] if two else None}
+           "last_R": final["R_layer"] if final else None, "last_C": final["C_layer"] if final else None,
+           "last_ratio": _ratio(final), "last_label": final["label"] if final else None,
+           "last_block_ratio": _ratio(last), "median_block_ratio": _median(ratios),
+           "max_block_ratio": max(ratios) if ratios else None,
+           "max_block_label": max(blocks, key=lambda t: _ratio(t) or 0)["label"] if ratios else None,
+           "two_block_label": two["label"] if two else None,
+           "two_block_shape": "x".join(map(str, two["shape"])) if two else ""}
     return out
 
 
@@ -76,14 +97,6 @@ def _published() -> dict[str, float]:
     return {"min_banded": min(banded), "max_banded": max(banded)}
 
 
-def _digit(man: dict) -> dict[str, Any] | None:
-    entry = man["models"].get("digitnet")
-    if not entry or not entry["tensors"]:
-        return None
-    last = entry["tensors"][-1]
-    return {"R": last["R_layer"], "C": last["C_layer"], "ratio": last["R_layer"] / last["C_layer"]}
-
-
 @register_data("vw")
 def numbers(ctx: FigureContext) -> dict[str, Any]:
     man = ad.manifest(ctx)
@@ -91,13 +104,12 @@ def numbers(ctx: FigureContext) -> dict[str, Any]:
     fv = man.get("featureviz", {})
     return {
         "lab": _lab(ctx, man),
-        "effnet": _effnet(ctx, man),
+        # Every analysed network by name (the article names the ones it discusses), and why any is missing.
+        "nets": {name: network(entry) for name, entry in man["models"].items() if not name.startswith("lab-")},
+        "unavailable": unavailable,
         "nmf": _nmf(ctx, man),
-        "inception": {"available": "inceptionv1" in man["models"],
-                      "reason": unavailable.get("inceptionv1", "not requested by the site config.")},
         "featureviz": {"size": fv.get("size"), "steps": fv.get("steps"), "count": fv.get("count", 0)},
         "software": man.get("software", {}),
-        "digit": _digit(man),
         "published": _published(),
         "models": sorted(man["models"]),
     }
@@ -112,12 +124,16 @@ def report_numbers(ctx: FigureContext) -> dict[str, Any]:
     name = sorted(models)[0]
     entry = ad.model_entry(ctx, name)
     tensors = entry["tensors"]
-    last = tensors[-1] if tensors else None
+    spatial = [t for t in tensors if t["shape"][2] * t["shape"][3] > 1]
+    last = spatial[-1] if spatial else None
     man = ad.manifest(ctx)
     lab_gap = None
     if "lab_summary" in man:
         variants = ad.analysis_file(ctx, man["lab_summary"])["variants"]
         lab_gap = variants.get("gap", {}).get("R_over_C")
-    return {"name": name, "convs": len(tensors), "lab_gap": lab_gap, "params": entry["info"].get("parameters"),
+    convs = entry["info"].get("conv_layers", [])
+    return {"name": name, "convs": len(convs), "tensors": len(tensors), "lab_gap": lab_gap,
+            "params": entry["info"].get("parameters"), "blocks": len(entry.get("blocks", [])),
+            "last_label": last["label"] if last else None,
             "last_R": last["R_layer"] if last else None, "last_C": last["C_layer"] if last else None,
-            "baseline": ((last["shape"][2] - 1) / (last["shape"][2] * last["shape"][3] - 1)) if last else None}
+            "last_ratio": _ratio(last), "baseline": _baseline(last), "network": network(entry)}

@@ -32,12 +32,12 @@ def published_banding(ctx: FigureContext, params: dict[str, str]) -> Figure:
             key = "R_delta" if "R_delta" in stats else "R"
             rows.append({"network": names[variant], "group": "this build (layer-pooled score)",
                          "R": ad.r3(stats[key]["mean"]), "source": f"mean of {stats['n']} seeds, W - W_init"})
-    eff = man["models"].get("efficientnet-lite0")
-    if eff:
-        last = [t for t in eff["tensors"] if t["label"].startswith("block ")][-1]
-        rows.append({"network": f"this build: EfficientNet-Lite0 {last['label']}",
-                     "group": "this build (layer-pooled score)",
-                     "R": ad.r3(last["R_layer"]), "source": "expanded weights"})
+    for name, entry in man["models"].items():  # every real network's last block (expanded weights)
+        blocks = [t for t in entry["tensors"] if t.get("kind") == "block"]
+        if blocks and not name.startswith("lab-"):
+            rows.append({"network": f"this build: {ad.label(man, name)}, last block",
+                         "group": "this build (layer-pooled score)",
+                         "R": ad.r3(blocks[-1]["R_layer"]), "source": "expanded weights of the last block"})
     groups = ["published (read from NMF pictures)", "this build (layer-pooled score)"]
     colors = ["#8c6d31", "#4c78a8"]
     pick = alt.selection_point(fields=["group"], bind="legend")
