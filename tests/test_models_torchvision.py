@@ -247,3 +247,18 @@ def test_describe_a_user_supplied_file(resnet18_file, monkeypatch):
     layers = facts["conv_layers"]
     assert layers[0] == {"name": "conv1", "shape": [64, 3, 7, 7], "kind": "conv"}
     assert [c["name"] for c in layers].count("layer2.0.downsample.0") == 1 and len(layers) == 20
+
+
+def test_inceptionv1_through_the_zoo_drops_aux_heads(tmp_path):
+    torch.manual_seed(2)
+    model = googlenet.GoogLeNet().eval()
+    state = dict(model.state_dict())
+    state["aux1.fc2.weight"] = torch.zeros(1000, 1024)  # torchvision files carry the training-only heads
+    path = tmp_path / "googlenet-1378be20.pth"
+    torch.save(state, path)
+    loaded = tv_zoo.load("inceptionv1", path, expected_sha256_prefix=None)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    with pytest.raises(WeightsError, match="sha256"):
+        tv_zoo.load("inceptionv1", path)  # the official prefix is checked by default
