@@ -32,8 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                "  python build.py --strict         also fail on a broken internal link or #anchor (CI)\n"
                "  python build.py --clean          recompute analyses and re-render every figure\n"
                "  python build.py serve --port 0   preview with live reload on a free port\n\n"
-               "environment: VW_SITE_URL (canonical/feed base URL), VW_CACHE_DIR, VW_GOOGLENET_WEIGHTS (path to\n"
-               "googlenet-1378be20.pth; never downloaded)")
+               "environment: VW_SITE_URL (canonical/feed base URL), VW_CACHE_DIR, VW_WEIGHTS_<ARCH> (path to a\n"
+               "torchvision weights file, e.g. VW_WEIGHTS_RESNET50=resnet50-0676ba61.pth; never downloaded)")
     parser.add_argument("command", nargs="?", default="build", choices=["build", "serve"],
                         help="what to do (default: build); serve: build, serve site/ and rebuild + live-reload "
                              "on every change")

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from analysis import paths
+from analysis import paths, tv_weights
 from analysis.jsonio import read_json, sha256_file
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -25,15 +24,6 @@ def source_hash() -> str:
         h.update(str(path.relative_to(PACKAGE_DIR)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()
-
-
-def googlenet_candidates() -> list[Path]:
-    """Where a user's own InceptionV1 weights may be, in the loader's priority order (never downloaded)."""
-    out = []
-    if os.environ.get(paths.GOOGLENET_ENV):
-        out.append(Path(os.environ[paths.GOOGLENET_ENV]).expanduser())
-    out.append(paths.torch_hub_checkpoint(paths.GOOGLENET_FILE))
-    return out
 
 
 def _stat(path: Path | None) -> Any:
@@ -49,7 +39,7 @@ def fingerprint(config: dict, extra_files: Iterable[Path] = ()) -> str:
         "source": source_hash(),
         "config": config,
         "efficientnet": _stat(paths.efficientnet_lite0_file()),
-        "googlenet": [_stat(p) for p in googlenet_candidates()],
+        "torchvision": {arch: [_stat(p) for p in tv_weights.candidates(w)] for arch, w in tv_weights.ALL.items()},
         "extra": [_stat(Path(p)) for p in sorted(map(str, extra_files))],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

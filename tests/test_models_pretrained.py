@@ -12,7 +12,7 @@ from analysis import data, models
 from analysis.errors import ModelUnavailable, WeightsError
 from analysis.models import efficientnet, googlenet
 
-REFERENCE = Path("/work/shared/reference/googlenet-torchvision-state-dict.json")
+REFERENCE = Path(__file__).parent / "data" / "torchvision-state-dicts.json"  # read off torchvision 0.29.1
 
 
 def _square_224(photo: np.ndarray) -> torch.Tensor:
@@ -28,7 +28,8 @@ def _square_224(photo: np.ndarray) -> torch.Tensor:
 def no_googlenet_anywhere(tmp_path, monkeypatch):
     """Hermetic: no real hub cache or env var leaks into these tests."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.delenv(googlenet.ENV_VAR, raising=False)
+    for var in googlenet.WEIGHTS.env_vars:
+        monkeypatch.delenv(var, raising=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,7 +104,8 @@ def test_lite0_describe():
 
 
 def test_googlenet_keys_and_shapes_match_torchvision_reference():
-    ref = {k: tuple(v) for k, v in json.loads(REFERENCE.read_text()).items() if not k.startswith("aux")}
+    state_dict = json.loads(REFERENCE.read_text())["models"]["googlenet"]["state_dict"]
+    ref = {k: tuple(v) for k, v in state_dict.items() if not k.startswith("aux")}
     ours = googlenet.expected_shapes()
     assert list(ours) == list(ref)  # same names, same order (forward order)
     assert ours == ref
@@ -164,7 +166,7 @@ def test_googlenet_absent_is_unavailable_with_instructions():
     with pytest.raises(ModelUnavailable) as e:
         models.load("inceptionv1")
     msg = str(e.value)
-    assert googlenet.ENV_VAR in msg and "googlenet-1378be20.pth" in msg and "never downloaded" in msg
+    assert "VW_WEIGHTS_GOOGLENET" in msg and "googlenet-1378be20.pth" in msg and "never downloaded" in msg
     assert str(googlenet.hub_checkpoint_path()) in msg
 
 

