@@ -22,7 +22,7 @@ import torch
 from joblib import Parallel, delayed
 
 from analysis import jsonio, recipes
-from analysis.models import families
+from analysis.models import registry
 from analysis.errors import AnalysisError, ModelUnavailable
 from analysis.paths import safe_component
 from analysis.pictures import png_bytes
@@ -103,7 +103,7 @@ def _load(spec: ModelSpec, cache_dir: Path) -> tuple[torch.nn.Module, dict]:
                 "image_size_default": spec.image_size is None}
     else:
         model = models.load(spec.name, cache_dir=cache_dir)
-        info = models.describe(spec.name, cache_dir=cache_dir)
+        info = models.describe(spec.name, cache_dir=cache_dir, model=model)
     # The model key of every cache entry: the weights, and for bring-your-own models also the factory code,
     # its kwargs and the image size, since each changes what the network computes.
     info["weights_sha256"] = info["sha256"]
@@ -419,10 +419,16 @@ def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str],
     manifest: dict = {"schema": "vw-analysis-manifest/1", "analysis_version": ANALYSIS_VERSION,
                       "fingerprint": cfg.fingerprint, "models": {}, "unavailable": {}}
     tensor_entries: dict[str, list[dict]] = {}
+    previous = jsonio.read_json(root / "manifest.json")
     for spec in specs:
         t0 = time.perf_counter()
         try:
-            entry = _model_entry(spec, cache_dir, root, cfg, datasets, progress)
+            key = _spec_key(spec, cfg, cache_dir)
+            entry = _reusable(previous, spec.name, key, root)
+            if entry is not None:
+                _log(progress, f"{spec.name}: unchanged, reused without loading it")
+            else:
+                entry = {**_model_entry(spec, cache_dir, root, cfg, datasets, progress), "spec_key": key}
         except ModelUnavailable as exc:
             manifest["unavailable"][spec.name] = str(exc)
             _log(progress, f"{spec.name}: skipped ({exc})")
@@ -446,6 +452,41 @@ def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str],
     return root / "manifest.json"
 
 
+def _spec_key(spec: ModelSpec, cfg: AnalysisConfig, cache_dir: Path) -> str:
+    """Everything one model's results depend on, without loading it: the analysis code, the model's declaration,
+    the site's feature-visualization quality, and its weights (and, brought by an author, its code) by content."""
+    from analysis.fingerprint import source_hash
+
+    if spec.factory:
+        folder = Path(spec.search_path or ".")
+        code = [jsonio.sha256_file(p) for p in sorted(folder.glob("*.py"))]
+        weights = jsonio.sha256_file(Path(spec.weights)) if spec.weights and Path(spec.weights).is_file() else None
+    else:
+        from analysis.models import registry
+
+        fam = registry.family_of(spec.name)
+        code, weights = [], fam.facts(spec.name, cache_dir).get("sha256") if fam is not None else None
+    declared = {k: v for k, v in vars(spec).items() if k not in ("search_path", "weights")}
+    parts = [ANALYSIS_VERSION, source_hash(), jsonio.dumps(declared), jsonio.dumps(cfg.featureviz), str(weights), *code]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def _reusable(previous: dict | None, name: str, key: str, root: Path) -> dict | None:
+    """The previous build's entry for this model when its key matches and every file it wrote is intact."""
+    if not isinstance(previous, dict):
+        return None
+    entry = (previous.get("models") or {}).get(name)
+    if not isinstance(entry, dict) or entry.get("spec_key") != key:
+        return None
+    own = (f"{safe_name(name)}/", f"../featureviz/{safe_name(name)}/")
+    for f in previous.get("files") or []:
+        if isinstance(f, dict) and str(f.get("path", "")).startswith(own):
+            path = root / f["path"]
+            if not path.is_file() or jsonio.sha256_file(path) != f.get("sha256"):
+                return None
+    return entry
+
+
 def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConfig, datasets: dict,
                  progress: bool) -> dict:
     """Load one model, derive its recipe, analyse it: its manifest entry."""
@@ -453,7 +494,7 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
 
     model, info = _load(spec, cache_dir)
     try:
-        recipe = families.recipe_for(spec.name, model, spec.image_size, recipes.RecipeSpec.from_json(spec.recipe))
+        recipe = registry.recipe_for(spec.name, model, spec.image_size, recipes.RecipeSpec.from_json(spec.recipe))
     except (AnalysisError, ValueError) as exc:
         raise AnalysisError(f"model '{spec.name}': {exc}", model=spec.name) from None
     for note in recipe.notes:
@@ -473,7 +514,7 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
         if not spec.factory:
             raise
         raise AnalysisError(_user_error(spec, exc)) from exc
-    return {"info": info, **families.presentation(spec.name, recipe), "tensors": tensors, "first_layer": first,
+    return {"info": info, **registry.presentation(spec.name, recipe), "tensors": tensors, "first_layer": first,
             "context": ctx}
 
 

@@ -182,21 +182,32 @@ def cold_once(cmd: list[str], cwd: Path, cache: Path, timeout: float) -> dict:
     return out
 
 
-def cold(timeout: float) -> None:
-    """From an empty cache: the default site (this repo's site.yml and content/), and the sample article alone."""
+def cold(timeout: float, baseline: str | None = None) -> None:
+    """From an empty cache: the default site (this repo's site.yml and content/), and the sample article alone;
+    with `baseline`, first the default site of that git revision, in the same run (machines differ about 2x)."""
+    results = []
     with tempfile.TemporaryDirectory(prefix="vw-cold-") as tmpname:
         tmp = Path(tmpname)
-        default = cold_once([sys.executable, "build.py", "--cache-dir", str(tmp / "c1"), "--site-dir",
-                             str(tmp / "s1" / "site")], REPO, tmp / "c1", timeout)
-        sample = cold_once([sys.executable, "build.py", "--cache-dir", str(tmp / "c2")],
-                           make_project(tmp), tmp / "c2", timeout)
-    articles = ", ".join(str(a) for a in re.findall(r"^\s*-\s*(\S+)", (REPO / "site.yml").read_text().split("articles:")[-1], re.M))
+        if baseline:
+            old = tmp / "baseline"
+            old.mkdir()
+            archive = subprocess.run(["git", "archive", baseline], cwd=REPO, capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+            results.append((f"default site at {baseline}", cold_once(
+                [sys.executable, "build.py", "--cache-dir", str(tmp / "c0"), "--site-dir", str(tmp / "s0" / "site")],
+                old, tmp / "c0", timeout)))
+        articles = ", ".join(str(a) for a in re.findall(r"^\s*-\s*(\S+)", (REPO / "site.yml").read_text().split("articles:")[-1], re.M))
+        results.append((f"default site ({articles})", cold_once(
+            [sys.executable, "build.py", "--cache-dir", str(tmp / "c1"), "--site-dir", str(tmp / "s1" / "site")],
+            REPO, tmp / "c1", timeout)))
+        results.append(("sample article alone", cold_once([sys.executable, "build.py", "--cache-dir", str(tmp / "c2")],
+                                                          make_project(tmp), tmp / "c2", timeout)))
     print(f"# cold build from an empty cache dir (load avg {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores)")
     print("| what | status | wall (s) | CPU user+sys (s) | peak RSS (MB) | cache (MB) |")
     print("|---|---|---:|---:|---:|---:|")
-    for name, r in ((f"default site ({articles})", default), ("sample article alone", sample)):
+    for name, r in results:
         print(f"| {name} | {r['status']} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['rss_mb']:.0f} | {r['cache_mb']:.1f} |")
-    for name, r in (("default", default), ("sample", sample)):
+    for name, r in results:
         if r["status"] != "ok":
             print(f"{name}: " + " / ".join(r["tail"]))
 
@@ -206,9 +217,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=9, help="rebuilds per contender (median)")
     ap.add_argument("--cold", action="store_true", help="instead: cold build of the default site (time, peak RSS)")
     ap.add_argument("--timeout", type=float, default=7200, help="--cold: give up after this many seconds")
+    ap.add_argument("--baseline", help="--cold: also build this git revision first, in the same run")
     args = ap.parse_args()
     if args.cold:
-        cold(args.timeout)
+        cold(args.timeout, args.baseline)
     else:
         rebuild(args.rounds)
 

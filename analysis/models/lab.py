@@ -316,3 +316,26 @@ def load_lab(variant: str, seed: int, cache_dir: str | os.PathLike | None = None
     safeload.check_keys_and_shapes(state, {k: tuple(v.shape) for k, v in model.state_dict().items()}, path)
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def lab_facts(variant: str, seed: int, cache_dir: str | os.PathLike | None = None) -> dict:
+    """describe() facts of one lab model: where it came from and how well it does its task."""
+    entry = lab_entry(variant, seed, cache_dir)
+    folder = lab_dir(cache_dir)
+    config = LabConfig.from_json(entry.get("config", {}))
+    weights = folder / entry["weights"]
+    return {
+        "source": "banding lab: trained by this build on crops of bundled photos (upright vs vertically flipped)",
+        "variant": entry["variant"],
+        "seed": entry["seed"],
+        "input_size": [config.input_size, config.input_size],
+        "weights": str(weights),
+        "init_weights": str(folder / entry["init_weights"]),
+        "sha256": safeload.sha256_file(weights),
+        "licence": "Apache-2.0 (this project)",
+        "accuracy": {"task": "upright vs flipped, held-out crops", "test_accuracy": entry["test_accuracy"]},
+        "last_conv": entry["last_conv"],
+        "train_seconds": entry["train_seconds"],
+        "config_hash": entry["config_hash"],
+        "rotated_inputs": entry["variant"] == "rotated",
+    }

@@ -13,6 +13,7 @@ from typing import Callable
 from torch import nn
 
 from analysis import safeload, tv_weights
+from analysis.errors import ModelUnavailable
 from analysis.models import googlenet, tv_alexnet, tv_load, tv_mobilenet, tv_resnet, tv_vgg
 from analysis.tv_weights import TvWeights
 
@@ -76,6 +77,8 @@ def facts(name: str) -> dict:
     """describe() facts of a torchvision-layout model whose weights file is present."""
     entry = ZOO[name]
     weights_file = tv_weights.find(entry.weights)
+    if weights_file is None:
+        raise ModelUnavailable(tv_weights.how_to_supply(entry.weights))
     source, licence = _source(entry, weights_file)
     return {
         "source": f"torchvision {entry.weights.arch} architecture written here; weights: {source}",

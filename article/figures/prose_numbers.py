@@ -51,7 +51,7 @@ def network(entry: dict | None) -> dict[str, Any]:
     spatial = [t for t in tensors if t["shape"][2] * t["shape"][3] > 1 and t.get("kind") != "span"]
     final = spatial[-1] if spatial else None  # the last block, or the last conv of a network without blocks
     out = {"available": True, "label": entry.get("label"), "params": entry["info"].get("parameters"),
-           "blocks": len(blocks), "n_tensors": len(tensors),
+           "blocks": len(blocks), "n_tensors": len(tensors), "n_convs": len(entry["info"].get("conv_layers", [])),
            "banded_blocks": sum(r > 1.25 for r in ratios), "baseline": _baseline(last),
            "top1": (entry["info"].get("accuracy") or {}).get("imagenet_top1_published"),
            "last_block_R": last["R_layer"] if last else None, "last_block_C": last["C_layer"] if last else None,

@@ -1,0 +1,142 @@
+"""The model registry: every model family described once (loader, facts, recipe, label, colour, featured tensors).
+
+Adding a model family is one `Family(...)` below. `analysis.models.load/describe/available` dispatch through it;
+the analysis manifest copies `label`, `color` and the featured tensors into each model's entry, so the render side
+never names a model or a layer itself. A bring-your-own model has no family: it gets the automatic recipe
+(analysis.recipes.auto_recipe) and a neutral look.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from torch import nn
+
+from analysis import recipes
+from analysis.errors import ModelUnavailable
+from analysis.models import efficientnet, lab, tv_zoo
+
+NEUTRAL = "#9467bd"
+PathLike = str | os.PathLike | None
+
+
+@dataclass(frozen=True)
+class Family:
+    pattern: str  # regular expression over model names
+    label: str
+    color: str
+    load: Callable[[str, PathLike], nn.Module]
+    facts: Callable[[str, PathLike], dict]  # describe(): source, weights + sha256, licence, accuracy, input size
+    names: Callable[[], list[str]]  # the concrete names of the family
+    present: Callable[[str], bool] = lambda name: True
+    recipe: Callable[[nn.Module, int, recipes.RecipeSpec | None, dict], recipes.Recipe] | None = None  # None: auto
+    # Defaults an author's recipe replaces: extra expansions ("a -> b"), context pairs; and what figures feature:
+    # "nmf" (tensor ids for the NMF explorer), "banding" (a tensor id for the banding gallery).
+    featured: dict = field(default_factory=dict)
+    image_size: int = 224
+
+    def matches(self, name: str) -> bool:
+        return re.fullmatch(self.pattern, name) is not None
+
+
+# ----------------------------------------------------------------------------- the banding lab
+
+_LAB = re.compile(r"lab-(gap|flatten|rotated)-s(\d+)")
+
+
+def _lab_load(name: str, cache_dir: PathLike) -> nn.Module:
+    variant, seed = _LAB.fullmatch(name).groups()
+    return lab.load_lab(variant, int(seed), cache_dir)
+
+
+def _lab_facts(name: str, cache_dir: PathLike) -> dict:
+    variant, seed = _LAB.fullmatch(name).groups()
+    return lab.lab_facts(variant, int(seed), cache_dir)
+
+
+def _lab_family(variant: str, label: str, color: str) -> Family:
+    return Family(rf"lab-{variant}-s\d+", label, color, load=_lab_load, facts=_lab_facts,
+                  names=lambda: [f"lab-{variant}-s{s}" for s in lab.LabConfig().seeds],
+                  recipe=lambda model, size, spec, featured: recipes.lab_recipe(model), image_size=32)
+
+
+# ----------------------------------------------------------------------------- pretrained ImageNet models
+
+def _efficientnet_present(name: str) -> bool:
+    try:
+        return efficientnet.weights_path().is_file()
+    except ModelUnavailable:
+        return False
+
+
+def _tv_family(name: str, color: str, featured: dict | None = None, label: str | None = None) -> Family:
+    entry = tv_zoo.ZOO[name]
+    return Family(re.escape(name), label or entry.weights.label, color, load=lambda n, cache_dir: tv_zoo.load(n),
+                  facts=lambda n, cache_dir: tv_zoo.facts(n), names=lambda: [name], present=tv_zoo.present,
+                  featured=featured or {}, image_size=entry.input_size)
+
+
+FAMILIES: list[Family] = [
+    _lab_family("gap", "lab: GAP", "#e45756"),
+    _lab_family("flatten", "lab: flatten", "#4c78a8"),
+    _lab_family("rotated", "lab: GAP, rotated inputs", "#54a24b"),
+    Family("efficientnet-lite0", "EfficientNet-Lite0", "#f58518",
+           load=lambda n, cache_dir: efficientnet.load_efficientnet_lite0(),
+           facts=lambda n, cache_dir: efficientnet.facts(), names=lambda: ["efficientnet-lite0"],
+           present=_efficientnet_present, featured={
+               # Two blocks at once: 3x3 and 5x5 depthwise kernels compose to 13x13 through a stride of 2.
+               "expansions": ["_blocks.2 -> _blocks.4"],
+               # Block 3 has no residual connection (stride 2): its expanded weights are all learned structure.
+               "context": [{"weights": "_blocks.2 -> _blocks.3", "directions": 2}],
+               "nmf": ["_blocks.2->_blocks.3", "_blocks.7->_blocks.8"],  # 5x5 kernels: two layers keep the page light
+           }),
+    _tv_family("mobilenet-v2", "#72b7b2", {
+        "expansions": ["features.2 -> features.4"],
+        "context": [{"weights": "features.3 -> features.4", "directions": 2}],
+        # Featured layers stay small (the last block has 1280 neurons: too heavy for the article's page).
+        "nmf": ["features.3->features.4", "features.9->features.10", "features.14->features.15"],
+    }),
+    _tv_family("inceptionv1", "#b279a2", {
+        "expansions": ["maxpool2 -> inception3b"],
+        "context": [{"weights": "inception3a -> inception3b"}],
+        "nmf": ["inception4d.branch3.1.conv", "inception5b.branch2.1.conv"],
+        "banding": "inception5b.branch2.1.conv",
+    }, label="InceptionV1"),
+    _tv_family("resnet18", "#9d755d"),
+    _tv_family("resnet50", "#8c564b"),
+    _tv_family("vgg16", "#bab0ac"),
+    _tv_family("alexnet", "#79706e"),
+]
+
+
+def family_of(name: str) -> Family | None:
+    return next((f for f in FAMILIES if f.matches(name)), None)
+
+
+def known_names() -> list[str]:
+    return [n for f in FAMILIES for n in f.names()]
+
+
+def recipe_for(name: str, model: nn.Module, image_size: int | None = None,
+               spec: recipes.RecipeSpec | None = None) -> recipes.Recipe:
+    fam = family_of(name)
+    size = image_size or (fam.image_size if fam else 224)
+    if fam is not None and fam.recipe is not None:
+        return fam.recipe(model, size, spec, fam.featured)
+    return recipes.auto_recipe(model, size, spec, fam.featured if fam else None)
+
+
+def presentation(name: str, recipe: recipes.Recipe) -> dict:
+    """What the render side needs to show this model: label, colour, featured tensors, blocks."""
+    fam = family_of(name)
+    ids = [t.id for t in recipe.tensors]
+    featured = [t for t in (fam.featured.get("nmf", []) if fam else []) if t in ids]
+    if not featured:  # a third, two thirds and the end of the network
+        featured = list(dict.fromkeys(ids[min(len(ids) - 1, k * len(ids) // 3)] for k in (1, 2, 3)))
+    banding = fam.featured.get("banding") if fam else None
+    return {"label": fam.label if fam else name, "color": fam.color if fam else NEUTRAL,
+            "family": fam.pattern if fam else "bring-your-own", "featured_nmf": featured,
+            "featured_banding": banding if banding in ids else None, "blocks": recipe.blocks_json(),
+            "notes": recipe.notes}
