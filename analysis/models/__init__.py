@@ -82,7 +82,7 @@ def describe(name: str, cache_dir: PathLike = None) -> dict:
         config = lab.LabConfig.from_json(entry.get("config", {}))
         weights = folder / entry["weights"]
         facts.update(
-            source="banding lab: trained by this build on crops of bundled photos (upright vs vertically flipped)",
+            source="banding lab: trained by this build on bundled MNIST digits (upright vs vertically flipped)",
             variant=entry["variant"],
             seed=entry["seed"],
             input_size=[config.input_size, config.input_size],
@@ -90,7 +90,7 @@ def describe(name: str, cache_dir: PathLike = None) -> dict:
             init_weights=str(folder / entry["init_weights"]),
             sha256=safeload.sha256_file(weights),
             licence="Apache-2.0 (this project)",
-            accuracy={"task": "upright vs flipped, held-out crops", "test_accuracy": entry["test_accuracy"]},
+            accuracy={"task": "upright vs flipped, held-out digits", "test_accuracy": entry["test_accuracy"]},
             last_conv=entry["last_conv"],
             train_seconds=entry["train_seconds"],
             config_hash=entry["config_hash"],
