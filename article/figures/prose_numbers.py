@@ -20,6 +20,11 @@ def _lab(ctx: FigureContext, man: dict) -> dict[str, Any]:
     for variant, stats in summary["variants"].items():
         v = {"R": stats["R"]["mean"], "C": stats["C"]["mean"], "R_sd": stats["R"]["std"],
              "R_over_C": stats["R_over_C"], "C_over_R": stats["C_over_R"]}
+        # Per-seed ratios, median over seeds (the lab's stated claim), and the variant's accuracy beside them.
+        for key in ("median_R_over_C", "median_C_over_R", "median_R_over_C_delta", "median_C_over_R_delta"):
+            v[key] = stats.get(key)
+        acc = stats.get("test_accuracy", {})
+        v["acc_min"], v["acc_max"], v["acc_median"] = acc.get("min"), acc.get("max"), acc.get("median")
         if "R_delta" in stats and "C_delta" in stats:
             v["R_over_C_delta"] = stats["R_delta"]["mean"] / stats["C_delta"]["mean"]
             v["R_delta"], v["C_delta"] = stats["R_delta"]["mean"], stats["C_delta"]["mean"]
