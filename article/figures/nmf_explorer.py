@@ -63,6 +63,9 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     layers = default_layers(man)
     if params.get("layers"):
         layers = [tuple(x.split(":", 1)) for x in params["layers"].split(",")]
+    elif params.get("model"):  # every analysed tensor of one model: every block (large layers make heavy pages)
+        layers = [(params["model"], t["id"]) for t in ad.model_entry(ctx, params["model"])["tensors"]
+                  if t.get("nmf_error") is not None]
     records, labels = [], []
     for model, tid in layers:
         entry = next((t for t in ad.model_entry(ctx, model)["tensors"] if t["id"] == tid), None)

@@ -142,7 +142,7 @@ def report_numbers(ctx: FigureContext) -> dict[str, Any]:
         lab_gap = variants.get("gap", {}).get("R_over_C")
     convs = entry["info"].get("conv_layers", [])
     return {"name": name, "convs": len(convs), "tensors": len(tensors), "lab_gap": lab_gap,
-            "params": entry["info"].get("parameters"), "blocks": len(entry.get("blocks", [])),
+            "params": entry["info"].get("parameters"), "blocks": network(entry)["blocks"],
             "last_label": last["label"] if last else None,
             "last_R": last["R_layer"] if last else None, "last_C": last["C_layer"] if last else None,
             "last_ratio": _ratio(last), "baseline": _baseline(last), "network": network(entry)}

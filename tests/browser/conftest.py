@@ -22,7 +22,7 @@ from site_fixture import build_test_site, html_pages
 # Every article of the real site, on a tiny analysis configuration: the real figures, real (small) models.
 ARTICLES: list[str] = ["visualizing-weights", "weight-report", "sample"]
 ANALYSIS: dict[str, Any] | None = {
-    "models": ["banding-lab", "efficientnet-lite0"],
+    "models": ["banding-lab", "efficientnet-lite0", "mobilenet-v2"],
     "n_jobs": 2,
     "featureviz": {"size": 32, "steps": 4},
     "lab": {"steps": 20, "seeds": [0, 1], "widths": [4, 8, 8, 8, 8, 8], "n_test": 64},
