@@ -530,14 +530,28 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
 def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, progress):
     if spec.dataset != "photos":
         recipe.photo_size = None  # dataset images are used at their own size (e.g. 28x28 digits)
-    # A bring-your-own factory module lives next to its article: worker processes could not import it.
-    jobs = 1 if spec.factory else cfg.n_jobs
-    tensors = analyse_tensors(spec.name, model, info, recipe, cache_dir, root, jobs, progress)
+    if spec.factory and spec.search_path:
+        _ship_by_value(Path(spec.search_path))
+    tensors = analyse_tensors(spec.name, model, info, recipe, cache_dir, root, cfg.n_jobs, progress)
     first = first_layer(spec.name, model, info, recipe, root)
     ctx = []
     if not spec.name.startswith("lab-") or spec.name == "lab-gap-s0":  # one lab model stands for the nine
         ctx = context(spec.name, model, info, recipe, cache_dir, root, cfg, photos, progress)
     return tensors, first, ctx
+
+
+def _ship_by_value(folder: Path) -> None:
+    """A bring-your-own factory module lives next to its article, where joblib's worker processes cannot import it:
+    have cloudpickle send those modules' code along with the model instead of a reference to them."""
+    import sys
+
+    import cloudpickle
+
+    folder = folder.resolve()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path and Path(path).resolve().parent == folder:
+            cloudpickle.register_pickle_by_value(module)
 
 
 def _user_error(spec: ModelSpec, exc: Exception) -> str:

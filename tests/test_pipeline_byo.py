@@ -67,13 +67,14 @@ def spec(article: Path, name: str, weights: str = "tiny.pt", **extra) -> ModelSp
                      **extra)
 
 
-def analyse(cache: Path, specs: list[ModelSpec], capsys) -> tuple[dict, str]:
-    path = run(AnalysisConfig(models=specs, cache_dir=cache, n_jobs=1, featureviz={"size": 32, "steps": 2}))
+def analyse(cache: Path, specs: list[ModelSpec], capsys, n_jobs: int = 1) -> tuple[dict, str]:
+    path = run(AnalysisConfig(models=specs, cache_dir=cache, n_jobs=n_jobs, featureviz={"size": 32, "steps": 2}))
     return jsonio.read_json(path), capsys.readouterr().out
 
 
 def test_factory_weights_and_image_size_alone_give_block_level_results(article, tmp_path, capsys):
-    manifest, _ = analyse(tmp_path / "cache", [spec(article, "tiny", image_size=32)], capsys)
+    # Two workers: the factory module next to the article travels to them by value (it is not importable there).
+    manifest, _ = analyse(tmp_path / "cache", [spec(article, "tiny", image_size=32)], capsys, n_jobs=2)
     entry = manifest["models"]["tiny"]
     kinds = {t["id"]: (t["kind"], t["shape"]) for t in entry["tensors"]}
     assert kinds == {
