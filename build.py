@@ -74,17 +74,18 @@ def main(argv: list[str] | None = None) -> int:
     from article.analysis_stage import ensure_analysis
     from article.config import load_config
     from article.errors import BuildError
-    from article.pipeline import build_site
+    from article.pipeline import build_site, check_site_dir
 
     if args.jobs:
         import os
 
         os.environ["VW_JOBS"] = str(args.jobs)
 
-    if args.clean:
-        shutil.rmtree(args.cache_dir / "render", ignore_errors=True)
     t0 = time.perf_counter()
     try:
+        check_site_dir(ROOT, args.site_dir, args.cache_dir)  # before anything slow: a refused folder fails fast
+        if args.clean:
+            shutil.rmtree(args.cache_dir / "render", ignore_errors=True)
         ensure_analysis(ROOT, load_config(ROOT), args.cache_dir, force=args.clean)
         report = build_site(ROOT, args.site_dir, cache_dir=args.cache_dir, strict=args.strict, debug=args.debug)
     except (BuildError, AnalysisError, OSError) as exc:  # the author's problem: one line (--debug: traceback)

@@ -40,6 +40,7 @@ def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
     mistakes fail fast with the article's file:line.
     """
     out = []
+    seen: dict[str, tuple[Any, str]] = {}  # model name -> (what defines it, "file:line" of its declaration)
     for slug in config.articles:
         path = root / "content" / slug / "index.md"
         try:
@@ -74,6 +75,18 @@ def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
             if dataset not in ("photos", "mnist"):
                 raise BuildError(f"front matter model '{name}': dataset must be 'photos' or 'mnist', got {dataset!r}",
                                  path, lines.get(str(name)))
+            where = f"{path}:{lines.get(str(name))}" if lines.get(str(name)) else str(path)
+            module_top = factory.split(":")[0].split(".")[0]
+            local = (path.parent / f"{module_top}.py").is_file() or (path.parent / module_top).is_dir()
+            defines = (factory, str(weights), spec.get("kwargs") or {}, size, dataset,
+                       str(path.parent.resolve()) if local else None)
+            if name in seen:
+                if seen[name][0] != defines:
+                    raise BuildError(f"front matter model '{name}' is declared differently in {seen[name][1]} and "
+                                     f"{where} (factory, weights, kwargs, image_size or dataset differ); give the "
+                                     "models different names", path, lines.get(str(name)))
+                continue  # the same model, declared by two articles: analysed once
+            seen[name] = (defines, where)
             out.append({"name": name, "factory": factory, "weights": str(weights), "dataset": dataset,
                         "kwargs": spec.get("kwargs") or {}, "image_size": size,
                         "search_path": str(path.parent), "article": str(path), "line": lines.get(str(name))})
@@ -145,6 +158,13 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
         run(acfg, progress=progress)
     except AnalysisError as exc:
         raise _attributed(str(exc), cfg["byo"]) from None
+    except SystemExit as exc:  # user code (a bring-your-own model's forward()) called sys.exit(): not a success
+        if not cfg["byo"]:
+            raise
+        names = ", ".join(f"'{m['name']}' ({m['factory']!r})" for m in cfg["byo"])
+        first = cfg["byo"][0] if len(cfg["byo"]) == 1 else {"article": None, "line": None}
+        raise BuildError(f"the analysis stopped: code called sys.exit({exc.code!r}) while analysing bring-your-own "
+                         f"model(s) {names}", first["article"], first["line"]) from None
     if progress:
         print(f"analysis: done in {time.perf_counter() - t0:.1f} s", flush=True)
     return "computed"

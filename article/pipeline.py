@@ -246,28 +246,106 @@ def write_site_files(env: jinja2.Environment, site: Path, config: SiteConfig,
     write(site, ".nojekyll", b"")
 
 
+SITE_MARKER = ".vw-site"  # written into every built site: only a folder holding it is ever replaced
+MARKER_TEXT = b"Built by Visualizing Weights (build.py). The next build replaces this whole folder.\n"
+
+
+def _inside(a: Path, b: Path) -> bool:
+    """True when ``a`` is ``b`` or below it (both resolved)."""
+    return a == b or b in a.parents
+
+
+def check_site_dir(root: Path, site_dir: Path, cache_dir: Path | None = None) -> None:
+    """Refuse an output folder that a build must never replace: one that is or contains the project, or is,
+    contains or lies inside content/, templates/ or the cache, or any existing non-empty folder that does not
+    hold the marker file a previous build wrote."""
+    site = Path(os.path.abspath(site_dir)).resolve()
+    root = Path(root).resolve()
+    flag = "--site-dir"
+    if _inside(root, site):
+        raise BuildError(f"{flag}: refusing to replace a folder that is or contains the project {root}", site)
+    guarded = [(root / "content", "content/"), (root / "templates", "templates/"), (root / "article", "article/"),
+               (root / "analysis", "analysis/")]
+    if cache_dir is not None:
+        guarded.append((Path(os.path.abspath(cache_dir)).resolve(), "the cache folder"))
+    for folder, what in guarded:
+        folder = folder.resolve()
+        if _inside(site, folder) or _inside(folder, site):
+            raise BuildError(f"{flag}: refusing to build into {what} ({folder}): the build replaces its output "
+                             "folder as a whole", site)
+    if site.is_symlink() or (site.exists() and not site.is_dir()):
+        raise BuildError(f"{flag}: exists and is not a folder; pick another --site-dir", site)
+    if site.is_dir() and not (site / SITE_MARKER).is_file():
+        try:
+            empty = next(site.iterdir(), None) is None
+        except OSError as exc:
+            raise BuildError(f"{flag}: cannot read the folder ({exc.strerror or exc})", site) from None
+        if not empty:
+            raise BuildError(f"{flag}: not empty and not built by build.py (no {SITE_MARKER} file); refusing to "
+                             "replace it: delete it yourself or pick another --site-dir", site)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a folder named after this process is from a dead build whose pid was reused
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, owned by someone else
+        return True
+    return True
+
+
+def _stale(folder: Path) -> bool:
+    """A `.site-tmp-<pid>` / `.site-old-<pid>` folder whose build is no longer running."""
+    pid = folder.name.rsplit("-", 1)[-1]
+    return pid.isdigit() and not _pid_alive(int(pid))
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive flock on ``folder`` itself (no lock file to leave behind); released when the process dies."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def prepare_tmp(site_dir: Path) -> Path:
-    """Remove stale temp folders of killed builds; return a fresh ``.site-tmp-<pid>`` beside site_dir."""
+    """Remove temp folders of killed builds (never a running build's); return a fresh ``.site-tmp-<pid>``."""
     parent = site_dir.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        for stale in sorted(parent.glob(".site-tmp-*")) + sorted(parent.glob(".site-old-*")):
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = parent / f".site-tmp-{os.getpid()}"
-        tmp.mkdir()
+        with _locked(parent):
+            for stale in sorted(parent.glob(".site-tmp-*")) + sorted(parent.glob(".site-old-*")):
+                if _stale(stale):
+                    shutil.rmtree(stale, ignore_errors=True)
+            tmp = parent / f".site-tmp-{os.getpid()}"
+            tmp.mkdir()
     except OSError as exc:
         blocker = next((p for p in [parent, *parent.parents] if p.exists()), parent)
         why = "is a file, not a folder" if not blocker.is_dir() else f"cannot be written to ({exc.strerror or exc})"
         raise BuildError(f"cannot write the output folder {site_dir}: {blocker} {why}", blocker) from None
+    (tmp / SITE_MARKER).write_bytes(MARKER_TEXT)
     return tmp
 
 
-def swap(tmp: Path, site_dir: Path) -> None:
-    """site -> .site-old-<pid>, tmp -> site, delete old: the window without a site/ is two renames."""
+def swap(tmp: Path, site_dir: Path, root: Path | None = None, cache_dir: Path | None = None) -> None:
+    """site -> .site-old-<pid>, tmp -> site, delete old: the window without a site/ is two renames. Builds into
+    the same folder take turns (a lock on the parent folder), and the output folder is checked again under the
+    lock: only a folder this program built is ever replaced."""
     old = site_dir.parent / f".site-old-{os.getpid()}"
-    if site_dir.exists():
-        site_dir.rename(old)
-    tmp.rename(site_dir)
+    with _locked(site_dir.parent):
+        if root is not None:
+            check_site_dir(root, site_dir, cache_dir)
+        if site_dir.exists():
+            site_dir.rename(old)
+        tmp.rename(site_dir)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -298,6 +376,7 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, strict: bool = Fa
     with stage("read") as note:
         articles = read_articles(root, config)
         note["text"] = ", ".join(a.slug for a in articles)
+    check_site_dir(root, site_dir, cache_dir)
     tmp = prepare_tmp(site_dir)
     try:
         with stage("render") as note:
@@ -322,7 +401,7 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, strict: bool = Fa
                 if progress:
                     print(f"  warning: {p}", flush=True)
         with stage("swap"):
-            swap(tmp, site_dir)
+            swap(tmp, site_dir, root, cache_dir)
     except BaseException:
         if not debug:
             shutil.rmtree(tmp, ignore_errors=True)

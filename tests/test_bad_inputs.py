@@ -363,6 +363,145 @@ def model_forward_fails(c: Ctx) -> str:
     return at(c.tiny / "index.md", 7) + f".*{re.escape(str(c.tiny / 'tinynet.py'))}:{line}:.*forward is broken"
 
 
+# -- data loss: --site-dir may only replace a folder an earlier build created (it holds .vw-site)
+
+def site_is_content(c: Ctx) -> str:
+    c.site_dir = c.root / "content"
+    return at(c.root / "content") + ".*refus.*content/"
+
+
+def site_is_article_folder(c: Ctx) -> str:
+    c.site_dir = c.root / "content" / "sample"
+    return at(c.root / "content" / "sample") + ".*refus.*content/"
+
+
+def site_inside_content(c: Ctx) -> str:
+    c.site_dir = c.root / "content" / "out"
+    return at(c.root / "content" / "out") + ".*refus.*content/"
+
+
+def site_is_project(c: Ctx) -> str:
+    c.site_dir = c.root
+    return at(c.root) + ".*refus.*project"
+
+
+def site_contains_project(c: Ctx) -> str:
+    c.site_dir = c.dir
+    return at(c.dir) + ".*refus.*project"
+
+
+def site_is_templates(c: Ctx) -> str:
+    folder = copy_templates(c)  # a real copy: a regression must not delete the repository's templates
+    c.site_dir = folder
+    return at(folder) + ".*refus.*templates/"
+
+
+def site_inside_templates(c: Ctx) -> str:
+    folder = copy_templates(c)
+    c.site_dir = folder / "assets"
+    return at(folder / "assets") + ".*refus.*templates/"
+
+
+def site_is_cache(c: Ctx) -> str:
+    c.site_dir = c.dir / "cache"
+    return at(c.dir / "cache") + ".*refus.*cache"
+
+
+def site_inside_cache(c: Ctx) -> str:
+    c.site_dir = c.dir / "cache" / "render"
+    return at(c.dir / "cache" / "render") + ".*refus.*cache"
+
+
+def site_contains_cache(c: Ctx) -> str:
+    site = c.dir / "out"
+    (site / ".vw-site").parent.mkdir()
+    (site / ".vw-site").write_text("an earlier build, but the cache now lives inside it\n")
+    c.cache_dir = site / "cache"
+    shutil.copytree(c.dir / "cache", c.cache_dir)
+    c.site_dir = site
+    return at(site) + ".*refus.*cache"
+
+
+def site_symlink_to_content(c: Ctx) -> str:
+    link = c.dir / "published"
+    link.symlink_to(c.root / "content", target_is_directory=True)
+    c.site_dir = link
+    return r".*refus.*content/"
+
+
+def site_foreign_folder(c: Ctx) -> str:
+    docs = c.dir / "docs"
+    docs.mkdir()
+    (docs / "thesis.tex").write_text("years of work\n")
+    c.site_dir = docs
+    return at(docs) + ".*not built by build.py"
+
+
+def site_is_a_file(c: Ctx) -> str:
+    target = c.dir / "notes.txt"
+    target.write_text("keep me\n")
+    c.site_dir = target
+    return at(target) + ".*not a folder"
+
+
+def site_without_marker(c: Ctx) -> str:
+    (c.dir / "site" / ".vw-site").unlink()  # e.g. a folder someone copied by hand: not ours to delete
+    return at(c.dir / "site") + ".*not built by build.py"
+
+
+# -- data loss: user code ending the process, two articles declaring one model name differently
+
+def factory_sys_exit_0(c: Ctx) -> str:
+    edit(c.tiny / "tinynet.py", "    return TinyNet()", "    import sys\n    sys.exit(0)")
+    return at(c.tiny / "index.md", 7) + r".*'tinynet:make' called sys.exit\(0\)"
+
+
+def factory_system_exit_3(c: Ctx) -> str:
+    edit(c.tiny / "tinynet.py", "    return TinyNet()", "    raise SystemExit(3)")
+    return at(c.tiny / "index.md", 7) + r".*'tinynet:make' called sys.exit\(3\)"
+
+
+def factory_module_exits_on_import(c: Ctx) -> str:
+    edit(c.tiny / "tinynet.py", "import torch\n", "import torch\nexit('bye')\n")
+    return at(c.tiny / "index.md", 7) + r".*'tinynet:make' called sys.exit\('bye'\) while importing"
+
+
+def forward_sys_exit(c: Ctx) -> str:
+    edit(c.tiny / "tinynet.py", "        x = torch.relu(self.conv1(x))\n", "        raise SystemExit(0)\n")
+    return at(c.tiny / "index.md", 7) + r".*sys.exit\(0\).*tinynet"
+
+
+def _second_tiny(c: Ctx, old: str, new: str) -> Path:
+    other = c.root / "content" / "tiny2"
+    shutil.copytree(c.tiny, other)
+    edit(other / "index.md", old, new)
+    edit(c.root / "site.yml", "- tiny\n", "- tiny\n- tiny2\n")
+    return other
+
+
+def model_name_two_weights(c: Ctx) -> str:
+    other = _second_tiny(c, "weights: tiny.pt", "weights: other.pt")
+    shutil.copy(c.tiny / "tiny.pt", other / "other.pt")
+    return at(other / "index.md", 7) + f".*'tinynet'.*{re.escape(str(c.tiny / 'index.md'))}:7.*{re.escape(str(other / 'index.md'))}:7"
+
+
+def model_name_two_kwargs(c: Ctx) -> str:
+    other = _second_tiny(c, "image_size: 16}", "image_size: 16, kwargs: {width: 4}}")
+    return at(other / "index.md", 7) + f".*'tinynet'.*{re.escape(str(c.tiny / 'index.md'))}:7"
+
+
+def model_name_two_factories(c: Ctx) -> str:
+    other = _second_tiny(c, '"tinynet:make"', '"tinynet:TinyNet"')
+    return at(other / "index.md", 7) + ".*declared differently"
+
+
+def model_name_two_factory_files(c: Ctx) -> str:
+    # Same text in front matter, but each article's folder has its own tinynet.py: two different models.
+    other = _second_tiny(c, "image_size: 16}", "image_size: 16 }")
+    edit(other / "tinynet.py", "width: int = 4", "width: int = 5")
+    return at(other / "index.md", 7) + ".*declared differently"
+
+
 # Needs analysis/pipeline.py run(): wrap the analysis of a bring-your-own model (analyse_tensors, first_layer,
 # context) in `except Exception` (not AnalysisError) -> AnalysisError naming the innermost user frame and the
 # factory, e.g. f"{file}:{line}: model factory {spec.factory!r}: analysis failed: {type(e).__name__}: {e}".
@@ -387,11 +526,15 @@ CASES = [Case("render", f) for f in (
     unclosed_directive, undefined_data, template_sandbox_escape, body_template_syntax, bib_malformed, bib_missing,
     markdown_not_utf8, template_missing, template_syntax_error, site_yml_malformed, site_yml_missing,
     site_yml_articles_not_list, site_yml_article_without_folder, site_yml_analysis_not_mapping, output_under_a_file,
+    site_is_content, site_is_article_folder, site_inside_content, site_is_project, site_contains_project,
+    site_is_templates, site_inside_templates, site_is_cache, site_inside_cache, site_contains_cache,
+    site_symlink_to_content, site_foreign_folder, site_is_a_file, site_without_marker,
 )] + [Case("model", f) for f in (
     cache_under_a_file, weights_missing, weights_empty, weights_truncated, weights_wrong_keys, weights_wrong_shapes,
     weights_nan, weights_pickle_runs_code, googlenet_wrong_hash,
     factory_malformed, factory_no_module, factory_module_raises, factory_syntax_error, factory_no_attribute,
-    factory_raises,
+    factory_raises, factory_sys_exit_0, factory_system_exit_3, factory_module_exits_on_import, forward_sys_exit,
+    model_name_two_weights, model_name_two_kwargs, model_name_two_factories, model_name_two_factory_files,
 )] + [Case("model", model_forward_fails)]
 # Covered at unit level (tests/test_safeload.py, test_models_lab.py), not worth a torch import each here:
 # inf values, a file that holds no dict, a factory returning a non-Module.
@@ -420,17 +563,19 @@ class Outcome:
     before: dict[str, str]
     after: dict[str, str]
     dir: Path
+    root_before: dict[str, str] = field(default_factory=dict)  # the project (content/, templates/ ...)
+    root_after: dict[str, str] = field(default_factory=dict)
 
 
 def run_case(worlds: Path, case: Case, cases_dir: Path) -> Outcome:
     c = Ctx(cases_dir / case.id)
     shutil.copytree(worlds / case.world, c.dir, symlinks=True)
     expect = case.mutate(c)
-    before = tree_files(c.dir / "site")
+    before, root_before = tree_files(c.dir / "site"), tree_files(c.root)
     env = build_env(**c.env)
     cmd = build_cmd(c.root, c.site_dir or c.dir / "site", c.cache_dir or c.dir / "cache", *c.args)
     proc = subprocess.run(cmd, cwd=c.root, env=env, capture_output=True, text=True, timeout=300)
-    return Outcome(proc, expect, before, tree_files(c.dir / "site"), c.dir)
+    return Outcome(proc, expect, before, tree_files(c.dir / "site"), c.dir, root_before, tree_files(c.root))
 
 
 @pytest.fixture(scope="module")
@@ -464,6 +609,7 @@ def test_bad_input_fails_cleanly(case_id: str, outcomes):
     assert len(lines) == 1, f"stderr must be exactly one line, got {len(lines)}" + detail
     assert re.match("error: " + out.expect, lines[0]), f"error line does not match {out.expect!r}" + detail
     assert out.after == out.before, "the previous site/ changed: " + tree_diff(out.before, out.after)
+    assert out.root_after == out.root_before, "the project changed: " + tree_diff(out.root_before, out.root_after)
     assert not list(out.dir.glob(".site-tmp-*")), "a failed build left its temp folder behind"
 
 

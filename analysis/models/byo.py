@@ -21,6 +21,15 @@ def _where(e: BaseException) -> str:
     return f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
 
 
+def _user_exit(e: BaseException, factory: str, doing: str) -> AnalysisError:
+    """SystemExit (sys.exit, exit(), quit()) or another BaseException from user code: a failed build, not the end
+    of the process with the user's exit status (sys.exit(0) would make a CI job pass with nothing built)."""
+    if isinstance(e, SystemExit):
+        return AnalysisError(f"{_where(e)}model factory {factory!r} called sys.exit({e.code!r}) {doing}; a factory "
+                             "must return a model or raise an exception")
+    return AnalysisError(f"{_where(e)}model factory {factory!r} raised {type(e).__name__} {doing}: {e}")
+
+
 def resolve_factory(factory: str) -> Callable[..., Any]:
     """Import "package.module:callable" (the callable may be dotted, e.g. "mod:Class.build")."""
     if not isinstance(factory, str) or factory.count(":") != 1 or not all(factory.split(":")):
@@ -28,7 +37,11 @@ def resolve_factory(factory: str) -> Callable[..., Any]:
     module_name, attr_path = factory.split(":")
     try:
         obj: Any = importlib.import_module(module_name)
-    except Exception as e:  # ImportError, or the module itself raising on import
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # ImportError, the module raising on import, or calling sys.exit() on import
+        if not isinstance(e, Exception):
+            raise _user_exit(e, factory, f"while importing module {module_name!r}") from None
         raise AnalysisError(f"{_where(e)}model factory {factory!r}: cannot import module {module_name!r} "
                             f"({type(e).__name__}: {e})") from e
     for part in attr_path.split("."):
@@ -45,7 +58,11 @@ def load_byo(factory: str, weights: str | os.PathLike, kwargs: dict | None = Non
     build = resolve_factory(factory)
     try:
         model = build(**(kwargs or {}))
-    except Exception as e:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # user code: SystemExit too (see _user_exit)
+        if not isinstance(e, Exception):
+            raise _user_exit(e, factory, f"when called with {kwargs or {}}") from None
         raise AnalysisError(f"{_where(e)}model factory {factory!r} raised {type(e).__name__} when called with "
                             f"{kwargs or {}}: {e}") from e
     if not isinstance(model, nn.Module):
