@@ -33,12 +33,37 @@ def _model_lines(text: str, path: Path) -> dict[str, int]:
     return out  # +2: the YAML text starts on file line 2
 
 
+def factory_allow_list(root: Path, config: SiteConfig) -> set[str]:
+    """site.yml `factories:`: "package.module:callable" or "package.module" entries that any article may use as a
+    bring-your-own factory besides the modules in its own folder."""
+    value = config.raw.get("factories") or []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise BuildError("field 'factories' must be a list of 'package.module:callable' or 'package.module' "
+                         "strings", root / "site.yml")
+    return {v.strip() for v in value}
+
+
+def _local_module(factory: str, folder: Path) -> bool:
+    """The factory's top-level module is a file or package in ``folder`` (and not a standard-library name)."""
+    import sys
+
+    top = factory.split(":")[0].split(".")[0]
+    if top in sys.builtin_module_names or top in getattr(sys, "stdlib_module_names", ()):
+        return False
+    folder = folder.resolve()
+    for candidate in (folder / f"{top}.py", folder / top / "__init__.py"):
+        if candidate.is_file() and folder in candidate.resolve().parents:
+            return True
+    return False
+
+
 def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
     """Bring-your-own models named in articles' front matter: {name: {factory, weights, kwargs, image_size}}.
 
     Checks what can be checked without torch (spec shape, weights file present and non-empty), so these
     mistakes fail fast with the article's file:line.
     """
+    allowed = factory_allow_list(root, config)
     out = []
     seen: dict[str, tuple[Any, str]] = {}  # model name -> (what defines it, "file:line" of its declaration)
     for slug in config.articles:
@@ -76,8 +101,10 @@ def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
                 raise BuildError(f"front matter model '{name}': dataset must be 'photos' or 'mnist', got {dataset!r}",
                                  path, lines.get(str(name)))
             where = f"{path}:{lines.get(str(name))}" if lines.get(str(name)) else str(path)
-            module_top = factory.split(":")[0].split(".")[0]
-            local = (path.parent / f"{module_top}.py").is_file() or (path.parent / module_top).is_dir()
+            local = _local_module(factory, path.parent)
+            if not local and factory not in allowed and factory.split(":")[0] not in allowed:
+                raise fail(f"factory {factory!r}: module {factory.split(':')[0]!r} is not a module in the article's "
+                           f"folder; factories must be defined there or listed under 'factories:' in site.yml")
             defines = (factory, str(weights), spec.get("kwargs") or {}, size, dataset,
                        str(path.parent.resolve()) if local else None)
             if name in seen:
@@ -89,7 +116,10 @@ def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
             seen[name] = (defines, where)
             out.append({"name": name, "factory": factory, "weights": str(weights), "dataset": dataset,
                         "kwargs": spec.get("kwargs") or {}, "image_size": size,
-                        "search_path": str(path.parent), "article": str(path), "line": lines.get(str(name))})
+                        # The article's folder: the factory is imported from it (and only from it); None for a
+                        # factory on the site's allow-list, imported from the installed packages.
+                        "search_path": str(path.parent) if local else None,
+                        "article": str(path), "line": lines.get(str(name))})
     return out
 
 
@@ -129,7 +159,7 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
 
     extra = [Path(m["weights"]) for m in cfg["byo"]]
     # Bring-your-own factories are user code next to the article: their source is part of the inputs.
-    for folder in sorted({m["search_path"] for m in cfg["byo"]}):
+    for folder in sorted({m["search_path"] for m in cfg["byo"] if m["search_path"]}):
         extra += sorted(Path(folder).glob("*.py"))
     fp = fingerprint(cfg, extra)
     manifest = cache_dir / "analysis" / "manifest.json"

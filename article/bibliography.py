@@ -10,6 +10,7 @@ import hashlib
 import json
 
 from .errors import BuildError
+from .urls import safe_url
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Reference:
         if self.authors:
             parts.append(e(_join_names(self.authors)) + ".")
         title = e(self.title)
-        if self.url:
+        if self.url and safe_url(self.url):  # a javascript: (or data:) url stays plain text
             title = f'<a href="{e(self.url)}">{title}</a>'
         parts.append(f'<span class="ref-title">{title}</span>.')
         if self.venue:

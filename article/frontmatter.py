@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from .errors import BuildError
+from .urls import SAFE_SCHEMES, safe_url
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -140,6 +141,12 @@ def _validate(d: dict[str, Any], lines: dict[str, int], path: Path) -> FrontMatt
                 pass
         raise fail(name, f"must be a date YYYY-MM-DD, got {value!r}")
 
+    def url(name: str, value: Any) -> str | None:
+        value = text(name, value, False)
+        if value is not None and not safe_url(value):
+            raise fail(name, f"must be an {', '.join(SAFE_SCHEMES)} or relative URL, got {value[:60]!r}")
+        return value
+
     def mapping(name: str) -> dict[str, Any]:
         value = d.get(name) or {}
         if not isinstance(value, dict):
@@ -161,9 +168,9 @@ def _validate(d: dict[str, Any], lines: dict[str, int], path: Path) -> FrontMatt
             raise fail(where, f"has unknown key(s) {sorted(unknown)}")
         authors.append(Author(
             name=text(f"{where}.name", a.get("name")),
-            url=text(f"{where}.url", a.get("url"), False),
+            url=url(f"{where}.url", a.get("url")),
             affiliation=text(f"{where}.affiliation", a.get("affiliation"), False),
-            affiliation_url=text(f"{where}.affiliation_url", a.get("affiliation_url"), False),
+            affiliation_url=url(f"{where}.affiliation_url", a.get("affiliation_url")),
         ))
 
     updates_raw = d.get("updates") or []

@@ -19,10 +19,12 @@ from typing import Callable
 
 import markdown
 from markdown.extensions.toc import slugify
+from markdown.treeprocessors import Treeprocessor
 
 from .bibliography import Citations
 from .errors import BuildError
 from .mathml import tex_to_mathml
+from .urls import safe_url
 
 WIDTHS = ("l-body", "l-body-outset", "l-page", "l-screen", "l-gutter")
 _FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
@@ -125,6 +127,26 @@ def parse_attrs(attrs: str, path: Path, line: int) -> dict[str, str]:
     return out
 
 
+# Attributes Markdown (and `{: ...}` attribute lists) may put on an element: no event handlers, no style.
+SAFE_ATTRIBUTES = frozenset({"id", "class", "href", "src", "alt", "title", "align", "colspan", "rowspan", "start",
+                             "lang", "dir", "width", "height", "rel", "role"})
+URL_ATTRIBUTES = ("href", "src")
+
+
+class _SafeAttributes(Treeprocessor):
+    """Runs last: drops attributes outside SAFE_ATTRIBUTES (``{: onclick=...}``) and URLs whose scheme is not
+    http, https or mailto (``[x](javascript:...)``). Raw HTML is not in the tree: it is escaped unless raw_html."""
+
+    def run(self, root):
+        for el in root.iter():
+            for key in list(el.attrib):
+                low = key.lower()
+                if (low not in SAFE_ATTRIBUTES and not low.startswith("aria-")) or (
+                        low in URL_ATTRIBUTES and not safe_url(el.attrib[key])):
+                    del el.attrib[key]
+        return None
+
+
 def make_markdown(raw_html: bool, full: bool, plain: Callable[[str], str] = str) -> markdown.Markdown:
     """full: the article body (TOC + footnotes); otherwise a fragment (caption, aside, front matter text)."""
     exts = ["tables", "attr_list", "pymdownx.highlight", "pymdownx.superfences"]
@@ -139,6 +161,7 @@ def make_markdown(raw_html: bool, full: bool, plain: Callable[[str], str] = str)
                           "slugify": lambda value, sep: slugify(plain(value), sep)}
         configs["footnotes"] = {"BACKLINK_TITLE": "Back to text (footnote %d)"}
     md = markdown.Markdown(extensions=exts, extension_configs=configs, output_format="html")
+    md.treeprocessors.register(_SafeAttributes(md), "vw_safe_attributes", 0.5)
     if not raw_html:  # escape raw HTML instead of passing it through
         md.preprocessors.deregister("html_block")
         md.inlinePatterns.deregister("html")

@@ -144,15 +144,11 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
 
 
 def template_env(root: Path, cache_dir: Path | None = None) -> jinja2.Environment:
+    """The page templates' environment. No bytecode cache: Jinja's FileSystemBytecodeCache unmarshals code objects
+    from <cache>/jinja/, so a planted (or CI-restored) cache file would run on the next build. Nothing read from the
+    cache may be executable; compiling the templates costs ~0.1 s (bench/README.md). ``cache_dir`` is unused."""
     folder = root / "templates" if (root / "templates" / "base.html").is_file() else PACKAGE_ROOT / "templates"
     bytecode = None
-    if cache_dir is not None:
-        # Compiled templates are reused across builds (checked against the template's mtime): ~0.1 s a rebuild.
-        try:
-            (cache_dir / "jinja").mkdir(parents=True, exist_ok=True)
-            bytecode = jinja2.FileSystemBytecodeCache(str(cache_dir / "jinja"))
-        except OSError:
-            bytecode = None  # only a speed-up: an unusable cache folder is reported by the stages that need it
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
         bytecode_cache=bytecode,

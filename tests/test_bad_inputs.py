@@ -502,6 +502,74 @@ def model_name_two_factory_files(c: Ctx) -> str:
     return at(other / "index.md", 7) + ".*declared differently"
 
 
+# -- code execution: front matter may only name factories from the article's folder or site.yml's allow-list
+
+def factory_os_system(c: Ctx) -> str:
+    edit(c.tiny / "index.md", '{factory: "tinynet:make", weights: tiny.pt, image_size: 16}',
+         f'{{factory: "os:system", weights: tiny.pt, kwargs: {{command: "touch {c.dir / "PWNED"}"}}}}')
+    return at(c.tiny / "index.md", 7) + ".*'os:system'.*not a module in the article's folder"
+
+
+def factory_builtins_eval(c: Ctx) -> str:
+    edit(c.tiny / "index.md", '"tinynet:make"', '"builtins:eval"')
+    return at(c.tiny / "index.md", 7) + ".*not a module in the article's folder"
+
+
+def factory_subprocess_run(c: Ctx) -> str:
+    edit(c.tiny / "index.md", '"tinynet:make"', '"subprocess:run"')
+    return at(c.tiny / "index.md", 7) + ".*not a module in the article's folder"
+
+
+def factory_installed_package(c: Ctx) -> str:
+    edit(c.tiny / "index.md", '"tinynet:make"', '"torch.nn:Conv2d"')
+    return at(c.tiny / "index.md", 7) + ".*'torch.nn:Conv2d'.*factories:"
+
+
+def factory_shadows_stdlib(c: Ctx) -> str:
+    shutil.copy(c.tiny / "tinynet.py", c.tiny / "json.py")  # a json.py in the folder does not make json local
+    edit(c.tiny / "index.md", '"tinynet:make"', '"json:make"')
+    return at(c.tiny / "index.md", 7) + ".*not a module in the article's folder"
+
+
+def factory_reexported_module(c: Ctx) -> str:
+    edit(c.tiny / "tinynet.py", "import torch\n", "import os\nimport torch\n")
+    edit(c.tiny / "index.md", '"tinynet:make"', '"tinynet:os.system"')
+    return at(c.tiny / "index.md", 7) + ".*'os' is a module"
+
+
+def factory_reexported_callable(c: Ctx) -> str:
+    edit(c.tiny / "tinynet.py", "import torch\n", "from os import system\nimport torch\n")
+    edit(c.tiny / "index.md", '"tinynet:make"', '"tinynet:system"')
+    return at(c.tiny / "index.md", 7) + ".*defined in module 'posix'"
+
+
+def factory_returns_not_a_module(c: Ctx) -> str:
+    edit(c.tiny / "tinynet.py", "    return TinyNet()", "    return {'conv1': 1}")
+    return at(c.tiny / "index.md", 7) + ".*returned a dict, not a torch.nn.Module"
+
+
+def factories_not_a_list(c: Ctx) -> str:
+    append(c.root / "site.yml", "factories: os\n")
+    return at(c.root / "site.yml", 0) + ".*'factories'"
+
+
+# -- injection: author links must be http(s), mailto or relative
+
+def author_url_javascript(c: Ctx) -> str:
+    edit(c.sample, "    url: https://example.org/ada", "    url: javascript:alert(1)")
+    return at(c.sample, 6) + r".*authors\[0\].url.*javascript"  # line 6: the authors: key
+
+
+def affiliation_url_javascript(c: Ctx) -> str:
+    edit(c.sample, "    affiliation_url: https://example.org", '    affiliation_url: " JaVa\\tScRiPt:alert(1)"')
+    return at(c.sample, 6) + r".*affiliation_url"
+
+
+def author_url_data(c: Ctx) -> str:
+    edit(c.sample, "    url: https://example.org/ada", "    url: data:text/html,<script>alert(1)</script>")
+    return at(c.sample) + r".*url.*http"
+
+
 # Needs analysis/pipeline.py run(): wrap the analysis of a bring-your-own model (analyse_tensors, first_layer,
 # context) in `except Exception` (not AnalysisError) -> AnalysisError naming the innermost user frame and the
 # factory, e.g. f"{file}:{line}: model factory {spec.factory!r}: analysis failed: {type(e).__name__}: {e}".
@@ -529,12 +597,16 @@ CASES = [Case("render", f) for f in (
     site_is_content, site_is_article_folder, site_inside_content, site_is_project, site_contains_project,
     site_is_templates, site_inside_templates, site_is_cache, site_inside_cache, site_contains_cache,
     site_symlink_to_content, site_foreign_folder, site_is_a_file, site_without_marker,
+    author_url_javascript, affiliation_url_javascript, author_url_data,
 )] + [Case("model", f) for f in (
     cache_under_a_file, weights_missing, weights_empty, weights_truncated, weights_wrong_keys, weights_wrong_shapes,
     weights_nan, weights_pickle_runs_code, googlenet_wrong_hash,
     factory_malformed, factory_no_module, factory_module_raises, factory_syntax_error, factory_no_attribute,
     factory_raises, factory_sys_exit_0, factory_system_exit_3, factory_module_exits_on_import, forward_sys_exit,
     model_name_two_weights, model_name_two_kwargs, model_name_two_factories, model_name_two_factory_files,
+    factory_os_system, factory_builtins_eval, factory_subprocess_run, factory_installed_package,
+    factory_shadows_stdlib, factory_reexported_module, factory_reexported_callable, factory_returns_not_a_module,
+    factories_not_a_list,
 )] + [Case("model", model_forward_fails)]
 # Covered at unit level (tests/test_safeload.py, test_models_lab.py), not worth a torch import each here:
 # inf values, a file that holds no dict, a factory returning a non-Module.
@@ -613,6 +685,12 @@ def test_bad_input_fails_cleanly(case_id: str, outcomes):
     assert not list(out.dir.glob(".site-tmp-*")), "a failed build left its temp folder behind"
 
 
+def test_front_matter_cannot_run_a_shell_command(outcomes):
+    out = outcomes["factory_os_system"]
+    assert out.proc.returncode != 0
+    assert not (out.dir / "PWNED").exists(), "factory: os:system ran a shell command"
+
+
 def test_poisoned_pickle_never_runs(outcomes):
     out = outcomes["weights_pickle_runs_code"]
     assert out.proc.returncode != 0
@@ -652,3 +730,30 @@ def test_corrupt_cache_entry_is_recomputed(worlds, tmp_path):
     assert "analysis: inputs changed" in proc.stdout
     assert (first_layer.read_bytes(), tensor.read_bytes()) == good
     assert tree_digest(site) == reference
+
+
+def test_factory_allow_list_and_shared_models(tmp_path):
+    """Torch-free: a factory outside the article's folder is accepted only when site.yml's `factories:` lists it
+    (then nothing is put on sys.path for it), and one model declared identically by two articles is analysed once."""
+    from article.analysis_stage import byo_models
+    from article.config import load_config
+    from article.errors import BuildError
+
+    root = tmp_path / "root"
+    for slug in ("a", "b"):
+        folder = root / "content" / slug
+        folder.mkdir(parents=True)
+        (folder / "index.md").write_text(
+            "---\ntitle: T\ndescription: D\ndate: 2025-01-01\nauthors: [{name: N}]\nmodels:\n"
+            "  shared: {factory: \"pkg.models:build\", weights: ../w.pt}\n---\nBody.\n", encoding="utf-8")
+    (root / "content" / "w.pt").write_bytes(b"not empty")
+    config = {"title": "T", "description": "D", "site_url": "https://example.org/", "articles": ["a", "b"]}
+    import yaml
+
+    (root / "site.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    with pytest.raises(BuildError, match=r"a/index.md:7: .*'pkg.models:build'.*factories:"):
+        byo_models(root, load_config(root))
+    for allowed in (["pkg.models:build"], ["pkg.models"]):
+        (root / "site.yml").write_text(yaml.safe_dump(dict(config, factories=allowed)), encoding="utf-8")
+        models = byo_models(root, load_config(root))
+        assert [(m["name"], m["search_path"]) for m in models] == [("shared", None)]
