@@ -145,6 +145,21 @@ def analysis_config(root: Path, config: SiteConfig) -> dict[str, Any]:
     return cfg
 
 
+def _fingerprint_config(root: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The analysis config as the freshness check sees it: no absolute paths and no article lines (a copied project
+    or an edit above the models: entry is still fresh); weights and factory files are hashed by content."""
+    def rel(p: str | None) -> str | None:
+        if p is None:
+            return None
+        try:
+            return Path(p).resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            return Path(p).name  # outside the project: its content (hashed separately) decides
+    byo = [{k: (rel(v) if k in ("weights", "search_path") else v) for k, v in m.items() if k not in ("article", "line")}
+           for m in cfg["byo"]]
+    return {**{k: v for k, v in cfg.items() if k != "byo"}, "byo": byo}
+
+
 def needed(cfg: dict[str, Any]) -> bool:
     return bool(cfg["models"] or cfg["byo"])
 
@@ -161,7 +176,7 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
     # Bring-your-own factories are user code next to the article: their source is part of the inputs.
     for folder in sorted({m["search_path"] for m in cfg["byo"] if m["search_path"]}):
         extra += sorted(Path(folder).glob("*.py"))
-    fp = fingerprint(cfg, extra)
+    fp = fingerprint(_fingerprint_config(root, cfg), extra, root)
     manifest = cache_dir / "analysis" / "manifest.json"
     if not force and manifest_is_fresh(manifest, fp):
         return "fresh"

@@ -757,3 +757,41 @@ def test_factory_allow_list_and_shared_models(tmp_path):
         (root / "site.yml").write_text(yaml.safe_dump(dict(config, factories=allowed)), encoding="utf-8")
         models = byo_models(root, load_config(root))
         assert [(m["name"], m["search_path"]) for m in models] == [("shared", None)]
+
+
+def test_freshness_is_by_content_not_path_or_mtime(worlds, tmp_path):
+    """A copy of the project somewhere else reuses the analysis cache as it is (no recompute); a weights file
+    replaced by another of the same size and mtime is noticed (recompute)."""
+    import torch
+
+    from hardening_util import tiny_state_dict
+
+    world = tmp_path / "moved" / "elsewhere" / "world"
+    shutil.copytree(worlds / "model", world, symlinks=True)
+    root, site, cache = world / "root", world / "site", world / "cache"
+    proc = check_ok(run_build(root, site, cache))
+    assert "analysis:" not in proc.stdout, "a copied project recomputed its analyses:\n" + proc.stdout
+
+    weights = root / "content" / "tiny" / "tiny.pt"
+    before = weights.stat()
+    torch.save(tiny_state_dict(seed=1), weights)
+    assert weights.stat().st_size == before.st_size, "the test needs a same-size replacement"
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert weights.stat().st_mtime_ns == before.st_mtime_ns
+    proc = check_ok(run_build(root, site, cache))
+    assert "analysis: inputs changed" in proc.stdout, "a replaced weights file was served stale:\n" + proc.stdout
+
+
+def test_fingerprint_ignores_where_the_project_is(tmp_path):
+    """Torch-free: the same files under two roots give one fingerprint; a changed byte changes it."""
+    from analysis.fingerprint import fingerprint
+
+    prints = []
+    for name in ("a", "b"):
+        folder = tmp_path / name / "content" / "x"
+        folder.mkdir(parents=True)
+        (folder / "w.pt").write_bytes(b"weights")
+        prints.append(fingerprint({"models": []}, [folder / "w.pt"], tmp_path / name))
+    assert prints[0] == prints[1]
+    (tmp_path / "b" / "content" / "x" / "w.pt").write_bytes(b"weightz")  # same size
+    assert fingerprint({"models": []}, [tmp_path / "b" / "content" / "x" / "w.pt"], tmp_path / "b") != prints[0]
