@@ -78,6 +78,11 @@ def load_state_dict(path: str | os.PathLike, *, expected_sha256_prefix: str | No
                 f"weights file {path}: entry {key!r} is a {type(value).__name__}, not a tensor; "
                 "expected a flat state dict"
             )
+        stored = value.untyped_storage().nbytes()
+        if value.numel() * value.element_size() > stored:
+            # e.g. torch.zeros(1).expand(100000, 100000): 3 KB on disk, 40 GB once anything touches every element.
+            raise WeightsError(f"weights file {path}: tensor {key!r} of shape {tuple(value.shape)} is an expanded view "
+                               f"over {stored} stored bytes, not a real tensor; save it with .clone()")
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             kind = "NaN" if bool(torch.isnan(value).any()) else "inf"
             raise WeightsError(f"weights file {path}: tensor {key!r} contains {kind} values")

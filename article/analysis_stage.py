@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import limits
 from .config import SiteConfig
 from .errors import BuildError
 from .frontmatter import parse
@@ -69,14 +70,18 @@ def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
     for slug in config.articles:
         path = root / "content" / slug / "index.md"
         try:
+            limits.regular_file(path, "article")  # a FIFO would block the read; a huge file is refused
             text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+        except (BuildError, OSError, UnicodeDecodeError):
             continue  # the render stage reports unreadable articles with their own message
         meta = parse(text, path).meta
         lines = _model_lines(text, path) if meta.models else {}
-        for name, spec in sorted((meta.models or {}).items()):
+        for name, spec in sorted((meta.models or {}).items(), key=lambda kv: str(kv[0])):
             if not isinstance(spec, dict) or not ({"factory", "weights"} & set(spec)):
                 continue  # free-form model notes for figures, not a model to load
+            if not isinstance(name, str) or not name.strip():
+                raise BuildError(f"front matter model name {name!r} must be a string (quote it)", path,
+                                 meta.lines.get("models"))
 
             def fail(msg: str) -> BuildError:
                 return BuildError(f"front matter model '{name}' {msg}", path, lines.get(str(name)))
@@ -91,9 +96,15 @@ def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
             size = spec.get("image_size")
             if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
                 raise fail(f"image_size must be a positive integer, got {size!r}")
+            if "\0" in spec["weights"]:
+                raise fail("weights: the path contains a NUL character")
             weights = (path.parent / spec["weights"]).resolve()
-            if not weights.is_file():
+            if not weights.exists():
                 raise fail(f"weights file {weights} not found")
+            if not weights.is_file():
+                kind = ("a folder" if weights.is_dir() else "a FIFO (named pipe)" if weights.is_fifo()
+                        else "not a regular file")
+                raise fail(f"weights file {weights} is {kind}, not a regular file")
             if weights.stat().st_size == 0:
                 raise fail(f"weights file {weights} is empty (0 bytes)")
             dataset = spec.get("dataset", "photos")
@@ -137,10 +148,31 @@ def analysis_config(root: Path, config: SiteConfig) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise BuildError("field 'analysis' must be a mapping", root / "site.yml")
     cfg = {**DEFAULTS, **section}
-    if not isinstance(cfg["models"], list):
-        raise BuildError("field 'analysis.models' must be a list of model names", root / "site.yml")
+    site = root / "site.yml"
+    if not isinstance(cfg["models"], list) or not all(isinstance(m, str) for m in cfg["models"]):
+        raise BuildError("field 'analysis.models' must be a list of model names", site)
+
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+    if not count(cfg["n_jobs"]):
+        raise BuildError(f"field 'analysis.n_jobs' must be a positive integer, got {cfg['n_jobs']!r}", site)
     if os.environ.get("VW_JOBS"):
-        cfg["n_jobs"] = int(os.environ["VW_JOBS"])
+        raw = os.environ["VW_JOBS"]
+        if not raw.strip().isdigit() or int(raw) < 1:
+            raise BuildError(f"environment variable VW_JOBS={raw!r} (or --jobs) must be a positive integer")
+        cfg["n_jobs"] = int(raw)
+    fv = cfg["featureviz"]
+    if not isinstance(fv, dict) or set(fv) - {"size", "steps"} or not all(count(v) for v in fv.values()):
+        raise BuildError("field 'analysis.featureviz' must be a mapping {size: pixels, steps: optimization steps} "
+                         f"of positive integers, got {fv!r}", site)
+    cfg["featureviz"] = {**DEFAULTS["featureviz"], **fv}
+    if not isinstance(cfg["lab"], dict):
+        raise BuildError(f"field 'analysis.lab' must be a mapping of LabConfig fields, got {cfg['lab']!r}", site)
+    unknown = sorted(set(section) - set(DEFAULTS))
+    if unknown:
+        raise BuildError(f"field 'analysis' has unknown key(s) {', '.join(map(str, unknown))} "
+                         f"(known: {', '.join(DEFAULTS)})", site)
     cfg["byo"] = byo_models(root, config)
     return cfg
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from . import yamlsafe
 from .errors import BuildError
 from .urls import SAFE_SCHEMES, safe_url
 
@@ -45,6 +46,7 @@ class FrontMatter:
     models: dict[str, Any] = field(default_factory=dict)
     analysis: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)  # everything, for figure code
+    lines: dict[str, int] = field(default_factory=dict)  # top-level key -> file line (for error messages)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class Source:
 
 def split(text: str, path: Path) -> tuple[str, str, int]:
     """Return (yaml_text, body, body_line). The file must start with a ``---`` line."""
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a UTF-8 byte order mark (Windows editors) before the first '---'
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].strip() != "---":
         raise BuildError("missing front matter (file must start with a '---' line)", path, 1)
@@ -96,9 +100,10 @@ def _bad_date(yaml_text: str) -> tuple[str, int] | None:
 def parse(text: str, path: Path) -> Source:
     """Split and validate an article file; errors are ``BuildError(path:line: message)``."""
     yaml_text, body, body_line = split(text, path)
+    yamlsafe.check(yaml_text, path, 2)  # aliases, nesting: before anything walks the tree
     try:
         lines = _key_lines(yaml_text)
-        data = yaml.safe_load(yaml_text) or {}
+        data = yamlsafe.load(yaml_text, path, 2) or {}
     except ValueError as exc:  # PyYAML builds dates itself: 2024-13-45 raises a bare ValueError
         key, line = _bad_date(yaml_text) or ("?", None)
         raise BuildError(f"front matter field '{key}' is not a valid date: {exc}", path,
@@ -205,4 +210,5 @@ def _validate(d: dict[str, Any], lines: dict[str, int], path: Path) -> FrontMatt
         models=mapping("models"),
         analysis=mapping("analysis"),
         raw=d,
+        lines={str(k): v + 1 for k, v in lines.items()},
     )

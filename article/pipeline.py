@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import jinja2
 
-from . import citation, figrender, linkcheck, social, templating
+from . import citation, figrender, limits, linkcheck, social, templating
 from .bibliography import Citations, load_bibliography
 from .config import SiteConfig, load_config
 from .errors import BuildError
@@ -73,8 +73,10 @@ class _Stages:
 
 # ------------------------------------------------------------------ stages
 
-def read_text(path: Path) -> str:
-    """A UTF-8 text file; other encodings fail with the line of the first bad byte."""
+def read_text(path: Path, what: str = "file") -> str:
+    """A UTF-8 text file (regular, at most limits.MAX_TEXT_BYTES); other encodings fail with the line of the first
+    bad byte."""
+    limits.regular_file(path, what)
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8")
@@ -84,14 +86,23 @@ def read_text(path: Path) -> str:
                          line) from None
 
 
+def inside_project(root: Path, path: Path, what: str) -> None:
+    """Files that get published must be inside the project: a symlink in content/ must not publish e.g. ~/.ssh."""
+    real, project = path.resolve(), root.resolve()
+    if real != project and project not in real.parents:
+        raise BuildError(f"{what} resolves to {real}, outside the project {project}; only files "
+                         "inside the project are published", path)
+
+
 def read_articles(root: Path, config: SiteConfig) -> list[Article]:
     articles = []
     for slug in config.articles:
         folder = root / "content" / slug
         path = folder / "index.md"
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             raise BuildError(f"article '{slug}' listed in site.yml has no index.md", path)
-        articles.append(Article(slug, parse(read_text(path), path), folder))
+        inside_project(root, path, f"article '{slug}'")
+        articles.append(Article(slug, parse(read_text(path, "article"), path), folder))
     return articles
 
 
@@ -110,6 +121,9 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
     refs, bib_path = {}, None
     if meta.bibliography:
         bib_path = a.folder / meta.bibliography
+        if bib_path.exists():
+            inside_project(a.folder.parent.parent, bib_path, "bibliography file")
+        limits.regular_file(bib_path, "bibliography file")
         refs = load_bibliography(bib_path, cache_dir if use_cache else None)
     cites = Citations(refs, bib_path)
 
@@ -129,10 +143,18 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
     out = r.render(body)
     a.html, a.toc = out.html, out.toc
     url = config.article_url(a.slug)
+
+    def field_fragment(key: str, text: str, inline: bool = False) -> str:
+        """Markdown of a front matter field; its errors point at the field's line, not into the body."""
+        try:
+            return r.fragment(text, inline=inline)
+        except BuildError as exc:
+            raise BuildError(f"front matter field '{key}': {exc.message}", path, meta.lines.get(key)) from None
+
     a.appendix = {
-        "acknowledgements": r.fragment(meta.acknowledgements) if meta.acknowledgements else "",
-        "contributions": r.fragment(meta.contributions) if meta.contributions else "",
-        "updates": [(u.date, r.fragment(u.text, inline=True)) for u in meta.updates],
+        "acknowledgements": field_fragment("acknowledgements", meta.acknowledgements) if meta.acknowledgements else "",
+        "contributions": field_fragment("contributions", meta.contributions) if meta.contributions else "",
+        "updates": [(u.date, field_fragment("updates", u.text, inline=True)) for u in meta.updates],
         "footnotes": out.footnotes_html,
         "bibtex": citation.bibtex(meta, config.title, url),
         "plain_citation": citation.plain(meta, config.title, url),
@@ -391,15 +413,47 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, strict: bool = Fa
             problems = linkcheck.check_links(tmp)
             note["text"] = f"{len(problems)} problem(s)"
             if problems and strict:
-                raise BuildError(f"{len(problems)} broken link(s); first: {problems[0]}")
+                where, line = _link_source(root, problems[0])
+                raise BuildError(f"{len(problems)} broken link(s); first: {problems[0]}", where, line)
             for p in problems:
                 report.warnings.append(p)
                 if progress:
                     print(f"  warning: {p}", flush=True)
         with stage("swap"):
             swap(tmp, site_dir, root, cache_dir)
-    except BaseException:
+    except BaseException as exc:
         if not debug:
             shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not debug:
+            raise _os_error(exc, tmp, site_dir) from None
         raise
     return report
+
+
+def _os_error(exc: OSError, tmp: Path, site_dir: Path) -> BuildError:
+    """An OSError while writing the site, as one line naming the site folder (not the temp folder, which is gone),
+    also when the error carries no file name (e.g. [Errno 28] No space left on device)."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    name = exc.filename
+    if name is None:
+        return BuildError(f"writing the site failed: {what} (the previous site is unchanged)", site_dir)
+    name = str(name)
+    if name.startswith(str(tmp)):
+        name = str(site_dir) + name[len(str(tmp)):]
+    return BuildError(f"writing the site failed: {what} (the previous site is unchanged)", name)
+
+
+def _link_source(root: Path, problem: str) -> tuple[Path | None, int | None]:
+    """The article (and line) behind a link-check problem ``slug/index.html: broken link X``."""
+    page, _, rest = problem.partition(": broken link ")
+    slug = page.split("/")[0] if page.count("/") == 1 and page.endswith("/index.html") else None
+    if not slug:
+        return None, None
+    source = root / "content" / slug / "index.md"
+    href = rest.split(" ")[0]
+    try:
+        lines = source.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return source, None
+    hit = next((i + 1 for i, l in enumerate(lines) if href and href in l), None)
+    return source, hit

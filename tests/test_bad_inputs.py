@@ -570,6 +570,258 @@ def author_url_data(c: Ctx) -> str:
     return at(c.sample) + r".*url.*http"
 
 
+# -- crashes that used to end in a traceback
+
+def body_reserved_character(c: Ctx) -> str:
+    line = append(c.sample, "Text with a forged placeholder \ue0000\ue001 in it.\n")
+    return at(c.sample, line) + ".*U\\+E000"
+
+
+def figure_in_acknowledgements(c: Ctx) -> str:
+    line = edit(c.sample, "acknowledgements: |\n", "acknowledgements: |\n  ::: figure id=ack kind=sample_tiles\n"
+                "  A figure in the acknowledgements.\n  :::\n\n")
+    return at(c.sample, line) + ".*'acknowledgements'.*figure directive may only appear in the article body"
+
+
+def figure_in_contributions(c: Ctx) -> str:
+    line = edit(c.sample, "contributions: |\n", "contributions: |\n  ::: figure id=con kind=sample_tiles\n"
+                "  Caption.\n  :::\n\n")
+    return at(c.sample, line) + ".*'contributions'.*figure directive"
+
+
+def figure_in_update(c: Ctx) -> str:
+    line = edit(c.sample, "updates:\n", "updates:\n  - date: 2025-01-20\n    text: \"::: figure id=u kind=sample_tiles\\n"
+                "x\\n:::\"\n")
+    return at(c.sample, line) + ".*'updates'"
+
+
+def fm_deeply_nested(c: Ctx) -> str:
+    line = edit(c.sample, "doi: ", "deep: " + "[" * 1000 + "]" * 1000 + "\ndoi: ")
+    return at(c.sample, line) + ".*nested"
+
+
+def site_yml_deeply_nested(c: Ctx) -> str:
+    append(c.root / "site.yml", "deep: " + "{a: " * 1000 + "1" + "}" * 1000 + "\n")
+    return at(c.root / "site.yml") + ".*nested"
+
+
+def markdown_deep_lists(c: Ctx) -> str:
+    line = append(c.sample, "".join("    " * i + "- item\n" for i in range(1000)))
+    return at(c.sample) + ".*nested more than"
+
+
+def markdown_deep_quotes(c: Ctx) -> str:
+    line = append(c.sample, "> " * 3000 + "deep\n")
+    return at(c.sample, line) + ".*nested more than"
+
+
+def models_mixed_key_types(c: Ctx) -> str:
+    edit(c.tiny / "index.md", "models:\n", 'models:\n  1: {factory: "tinynet:make", weights: tiny.pt}\n')
+    return at(c.tiny / "index.md", 6) + ".*model name 1 must be a string"
+
+
+def slug_with_nul(c: Ctx) -> str:
+    edit(c.root / "site.yml", "- sample\n", '- "sam\\0ple"\n')
+    return at(c.root / "site.yml", 0) + ".*bad folder name"
+
+
+def slug_parent_folder(c: Ctx) -> str:
+    edit(c.root / "site.yml", "- sample\n", "- sample\n- ..\n")
+    return at(c.root / "site.yml", 0) + ".*bad folder name"
+
+
+def slug_with_backslash(c: Ctx) -> str:
+    edit(c.root / "site.yml", "- sample\n", "- 'a\\b'\n")
+    return at(c.root / "site.yml", 0) + ".*bad folder name"
+
+
+def vw_jobs_not_a_number(c: Ctx) -> str:
+    c.env["VW_JOBS"] = "four"
+    return ".*VW_JOBS='four'"
+
+
+def jobs_flag_not_a_number(c: Ctx) -> str:
+    c.args = ["--jobs", "four"]
+    return ".*--jobs.*'four'"
+
+
+def n_jobs_not_a_number(c: Ctx) -> str:
+    append(c.root / "site.yml", "analysis: {n_jobs: many}\n")
+    return at(c.root / "site.yml", 0) + ".*n_jobs.*'many'"
+
+
+def n_jobs_zero(c: Ctx) -> str:
+    append(c.root / "site.yml", "analysis: {n_jobs: 0}\n")
+    return at(c.root / "site.yml", 0) + ".*n_jobs"
+
+
+def featureviz_not_a_mapping(c: Ctx) -> str:
+    append(c.root / "site.yml", "analysis: {featureviz: 5}\n")
+    return at(c.root / "site.yml", 0) + ".*featureviz"
+
+
+def featureviz_negative_size(c: Ctx) -> str:
+    append(c.root / "site.yml", "analysis: {featureviz: {size: -64, steps: 2}}\n")
+    return at(c.root / "site.yml", 0) + ".*featureviz"
+
+
+def analysis_unknown_key(c: Ctx) -> str:
+    append(c.root / "site.yml", "analysis: {modles: [efficientnet-lite0]}\n")
+    return at(c.root / "site.yml", 0) + ".*unknown key.*modles"
+
+
+def bibliography_dev_zero(c: Ctx) -> str:
+    edit(c.sample, "bibliography: refs.bib", "bibliography: /dev/zero")
+    return at(Path("/dev/zero"), 0) + ".*outside the project"
+
+
+def bibliography_fifo(c: Ctx) -> str:
+    os.mkfifo(c.sample.parent / "pipe.bib")
+    edit(c.sample, "bibliography: refs.bib", "bibliography: pipe.bib")
+    return at(c.sample.parent / "pipe.bib", 0) + ".*FIFO"
+
+
+def bibliography_folder(c: Ctx) -> str:
+    (c.sample.parent / "refs.d").mkdir()
+    edit(c.sample, "bibliography: refs.bib", "bibliography: refs.d")
+    return at(c.sample.parent / "refs.d", 0) + ".*folder"
+
+
+def bibliography_outside_project(c: Ctx) -> str:
+    outside = c.dir / "private.bib"
+    shutil.copy(c.sample.parent / "refs.bib", outside)
+    (c.sample.parent / "linked.bib").symlink_to(outside)
+    edit(c.sample, "bibliography: refs.bib", "bibliography: linked.bib")
+    return at(c.sample.parent / "linked.bib", 0) + ".*outside the project"
+
+
+def serve_port_out_of_range(c: Ctx) -> str:
+    c.args = ["serve", "--port", "99999"]
+    return "build.py: argument --port: 99999 is not a port number"
+
+
+def serve_port_negative(c: Ctx) -> str:
+    c.args = ["serve", "--port", "-1"]
+    return "build.py: argument --port"
+
+
+def weights_expanded_view(c: Ctx) -> str:
+    import torch
+
+    state = tiny_state()
+    state["conv1.weight"] = torch.zeros(1).expand(100000, 100000)  # 3 KB on disk; 40 GB if anything touches it
+    save(state, c.tiny / "tiny.pt")
+    return f".*{re.escape(str(c.tiny / 'tiny.pt'))}.*conv1.weight.*expanded view"
+
+
+# -- hangs: bounded, and the message says what was being waited for
+
+def fm_alias_bomb(c: Ctx) -> str:
+    bomb = "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]\n" for i in range(1, 12))
+    line = edit(c.sample, "doi: ", "l0: &l0 [lol]\n" + bomb + "doi: ")
+    return at(c.sample, line + 1) + ".*alias"
+
+
+def site_yml_alias_bomb(c: Ctx) -> str:
+    append(c.root / "site.yml", "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n")
+    return at(c.root / "site.yml") + ".*alias"
+
+
+def markdown_huge_file(c: Ctx) -> str:
+    with c.sample.open("a", encoding="utf-8") as fh:
+        fh.write(("Lorem ipsum dolor sit amet. " * 40 + "\n\n") * 6000)  # ~6.8 MB
+    return at(c.sample, 0) + ".*MB; the limit is 5 MB"
+
+
+def jinja_endless_loop(c: Ctx) -> str:
+    line = append(c.sample, "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}\n")
+    c.env["VW_RENDER_TIMEOUT"] = "3"
+    return at(c.sample, line) + ".*did not finish within 3 s"
+
+
+def jinja_output_bomb(c: Ctx) -> str:
+    append(c.sample, "{% for i in range(100000) %}{% for j in range(1000) %}xxxxxxxxxx{% endfor %}{% endfor %}\n")
+    return at(c.sample) + ".*more than 20 million characters"
+
+
+def figure_huge_parameter(c: Ctx) -> str:
+    line = edit(c.sample, "kind=sample_tiles n=5", "kind=sample_tiles n=100000000")
+    return at(c.sample, line) + ".*n=100000000 must be from 1 to 100"
+
+
+def figure_huge_width(c: Ctx) -> str:
+    line = append(c.sample, "::: figure id=wide kind=sample_bars px=1000000000\nCaption.\n:::\n")
+    return at(c.sample, line) + ".*px"
+
+
+def weights_fifo(c: Ctx) -> str:
+    (c.tiny / "tiny.pt").unlink()
+    os.mkfifo(c.tiny / "tiny.pt")
+    return at(c.tiny / "index.md", 7) + ".*FIFO"
+
+
+def weights_folder(c: Ctx) -> str:
+    (c.tiny / "tiny.pt").unlink()
+    (c.tiny / "tiny.pt").mkdir()
+    return at(c.tiny / "index.md", 7) + ".*is a folder"
+
+
+def factory_never_returns(c: Ctx) -> str:
+    edit(c.tiny / "tinynet.py", "    return TinyNet()", "    while True:\n        pass")
+    c.env["VW_FACTORY_TIMEOUT"] = "5"
+    return at(c.tiny / "index.md", 7) + ".*did not return within 5 s"
+
+
+# -- unclear messages
+
+def strict_broken_link(c: Ctx) -> str:
+    line = append(c.sample, "See [the missing page](missing-page.html).\n")
+    c.args = ["--strict"]
+    return at(c.sample, line) + ".*broken link.*missing-page.html"
+
+
+def site_yml_duplicate_articles(c: Ctx) -> str:
+    append(c.root / "site.yml", "articles: []\n")
+    return at(c.root / "site.yml") + ".*duplicate key 'articles'"
+
+
+def fm_duplicate_key(c: Ctx) -> str:
+    line = edit(c.sample, "doi: ", "title: Another title\ndoi: ")
+    return at(c.sample, line) + ".*duplicate key 'title'"
+
+
+def article_listed_twice(c: Ctx) -> str:
+    edit(c.root / "site.yml", "- sample\n", "- sample\n- sample\n")
+    return at(c.root / "site.yml", 0) + ".*'sample' more than once"
+
+
+def figure_unknown_parameter(c: Ctx) -> str:
+    line = edit(c.sample, "width=l-screen color=#ca0020", "width=l-screen colour=#ca0020")
+    return at(c.sample, line) + ".*unknown parameter.*colour"
+
+
+def content_symlink_outside(c: Ctx) -> str:
+    outside = c.dir / "outside"
+    shutil.copytree(c.sample.parent, outside)
+    (c.root / "content" / "linked").symlink_to(outside, target_is_directory=True)
+    edit(c.root / "site.yml", "- sample\n", "- sample\n- linked\n")
+    return at(c.root / "content" / "linked" / "index.md", 0) + ".*outside the project"
+
+
+def article_file_symlink_outside(c: Ctx) -> str:
+    outside = c.dir / "secret.md"
+    shutil.copy(c.sample, outside)
+    c.sample.unlink()
+    c.sample.symlink_to(outside)
+    return at(c.sample, 0) + ".*outside the project"
+
+
+def article_is_a_fifo(c: Ctx) -> str:
+    c.sample.unlink()
+    os.mkfifo(c.sample)
+    return at(c.sample, 0) + ".*FIFO"
+
+
 # Needs analysis/pipeline.py run(): wrap the analysis of a bring-your-own model (analyse_tensors, first_layer,
 # context) in `except Exception` (not AnalysisError) -> AnalysisError naming the innermost user frame and the
 # factory, e.g. f"{file}:{line}: model factory {spec.factory!r}: analysis failed: {type(e).__name__}: {e}".
@@ -598,6 +850,15 @@ CASES = [Case("render", f) for f in (
     site_is_templates, site_inside_templates, site_is_cache, site_inside_cache, site_contains_cache,
     site_symlink_to_content, site_foreign_folder, site_is_a_file, site_without_marker,
     author_url_javascript, affiliation_url_javascript, author_url_data,
+    body_reserved_character, figure_in_acknowledgements, figure_in_contributions, figure_in_update,
+    fm_deeply_nested, site_yml_deeply_nested, markdown_deep_lists, markdown_deep_quotes, slug_with_nul,
+    slug_parent_folder, slug_with_backslash, vw_jobs_not_a_number, jobs_flag_not_a_number, n_jobs_not_a_number,
+    n_jobs_zero, featureviz_not_a_mapping, featureviz_negative_size, analysis_unknown_key, bibliography_dev_zero,
+    bibliography_fifo, bibliography_folder, bibliography_outside_project, serve_port_out_of_range,
+    serve_port_negative, fm_alias_bomb, site_yml_alias_bomb, markdown_huge_file, jinja_endless_loop,
+    jinja_output_bomb, figure_huge_parameter, figure_huge_width, strict_broken_link, site_yml_duplicate_articles,
+    fm_duplicate_key, article_listed_twice, figure_unknown_parameter, content_symlink_outside,
+    article_file_symlink_outside, article_is_a_fifo,
 )] + [Case("model", f) for f in (
     cache_under_a_file, weights_missing, weights_empty, weights_truncated, weights_wrong_keys, weights_wrong_shapes,
     weights_nan, weights_pickle_runs_code, googlenet_wrong_hash,
@@ -606,7 +867,8 @@ CASES = [Case("render", f) for f in (
     model_name_two_weights, model_name_two_kwargs, model_name_two_factories, model_name_two_factory_files,
     factory_os_system, factory_builtins_eval, factory_subprocess_run, factory_installed_package,
     factory_shadows_stdlib, factory_reexported_module, factory_reexported_callable, factory_returns_not_a_module,
-    factories_not_a_list,
+    factories_not_a_list, models_mixed_key_types, weights_expanded_view, weights_fifo, weights_folder,
+    factory_never_returns,
 )] + [Case("model", model_forward_fails)]
 # Covered at unit level (tests/test_safeload.py, test_models_lab.py), not worth a torch import each here:
 # inf values, a file that holds no dict, a factory returning a non-Module.
@@ -795,3 +1057,80 @@ def test_fingerprint_ignores_where_the_project_is(tmp_path):
     assert prints[0] == prints[1]
     (tmp_path / "b" / "content" / "x" / "w.pt").write_bytes(b"weightz")  # same size
     assert fingerprint({"models": []}, [tmp_path / "b" / "content" / "x" / "w.pt"], tmp_path / "b") != prints[0]
+
+
+# --------------------------------------------------------------------------- inputs that must now just work
+
+
+def _render_copy(worlds: Path, tmp_path: Path) -> Ctx:
+    c = Ctx(tmp_path / "world")
+    shutil.copytree(worlds / "render", c.dir, symlinks=True)
+    return c
+
+
+def test_byte_order_mark_is_accepted(worlds, tmp_path):
+    """A UTF-8 BOM before '---' (Windows editors) used to be "must start with '---'"."""
+    c = _render_copy(worlds, tmp_path)
+    c.sample.write_bytes(b"\xef\xbb\xbf" + c.sample.read_bytes())
+    (c.root / "site.yml").write_bytes(b"\xef\xbb\xbf" + (c.root / "site.yml").read_bytes())
+    check_ok(run_build(c.root, c.dir / "site", c.dir / "cache"))
+
+
+def test_old_placeholder_text_is_just_text(worlds, tmp_path):
+    """The renderer's placeholders used to be VWPH<n>Z: such text in a body crashed or pulled in other markup."""
+    c = _render_copy(worlds, tmp_path)
+    append(c.sample, "Literal VWPH0Z and VWPH99999Z stay text.\n")
+    check_ok(run_build(c.root, c.dir / "site", c.dir / "cache"))
+    assert "Literal VWPH0Z and VWPH99999Z stay text." in (c.dir / "site" / "sample" / "index.html").read_text()
+
+
+DAMAGE = {  # cache file (glob, relative to the cache) -> replacement JSON of the wrong shape
+    "render_cache_list": ("render/*.json", "[1, 2, 3]"),
+    "render_cache_wrong_types": ("render/*.json", '{"reads": {}, "output": {"description": 5, "spec_text": null, '
+                                 '"datasets_text": null, "svg": null, "html": ["x"], "links": [], "assets": {}}}'),
+    "render_cache_evil_asset": ("render/*.json", '{"reads": {}, "output": {"description": "d", "spec_text": null, '
+                                '"datasets_text": null, "svg": null, "html": "<p>planted</p>", "links": [], '
+                                '"assets": {"../../../../escaped.png": ""}}}'),
+    "bib_cache_list": ("render/bib-*.json", "[]"),
+    "bib_cache_wrong_entry": ("render/bib-*.json", '{"voss2021visualizing": {"key": 1}}'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_damaged_render_cache_is_a_miss(case, worlds, tmp_path):
+    """Cache entries of the wrong JSON shape (planted or damaged) are recomputed: same site, nothing planted."""
+    c = _render_copy(worlds, tmp_path)
+    reference = tree_files(c.dir / "site")
+    pattern, text = DAMAGE[case]
+    hits = sorted((c.dir / "cache").glob(pattern))
+    assert hits, f"no cache file matches {pattern}"
+    for path in hits:
+        path.write_text(text, encoding="utf-8")
+    check_ok(run_build(c.root, c.dir / "site", c.dir / "cache"))
+    assert tree_files(c.dir / "site") == reference, tree_diff(reference, tree_files(c.dir / "site"))
+    assert not list(tmp_path.rglob("escaped.png"))
+
+
+@pytest.mark.parametrize("files", ["{}", '"all"', '[{"sha256": "x"}]', '[{"path": 5, "sha256": "x"}]',
+                                   '[{"path": "../../../../etc/hostname", "sha256": "x"}]'])
+def test_damaged_manifest_is_stale_not_a_crash(files, tmp_path):
+    """Torch-free: a manifest whose `files` has the wrong shape makes the analysis stale (recompute), no traceback."""
+    from analysis.fingerprint import manifest_is_fresh
+
+    manifest = tmp_path / "analysis" / "manifest.json"
+    manifest.parent.mkdir()
+    manifest.write_text('{"fingerprint": "f", "files": %s}' % files, encoding="utf-8")
+    assert manifest_is_fresh(manifest, "f") is False
+
+
+def test_disk_full_names_the_site_folder(tmp_path):
+    """[Errno 28] carries no file name: the one line names the site folder instead of nothing (or the temp)."""
+    import errno
+
+    from article.pipeline import _os_error
+
+    site, tmp = tmp_path / "site", tmp_path / ".site-tmp-1"
+    err = _os_error(OSError(errno.ENOSPC, "No space left on device"), tmp, site)
+    assert str(err).startswith(f"{site}: writing the site failed: No space left on device")
+    err = _os_error(IsADirectoryError(errno.EISDIR, "Is a directory", str(tmp / "sample" / "x.png")), tmp, site)
+    assert str(err).startswith(f"{site / 'sample' / 'x.png'}: ") and ".site-tmp" not in str(err)

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
 import types
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from torch import nn
 
@@ -31,6 +34,38 @@ def _user_exit(e: BaseException, factory: str, doing: str) -> AnalysisError:
         return AnalysisError(f"{_where(e)}model factory {factory!r} called sys.exit({e.code!r}) {doing}; a factory "
                              "must return a model or raise an exception")
     return AnalysisError(f"{_where(e)}model factory {factory!r} raised {type(e).__name__} {doing}: {e}")
+
+
+FACTORY_TIMEOUT_ENV = "VW_FACTORY_TIMEOUT"
+
+
+class _Timeout(AnalysisError):
+    pass
+
+
+@contextmanager
+def _time_limit(factory: str) -> Iterator[None]:
+    """Importing and calling a factory may take at most $VW_FACTORY_TIMEOUT seconds (default 600; 0: no limit):
+    a factory that never returns ends the build with a message instead of a silent hang (main thread only)."""
+    try:
+        seconds = float(os.environ.get(FACTORY_TIMEOUT_ENV) or 600)
+    except ValueError:
+        raise AnalysisError(f"environment variable {FACTORY_TIMEOUT_ENV} must be a number of seconds") from None
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Timeout(f"model factory {factory!r} did not return within {seconds:g} s (waiting for it to import "
+                       f"and build the model; ${FACTORY_TIMEOUT_ENV} raises the limit)")
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 _LOCAL: dict[str, str] = {}  # top-level module name -> the article folder it was imported from
@@ -77,7 +112,7 @@ def resolve_factory(factory: str, folder: str | os.PathLike | None = None) -> Ca
         _check_local_module(factory, module_name, where)
     try:
         obj: Any = importlib.import_module(module_name)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Timeout):
         raise
     except BaseException as e:  # ImportError, the module raising on import, or calling sys.exit() on import
         if not isinstance(e, Exception):
@@ -107,19 +142,24 @@ def load_byo(factory: str, weights: str | os.PathLike, kwargs: dict | None = Non
              folder: str | os.PathLike | None = None) -> nn.Module:
     """Build `factory(**kwargs)`, load `weights` (a state dict, read safely) strictly, return it in eval mode.
     folder: the article's folder the factory must come from (see resolve_factory)."""
-    build = resolve_factory(factory, folder)
-    try:
-        model = build(**(kwargs or {}))
-    except KeyboardInterrupt:
-        raise
-    except BaseException as e:  # user code: SystemExit too (see _user_exit)
-        if not isinstance(e, Exception):
-            raise _user_exit(e, factory, f"when called with {kwargs or {}}") from None
-        raise AnalysisError(f"{_where(e)}model factory {factory!r} raised {type(e).__name__} when called with "
-                            f"{kwargs or {}}: {e}") from e
+    with _time_limit(factory):
+        build = resolve_factory(factory, folder)
+        model = _call(build, factory, kwargs)
     if not isinstance(model, nn.Module):
         raise AnalysisError(f"model factory {factory!r} returned a {type(model).__name__}, not a torch.nn.Module")
     state = safeload.load_state_dict(weights)
     safeload.check_keys_and_shapes(state, {k: tuple(v.shape) for k, v in model.state_dict().items()}, weights)
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def _call(build: Callable[..., Any], factory: str, kwargs: dict | None) -> Any:
+    try:
+        return build(**(kwargs or {}))
+    except (KeyboardInterrupt, _Timeout):
+        raise
+    except BaseException as e:  # user code: SystemExit too (see _user_exit)
+        if not isinstance(e, Exception):
+            raise _user_exit(e, factory, f"when called with {kwargs or {}}") from None
+        raise AnalysisError(f"{_where(e)}model factory {factory!r} raised {type(e).__name__} when called with "
+                            f"{kwargs or {}}: {e}") from e
