@@ -231,6 +231,10 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
                         image_size=m["image_size"], search_path=m["search_path"], dataset=m["dataset"]) for m in cfg["byo"]]
     acfg = AnalysisConfig(models=specs, cache_dir=cache_dir, n_jobs=int(cfg["n_jobs"]),
                           featureviz=dict(cfg["featureviz"]), lab=dict(cfg["lab"]), fingerprint=fp)
+    if progress and cfg["byo"]:  # user code runs next: say what the build is waiting for if it takes long
+        print("analysis: importing and calling bring-your-own factories "
+              + ", ".join(f"{m['factory']} ('{m['name']}')" for m in cfg["byo"])
+              + " (each may take up to $VW_FACTORY_TIMEOUT s, default 600)", flush=True)
     try:
         run(acfg, progress=progress)
     except AnalysisError as exc:

@@ -6,6 +6,14 @@ independent subprocesses) in a module fixture; each parametrized test then check
 exit code != 0, stderr is one line `error: <file>[:<line>]: ...`, no traceback, previous site/ byte-identical.
 Render errors use the sample article (no analysis); model errors a tiny bring-your-own article (2 convs,
 2-step feature visualizations) so a failing analysis costs a torch import, not a training run.
+
+Cases tried (keep this count current; bench/README.md "Hardening cases" repeats it): CASES has 124 rows, 46 from
+round one and 78 from round two (issue 10: data loss 27, code execution and injection 12, crashes, hangs and unclear
+messages 39, neighbours included). Round two also adds 17 checks below the table (inputs that must now simply work:
+BOM, old placeholder text, 5 damaged render/bib cache entries; torch-free: 5 damaged manifests, disk full, factory
+allow-list, fingerprint by content; end to end: freshness by content, shell command never run), 22 in
+test_security.py (21 hostile Markdown/math/BibTeX constructs in one build + a planted Jinja bytecode file) and 2 in
+test_faults.py (concurrent builds, a live build's temp folder): 119 new cases in round two.
 """
 from __future__ import annotations
 
