@@ -87,10 +87,12 @@ def read_text(path: Path, what: str = "file") -> str:
 
 
 def inside_project(root: Path, path: Path, what: str) -> None:
-    """Files that get published must be inside the project: a symlink in content/ must not publish e.g. ~/.ssh."""
-    real, project = path.resolve(), root.resolve()
-    if real != project and project not in real.parents:
-        raise BuildError(f"{what} resolves to {real}, outside the project {project}; only files "
+    """Files that get published must be inside the project or its content folder (content/ itself may be a link
+    to where the articles live): a symlink *in* content/ must not publish e.g. ~/.ssh."""
+    real = path.resolve()
+    allowed = (root.resolve(), (root / "content").resolve())
+    if not any(real == a or a in real.parents for a in allowed):
+        raise BuildError(f"{what} resolves to {real}, outside the project {allowed[0]}; only files "
                          "inside the project are published", path)
 
 
