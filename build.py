@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     from article.analysis_stage import ensure_analysis
     from article.config import load_config
     from article.errors import BuildError
-    from article.pipeline import build_site, check_site_dir
+    from article.pipeline import build_site, check_cache_dir, check_site_dir
 
     if args.jobs:
         import os
@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     try:
-        check_site_dir(ROOT, args.site_dir, args.cache_dir)  # before anything slow: a refused folder fails fast
+        check_cache_dir(ROOT, args.cache_dir)  # before anything slow or destructive (--clean): fail fast
+        check_site_dir(ROOT, args.site_dir, args.cache_dir)
         if args.clean:
             shutil.rmtree(args.cache_dir / "render", ignore_errors=True)
         ensure_analysis(ROOT, load_config(ROOT), args.cache_dir, force=args.clean)

@@ -130,6 +130,9 @@ def _validate(d: dict[str, Any], lines: dict[str, int], path: Path) -> FrontMatt
             raise fail(name, "is required")
         if not isinstance(value, str) or not value.strip():
             raise fail(name, f"must be a non-empty string, got {type(value).__name__}")
+        bad = next((ch for ch in value if ord(ch) < 32 and ch not in "\t\n\r" or ch == "\x7f"), None)
+        if bad is not None:
+            raise fail(name, f"contains the control character U+{ord(bad):04X}")
         return value.strip()
 
     def date(name: str, value: Any, required: bool = True) -> dt.date | None:

@@ -305,6 +305,20 @@ def check_site_dir(root: Path, site_dir: Path, cache_dir: Path | None = None) ->
                              "replace it: delete it yourself or pick another --site-dir", site)
 
 
+def check_cache_dir(root: Path, cache_dir: Path) -> None:
+    """Refuse a cache folder that is or contains the project, or lies in content/, templates/ or the code: the build
+    writes render/, analysis/ ... into it and --clean deletes <cache>/render."""
+    cache = Path(os.path.abspath(cache_dir)).resolve()
+    root = Path(root).resolve()
+    if _inside(root, cache):
+        raise BuildError(f"--cache-dir: refusing a cache folder that is or contains the project {root}", cache)
+    for name in ("content", "templates", "article", "analysis"):
+        folder = (root / name).resolve()
+        if _inside(cache, folder) or _inside(folder, cache):
+            raise BuildError(f"--cache-dir: refusing to keep the cache in {name}/ ({folder}): the build writes and "
+                             "deletes folders there", cache)
+
+
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return False  # a folder named after this process is from a dead build whose pid was reused
@@ -396,6 +410,7 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, strict: bool = Fa
     with stage("read") as note:
         articles = read_articles(root, config)
         note["text"] = ", ".join(a.slug for a in articles)
+    check_cache_dir(root, cache_dir)
     check_site_dir(root, site_dir, cache_dir)
     tmp = prepare_tmp(site_dir)
     try:

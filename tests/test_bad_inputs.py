@@ -7,13 +7,13 @@ exit code != 0, stderr is one line `error: <file>[:<line>]: ...`, no traceback, 
 Render errors use the sample article (no analysis); model errors a tiny bring-your-own article (2 convs,
 2-step feature visualizations) so a failing analysis costs a torch import, not a training run.
 
-Cases tried (keep this count current; bench/README.md "Hardening cases" repeats it): CASES has 124 rows, 46 from
-round one and 78 from round two (issue 10: data loss 27, code execution and injection 12, crashes, hangs and unclear
-messages 39, neighbours included). Round two also adds 17 checks below the table (inputs that must now simply work:
+Cases tried (keep this count current; bench/README.md "Hardening cases" repeats it): CASES has 129 rows, 46 from
+round one and 83 from round two (issue 10: data loss 30, code execution and injection 12, crashes, hangs and unclear
+messages 41, neighbours included). Round two also adds 17 checks below the table (inputs that must now simply work:
 BOM, old placeholder text, 5 damaged render/bib cache entries; torch-free: 5 damaged manifests, disk full, factory
 allow-list, fingerprint by content; end to end: freshness by content, shell command never run), 22 in
 test_security.py (21 hostile Markdown/math/BibTeX constructs in one build + a planted Jinja bytecode file) and 2 in
-test_faults.py (concurrent builds, a live build's temp folder): 119 new cases in round two.
+test_faults.py (concurrent builds, a live build's temp folder): 124 new cases in round two.
 """
 from __future__ import annotations
 
@@ -457,6 +457,25 @@ def site_without_marker(c: Ctx) -> str:
     return at(c.dir / "site") + ".*not built by build.py"
 
 
+def cache_is_content(c: Ctx) -> str:
+    c.cache_dir = c.root / "content"
+    c.args = ["--clean"]  # --clean deletes <cache>/render: here it would be an article folder named render
+    (c.root / "content" / "render").mkdir()
+    (c.root / "content" / "render" / "index.md").write_text("an article that happens to be called render\n")
+    return at(c.root / "content") + ".*--cache-dir.*content/"
+
+
+def cache_is_project(c: Ctx) -> str:
+    c.cache_dir = c.root
+    return at(c.root) + ".*--cache-dir.*project"
+
+
+def cache_inside_templates(c: Ctx) -> str:
+    folder = copy_templates(c)
+    c.cache_dir = folder / "cache"
+    return at(folder / "cache") + ".*--cache-dir.*templates/"
+
+
 # -- data loss: user code ending the process, two articles declaring one model name differently
 
 def factory_sys_exit_0(c: Ctx) -> str:
@@ -722,6 +741,16 @@ def weights_expanded_view(c: Ctx) -> str:
     return f".*{re.escape(str(c.tiny / 'tiny.pt'))}.*conv1.weight.*expanded view"
 
 
+def fm_nul_in_bibliography(c: Ctx) -> str:
+    line = edit(c.sample, "bibliography: refs.bib", 'bibliography: "refs\\0.bib"')
+    return at(c.sample, line) + ".*'bibliography' contains the control character U\\+0000"
+
+
+def fm_nul_in_title(c: Ctx) -> str:
+    line = edit(c.sample, "title: A Sample Article", 'title: "A\\0Sample"')
+    return at(c.sample, line) + ".*'title' contains the control character"
+
+
 # -- hangs: bounded, and the message says what was being waited for
 
 def fm_alias_bomb(c: Ctx) -> str:
@@ -866,7 +895,8 @@ CASES = [Case("render", f) for f in (
     serve_port_negative, fm_alias_bomb, site_yml_alias_bomb, markdown_huge_file, jinja_endless_loop,
     jinja_output_bomb, figure_huge_parameter, figure_huge_width, strict_broken_link, site_yml_duplicate_articles,
     fm_duplicate_key, article_listed_twice, figure_unknown_parameter, content_symlink_outside,
-    article_file_symlink_outside, article_is_a_fifo,
+    article_file_symlink_outside, article_is_a_fifo, cache_is_content, cache_is_project, cache_inside_templates,
+    fm_nul_in_bibliography, fm_nul_in_title,
 )] + [Case("model", f) for f in (
     cache_under_a_file, weights_missing, weights_empty, weights_truncated, weights_wrong_keys, weights_wrong_shapes,
     weights_nan, weights_pickle_runs_code, googlenet_wrong_hash,
