@@ -19,8 +19,34 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parent
 
 
+def port_number(text: str) -> int:
+    """--port: 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
+    return value
+
+
+def job_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of workers")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, like every other build error (--help shows the usage)
+        self.exit(2, f"error: build.py: {message} (see python build.py --help)\n")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="build.py",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Build the Visualizing Weights site from content/, templates/ and the analyses in analysis/.\n\n"
@@ -46,8 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clean", action="store_true",
                         help="rebuild everything: recompute analyses (trained models are reused when intact) "
                              "and re-render every figure")
-    parser.add_argument("--jobs", type=int, default=None, help="parallel analysis workers (default: site.yml)")
-    parser.add_argument("--port", type=int, default=8000, help="serve: port (default: 8000; 0 picks a free one)")
+    parser.add_argument("--jobs", type=job_count, default=None, help="parallel analysis workers (default: site.yml)")
+    parser.add_argument("--port", type=port_number, default=8000, help="serve: port (default: 8000; 0 picks a free one)")
     parser.add_argument("--host", default="127.0.0.1", help="serve: address to listen on (default: 127.0.0.1)")
     return parser.parse_args(argv)
 
@@ -74,17 +100,19 @@ def main(argv: list[str] | None = None) -> int:
     from article.analysis_stage import ensure_analysis
     from article.config import load_config
     from article.errors import BuildError
-    from article.pipeline import build_site
+    from article.pipeline import build_site, check_cache_dir, check_site_dir
 
     if args.jobs:
         import os
 
         os.environ["VW_JOBS"] = str(args.jobs)
 
-    if args.clean:
-        shutil.rmtree(args.cache_dir / "render", ignore_errors=True)
     t0 = time.perf_counter()
     try:
+        check_cache_dir(ROOT, args.cache_dir)  # before anything slow or destructive (--clean): fail fast
+        check_site_dir(ROOT, args.site_dir, args.cache_dir)
+        if args.clean:
+            shutil.rmtree(args.cache_dir / "render", ignore_errors=True)
         ensure_analysis(ROOT, load_config(ROOT), args.cache_dir, force=args.clean)
         report = build_site(ROOT, args.site_dir, cache_dir=args.cache_dir, strict=args.strict, debug=args.debug)
     except (BuildError, AnalysisError, OSError) as exc:  # the author's problem: one line (--debug: traceback)

@@ -1,13 +1,16 @@
 """Torch-free freshness check for the analysis cache.
 
 A content-only rebuild must not import torch (about 2 s). The build computes this fingerprint from everything the
-analyses depend on (their source code, their config, the external weight files' size and mtime) and skips the whole
-analysis stage when the cache manifest carries the same fingerprint and all its files are intact.
+analyses depend on (their source code, their config, the *content* (sha256) of every weights file and factory module
+they read) and skips the whole analysis stage when the cache manifest carries the same fingerprint and all its files are
+intact. No absolute paths and no mtimes: a copied or freshly cloned project is fresh, and a weights file replaced by
+another of the same size and mtime is not.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -26,21 +29,36 @@ def source_hash() -> str:
     return h.hexdigest()
 
 
-def _stat(path: Path | None) -> Any:
-    if path is None or not path.exists():
+def _content(path: Path | None) -> str | None:
+    """sha256 of a file's bytes, or None when it is absent (or not a regular file)."""
+    if path is None or not path.is_file():
         return None
-    st = path.stat()
-    return [str(path), st.st_size, st.st_mtime_ns]
+    return sha256_file(path)
 
 
-def fingerprint(config: dict, extra_files: Iterable[Path] = ()) -> str:
-    """Everything the analysis output depends on, hashed. `config` is the JSON-able analysis config."""
+def _portable(name: str, root: Path | None) -> str:
+    """A path as the fingerprint records it: relative to the project when inside it (a moved copy matches)."""
+    if root is None:
+        return Path(name).name
+    try:
+        return Path(os.path.abspath(name)).relative_to(Path(os.path.abspath(root))).as_posix()
+    except ValueError:
+        return Path(name).name  # outside the project: its content decides, not where it lies
+
+
+def fingerprint(config: dict, extra_files: Iterable[Path] = (), root: Path | None = None) -> str:
+    """Everything the analysis output depends on, hashed. `config` is the JSON-able analysis config (without
+    absolute paths: see article.analysis_stage); `extra_files` are hashed by content and named relative to `root`.
+    The zoo's weights count only when a configured model reads them."""
+    models = config.get("models") or []
     parts = {
         "source": source_hash(),
         "config": config,
-        "efficientnet": _stat(paths.efficientnet_lite0_file()),
-        "torchvision": {arch: [_stat(p) for p in tv_weights.candidates(w)] for arch, w in tv_weights.ALL.items()},
-        "extra": [_stat(Path(p)) for p in sorted(map(str, extra_files))],
+        "efficientnet": _content(paths.efficientnet_lite0_file()) if "efficientnet-lite0" in models else None,
+        # A torchvision-layout model's file counts only when a configured model reads it.
+        "torchvision": {name: [_content(p) for p in tv_weights.candidates(w)]
+                        for name, w in tv_weights.BY_MODEL.items() if name in models},
+        "extra": sorted([_portable(str(p), root), _content(Path(p))] for p in extra_files),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -50,9 +68,16 @@ def manifest_is_fresh(manifest_path: Path, expected: str) -> bool:
     manifest = read_json(manifest_path)
     if not isinstance(manifest, dict) or manifest.get("fingerprint") != expected:
         return False
-    root = manifest_path.parent
-    for entry in manifest.get("files", []):
-        path = root / entry["path"]
-        if not path.exists() or sha256_file(path) != entry["sha256"]:
+    files = manifest.get("files", [])
+    if not isinstance(files, list):
+        return False  # a damaged manifest: recompute (and rewrite it)
+    root = manifest_path.parent.resolve()
+    cache = root.parent  # entries are relative to the manifest; feature visualizations live in ../featureviz/
+    for entry in files:
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or \
+                not isinstance(entry.get("sha256"), str) or "\0" in entry["path"]:
+            return False
+        path = (root / entry["path"]).resolve()
+        if cache not in path.parents or not path.is_file() or sha256_file(path) != entry["sha256"]:
             return False
     return True

@@ -84,7 +84,7 @@ def _load(spec: ModelSpec, cache_dir: Path) -> tuple[torch.nn.Module, dict]:
         if added:
             sys.path.insert(0, spec.search_path)  # a factory module may live next to the article
         try:
-            model = load_byo(spec.factory, spec.weights, spec.kwargs)
+            model = load_byo(spec.factory, spec.weights, spec.kwargs, folder=spec.search_path)
         finally:
             if added:
                 sys.path.remove(spec.search_path)

@@ -42,8 +42,11 @@ def load_state_dict(path: str | os.PathLike, *, expected_sha256_prefix: str | No
     code, its content is not a dict of tensors, or a floating tensor holds NaN/inf (naming the key).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise WeightsError(f"weights file not found: {path}")
+    if not path.is_file():  # a folder, or a FIFO that would block torch.load forever
+        kind = "a folder" if path.is_dir() else "a FIFO (named pipe)" if path.is_fifo() else "not a regular file"
+        raise WeightsError(f"weights file {path} is {kind}, not a regular file")
     if path.stat().st_size == 0:
         raise WeightsError(f"weights file is empty (0 bytes): {path}")
     if expected_sha256_prefix is not None:
@@ -78,6 +81,11 @@ def load_state_dict(path: str | os.PathLike, *, expected_sha256_prefix: str | No
                 f"weights file {path}: entry {key!r} is a {type(value).__name__}, not a tensor; "
                 "expected a flat state dict"
             )
+        stored = value.untyped_storage().nbytes()
+        if value.numel() * value.element_size() > stored:
+            # e.g. torch.zeros(1).expand(100000, 100000): 3 KB on disk, 40 GB once anything touches every element.
+            raise WeightsError(f"weights file {path}: tensor {key!r} of shape {tuple(value.shape)} is an expanded view "
+                               f"over {stored} stored bytes, not a real tensor; save it with .clone()")
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             kind = "NaN" if bool(torch.isnan(value).any()) else "inf"
             raise WeightsError(f"weights file {path}: tensor {key!r} contains {kind} values")

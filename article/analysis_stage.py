@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import limits
 from .config import SiteConfig
 from .errors import BuildError
 from .frontmatter import parse, split
@@ -34,25 +35,55 @@ def _model_lines(text: str, path: Path) -> dict[str, int]:
     return out  # +2: the YAML text starts on file line 2
 
 
+def factory_allow_list(root: Path, config: SiteConfig) -> set[str]:
+    """site.yml `factories:`: "package.module:callable" or "package.module" entries that any article may use as a
+    bring-your-own factory besides the modules in its own folder."""
+    value = config.raw.get("factories") or []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise BuildError("field 'factories' must be a list of 'package.module:callable' or 'package.module' "
+                         "strings", root / "site.yml")
+    return {v.strip() for v in value}
+
+
+def _local_module(factory: str, folder: Path) -> bool:
+    """The factory's top-level module is a file or package in ``folder`` (and not a standard-library name)."""
+    import sys
+
+    top = factory.split(":")[0].split(".")[0]
+    if top in sys.builtin_module_names or top in getattr(sys, "stdlib_module_names", ()):
+        return False
+    folder = folder.resolve()
+    for candidate in (folder / f"{top}.py", folder / top / "__init__.py"):
+        if candidate.is_file() and folder in candidate.resolve().parents:
+            return True
+    return False
+
+
 def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
     """Bring-your-own models named in articles' front matter: {name: {factory, weights, kwargs, image_size}}.
 
     Checks what can be checked without torch (spec shape, weights file present and non-empty), so these
     mistakes fail fast with the article's file:line.
     """
+    allowed = factory_allow_list(root, config)
     out = []
+    seen: dict[str, tuple[Any, str]] = {}  # model name -> (what defines it, "file:line" of its declaration)
     for slug in config.articles:
         path = root / "content" / slug / "index.md"
         try:
+            limits.regular_file(path, "article")  # a FIFO would block the read; a huge file is refused
             text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+        except (BuildError, OSError, UnicodeDecodeError):
             continue  # the render stage reports unreadable articles with their own message
         meta = parse(text, path).meta
         lines = _model_lines(text, path) if meta.models else {}
         fields = field_lines(split(text, path)[0]) if meta.models else {}
-        for name, spec in sorted((meta.models or {}).items()):
+        for name, spec in sorted((meta.models or {}).items(), key=lambda kv: str(kv[0])):
             if not isinstance(spec, dict) or not ({"factory", "weights"} & set(spec)):
                 continue  # free-form model notes for figures, not a model to load
+            if not isinstance(name, str) or not name.strip():
+                raise BuildError(f"front matter model name {name!r} must be a string (quote it)", path,
+                                 meta.lines.get("models"))
 
             def fail(msg: str) -> BuildError:
                 return BuildError(f"front matter model '{name}' {msg}", path, lines.get(str(name)))
@@ -67,9 +98,15 @@ def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
             size = spec.get("image_size")
             if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 1024):
                 raise fail(f"image_size must be an integer from 8 to 1024, got {size!r:.40}")
+            if "\0" in spec["weights"]:
+                raise fail("weights: the path contains a NUL character")
             weights = (path.parent / spec["weights"]).resolve()
-            if not weights.is_file():
+            if not weights.exists():
                 raise fail(f"weights file {weights} not found")
+            if not weights.is_file():
+                kind = ("a folder" if weights.is_dir() else "a FIFO (named pipe)" if weights.is_fifo()
+                        else "not a regular file")
+                raise fail(f"weights file {weights} is {kind}, not a regular file")
             if weights.stat().st_size == 0:
                 raise fail(f"weights file {weights} is empty (0 bytes)")
             dataset = spec.get("dataset", "photos")
@@ -81,9 +118,26 @@ def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
                 return BuildError(f"front matter model '{name}' {msg}", path, line or lines.get(str(name)))
 
             recipe = validate_recipe(spec.get("recipe"), fail_at)
+            where = f"{path}:{lines.get(str(name))}" if lines.get(str(name)) else str(path)
+            local = _local_module(factory, path.parent)
+            if not local and factory not in allowed and factory.split(":")[0] not in allowed:
+                raise fail(f"factory {factory!r}: module {factory.split(':')[0]!r} is not a module in the article's "
+                           f"folder; factories must be defined there or listed under 'factories:' in site.yml")
+            defines = (factory, str(weights), spec.get("kwargs") or {}, size, dataset, recipe,
+                       str(path.parent.resolve()) if local else None)
+            if name in seen:
+                if seen[name][0] != defines:
+                    raise BuildError(f"front matter model '{name}' is declared differently in {seen[name][1]} and "
+                                     f"{where} (factory, weights, kwargs, image_size, dataset or recipe differ); give the "
+                                     "models different names", path, lines.get(str(name)))
+                continue  # the same model, declared by two articles: analysed once
+            seen[name] = (defines, where)
             out.append({"name": name, "factory": factory, "weights": str(weights), "dataset": dataset,
                         "kwargs": spec.get("kwargs") or {}, "image_size": size, "recipe": recipe,
-                        "search_path": str(path.parent), "article": str(path), "line": lines.get(str(name))})
+                        # The article's folder: the factory is imported from it (and only from it); None for a
+                        # factory on the site's allow-list, imported from the installed packages.
+                        "search_path": str(path.parent) if local else None,
+                        "article": str(path), "line": lines.get(str(name))})
     return out
 
 
@@ -102,12 +156,48 @@ def analysis_config(root: Path, config: SiteConfig) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise BuildError("field 'analysis' must be a mapping", root / "site.yml")
     cfg = {**DEFAULTS, **section}
-    if not isinstance(cfg["models"], list):
-        raise BuildError("field 'analysis.models' must be a list of model names", root / "site.yml")
+    site = root / "site.yml"
+    if not isinstance(cfg["models"], list) or not all(isinstance(m, str) for m in cfg["models"]):
+        raise BuildError("field 'analysis.models' must be a list of model names", site)
+
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+    if not count(cfg["n_jobs"]):
+        raise BuildError(f"field 'analysis.n_jobs' must be a positive integer, got {cfg['n_jobs']!r}", site)
     if os.environ.get("VW_JOBS"):
-        cfg["n_jobs"] = int(os.environ["VW_JOBS"])
+        raw = os.environ["VW_JOBS"]
+        if not raw.strip().isdigit() or int(raw) < 1:
+            raise BuildError(f"environment variable VW_JOBS={raw!r} (or --jobs) must be a positive integer")
+        cfg["n_jobs"] = int(raw)
+    fv = cfg["featureviz"]
+    if not isinstance(fv, dict) or set(fv) - {"size", "steps"} or not all(count(v) for v in fv.values()):
+        raise BuildError("field 'analysis.featureviz' must be a mapping {size: pixels, steps: optimization steps} "
+                         f"of positive integers, got {fv!r}", site)
+    cfg["featureviz"] = {**DEFAULTS["featureviz"], **fv}
+    if not isinstance(cfg["lab"], dict):
+        raise BuildError(f"field 'analysis.lab' must be a mapping of LabConfig fields, got {cfg['lab']!r}", site)
+    unknown = sorted(set(section) - set(DEFAULTS))
+    if unknown:
+        raise BuildError(f"field 'analysis' has unknown key(s) {', '.join(map(str, unknown))} "
+                         f"(known: {', '.join(DEFAULTS)})", site)
     cfg["byo"] = byo_models(root, config)
     return cfg
+
+
+def _fingerprint_config(root: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The analysis config as the freshness check sees it: no absolute paths and no article lines (a copied project
+    or an edit above the models: entry is still fresh); weights and factory files are hashed by content."""
+    def rel(p: str | None) -> str | None:
+        if p is None:
+            return None
+        try:
+            return Path(p).resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            return Path(p).name  # outside the project: its content (hashed separately) decides
+    byo = [{k: (rel(v) if k in ("weights", "search_path") else v) for k, v in m.items() if k not in ("article", "line")}
+           for m in cfg["byo"]]
+    return {**{k: v for k, v in cfg.items() if k != "byo"}, "byo": byo}
 
 
 def needed(cfg: dict[str, Any]) -> bool:
@@ -124,9 +214,9 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
 
     extra = [Path(m["weights"]) for m in cfg["byo"]]
     # Bring-your-own factories are user code next to the article: their source is part of the inputs.
-    for folder in sorted({m["search_path"] for m in cfg["byo"]}):
+    for folder in sorted({m["search_path"] for m in cfg["byo"] if m["search_path"]}):
         extra += sorted(Path(folder).glob("*.py"))
-    fp = fingerprint(cfg, extra)
+    fp = fingerprint(_fingerprint_config(root, cfg), extra, root)
     manifest = cache_dir / "analysis" / "manifest.json"
     if not force and manifest_is_fresh(manifest, fp):
         return "fresh"
@@ -151,10 +241,21 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
                         recipe=m["recipe"]) for m in cfg["byo"]]
     acfg = AnalysisConfig(models=specs, cache_dir=cache_dir, n_jobs=int(cfg["n_jobs"]),
                           featureviz=dict(cfg["featureviz"]), lab=dict(cfg["lab"]), fingerprint=fp)
+    if progress and cfg["byo"]:  # user code runs next: say what the build is waiting for if it takes long
+        print("analysis: importing and calling bring-your-own factories "
+              + ", ".join(f"{m['factory']} ('{m['name']}')" for m in cfg["byo"])
+              + " (each may take up to $VW_FACTORY_TIMEOUT s, default 600)", flush=True)
     try:
         run(acfg, progress=progress)
     except AnalysisError as exc:
         raise _attributed(exc, cfg["byo"]) from None
+    except SystemExit as exc:  # user code (a bring-your-own model's forward()) called sys.exit(): not a success
+        if not cfg["byo"]:
+            raise
+        names = ", ".join(f"'{m['name']}' ({m['factory']!r})" for m in cfg["byo"])
+        first = cfg["byo"][0] if len(cfg["byo"]) == 1 else {"article": None, "line": None}
+        raise BuildError(f"the analysis stopped: code called sys.exit({exc.code!r}) while analysing bring-your-own "
+                         f"model(s) {names}", first["article"], first["line"]) from None
     if progress:
         print(f"analysis: done in {time.perf_counter() - t0:.1f} s", flush=True)
     return "computed"

@@ -4,12 +4,14 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dataclasses
 import hashlib
 import json
 
 from .errors import BuildError
+from .urls import safe_url
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class Reference:
         if self.authors:
             parts.append(e(_join_names(self.authors)) + ".")
         title = e(self.title)
-        if self.url:
+        if self.url and safe_url(self.url):  # a javascript: (or data:) url stays plain text
             title = f'<a href="{e(self.url)}">{title}</a>'
         parts.append(f'<span class="ref-title">{title}</span>.')
         if self.venue:
@@ -59,6 +61,20 @@ def _plain(latex: str) -> str:
     return Text.from_latex(latex).render(_TEXT[0]).strip() if latex else ""
 
 
+def _from_cache(data: Any) -> dict[str, Reference]:
+    """Parsed references from the render cache; anything of the wrong shape or type raises (then: parse again)."""
+    out = {}
+    for k, v in data.items():
+        ok = (isinstance(k, str) and isinstance(v, dict) and set(v) == {f.name for f in dataclasses.fields(Reference)}
+              and isinstance(v["authors"], list) and all(isinstance(a, str) for a in v["authors"])
+              and all(isinstance(v[f], str) for f in ("key", "title", "venue", "year"))
+              and all(v[f] is None or isinstance(v[f], str) for f in ("url", "doi")))
+        if not ok:
+            raise ValueError(f"bibliography cache entry {k!r} of the wrong shape")
+        out[k] = Reference(**{**v, "authors": tuple(v["authors"])})
+    return out
+
+
 def load_bibliography(path: Path, cache_dir: Path | None = None) -> dict[str, Reference]:
     """Parse a .bib file into key -> Reference. Malformed files raise BuildError(path:line).
 
@@ -72,10 +88,9 @@ def load_bibliography(path: Path, cache_dir: Path | None = None) -> dict[str, Re
         digest = hashlib.sha256(raw + Path(__file__).read_bytes()).hexdigest()
         entry = cache_dir / "render" / f"bib-{digest}.json"
         try:
-            return {k: Reference(**{**v, "authors": tuple(v["authors"])})
-                    for k, v in json.loads(entry.read_text(encoding="utf-8")).items()}
-        except (OSError, ValueError, TypeError):
-            pass  # a miss, or a corrupt entry: parse again
+            return _from_cache(json.loads(entry.read_text(encoding="utf-8")))
+        except Exception:  # noqa: BLE001 - a miss, or a corrupt entry of any shape: parse again
+            pass
     refs = _parse(path, raw)
     if entry is not None:
         try:

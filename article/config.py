@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from . import yamlsafe
 from .errors import BuildError
 
 SITE_URL_ENV = "VW_SITE_URL"
-_KNOWN = {"title", "description", "site_url", "articles", "author", "language"}
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,10 @@ def load_config(root: Path) -> SiteConfig:
     if not path.is_file():
         raise BuildError("site config not found", path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+        raw = yamlsafe.load(text.removeprefix("\ufeff"), path) or {}
+    except UnicodeDecodeError as exc:
+        raise BuildError(f"not valid UTF-8 ({exc.reason}); save the file as UTF-8", path) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise BuildError(f"malformed YAML: {getattr(exc, 'problem', exc)}", path,
@@ -56,8 +61,12 @@ def load_config(root: Path) -> SiteConfig:
     if not isinstance(articles, list) or not all(isinstance(a, str) and a for a in articles):
         raise BuildError("field 'articles' must be a list of content folder names", path)
     for slug in articles:
-        if "/" in slug or slug.startswith(".") or slug == "assets":
-            raise BuildError(f"field 'articles': bad folder name {slug!r}", path)
+        if not _SLUG.fullmatch(slug) or slug == "assets":
+            raise BuildError(f"field 'articles': bad folder name {slug!r} (letters, digits, '-', '_' and '.', "
+                             "not first)", path)
+    twice = sorted({a for a in articles if articles.count(a) > 1})
+    if twice:
+        raise BuildError(f"field 'articles' lists {', '.join(map(repr, twice))} more than once", path)
     raw = dict(raw, site_url=site_url.rstrip("/") + "/")
     return SiteConfig(
         title=text("title"),

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import jsonio
+from . import jsonio, limits
 from .errors import BuildError
 from .figures import registry
 from .figures.registry import Figure, FigureContext
@@ -52,6 +52,18 @@ class FigureOutput:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "FigureOutput":
+        """From a render-cache entry; a wrong shape or type, or an unsafe asset name, raises ValueError (a miss)."""
+        def text(v: Any, optional: bool = True) -> bool:
+            return isinstance(v, str) or (optional and v is None)
+
+        ok = (isinstance(d, dict) and text(d.get("description"), False)
+              and all(text(d.get(k)) for k in ("spec_text", "datasets_text", "svg", "html"))
+              and isinstance(d.get("links"), list)
+              and all(isinstance(l, list) and len(l) == 2 and all(map(text, l)) for l in d["links"])
+              and isinstance(d.get("assets"), dict)
+              and all(isinstance(v, str) and safe_asset_name(k) for k, v in d["assets"].items()))
+        if not ok:
+            raise ValueError("render cache entry of the wrong shape")
         return cls(description=d["description"], spec_text=d["spec_text"], datasets_text=d["datasets_text"],
                    svg=d["svg"], html=d["html"], links=[tuple(l) for l in d["links"]],
                    assets={k: base64.b64decode(v) for k, v in d["assets"].items()})
@@ -116,22 +128,59 @@ def _chart_output(fig: Figure, fig_id: str, ctx: FigureContext) -> FigureOutput:
                         html=fig.html, assets=dict(fig.assets), links=list(fig.links))
 
 
+def safe_asset_name(name: Any) -> bool:
+    return (isinstance(name, str) and bool(name) and not name.startswith(("/", ".")) and "\\" not in name
+            and "\0" not in name and ".." not in name.split("/"))
+
+
+class _Params(dict):
+    """The figure's parameters, remembering which ones the figure code looked at (typos are errors)."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.used: set[str] = set()
+
+    def __getitem__(self, key):
+        self.used.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self.used.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key):
+        self.used.add(key)
+        return super().__contains__(key)
+
+
+NOT_FOR_FIGURE_CODE = {"width"}  # directive attributes the page layout reads, not the figure's own code
+
+
 def make_output(kind: str, params: dict[str, str], ctx: FigureContext) -> FigureOutput:
     fn = registry.FIGURES[kind]
+    seen = _Params(params)
+    seconds = limits.render_timeout()
     try:
-        fig = fn(ctx, dict(params))
+        with limits.time_limit(seconds, lambda: ctx.error(
+                f"kind '{kind}' did not finish within {seconds:g} s (a huge parameter? ${limits.TIMEOUT_ENV} "
+                "raises the limit)")):
+            fig = fn(ctx, seen)
     except BuildError:
         raise
     except Exception as exc:
         raise ctx.error(f"kind '{kind}' failed: {type(exc).__name__}: {exc}") from exc
     if not isinstance(fig, Figure):
         raise ctx.error(f"kind '{kind}' returned {type(fig).__name__}, expected Figure")
+    unknown = sorted(set(params) - seen.used - NOT_FOR_FIGURE_CODE)
+    if unknown:
+        raise ctx.error(f"unknown parameter(s) {', '.join(unknown)} for kind '{kind}' (it reads: "
+                        f"{', '.join(sorted(seen.used)) or 'none'}; layout: width)")
     if not (isinstance(fig.description, str) and fig.description.strip()):
         raise ctx.error("Figure.description (text for screen readers) is required")
     if fig.chart is None and fig.html is None:
         raise ctx.error("Figure needs a chart or html")
     for name in fig.assets:
-        if not name or name.startswith(("/", ".")) or "\\" in name or ".." in name.split("/"):
+        if not safe_asset_name(name):
             raise ctx.error(f"bad asset name {name!r}")
     if fig.chart is not None:
         return _chart_output(fig, ctx.figure_id or "", ctx)
@@ -166,8 +215,8 @@ def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cac
             entry = json.loads(entry_path.read_text(encoding="utf-8"))
             if _still_valid(entry["reads"], ctx.cache_dir):
                 return FigureOutput.from_json(entry["output"]), True
-        except (ValueError, KeyError, OSError):
-            pass  # a corrupt entry is just a miss
+        except Exception:  # noqa: BLE001 - a corrupt entry (bad JSON, wrong shape or types) is just a miss
+            pass
     out = make_output(kind, params, ctx)
     if use_cache:
         entry_path.parent.mkdir(parents=True, exist_ok=True)

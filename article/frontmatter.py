@@ -9,7 +9,9 @@ from typing import Any
 
 import yaml
 
+from . import yamlsafe
 from .errors import BuildError
+from .urls import SAFE_SCHEMES, safe_url
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -44,6 +46,7 @@ class FrontMatter:
     models: dict[str, Any] = field(default_factory=dict)
     analysis: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)  # everything, for figure code
+    lines: dict[str, int] = field(default_factory=dict)  # top-level key -> file line (for error messages)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class Source:
 
 def split(text: str, path: Path) -> tuple[str, str, int]:
     """Return (yaml_text, body, body_line). The file must start with a ``---`` line."""
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a UTF-8 byte order mark (Windows editors) before the first '---'
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].strip() != "---":
         raise BuildError("missing front matter (file must start with a '---' line)", path, 1)
@@ -95,9 +100,10 @@ def _bad_date(yaml_text: str) -> tuple[str, int] | None:
 def parse(text: str, path: Path) -> Source:
     """Split and validate an article file; errors are ``BuildError(path:line: message)``."""
     yaml_text, body, body_line = split(text, path)
+    yamlsafe.check(yaml_text, path, 2)  # aliases, nesting: before anything walks the tree
     try:
         lines = _key_lines(yaml_text)
-        data = yaml.safe_load(yaml_text) or {}
+        data = yamlsafe.load(yaml_text, path, 2) or {}
     except ValueError as exc:  # PyYAML builds dates itself: 2024-13-45 raises a bare ValueError
         key, line = _bad_date(yaml_text) or ("?", None)
         raise BuildError(f"front matter field '{key}' is not a valid date: {exc}", path,
@@ -124,6 +130,9 @@ def _validate(d: dict[str, Any], lines: dict[str, int], path: Path) -> FrontMatt
             raise fail(name, "is required")
         if not isinstance(value, str) or not value.strip():
             raise fail(name, f"must be a non-empty string, got {type(value).__name__}")
+        bad = next((ch for ch in value if ord(ch) < 32 and ch not in "\t\n\r" or ch == "\x7f"), None)
+        if bad is not None:
+            raise fail(name, f"contains the control character U+{ord(bad):04X}")
         return value.strip()
 
     def date(name: str, value: Any, required: bool = True) -> dt.date | None:
@@ -139,6 +148,12 @@ def _validate(d: dict[str, Any], lines: dict[str, int], path: Path) -> FrontMatt
             except ValueError:
                 pass
         raise fail(name, f"must be a date YYYY-MM-DD, got {value!r}")
+
+    def url(name: str, value: Any) -> str | None:
+        value = text(name, value, False)
+        if value is not None and not safe_url(value):
+            raise fail(name, f"must be an {', '.join(SAFE_SCHEMES)} or relative URL, got {value[:60]!r}")
+        return value
 
     def mapping(name: str) -> dict[str, Any]:
         value = d.get(name) or {}
@@ -161,9 +176,9 @@ def _validate(d: dict[str, Any], lines: dict[str, int], path: Path) -> FrontMatt
             raise fail(where, f"has unknown key(s) {sorted(unknown)}")
         authors.append(Author(
             name=text(f"{where}.name", a.get("name")),
-            url=text(f"{where}.url", a.get("url"), False),
+            url=url(f"{where}.url", a.get("url")),
             affiliation=text(f"{where}.affiliation", a.get("affiliation"), False),
-            affiliation_url=text(f"{where}.affiliation_url", a.get("affiliation_url"), False),
+            affiliation_url=url(f"{where}.affiliation_url", a.get("affiliation_url")),
         ))
 
     updates_raw = d.get("updates") or []
@@ -198,4 +213,5 @@ def _validate(d: dict[str, Any], lines: dict[str, int], path: Path) -> FrontMatt
         models=mapping("models"),
         analysis=mapping("analysis"),
         raw=d,
+        lines={str(k): v + 1 for k, v in lines.items()},
     )

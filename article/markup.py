@@ -19,17 +19,22 @@ from typing import Callable
 
 import markdown
 from markdown.extensions.toc import slugify
+from markdown.treeprocessors import Treeprocessor
 
 from .bibliography import Citations
 from .errors import BuildError
 from .mathml import tex_to_mathml
+from .urls import safe_url
 
+MAX_NESTING = 50  # list / block quote levels
 WIDTHS = ("l-body", "l-body-outset", "l-page", "l-screen", "l-gutter")
 _FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
 _OPEN = re.compile(r"^:::[ \t]*([A-Za-z][\w-]*)[ \t]*(.*?)\s*$")
 _CLOSE = re.compile(r"^:::\s*$")
 _ID = re.compile(r"^[A-Za-z][\w-]*$")
-_TOKEN = re.compile(r"VWPH(\d+)Z")
+# Placeholders use private-use characters that an article may not contain (checked), so no text can forge one.
+_OPEN_TOKEN, _CLOSE_TOKEN = "\ue000", "\ue001"
+_TOKEN = re.compile(_OPEN_TOKEN + r"(\d+)" + _CLOSE_TOKEN)
 _ALIGN = re.compile(r'<(th|td) align="(left|right|center)">')  # align= is obsolete HTML; style= breaks the CSP
 _CODE_SPAN = re.compile(r"(?<!\\)(`+)(?!`).+?(?<!`)\1(?!`)", re.DOTALL)
 _INLINE = re.compile(
@@ -125,6 +130,26 @@ def parse_attrs(attrs: str, path: Path, line: int) -> dict[str, str]:
     return out
 
 
+# Attributes Markdown (and `{: ...}` attribute lists) may put on an element: no event handlers, no style.
+SAFE_ATTRIBUTES = frozenset({"id", "class", "href", "src", "alt", "title", "align", "colspan", "rowspan", "start",
+                             "lang", "dir", "width", "height", "rel", "role"})
+URL_ATTRIBUTES = ("href", "src")
+
+
+class _SafeAttributes(Treeprocessor):
+    """Runs last: drops attributes outside SAFE_ATTRIBUTES (``{: onclick=...}``) and URLs whose scheme is not
+    http, https or mailto (``[x](javascript:...)``). Raw HTML is not in the tree: it is escaped unless raw_html."""
+
+    def run(self, root):
+        for el in root.iter():
+            for key in list(el.attrib):
+                low = key.lower()
+                if (low not in SAFE_ATTRIBUTES and not low.startswith("aria-")) or (
+                        low in URL_ATTRIBUTES and not safe_url(el.attrib[key])):
+                    del el.attrib[key]
+        return None
+
+
 def make_markdown(raw_html: bool, full: bool, plain: Callable[[str], str] = str) -> markdown.Markdown:
     """full: the article body (TOC + footnotes); otherwise a fragment (caption, aside, front matter text)."""
     exts = ["tables", "attr_list", "pymdownx.highlight", "pymdownx.superfences"]
@@ -139,6 +164,7 @@ def make_markdown(raw_html: bool, full: bool, plain: Callable[[str], str] = str)
                           "slugify": lambda value, sep: slugify(plain(value), sep)}
         configs["footnotes"] = {"BACKLINK_TITLE": "Back to text (footnote %d)"}
     md = markdown.Markdown(extensions=exts, extension_configs=configs, output_format="html")
+    md.treeprocessors.register(_SafeAttributes(md), "vw_safe_attributes", 0.5)
     if not raw_html:  # escape raw HTML instead of passing it through
         md.preprocessors.deregister("html_block")
         md.inlinePatterns.deregister("html")
@@ -190,14 +216,14 @@ class Renderer:
 
     def _park(self, html_text: str, plain: str, block: bool = False) -> str:
         self.tokens.append((html_text, plain))
-        token = f"VWPH{len(self.tokens) - 1}Z"
+        token = f"{_OPEN_TOKEN}{len(self.tokens) - 1}{_CLOSE_TOKEN}"
         if block:
             self.block_tokens.add(token)
         return f"\n\n{token}\n\n" if block else token
 
     def restore(self, text: str) -> str:
         for _ in range(4):  # tokens may contain tokens (captions inside figures)
-            text = re.sub(r"<p>\s*(VWPH\d+Z)\s*</p>",
+            text = re.sub(r"<p>\s*(" + _TOKEN.pattern + r")\s*</p>",
                           lambda m: m.group(1) if m.group(1) in self.block_tokens else m.group(0), text)
             new = _TOKEN.sub(lambda m: self.tokens[int(m.group(1))][0], text)
             if new == text:
@@ -274,6 +300,9 @@ class Renderer:
             if kind not in self.figure_kinds:
                 raise BuildError(f"unknown figure kind '{kind}' (known: {', '.join(sorted(self.figure_kinds))})",
                                  self.path, line)
+            if attrs.get("id") not in self.figures:
+                raise BuildError("a figure directive may only appear in the article body (not in a caption, an "
+                                 "aside or front matter text such as acknowledgements)", self.path, line)
             caption = self.fragment(b.text, b.line + 1, inline=True)
             number = self.figures[attrs["id"]]
             return self._park(self.figure_hook(dict(attrs, width=width), number, caption, line),
@@ -287,6 +316,11 @@ class Renderer:
         raise BuildError(f"unknown directive '::: {b.name}' (figure, aside, layout)", self.path, line)
 
     def _prepare(self, text: str, start: int) -> str:
+        for ch in (_OPEN_TOKEN, _CLOSE_TOKEN):
+            if ch in text:
+                line = start + text[:text.index(ch)].count("\n")
+                raise BuildError(f"the text contains the character U+{ord(ch):04X}, which the renderer reserves "
+                                 "for its own use; remove it", self.path, self.file_line(line))
         blocks = scan_blocks(text, self.path, lambda l: self.file_line(start + l - 1))
         out = []
         for b in blocks:
@@ -294,15 +328,34 @@ class Renderer:
             if b.kind == "code":
                 out.append(b.text)
             elif b.kind == "text":
+                self._check_nesting(b.text, b.line)
                 out.append(self._inline(b.text, b.line))
             else:
                 out.append(self._directive(b))
         return "".join(out)
 
+    def _check_nesting(self, text: str, start: int) -> None:
+        """Fail fast on absurd nesting: python-markdown takes seconds per hundred levels, then hits the recursion
+        limit."""
+        for i, line in enumerate(text.splitlines()):
+            lead = line[:len(line) - len(line.lstrip(" \t>"))]
+            if lead.count(">") > MAX_NESTING or len(lead.expandtabs(4)) > 4 * MAX_NESTING:
+                raise BuildError(f"Markdown nested more than {MAX_NESTING} levels deep (lists or block quotes): "
+                                 "flatten it", self.path, self.file_line(start + i))
+
+    def _convert(self, md: markdown.Markdown, text: str, start: int) -> str:
+        try:
+            return md.convert(text)
+        except RecursionError:  # python-markdown recurses per nesting level (lists, quotes)
+            lines = text.splitlines() or [""]
+            deepest = max(range(len(lines)), key=lambda i: len(lines[i]) - len(lines[i].lstrip(" >\t-*+")))
+            raise BuildError("Markdown nested too deeply (lists or block quotes): flatten it", self.path,
+                             self.file_line(start + deepest)) from None
+
     def fragment(self, text: str, start: int = 1, inline: bool = False) -> str:
         """Markdown of a caption / aside / front matter field -> HTML (same numbering state)."""
         md = make_markdown(self.raw_html, full=False)
-        out = self.restore(md.convert(self._prepare(text, start)))
+        out = self.restore(self._convert(md, self._prepare(text, start), start))
         if inline:
             m = re.fullmatch(r"\s*<p>(.*)</p>\s*", out, re.DOTALL)
             if m and "<p>" not in m.group(1):
@@ -314,7 +367,7 @@ class Renderer:
         blocks = scan_blocks(body, self.path, self.file_line)
         self.number_figures(blocks)
         md = make_markdown(self.raw_html, full=True, plain=self.plain)
-        converted = md.convert(self._prepare(body, 1))
+        converted = self._convert(md, self._prepare(body, 1), 1)
         footnotes = ""
         m = re.search(r'<div class="footnote">\s*(?:<hr\s*/?>)?\s*(.*?)</div>\s*$', converted, re.DOTALL)
         if m:

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import jinja2
 
-from . import citation, figrender, linkcheck, social, templating
+from . import citation, figrender, limits, linkcheck, social, templating
 from .bibliography import Citations, load_bibliography
 from .config import SiteConfig, load_config
 from .errors import BuildError
@@ -73,8 +73,10 @@ class _Stages:
 
 # ------------------------------------------------------------------ stages
 
-def read_text(path: Path) -> str:
-    """A UTF-8 text file; other encodings fail with the line of the first bad byte."""
+def read_text(path: Path, what: str = "file") -> str:
+    """A UTF-8 text file (regular, at most limits.MAX_TEXT_BYTES); other encodings fail with the line of the first
+    bad byte."""
+    limits.regular_file(path, what)
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8")
@@ -84,14 +86,25 @@ def read_text(path: Path) -> str:
                          line) from None
 
 
+def inside_project(root: Path, path: Path, what: str) -> None:
+    """Files that get published must be inside the project or its content folder (content/ itself may be a link
+    to where the articles live): a symlink *in* content/ must not publish e.g. ~/.ssh."""
+    real = path.resolve()
+    allowed = (root.resolve(), (root / "content").resolve())
+    if not any(real == a or a in real.parents for a in allowed):
+        raise BuildError(f"{what} resolves to {real}, outside the project {allowed[0]}; only files "
+                         "inside the project are published", path)
+
+
 def read_articles(root: Path, config: SiteConfig) -> list[Article]:
     articles = []
     for slug in config.articles:
         folder = root / "content" / slug
         path = folder / "index.md"
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             raise BuildError(f"article '{slug}' listed in site.yml has no index.md", path)
-        articles.append(Article(slug, parse(read_text(path), path), folder))
+        inside_project(root, path, f"article '{slug}'")
+        articles.append(Article(slug, parse(read_text(path, "article"), path), folder))
     return articles
 
 
@@ -110,6 +123,9 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
     refs, bib_path = {}, None
     if meta.bibliography:
         bib_path = a.folder / meta.bibliography
+        if bib_path.exists():
+            inside_project(a.folder.parent.parent, bib_path, "bibliography file")
+        limits.regular_file(bib_path, "bibliography file")
         refs = load_bibliography(bib_path, cache_dir if use_cache else None)
     cites = Citations(refs, bib_path)
 
@@ -129,10 +145,18 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
     out = r.render(body)
     a.html, a.toc = out.html, out.toc
     url = config.article_url(a.slug)
+
+    def field_fragment(key: str, text: str, inline: bool = False) -> str:
+        """Markdown of a front matter field; its errors point at the field's line, not into the body."""
+        try:
+            return r.fragment(text, inline=inline)
+        except BuildError as exc:
+            raise BuildError(f"front matter field '{key}': {exc.message}", path, meta.lines.get(key)) from None
+
     a.appendix = {
-        "acknowledgements": r.fragment(meta.acknowledgements) if meta.acknowledgements else "",
-        "contributions": r.fragment(meta.contributions) if meta.contributions else "",
-        "updates": [(u.date, r.fragment(u.text, inline=True)) for u in meta.updates],
+        "acknowledgements": field_fragment("acknowledgements", meta.acknowledgements) if meta.acknowledgements else "",
+        "contributions": field_fragment("contributions", meta.contributions) if meta.contributions else "",
+        "updates": [(u.date, field_fragment("updates", u.text, inline=True)) for u in meta.updates],
         "footnotes": out.footnotes_html,
         "bibtex": citation.bibtex(meta, config.title, url),
         "plain_citation": citation.plain(meta, config.title, url),
@@ -144,15 +168,11 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
 
 
 def template_env(root: Path, cache_dir: Path | None = None) -> jinja2.Environment:
+    """The page templates' environment. No bytecode cache: Jinja's FileSystemBytecodeCache unmarshals code objects
+    from <cache>/jinja/, so a planted (or CI-restored) cache file would run on the next build. Nothing read from the
+    cache may be executable; compiling the templates costs ~0.1 s (bench/README.md). ``cache_dir`` is unused."""
     folder = root / "templates" if (root / "templates" / "base.html").is_file() else PACKAGE_ROOT / "templates"
     bytecode = None
-    if cache_dir is not None:
-        # Compiled templates are reused across builds (checked against the template's mtime): ~0.1 s a rebuild.
-        try:
-            (cache_dir / "jinja").mkdir(parents=True, exist_ok=True)
-            bytecode = jinja2.FileSystemBytecodeCache(str(cache_dir / "jinja"))
-        except OSError:
-            bytecode = None  # only a speed-up: an unusable cache folder is reported by the stages that need it
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
         bytecode_cache=bytecode,
@@ -246,28 +266,120 @@ def write_site_files(env: jinja2.Environment, site: Path, config: SiteConfig,
     write(site, ".nojekyll", b"")
 
 
+SITE_MARKER = ".vw-site"  # written into every built site: only a folder holding it is ever replaced
+MARKER_TEXT = b"Built by Visualizing Weights (build.py). The next build replaces this whole folder.\n"
+
+
+def _inside(a: Path, b: Path) -> bool:
+    """True when ``a`` is ``b`` or below it (both resolved)."""
+    return a == b or b in a.parents
+
+
+def check_site_dir(root: Path, site_dir: Path, cache_dir: Path | None = None) -> None:
+    """Refuse an output folder that a build must never replace: one that is or contains the project, or is,
+    contains or lies inside content/, templates/ or the cache, or any existing non-empty folder that does not
+    hold the marker file a previous build wrote."""
+    site = Path(os.path.abspath(site_dir)).resolve()
+    root = Path(root).resolve()
+    flag = "--site-dir"
+    if _inside(root, site):
+        raise BuildError(f"{flag}: refusing to replace a folder that is or contains the project {root}", site)
+    guarded = [(root / "content", "content/"), (root / "templates", "templates/"), (root / "article", "article/"),
+               (root / "analysis", "analysis/")]
+    if cache_dir is not None:
+        guarded.append((Path(os.path.abspath(cache_dir)).resolve(), "the cache folder"))
+    for folder, what in guarded:
+        folder = folder.resolve()
+        if _inside(site, folder) or _inside(folder, site):
+            raise BuildError(f"{flag}: refusing to build into {what} ({folder}): the build replaces its output "
+                             "folder as a whole", site)
+    if site.is_symlink() or (site.exists() and not site.is_dir()):
+        raise BuildError(f"{flag}: exists and is not a folder; pick another --site-dir", site)
+    if site.is_dir() and not (site / SITE_MARKER).is_file():
+        try:
+            empty = next(site.iterdir(), None) is None
+        except OSError as exc:
+            raise BuildError(f"{flag}: cannot read the folder ({exc.strerror or exc})", site) from None
+        if not empty:
+            raise BuildError(f"{flag}: not empty and not built by build.py (no {SITE_MARKER} file); refusing to "
+                             "replace it: delete it yourself or pick another --site-dir", site)
+
+
+def check_cache_dir(root: Path, cache_dir: Path) -> None:
+    """Refuse a cache folder that is or contains the project, or lies in content/, templates/ or the code: the build
+    writes render/, analysis/ ... into it and --clean deletes <cache>/render."""
+    cache = Path(os.path.abspath(cache_dir)).resolve()
+    root = Path(root).resolve()
+    if _inside(root, cache):
+        raise BuildError(f"--cache-dir: refusing a cache folder that is or contains the project {root}", cache)
+    for name in ("content", "templates", "article", "analysis"):
+        folder = (root / name).resolve()
+        if _inside(cache, folder) or _inside(folder, cache):
+            raise BuildError(f"--cache-dir: refusing to keep the cache in {name}/ ({folder}): the build writes and "
+                             "deletes folders there", cache)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a folder named after this process is from a dead build whose pid was reused
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, owned by someone else
+        return True
+    return True
+
+
+def _stale(folder: Path) -> bool:
+    """A `.site-tmp-<pid>` / `.site-old-<pid>` folder whose build is no longer running."""
+    pid = folder.name.rsplit("-", 1)[-1]
+    return pid.isdigit() and not _pid_alive(int(pid))
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive flock on ``folder`` itself (no lock file to leave behind); released when the process dies."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def prepare_tmp(site_dir: Path) -> Path:
-    """Remove stale temp folders of killed builds; return a fresh ``.site-tmp-<pid>`` beside site_dir."""
+    """Remove temp folders of killed builds (never a running build's); return a fresh ``.site-tmp-<pid>``."""
     parent = site_dir.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        for stale in sorted(parent.glob(".site-tmp-*")) + sorted(parent.glob(".site-old-*")):
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = parent / f".site-tmp-{os.getpid()}"
-        tmp.mkdir()
+        with _locked(parent):
+            for stale in sorted(parent.glob(".site-tmp-*")) + sorted(parent.glob(".site-old-*")):
+                if _stale(stale):
+                    shutil.rmtree(stale, ignore_errors=True)
+            tmp = parent / f".site-tmp-{os.getpid()}"
+            tmp.mkdir()
     except OSError as exc:
         blocker = next((p for p in [parent, *parent.parents] if p.exists()), parent)
         why = "is a file, not a folder" if not blocker.is_dir() else f"cannot be written to ({exc.strerror or exc})"
         raise BuildError(f"cannot write the output folder {site_dir}: {blocker} {why}", blocker) from None
+    (tmp / SITE_MARKER).write_bytes(MARKER_TEXT)
     return tmp
 
 
-def swap(tmp: Path, site_dir: Path) -> None:
-    """site -> .site-old-<pid>, tmp -> site, delete old: the window without a site/ is two renames."""
+def swap(tmp: Path, site_dir: Path, root: Path | None = None, cache_dir: Path | None = None) -> None:
+    """site -> .site-old-<pid>, tmp -> site, delete old: the window without a site/ is two renames. Builds into
+    the same folder take turns (a lock on the parent folder), and the output folder is checked again under the
+    lock: only a folder this program built is ever replaced."""
     old = site_dir.parent / f".site-old-{os.getpid()}"
-    if site_dir.exists():
-        site_dir.rename(old)
-    tmp.rename(site_dir)
+    with _locked(site_dir.parent):
+        if root is not None:
+            check_site_dir(root, site_dir, cache_dir)
+        if site_dir.exists():
+            site_dir.rename(old)
+        tmp.rename(site_dir)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -298,6 +410,8 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, strict: bool = Fa
     with stage("read") as note:
         articles = read_articles(root, config)
         note["text"] = ", ".join(a.slug for a in articles)
+    check_cache_dir(root, cache_dir)
+    check_site_dir(root, site_dir, cache_dir)
     tmp = prepare_tmp(site_dir)
     try:
         with stage("render") as note:
@@ -316,15 +430,47 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, strict: bool = Fa
             problems = linkcheck.check_links(tmp)
             note["text"] = f"{len(problems)} problem(s)"
             if problems and strict:
-                raise BuildError(f"{len(problems)} broken link(s); first: {problems[0]}")
+                where, line = _link_source(root, problems[0])
+                raise BuildError(f"{len(problems)} broken link(s); first: {problems[0]}", where, line)
             for p in problems:
                 report.warnings.append(p)
                 if progress:
                     print(f"  warning: {p}", flush=True)
         with stage("swap"):
-            swap(tmp, site_dir)
-    except BaseException:
+            swap(tmp, site_dir, root, cache_dir)
+    except BaseException as exc:
         if not debug:
             shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not debug:
+            raise _os_error(exc, tmp, site_dir) from None
         raise
     return report
+
+
+def _os_error(exc: OSError, tmp: Path, site_dir: Path) -> BuildError:
+    """An OSError while writing the site, as one line naming the site folder (not the temp folder, which is gone),
+    also when the error carries no file name (e.g. [Errno 28] No space left on device)."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    name = exc.filename
+    if name is None:
+        return BuildError(f"writing the site failed: {what} (the previous site is unchanged)", site_dir)
+    name = str(name)
+    if name.startswith(str(tmp)):
+        name = str(site_dir) + name[len(str(tmp)):]
+    return BuildError(f"writing the site failed: {what} (the previous site is unchanged)", name)
+
+
+def _link_source(root: Path, problem: str) -> tuple[Path | None, int | None]:
+    """The article (and line) behind a link-check problem ``slug/index.html: broken link X``."""
+    page, _, rest = problem.partition(": broken link ")
+    slug = page.split("/")[0] if page.count("/") == 1 and page.endswith("/index.html") else None
+    if not slug:
+        return None, None
+    source = root / "content" / slug / "index.md"
+    href = rest.split(" ")[0]
+    try:
+        lines = source.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return source, None
+    hit = next((i + 1 for i, l in enumerate(lines) if href and href in l), None)
+    return source, hit

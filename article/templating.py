@@ -15,9 +15,19 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from . import limits
 from .errors import BuildError
 
 _TEMPLATE_NAME = "<article>"
+MAX_OUTPUT_CHARS = 20_000_000  # the rendered Markdown of one article
+
+
+class _TooSlow(Exception):
+    pass
+
+
+class _TooBig(Exception):
+    pass
 
 
 UNAVAILABLE = "unavailable"  # a number the analysis could not give (e.g. a random baseline of a 1x1 kernel)
@@ -66,10 +76,24 @@ def make_env() -> SandboxedEnvironment:
 def render_body(body: str, data: Mapping[str, Any], path: Path, first_line: int) -> str:
     """Render ``body`` with context ``{"data": data}``; errors name ``path:line`` of the source file."""
     env = make_env()
+    seconds = limits.render_timeout(60.0)
     try:
         template = env.from_string(body)
         template.name = _TEMPLATE_NAME
-        return template.render(data=data)
+        with limits.time_limit(seconds, _TooSlow):
+            out, size = [], 0
+            for chunk in template.generate(data=data):
+                size += len(chunk)
+                if size > MAX_OUTPUT_CHARS:
+                    raise _TooBig()
+                out.append(chunk)
+            return "".join(out)
+    except (_TooSlow, _TooBig) as exc:
+        line = _template_line(exc.__traceback__)
+        what = (f"did not finish within {seconds:g} s (an endless loop? ${limits.TIMEOUT_ENV} raises the limit)"
+                if isinstance(exc, _TooSlow) else f"produced more than {MAX_OUTPUT_CHARS // 10**6} million characters")
+        raise BuildError(f"the article's template code {what}", path,
+                         first_line + line - 1 if line else None) from None
     except jinja2.TemplateSyntaxError as exc:
         raise BuildError(f"template syntax error: {exc.message}", path,
                          first_line + (exc.lineno or 1) - 1) from None

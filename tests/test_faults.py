@@ -128,3 +128,54 @@ def test_half_written_temp_files_in_the_cache_are_ignored(reference, tmp_path):
     assert "analysis:" not in proc.stdout  # stray temp files do not invalidate fresh results
     verify_cache(cache)
     assert_same_site(site, expected)
+
+
+# --------------------------------------------------------------------------- concurrent builds into one site
+
+
+@pytest.fixture(scope="module")
+def render_root(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A render-only build root (the sample article: no torch) and its reference site."""
+    base = tmp_path_factory.mktemp("concurrent").resolve()
+    root = make_root(base / "root", ["sample"])
+    check_ok(run_build(root, base / "ref-site", base / "ref-cache"))
+    return root, tree_files(base / "ref-site")
+
+
+def test_concurrent_builds_into_one_site(render_root, tmp_path):
+    """Three real builds at once into one site/: each touches only its own `.site-tmp-<pid>`, the swaps take
+    turns, all succeed, and the site that remains is a complete one."""
+    root, expected = render_root
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    check_ok(run_build(root, site, cache))  # a previous site to replace
+    for _ in range(2):  # --debug re-renders every figure: long renders overlap
+        procs = [start(root, site, cache, "--debug") for _ in range(3)]
+        outs = [p.communicate(timeout=300) for p in procs]
+        for p, (out, err) in zip(procs, outs):
+            assert p.returncode == 0, f"a concurrent build failed ({p.returncode}):\n{out}\n{err}"
+        assert_same_site(site, expected)
+        assert not list(tmp_path.glob(".site-*")), "temp folders left behind"
+
+
+def test_a_live_builds_temp_folder_is_never_deleted(render_root, tmp_path):
+    """A `.site-tmp-<pid>` of a running process stays; one of a dead process is cleaned up."""
+    import sys
+
+    root, expected = render_root
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        live = tmp_path / f".site-tmp-{sleeper.pid}"
+        (live / "sample").mkdir(parents=True)
+        (live / "sample" / "half.html").write_text("another build is writing this")
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        stale = tmp_path / f".site-tmp-{dead.pid}"
+        stale.mkdir()
+        check_ok(run_build(root, site, cache))
+        assert (live / "sample" / "half.html").is_file(), "a running build's temp folder was deleted"
+        assert not stale.exists(), "a dead build's temp folder was left behind"
+        assert_same_site(site, expected)
+    finally:
+        sleeper.kill()
+        sleeper.wait()

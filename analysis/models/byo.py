@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
+import sys
+import threading
 import traceback
-from typing import Any, Callable
+import types
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 from torch import nn
 
@@ -21,36 +27,139 @@ def _where(e: BaseException) -> str:
     return f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
 
 
-def resolve_factory(factory: str) -> Callable[..., Any]:
-    """Import "package.module:callable" (the callable may be dotted, e.g. "mod:Class.build")."""
+def _user_exit(e: BaseException, factory: str, doing: str) -> AnalysisError:
+    """SystemExit (sys.exit, exit(), quit()) or another BaseException from user code: a failed build, not the end
+    of the process with the user's exit status (sys.exit(0) would make a CI job pass with nothing built)."""
+    if isinstance(e, SystemExit):
+        return AnalysisError(f"{_where(e)}model factory {factory!r} called sys.exit({e.code!r}) {doing}; a factory "
+                             "must return a model or raise an exception")
+    return AnalysisError(f"{_where(e)}model factory {factory!r} raised {type(e).__name__} {doing}: {e}")
+
+
+FACTORY_TIMEOUT_ENV = "VW_FACTORY_TIMEOUT"
+
+
+class _Timeout(AnalysisError):
+    pass
+
+
+@contextmanager
+def _time_limit(factory: str) -> Iterator[None]:
+    """Importing and calling a factory may take at most $VW_FACTORY_TIMEOUT seconds (default 600; 0: no limit):
+    a factory that never returns ends the build with a message instead of a silent hang (main thread only)."""
+    try:
+        seconds = float(os.environ.get(FACTORY_TIMEOUT_ENV) or 600)
+    except ValueError:
+        raise AnalysisError(f"environment variable {FACTORY_TIMEOUT_ENV} must be a number of seconds") from None
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Timeout(f"model factory {factory!r} did not return within {seconds:g} s (waiting for it to import "
+                       f"and build the model; ${FACTORY_TIMEOUT_ENV} raises the limit)")
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+_LOCAL: dict[str, str] = {}  # top-level module name -> the article folder it was imported from
+
+
+def _inside(path: str | os.PathLike | None, folder: Path) -> bool:
+    if not path:
+        return False
+    p = Path(path).resolve()
+    return p == folder or folder in p.parents
+
+
+def _check_local_module(factory: str, module_name: str, folder: Path) -> None:
+    """Before importing: the factory's top-level module must be a file (or package) in the article's folder, not a
+    standard-library or installed module (front matter must not be able to call e.g. os:system)."""
+    top = module_name.split(".")[0]
+    refuse = (f"model factory {factory!r}: module {top!r} is not a module in the article's folder {folder}; "
+              "a factory must be defined there, or listed under 'factories:' in site.yml")
+    if top in sys.builtin_module_names or top in getattr(sys, "stdlib_module_names", ()):
+        raise AnalysisError(refuse)
+    if not ((folder / f"{top}.py").is_file() or (folder / top / "__init__.py").is_file()):
+        raise AnalysisError(refuse)
+    loaded = sys.modules.get(top)
+    if loaded is not None and not _inside(getattr(loaded, "__file__", None), folder):
+        if _LOCAL.get(top) is None:
+            raise AnalysisError(refuse)  # the name is taken by an installed module
+        # Another article's module of the same name: forget it, so this folder's own file is imported.
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            del sys.modules[name]
+    _LOCAL[top] = str(folder)
+
+
+def resolve_factory(factory: str, folder: str | os.PathLike | None = None) -> Callable[..., Any]:
+    """Import "package.module:callable" (the callable may be dotted, e.g. "mod:Class.build").
+
+    folder: the article's folder. When given, the module must be a file in it and the callable must be defined in
+    that module (not e.g. `os.system` re-exported by it); None means the caller vouches for the factory (the
+    site's `factories:` allow-list)."""
     if not isinstance(factory, str) or factory.count(":") != 1 or not all(factory.split(":")):
         raise AnalysisError(f"model factory {factory!r} must look like 'package.module:callable'")
     module_name, attr_path = factory.split(":")
+    where = Path(folder).resolve() if folder is not None else None
+    if where is not None:
+        _check_local_module(factory, module_name, where)
     try:
         obj: Any = importlib.import_module(module_name)
-    except Exception as e:  # ImportError, or the module itself raising on import
+    except (KeyboardInterrupt, _Timeout):
+        raise
+    except BaseException as e:  # ImportError, the module raising on import, or calling sys.exit() on import
+        if not isinstance(e, Exception):
+            raise _user_exit(e, factory, f"while importing module {module_name!r}") from None
         raise AnalysisError(f"{_where(e)}model factory {factory!r}: cannot import module {module_name!r} "
                             f"({type(e).__name__}: {e})") from e
+    if where is not None and not _inside(getattr(obj, "__file__", None), where):
+        raise AnalysisError(f"model factory {factory!r}: module {module_name!r} was imported from "
+                            f"{getattr(obj, '__file__', None)}, not from the article's folder {where}")
     for part in attr_path.split("."):
         if not hasattr(obj, part):
             raise AnalysisError(f"model factory {factory!r}: module {module_name!r} has no attribute {attr_path!r}")
         obj = getattr(obj, part)
+        if where is not None and isinstance(obj, types.ModuleType):
+            raise AnalysisError(f"model factory {factory!r}: {part!r} is a module; name a callable defined in "
+                                f"{module_name!r}")
     if not callable(obj):
         raise AnalysisError(f"model factory {factory!r} is a {type(obj).__name__}, not callable")
+    owner = getattr(obj, "__module__", None)
+    if where is not None and not (owner == module_name or str(owner).startswith(module_name + ".")):
+        raise AnalysisError(f"model factory {factory!r}: the callable is defined in module {owner!r}, not in "
+                            f"{module_name!r} (the article's folder); define the factory there")
     return obj
 
 
-def load_byo(factory: str, weights: str | os.PathLike, kwargs: dict | None = None) -> nn.Module:
-    """Build `factory(**kwargs)`, load `weights` (a state dict, read safely) strictly, return it in eval mode."""
-    build = resolve_factory(factory)
-    try:
-        model = build(**(kwargs or {}))
-    except Exception as e:
-        raise AnalysisError(f"{_where(e)}model factory {factory!r} raised {type(e).__name__} when called with "
-                            f"{kwargs or {}}: {e}") from e
+def load_byo(factory: str, weights: str | os.PathLike, kwargs: dict | None = None,
+             folder: str | os.PathLike | None = None) -> nn.Module:
+    """Build `factory(**kwargs)`, load `weights` (a state dict, read safely) strictly, return it in eval mode.
+    folder: the article's folder the factory must come from (see resolve_factory)."""
+    with _time_limit(factory):
+        build = resolve_factory(factory, folder)
+        model = _call(build, factory, kwargs)
     if not isinstance(model, nn.Module):
         raise AnalysisError(f"model factory {factory!r} returned a {type(model).__name__}, not a torch.nn.Module")
     state = safeload.load_state_dict(weights)
     safeload.check_keys_and_shapes(state, {k: tuple(v.shape) for k, v in model.state_dict().items()}, weights)
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def _call(build: Callable[..., Any], factory: str, kwargs: dict | None) -> Any:
+    try:
+        return build(**(kwargs or {}))
+    except (KeyboardInterrupt, _Timeout):
+        raise
+    except BaseException as e:  # user code: SystemExit too (see _user_exit)
+        if not isinstance(e, Exception):
+            raise _user_exit(e, factory, f"when called with {kwargs or {}}") from None
+        raise AnalysisError(f"{_where(e)}model factory {factory!r} raised {type(e).__name__} when called with "
+                            f"{kwargs or {}}: {e}") from e

@@ -35,7 +35,7 @@ def bars(ctx: FigureContext, params: dict[str, str]) -> Figure:
             tooltip=[alt.Tooltip("network:N"), alt.Tooltip("R:Q", format=".2f")],
         )
         .add_params(hover)
-        .properties(width=int(params.get("px", "520")), height=170)
+        .properties(width=_int_param(ctx, params, "px", 520, 100, 2000), height=170)
     )
     # Altair puts inline values in top-level "datasets" when given a DataFrame; make that explicit.
     spec = chart.to_dict()
@@ -43,12 +43,24 @@ def bars(ctx: FigureContext, params: dict[str, str]) -> Figure:
                   + ", ".join(f"{k} {v:.2f}" for k, v in BANDING.items()) + ".")
 
 
+def _int_param(ctx: FigureContext, params: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    """An integer figure parameter within [lo, hi]: a huge value must not hang the build (e.g. n=100000000)."""
+    raw = params.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ctx.error(f"parameter {name}={raw!r} must be an integer from {lo} to {hi}") from None
+    if not lo <= value <= hi:
+        raise ctx.error(f"parameter {name}={value} must be from {lo} to {hi}")
+    return value
+
+
 @register("sample_tiles")
 def tiles(ctx: FigureContext, params: dict[str, str]) -> Figure:
     """An HTML figure: a grid of PNG tiles (assets) along the diverging weight colour scale."""
     from PIL import Image
 
-    n = int(params.get("n", "5"))
+    n = _int_param(ctx, params, "n", 5, 1, 100)
     colors = ctx.theme["diverging"]
     assets, cells = {}, []
     for i in range(n):
