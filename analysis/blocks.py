@@ -16,6 +16,7 @@ come from module registration order instead and the reason is reported in one li
 """
 from __future__ import annotations
 
+import dataclasses
 import operator
 from dataclasses import dataclass, field
 
@@ -44,6 +45,7 @@ class Block:
     output: str  # module of the probed model whose output is the block's output
     convs: tuple[str, ...]  # every Conv2d of the block, in forward order
     kind: str  # "inverted residual", "bottleneck", "residual", "concatenation", "separable", "conv", "convs"
+    inner: str | None = None  # a merged block: the module whose output is where its trailing 1x1 convs begin
 
 
 @dataclass
@@ -89,14 +91,16 @@ def find_blocks(model: nn.Module) -> BlockGraph:
         return BlockGraph(model=model, blocks=[], traced=True, source=model)
     groups = _group(nodes, convs, _cut_points(nodes), modules)
     blocks, hooks = [], {}
-    for i, (boundary, members) in enumerate(groups):
+    for i, (boundary, members, inner) in enumerate(groups):
         marker = MARKER.format(i)
         _insert_marker(gm, boundary, marker)
+        if inner is not None:
+            _insert_marker(gm, inner, marker + "_inner")
         conv_names = tuple(n.target for n in members if n in convs)
-        block = Block(name="", output=marker, convs=conv_names, kind=_kind(members, convs))
-        blocks.append(block)
+        blocks.append(Block(name="", output=marker, convs=conv_names, kind=_kind(members, convs),
+                            inner=marker + "_inner" if inner is not None else None))
     names = _names([b.convs for b in blocks], model)
-    blocks = [Block(name=n, output=b.output, convs=b.convs, kind=b.kind) for n, b in zip(names, blocks)]
+    blocks = [dataclasses.replace(b, name=n) for n, b in zip(names, blocks)]
     placeholder = next(n for n in gm.graph.nodes if n.op == "placeholder")
     _insert_marker(gm, placeholder, INPUT_MARKER)
     gm.recompile()
@@ -184,8 +188,8 @@ def _complete(members: list[fx.Node], convs: dict[fx.Node, nn.Conv2d]) -> bool:
     return False
 
 
-def _group(nodes, convs, cuts, modules) -> list[tuple[fx.Node, list[fx.Node]]]:
-    """(boundary node, member nodes) per block, in order."""
+def _group(nodes, convs, cuts, modules) -> list[tuple[fx.Node, list[fx.Node], fx.Node | None]]:
+    """(boundary node, member nodes, inner boundary of a merged block or None) per block, in order."""
     groups: list[tuple[fx.Node, list[fx.Node]]] = []
     members: list[fx.Node] = []
     last_conv = max(i for i, n in enumerate(nodes) if n in convs)
@@ -199,18 +203,18 @@ def _group(nodes, convs, cuts, modules) -> list[tuple[fx.Node, list[fx.Node]]]:
         at_end = i >= last_conv and (nxt is None or not _is_trailing(nxt, modules))
         if at_end and not _complete(members, convs) and groups:
             # A trailing 1x1 (a head conv) joins the block before it.
-            boundary, before = groups.pop()
-            groups.append((n, before + members))
+            boundary, before, _ = groups.pop()
+            groups.append((n, before + members, boundary))
             members = []
             break
         if _complete(members, convs) and (nxt is None or not _is_trailing(nxt, modules)):
-            groups.append((n, members))
+            groups.append((n, members, None))
             members = []
             if i >= last_conv:
                 break
     else:
         if any(m in convs for m in members):  # only pointwise/depthwise convs and nothing before: keep them
-            groups.append((members[-1], members))
+            groups.append((members[-1], members, None))
     return groups
 
 

@@ -292,3 +292,19 @@ def _to_channels(model: nn.Module, to_mod: nn.Module, c_in: int, size: int) -> i
         raise AnalysisError("expanded_weights: to_layer did not run in the forward pass")
     return seen["c"]
 
+
+
+def expanded_weights_via(model: nn.Module, from_layer: str, via: str, to_layer: str, **kwargs: Any) -> np.ndarray:
+    """Expanded weights from `from_layer` to `to_layer` through `via`, a module every path passes through.
+
+    When the part from `via` to `to_layer` is pointwise (its expanded weights are 1x1, e.g. a network's final 1x1
+    convolution), the whole is that channel matrix times the expanded weights up to `via`, by the chain rule for
+    the linearized model: exact, and much cheaper when `to_layer` has many more channels than `via` (backward
+    passes are batched over output channels). Otherwise it is computed directly.
+    """
+    # A pointwise tail is light past `via`: a few large batches beat re-running the network prefix per chunk.
+    tail = expanded_weights(model, via, to_layer, **{"chunk_size": 512, **kwargs})
+    if tail.shape[2:] != (1, 1):
+        return expanded_weights(model, from_layer, to_layer, **kwargs)
+    head = expanded_weights(model, from_layer, via, **kwargs)
+    return np.einsum("om,mihw->oihw", tail[:, :, 0, 0], head)

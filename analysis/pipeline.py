@@ -137,9 +137,12 @@ def _init_weights(info: dict) -> dict[str, np.ndarray] | None:
 def _tensor_job(model, job: recipes.TensorJob, recipe: recipes.Recipe) -> np.ndarray:
     if job.source is None:
         return _weight_of(model, job.layer)
-    from analysis.expanded import expanded_weights
+    from analysis.expanded import expanded_weights, expanded_weights_via
 
-    return expanded_weights(recipe.network(model), recipe.hook(job.source), recipe.hook(job.layer))
+    net, lower, upper = recipe.network(model), recipe.hook(job.source), recipe.hook(job.layer)
+    if job.via:
+        return expanded_weights_via(net, lower, job.via, upper)
+    return expanded_weights(net, lower, upper)
 
 
 def _entry_key(weights_sha: str, *parts) -> str:

@@ -26,6 +26,7 @@ class TensorJob:
     source: str | None = None  # lower block/module for expanded weights; None for a conv's own weight
     label: str = ""  # short human name shown in the article
     kind: str = "kernel"  # "kernel" (a conv's own), "block" (one block from the one before), "span" (any other)
+    via: str | None = None  # hook inside `layer`'s block where its trailing 1x1 convs begin (a cheaper, exact path)
 
     @property
     def id(self) -> str:
@@ -152,7 +153,8 @@ def auto_recipe(model: nn.Module, image_size: int, spec: RecipeSpec | None = Non
     pairs = list(dict.fromkeys(pairs))
     tensors = [TensorJob(n, label=n) for n in layers]
     tensors += [TensorJob(upper, source=lower, label=_pair_label(graph, lower, upper),
-                          kind="block" if _adjacent(graph, lower, upper) else "span") for lower, upper in pairs]
+                          kind="block" if _adjacent(graph, lower, upper) else "span", via=_via(graph, lower, upper))
+                for lower, upper in pairs]
     if not tensors:
         raise AnalysisError("recipe: nothing to analyse (no spatial conv and no block of several convs)")
 
@@ -175,6 +177,15 @@ def _block_pairs(graph: BlockGraph) -> list[tuple[str, str]]:
             pairs.append((prev, b.name))
         prev = b.name
     return pairs
+
+
+def _via(graph: BlockGraph, lower: str, upper: str) -> str | None:
+    """The inner boundary of a merged `upper` block, when `lower` is a block boundary (or the input) before it."""
+    order = ["input"] + [b.name for b in graph.blocks]
+    block = next((b for b in graph.blocks if b.name == upper), None)
+    if block is None or block.inner is None or lower not in order or order.index(lower) >= order.index(upper):
+        return None
+    return block.inner
 
 
 def _adjacent(graph: BlockGraph, lower: str, upper: str) -> bool:

@@ -212,3 +212,19 @@ def test_block_graph_survives_a_trip_to_a_joblib_worker():
     assert [b.name for b in again.blocks] == [b.name for b in graph.blocks]
     x = torch.rand(1, 3, 32, 32)
     assert torch.equal(again.model(x), graph.model(x))
+
+
+def test_a_trailing_1x1_is_composed_exactly_through_the_inner_boundary():
+    """The last block's expanded weights via its inner boundary equal the direct computation (chain rule)."""
+    from analysis.expanded import expanded_weights_via
+
+    torch.manual_seed(2)
+    model = TinyMobileNet().eval()
+    recipe = auto_recipe(model, 32)
+    last = recipe.tensors[-1]
+    assert last.id == "features.2->features.3+features.4" and last.via == "vw_block_3_inner"
+    net = recipe.network(model)
+    direct = expanded_weights(net, recipe.hook(last.source), recipe.hook(last.layer))
+    composed = expanded_weights_via(net, recipe.hook(last.source), last.via, recipe.hook(last.layer))
+    assert composed.shape == direct.shape == (32, 12, 3, 3)
+    np.testing.assert_allclose(composed, direct, rtol=1e-9, atol=1e-12)

@@ -89,7 +89,8 @@ FAMILIES: list[Family] = [
                # Two blocks at once: 3x3 and 5x5 depthwise kernels compose to 13x13 through a stride of 2.
                "expansions": ["_blocks.2 -> _blocks.4"],
                # Block 3 has no residual connection (stride 2): its expanded weights are all learned structure.
-               "context": [{"weights": "_blocks.2 -> _blocks.3", "directions": 2}],
+               # No spatial-position view (the article shows MobileNetV2's): 5x5 kernels would cost 50 images.
+               "context": [{"weights": "_blocks.2 -> _blocks.3", "directions": 0}],
                "nmf": ["_blocks.2->_blocks.3", "_blocks.7->_blocks.8"],  # 5x5 kernels: two layers keep the page light
            }),
     _tv_family("mobilenet-v2", "#72b7b2", {
