@@ -140,9 +140,10 @@ def _tensor_job(model, job: recipes.TensorJob, recipe: recipes.Recipe) -> np.nda
     from analysis.expanded import expanded_weights, expanded_weights_via
 
     net, lower, upper = recipe.network(model), recipe.hook(job.source), recipe.hook(job.layer)
+    # float32: 3-4x faster than float64 at a relative error near 1e-6, far below the 3 digits figures show.
     if job.via:
-        return expanded_weights_via(net, lower, job.via, upper)
-    return expanded_weights(net, lower, upper)
+        return expanded_weights_via(net, lower, job.via, upper, dtype=torch.float32)
+    return expanded_weights(net, lower, upper, dtype=torch.float32)
 
 
 def _entry_key(weights_sha: str, *parts) -> str:
