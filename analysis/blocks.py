@@ -120,10 +120,10 @@ def _feeds(gm: fx.GraphModule, named_markers: dict[str, str]) -> dict[str, str]:
         cur = node.all_input_nodes[0] if node.all_input_nodes else None
         while cur is not None:
             if cur.op == "call_module" and cur.target in named_markers:
-                out[node.target] = named_markers[cur.target]
+                out.setdefault(node.target, named_markers[cur.target])  # a conv called twice: its first use
                 break
             if cur.op == "call_module" and isinstance(modules[cur.target], nn.Conv2d):
-                out[node.target] = cur.target
+                out.setdefault(node.target, cur.target)
                 break
             if len(cur.all_input_nodes) != 1 or cur.op not in ("call_module", "call_function", "call_method"):
                 break
@@ -154,7 +154,9 @@ def _cut_points(nodes: list[fx.Node]) -> set[fx.Node]:
     for i, n in enumerate(nodes):
         if reach <= i:
             cuts.add(n)
-        reach = max([reach] + [pos[u] for u in n.users if u in pos])
+        # The output node joins everything the model returns: an extra returned tensor (features beside logits)
+        # must not hide the cut points before it.
+        reach = max([reach] + [pos[u] for u in n.users if u in pos and u.op != "output"])
     return cuts
 
 
@@ -214,7 +216,8 @@ def _group(nodes, convs, cuts, modules) -> list[tuple[fx.Node, list[fx.Node], fx
                 break
     else:
         if any(m in convs for m in members):  # only pointwise/depthwise convs and nothing before: keep them
-            groups.append((members[-1], members, None))
+            last = next((m for m in reversed(members) if m in cuts), members[-1])
+            groups.append((last, members, None))
     return groups
 
 
@@ -263,7 +266,7 @@ def _names(groups: list[tuple[str, ...]], model: nn.Module) -> list[str]:
                 out.append(name)
         return out
 
-    names, seen = [], set()
+    names, seen = [], {"input"}  # "input" names the network input in recipes
     for convs in groups:
         parts = covering(convs)
         name = "+".join(parts) if len(parts) <= 3 else f"{parts[0]}+...+{parts[-1]}"

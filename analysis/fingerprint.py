@@ -29,6 +29,25 @@ def source_hash() -> str:
     return h.hexdigest()
 
 
+def factory_code(factory: str, search_path: str | None) -> list[Path]:
+    """The source files a bring-your-own factory's results depend on: every .py file in and below the article's
+    folder (a factory may be a package there), or, for a factory on the site's allow-list, the files of its
+    installed top-level package. Found without importing anything."""
+    if search_path:
+        return sorted(Path(search_path).rglob("*.py"))
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(factory.split(":")[0].split(".")[0])
+    except (ImportError, ValueError):
+        return []
+    if found is None:
+        return []
+    if found.submodule_search_locations:
+        return sorted(p for loc in found.submodule_search_locations for p in Path(loc).rglob("*.py"))
+    return [Path(found.origin)] if found.origin and found.origin.endswith(".py") else []
+
+
 def _content(path: Path | None) -> str | None:
     """sha256 of a file's bytes, or None when it is absent (or not a regular file)."""
     if path is None or not path.is_file():

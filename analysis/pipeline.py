@@ -305,12 +305,14 @@ def context(name, model, info, recipe, cache_dir: Path, root: Path, cfg: Analysi
                          [p for p, _ in photos], job.n_directions)
         if _cached(path, key) is None:
             t0 = time.perf_counter()
+            # Block markers are numbered: the pictures' key covers the block structure they were drawn for.
+            fv_key = _entry_key(info["weights_sha256"], "blocks", jsonio.dumps(recipe.blocks_json()))
             # Recomputed only on a miss: the tensor report may not hold the full weights (large tensors).
             full = np.asarray(_tensor_job(model, _job_by_id(recipe, job.tensor), recipe), dtype=np.float32)
             net = recipe.network(model)
             fv = {}
             for side, layer, chans in (("lower", job.lower, ins), ("upper", job.upper, outs)):
-                entries = cached_visualize(net, name, info["weights_sha256"], recipe.hook(layer), chans, cache_dir, quality,
+                entries = cached_visualize(net, name, fv_key, recipe.hook(layer), chans, cache_dir, quality,
                                            channels_in=channels_in, num_threads=cfg.n_jobs)
                 fv[side] = [f"featureviz/{e['image']}" for e in entries]
             examples = {}
@@ -330,7 +332,7 @@ def context(name, model, info, recipe, cache_dir: Path, root: Path, cfg: Analysi
             directions = {"outs": outs[: job.n_directions], "images": [], "magnitude": []}
             for o in directions["outs"]:
                 vecs = full[o].transpose(1, 2, 0).reshape(-1, full.shape[1])  # [h*w, in]
-                entries = cached_visualize_directions(net, name, info["weights_sha256"], recipe.hook(job.lower), vecs,
+                entries = cached_visualize_directions(net, name, fv_key, recipe.hook(job.lower), vecs,
                                                       cache_dir, quality, channels_in=channels_in,
                                                       num_threads=cfg.n_jobs)
                 directions["images"].append([f"featureviz/{e['image']}" for e in entries])
@@ -468,11 +470,10 @@ def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str],
 def _spec_key(spec: ModelSpec, cfg: AnalysisConfig, cache_dir: Path) -> str:
     """Everything one model's results depend on, without loading it: the analysis code, the model's declaration,
     the site's feature-visualization quality, and its weights (and, brought by an author, its code) by content."""
-    from analysis.fingerprint import source_hash
+    from analysis.fingerprint import factory_code, source_hash
 
     if spec.factory:
-        folder = Path(spec.search_path or ".")
-        code = [jsonio.sha256_file(p) for p in sorted(folder.glob("*.py"))]
+        code = [jsonio.sha256_file(p) for p in factory_code(spec.factory, spec.search_path)]
         weights = jsonio.sha256_file(Path(spec.weights)) if spec.weights and Path(spec.weights).is_file() else None
     else:
         from analysis.models import registry

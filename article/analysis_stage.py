@@ -213,9 +213,10 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
     from analysis.fingerprint import fingerprint, manifest_is_fresh  # stdlib only: no torch
 
     extra = [Path(m["weights"]) for m in cfg["byo"]]
-    # Bring-your-own factories are user code next to the article: their source is part of the inputs.
-    for folder in sorted({m["search_path"] for m in cfg["byo"] if m["search_path"]}):
-        extra += sorted(Path(folder).glob("*.py"))
+    # Bring-your-own factories are user code: their source (a package's too) is part of the inputs.
+    from analysis.fingerprint import factory_code
+
+    extra += sorted({p for m in cfg["byo"] for p in factory_code(m["factory"], m["search_path"])})
     fp = fingerprint(_fingerprint_config(root, cfg), extra, root)
     manifest = cache_dir / "analysis" / "manifest.json"
     if not force and manifest_is_fresh(manifest, fp):

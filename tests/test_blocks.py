@@ -239,3 +239,40 @@ def test_float32_expanded_weights_agree_with_float64_far_below_what_figures_show
     fast = expanded_weights(graph.model, graph.hook("conv1"), graph.hook("layer1.1"), dtype=torch.float32)
     assert fast.dtype == np.float32 and exact.dtype == np.float64
     assert np.abs(fast - exact).max() <= 1e-5 * np.abs(exact).max()
+
+
+class FeaturesToo(nn.Module):
+    """Returns pooled logits and an early feature map, as many research models do."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = (nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1),
+                                  nn.Conv2d(8, 8, 3, padding=1))
+
+    def forward(self, x):
+        f = torch.relu(self.a(x))
+        g = torch.relu(self.b(f))
+        return (self.c(g) + g).mean((2, 3)), f
+
+
+def test_a_second_returned_tensor_does_not_hide_the_blocks():
+    graph = find_blocks(FeaturesToo().eval())
+    assert [(b.name, b.kind) for b in graph.blocks] == [("a", "conv"), ("b", "conv"), ("c", "residual")]
+    assert expanded_weights(graph.model, graph.hook("b"), graph.hook("c")).shape == (8, 8, 3, 3)
+
+
+def test_a_module_named_input_does_not_take_the_network_inputs_name():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.input, self.pw = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 16, 1)
+            self.dw, self.proj = nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.Conv2d(16, 8, 1)
+
+        def forward(self, x):
+            return self.proj(self.dw(self.pw(torch.relu(self.input(x))))).mean((2, 3))
+
+    recipe = auto_recipe(Net().eval(), 32)
+    assert [b.name for b in recipe.graph.blocks] == ["input'", "pw+dw+proj"]
+    job = next(t for t in recipe.tensors if t.source)
+    assert (job.source, job.kind) == ("input'", "block")
+    assert expanded_weights(recipe.network(Net().eval()), recipe.hook(job.source), recipe.hook(job.layer)).shape[1] == 8

@@ -113,3 +113,17 @@ def test_a_damaged_result_is_recomputed_not_reused(article, tmp_path, capsys):
     _, out = analyse(cache, [spec(article, "a", image_size=32)], capsys)
     assert "a: unchanged" not in out
     assert jsonio.read_json(victim)["shape"] == [8, 3, 3, 3]
+
+
+def test_the_model_key_covers_a_factory_package_in_the_article_folder(article, tmp_path):
+    from analysis.pipeline import _spec_key
+
+    package = article / "nets"
+    package.mkdir()
+    (package / "__init__.py").write_text("from nets.impl import make\n")
+    (package / "impl.py").write_text(FACTORY)
+    declared = ModelSpec(name="p", factory="nets:make", weights=str(article / "tiny.pt"), search_path=str(article))
+    cfg = AnalysisConfig(models=[declared], cache_dir=tmp_path)
+    before = _spec_key(declared, cfg, tmp_path)
+    (package / "impl.py").write_text(FACTORY.replace("4 * cin", "2 * cin"))  # an edit deep in the package
+    assert _spec_key(declared, cfg, tmp_path) != before
