@@ -6,11 +6,9 @@ runs under a wall-clock alarm that names what was being waited for.
 from __future__ import annotations
 
 import os
-import signal
-import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+
+from analysis.deadline import time_limit  # noqa: F401  (torch-free; figures and templating use it from here)
 
 from .errors import BuildError
 
@@ -30,26 +28,6 @@ def render_timeout(default: float = 120.0) -> float:
     if value < 0:
         raise BuildError(f"environment variable {TIMEOUT_ENV}={raw!r} must be >= 0")
     return value
-
-
-@contextmanager
-def time_limit(seconds: float, on_timeout: Callable[[], BaseException]) -> Iterator[None]:
-    """Raise ``on_timeout()`` in this (main) thread when the block runs longer than ``seconds``. No-op off the main
-    thread or when seconds <= 0. Python code is interrupted; a long call into C ends first."""
-    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise on_timeout()
-
-    previous = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def regular_file(path: Path, what: str, limit: int = MAX_TEXT_BYTES) -> None:

@@ -3,18 +3,16 @@ from __future__ import annotations
 
 import importlib
 import os
-import signal
 import sys
-import threading
 import traceback
 import types
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from torch import nn
 
 from analysis import safeload
+from analysis.deadline import time_limit
 from analysis.errors import AnalysisError
 
 
@@ -43,29 +41,16 @@ class _Timeout(AnalysisError):
     pass
 
 
-@contextmanager
-def _time_limit(factory: str) -> Iterator[None]:
+def _time_limit(factory: str):
     """Importing and calling a factory may take at most $VW_FACTORY_TIMEOUT seconds (default 600; 0: no limit):
     a factory that never returns ends the build with a message instead of a silent hang (main thread only)."""
     try:
         seconds = float(os.environ.get(FACTORY_TIMEOUT_ENV) or 600)
     except ValueError:
         raise AnalysisError(f"environment variable {FACTORY_TIMEOUT_ENV} must be a number of seconds") from None
-    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise _Timeout(f"model factory {factory!r} did not return within {seconds:g} s (waiting for it to import "
-                       f"and build the model; ${FACTORY_TIMEOUT_ENV} raises the limit)")
-
-    previous = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    return time_limit(seconds, lambda: _Timeout(
+        f"model factory {factory!r} did not return within {seconds:g} s (waiting for it to import and build the "
+        f"model; ${FACTORY_TIMEOUT_ENV} raises the limit)"))
 
 
 _LOCAL: dict[str, str] = {}  # top-level module name -> the article folder it was imported from
