@@ -5,9 +5,10 @@ class AnalysisError(Exception):
     """`model`: the name of the model the error is about, when there is one, so the build can point at the
     front matter that declared it without parsing the message."""
 
-    def __init__(self, message: str = "", *, model: str | None = None):
+    def __init__(self, message: str = "", *, model: str | None = None, field: str | None = None):
         super().__init__(message)
         self.model = model
+        self.field = field  # the front-matter field at fault (e.g. a recipe's "expansions"), when known
 
 
 class WeightsError(AnalysisError):

@@ -273,7 +273,7 @@ def _check_neurons(name: str, job: recipes.ContextJob, n_out: int) -> list[int]:
     bad = [n for n in job.neurons if not 0 <= n < n_out]
     if bad:
         raise AnalysisError(f"model '{name}': recipe context {job.tensor}: neurons {bad} out of range "
-                            f"(the tensor has {n_out} outputs)", model=name)
+                            f"(the tensor has {n_out} outputs)", model=name, field="context")
     return sorted(dict.fromkeys(job.neurons))
 
 
@@ -510,7 +510,7 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
     try:
         recipe = registry.recipe_for(spec.name, model, spec.image_size, recipes.RecipeSpec.from_json(spec.recipe))
     except (AnalysisError, ValueError) as exc:
-        raise AnalysisError(f"model '{spec.name}': {exc}", model=spec.name) from None
+        raise AnalysisError(f"model '{spec.name}': {exc}", model=spec.name, field=getattr(exc, "field", None)) from None
     for note in recipe.notes:
         _log(progress, f"{spec.name}: {note}")
     if info.get("image_size_default"):

@@ -104,6 +104,10 @@ def _convs(model: nn.Module) -> dict[str, nn.Conv2d]:
     return {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
 
 
+# check()'s first word of `what` -> the recipe field an author wrote it in
+_FIELD = {"layer": "layers", "expansion": "expansions", "context": "context", "first_layer": "first_layer"}
+
+
 def own_kernel(conv: nn.Conv2d) -> bool:
     """A kernel worth showing alone: spatial, with more than one input channel per output."""
     return tuple(conv.kernel_size) != (1, 1) and conv.in_channels // conv.groups > 1
@@ -126,19 +130,21 @@ def auto_recipe(model: nn.Module, image_size: int, spec: RecipeSpec | None = Non
 
     def check(name: str, what: str) -> str:
         if name not in names and name not in dict(model.named_modules()):
-            some = [b.name for b in graph.blocks][:12]
+            blocks = [b.name for b in graph.blocks]
+            shown = ", ".join(blocks) if len(blocks) <= 12 else ", ".join(blocks[:6] + ["..."] + blocks[-3:])
             raise AnalysisError(f"recipe: {what} {name!r} is neither a block nor a module of the model "
-                                f"(blocks: {', '.join(some)})")
+                                f"({len(blocks)} blocks: {shown})", field=_FIELD[what.split()[0]])
         return name
 
     if spec.layers is not None:
         layers = [check(n, "layer") for n in spec.layers]
         for n in layers:
             if n not in convs:
-                raise AnalysisError(f"recipe: layer {n!r} is not a Conv2d (own kernels only; use expansions for blocks)")
+                raise AnalysisError(f"recipe: layer {n!r} is not a Conv2d (own kernels only; use expansions for blocks)",
+                                    field="layers")
             if not own_kernel(convs[n]):
                 raise AnalysisError(f"recipe: layer {n!r} is a 1x1 or depthwise kernel, which says nothing about "
-                                    "space alone; name its block in expansions instead")
+                                    "space alone; name its block in expansions instead", field="layers")
     else:
         layers = [n for n, c in convs.items() if own_kernel(c)]
 
@@ -223,10 +229,11 @@ def _context_job(c: dict, tensors: list[TensorJob], graph: BlockGraph, check) ->
         upper = check(weights, "context layer")
         lower, tid = graph.feeds.get(upper), upper
         if lower is None:
-            raise AnalysisError(f"recipe: cannot tell which module feeds {upper!r}; write 'lower -> {upper}'")
+            raise AnalysisError(f"recipe: cannot tell which module feeds {upper!r}; write 'lower -> {upper}'",
+                                field="context")
     if not any(t.id == tid for t in tensors):
         raise AnalysisError(f"recipe: context weights {weights!r} are not among the analysed tensors "
-                            "(add them to layers or expansions)")
+                            "(add them to layers or expansions)", field="context")
     return ContextJob(tensor=tid, lower=lower, upper=upper, n_out=int(c.get("outputs", 8)),
                       n_in=int(c.get("inputs", 8)), n_directions=int(c.get("directions", 2)),
                       neurons=tuple(int(n) for n in c.get("neurons", ())))

@@ -134,6 +134,7 @@ def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
             seen[name] = (defines, where)
             out.append({"name": name, "factory": factory, "weights": str(weights), "dataset": dataset,
                         "kwargs": spec.get("kwargs") or {}, "image_size": size, "recipe": recipe,
+                        "field_lines": {f: n for (m, f), n in fields.items() if m == str(name)},
                         # The article's folder: the factory is imported from it (and only from it); None for a
                         # factory on the site's allow-list, imported from the installed packages.
                         "search_path": str(path.parent) if local else None,
@@ -147,7 +148,9 @@ def _attributed(exc: Exception, byo: list[dict[str, Any]]) -> BuildError:
     message = str(exc)
     for m in byo:
         if getattr(exc, "model", None) == m["name"]:
-            return BuildError(f"front matter model '{m['name']}': {message}", m["article"], m["line"])
+            message = message.removeprefix(f"model '{m['name']}': ")
+            line = m.get("field_lines", {}).get(getattr(exc, "field", None) or "") or m["line"]
+            return BuildError(f"front matter model '{m['name']}': {message}", m["article"], line)
     return BuildError(message)
 
 

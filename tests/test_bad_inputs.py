@@ -371,6 +371,36 @@ def model_forward_fails(c: Ctx) -> str:
     return at(c.tiny / "index.md", 7) + f".*{re.escape(str(c.tiny / 'tinynet.py'))}:{line}:.*forward is broken"
 
 
+# -- recipes in front matter: a typo is reported at the line of the field that holds it
+
+
+TINY_ENTRY = '  tinynet: {factory: "tinynet:make", weights: tiny.pt, image_size: 16}\n'
+
+
+def _with_recipe(c: Ctx, recipe: str) -> int:
+    """The tiny model's entry in block style with a `recipe:`; returns the file line of the recipe's first field."""
+    line = edit(c.tiny / "index.md", TINY_ENTRY, '  tinynet:\n    factory: "tinynet:make"\n    weights: tiny.pt\n'
+                '    image_size: 16\n    recipe:\n' + recipe)
+    return line + 5
+
+
+def recipe_unknown_field(c: Ctx) -> str:
+    line = _with_recipe(c, "      expansion: [blocks]\n")
+    return at(c.tiny / "index.md", line) + r"front matter model 'tinynet' recipe: unknown field\(s\) expansion"
+
+
+def recipe_layer_name_typo(c: Ctx) -> str:
+    """Only the analysis knows the layer names: still one line, at the field, naming the model once."""
+    line = _with_recipe(c, "      layers: [conv1]\n      expansions: ['conv9 -> conv2']\n") + 1
+    return (at(c.tiny / "index.md", line) + r"front matter model 'tinynet': recipe: expansion source 'conv9' is "
+            r"neither a block nor a module of the model \(2 blocks: conv1, conv2\)$")
+
+
+def recipe_neuron_out_of_range(c: Ctx) -> str:
+    line = _with_recipe(c, "      context: [{weights: conv2, neurons: [99]}]\n")
+    return at(c.tiny / "index.md", line) + r"front matter model 'tinynet': .*neurons \[99\] out of range"
+
+
 # -- data loss: --site-dir may only replace a folder an earlier build created (it holds .vw-site)
 
 def site_is_content(c: Ctx) -> str:
@@ -906,7 +936,7 @@ CASES = [Case("render", f) for f in (
     factory_os_system, factory_builtins_eval, factory_subprocess_run, factory_installed_package,
     factory_shadows_stdlib, factory_reexported_module, factory_reexported_callable, factory_returns_not_a_module,
     factories_not_a_list, models_mixed_key_types, weights_expanded_view, weights_fifo, weights_folder,
-    factory_never_returns,
+    factory_never_returns, recipe_unknown_field, recipe_layer_name_typo, recipe_neuron_out_of_range,
 )] + [Case("model", model_forward_fails)]
 # Covered at unit level (tests/test_safeload.py, test_models_lab.py), not worth a torch import each here:
 # inf values, a file that holds no dict, a factory returning a non-Module.

@@ -59,7 +59,8 @@ def _lab_facts(name: str, cache_dir: PathLike) -> dict:
 def _lab_family(variant: str, label: str, color: str) -> Family:
     return Family(rf"lab-{variant}-s\d+", label, color, load=_lab_load, facts=_lab_facts,
                   names=lambda: [f"lab-{variant}-s{s}" for s in lab.LabConfig().seeds],
-                  recipe=lambda model, size, spec, featured: recipes.lab_recipe(model), image_size=32)
+                  recipe=lambda model, size, spec, featured: recipes.lab_recipe(model), image_size=32,
+                  featured={"nmf": ["conv5", "conv6"]})  # the last two convs carry the experiment
 
 
 # ----------------------------------------------------------------------------- pretrained ImageNet models

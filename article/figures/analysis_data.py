@@ -80,6 +80,13 @@ def label(man: dict[str, Any], model: str) -> str:
     return man["models"].get(model, {}).get("label", model)
 
 
+def article_models(man: dict[str, Any]) -> list[str]:
+    """The models a figure shows when the article names none: every zoo model (one lab network standing for the
+    nine), never a bring-your-own model, which belongs to the article that declared it. Real networks first."""
+    names = [n for n, e in man["models"].items() if e.get("family") != "bring-your-own"]
+    return [n for n in names if not n.startswith("lab-")] + [n for n in names if n == "lab-gap-s0"]
+
+
 def color(man: dict[str, Any], model: str) -> str:
     return man["models"].get(model, {}).get("color", NEUTRAL)
 

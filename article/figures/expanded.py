@@ -86,6 +86,7 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     )
     chart = alt.hconcat(grid, text).configure_view(strokeWidth=0).configure_title(fontSize=12, anchor="start")
     return Figure(chart=chart, description=(
-        f"Expanded weights of {len(options)} {ad.label(ad.manifest(ctx), model)} blocks, each a grid of the {N} strongest output and "
+        f"Expanded weights of {ad.label(ad.manifest(ctx), model)}: {len(options)} tensors (single blocks and any "
+        f"spans of several), each a grid of the {N} strongest output and "
         "input channels' spatial kernels on a red (positive) to blue (negative) scale, with the shapes of the "
         "convolutions each block composes."))

@@ -13,9 +13,7 @@ def first_layer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 
     man = ad.manifest(ctx)
-    # Default: every analysed model with a first layer, one lab network standing for the nine.
-    default = [m for m in man["models"] if not m.startswith("lab-") or m == "lab-gap-s0"]
-    wanted = params["models"].split(",") if params.get("models") else default
+    wanted = params["models"].split(",") if params.get("models") else ad.article_models(man)
     names = [m for m in wanted if m in man["models"] and man["models"][m].get("first_layer")]
     if not names:
         raise ctx.error("no analysed model has first-layer results")

@@ -16,10 +16,11 @@ FACTOR_COLORS = ["#d62728", "#2ca02c", "#1f77b4"]  # factor 0, 1, 2 = R, G, B of
 
 
 def default_layers(man: dict) -> list[tuple[str, str]]:
-    """The tensors each analysed model features (its family's choice, in the manifest); one seed of the lab."""
-    return [(name, tid) for name, entry in man["models"].items()
-            if not name.startswith("lab-") or name.endswith("-s0")
-            for tid in entry.get("featured_nmf", [])]
+    """The tensors each of the article's models features (its family's choice, in the manifest): the lab's three
+    variants (seed 0) first, then the real networks."""
+    lab = [n for n in man["models"] if n.startswith("lab-") and n.endswith("-s0")]
+    names = lab + [n for n in ad.article_models(man) if not n.startswith("lab-")]
+    return [(name, tid) for name in names for tid in man["models"][name].get("featured_nmf", [])]
 
 
 def tensor_label(man: dict, model: str, t: dict) -> str:

@@ -89,7 +89,7 @@ def _median(values: list[float]) -> float | None:
 def _nmf(ctx: FigureContext, man: dict) -> dict[str, Any]:
     neurons = tensors = 0
     errors = []
-    for model in man["models"].values():
+    for model in (m for m in man["models"].values() if m.get("family") != "bring-your-own"):
         for t in model["tensors"]:
             if t.get("nmf_error") is not None:
                 tensors += 1
