@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 from analysis import paths, tv_weights
 from analysis.jsonio import read_json, sha256_file

@@ -476,8 +476,6 @@ def _spec_key(spec: ModelSpec, cfg: AnalysisConfig, cache_dir: Path) -> str:
         code = [jsonio.sha256_file(p) for p in factory_code(spec.factory, spec.search_path)]
         weights = jsonio.sha256_file(Path(spec.weights)) if spec.weights and Path(spec.weights).is_file() else None
     else:
-        from analysis.models import registry
-
         fam = registry.family_of(spec.name)
         code, weights = [], fam.facts(spec.name, cache_dir).get("sha256") if fam is not None else None
     declared = {k: v for k, v in vars(spec).items() if k not in ("search_path", "weights")}

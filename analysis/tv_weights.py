@@ -52,7 +52,8 @@ ALEXNET = TvWeights("alexnet", "AlexNet", "alexnet-owt-7be5be79.pth")
 GOOGLENET = TvWeights("googlenet", "InceptionV1 (GoogLeNet)", "googlenet-1378be20.pth",
                       legacy_env_vars=("VW_GOOGLENET_WEIGHTS",))
 ALL = {w.arch: w for w in (MOBILENET_V2, RESNET18, RESNET50, VGG16, ALEXNET, GOOGLENET)}
-# Zoo model name (analysis.models.load) -> its file; torch-free, for the build's freshness check.
+# Zoo model name (analysis.models.load) -> its file: the one place that pairs them (tv_zoo builds on it; the
+# torch-free freshness check reads it).
 BY_MODEL = {"mobilenet-v2": MOBILENET_V2, "resnet18": RESNET18, "resnet50": RESNET50, "vgg16": VGG16,
             "alexnet": ALEXNET, "inceptionv1": GOOGLENET}
 

@@ -33,12 +33,12 @@ class TvModel:
 
 
 ZOO: dict[str, TvModel] = {m.name: m for m in (
-    TvModel("mobilenet-v2", tv_mobilenet.MobileNetV2, tv_weights.MOBILENET_V2, 71.878, 3_504_872),
-    TvModel("resnet18", tv_resnet.resnet18, tv_weights.RESNET18, 69.758, 11_689_512),
-    TvModel("resnet50", tv_resnet.resnet50, tv_weights.RESNET50, 76.13, 25_557_032),
-    TvModel("vgg16", tv_vgg.VGG16, tv_weights.VGG16, 71.592, 138_357_544),
-    TvModel("alexnet", tv_alexnet.AlexNet, tv_weights.ALEXNET, 56.522, 61_100_840),
-    TvModel("inceptionv1", googlenet.GoogLeNet, tv_weights.GOOGLENET, 69.778, 6_624_904,
+    TvModel("mobilenet-v2", tv_mobilenet.MobileNetV2, tv_weights.BY_MODEL["mobilenet-v2"], 71.878, 3_504_872),
+    TvModel("resnet18", tv_resnet.resnet18, tv_weights.BY_MODEL["resnet18"], 69.758, 11_689_512),
+    TvModel("resnet50", tv_resnet.resnet50, tv_weights.BY_MODEL["resnet50"], 76.13, 25_557_032),
+    TvModel("vgg16", tv_vgg.VGG16, tv_weights.BY_MODEL["vgg16"], 71.592, 138_357_544),
+    TvModel("alexnet", tv_alexnet.AlexNet, tv_weights.BY_MODEL["alexnet"], 56.522, 61_100_840),
+    TvModel("inceptionv1", googlenet.GoogLeNet, tv_weights.BY_MODEL["inceptionv1"], 69.778, 6_624_904,
             drop_prefixes=("aux1.", "aux2."), extra_accuracy={"imagenet_top5_published": 0.89530}),
 )}
 
