@@ -24,3 +24,17 @@ def png_bytes(image: np.ndarray, max_size: int | None = None) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=False, compress_level=9)
     return buf.getvalue()
+
+
+def filter_sprite(rgb: np.ndarray, scale: int = 8) -> np.ndarray:
+    """[out, h, w, 3] filters -> one picture: a grid of filters, each upscaled, one grey pixel apart."""
+    rgb = np.asarray(rgb, dtype=np.float32)
+    n, h, w, _ = rgb.shape
+    cols = int(np.ceil(np.sqrt(2 * n)))
+    rows = int(np.ceil(n / cols))
+    big = np.repeat(np.repeat(rgb, scale, axis=1), scale, axis=2)
+    out = np.full((rows * (h * scale + 2), cols * (w * scale + 2), 3), 0.5, dtype=np.float32)
+    for f in range(n):
+        y, x = (f // cols) * (h * scale + 2), (f % cols) * (w * scale + 2)
+        out[y:y + h * scale, x:x + w * scale] = big[f]
+    return out

@@ -148,3 +148,14 @@ def _call(build: Callable[..., Any], factory: str, kwargs: dict | None) -> Any:
             raise _user_exit(e, factory, f"when called with {kwargs or {}}") from None
         raise AnalysisError(f"{_where(e)}model factory {factory!r} raised {type(e).__name__} when called with "
                             f"{kwargs or {}}: {e}") from e
+
+
+def analysis_failure(exc: Exception, factory: str, folder: str | os.PathLike | None) -> str:
+    """One line for a failure while analysing a bring-your-own model: the innermost frame of the user's own code."""
+    where = ""
+    inside = str(Path(folder).resolve()) if folder else None
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if inside and str(Path(frame.filename).resolve()).startswith(inside):
+            where = f"{frame.filename}:{frame.lineno}: "
+            break
+    return f"{where}model factory {factory!r}: analysis failed: {type(exc).__name__}: {exc}"

@@ -1,0 +1,62 @@
+"""What the analysis is asked to do (the models, the site's settings) and what its stages share (torch-free)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ANALYSIS_VERSION = "3"  # 2: NMF records carry their RGB picture; 3: graph-derived blocks
+DEFAULT_IMAGE_SIZE = 224  # a bring-your-own model without image_size (said in the build's output)
+
+
+@dataclass
+class ModelSpec:
+    """A model the articles need: a zoo name, or bring-your-own (`factory` + `weights`)."""
+
+    name: str
+    factory: str | None = None
+    weights: str | None = None
+    kwargs: dict = field(default_factory=dict)
+    image_size: int | None = None
+    search_path: str | None = None  # folder put on sys.path to import a bring-your-own factory
+    dataset: str = "photos"  # where dataset examples come from: analysis.data.DATASETS
+    recipe: dict | None = None  # the author's recipe choices (analysis.recipes.RecipeSpec fields)
+
+
+@dataclass
+class AnalysisConfig:
+    models: list[ModelSpec]
+    cache_dir: Path
+    n_jobs: int = 2
+    featureviz: dict = field(default_factory=lambda: {"size": 64, "steps": 256})
+    lab: dict = field(default_factory=dict)
+    fingerprint: str = ""
+
+
+@dataclass
+class Subject:
+    """One loaded model as every analysis stage sees it: its name, the module, its facts and its recipe."""
+
+    name: str
+    model: Any  # torch.nn.Module (no torch import here)
+    info: dict
+    recipe: Any  # analysis.recipes.Recipe
+
+
+@dataclass
+class Workspace:
+    """Where the stages write and what the site asks of them."""
+
+    cache_dir: Path
+    root: Path  # <cache>/analysis
+    n_jobs: int
+    featureviz: dict  # the site's feature-visualization quality {size, steps}
+    progress: bool = True
+
+    def log(self, msg: str) -> None:
+        log(self.progress, msg)
+
+
+def log(progress: bool, msg: str) -> None:
+    if progress:
+        print(f"  analysis: {msg}", flush=True)
