@@ -1,12 +1,15 @@
 """The tensor stage: every weight tensor of a recipe (a conv's own, or expanded) -> its tensor_report() record."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from joblib import Parallel, delayed
 
 from analysis import jsonio, recipes
 from analysis.cache import cached, entry_key
+from analysis.errors import AnalysisError
 from analysis.loading import init_weights, weight_of
 from analysis.paths import safe_component
 from analysis.spec import Subject, Workspace
@@ -14,6 +17,7 @@ from analysis.tensor_report import SCHEMA, tensor_report
 
 
 def tensor_of(model, job: recipes.TensorJob, recipe: recipes.Recipe) -> np.ndarray:
+    """The [out, in, h, w] tensor of a job: a conv's own weight, or the expanded weights between two layers."""
     if job.source is None:
         return weight_of(model, job.layer)
     from analysis.expanded import expanded_weights, expanded_weights_via
@@ -21,8 +25,17 @@ def tensor_of(model, job: recipes.TensorJob, recipe: recipes.Recipe) -> np.ndarr
     net, lower, upper = recipe.network(model), recipe.hook(job.source), recipe.hook(job.layer)
     # float32: 3-4x faster than float64 at a relative error near 1e-6, far below the 3 digits figures show.
     if job.via:
-        return expanded_weights_via(net, lower, job.via, upper, dtype=torch.float32)
-    return expanded_weights(net, lower, upper, dtype=torch.float32)
+        expand = functools.partial(expanded_weights_via, net, lower, job.via, upper, dtype=torch.float32)
+    else:
+        expand = functools.partial(expanded_weights, net, lower, upper, dtype=torch.float32)
+    try:
+        return expand()  # the smallest input that holds the whole support: cheapest
+    except AnalysisError as searched:
+        # A model that runs only at the size it was built for (e.g. a fixed-size layer below `upper`): expand there.
+        try:
+            return expand(input_size=recipe.image_size)
+        except AnalysisError:
+            raise searched from None
 
 
 def tensor_path(s: Subject, ws: Workspace, tensor_id: str):
