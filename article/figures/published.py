@@ -4,8 +4,9 @@ from __future__ import annotations
 from . import analysis_data as ad
 from .registry import Figure, FigureContext, register
 
-# Row-variance share R of each network's NMF pictures, as read from the published images of Petrov et al. 2021
-# (the reference card in shared/reference/README.md). These are the only numbers in the article not computed here.
+# Row-variance share R of each network's NMF pictures, read by eye from the images of Petrov et al. 2021, "Weight
+# Banding" (Distill, doi:10.23915/distill.00024.009). The only numbers in the articles not computed here; the sample
+# article's chart takes its ImageNet rows from this list too.
 PUBLISHED = [
     ("InceptionV1 mixed5b", 0.95),
     ("ResNet50 block4", 0.89),
