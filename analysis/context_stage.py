@@ -11,7 +11,7 @@ from analysis.cache import cached, entry_key
 from analysis.errors import AnalysisError
 from analysis.paths import safe_component
 from analysis.pictures import png_bytes
-from analysis.spec import Subject, Workspace
+from analysis.spec import QUALITY_PRESETS, Subject, Workspace
 from analysis.tensor_report import SCHEMA
 from analysis.tensor_stage import tensor_of, tensor_path
 
@@ -30,8 +30,6 @@ def _pick_pairs(report: dict, n_out: int, n_in: int) -> tuple[list[int], list[in
 def _quality(model_choice: dict | str | None, site: dict) -> dict:
     """Feature-visualization size and steps: the model's recipe (a preset name or numbers), else the site's."""
     if isinstance(model_choice, str):
-        from analysis.featureviz.cache import QUALITY_PRESETS
-
         preset = QUALITY_PRESETS[model_choice]
         return {"size": preset["size"], "steps": preset["steps"]}
     return {**site, **(model_choice or {})}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 from analysis import paths, tv_weights
+from analysis.factories import top_module
 from analysis.jsonio import read_json, sha256_file
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -38,7 +39,7 @@ def factory_code(factory: str, search_path: str | None) -> list[Path]:
     import importlib.util
 
     try:
-        found = importlib.util.find_spec(factory.split(":")[0].split(".")[0])
+        found = importlib.util.find_spec(top_module(factory))
     except (ImportError, ValueError):
         return []
     if found is None:

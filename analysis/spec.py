@@ -8,6 +8,18 @@ from typing import Any
 ANALYSIS_VERSION = "3"  # 2: NMF records carry their RGB picture; 3: graph-derived blocks
 DEFAULT_IMAGE_SIZE = 224  # a bring-your-own model without image_size (said in the build's output)
 
+# Feature-visualization quality. size/steps are the look-vs-cost knobs; see bench/featureviz_cost.py for the measured
+# cost per neuron. Chosen by eye on EfficientNet-Lite0 (_blocks.2/.7/.14) and the trained lab net: 128 steps at lr 0.1
+# look like Lucid's 256 steps at 0.05 for half the cost; 128 steps at 0.05 stay washed out. "high" is Lucid's own.
+QUALITY_PRESETS: dict[str, dict[str, Any]] = {
+    "draft": {"size": 48, "steps": 64, "lr": 0.1, "seed": 0},
+    "default": {"size": 64, "steps": 128, "lr": 0.1, "seed": 0},
+    "high": {"size": 128, "steps": 512, "lr": 0.05, "seed": 0},
+}
+DEFAULT_QUALITY = "default"
+# site.yml's analysis.featureviz when it is not set (the render side reads it too: this module is torch-free).
+SITE_FEATUREVIZ = {k: QUALITY_PRESETS[DEFAULT_QUALITY][k] for k in ("size", "steps")}
+
 
 @dataclass
 class ModelSpec:
@@ -28,7 +40,7 @@ class AnalysisConfig:
     models: list[ModelSpec]
     cache_dir: Path
     n_jobs: int = 2
-    featureviz: dict = field(default_factory=lambda: {"size": 64, "steps": 256})
+    featureviz: dict = field(default_factory=lambda: dict(SITE_FEATUREVIZ))
     lab: dict = field(default_factory=dict)
     fingerprint: str = ""
 

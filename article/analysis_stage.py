@@ -11,13 +11,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from analysis.factories import is_system_module, local_module_file, split_factory, top_module
+from analysis.spec import SITE_FEATUREVIZ
+
 from . import limits
 from .config import SiteConfig
 from .errors import BuildError
 from .frontmatter import parse, split
 from .recipe_spec import field_lines, validate_recipe
 
-DEFAULTS: dict[str, Any] = {"models": [], "n_jobs": 2, "featureviz": {"size": 64, "steps": 256}, "lab": {}}
+DEFAULTS: dict[str, Any] = {"models": [], "n_jobs": 2, "featureviz": dict(SITE_FEATUREVIZ), "lab": {}}
 
 
 def _model_lines(text: str, path: Path) -> dict[str, int]:
@@ -47,16 +50,8 @@ def factory_allow_list(root: Path, config: SiteConfig) -> set[str]:
 
 def _local_module(factory: str, folder: Path) -> bool:
     """The factory's top-level module is a file or package in ``folder`` (and not a standard-library name)."""
-    import sys
-
-    top = factory.split(":")[0].split(".")[0]
-    if top in sys.builtin_module_names or top in getattr(sys, "stdlib_module_names", ()):
-        return False
-    folder = folder.resolve()
-    for candidate in (folder / f"{top}.py", folder / top / "__init__.py"):
-        if candidate.is_file() and folder in candidate.resolve().parents:
-            return True
-    return False
+    top = top_module(factory)
+    return not is_system_module(top) and local_module_file(top, folder) is not None
 
 
 def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
@@ -89,7 +84,7 @@ def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
                 return BuildError(f"front matter model '{name}' {msg}", path, lines.get(str(name)))
 
             factory = spec.get("factory")
-            if not isinstance(factory, str) or factory.count(":") != 1 or not all(factory.split(":")):
+            if split_factory(factory) is None:
                 raise fail(f"needs factory: 'package.module:callable', got {factory!r}")
             if not isinstance(spec.get("weights"), str) or not spec["weights"].strip():
                 raise fail("needs weights: a file path relative to the article")

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from analysis.spec import QUALITY_PRESETS
+
 FIELDS = ("layers", "expansions", "context", "first_layer", "featureviz")
 CONTEXT_FIELDS = {"weights": str, "outputs": int, "inputs": int, "neurons": list, "directions": int}
 LIMITS = {"outputs": (1, 32), "inputs": (1, 32), "directions": (0, 8)}
-FEATUREVIZ_PRESETS = ("draft", "default", "high")
+FEATUREVIZ_PRESETS = tuple(QUALITY_PRESETS)
 FEATUREVIZ_LIMITS = {"size": (16, 256), "steps": (1, 2048)}
 MAX_ITEMS = 200
 

@@ -24,20 +24,12 @@ from analysis import jsonio
 from analysis.paths import safe_component
 from analysis.pictures import png_bytes  # noqa: F401  (part of this package's API)
 from analysis.errors import AnalysisError
+from analysis.spec import DEFAULT_QUALITY, QUALITY_PRESETS
 
 from .render import visualize, visualize_directions
 
 FEATUREVIZ_VERSION = 2  # 2: channels-last forward (numerics), lr-0.1 default preset
 
-# size/steps are the look-vs-cost knobs; see bench/featureviz_cost.py for the measured cost per neuron.
-# Chosen by eye on EfficientNet-Lite0 (_blocks.2/.7/.14) and the trained lab net: 128 steps at lr 0.1 look like
-# Lucid's 256 steps at 0.05 for half the cost; 128 steps at 0.05 stay washed out. "high" is Lucid's own setting.
-QUALITY_PRESETS: dict[str, dict[str, Any]] = {
-    "draft": {"size": 48, "steps": 64, "lr": 0.1, "seed": 0},
-    "default": {"size": 64, "steps": 128, "lr": 0.1, "seed": 0},
-    "high": {"size": 128, "steps": 512, "lr": 0.05, "seed": 0},
-}
-DEFAULT_QUALITY = "default"
 MANIFEST = "manifest.json"
 
 

@@ -7,14 +7,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from analysis.spec import DEFAULT_QUALITY, QUALITY_PRESETS
+
 from . import objectives, param, transform
 from .hooks import deterministic, frozen, layer_activations
+
+SIZE, STEPS, LR = (QUALITY_PRESETS[DEFAULT_QUALITY][k] for k in ("size", "steps", "lr"))  # the site's default look
 
 ScoreFn = Callable[[torch.Tensor, slice], torch.Tensor]  # (activations of a chunk, chunk slice) -> scores [n]
 
 
-def optimize(model: nn.Module, layer: str, score: ScoreFn, keys: Sequence[int], *, size: int = 64,
-             steps: int = 128, lr: float = 0.1, seed: int = 0, batch: int = 32, channels_in: int = 3,
+def optimize(model: nn.Module, layer: str, score: ScoreFn, keys: Sequence[int], *, size: int = SIZE,
+             steps: int = STEPS, lr: float = LR, seed: int = 0, batch: int = 32, channels_in: int = 3,
              num_threads: int | None = 2, robust: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Maximise score() for len(keys) images in chunks of `batch`.
 
@@ -56,8 +60,8 @@ def optimize(model: nn.Module, layer: str, score: ScoreFn, keys: Sequence[int], 
             np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32))
 
 
-def visualize(model: nn.Module, layer: str, channels: Sequence[int], *, size: int = 64, steps: int = 128,
-              lr: float = 0.1, seed: int = 0, batch: int = 32, channels_in: int = 3,
+def visualize(model: nn.Module, layer: str, channels: Sequence[int], *, size: int = SIZE, steps: int = STEPS,
+              lr: float = LR, seed: int = 0, batch: int = 32, channels_in: int = 3,
               num_threads: int | None = 2) -> np.ndarray:
     """Feature visualizations of `channels` of `layer` -> float32 [n, size, size, channels_in] in [0, 1].
 
@@ -74,7 +78,7 @@ def visualize(model: nn.Module, layer: str, channels: Sequence[int], *, size: in
 
 
 def visualize_directions(model: nn.Module, layer: str, directions: np.ndarray, *, position: str = "mean",
-                         size: int = 64, steps: int = 128, lr: float = 0.1, seed: int = 0, batch: int = 32,
+                         size: int = SIZE, steps: int = STEPS, lr: float = LR, seed: int = 0, batch: int = 32,
                          channels_in: int = 3, num_threads: int | None = 2) -> np.ndarray:
     """Feature visualizations of directions [n, C_layer] in `layer`'s activation space -> [n, size, size, C_in].
 

@@ -14,6 +14,7 @@ from torch import nn
 from analysis import safeload
 from analysis.deadline import time_limit
 from analysis.errors import AnalysisError
+from analysis.factories import is_system_module, local_module_file, split_factory
 
 
 def _where(e: BaseException) -> str:
@@ -69,9 +70,7 @@ def _check_local_module(factory: str, module_name: str, folder: Path) -> None:
     top = module_name.split(".")[0]
     refuse = (f"model factory {factory!r}: module {top!r} is not a module in the article's folder {folder}; "
               "a factory must be defined there, or listed under 'factories:' in site.yml")
-    if top in sys.builtin_module_names or top in getattr(sys, "stdlib_module_names", ()):
-        raise AnalysisError(refuse)
-    if not ((folder / f"{top}.py").is_file() or (folder / top / "__init__.py").is_file()):
+    if is_system_module(top) or local_module_file(top, folder) is None:
         raise AnalysisError(refuse)
     loaded = sys.modules.get(top)
     if loaded is not None and not _inside(getattr(loaded, "__file__", None), folder):
@@ -89,9 +88,10 @@ def resolve_factory(factory: str, folder: str | os.PathLike | None = None) -> Ca
     folder: the article's folder. When given, the module must be a file in it and the callable must be defined in
     that module (not e.g. `os.system` re-exported by it); None means the caller vouches for the factory (the
     site's `factories:` allow-list)."""
-    if not isinstance(factory, str) or factory.count(":") != 1 or not all(factory.split(":")):
+    parts = split_factory(factory)
+    if parts is None:
         raise AnalysisError(f"model factory {factory!r} must look like 'package.module:callable'")
-    module_name, attr_path = factory.split(":")
+    module_name, attr_path = parts
     where = Path(folder).resolve() if folder is not None else None
     if where is not None:
         _check_local_module(factory, module_name, where)
