@@ -7,12 +7,11 @@ import time
 import numpy as np
 
 from analysis import jsonio, recipes
-from analysis.cache import cached, entry_key
+from analysis.cache import Entry, entry_key
 from analysis.errors import AnalysisError
 from analysis.paths import safe_component
 from analysis.pictures import png_bytes
 from analysis.spec import QUALITY_PRESETS, Subject, Workspace
-from analysis.tensor_report import SCHEMA
 from analysis.tensor_stage import tensor_of, tensor_path
 
 EXAMPLE_SIZE = 64  # dataset-example crops are stored at most this large (page weight)
@@ -57,17 +56,17 @@ def context(s: Subject, ws: Workspace, photos: list) -> list[dict]:
         outs, ins = _pick_pairs(report, job.n_out, job.n_in)
         if job.neurons:
             outs = _check_neurons(s.name, job, report["shape"][0])
-        path = ws.root / s.name / f"context-{n}.json"
         quality = _quality(s.recipe.featureviz, ws.featureviz)
         # Small nets see small images: visualize at (about) their own input size, which is also 4x cheaper.
         quality["size"] = min(int(quality.get("size", 64)), max(32, int(s.recipe.image_size)))
-        key = entry_key(s.info["weights_sha256"], "context", job, outs, ins, sorted(quality.items()),
-                        [p for p, _ in photos], job.n_directions)
-        if cached(path, key) is None:
+        cache = Entry(ws.root / s.name / f"context-{n}.json",
+                      entry_key(s.info["weights_sha256"], "context", job, outs, ins, sorted(quality.items()),
+                                [p for p, _ in photos], job.n_directions))
+        if cache.get() is None:
             t0 = time.perf_counter()
-            jsonio.write_json(path, {"schema": SCHEMA, "key": key, **_record(s, ws, job, outs, ins, quality, photos)})
+            cache.put(_record(s, ws, job, outs, ins, quality, photos))
             ws.log(f"{s.name}: context {job.tensor} in {time.perf_counter() - t0:.1f}s")
-        out.append({"file": str(path.relative_to(ws.root)), "tensor": job.tensor})
+        out.append({"file": str(cache.path.relative_to(ws.root)), "tensor": job.tensor})
     return out
 
 

@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis import jsonio
-from analysis.cache import cached, entry_key
+from analysis.cache import Entry, entry_key
 from analysis.loading import weight_of
 from analysis.pictures import filter_sprite, png_bytes
 from analysis.spec import Subject, Workspace
-from analysis.tensor_report import SCHEMA
 
 
 def first_layer(s: Subject, ws: Workspace) -> dict | None:
@@ -20,15 +18,12 @@ def first_layer(s: Subject, ws: Workspace) -> dict | None:
     weight = weight_of(s.model, layer)
     if weight.shape[1] not in (1, 3):
         return None
-    path = ws.root / s.name / "first-layer.json"
-    key = entry_key(s.info["weights_sha256"], "first", layer)
-    if cached(path, key) is None or not path.with_suffix(".png").exists():
-        record = {"schema": SCHEMA, "key": key, "model": s.name, "layer": layer,
-                  "shape": list(weight.shape),
-                  "rgb": first_layer_rgb(weight, scaling="per_filter"),
-                  "rgb_shared": first_layer_rgb(weight, scaling="shared"),
-                  "norm": np.sqrt((weight.reshape(weight.shape[0], -1) ** 2).sum(1))}
-        jsonio.write_json(path, record)
-        jsonio.write_bytes_atomic(path.with_suffix(".png"), png_bytes(filter_sprite(record["rgb"])))
-    return {"file": str(path.relative_to(ws.root)), "image": str(path.with_suffix(".png").relative_to(ws.root)),
+    cache = Entry(ws.root / s.name / "first-layer.json", entry_key(s.info["weights_sha256"], "first", layer))
+    if cache.get(picture=True) is None:
+        rgb = first_layer_rgb(weight, scaling="per_filter")
+        cache.put({"model": s.name, "layer": layer, "shape": list(weight.shape), "rgb": rgb,
+                   "rgb_shared": first_layer_rgb(weight, scaling="shared"),
+                   "norm": np.sqrt((weight.reshape(weight.shape[0], -1) ** 2).sum(1))},
+                  png=png_bytes(filter_sprite(rgb)))
+    return {"file": str(cache.path.relative_to(ws.root)), "image": str(cache.png.relative_to(ws.root)),
             "layer": layer}

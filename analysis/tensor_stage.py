@@ -8,12 +8,12 @@ import torch
 from joblib import Parallel, delayed
 
 from analysis import jsonio, recipes
-from analysis.cache import cached, entry_key
+from analysis.cache import Entry, entry_key
 from analysis.errors import AnalysisError
 from analysis.loading import init_weights, weight_of
 from analysis.paths import safe_component
 from analysis.spec import Subject, Workspace
-from analysis.tensor_report import SCHEMA, tensor_report
+from analysis.tensor_report import tensor_report
 
 
 def tensor_of(model, job: recipes.TensorJob, recipe: recipes.Recipe) -> np.ndarray:
@@ -54,31 +54,30 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
     todo, entries = [], []
     for job in s.recipe.tensors:
         path = tensor_path(s, ws, job.id)
-        key = entry_key(weights_sha, "tensor", job.id)
+        cache = Entry(path, entry_key(weights_sha, "tensor", job.id))
         entry = {"id": job.id, "layer": job.layer, "source": job.source, "label": job.label, "kind": job.kind,
                  "file": str(path.relative_to(ws.root))}
         entries.append(entry)
-        if cached(path, key) is None:
+        if cache.get() is None:
             init = inits.get(f"{job.layer}.weight") if inits is not None and job.source is None else None
-            todo.append((path, key, job, init))
+            todo.append((cache, job, init))
     if todo:
         n_jobs = ws.n_jobs
         ws.log(f"{s.name}: {len(todo)} tensor(s) on {min(n_jobs, len(todo))} worker(s)")
         if n_jobs > 1 and len(todo) > 1:
             # Largest first, so the two workers finish together.
-            order = sorted(range(len(todo)), key=lambda k: -_cost(s.model, todo[k][2]))
+            order = sorted(range(len(todo)), key=lambda k: -_cost(s.model, todo[k][1]))
             # No backend named here: `with joblib.parallel_backend("dask"):` (or ray) around the build takes over.
             results = Parallel(n_jobs=min(n_jobs, len(todo)))(
-                delayed(_compute)(s.model, todo[k][2], s.recipe, todo[k][3]) for k in order)
+                delayed(_compute)(s.model, todo[k][1], s.recipe, todo[k][2]) for k in order)
             reports = [None] * len(todo)
             for k, r in zip(order, results):
                 reports[k] = r
         else:
-            reports = [_compute(s.model, job, s.recipe, init) for _, _, job, init in todo]
-        for (path, key, job, _), report in zip(todo, reports):
-            record = {"schema": SCHEMA, "key": key, "model": s.name, "id": job.id, "layer": job.layer,
-                      "source": job.source, "label": job.label, **report}
-            jsonio.write_json(path, record)
+            reports = [_compute(s.model, job, s.recipe, init) for _, job, init in todo]
+        for (cache, job, _), report in zip(todo, reports):
+            cache.put({"model": s.name, "id": job.id, "layer": job.layer, "source": job.source, "label": job.label,
+                       **report})
     for entry in entries:
         data = jsonio.read_json(ws.root / entry["file"])
         entry["shape"] = data["shape"]

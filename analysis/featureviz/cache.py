@@ -24,6 +24,7 @@ from analysis import jsonio
 from analysis.paths import safe_component
 from analysis.pictures import png_bytes  # noqa: F401  (part of this package's API)
 from analysis.errors import AnalysisError
+from analysis.cache import Entry
 from analysis.spec import DEFAULT_QUALITY, QUALITY_PRESETS
 
 from .render import visualize, visualize_directions
@@ -52,27 +53,9 @@ def _cache_key(**parts: Any) -> str:
     return jsonio.sha256_text(jsonio.dumps({"version": FEATUREVIZ_VERSION, **parts}))
 
 
-def _valid(record_path: Path, key: str) -> dict | None:
-    """The record if it matches `key` and its PNG exists with the recorded sha256, else None (recompute)."""
-    record = jsonio.read_json(record_path)
-    if not isinstance(record, dict) or record.get("key") != key:
-        return None
-    png = record_path.with_suffix(".png")
-    try:
-        if jsonio.sha256_file(png) != record.get("sha256"):
-            return None
-    except OSError:
-        return None
-    return record
-
-
-def _store(record_path: Path, image: np.ndarray, record: dict) -> dict:
-    """Write PNG then record (the record is the commit marker: written last, atomically)."""
-    data = png_bytes(image)
-    jsonio.write_bytes_atomic(record_path.with_suffix(".png"), data)
-    record = {**record, "sha256": jsonio.sha256_bytes(data)}
-    jsonio.write_json(record_path, record)
-    return record
+def _cache(record_path: Path, key: str) -> Entry:
+    """A feature visualization's record (no schema field; its picture's sha256 under "sha256")."""
+    return Entry(record_path, key, schema=None, png_field="sha256")
 
 
 def cached_visualize(model: nn.Module, model_name: str, weights_sha256: str, layer: str, channels: Sequence[int],
@@ -93,7 +76,7 @@ def cached_visualize(model: nn.Module, model_name: str, weights_sha256: str, lay
         key = _cache_key(kind="channel", weights=weights_sha256, layer=layer, channel=c, quality=q,
                          channels_in=channels_in)
         record_path = folder / f"c{c:04d}-{key[:12]}.json"
-        record = _valid(record_path, key)
+        record = _cache(record_path, key).get(picture=True)
         if record is None:
             missing.append((c, record_path, key))
         else:
@@ -102,7 +85,7 @@ def cached_visualize(model: nn.Module, model_name: str, weights_sha256: str, lay
         images = visualize(model, layer, [c for c, _, _ in missing], size=q["size"], steps=q["steps"], lr=q["lr"],
                            seed=q["seed"], batch=batch, channels_in=channels_in, num_threads=num_threads)
         for (c, record_path, key), image in zip(missing, images):
-            record = _store(record_path, image, {
+            record = _cache(record_path, key).put(png=png_bytes(image), record={
                 "version": FEATUREVIZ_VERSION, "key": key, "model": model_name, "layer": layer, "channel": c,
                 "quality": q, "weights_sha256": weights_sha256, "channels_in": channels_in})
             entries[c] = _entry(root, record_path, record)
@@ -133,7 +116,7 @@ def cached_visualize_directions(model: nn.Module, model_name: str, weights_sha25
         key = _cache_key(kind="direction", weights=weights_sha256, layer=layer, direction=dsha, quality=q,
                          position=position, channels_in=channels_in)
         record_path = folder / f"d-{key[:12]}.json"
-        record = _valid(record_path, key)
+        record = _cache(record_path, key).get(picture=True)
         if record is None:
             missing.append((i, record_path, key, dsha))
         else:
@@ -143,7 +126,7 @@ def cached_visualize_directions(model: nn.Module, model_name: str, weights_sha25
                                       size=q["size"], steps=q["steps"], lr=q["lr"], seed=q["seed"], batch=batch,
                                       channels_in=channels_in, num_threads=num_threads)
         for (i, record_path, key, dsha), image in zip(missing, images):
-            record = _store(record_path, image, {
+            record = _cache(record_path, key).put(png=png_bytes(image), record={
                 "version": FEATUREVIZ_VERSION, "key": key, "model": model_name, "layer": layer,
                 "direction_sha256": dsha, "position": position, "quality": q, "weights_sha256": weights_sha256,
                 "channels_in": channels_in})

@@ -42,7 +42,7 @@ from torch import nn
 
 from analysis import data, safeload
 from analysis.errors import AnalysisError
-from analysis.jsonio import sha256_file, write_bytes_atomic
+from analysis.jsonio import read_json, sha256_file, write_bytes_atomic
 from analysis.models.common import Normalize
 from analysis.paths import cache_dir as _cache_dir
 
@@ -270,11 +270,7 @@ def _train_and_save(variant: str, seed: int, config: LabConfig, folder: str) -> 
 
 def read_manifest(cache_dir: str | os.PathLike | None = None) -> list[dict]:
     """The manifest's entries, or [] when missing or unreadable (it is then rebuilt)."""
-    path = lab_dir(cache_dir) / MANIFEST
-    try:
-        entries = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return []
+    entries = read_json(lab_dir(cache_dir) / MANIFEST)
     return entries if isinstance(entries, list) else []
 
 
