@@ -37,7 +37,7 @@ def _quality(model_choice: dict | str | None, site: dict) -> dict:
 def _check_neurons(name: str, job: recipes.ContextJob, n_out: int) -> list[int]:
     bad = [n for n in job.neurons if not 0 <= n < n_out]
     if bad:
-        raise AnalysisError(f"model '{name}': recipe context {job.tensor}: neurons {bad} out of range "
+        raise AnalysisError(f"recipe context {job.tensor}: neurons {bad} out of range "
                             f"(the tensor has {n_out} outputs)", model=name, field="context")
     return sorted(dict.fromkeys(job.neurons))
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from analysis import jsonio
-from analysis.errors import AnalysisError
+from analysis.errors import AnalysisError, WeightsError
 from analysis.spec import DEFAULT_IMAGE_SIZE, ModelSpec
 
 
@@ -36,12 +36,15 @@ def _load_byo(spec: ModelSpec) -> tuple[torch.nn.Module, dict]:
     from analysis.models.common import conv_layers, parameter_count
 
     if not spec.weights or not Path(spec.weights).is_file():
-        raise AnalysisError(f"{spec.weights}: weights file of model '{spec.name}' not found")
+        raise AnalysisError(f"{spec.weights}: weights file not found", model=spec.name, field="weights")
     added = spec.search_path and spec.search_path not in sys.path
     if added:
         sys.path.insert(0, spec.search_path)  # a factory module may live next to the article
     try:
         model = load_byo(spec.factory, spec.weights, spec.kwargs, folder=spec.search_path)
+    except AnalysisError as exc:  # the front-matter field at fault: the weights file, else the factory's code
+        exc.field = exc.field or ("weights" if isinstance(exc, WeightsError) else "factory")
+        raise
     finally:
         if added:
             sys.path.remove(spec.search_path)

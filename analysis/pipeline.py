@@ -136,13 +136,14 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
     try:
         recipe = registry.recipe_for(spec.name, model, spec.image_size, recipes.RecipeSpec.from_json(spec.recipe))
     except (AnalysisError, ValueError) as exc:
-        raise AnalysisError(f"model '{spec.name}': {exc}", model=spec.name, field=getattr(exc, "field", None)) from None
+        raise AnalysisError(str(exc), model=spec.name, field=getattr(exc, "field", None) or "recipe") from None
     for note in recipe.notes:
         _log(progress, f"{spec.name}: {note}")
     if info.get("image_size_default"):
         _log(progress, f"{spec.name}: no image_size in its front matter, analysing at {DEFAULT_IMAGE_SIZE} px")
     if spec.dataset not in DATASETS:
-        raise AnalysisError(f"model '{spec.name}': unknown dataset {spec.dataset!r} (known: {', '.join(DATASETS)})")
+        raise AnalysisError(f"unknown dataset {spec.dataset!r} (known: {', '.join(DATASETS)})", model=spec.name,
+                            field="dataset")
     if spec.dataset not in datasets:
         datasets[spec.dataset] = DATASETS[spec.dataset]()
     try:
@@ -153,7 +154,8 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
     except Exception as exc:
         if not spec.factory:
             raise
-        raise AnalysisError(analysis_failure(exc, spec.factory, spec.search_path)) from exc
+        raise AnalysisError(analysis_failure(exc, spec.factory, spec.search_path), model=spec.name,
+                            field="factory") from exc
     return {"info": info, **registry.presentation(spec.name, recipe), "tensors": tensors, "first_layer": first,
             "context": ctx}
 
@@ -181,8 +183,8 @@ def _check_lab_config(lab_cfg: dict) -> None:
     known = {f.name for f in dataclasses.fields(lab.LabConfig)}
     unknown = sorted(set(lab_cfg) - known)
     if unknown:
-        raise AnalysisError(f"site.yml: analysis.lab: unknown field(s) {', '.join(unknown)} "
-                            f"(known: {', '.join(sorted(known))})")
+        raise AnalysisError(f"unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})",
+                            field="analysis.lab")
 
 
 def _file_list(root: Path, cache_dir: Path) -> list[dict]:

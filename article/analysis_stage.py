@@ -137,15 +137,18 @@ def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
     return out
 
 
-def _attributed(exc: Exception, byo: list[dict[str, Any]]) -> BuildError:
-    """A BuildError for an analysis failure; one about a bring-your-own model (the error says which) also names
-    the article (file:line) whose front matter declared it, so the author knows where to look."""
-    message = str(exc)
+def _attributed(exc: Exception, root: Path, byo: list[dict[str, Any]]) -> BuildError:
+    """A BuildError for an analysis failure, placed by the error's own `model` and `field`: a bring-your-own model's
+    at the article (file:line of the field) whose front matter declared it, a site.yml setting's at site.yml."""
+    message, model, field = str(exc), getattr(exc, "model", None), getattr(exc, "field", None)
     for m in byo:
-        if getattr(exc, "model", None) == m["name"]:
-            message = message.removeprefix(f"model '{m['name']}': ")
-            line = m.get("field_lines", {}).get(getattr(exc, "field", None) or "") or m["line"]
+        if model == m["name"]:
+            line = m.get("field_lines", {}).get(field or "") or m["line"]
             return BuildError(f"front matter model '{m['name']}': {message}", m["article"], line)
+    if model is not None:  # a model named in site.yml's analysis.models
+        return BuildError(f"analysis.models: model '{model}': {message}", root / "site.yml")
+    if field is not None and field.startswith("analysis."):
+        return BuildError(f"{field}: {message}", root / "site.yml")
     return BuildError(message)
 
 
@@ -247,7 +250,7 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
     try:
         run(acfg, progress=progress)
     except AnalysisError as exc:
-        raise _attributed(exc, cfg["byo"]) from None
+        raise _attributed(exc, root, cfg["byo"]) from None
     except SystemExit as exc:  # user code (a bring-your-own model's forward()) called sys.exit(): not a success
         if not cfg["byo"]:
             raise
