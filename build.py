@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         check_site_dir(ROOT, args.site_dir, args.cache_dir)
         if args.clean:
             shutil.rmtree(args.cache_dir / "render", ignore_errors=True)
-        ensure_analysis(ROOT, load_config(ROOT), args.cache_dir, force=args.clean)
+        ensure_analysis(ROOT, load_config(ROOT), args.cache_dir, force=args.clean, jobs=args.jobs)
         report = build_site(ROOT, args.site_dir, cache_dir=args.cache_dir, strict=args.strict, debug=args.debug)
     except (BuildError, AnalysisError, OSError) as exc:  # the author's problem: one line (--debug: traceback)
         if args.debug:

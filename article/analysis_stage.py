@@ -6,7 +6,6 @@ computes the torch-free fingerprint, and only when the cached manifest is stale 
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -152,7 +151,9 @@ def _attributed(exc: Exception, root: Path, byo: list[dict[str, Any]]) -> BuildE
     return BuildError(message)
 
 
-def analysis_config(root: Path, config: SiteConfig) -> dict[str, Any]:
+def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None) -> dict[str, Any]:
+    """site.yml's `analysis:` section checked, with defaults, the bring-your-own models of every article, and
+    `jobs` (the build's --jobs) in place of `n_jobs` when given."""
     section = config.raw.get("analysis") or {}
     if not isinstance(section, dict):
         raise BuildError("field 'analysis' must be a mapping", root / "site.yml")
@@ -166,11 +167,10 @@ def analysis_config(root: Path, config: SiteConfig) -> dict[str, Any]:
 
     if not count(cfg["n_jobs"]):
         raise BuildError(f"field 'analysis.n_jobs' must be a positive integer, got {cfg['n_jobs']!r}", site)
-    if os.environ.get("VW_JOBS"):
-        raw = os.environ["VW_JOBS"]
-        if not raw.strip().isdigit() or int(raw) < 1:
-            raise BuildError(f"environment variable VW_JOBS={raw!r} (or --jobs) must be a positive integer")
-        cfg["n_jobs"] = int(raw)
+    if jobs is not None:
+        if not count(jobs):
+            raise BuildError(f"--jobs must be a positive integer, got {jobs!r}")
+        cfg["n_jobs"] = jobs
     fv = cfg["featureviz"]
     if not isinstance(fv, dict) or set(fv) - {"size", "steps"} or not all(count(v) for v in fv.values()):
         raise BuildError("field 'analysis.featureviz' must be a mapping {size: pixels, steps: optimization steps} "
@@ -206,9 +206,10 @@ def needed(cfg: dict[str, Any]) -> bool:
 
 
 def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress: bool = True,
-                    force: bool = False) -> str:
-    """Run the analyses when their inputs changed; return 'fresh', 'computed' or 'none'."""
-    cfg = analysis_config(root, config)
+                    force: bool = False, jobs: int | None = None) -> str:
+    """Run the analyses when their inputs changed; return 'fresh', 'computed' or 'none'. jobs: parallel analysis
+    workers (default: site.yml's analysis.n_jobs)."""
+    cfg = analysis_config(root, config, jobs)
     if not needed(cfg):
         return "none"
     from analysis.fingerprint import fingerprint, manifest_is_fresh  # stdlib only: no torch

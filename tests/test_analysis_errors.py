@@ -40,3 +40,18 @@ def test_an_unknown_lab_setting_is_reported_at_site_yml(tmp_path):
     assert (caught.value.model, caught.value.field) == (None, "analysis.lab")
     assert str(_attributed(caught.value, ROOT, [])).startswith(
         "/project/site.yml: analysis.lab: unknown field(s) stpes (known: ")
+
+
+def test_jobs_reach_the_analysis_as_an_argument_not_through_the_environment(monkeypatch):
+    from article.analysis_stage import analysis_config
+    from article.config import load_config
+    from article.errors import BuildError
+
+    repo = Path(__file__).resolve().parent.parent
+    config = load_config(repo)
+    site = analysis_config(repo, config)["n_jobs"]
+    monkeypatch.setenv("VW_JOBS", str(site + 5))  # the old side channel: no longer read
+    assert analysis_config(repo, config)["n_jobs"] == site
+    assert analysis_config(repo, config, jobs=site + 1)["n_jobs"] == site + 1
+    with pytest.raises(BuildError, match="--jobs must be a positive integer, got 0"):
+        analysis_config(repo, config, jobs=0)

@@ -692,11 +692,6 @@ def slug_with_backslash(c: Ctx) -> str:
     return at(c.root / "site.yml", 0) + ".*bad folder name"
 
 
-def vw_jobs_not_a_number(c: Ctx) -> str:
-    c.env["VW_JOBS"] = "four"
-    return ".*VW_JOBS='four'"
-
-
 def jobs_flag_not_a_number(c: Ctx) -> str:
     c.args = ["--jobs", "four"]
     return ".*--jobs.*'four'"
@@ -919,7 +914,7 @@ CASES = [Case("render", f) for f in (
     author_url_javascript, affiliation_url_javascript, author_url_data,
     body_reserved_character, figure_in_acknowledgements, figure_in_contributions, figure_in_update,
     fm_deeply_nested, site_yml_deeply_nested, markdown_deep_lists, markdown_deep_quotes, slug_with_nul,
-    slug_parent_folder, slug_with_backslash, vw_jobs_not_a_number, jobs_flag_not_a_number, n_jobs_not_a_number,
+    slug_parent_folder, slug_with_backslash, jobs_flag_not_a_number, n_jobs_not_a_number,
     n_jobs_zero, featureviz_not_a_mapping, featureviz_negative_size, analysis_unknown_key, bibliography_dev_zero,
     bibliography_fifo, bibliography_folder, bibliography_outside_project, serve_port_out_of_range,
     serve_port_negative, fm_alias_bomb, site_yml_alias_bomb, markdown_huge_file, jinja_endless_loop,
