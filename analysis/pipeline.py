@@ -26,9 +26,9 @@ from analysis.models import registry
 from analysis.errors import AnalysisError, ModelUnavailable
 from analysis.paths import safe_component
 from analysis.pictures import png_bytes
-from analysis.tensor_report import SCHEMA, tensor_report
+from analysis.tensor_report import SCHEMA, link_next, summary, tensor_report
 
-ANALYSIS_VERSION = "3"  # 2: NMF records carry their RGB picture; 3: graph-derived blocks
+ANALYSIS_VERSION = "4"  # 2: NMF records carry their RGB picture; 3: graph-derived blocks; 4: explorer fields
 DEFAULT_IMAGE_SIZE = 224  # a bring-your-own model without image_size (said in the build's output)
 EXAMPLE_SIZE = 64  # dataset-example crops are stored at most this large (page weight)
 
@@ -194,14 +194,8 @@ def analyse_tensors(name, model, info, recipe, cache_dir: Path, root: Path, n_jo
                       "source": job.source, "label": job.label, **report}
             jsonio.write_json(path, record)
     for entry in entries:
-        data = jsonio.read_json(root / entry["file"])
-        entry["shape"] = data["shape"]
-        entry["R_layer"] = data["banding"]["R_layer"]
-        entry["C_layer"] = data["banding"]["C_layer"]
-        entry["nmf_error"] = data.get("nmf", {}).get("error")
-        if "banding_delta" in data:
-            entry["R_delta"] = data["banding_delta"]["R_layer"]
-            entry["C_delta"] = data["banding_delta"]["C_layer"]
+        entry.update(summary(jsonio.read_json(root / entry["file"])))
+    link_next(entries)
     return entries
 
 
