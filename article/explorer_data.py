@@ -29,8 +29,8 @@ def sig(x: Any, digits: int = 3) -> Any:
     return 0 if x == 0 else float(f"{x:.{digits}g}")
 
 
-def sigs(values: Any) -> list:
-    return [sig(v) for v in np.asarray(values, dtype=np.float64).ravel()]
+def sigs(values: Any, digits: int = 3) -> list:
+    return [sig(v, digits) for v in np.asarray(values, dtype=np.float64).ravel()]
 
 
 def sprite(rgb: Any) -> tuple[bytes, int, int]:
@@ -59,7 +59,7 @@ def quantised_kernels(kernel: Any) -> tuple[list[list[int]], list[Any]]:
     scale = np.abs(k.reshape(out, -1)).max(axis=1) if k.size else np.zeros(out)
     safe = np.where(scale > 0, scale, 1.0)
     q = np.round(k.reshape(out, -1) / safe[:, None] * LEVELS).astype(int)
-    return q.tolist(), sigs(scale)
+    return q.tolist(), sigs(scale, 4)
 
 
 def featureviz_by_channel(fv_manifest: list[dict], model: str, layer: str, blocks: list[dict]) -> dict[int, str]:
@@ -100,9 +100,10 @@ def layer_payload(record: dict, entry: dict, next_record: dict | None, prev_id: 
     top = record["top_inputs"]
     payload: dict[str, Any] = {
         "id": entry["id"], "n": out, "in": n_in, "h": h, "w": w, "next": entry.get("next"), "prev": prev_id,
-        "norm": sigs(record["norm"]) if "norm" in record else None,
-        "R": sigs(banding["R"]), "C": sigs(banding["C"]),
-        "err": sigs(nmf["neuron_error"]) if "neuron_error" in nmf else None,
+        # Sort keys keep four digits: thousands of neurons share a narrow range of norms.
+        "norm": sigs(record["norm"], 4) if "norm" in record else None,
+        "R": sigs(banding["R"], 4), "C": sigs(banding["C"], 4),
+        "err": sigs(nmf["neuron_error"], 4) if "neuron_error" in nmf else None,
         "inputs": {"index": np.asarray(top["index"], dtype=int).tolist(), "strength": [sigs(s) for s in top["strength"]]},
         "outputs": None, "sprite": None, "fv": {}, "examples": {},
     }
