@@ -6,8 +6,11 @@ analysis cache (JSON + PNG), never torch.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import re
+import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -102,6 +105,47 @@ def model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict]
     return rows, files
 
 
+def _key(name: str, model: dict, manifest: dict, fv_manifest: list[dict], cache_dir: Path) -> str:
+    """Everything a model's explorer files depend on: this code, its manifest entry, the bytes of the records it
+    reads (by the hashes the analysis listed, else read here) and its feature visualizations."""
+    listed = {f["path"]: f["sha256"] for f in manifest.get("files", [])}
+    h = hashlib.sha256()
+    for code in (Path(__file__), Path(xd.__file__)):
+        h.update(code.read_bytes())
+    h.update(json.dumps([name, model, [e for e in fv_manifest if e.get("model") == name]], sort_keys=True).encode())
+    for rel in [e["file"] for e in model["tensors"]] + [c["file"] for c in model.get("context", [])]:
+        digest = listed.get(rel)
+        if digest is None:
+            path = cache_dir / "analysis" / rel
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+        h.update(f"{rel}={digest};".encode())
+    return h.hexdigest()
+
+
+def cached_model_files(name: str, model: dict, manifest: dict, cache_dir: Path,
+                       fv_manifest: list[dict]) -> tuple[list[dict], dict]:
+    """model_files(), kept as a zip in <cache>/render/explorer/ (data only: nothing read back is executed)."""
+    slot = cache_dir / "render" / "explorer" / f"{model_slug(name)}-{_key(name, model, manifest, fv_manifest, cache_dir)[:24]}.zip"
+    try:
+        with zipfile.ZipFile(slot) as z:
+            files = {n: z.read(n) for n in z.namelist() if n != "rows.json"}
+            return json.loads(z.read("rows.json")), files
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        pass
+    rows, files = model_files(name, model, cache_dir, fv_manifest)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for rel, data in sorted({**files, "rows.json": json.dumps(rows).encode()}.items()):
+            z.writestr(zipfile.ZipInfo(rel, (1980, 1, 1, 0, 0, 0)), data)
+    slot.parent.mkdir(parents=True, exist_ok=True)
+    for old in slot.parent.glob(f"{model_slug(name)}-*.zip"):
+        old.unlink(missing_ok=True)  # one entry per model: the cache does not grow with every analysis
+    part = slot.with_name(slot.name + ".tmp")
+    part.write_bytes(buf.getvalue())
+    part.replace(slot)
+    return rows, files
+
+
 def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articles: list, report: Any) -> list[dict]:
     """Write every model page; return the index's list of models ({name, label, href, layers})."""
     from .pipeline import render_template, write  # the pipeline imports this module
@@ -117,7 +161,7 @@ def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articl
         if not model.get("tensors"):
             continue
         slug = model_slug(name)
-        rows, files = model_files(name, model, Path(cache_dir), fv_manifest)
+        rows, files = cached_model_files(name, model, manifest, Path(cache_dir), fv_manifest)
         for rel, data in sorted(files.items()):
             write(site, f"models/{slug}/{rel}", data)
         info = model.get("info") or {}

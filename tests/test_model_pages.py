@@ -116,3 +116,26 @@ def test_fragment_round_trip(tid):
     path, _, frag = href.partition("#")
     assert path == "../models/mobilenet-v2/index.html" and unquote(frag) == f"{tid}/12"
     assert ">" not in frag and " " not in frag
+
+
+def test_render_cache_reuses_and_invalidates(tmp_path):
+    from article.pipeline import tree_digest
+
+    cache = tmp_path / "cache"
+    make_cache(cache)
+
+    def build(name: str) -> Path:
+        site = tmp_path / name
+        model_pages.write_model_pages(template_env(REPO), site, load_config(REPO), cache, [], BuildReport(site_dir=site))
+        return site
+
+    first = build("a")
+    slots = list((cache / "render" / "explorer").glob("tinynet-*.zip"))
+    assert len(slots) == 1
+    assert tree_digest(build("b")) == tree_digest(first)  # from the zip: the same bytes
+    record = cache / "analysis" / "tinynet" / "tensors" / "conv1.json"
+    data = json.loads(record.read_text())
+    data["norm"][0] = 123.25
+    record.write_text(json.dumps(data))
+    assert layer(build("c") / "models" / "tinynet", "conv1")["norm"][0] == 123.2
+    assert len(list((cache / "render" / "explorer").glob("tinynet-*.zip"))) == 1
