@@ -3,7 +3,8 @@
 Reads only `shape, banding.{R,C}, norm, nmf.{rgb,neuron_error}, top_inputs, top_outputs` of a tensor record (the
 full weights and NMF factors may be absent for large models). Kernels are stored as integers -99..99 on each
 neuron's own scale (the max |w| over its strongest inputs' kernels: one shared diverging scale per neuron), which
-keeps MobileNetV2's 1,280-neuron layer under half a megabyte. Torch-free.
+keeps MobileNetV2's 1,280-neuron layer under half a megabyte. Torch-free; numpy is imported only when packing (a
+build whose explorer files are all cached never loads it).
 """
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ import json
 import math
 import re
 from typing import Any
-
-import numpy as np
 
 LEVELS = 99  # kernel quantisation: integers -LEVELS..LEVELS of the neuron's scale
 FV_MARKER = re.compile(r"vw_block_(\d+)")  # feature visualizations of a block are filed under its graph marker
@@ -30,12 +29,15 @@ def sig(x: Any, digits: int = 3) -> Any:
 
 
 def sigs(values: Any, digits: int = 3) -> list:
+    import numpy as np
+
     return [sig(v, digits) for v in np.asarray(values, dtype=np.float64).ravel()]
 
 
 def sprite(rgb: Any) -> tuple[bytes, int, int]:
     """[n, h, w, 3] pictures in [0, 1] -> (PNG of a grid of cells h x w, columns, rows); empty cells grey. The page
     scales it up with CSS (pixelated): the file holds each weight once."""
+    import numpy as np
     from PIL import Image
 
     rgb = np.asarray(rgb, dtype=np.float64)
@@ -54,6 +56,8 @@ def sprite(rgb: Any) -> tuple[bytes, int, int]:
 
 def quantised_kernels(kernel: Any) -> tuple[list[list[int]], list[Any]]:
     """[out, k, h, w] signed kernels -> (per neuron a flat list of integers, per neuron its scale max |w|)."""
+    import numpy as np
+
     k = np.asarray(kernel, dtype=np.float64)
     out = k.shape[0]
     scale = np.abs(k.reshape(out, -1)).max(axis=1) if k.size else np.zeros(out)
@@ -94,6 +98,8 @@ def examples_by_channel(contexts: list[dict], layer: str) -> dict[int, list[dict
 
 def layer_payload(record: dict, entry: dict, next_record: dict | None, prev_id: str | None) -> dict:
     """Everything the explorer shows about one layer's neurons, as plain lists (images are added by the caller)."""
+    import numpy as np
+
     out, n_in, h, w = record["shape"]
     banding = record["banding"]
     nmf = record.get("nmf") or {}
