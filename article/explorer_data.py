@@ -113,6 +113,9 @@ def layer_payload(record: dict, entry: dict, next_record: dict | None, prev_id: 
         "inputs": {"index": np.asarray(top["index"], dtype=int).tolist(), "strength": [sigs(s) for s in top["strength"]]},
         "outputs": None, "sprite": None, "fv": {}, "examples": {},
     }
+    if nmf.get("rgb") is not None:  # R, G, B are factors 0-2, each peaking at 1: the factors, as integers 0..99
+        rgb = np.asarray(nmf["rgb"], dtype=np.float64)
+        payload["factors"] = np.round(rgb.transpose(0, 3, 1, 2).reshape(out, -1) * LEVELS).astype(int).tolist()
     if "kernel" in top:
         payload["inputs"]["kernel"], payload["inputs"]["scale"] = quantised_kernels(top["kernel"])
     if next_record is not None and "top_outputs" in next_record and next_record["shape"][1] == out:

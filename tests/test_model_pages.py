@@ -81,6 +81,8 @@ def test_sprite_feature_visualizations_and_examples(built):
     y, x = (n // s["cols"]) * 3, (n % s["cols"]) * 3
     want = np.round(np.asarray(records["conv2"]["nmf"]["rgb"][n]) * 255)
     assert np.abs(img[y:y + 3, x:x + 3] - want).max() <= 1
+    factors = np.asarray(d2["factors"][n]).reshape(3, 3, 3) / LEVELS  # [factor, h, w]: the picture's R, G, B
+    assert np.abs(factors - np.asarray(records["conv2"]["nmf"]["rgb"][n]).transpose(2, 0, 1)).max() <= 0.5 / LEVELS
     assert sorted(map(int, d2["fv"])) == list(FV_CHANNELS) and not layer(folder, "conv1")["fv"]
     assert all((folder / p).is_file() for p in d2["fv"].values())
     ex = d2["examples"][str(EXAMPLE_CHANNEL)]

@@ -68,6 +68,19 @@
     ctx.putImageData(img, 0, 0);
     return c;
   }
+  function factorMap(values, h, w, f, label) {  // one non-negative factor in its own colour, 0 = background
+    var c = make('canvas', 'vw-kernel');
+    c.width = w; c.height = h;
+    c.setAttribute('role', 'img');
+    c.setAttribute('aria-label', label);
+    var ctx = c.getContext('2d'), img = ctx.createImageData(w, h);
+    for (var p = 0; p < h * w; p++) {
+      var v = Math.round(values[p] / 99 * 255);
+      img.data[4 * p + f] = v; img.data[4 * p + 3] = 255;
+    }
+    ctx.putImageData(img, 0, 0);
+    return c;
+  }
   function legend(scale) {
     var box = make('div', 'vw-legend');
     var c = make('canvas', 'vw-legend-bar');
@@ -198,6 +211,18 @@
       top.appendChild(fig);
     }
     box.appendChild(top);
+    if (d.factors) {
+      box.appendChild(make('h4', '', 'NMF spatial factors'));
+      var fs = make('div', 'vw-factors'), hw = d.h * d.w;
+      ['red', 'green', 'blue'].forEach(function (name, f) {
+        var fig = make('figure', 'vw-factor');
+        fig.appendChild(factorMap(d.factors[n].slice(f * hw, (f + 1) * hw), d.h, d.w, f,
+          'Spatial factor ' + f + ' of neuron ' + n + ' (the ' + name + ' of its picture)'));
+        fig.appendChild(make('figcaption', '', 'factor ' + f + ' (' + name + ')'));
+        fs.appendChild(fig);
+      });
+      box.appendChild(fs);
+    }
     if (d.examples[n]) {
       box.appendChild(make('h4', '', 'Dataset examples'));
       var ex = make('div', 'vw-examples');
