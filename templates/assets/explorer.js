@@ -152,6 +152,8 @@
       a.href = frag0 + '/' + n;
       a.setAttribute('data-neuron', n);
       a.setAttribute('aria-label', 'neuron ' + n);
+      a.title = 'neuron ' + n + ' · norm ' + fmt(d.norm && d.norm[n]) + ' · R ' + fmt(d.R[n]) + ' · C ' + fmt(d.C[n]) +
+        ' · NMF error ' + fmt(d.err && d.err[n]);
       if (n === view.neuron) a.setAttribute('aria-current', 'true');
       var pic = make('span', 'vw-pic');
       pic.setAttribute('aria-hidden', 'true');

@@ -165,8 +165,7 @@ def test_two_thousand_neurons_stay_responsive(explorer_site, open_page):
       return performance.now() - t; }""")
     assert page.locator("#vw-grid a.vw-cell").count() == 2048
     assert ms < 1000, f"sorting and drawing 2,048 neurons took {ms:.0f} ms"
-    page.keyboard.press("Tab")  # the grid is made of links: reachable and usable by keyboard
-    page.locator("#vw-grid a.vw-cell").first.focus()
+    page.locator("#vw-grid a.vw-cell").first.focus()  # the grid is made of links: usable by keyboard
     page.keyboard.press("Enter")
     first = page.locator("#vw-grid a.vw-cell").first.get_attribute("data-neuron")
     page.wait_for_function(f"() => location.hash.endsWith('/{first}')")
@@ -179,3 +178,30 @@ def test_no_serious_accessibility_violations(explorer_site, open_page, scheme):
     opened.page.wait_for_selector(".vw-inputs canvas")
     found = [v for v in axe_violations(opened) if v["impact"] in BLOCKING]
     assert not found, "\n".join(map(describe, found))
+
+
+def test_article_figures_open_their_neuron(built_site, site_pages, open_page):
+    """On the real test site: every "in the weight explorer" link of an article opens the model page on the neuron it
+    names, and the model page links back to the article."""
+    checked = 0
+    for path in site_pages:
+        html = path.read_text(encoding="utf-8")
+        if "in the weight explorer" not in html or "/models/" in path.as_posix():
+            continue
+        opened = open_page(path)
+        page = opened.page
+        hrefs = page.locator("a", has_text="in the weight explorer").evaluate_all(
+            "els => els.map(e => e.getAttribute('href'))")
+        for i, href in enumerate(hrefs):
+            layer, _, neuron = unquote(href.split("#", 1)[1]).rpartition("/")
+            page.goto(path.as_uri())
+            page.locator("a", has_text="in the weight explorer").nth(i).click()
+            page.wait_for_function("s => document.querySelector('#vw-status') && "
+                                   "document.querySelector('#vw-status').textContent.startsWith(s)",
+                                   arg=f"Neuron {neuron} of {layer} (")
+            assert page.locator("#vw-grid a[aria-current='true']").get_attribute("data-neuron") == neuron
+            back = page.locator(".vw-facts a").evaluate_all("els => els.map(e => e.href)")
+            assert path.as_uri() in back, back
+            checked += 1
+        assert not opened.problems(), opened.problems()
+    assert checked >= 2, "no article links into the weight explorer"
