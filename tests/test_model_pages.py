@@ -141,3 +141,16 @@ def test_render_cache_reuses_and_invalidates(tmp_path):
     record.write_text(json.dumps(data))
     assert layer(build("c") / "models" / "tinynet", "conv1")["norm"][0] == 123.2
     assert len(list((cache / "render" / "explorer").glob("tinynet-*.zip"))) == 1
+
+
+def test_a_corrupt_record_is_one_error_naming_the_file(tmp_path):
+    from article.errors import BuildError
+
+    cache = tmp_path / "cache"
+    make_cache(cache)
+    record = cache / "analysis" / "tinynet" / "tensors" / "conv2.json"
+    record.write_text('{"shape": [16, 8', encoding="utf-8")
+    with pytest.raises(BuildError) as exc:
+        model_pages.write_model_pages(template_env(REPO), tmp_path / "site", load_config(REPO), cache, [],
+                                      BuildReport(site_dir=tmp_path / "site"))
+    assert str(record) in str(exc.value) and "not valid JSON" in str(exc.value)
