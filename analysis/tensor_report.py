@@ -34,8 +34,14 @@ def tensor_report(weight: np.ndarray, *, init: np.ndarray | None = None, k: int 
             spatial_d, channels_d = one_sided_nmf(delta, k=k, seed=seed)
             report["nmf_delta"] = {"k": k, "spatial": spatial_d, "channels": channels_d, "rgb": nmf_rgb(spatial_d),
                                    "error": float(reconstruction_error(delta, spatial_d, channels_d))}
+    report["norm"] = np.sqrt((weight.astype(np.float64) ** 2).reshape(out, -1).sum(axis=1))
+    if "nmf" in report:
+        report["nmf"]["neuron_error"] = reconstruction_error(weight, spatial, channels, per_neuron=True)
     idx, strength = top_inputs(weight, min(TOP_INPUTS, n_in))
-    report["top_inputs"] = {"index": idx, "strength": strength}
+    # The signed kernels themselves: the explorer draws them without the (possibly dropped) full weight.
+    report["top_inputs"] = {"index": idx, "strength": strength,
+                            "kernel": np.take_along_axis(weight, idx[:, :, None, None], axis=1)}
+    report["top_outputs"] = top_outputs(weight, TOP_INPUTS)
     report["max_abs"] = float(np.abs(weight).max()) if weight.size else 0.0
     if weight.size <= MAX_STORED_WEIGHTS:
         report["weight"] = weight
@@ -51,3 +57,42 @@ def strongest_pairs(weight: np.ndarray, n_out: int, n_in: int) -> tuple[list[int
     per_in = np.sqrt((weight[outs].astype(np.float64) ** 2).sum(axis=(0, 2, 3)))
     ins = sorted(np.argsort(-per_in, kind="stable")[:n_in].tolist())
     return outs, ins
+
+
+def top_outputs(weight: np.ndarray, k: int) -> dict:
+    """For each input channel, the k output neurons it feeds most strongly (L2 norm of the kernel), strongest
+    first, ties by lower index: the explorer's "where does this channel go" in the layer below."""
+    norms = np.sqrt((weight.astype(np.float64) ** 2).sum(axis=(2, 3))).T  # [in, out]
+    k = min(k, norms.shape[1])
+    order = np.argsort(-norms, axis=1, kind="stable")[:, :k]
+    return {"index": order, "strength": np.take_along_axis(norms, order, axis=1)}
+
+
+def summary(record: dict) -> dict:
+    """The manifest entry's numbers for one tensor record: what a table of layers shows without opening it."""
+    banding = record["banding"]
+    out, n_in, h, w = record["shape"]
+    entry = {"shape": record["shape"], "parameters": out * n_in * h * w,
+             "R_layer": banding["R_layer"], "C_layer": banding["C_layer"],
+             "R_baseline": banding.get("baseline_R"), "C_baseline": banding.get("baseline_C"),
+             "nmf_error": record.get("nmf", {}).get("error")}
+    if "banding_delta" in record:
+        entry["R_delta"] = record["banding_delta"]["R_layer"]
+        entry["C_delta"] = record["banding_delta"]["C_layer"]
+    return entry
+
+
+def link_next(entries: list[dict]) -> None:
+    """Set each manifest entry's `next`: the tensor whose input channels are this tensor's output neurons.
+
+    A block or span feeds the block tensor read from its last block (`source` == its `layer`); a conv kernel feeds
+    the next kernel in forward order whose input count equals its output count; anything else: None.
+    """
+    for i, entry in enumerate(entries):
+        entry["next"] = None
+        if entry["kind"] in ("block", "span"):
+            entry["next"] = next((e["id"] for e in entries if e["kind"] == "block" and e.get("source") == entry["layer"]
+                                  and e is not entry), None)
+        elif entry["kind"] == "kernel":
+            entry["next"] = next((e["id"] for e in entries[i + 1:] if e["kind"] == "kernel"
+                                  and e["shape"][1] == entry["shape"][0]), None)

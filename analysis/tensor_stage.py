@@ -13,7 +13,7 @@ from analysis.errors import AnalysisError
 from analysis.loading import init_weights, weight_of
 from analysis.paths import safe_component
 from analysis.spec import Subject, Workspace
-from analysis.tensor_report import tensor_report
+from analysis.tensor_report import link_next, summary, tensor_report
 
 
 def tensor_of(model, job: recipes.TensorJob, recipe: recipes.Recipe) -> np.ndarray:
@@ -79,14 +79,8 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
             cache.put({"model": s.name, "id": job.id, "layer": job.layer, "source": job.source, "label": job.label,
                        **report})
     for entry in entries:
-        data = jsonio.read_json(ws.root / entry["file"])
-        entry["shape"] = data["shape"]
-        entry["R_layer"] = data["banding"]["R_layer"]
-        entry["C_layer"] = data["banding"]["C_layer"]
-        entry["nmf_error"] = data.get("nmf", {}).get("error")
-        if "banding_delta" in data:
-            entry["R_delta"] = data["banding_delta"]["R_layer"]
-            entry["C_delta"] = data["banding_delta"]["C_layer"]
+        entry.update(summary(jsonio.read_json(ws.root / entry["file"])))
+    link_next(entries)
     return entries
 
 

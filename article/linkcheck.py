@@ -13,6 +13,7 @@ class _Page(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.ids: set[str] = set()
         self.links: list[str] = []
+        self.neurons: dict[str, int] = {}  # weight explorer: layer anchor -> neuron count (#<layer>/<neuron>)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         for name, value in attrs:
@@ -20,6 +21,8 @@ class _Page(HTMLParser):
                 continue
             if name in ("id", "name") and (name == "id" or tag == "a"):
                 self.ids.add(value)
+            elif name == "data-vw-neurons" and value.isdigit() and dict(attrs).get("id"):
+                self.neurons[dict(attrs)["id"]] = int(value)
             elif name in _LINK_ATTRS and not (tag == "link" and ("rel", "canonical") in attrs) \
                     and not (tag == "meta"):
                 self.links.append(value)
@@ -61,10 +64,17 @@ def check_links(site: Path) -> list[str]:
                 problems.append(f"{rel_page}: broken link {link}")
                 continue
             if parts.fragment and target.suffix == ".html":
-                ids = pages[target].ids if target in pages else _parse(target).ids
-                if unquote(parts.fragment) not in ids:
+                if not _has_anchor(pages[target] if target in pages else _parse(target), unquote(parts.fragment)):
                     problems.append(f"{rel_page}: broken link {link} (no such anchor)")
     return sorted(set(problems))
+
+
+def _has_anchor(page: _Page, fragment: str) -> bool:
+    """An element id, or a model page's `<layer>/<neuron>` with the neuron inside that layer's count."""
+    if fragment in page.ids:
+        return True
+    layer, _, neuron = fragment.rpartition("/")
+    return neuron.isdigit() and int(neuron) < page.neurons.get(layer, 0)
 
 
 def _join(page: str, href: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import jinja2
 
-from . import citation, figrender, limits, linkcheck, social, templating
+from . import citation, figrender, limits, linkcheck, model_pages, social, templating
 from .bibliography import Citations, load_bibliography
 from .config import SiteConfig, load_config
 from .errors import BuildError
@@ -206,7 +206,7 @@ def write(site: Path, rel: str, data: bytes | str) -> None:
 
 
 def write_pages(env: jinja2.Environment, site: Path, config: SiteConfig, articles: list[Article],
-                report: BuildReport) -> None:
+                report: BuildReport, models: list[dict] | None = None) -> None:
     common = {"site": config, "site_raw": config.raw}
     for a in articles:
         for rel, data in sorted(a.files.items()):
@@ -218,7 +218,8 @@ def write_pages(env: jinja2.Environment, site: Path, config: SiteConfig, article
         report.pages.append(f"{a.slug}/index.html")
     ordered = sorted(articles, key=lambda a: (a.source.meta.date, a.slug), reverse=True)
     write(site, "index.html", render_template(
-        env, "index.html", **common, root="", page_url=config.site_url + "index.html", articles=ordered))
+        env, "index.html", **common, root="", page_url=config.site_url + "index.html", articles=ordered,
+        models=models or []))
     write(site, "404.html", render_template(
         env, "404.html", **common, root="", page_url=config.site_url + "404.html"))
     report.pages += ["index.html", "404.html"]
@@ -418,7 +419,8 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, strict: bool = Fa
             for a in articles:
                 render_article(a, config, cache_dir, not debug, report)
             env = template_env(root, cache_dir)
-            write_pages(env, tmp, config, articles, report)
+            models = model_pages.write_model_pages(env, tmp, config, cache_dir, articles, report)
+            write_pages(env, tmp, config, articles, report, models)
             note["text"] = (f"{len(report.pages)} pages, {report.figures} figures "
                             f"({report.cache_hits} cached)")
         with stage("assets") as note:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from ..model_pages import explorer_href
 from . import analysis_data as ad
 from .registry import Figure, FigureContext, register
 
@@ -145,8 +146,10 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         .properties(width=220, height=110)
     )
     chart = alt.hconcat(small, alt.vconcat(big, ends, ex)).configure_view(strokeWidth=0)
+    links = [(f"Open output neuron {outs[0]} of {rec['tensor']} in the weight explorer",
+              explorer_href(model, rec["tensor"], outs[0]))] if rec.get("tensor") else []
     return Figure(
-        chart=chart, assets=assets,
+        chart=chart, assets=assets, links=links,
         description=(f"Small multiples of {len(outs)} x {len(ins)} weight kernels ({kh}x{kw}) of {ad.label(ad.manifest(ctx), model)} "
                      f"from {rec['lower']} to {rec['upper']}, with feature visualizations of the input neurons "
                      f"({', '.join(map(str, ins))}) above and of the output neurons ({', '.join(map(str, outs))}) "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+from ..model_pages import explorer_href
 from . import analysis_data as ad
 from .registry import Figure, FigureContext, register
 
@@ -67,7 +68,7 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     elif params.get("model"):  # every analysed tensor of one model: every block (large layers make heavy pages)
         layers = [(params["model"], t["id"]) for t in ad.model_entry(ctx, params["model"])["tensors"]
                   if t.get("nmf_error") is not None]
-    records, labels = [], []
+    records, labels, explorer = [], [], {}
     for model, tid in layers:
         entry = next((t for t in ad.model_entry(ctx, model)["tensors"] if t["id"] == tid), None)
         if entry is None:
@@ -77,6 +78,7 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
             continue
         label = tensor_label(man, model, entry)
         labels.append(label)
+        explorer.setdefault(model, tid)  # the model's first layer here, neuron 0: what the figure opens on
         records += neuron_records(label, report)
     if not labels:
         raise ctx.error("no tensor with NMF results to explore")
@@ -158,7 +160,9 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     )
     chart = alt.hconcat(overview, alt.vconcat(factors, loadings, strongest)).configure_view(strokeWidth=0)
     chart = chart.configure_title(fontSize=12, anchor="start")
-    return Figure(chart=chart, description=(
+    links = [(f"Open {ad.label(man, m)} — {t}, neuron 0 in the weight explorer", explorer_href(m, t, 0))
+             for m, t in explorer.items()]
+    return Figure(chart=chart, links=links, description=(
         f"Interactive one-sided NMF explorer over {len(labels)} layers ({'; '.join(labels)}). The grid shows every "
         "neuron's input weights reduced to three NMF factors drawn as RGB; selecting a neuron shows its spatial "
         "factors, the input channels with the largest signed loading on each factor, and its strongest inputs."))

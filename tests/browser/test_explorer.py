@@ -1,0 +1,207 @@
+"""The weight explorer in a real browser, on a tiny analysis cache (tests/explorer_cache.py: 8-, 16- and 2,048-neuron
+convs): the page opens from file:// with the network blocked, draws, loads only the layer it shows, a deep link
+selects its neuron, sorting reorders, back/forward walk the neurons, 2,048 neurons stay responsive, axe is clean."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+import pytest
+
+from site_fixture import build_test_site
+from test_a11y import BLOCKING, axe_violations, describe
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from explorer_cache import FV_CHANNELS, make_cache  # noqa: E402
+
+pytestmark = pytest.mark.browser
+PAGE_BUDGET = 2_500_000
+
+
+@pytest.fixture(scope="module")
+def explorer_site(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("explorer-site")
+    records = make_cache(tmp / "cache")
+    site = build_test_site(tmp, ["sample"], None, cache_dir=tmp / "cache")
+    return site, records
+
+
+def _open(open_page, site: Path, fragment: str = "", **kw):
+    opened = open_page(site / "models" / "tinynet" / "index.html", **kw)
+    if fragment:
+        opened.page.evaluate("f => { location.hash = f; }", fragment)
+    opened.page.wait_for_selector("#vw-grid a.vw-cell", timeout=10_000)
+    return opened
+
+
+def _selected(page) -> str:
+    return page.locator("#vw-status").inner_text()
+
+
+def test_opens_offline_draws_and_loads_one_layer(explorer_site, open_page, browser):
+    site, _ = explorer_site
+    index = (site / "index.html").read_text(encoding="utf-8")
+    assert 'href="models/tinynet/index.html"' in index
+    opened = _open(open_page, site)
+    page = opened.page
+    assert page.locator("table.vw-layers tbody tr").count() == 3
+    assert page.locator("#vw-grid a.vw-cell").count() == 8  # conv1 opens by default
+    assert page.locator("#vw-layer-title").inner_text() == "conv1"
+    pic = page.locator("#vw-grid a.vw-cell .vw-pic").nth(3)
+    assert "conv1.png" in pic.evaluate("e => getComputedStyle(e).backgroundImage")
+    assert not opened.problems(), opened.problems()
+
+
+def test_transfers_only_the_layer_it_shows(explorer_site, browser):
+    """Every file the page requests before the reader clicks: within the budget, and no other layer's data."""
+    site, _ = explorer_site
+    context = browser.new_context(service_workers="block")
+    requested, blocked = [], []
+    context.route("**/*", lambda r: (requested.append(r.request.url), r.continue_()) if r.request.url.startswith(
+        "file://") else (blocked.append(r.request.url), r.abort()))
+    try:
+        page = context.new_page()
+        page.goto((site / "models" / "tinynet" / "index.html").as_uri())
+        page.wait_for_selector("#vw-grid a.vw-cell")
+        page.wait_for_load_state("networkidle")
+        files = [Path(unquote(urlsplit(u).path)) for u in requested]
+        layers = sorted(f.name for f in files if f.parent.name == "layers")
+        assert layers == ["conv1.js", "conv1.png"] and not blocked
+        total = sum(f.stat().st_size for f in set(files))
+        assert total < PAGE_BUDGET
+        page.evaluate("() => { location.hash = 'conv3'; }")
+        page.wait_for_function("() => document.querySelector('#vw-layer-title').textContent === 'conv3'")
+        assert any(u.endswith("/layers/conv3.js") for u in requested)  # loaded when asked for
+    finally:
+        context.close()
+
+
+def test_deep_link_selects_the_neuron(explorer_site, open_page):
+    site, records = explorer_site
+    opened = open_page(site / "models" / "tinynet" / "index.html")
+    page = opened.page
+    page.goto(page.url.split("#")[0] + "#conv3/1500")
+    page.wait_for_function("() => document.querySelector('#vw-status').textContent.includes('1500')")
+    assert _selected(page).startswith("Neuron 1500 of conv3")
+    current = page.locator("#vw-grid a[aria-current='true']")
+    assert current.count() == 1 and current.get_attribute("data-neuron") == "1500"  # on its page of the grid
+    ins = page.locator(".vw-inputs li")
+    assert ins.count() == 8 and page.locator(".vw-inputs canvas.vw-kernel").count() == 8
+    want = records["conv3"]["top_inputs"]["index"][1500]
+    got = [int(t.split()[1]) for t in page.locator(".vw-inputs .vw-cap a").all_inner_texts()]
+    assert got == want
+    # one shared scale: the legend's bound is the largest |w| of the eight kernels
+    scale = np.abs(np.asarray(records["conv3"]["top_inputs"]["kernel"][1500])).max()
+    assert page.locator(".vw-legend span").first.inner_text() == f"−{scale:.3g}"
+    # a red pixel where the kernel is most positive (the theme's diverging scale, red positive)
+    k = np.asarray(records["conv3"]["top_inputs"]["kernel"][1500][0])
+    y, x = np.unravel_index(np.argmax(k), k.shape)
+    r, g, b = page.evaluate("([x, y]) => Array.from(document.querySelector('.vw-kernel').getContext('2d')"
+                            ".getImageData(x, y, 1, 1).data.slice(0, 3))", [int(x), int(y)])
+    assert (r > b) == (k.max() > 0.2 * scale)
+    assert not opened.problems(), opened.problems()
+
+
+def test_feature_visualization_and_examples(explorer_site, open_page):
+    site, _ = explorer_site
+    page = _open(open_page, site, f"conv2/{FV_CHANNELS[0]}").page
+    page.wait_for_selector(".vw-fv img")
+    assert page.locator(".vw-fv img").evaluate("i => i.complete && i.naturalWidth > 0")
+    assert page.locator(".vw-examples img").count() == 3
+
+
+def test_sorting_reorders(explorer_site, open_page):
+    site, records = explorer_site
+    page = _open(open_page, site, "conv3").page
+    page.wait_for_function("() => document.querySelector('#vw-layer-title').textContent === 'conv3'")
+    ids = lambda: [int(x) for x in page.locator("#vw-grid a.vw-cell").evaluate_all(  # noqa: E731
+        "els => els.slice(0, 5).map(e => e.getAttribute('data-neuron'))")]
+    assert ids() == [0, 1, 2, 3, 4]
+    page.select_option("#vw-sort", "norm")
+    norm = np.asarray(records["conv3"]["norm"])
+    assert ids() == np.argsort(-norm, kind="stable")[:5].tolist()
+    page.select_option("#vw-dir", "asc")
+    assert ids() == np.argsort(norm, kind="stable")[:5].tolist()
+    page.fill("#vw-filter", "100-109")
+    assert page.locator("#vw-grid a.vw-cell").count() == 10
+    # the table of layers sorts too
+    page.click("button[data-sort='parameters']")
+    page.click("button[data-sort='parameters']")
+    assert page.locator("table.vw-layers tbody tr").first.get_attribute("id") == "conv3"
+
+
+def test_back_and_forward(explorer_site, open_page):
+    site, records = explorer_site
+    page = _open(open_page, site, "conv2/4").page
+    page.wait_for_function("() => document.querySelector('#vw-status').textContent.startsWith('Neuron 4 of conv2')")
+    target = records["conv3"]["top_outputs"]["index"][4][0]
+    page.locator(".vw-outputs a").first.click()  # the strongest output: a neuron of conv3
+    page.wait_for_function(f"() => document.querySelector('#vw-status').textContent.startsWith('Neuron {target} of conv3')")
+    cell = page.locator("#vw-grid a.vw-cell").nth(2)
+    other = cell.get_attribute("data-neuron")
+    cell.click()
+    page.wait_for_function(f"() => location.hash === '#conv3/{other}'")
+    page.go_back()
+    page.wait_for_function(f"() => document.querySelector('#vw-status').textContent.startsWith('Neuron {target} of conv3')")
+    page.go_back()
+    page.wait_for_function("() => document.querySelector('#vw-status').textContent.startsWith('Neuron 4 of conv2')")
+    assert page.locator("#vw-layer-title").inner_text() == "conv2"
+    page.go_forward()
+    page.wait_for_function(f"() => document.querySelector('#vw-status').textContent.startsWith('Neuron {target} of conv3')")
+
+
+def test_two_thousand_neurons_stay_responsive(explorer_site, open_page):
+    site, _ = explorer_site
+    page = _open(open_page, site, "conv3/7").page
+    page.wait_for_function("() => document.querySelector('#vw-layer-title').textContent === 'conv3'")
+    ms = page.evaluate("""() => {
+      const t = performance.now(), s = document.querySelector('#vw-per-page');
+      s.value = '0'; s.dispatchEvent(new Event('change'));
+      const sort = document.querySelector('#vw-sort');
+      sort.value = 'R'; sort.dispatchEvent(new Event('change'));
+      document.querySelector('#vw-grid').getBoundingClientRect();  // force layout
+      return performance.now() - t; }""")
+    assert page.locator("#vw-grid a.vw-cell").count() == 2048
+    assert ms < 1000, f"sorting and drawing 2,048 neurons took {ms:.0f} ms"
+    page.locator("#vw-grid a.vw-cell").first.focus()  # the grid is made of links: usable by keyboard
+    page.keyboard.press("Enter")
+    first = page.locator("#vw-grid a.vw-cell").first.get_attribute("data-neuron")
+    page.wait_for_function(f"() => location.hash.endsWith('/{first}')")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_no_serious_accessibility_violations(explorer_site, open_page, scheme):
+    site, _ = explorer_site
+    opened = _open(open_page, site, f"conv2/{FV_CHANNELS[0]}", color_scheme=scheme, bypass_csp=True)
+    opened.page.wait_for_selector(".vw-inputs canvas")
+    found = [v for v in axe_violations(opened) if v["impact"] in BLOCKING]
+    assert not found, "\n".join(map(describe, found))
+
+
+def test_article_figures_open_their_neuron(built_site, site_pages, open_page):
+    """On the real test site: every "in the weight explorer" link of an article opens the model page on the neuron it
+    names, and the model page links back to the article."""
+    checked = 0
+    for path in site_pages:
+        html = path.read_text(encoding="utf-8")
+        if "in the weight explorer" not in html or "/models/" in path.as_posix():
+            continue
+        opened = open_page(path)
+        page = opened.page
+        hrefs = page.locator("a", has_text="in the weight explorer").evaluate_all(
+            "els => els.map(e => e.getAttribute('href'))")
+        for i, href in enumerate(hrefs):
+            layer, _, neuron = unquote(href.split("#", 1)[1]).rpartition("/")
+            page.goto(path.as_uri())
+            page.locator("a", has_text="in the weight explorer").nth(i).click()
+            page.wait_for_function("s => document.querySelector('#vw-status') && "
+                                   "document.querySelector('#vw-status').textContent.startsWith(s)",
+                                   arg=f"Neuron {neuron} of {layer} (")
+            assert page.locator("#vw-grid a[aria-current='true']").get_attribute("data-neuron") == neuron
+            back = page.locator(".vw-facts a").evaluate_all("els => els.map(e => e.href)")
+            assert path.as_uri() in back, back
+            checked += 1
+        assert not opened.problems(), opened.problems()
+    assert checked >= 2, "no article links into the weight explorer"

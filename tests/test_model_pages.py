@@ -1,0 +1,156 @@
+"""The weight explorer's render side (torch-free): a model page per analysed model, per-layer scripts whose numbers
+are the analysis records', sprite pictures, page weight, and the link checker's understanding of #<layer>/<neuron>."""
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+
+from article import linkcheck, model_pages
+from article.config import load_config
+from article.explorer_data import LEVELS
+from article.pipeline import BuildReport, template_env
+from explorer_cache import EXAMPLE_CHANNEL, FV_CHANNELS, SHAPES, make_cache
+
+REPO = Path(__file__).resolve().parents[1]
+PAGE_BUDGET = 2_500_000  # bytes a model page may transfer before the reader opens a second layer
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("explorer")
+    records = make_cache(tmp / "cache")
+    site = tmp / "site"
+    report = BuildReport(site_dir=site)
+    listed = model_pages.write_model_pages(template_env(REPO), site, load_config(REPO), tmp / "cache", [], report)
+    return site / "models" / "tinynet", records, listed, report
+
+
+def layer(folder: Path, tid: str) -> dict:
+    text = (folder / "layers" / f"{tid}.js").read_text(encoding="utf-8")
+    m = re.fullmatch(r"VWExplorer\.layer\((.*)\);\n", text, re.S)
+    assert m, text[:80]
+    return json.loads(m.group(1))
+
+
+def test_a_page_per_model_with_its_layers_in_order(built):
+    folder, _, listed, report = built
+    assert listed == [{"name": "tinynet", "label": "TinyNet", "href": "models/tinynet/index.html", "layers": 3,
+                       "family": "test"}]
+    assert report.pages == ["models/tinynet/index.html"]
+    html = (folder / "index.html").read_text(encoding="utf-8")
+    rows = re.findall(r'<tr id="([^"]+)" data-vw-neurons="(\d+)"', html)
+    assert rows == [(t, str(s[0])) for t, s in SHAPES.items()]
+    assert "2048 × 16 × 3 × 3" in html and "294,912" in html  # shape and parameters of conv3
+    assert "style=" not in html  # the CSP allows no inline style
+
+
+def test_layer_scripts_carry_the_records_numbers(built):
+    folder, records, _, _ = built
+    d1, d2, d3 = (layer(folder, t) for t in SHAPES)
+    assert (d1["next"], d2["prev"], d2["next"], d3["prev"], d3["next"]) == ("conv2", "conv1", "conv3", "conv2", None)
+    rec = records["conv3"]
+    assert d3["n"] == 2048 and len(d3["norm"]) == len(d3["R"]) == len(d3["err"]) == 2048
+    assert np.allclose(d3["norm"], rec["norm"], rtol=5e-4, atol=0)
+    assert np.allclose(d3["err"], rec["nmf"]["neuron_error"], rtol=5e-4, atol=0)
+    assert d3["inputs"]["index"] == rec["top_inputs"]["index"]
+    kernel = np.asarray(rec["top_inputs"]["kernel"])  # [2048, 8, 3, 3]
+    q = np.asarray(d3["inputs"]["kernel"]).reshape(kernel.shape)
+    scale = np.asarray(d3["inputs"]["scale"])
+    assert np.allclose(scale, np.abs(kernel).reshape(2048, -1).max(1), rtol=5e-4, atol=0)
+    assert np.all(np.abs(q / LEVELS * scale[:, None, None, None] - kernel) <= scale[:, None, None, None] / LEVELS)
+    # conv2's outputs are read off conv3's top_outputs: for each of conv2's 16 neurons, where it goes in conv3.
+    assert d2["outputs"]["index"] == records["conv3"]["top_outputs"]["index"] and d3["outputs"] is None
+
+
+def test_sprite_feature_visualizations_and_examples(built):
+    from PIL import Image
+
+    folder, records, _, _ = built
+    d2 = layer(folder, "conv2")
+    s = d2["sprite"]
+    img = np.asarray(Image.open(folder / s["src"]).convert("RGB"))
+    assert img.shape == (s["rows"] * 3, s["cols"] * 3, 3)
+    n = 13
+    y, x = (n // s["cols"]) * 3, (n % s["cols"]) * 3
+    want = np.round(np.asarray(records["conv2"]["nmf"]["rgb"][n]) * 255)
+    assert np.abs(img[y:y + 3, x:x + 3] - want).max() <= 1
+    factors = np.asarray(d2["factors"][n]).reshape(3, 3, 3) / LEVELS  # [factor, h, w]: the picture's R, G, B
+    assert np.abs(factors - np.asarray(records["conv2"]["nmf"]["rgb"][n]).transpose(2, 0, 1)).max() <= 0.5 / LEVELS
+    assert sorted(map(int, d2["fv"])) == list(FV_CHANNELS) and not layer(folder, "conv1")["fv"]
+    assert all((folder / p).is_file() for p in d2["fv"].values())
+    ex = d2["examples"][str(EXAMPLE_CHANNEL)]
+    assert [e["activation"] for e in ex] == [3.0, 2.0, 1.0] and all((folder / e["image"]).is_file() for e in ex)
+
+
+def test_page_weight_before_the_reader_asks_for_more(built):
+    """What opening the page loads: the HTML, the stylesheet and scripts, the first layer's script and sprite."""
+    folder, _, _, _ = built
+    first = folder / "index.html", REPO / "templates/assets/style.css", REPO / "templates/assets/site.js", \
+        REPO / "templates/assets/explorer.js", folder / "layers/conv1.js", folder / "layers/conv1.png"
+    assert sum(p.stat().st_size for p in first) < PAGE_BUDGET
+    assert (folder / "layers/conv3.js").stat().st_size < 1_000_000  # 2,048 neurons, loaded only on request
+
+
+def test_link_checker_understands_neuron_fragments(tmp_path, built):
+    folder, _, _, _ = built
+    site = folder.parent.parent
+    links = ["#conv3/2047", "#conv3", "#conv1/7", "#conv3/2048", "#conv9/1", "#conv1/x", "#conv1/-1"]
+    (site / "page.html").write_text("".join(f'<a href="models/tinynet/index.html{h}">x</a>' for h in links),
+                                    encoding="utf-8")
+    try:
+        problems = [p for p in linkcheck.check_links(site) if p.startswith("page.html")]
+    finally:
+        (site / "page.html").unlink()
+    bad = sorted(re.search(r"#(\S+)", p).group(1) for p in problems)
+    assert bad == ["conv1/-1", "conv1/x", "conv3/2048", "conv9/1"], problems
+
+
+@pytest.mark.parametrize("tid", ["features.16->features.17+features.18", "_blocks.2->_blocks.3", "conv 1%"])
+def test_fragment_round_trip(tid):
+    href = model_pages.explorer_href("mobilenet-v2", tid, 12)
+    path, _, frag = href.partition("#")
+    assert path == "../models/mobilenet-v2/index.html" and unquote(frag) == f"{tid}/12"
+    assert ">" not in frag and " " not in frag
+
+
+def test_render_cache_reuses_and_invalidates(tmp_path):
+    from article.pipeline import tree_digest
+
+    cache = tmp_path / "cache"
+    make_cache(cache)
+
+    def build(name: str) -> Path:
+        site = tmp_path / name
+        model_pages.write_model_pages(template_env(REPO), site, load_config(REPO), cache, [], BuildReport(site_dir=site))
+        return site
+
+    first = build("a")
+    slots = list((cache / "render" / "explorer").glob("tinynet-*.zip"))
+    assert len(slots) == 1
+    assert tree_digest(build("b")) == tree_digest(first)  # from the zip: the same bytes
+    record = cache / "analysis" / "tinynet" / "tensors" / "conv1.json"
+    data = json.loads(record.read_text())
+    data["norm"][0] = 123.25
+    record.write_text(json.dumps(data))
+    assert layer(build("c") / "models" / "tinynet", "conv1")["norm"][0] == 123.2
+    assert len(list((cache / "render" / "explorer").glob("tinynet-*.zip"))) == 1
+
+
+def test_a_corrupt_record_is_one_error_naming_the_file(tmp_path):
+    from article.errors import BuildError
+
+    cache = tmp_path / "cache"
+    make_cache(cache)
+    record = cache / "analysis" / "tinynet" / "tensors" / "conv2.json"
+    record.write_text('{"shape": [16, 8', encoding="utf-8")
+    with pytest.raises(BuildError) as exc:
+        model_pages.write_model_pages(template_env(REPO), tmp_path / "site", load_config(REPO), cache, [],
+                                      BuildReport(site_dir=tmp_path / "site"))
+    assert str(record) in str(exc.value) and "not valid JSON" in str(exc.value)
