@@ -154,7 +154,7 @@ def _attributed(exc: Exception, byo: list[dict[str, Any]]) -> BuildError:
     return BuildError(message)
 
 
-def analysis_config(root: Path, config: SiteConfig) -> dict[str, Any]:
+def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None) -> dict[str, Any]:
     section = config.raw.get("analysis") or {}
     if not isinstance(section, dict):
         raise BuildError("field 'analysis' must be a mapping", root / "site.yml")
@@ -173,6 +173,8 @@ def analysis_config(root: Path, config: SiteConfig) -> dict[str, Any]:
         if not raw.strip().isdigit() or int(raw) < 1:
             raise BuildError(f"environment variable VW_JOBS={raw!r} (or --jobs) must be a positive integer")
         cfg["n_jobs"] = int(raw)
+    if jobs is not None:  # --jobs
+        cfg["n_jobs"] = jobs
     fv = cfg["featureviz"]
     if not isinstance(fv, dict) or set(fv) - {"size", "steps"} or not all(count(v) for v in fv.values()):
         raise BuildError("field 'analysis.featureviz' must be a mapping {size: pixels, steps: optimization steps} "
@@ -207,20 +209,35 @@ def needed(cfg: dict[str, Any]) -> bool:
     return bool(cfg["models"] or cfg["byo"])
 
 
-def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress: bool = True,
-                    force: bool = False) -> str:
-    """Run the analyses when their inputs changed; return 'fresh', 'computed' or 'none'."""
-    cfg = analysis_config(root, config)
-    if not needed(cfg):
-        return "none"
-    from analysis.fingerprint import fingerprint, manifest_is_fresh  # stdlib only: no torch
+def inputs_fingerprint(root: Path, cfg: dict[str, Any]) -> str:
+    """The fingerprint of everything the analyses read (config, code, weights, bring-your-own factories)."""
+    from analysis.fingerprint import factory_code, fingerprint  # stdlib only: no torch
 
     extra = [Path(m["weights"]) for m in cfg["byo"]]
     # Bring-your-own factories are user code: their source (a package's too) is part of the inputs.
-    from analysis.fingerprint import factory_code
-
     extra += sorted({p for m in cfg["byo"] for p in factory_code(m["factory"], m["search_path"])})
-    fp = fingerprint(_fingerprint_config(root, cfg), extra, root)
+    return fingerprint(_fingerprint_config(root, cfg), extra, root)
+
+
+def analysis_is_fresh(root: Path, config: SiteConfig, cache_dir: Path, jobs: int | None = None) -> bool:
+    """The torch-free freshness check: True when the analysis stage has nothing to do (no models configured, or
+    the cached manifest carries the fingerprint of the current inputs and all its files are intact)."""
+    from analysis.fingerprint import manifest_is_fresh
+
+    cfg = analysis_config(root, config, jobs)
+    manifest = cache_dir / "analysis" / "manifest.json"
+    return not needed(cfg) or manifest_is_fresh(manifest, inputs_fingerprint(root, cfg))
+
+
+def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress: bool = True,
+                    force: bool = False, jobs: int | None = None) -> str:
+    """Run the analyses when their inputs changed; return 'fresh', 'computed' or 'none'."""
+    from analysis.fingerprint import manifest_is_fresh
+
+    cfg = analysis_config(root, config, jobs)
+    if not needed(cfg):
+        return "none"
+    fp = inputs_fingerprint(root, cfg)
     manifest = cache_dir / "analysis" / "manifest.json"
     if not force and manifest_is_fresh(manifest, fp):
         return "fresh"

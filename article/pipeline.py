@@ -224,13 +224,19 @@ def write_pages(env: jinja2.Environment, site: Path, config: SiteConfig, article
     report.pages += ["index.html", "404.html"]
 
 
+SERVE_ONLY_ASSETS = {"livereload.js"}  # sent by `python build.py serve` only (article/liveserver.py)
+
+
 def write_assets(root: Path, site: Path, cache_dir: Path, need_vega: bool) -> int:
-    """Copy templates/assets (sorted) and, when a page has charts, the shared offline Vega bundle."""
+    """Copy templates/assets (sorted, less the serve-only client) and, when a page has charts, the shared offline
+    Vega bundle."""
     src = root / "templates" / "assets"
     if not src.is_dir():
         src = PACKAGE_ROOT / "templates" / "assets"
     n = 0
     for f in sorted(p for p in src.rglob("*") if p.is_file()):
+        if f.relative_to(src).as_posix() in SERVE_ONLY_ASSETS:
+            continue
         write(site, "assets/" + f.relative_to(src).as_posix(), f.read_bytes())
         n += 1
     if need_vega:
@@ -393,18 +399,19 @@ def tree_digest(folder: Path) -> str:
 
 # ------------------------------------------------------------------ the pipeline
 
-def build_site(root: Path, site_dir: Path, *, cache_dir: Path, strict: bool = False, debug: bool = False,
-               progress: bool = True) -> BuildReport:
+def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfig | None = None,
+               strict: bool = False, debug: bool = False, progress: bool = True) -> BuildReport:
     """Build the static site from ``root`` (site.yml, content/, templates/) into ``site_dir``.
 
     strict: link-check problems abort the build (BuildError) before the swap; otherwise warnings.
     debug: ignore the render cache and keep the temp folder of a failed build for inspection.
+    config: the loaded site.yml (build.py loads it once for every stage); read from ``root`` when omitted.
     """
     root, site_dir, cache_dir = Path(root), Path(site_dir), Path(cache_dir)
     report = BuildReport(site_dir=site_dir)
     stage = _Stages(report, progress)
     with stage("config") as note:
-        config = load_config(root)
+        config = config or load_config(root)
         registry.discover()
         note["text"] = f"{len(config.articles)} article(s), {len(registry.FIGURES)} figure kinds"
     with stage("read") as note:
