@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import jsonio, limits
+from . import cache, jsonio, limits, theme
 from .errors import BuildError
 from .figures import registry
 from .figures.registry import Figure, FigureContext
 
-WIDTHS = ("l-body", "l-body-outset", "l-page", "l-screen", "l-gutter")
 _SELF_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
@@ -113,12 +112,22 @@ def split_data(spec: dict[str, Any], fig_id: str, ctx: FigureContext) -> tuple[d
     return spec, datasets
 
 
+def with_font(spec: dict[str, Any], chart_theme: dict[str, Any]) -> dict[str, Any]:
+    """The spec with the theme's (vendored) font as its default font; a figure's own config settings win."""
+    config = dict(spec.get("config") or {})
+    for key, value in theme.vega_config(chart_theme).items():
+        config[key] = {**value, **(config.get(key) or {})} if isinstance(value, dict) else config.get(key, value)
+    return dict(spec, config=config)
+
+
 def _chart_output(fig: Figure, fig_id: str, ctx: FigureContext) -> FigureOutput:
     chart = fig.chart
     spec = chart if isinstance(chart, dict) else chart.to_dict()
+    spec = with_font(spec, ctx.theme)
     spec, datasets = split_data(spec, fig_id, ctx)
     import vl_convert  # lazy: only on a cache miss
 
+    theme.register_chart_font()
     try:
         svg = vl_convert.vegalite_to_svg(dict(spec, datasets=datasets))
     except Exception as exc:
@@ -190,13 +199,13 @@ def make_output(kind: str, params: dict[str, str], ctx: FigureContext) -> Figure
 
 # ---------------------------------------------------------------- cache
 
-def _cache_key(kind: str, params: dict[str, str], ctx: FigureContext) -> str:
-    parts = [_SELF_HASH, registry.module_source_hash(kind), kind, ctx.slug, ctx.figure_id,
-             jsonio.dumps(params), jsonio.dumps(ctx.article), jsonio.dumps(ctx.theme)]
-    return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()
+def _cache_parts(kind: str, params: dict[str, str], ctx: FigureContext) -> list[str]:
+    return [_SELF_HASH, registry.module_source_hash(kind), kind, ctx.slug, str(ctx.figure_id),
+            jsonio.dumps(params), jsonio.dumps(ctx.article), jsonio.dumps(ctx.theme)]
 
 
 def _still_valid(reads: dict[str, str], cache_dir: Path) -> bool:
+    """Every analysis file the figure read still has the bytes it had then."""
     for rel, digest in reads.items():
         try:
             if hashlib.sha256((cache_dir / rel).read_bytes()).hexdigest() != digest:
@@ -209,20 +218,19 @@ def _still_valid(reads: dict[str, str], cache_dir: Path) -> bool:
 def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cache: bool = True
                   ) -> tuple[FigureOutput, bool]:
     """Return (output, was_cache_hit)."""
-    entry_path = ctx.cache_dir / "render" / f"{_cache_key(kind, params, ctx)}.json"
-    if use_cache and entry_path.is_file():
-        try:
-            entry = json.loads(entry_path.read_text(encoding="utf-8"))
-            if _still_valid(entry["reads"], ctx.cache_dir):
-                return FigureOutput.from_json(entry["output"]), True
-        except Exception:  # noqa: BLE001 - a corrupt entry (bad JSON, wrong shape or types) is just a miss
-            pass
+    entry = cache.entry(ctx.cache_dir, "figure", _cache_parts(kind, params, ctx)) if use_cache else None
+
+    def decode(data: bytes) -> FigureOutput:
+        record = json.loads(data)
+        if not _still_valid(record["reads"], ctx.cache_dir):
+            raise ValueError("an analysis file the figure read has changed")
+        return FigureOutput.from_json(record["output"])
+
+    hit = cache.load(entry, decode)
+    if hit is not None:
+        return hit, True
     out = make_output(kind, params, ctx)
-    if use_cache:
-        entry_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"reads": ctx.reads, "output": out.to_json()}), encoding="utf-8")
-        tmp.replace(entry_path)
+    cache.store(entry, json.dumps({"reads": ctx.reads, "output": out.to_json()}).encode())
     return out, False
 
 

@@ -24,10 +24,11 @@ from markdown.treeprocessors import Treeprocessor
 from .bibliography import Citations
 from .errors import BuildError
 from .mathml import tex_to_mathml
+from .theme import WIDTHS  # the figure widths style.css lays out
 from .urls import safe_url
 
 MAX_NESTING = 50  # list / block quote levels
-WIDTHS = ("l-body", "l-body-outset", "l-page", "l-screen", "l-gutter")
+
 _FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
 _OPEN = re.compile(r"^:::[ \t]*([A-Za-z][\w-]*)[ \t]*(.*?)\s*$")
 _CLOSE = re.compile(r"^:::\s*$")

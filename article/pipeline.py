@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import jinja2
 
-from . import citation, figrender, limits, linkcheck, social, templating
+from . import cache, citation, figrender, limits, linkcheck, social, templating, theme
 from .bibliography import Citations, load_bibliography
 from .config import SiteConfig, load_config
 from .errors import BuildError
@@ -239,6 +239,8 @@ def write_assets(root: Path, site: Path, cache_dir: Path, need_vega: bool) -> in
             continue
         write(site, "assets/" + f.relative_to(src).as_posix(), f.read_bytes())
         n += 1
+    write(site, "assets/theme.css", theme.css().encode())  # colours and fonts: article/theme.py
+    n += 1
     if need_vega:
         write(site, "assets/vega.js", vega_bundle(cache_dir))
         n += 1
@@ -248,17 +250,14 @@ def write_assets(root: Path, site: Path, cache_dir: Path, need_vega: bool) -> in
 def vega_bundle(cache_dir: Path) -> bytes:
     """vl_convert's Vega + Vega-Lite + vega-embed bundle (deterministic), cached per vl-convert version."""
     from importlib.metadata import version
-    cached = cache_dir / "render" / f"vega-{version('vl-convert-python')}.js"
-    if cached.is_file():
-        return cached.read_bytes()
-    import vl_convert
 
-    data = vl_convert.javascript_bundle().encode("utf-8")
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    part = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-    part.write_bytes(data)
-    part.replace(cached)  # atomic: a build killed mid-write never leaves a truncated bundle to reuse
-    return data
+    def make() -> bytes:
+        import vl_convert
+
+        return vl_convert.javascript_bundle().encode("utf-8")
+
+    entry = cache.entry(cache_dir, "vega", [version("vl-convert-python")], "js")
+    return cache.cached(entry, bytes, make, bytes)
 
 
 def write_site_files(env: jinja2.Environment, site: Path, config: SiteConfig,

@@ -68,7 +68,7 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         .encode(
             x=alt.X("gx:Q", axis=None, scale=alt.Scale(nice=False, zero=True)), x2="gx2:Q",
             y=alt.Y("gy:Q", axis=None, scale=alt.Scale(nice=False, zero=True, reverse=True)), y2="gy2:Q",
-            color=alt.Color("v:Q", scale=diverging_scale(alt),
+            color=alt.Color("v:Q", scale=diverging_scale(alt, ctx),
                             legend=alt.Legend(title="weight / max |w|", orient="bottom")),
             tooltip=[alt.Tooltip("o:Q", title="output channel"), alt.Tooltip("i:Q", title="input channel"),
                      alt.Tooltip("x:Q", title="x"), alt.Tooltip("y:Q", title="y"),

@@ -25,15 +25,8 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Any, Callable
 
+from .. import theme as site_theme
 from ..errors import BuildError
-
-# Shared look for figure code (mirrors style.css); Distill weight colours from the reference card.
-THEME: dict[str, Any] = {
-    "font": "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif",
-    "diverging": ["#0571b0", "#92c5de", "#f7f7f7", "#f4a582", "#ca0020"],  # [-1, 1], red positive
-    "categorical": ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#9d755d", "#e45756"],
-    "accent": "#4c78a8",
-}
 
 
 @dataclass(frozen=True)
@@ -66,7 +59,7 @@ class FigureContext:
     figure_id: str | None = None
     path: Path | None = None  # article file, for error messages
     line: int | None = None  # directive line, for error messages
-    theme: dict[str, Any] = field(default_factory=lambda: dict(THEME))
+    theme: dict[str, Any] = field(default_factory=lambda: dict(site_theme.CHART))  # article/theme.py
     reads: dict[str, str] = field(default_factory=dict)  # relpath -> sha256, for the render cache
 
     def load_json(self, relpath: str) -> Any:
