@@ -87,6 +87,7 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
     stages after it forgets edited modules."""
     from article.analysis_stage import ensure_analysis
     from article.config import load_config
+    from article.figrender import manifest_digests
     from article.pipeline import build_site, check_cache_dir, check_site_dir
 
     check_cache_dir(root, cache_dir)  # before anything slow or destructive (--clean): fail fast
@@ -94,9 +95,11 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
     config = load_config(root)
     if clean:
         shutil.rmtree(cache_dir / "render", ignore_errors=True)
-    ensure_analysis(root, config, cache_dir, force=clean, jobs=jobs, progress=progress)
+    analysis = ensure_analysis(root, config, cache_dir, force=clean, jobs=jobs, progress=progress)
+    # 'fresh' or 'computed': every file the manifest lists was just verified (or written) by its sha256.
+    verified = manifest_digests(cache_dir) if analysis in ("fresh", "computed") else {}
     return build_site(root, site_dir, config=config, cache_dir=cache_dir, strict=strict, debug=debug,
-                      progress=progress)
+                      progress=progress, verified=verified)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,8 @@ import base64
 import hashlib
 import html
 import json
+import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,9 +206,28 @@ def _cache_parts(kind: str, params: dict[str, str], ctx: FigureContext) -> list[
             jsonio.dumps(params), jsonio.dumps(ctx.article), jsonio.dumps(ctx.theme)]
 
 
-def _still_valid(reads: dict[str, str], cache_dir: Path) -> bool:
-    """Every analysis file the figure read still has the bytes it had then."""
+def manifest_digests(cache_dir: Path) -> dict[str, str]:
+    """The sha256 of every analysis file (relative to ``cache_dir``) as the analysis manifest records them. Trust
+    them only right after the freshness check verified every one of them (build.py's recipe), so a figure's cache
+    entry is checked without hashing the same files a second time."""
+    from analysis.jsonio import read_json
+
+    manifest = read_json(cache_dir / "analysis" / "manifest.json")
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    out: dict[str, str] = {}  # the manifest itself is not listed: figures reading it hash it (it is small)
+    for entry in files if isinstance(files, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str) and isinstance(entry.get("sha256"), str):
+            out[posixpath.normpath(posixpath.join("analysis", entry["path"]))] = entry["sha256"]
+    return out
+
+
+def _still_valid(reads: dict[str, str], cache_dir: Path, verified: Mapping[str, str]) -> bool:
+    """Every analysis file the figure read still has the bytes it had then (``verified``: digests known this build)."""
     for rel, digest in reads.items():
+        if rel in verified:
+            if verified[rel] != digest:
+                return False
+            continue
         try:
             if hashlib.sha256((cache_dir / rel).read_bytes()).hexdigest() != digest:
                 return False
@@ -215,14 +236,14 @@ def _still_valid(reads: dict[str, str], cache_dir: Path) -> bool:
     return True
 
 
-def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cache: bool = True
-                  ) -> tuple[FigureOutput, bool]:
-    """Return (output, was_cache_hit)."""
+def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cache: bool = True,
+                  verified: Mapping[str, str] = {}) -> tuple[FigureOutput, bool]:
+    """Return (output, was_cache_hit). ``verified``: analysis file -> sha256 already checked in this build."""
     entry = cache.entry(ctx.cache_dir, "figure", _cache_parts(kind, params, ctx)) if use_cache else None
 
     def decode(data: bytes) -> FigureOutput:
         record = json.loads(data)
-        if not _still_valid(record["reads"], ctx.cache_dir):
+        if not _still_valid(record["reads"], ctx.cache_dir, verified):
             raise ValueError("an analysis file the figure read has changed")
         return FigureOutput.from_json(record["output"])
 

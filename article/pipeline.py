@@ -15,7 +15,7 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import jinja2
 
@@ -109,7 +109,7 @@ def read_articles(root: Path, config: SiteConfig) -> list[Article]:
 
 
 def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: bool,
-                   report: BuildReport) -> None:
+                   report: BuildReport, verified: Mapping[str, str] = {}) -> None:
     """Fill ``a.html``, ``a.toc``, ``a.appendix``, ``a.files``: templating, Markdown, figures, appendix."""
     meta, path = a.source.meta, a.source.path
 
@@ -132,7 +132,7 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
     def figure_hook(params: dict[str, str], number: int, caption: str, line: int) -> str:
         fid, kind = params["id"], params["kind"]
         fig_params = {k: v for k, v in params.items() if k not in ("id", "kind")}
-        out, hit = figrender.cached_output(kind, fig_params, context(fid, line), use_cache)
+        out, hit = figrender.cached_output(kind, fig_params, context(fid, line), use_cache, verified)
         report.figures += 1
         report.cache_hits += hit
         rendered = figrender.figure_html(out, fid, number, params["width"], caption, kind)
@@ -399,12 +399,14 @@ def tree_digest(folder: Path) -> str:
 # ------------------------------------------------------------------ the pipeline
 
 def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfig | None = None,
-               strict: bool = False, debug: bool = False, progress: bool = True) -> BuildReport:
+               strict: bool = False, debug: bool = False, progress: bool = True,
+               verified: Mapping[str, str] = {}) -> BuildReport:
     """Build the static site from ``root`` (site.yml, content/, templates/) into ``site_dir``.
 
     strict: link-check problems abort the build (BuildError) before the swap; otherwise warnings.
     debug: ignore the render cache and keep the temp folder of a failed build for inspection.
     config: the loaded site.yml (build.py loads it once for every stage); read from ``root`` when omitted.
+    verified: analysis file -> sha256 that the freshness check verified in this build (not hashed again).
     """
     root, site_dir, cache_dir = Path(root), Path(site_dir), Path(cache_dir)
     report = BuildReport(site_dir=site_dir)
@@ -422,7 +424,7 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
     try:
         with stage("render") as note:
             for a in articles:
-                render_article(a, config, cache_dir, not debug, report)
+                render_article(a, config, cache_dir, not debug, report, verified)
             env = template_env(root, cache_dir)
             write_pages(env, tmp, config, articles, report)
             note["text"] = (f"{len(report.pages)} pages, {report.figures} figures "
