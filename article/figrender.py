@@ -210,11 +210,14 @@ def manifest_digests(cache_dir: Path) -> dict[str, str]:
     """The sha256 of every analysis file (relative to ``cache_dir``) as the analysis manifest records them. Trust
     them only right after the freshness check verified every one of them (build.py's recipe), so a figure's cache
     entry is checked without hashing the same files a second time."""
-    from analysis.jsonio import read_json
-
-    manifest = read_json(cache_dir / "analysis" / "manifest.json")
+    path = cache_dir / "analysis" / "manifest.json"
+    try:
+        raw = path.read_bytes()
+        manifest = json.loads(raw)
+    except (OSError, ValueError):
+        return {}
     files = manifest.get("files") if isinstance(manifest, dict) else None
-    out: dict[str, str] = {}  # the manifest itself is not listed: figures reading it hash it (it is small)
+    out = {"analysis/manifest.json": hashlib.sha256(raw).hexdigest()}  # most figures read it: hash it once
     for entry in files if isinstance(files, list) else []:
         if isinstance(entry, dict) and isinstance(entry.get("path"), str) and isinstance(entry.get("sha256"), str):
             out[posixpath.normpath(posixpath.join("analysis", entry["path"]))] = entry["sha256"]

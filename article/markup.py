@@ -198,6 +198,7 @@ class Renderer:
         self.path = path
         self.source_lines = source.splitlines()  # the untemplated body, to locate tokens
         self.line_offset = line_offset  # file line of body line 1
+        self._fragment_md: markdown.Markdown | None = None
         self.citations = citations
         self.figure_kinds = figure_kinds
         self.figure_hook = figure_hook
@@ -355,8 +356,11 @@ class Renderer:
 
     def fragment(self, text: str, start: int = 1, inline: bool = False) -> str:
         """Markdown of a caption / aside / front matter field -> HTML (same numbering state)."""
-        md = make_markdown(self.raw_html, full=False)
-        out = self.restore(self._convert(md, self._prepare(text, start), start))
+        prepared = self._prepare(text, start)  # may render nested fragments: before the parser is reset
+        if self._fragment_md is None:  # one parser for every fragment: building one costs ~2 ms
+            self._fragment_md = make_markdown(self.raw_html, full=False)
+        md = self._fragment_md.reset()  # forget the previous fragment's stash and state
+        out = self.restore(self._convert(md, prepared, start))
         if inline:
             m = re.fullmatch(r"\s*<p>(.*)</p>\s*", out, re.DOTALL)
             if m and "<p>" not in m.group(1):

@@ -1,0 +1,70 @@
+"""The render side's cache primitive (article/cache.py) and the figure cache's validity check."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from article import cache, figrender
+
+
+def test_key_parts_are_length_prefixed_and_entries_live_under_render(tmp_path):
+    assert cache.key(["ab", "c"]) != cache.key(["a", "bc"])
+    assert cache.key(["x", b"x"]) == cache.key([b"x", "x"])
+    path = cache.entry(tmp_path, "bib", ["a"])
+    assert path.parent == tmp_path / "render" and path.name.startswith("bib-") and path.suffix == ".json"
+
+
+def test_miss_compute_store_then_hit_and_a_corrupt_entry_is_a_miss(tmp_path):
+    path = cache.entry(tmp_path, "thing", ["k"])
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"v": len(calls)}
+
+    def decode(data: bytes) -> dict:
+        value = json.loads(data)
+        if not isinstance(value, dict):
+            raise ValueError("wrong shape")
+        return value
+
+    encode = lambda v: json.dumps(v).encode()  # noqa: E731
+    assert cache.cached(path, decode, compute, encode) == {"v": 1}
+    assert cache.cached(path, decode, compute, encode) == {"v": 1} and len(calls) == 1  # a hit
+    for damage in (b"{trunc", b"[1, 2]", b"\xff\xfe"):
+        path.write_bytes(damage)
+        assert cache.load(path, decode) is None
+    assert cache.cached(path, decode, compute, encode) == {"v": 2}  # recomputed and rewritten
+    assert json.loads(path.read_bytes()) == {"v": 2}
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # atomic: no temp file left
+
+
+def test_no_cache_folder_means_no_caching(tmp_path):
+    assert cache.cached(None, bytes, lambda: b"fresh", bytes) == b"fresh"
+    assert not (tmp_path / "render").exists()
+
+
+def test_figure_entry_checks_reads_against_verified_digests_without_hashing_again(tmp_path):
+    data = tmp_path / "analysis" / "m" / "w.json"
+    data.parent.mkdir(parents=True)
+    data.write_text("[1]")
+    digest = hashlib.sha256(b"[1]").hexdigest()
+    reads = {"analysis/m/w.json": digest}
+    assert figrender._still_valid(reads, tmp_path, {})  # hashed from disk
+    data.write_text("[2]")
+    assert not figrender._still_valid(reads, tmp_path, {})
+    assert figrender._still_valid(reads, tmp_path, {"analysis/m/w.json": digest})  # trusted, not hashed
+    assert not figrender._still_valid(reads, tmp_path, {"analysis/m/w.json": "0" * 64})
+
+
+def test_manifest_digests_name_files_relative_to_the_cache(tmp_path):
+    manifest = tmp_path / "analysis" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps({"files": [{"path": "m/w.json", "sha256": "ab"},
+                                              {"path": "../featureviz/f.png", "sha256": "cd"}, {"path": 5}]}))
+    digests = figrender.manifest_digests(tmp_path)
+    assert digests["analysis/m/w.json"] == "ab" and digests["featureviz/f.png"] == "cd"
+    assert digests["analysis/manifest.json"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
+    manifest.write_text("{broken")
+    assert figrender.manifest_digests(tmp_path) == {}
