@@ -68,3 +68,15 @@ def test_manifest_digests_name_files_relative_to_the_cache(tmp_path):
     assert digests["analysis/manifest.json"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
     manifest.write_text("{broken")
     assert figrender.manifest_digests(tmp_path) == {}
+
+
+def test_figure_cache_key_covers_the_helper_modules_a_kind_uses():
+    from article.figures import registry
+
+    registry.discover()
+    expanded = set(registry.figure_modules("expanded_explorer"))
+    assert {"article.figures.expanded", "article.figures.cells", "article.figures.context",
+            "article.figures.analysis_data", "article.figures.registry"} <= expanded
+    assert "article.figures.sample" not in expanded
+    assert "article.figures.cells" in registry.figure_modules("nmf_explorer")
+    assert registry.module_source_hash("expanded_explorer") != registry.module_source_hash("nmf_explorer")
