@@ -88,7 +88,8 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
     from article.analysis_stage import ensure_analysis
     from article.config import load_config
     from article.figrender import manifest_digests
-    from article.pipeline import build_site, check_cache_dir, check_site_dir
+    from article.pipeline import build_site
+    from article.sitedir import check_cache_dir, check_site_dir
 
     check_cache_dir(root, cache_dir)  # before anything slow or destructive (--clean): fail fast
     check_site_dir(root, site_dir, cache_dir)
