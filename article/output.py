@@ -89,7 +89,7 @@ def write_assets(root: Path, site: Path, cache_dir: Path, need_vega: bool) -> in
         src = PACKAGE_ROOT / "templates" / "assets"
     n = 0
     for f in sorted(p for p in src.rglob("*") if p.is_file()):
-        if f.relative_to(src).as_posix() in SERVE_ONLY_ASSETS:
+        if f.relative_to(src).as_posix() in SERVE_ONLY_ASSETS | theme.CHART_ONLY_ASSETS:
             continue
         write(site, "assets/" + f.relative_to(src).as_posix(), f.read_bytes())
         n += 1

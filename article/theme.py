@@ -9,6 +9,13 @@
 The font is vendored (templates/assets/fonts/, SIL OFL 1.1, licence beside it) and registered with vl-convert,
 so the static SVGs measure text the same on every machine, whatever fonts it has installed: without it,
 vl-convert's ``sans-serif`` is Arial where a font of that name exists, else its built-in Liberation Sans.
+Charts use the complete TTF files (every glyph, so nothing falls back to a system font); pages load WOFF subsets
+of them (Latin-1, punctuation, Greek, letterlike symbols, arrows, math operators: 43 KB instead of 480 KB, the
+same advance widths), made with fontTools and checked by tests/test_fonts.py:
+
+    pyftsubset Arimo-Regular.ttf --unicodes=U+0000-00FF,U+0131,U+0152-0153,U+02C6,U+02DA,U+02DC,U+0300-036F,\
+      U+0370-03FF,U+2000-206F,U+2070-209F,U+20AC,U+2100-214F,U+2190-21FF,U+2200-22FF --layout-features='*' \
+      --no-hinting --desubroutinize --flavor=woff --output-file=Arimo-Regular.woff   # and the same for Bold
 """
 from __future__ import annotations
 
@@ -16,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 FONT_FAMILY = "Arimo"  # metric-compatible with Arial/Liberation Sans 2, so the page's layout stays as designed
-FONT_FILES = {"400": "Arimo-Regular.ttf", "700": "Arimo-Bold.ttf"}  # CSS font-weight -> file in fonts/
+FONT_FILES = {"400": "Arimo-Regular.ttf", "700": "Arimo-Bold.ttf"}  # weight -> complete font, for vl-convert
+WEB_FONT_FILES = {"400": "Arimo-Regular.woff", "700": "Arimo-Bold.woff"}  # CSS font-weight -> subset, for pages
+CHART_ONLY_ASSETS = {f"fonts/{name}" for name in FONT_FILES.values()}  # read by the build, never sent to readers
 FONTS_DIR = Path(__file__).resolve().parent.parent / "templates" / "assets" / "fonts"
 SANS = f'"{FONT_FAMILY}", "Liberation Sans", Arial, sans-serif'  # the page: a font-less fallback stays close
 CHART_FONT = f'"{FONT_FAMILY}", sans-serif'  # charts: the vendored font or the (machine-dependent) generic one
@@ -55,8 +64,8 @@ def css() -> str:
     """assets/theme.css: the vendored font and the custom properties, generated from the constants above."""
     faces = "".join(
         f'@font-face {{ font-family: "{FONT_FAMILY}"; font-style: normal; font-weight: {weight}; '
-        f'font-display: swap; src: url("fonts/{name}") format("truetype"); }}\n'
-        for weight, name in sorted(FONT_FILES.items()))
+        f'font-display: swap; src: url("fonts/{name}") format("woff"); }}\n'
+        for weight, name in sorted(WEB_FONT_FILES.items()))
 
     def props(colours: dict[str, str], indent: str) -> str:
         return "".join(f"{indent}--{k}: {v};\n" for k, v in colours.items())

@@ -75,14 +75,32 @@ def test_with_the_vendored_font_the_svg_is_the_same_bytes_everywhere(homes):
     assert bare == arial
 
 
-def test_charts_name_the_vendored_font_and_the_site_ships_it_with_its_licence():
+def test_charts_name_the_vendored_font_and_pages_load_its_subset_with_the_same_metrics():
+    from fontTools.ttLib import TTFont
+
     from article import theme
 
     assert theme.FONT_FAMILY in theme.CHART["font"].split(",")[0]
-    for name in theme.FONT_FILES.values():
-        assert (theme.FONTS_DIR / name).stat().st_size > 100_000
     licence = (theme.FONTS_DIR / "OFL.txt").read_text(encoding="utf-8")
     assert "SIL OPEN FONT LICENSE" in licence and "Arimo" in licence
     css = theme.css()
-    for weight, name in theme.FONT_FILES.items():
-        assert f'font-weight: {weight}; font-display: swap; src: url("fonts/{name}")' in css
+    for weight, web_name in theme.WEB_FONT_FILES.items():
+        assert f'font-weight: {weight}; font-display: swap; src: url("fonts/{web_name}") format("woff")' in css
+        full, web = TTFont(theme.FONTS_DIR / theme.FONT_FILES[weight]), TTFont(theme.FONTS_DIR / web_name)
+        assert web.flavor == "woff" and (theme.FONTS_DIR / web_name).stat().st_size < 60_000
+        full_cmap, web_cmap = full.getBestCmap(), web.getBestCmap()
+        assert set(web_cmap) <= set(full_cmap) and {ord(c) for c in "Aa0−×·≥ℝ∑é"} <= set(web_cmap)
+        # The page measures text as the static SVGs did: same advance width for every character it has.
+        assert all(web["hmtx"][web_cmap[u]][0] == full["hmtx"][full_cmap[u]][0] for u in web_cmap)
+        assert full["name"].getDebugName(1) == web["name"].getDebugName(1) == theme.FONT_FAMILY
+
+
+def test_the_site_sends_the_web_fonts_and_licence_but_not_the_chart_fonts(tmp_path):
+    from article import theme
+    from article.output import write_assets
+
+    write_assets(REPO, tmp_path, tmp_path / "cache", need_vega=False)
+    fonts = sorted(p.name for p in (tmp_path / "assets" / "fonts").iterdir())
+    assert fonts == sorted([*theme.WEB_FONT_FILES.values(), "OFL.txt"])
+    assert (tmp_path / "assets" / "theme.css").read_text(encoding="utf-8") == theme.css()
+    assert not (tmp_path / "assets" / "livereload.js").exists()
