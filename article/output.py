@@ -3,6 +3,7 @@ generated theme.css and the offline Vega bundle), the feed, the sitemap and the 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,35 +54,47 @@ def render_template(env: jinja2.Environment, name: str, **ctx: Any) -> str:
         raise BuildError(f"template error: {type(exc).__name__}: {exc}", *where) from None
 
 
-def write(site: Path, rel: str, data: bytes | str) -> None:
+def write(site: Path, rel: str, data: bytes | str, previous: Path | None = None) -> None:
+    """Write ``site/rel``. When the previous site holds the same bytes at ``rel``, hard-link that file instead: a
+    content-only rebuild then writes one page, not megabytes of unchanged figure data. The previous site is only
+    read, so a failed build still leaves it intact; a file of the same size is compared byte for byte."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
     target = site / rel
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    if previous is not None:
+        old = previous / rel
+        try:
+            if not old.is_symlink() and old.is_file() and old.stat().st_size == len(raw) and old.read_bytes() == raw:
+                os.link(old, target)
+                return
+        except OSError:
+            pass  # no such file, or no hard links on this file system: write it
+    target.write_bytes(raw)
 
 
 def write_pages(env: jinja2.Environment, site: Path, config: SiteConfig, articles: list[Article],
-                report: BuildReport) -> None:
+                report: BuildReport, previous: Path | None = None) -> None:
     common = {"site": config, "site_raw": config.raw}
     for a in articles:
         for rel, data in sorted(a.files.items()):
-            write(site, f"{a.slug}/{rel}", data)
+            write(site, f"{a.slug}/{rel}", data, previous)
         page = render_template(
             env, "article.html", **common, root="../", page_url=config.article_url(a.slug), article=a, meta=a.source.meta,
             has_charts=bool(a.scripts))
-        write(site, f"{a.slug}/index.html", page)
+        write(site, f"{a.slug}/index.html", page, previous)
         report.pages.append(f"{a.slug}/index.html")
     ordered = sorted(articles, key=lambda a: (a.source.meta.date, a.slug), reverse=True)
     write(site, "index.html", render_template(
-        env, "index.html", **common, root="", page_url=config.site_url + "index.html", articles=ordered))
+        env, "index.html", **common, root="", page_url=config.site_url + "index.html", articles=ordered), previous)
     write(site, "404.html", render_template(
-        env, "404.html", **common, root="", page_url=config.site_url + "404.html"))
+        env, "404.html", **common, root="", page_url=config.site_url + "404.html"), previous)
     report.pages += ["index.html", "404.html"]
 
 
 SERVE_ONLY_ASSETS = {"livereload.js"}  # sent by `python build.py serve` only (article/liveserver.py)
 
 
-def write_assets(root: Path, site: Path, cache_dir: Path, need_vega: bool) -> int:
+def write_assets(root: Path, site: Path, cache_dir: Path, need_vega: bool, previous: Path | None = None) -> int:
     """Copy templates/assets (sorted, less the serve-only client) and, when a page has charts, the shared offline
     Vega bundle."""
     src = root / "templates" / "assets"
@@ -91,12 +104,12 @@ def write_assets(root: Path, site: Path, cache_dir: Path, need_vega: bool) -> in
     for f in sorted(p for p in src.rglob("*") if p.is_file()):
         if f.relative_to(src).as_posix() in SERVE_ONLY_ASSETS | theme.CHART_ONLY_ASSETS:
             continue
-        write(site, "assets/" + f.relative_to(src).as_posix(), f.read_bytes())
+        write(site, "assets/" + f.relative_to(src).as_posix(), f.read_bytes(), previous)
         n += 1
-    write(site, "assets/theme.css", theme.css().encode())  # colours and fonts: article/theme.py
+    write(site, "assets/theme.css", theme.css().encode(), previous)  # colours and fonts: article/theme.py
     n += 1
     if need_vega:
-        write(site, "assets/vega.js", vega_bundle(cache_dir))
+        write(site, "assets/vega.js", vega_bundle(cache_dir), previous)
         n += 1
     return n
 
@@ -115,11 +128,11 @@ def vega_bundle(cache_dir: Path) -> bytes:
 
 
 def write_site_files(env: jinja2.Environment, site: Path, config: SiteConfig,
-                     articles: list[Article]) -> None:
+                     articles: list[Article], previous: Path | None = None) -> None:
     ordered = sorted(articles, key=lambda a: (a.source.meta.date, a.slug), reverse=True)
     updated = max((a.source.meta.updated or a.source.meta.date for a in articles),
                   default=dt.date(1970, 1, 1))
     ctx = {"site": config, "articles": ordered, "updated": updated}
-    write(site, "sitemap.xml", render_template(env, "sitemap.xml", **ctx))
-    write(site, "feed.xml", render_template(env, "feed.xml", **ctx))
-    write(site, ".nojekyll", b"")
+    write(site, "sitemap.xml", render_template(env, "sitemap.xml", **ctx), previous)
+    write(site, "feed.xml", render_template(env, "feed.xml", **ctx), previous)
+    write(site, ".nojekyll", b"", previous)

@@ -184,19 +184,21 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
     check_cache_dir(root, cache_dir)
     check_site_dir(root, site_dir, cache_dir)
     tmp = prepare_tmp(site_dir)
+    # Unchanged files are hard-linked from the site being replaced; only one the build made itself (the guard above).
+    previous = site_dir if site_dir.is_dir() else None
     try:
         with stage("render") as note:
             for a in articles:
                 render_article(a, config, cache_dir, not debug, report, verified)
             env = template_env(root, cache_dir)
-            write_pages(env, tmp, config, articles, report)
+            write_pages(env, tmp, config, articles, report, previous)
             note["text"] = (f"{len(report.pages)} pages, {report.figures} figures "
                             f"({report.cache_hits} cached)")
         with stage("assets") as note:
-            n = write_assets(root, tmp, cache_dir, any(a.scripts for a in articles))
+            n = write_assets(root, tmp, cache_dir, any(a.scripts for a in articles), previous)
             note["text"] = f"{n} files"
         with stage("site files"):
-            write_site_files(env, tmp, config, articles)
+            write_site_files(env, tmp, config, articles, previous)
         with stage("links") as note:
             problems = linkcheck.check_links(tmp)
             note["text"] = f"{len(problems)} problem(s)"

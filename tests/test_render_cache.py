@@ -80,3 +80,27 @@ def test_figure_cache_key_covers_the_helper_modules_a_kind_uses():
     assert "article.figures.sample" not in expanded
     assert "article.figures.cells" in registry.figure_modules("nmf_explorer")
     assert registry.module_source_hash("expanded_explorer") != registry.module_source_hash("nmf_explorer")
+
+
+def test_unchanged_site_files_are_linked_from_the_previous_site_which_stays_as_it_was(tmp_path):
+    import os
+
+    from article.output import write
+
+    previous, new = tmp_path / "site", tmp_path / ".site-tmp"
+    (previous / "a").mkdir(parents=True)
+    (previous / "a" / "same.json").write_bytes(b"[1, 2]")
+    (previous / "a" / "edited.html").write_bytes(b"<p>old</p>")
+    (previous / "a" / "sized.txt").write_bytes(b"abc")
+    os.symlink(previous / "a" / "same.json", previous / "a" / "link.json")
+    write(new, "a/same.json", "[1, 2]", previous)
+    write(new, "a/edited.html", b"<p>new</p>", previous)
+    write(new, "a/sized.txt", b"abd", previous)  # same size, other bytes
+    write(new, "a/link.json", b"[1, 2]", previous)  # never through a symlink
+    write(new, "b/fresh.txt", b"x", previous)
+    assert os.path.samefile(new / "a" / "same.json", previous / "a" / "same.json")
+    for name in ("edited.html", "sized.txt", "link.json"):
+        assert not os.path.samefile(new / "a" / name, previous / "a" / name)
+    assert (new / "a" / "edited.html").read_bytes() == b"<p>new</p>" and (new / "a" / "sized.txt").read_bytes() == b"abd"
+    assert (previous / "a" / "edited.html").read_bytes() == b"<p>old</p>"  # the previous site is only read
+    assert (previous / "a" / "sized.txt").read_bytes() == b"abc" and (new / "b" / "fresh.txt").read_bytes() == b"x"
