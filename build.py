@@ -81,12 +81,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, debug: bool = False,
-          clean: bool = False, jobs: int | None = None, progress: bool = True):
+          clean: bool = False, jobs: int | None = None, progress: bool = True, run_analysis: bool = True):
     """The recipe, stage by stage; returns the render stage's BuildReport. Raises BuildError, AnalysisError or
-    OSError for the author's mistakes. Imports happen here, not at the top, so ``serve`` gets freshly imported
-    stages after it forgets edited modules."""
-    from article.analysis_stage import ensure_analysis
+    OSError for the author's mistakes. ``run_analysis=False`` only checks that the analyses are fresh and raises
+    AnalysisStale when they are not (``serve`` then runs the whole recipe in a fresh interpreter). Imports happen
+    here, not at the top, so ``serve`` gets freshly imported stages after it forgets edited modules."""
+    from article.analysis_stage import analysis_state, ensure_analysis
     from article.config import load_config
+    from article.errors import AnalysisStale
     from article.figrender import manifest_digests
     from article.pipeline import build_site
     from article.sitedir import check_cache_dir, check_site_dir
@@ -96,7 +98,12 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
     config = load_config(root)
     if clean:
         shutil.rmtree(cache_dir / "render", ignore_errors=True)
-    analysis = ensure_analysis(root, config, cache_dir, force=clean, jobs=jobs, progress=progress)
+    if run_analysis:
+        analysis = ensure_analysis(root, config, cache_dir, force=clean, jobs=jobs, progress=progress)
+    else:  # torch is never imported on this path
+        analysis = analysis_state(root, config, cache_dir, jobs)
+        if analysis == "stale":
+            raise AnalysisStale("the analyses must run first")
     # 'fresh' or 'computed': every file the manifest lists was just verified (or written) by its sha256.
     verified = manifest_digests(cache_dir) if analysis in ("fresh", "computed") else {}
     return build_site(root, site_dir, config=config, cache_dir=cache_dir, strict=strict, debug=debug,

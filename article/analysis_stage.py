@@ -219,14 +219,16 @@ def inputs_fingerprint(root: Path, cfg: dict[str, Any]) -> str:
     return fingerprint(_fingerprint_config(root, cfg), extra, root)
 
 
-def analysis_is_fresh(root: Path, config: SiteConfig, cache_dir: Path, jobs: int | None = None) -> bool:
-    """The torch-free freshness check: True when the analysis stage has nothing to do (no models configured, or
-    the cached manifest carries the fingerprint of the current inputs and all its files are intact)."""
+def analysis_state(root: Path, config: SiteConfig, cache_dir: Path, jobs: int | None = None) -> str:
+    """The torch-free freshness check: 'none' (no models configured), 'fresh' (the cached manifest carries the
+    fingerprint of the current inputs and every file it lists is intact) or 'stale' (the analyses must run)."""
     from analysis.fingerprint import manifest_is_fresh
 
     cfg = analysis_config(root, config, jobs)
-    manifest = cache_dir / "analysis" / "manifest.json"
-    return not needed(cfg) or manifest_is_fresh(manifest, inputs_fingerprint(root, cfg))
+    if not needed(cfg):
+        return "none"
+    fresh = manifest_is_fresh(cache_dir / "analysis" / "manifest.json", inputs_fingerprint(root, cfg))
+    return "fresh" if fresh else "stale"
 
 
 def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress: bool = True,

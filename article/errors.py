@@ -25,6 +25,11 @@ class BuildError(Exception):
         return where + " ".join(self.message.split())
 
 
+class AnalysisStale(Exception):
+    """The analyses must run before this build can render (raised by build.py's recipe when asked not to run them,
+    so that ``serve`` runs them in a fresh interpreter instead of importing torch itself)."""
+
+
 def one_line(exc: BaseException) -> str:
     """A failed build as one line. BuildError and AnalysisError already name the file; an OSError (e.g. an
     unwritable output folder) names its path."""

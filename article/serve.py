@@ -1,12 +1,13 @@
 """``python build.py serve``: build, serve site/ on 127.0.0.1 and rebuild + live-reload on every source change.
 
-``serve`` is handed build.py's recipe, ``build(root, site_dir, cache_dir, ...)``, and calls it for every rebuild.
-Before each build it asks the torch-free freshness check (``analysis_is_fresh``) whether the analyses must run:
+``serve`` is handed build.py's recipe, ``build(root, site_dir, cache_dir, ...)``, and calls it for every rebuild,
+in this process with ``run_analysis=False``: the recipe then asks the torch-free freshness check
+(``article.analysis_stage.analysis_state``) whether the analyses must run, and raises AnalysisStale if so.
 
-* fresh (every content-only edit): the recipe runs in this process; libraries, compiled regexes and Pygments
-  lexers stay warm, so a rebuild costs a fraction of a fresh ``python build.py`` (bench/README.md).
-* stale, or ``--clean``: the recipe runs in a fresh interpreter (multiprocessing ``spawn``), so torch and minutes
-  of analysis stay out of the server; its progress goes straight to the terminal.
+* fresh (every content-only edit): the rebuild completes here; libraries, compiled regexes and Pygments lexers stay
+  warm, so it costs about half a fresh ``python build.py`` (bench/README.md).
+* stale, or ``--clean``: the recipe runs again in a fresh interpreter (multiprocessing ``spawn``), so torch and
+  minutes of analysis stay out of the server; its progress goes straight to the terminal.
 
 Figure modules are Python the author edits while serving, and the render cache keys on their *source on disk*;
 running stale imported code under the new key would poison the cache. So when any watched ``.py`` file changes,
@@ -89,10 +90,15 @@ def build_in_child(build: Recipe, root: Path, kwargs: dict[str, Any]) -> str | N
 
 
 def build_in_process(build: Recipe, root: Path, kwargs: dict[str, Any], echo: bool) -> str | None:
+    """The recipe here, told not to run the analyses (AnalysisStale propagates); returns the one-line error."""
+    from article.errors import AnalysisStale
+
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(sys.stdout if echo else out):
             build(root, **kwargs)
+    except AnalysisStale:
+        raise
     except Exception as exc:  # noqa: BLE001 - a bug in figure code must not take the server down
         return _failure(exc, root)
     return None
@@ -107,28 +113,24 @@ class Builder:
         self.kwargs = dict(site_dir=site_dir, cache_dir=cache_dir, strict=strict, debug=debug, jobs=jobs)
         self.last_mode = ""
 
-    def analysis_is_fresh(self) -> bool:
-        from article.analysis_stage import analysis_is_fresh
-        from article.config import load_config
-
-        try:
-            return analysis_is_fresh(self.root, load_config(self.root), self.kwargs["cache_dir"], self.kwargs["jobs"])
-        except Exception:  # noqa: BLE001 - a broken site.yml: the in-process build reports it with file:line
-            return True
-
     def __call__(self, changed: list[str], *, first: bool = False, clean: bool = False) -> tuple[str | None, float]:
         """One build; returns (one-line error or None, seconds)."""
+        from article.errors import AnalysisStale
+
         t0 = time.perf_counter()
         if any(p.endswith(".py") for p in changed):
             purge_project_modules()
-        if not clean and self.analysis_is_fresh():
-            self.last_mode = "in process"
-            error = build_in_process(self.build, self.root, dict(self.kwargs, clean=False),
-                                     echo=first or bool(self.kwargs["debug"]))
-        else:
-            self.last_mode = "subprocess"
-            error = build_in_child(self.build, self.root, dict(self.kwargs, clean=clean))
-            purge_project_modules()  # the analysis run may change what figure code reads
+        if not clean:  # --clean recomputes the analyses: always in a fresh interpreter
+            try:
+                self.last_mode = "in process"
+                error = build_in_process(self.build, self.root, dict(self.kwargs, run_analysis=False),
+                                         echo=first or bool(self.kwargs["debug"]))
+                return error, time.perf_counter() - t0
+            except AnalysisStale:
+                pass
+        self.last_mode = "subprocess"
+        error = build_in_child(self.build, self.root, dict(self.kwargs, clean=clean))
+        purge_project_modules()  # the analysis run may change what figure code reads
         return error, time.perf_counter() - t0
 
 

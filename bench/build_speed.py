@@ -5,7 +5,7 @@ Each round edits the main article (content/visualizing-weights/index.md: one sen
 the same machine load:
 
   (a) ``python build.py`` (fresh interpreter; warm render cache, fresh analysis cache): every page of the site,
-  (a') the same rebuild inside a warm process, as ``python build.py serve`` does it,
+  (a') the same rebuild inside a warm process, through ``serve``'s own Builder,
   (b) the floor: a fresh interpreter that imports jinja2 + markdown and renders the same Markdown files into a
       Jinja2 template (no math, citations, figures or link check),
   (c) ``mkdocs build`` of the same Markdown files (default ``mkdocs`` theme, a minimal temp project).
@@ -56,13 +56,15 @@ from pathlib import Path
 root, rounds, index = Path.cwd(), int(sys.argv[1]), Path(sys.argv[2])
 spec = importlib.util.spec_from_file_location("build", root / "build.py")
 build = importlib.util.module_from_spec(spec); spec.loader.exec_module(build)
+from article.serve import Builder
+builder = Builder(build.build, root, root / "site", Path(sys.argv[3]))
 base = index.read_text(encoding="utf-8")
 times, cpu = [], []
 for i in range(rounds + 1):  # the first one warms imports, templates and lexers up
     index.write_text(base + f"\\nEdited in warm round {i}.\\n", encoding="utf-8")
     t0, c0 = time.perf_counter(), time.process_time()
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert build.main(["build"]) == 0
+    error, _ = builder([str(index)])  # what `serve` runs on a change: the recipe in process, analyses checked
+    assert error is None, error
     times.append(time.perf_counter() - t0)
     cpu.append(time.process_time() - c0)
 print(json.dumps({"times": times[1:], "cpu": cpu[1:], "torch": any(m.split(".")[0] == "torch" for m in sys.modules)}))
@@ -165,7 +167,7 @@ def rebuild(rounds: int, site: str) -> None:
             rows["a"].append(timed(build, root, env))
             rows["b"].append(timed([sys.executable, "-c", FLOOR, str(tmp)] + [str(s) for s in sources], root, env))
             rows["c"].append(timed([sys.executable, "-m", "mkdocs", "build", "-q"], mk, env))
-        warm = subprocess.run([sys.executable, "-c", WARM, str(rounds), str(index)], cwd=root,
+        warm = subprocess.run([sys.executable, "-c", WARM, str(rounds), str(index), str(tmp / "cache")], cwd=root,
                               env=dict(env, VW_CACHE_DIR=str(tmp / "cache")), capture_output=True, text=True)
         if warm.returncode:
             raise SystemExit("in-process rebuild failed:\n" + warm.stderr)
