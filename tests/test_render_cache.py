@@ -36,7 +36,11 @@ def test_miss_compute_store_then_hit_and_a_corrupt_entry_is_a_miss(tmp_path):
         path.write_bytes(damage)
         assert cache.load(path, decode) is None
     assert cache.cached(path, decode, compute, encode) == {"v": 2}  # recomputed and rewritten
-    assert json.loads(path.read_bytes()) == {"v": 2}
+    assert cache.load(path, decode) == {"v": 2}
+    raw = bytearray(path.read_bytes())
+    raw[-2] ^= 1  # one bit of the value flipped: still JSON of the right shape ({"v": 3}), but not what was stored
+    path.write_bytes(bytes(raw))
+    assert cache.load(path, decode) is None
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # atomic: no temp file left
 
 
