@@ -5,8 +5,9 @@ its datasets as ``data/<id>.json`` (canonical download) and ``data/<id>.data.js`
 because pages opened from file:// cannot fetch); a static SVG (``data/<id>.svg``) from vl-convert used
 in ``<noscript>``, in print, and when drawing fails.
 
-Cache: ``<cache_dir>/render/<key>.json`` where key hashes (figure module source, kind, params, article
-front matter, this module's source); an entry also records the hashes of every analysis JSON the figure
+Cache (``article/cache.py``): ``<cache_dir>/render/figure-<key>.json`` where key hashes (the source of the figure
+module and of the package modules it uses, kind, params, article front matter, theme, this module's source); an
+entry also records the hashes of every analysis JSON the figure
 read and is only reused when those still match. A hit imports neither altair nor vl_convert.
 """
 from __future__ import annotations
