@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Build the Visualizing Weights site: ``python build.py [build] [--strict] [--clean] ...``.
 
-Stages: load config -> analysis (only when its inputs changed; imports torch lazily) -> render content/
-through templates/ into a temporary folder -> link check -> swap it into site/.
+The whole recipe is ``build()`` below: check the folders -> load site.yml -> analysis (only when its inputs changed;
+imports torch lazily) -> render content/ through templates/ into a temporary folder -> link check -> swap it into
+site/. ``main()`` only turns the command line into arguments for ``build()`` or ``serve()``.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-# Idle OpenMP threads must not spin: on a busy 2-core machine spinning made torch 5-10x slower (bench/README.md).
+# An OpenMP runtime setting read by torch's thread pool (not one of ours): idle threads must not spin, which on a busy
+# 2-core machine made torch 5-10x slower (bench/README.md). Only a default: the user's own value wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parent
@@ -78,15 +80,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def error_line(exc: BaseException) -> str:
-    """One line for a failed build. BuildError and AnalysisError already name the file; an OSError (e.g. an
-    unwritable output folder) names its path."""
-    if isinstance(exc, OSError) and exc.filename is not None:
-        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
-        text = f"{where}: {exc.strerror or exc}"
-    else:
-        text = str(exc) or type(exc).__name__
-    return " ".join(text.split())  # one line, always
+def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, debug: bool = False,
+          clean: bool = False, jobs: int | None = None, progress: bool = True, run_analysis: bool = True):
+    """The recipe, stage by stage; returns the render stage's BuildReport. Raises BuildError, AnalysisError or
+    OSError for the author's mistakes. ``run_analysis=False`` only checks that the analyses are fresh and raises
+    AnalysisStale when they are not (``serve`` then runs the whole recipe in a fresh interpreter). Imports happen
+    here, not at the top, so ``serve`` gets freshly imported stages after it forgets edited modules."""
+    from article.analysis_stage import analysis_state, ensure_analysis
+    from article.config import load_config
+    from article.errors import AnalysisStale
+    from article.figrender import manifest_digests
+    from article.pipeline import build_site
+    from article.sitedir import check_cache_dir, check_site_dir
+
+    check_cache_dir(root, cache_dir)  # before anything slow or destructive (--clean): fail fast
+    check_site_dir(root, site_dir, cache_dir)
+    config = load_config(root)
+    if clean:
+        shutil.rmtree(cache_dir / "render", ignore_errors=True)
+    if run_analysis:
+        analysis = ensure_analysis(root, config, cache_dir, force=clean, jobs=jobs, progress=progress)
+    else:  # torch is never imported on this path
+        analysis = analysis_state(root, config, cache_dir, jobs)
+        if analysis == "stale":
+            raise AnalysisStale("the analyses must run first")
+    # 'fresh' or 'computed': every file the manifest lists was just verified (or written) by its sha256.
+    verified = manifest_digests(cache_dir) if analysis in ("fresh", "computed") else {}
+    return build_site(root, site_dir, config=config, cache_dir=cache_dir, strict=strict, debug=debug,
+                      progress=progress, verified=verified)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,31 +115,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from article.serve import serve
 
-        return serve(ROOT, args.site_dir, args.cache_dir, host=args.host, port=args.port, strict=args.strict,
-                     debug=args.debug, clean=args.clean, jobs=args.jobs)
+        return serve(build, ROOT, args.site_dir, args.cache_dir, host=args.host, port=args.port,
+                     strict=args.strict, debug=args.debug, clean=args.clean, jobs=args.jobs)
     from analysis.errors import AnalysisError  # stdlib only: importing it does not import torch
-    from article.analysis_stage import ensure_analysis
-    from article.config import load_config
-    from article.errors import BuildError
-    from article.pipeline import build_site, check_cache_dir, check_site_dir
-
-    if args.jobs:
-        import os
-
-        os.environ["VW_JOBS"] = str(args.jobs)
+    from article.errors import BuildError, one_line
 
     t0 = time.perf_counter()
     try:
-        check_cache_dir(ROOT, args.cache_dir)  # before anything slow or destructive (--clean): fail fast
-        check_site_dir(ROOT, args.site_dir, args.cache_dir)
-        if args.clean:
-            shutil.rmtree(args.cache_dir / "render", ignore_errors=True)
-        ensure_analysis(ROOT, load_config(ROOT), args.cache_dir, force=args.clean, jobs=args.jobs)
-        report = build_site(ROOT, args.site_dir, cache_dir=args.cache_dir, strict=args.strict, debug=args.debug)
+        report = build(ROOT, args.site_dir, args.cache_dir, strict=args.strict, debug=args.debug,
+                       clean=args.clean, jobs=args.jobs)
     except (BuildError, AnalysisError, OSError) as exc:  # the author's problem: one line (--debug: traceback)
         if args.debug:
             raise
-        print(f"error: {error_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
     print(f"built {len(report.pages)} pages into {args.site_dir} in {time.perf_counter() - t0:.2f} s"
           + (f" ({len(report.warnings)} warning(s))" if report.warnings else ""))

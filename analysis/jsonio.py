@@ -1,4 +1,11 @@
-"""Deterministic, atomic JSON/bytes writing and verified reading for the analysis cache (stdlib + numpy only)."""
+"""The project's one JSON rule, plus atomic writing and verified reading (stdlib only: the render side uses it too).
+
+The rule, for every JSON file the project writes (analysis cache, figure specs and data, render cache): sorted keys,
+compact separators, UTF-8, NaN/inf -> null, -0.0 -> 0.0, and floats rounded to 7 significant digits. Significant
+digits rather than fixed decimals because the numbers are float32 tensors of every magnitude: 7 digits is float32's
+own precision (about 7.2 decimal digits), so a weight of 3e-7 keeps its value (6 decimals made it 0.0) and a large
+value carries no digits the tensor never had. Identical analyses therefore give identical bytes on every machine.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -9,27 +16,29 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-FLOAT_DIGITS = 6
+SIGNIFICANT_DIGITS = 7
 
 
-def _clean(value: Any) -> Any:
-    """Make a value JSON-able with fixed float precision, so identical analyses give identical bytes."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "tolist"):  # numpy arrays and scalars
-        return _clean(value.tolist())
+def canonical(value: Any) -> Any:
+    """``value`` as plain JSON types under the rule above (numpy arrays and scalars via ``tolist``, dates as ISO)."""
     if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
+        if not math.isfinite(value):
             return None
-        rounded = round(value, FLOAT_DIGITS)
+        rounded = float(f"{value:.{SIGNIFICANT_DIGITS}g}")
         return 0.0 if rounded == 0 else rounded
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, without importing numpy
+        return canonical(value.tolist())
+    if hasattr(value, "isoformat"):  # dates in front matter
+        return value.isoformat()
     return value
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(_clean(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(canonical(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

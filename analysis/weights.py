@@ -12,9 +12,6 @@ import numpy as np
 
 from analysis.errors import AnalysisError
 
-# Distill's diverging scale on [-1, 1]: blue (negative) -> near-white (zero) -> red (positive).
-DIVERGING: tuple[str, ...] = ("#0571b0", "#92c5de", "#f7f7f7", "#f4a582", "#ca0020")
-
 
 def as_conv_weight(weight: Any, where: str = "weight") -> np.ndarray:
     """Return `weight` as a float64 array [out, in, h, w]; raise AnalysisError naming `where` otherwise."""
@@ -69,7 +66,7 @@ def heatmap_tiles(weight: Any, outs: Sequence[int] | None = None, ins: Sequence[
     """Tiles W[outs][:, ins] on one shared diverging scale.
 
     Returns {"tiles": [len(outs), len(ins), h, w] in [-1, 1], "scale": max |w| over the selected tiles
-    (float; 0.0 if all are zero), "outs": [...], "ins": [...]}. None selects all. Map values with `DIVERGING`.
+    (float; 0.0 if all are zero), "outs": [...], "ins": [...]}. None selects all. The render side colours them (article/theme.py).
     """
     w = as_conv_weight(weight, "heatmap_tiles")
     o = _indices(outs, w.shape[0], "outs")

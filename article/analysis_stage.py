@@ -205,21 +205,38 @@ def needed(cfg: dict[str, Any]) -> bool:
     return bool(cfg["models"] or cfg["byo"])
 
 
+def inputs_fingerprint(root: Path, cfg: dict[str, Any]) -> str:
+    """The fingerprint of everything the analyses read (config, code, weights, bring-your-own factories)."""
+    from analysis.fingerprint import factory_code, fingerprint  # stdlib only: no torch
+
+    extra = [Path(m["weights"]) for m in cfg["byo"]]
+    # Bring-your-own factories are user code: their source (a package's too) is part of the inputs.
+    extra += sorted({p for m in cfg["byo"] for p in factory_code(m["factory"], m["search_path"])})
+    return fingerprint(_fingerprint_config(root, cfg), extra, root)
+
+
+def analysis_state(root: Path, config: SiteConfig, cache_dir: Path, jobs: int | None = None) -> str:
+    """The torch-free freshness check: 'none' (no models configured), 'fresh' (the cached manifest carries the
+    fingerprint of the current inputs and every file it lists is intact) or 'stale' (the analyses must run)."""
+    from analysis.fingerprint import manifest_is_fresh
+
+    cfg = analysis_config(root, config, jobs)
+    if not needed(cfg):
+        return "none"
+    fresh = manifest_is_fresh(cache_dir / "analysis" / "manifest.json", inputs_fingerprint(root, cfg))
+    return "fresh" if fresh else "stale"
+
+
 def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress: bool = True,
                     force: bool = False, jobs: int | None = None) -> str:
     """Run the analyses when their inputs changed; return 'fresh', 'computed' or 'none'. jobs: parallel analysis
     workers (default: site.yml's analysis.n_jobs)."""
+    from analysis.fingerprint import manifest_is_fresh
+
     cfg = analysis_config(root, config, jobs)
     if not needed(cfg):
         return "none"
-    from analysis.fingerprint import fingerprint, manifest_is_fresh  # stdlib only: no torch
-
-    extra = [Path(m["weights"]) for m in cfg["byo"]]
-    # Bring-your-own factories are user code: their source (a package's too) is part of the inputs.
-    from analysis.fingerprint import factory_code
-
-    extra += sorted({p for m in cfg["byo"] for p in factory_code(m["factory"], m["search_path"])})
-    fp = fingerprint(_fingerprint_config(root, cfg), extra, root)
+    fp = inputs_fingerprint(root, cfg)
     manifest = cache_dir / "analysis" / "manifest.json"
     if not force and manifest_is_fresh(manifest, fp):
         return "fresh"

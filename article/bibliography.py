@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import dataclasses
-import hashlib
 import json
 
+from . import cache
 from .errors import BuildError
 from .urls import safe_url
 
@@ -83,24 +83,9 @@ def load_bibliography(path: Path, cache_dir: Path | None = None) -> dict[str, Re
         raw = path.read_bytes()
     except FileNotFoundError:
         raise BuildError("bibliography file not found", path) from None
-    entry = None
-    if cache_dir is not None:
-        digest = hashlib.sha256(raw + Path(__file__).read_bytes()).hexdigest()
-        entry = cache_dir / "render" / f"bib-{digest}.json"
-        try:
-            return _from_cache(json.loads(entry.read_text(encoding="utf-8")))
-        except Exception:  # noqa: BLE001 - a miss, or a corrupt entry of any shape: parse again
-            pass
-    refs = _parse(path, raw)
-    if entry is not None:
-        try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            tmp = entry.with_suffix(".tmp")
-            tmp.write_text(json.dumps({k: dataclasses.asdict(r) for k, r in refs.items()}), encoding="utf-8")
-            tmp.replace(entry)
-        except OSError:
-            pass  # only a speed-up
-    return refs
+    entry = None if cache_dir is None else cache.entry(cache_dir, "bib", [raw, Path(__file__).read_bytes()])
+    return cache.cached(entry, lambda data: _from_cache(json.loads(data)), lambda: _parse(path, raw),
+                        lambda refs: json.dumps({k: dataclasses.asdict(r) for k, r in refs.items()}).encode())
 
 
 def _parse(path: Path, raw: bytes) -> dict[str, Reference]:

@@ -23,3 +23,19 @@ class BuildError(Exception):
             where = self.path + (f":{self.line}" if self.line else "") + ": "
         # One line, always: messages from libraries may carry newlines.
         return where + " ".join(self.message.split())
+
+
+class AnalysisStale(Exception):
+    """The analyses must run before this build can render (raised by build.py's recipe when asked not to run them,
+    so that ``serve`` runs them in a fresh interpreter instead of importing torch itself)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """A failed build as one line. BuildError and AnalysisError already name the file; an OSError (e.g. an
+    unwritable output folder) names its path."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        text = f"{where}: {exc.strerror or exc}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())

@@ -5,8 +5,9 @@ its datasets as ``data/<id>.json`` (canonical download) and ``data/<id>.data.js`
 because pages opened from file:// cannot fetch); a static SVG (``data/<id>.svg``) from vl-convert used
 in ``<noscript>``, in print, and when drawing fails.
 
-Cache: ``<cache_dir>/render/<key>.json`` where key hashes (figure module source, kind, params, article
-front matter, this module's source); an entry also records the hashes of every analysis JSON the figure
+Cache (``article/cache.py``): ``<cache_dir>/render/figure-<key>.json`` where key hashes (the source of the figure
+module and of the package modules it uses, kind, params, article front matter, theme, this module's source); an
+entry also records the hashes of every analysis JSON the figure
 read and is only reused when those still match. A hit imports neither altair nor vl_convert.
 """
 from __future__ import annotations
@@ -15,16 +16,17 @@ import base64
 import hashlib
 import html
 import json
+import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import jsonio, limits
+from . import cache, jsonio, limits, theme
 from .errors import BuildError
 from .figures import registry
 from .figures.registry import Figure, FigureContext
 
-WIDTHS = ("l-body", "l-body-outset", "l-page", "l-screen", "l-gutter")
 _SELF_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
@@ -113,12 +115,22 @@ def split_data(spec: dict[str, Any], fig_id: str, ctx: FigureContext) -> tuple[d
     return spec, datasets
 
 
+def with_font(spec: dict[str, Any], chart_theme: dict[str, Any]) -> dict[str, Any]:
+    """The spec with the theme's (vendored) font as its default font; a figure's own config settings win."""
+    config = dict(spec.get("config") or {})
+    for key, value in theme.vega_config(chart_theme).items():
+        config[key] = {**value, **(config.get(key) or {})} if isinstance(value, dict) else config.get(key, value)
+    return dict(spec, config=config)
+
+
 def _chart_output(fig: Figure, fig_id: str, ctx: FigureContext) -> FigureOutput:
     chart = fig.chart
     spec = chart if isinstance(chart, dict) else chart.to_dict()
+    spec = with_font(spec, ctx.theme)
     spec, datasets = split_data(spec, fig_id, ctx)
     import vl_convert  # lazy: only on a cache miss
 
+    theme.register_chart_font()
     try:
         svg = vl_convert.vegalite_to_svg(dict(spec, datasets=datasets))
     except Exception as exc:
@@ -190,14 +202,36 @@ def make_output(kind: str, params: dict[str, str], ctx: FigureContext) -> Figure
 
 # ---------------------------------------------------------------- cache
 
-def _cache_key(kind: str, params: dict[str, str], ctx: FigureContext) -> str:
-    parts = [_SELF_HASH, registry.module_source_hash(kind), kind, ctx.slug, ctx.figure_id,
-             jsonio.dumps(params), jsonio.dumps(ctx.article), jsonio.dumps(ctx.theme)]
-    return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()
+def _cache_parts(kind: str, params: dict[str, str], ctx: FigureContext) -> list[str]:
+    return [_SELF_HASH, registry.module_source_hash(kind), kind, ctx.slug, str(ctx.figure_id),
+            jsonio.dumps(params), jsonio.dumps(ctx.article), jsonio.dumps(ctx.theme)]
 
 
-def _still_valid(reads: dict[str, str], cache_dir: Path) -> bool:
+def manifest_digests(cache_dir: Path) -> dict[str, str]:
+    """The sha256 of every analysis file (relative to ``cache_dir``) as the analysis manifest records them. Trust
+    them only right after the freshness check verified every one of them (build.py's recipe), so a figure's cache
+    entry is checked without hashing the same files a second time."""
+    path = cache_dir / "analysis" / "manifest.json"
+    try:
+        raw = path.read_bytes()
+        manifest = json.loads(raw)
+    except (OSError, ValueError):
+        return {}
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    out = {"analysis/manifest.json": hashlib.sha256(raw).hexdigest()}  # most figures read it: hash it once
+    for entry in files if isinstance(files, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str) and isinstance(entry.get("sha256"), str):
+            out[posixpath.normpath(posixpath.join("analysis", entry["path"]))] = entry["sha256"]
+    return out
+
+
+def _still_valid(reads: dict[str, str], cache_dir: Path, verified: Mapping[str, str]) -> bool:
+    """Every analysis file the figure read still has the bytes it had then (``verified``: digests known this build)."""
     for rel, digest in reads.items():
+        if rel in verified:
+            if verified[rel] != digest:
+                return False
+            continue
         try:
             if hashlib.sha256((cache_dir / rel).read_bytes()).hexdigest() != digest:
                 return False
@@ -206,23 +240,22 @@ def _still_valid(reads: dict[str, str], cache_dir: Path) -> bool:
     return True
 
 
-def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cache: bool = True
-                  ) -> tuple[FigureOutput, bool]:
-    """Return (output, was_cache_hit)."""
-    entry_path = ctx.cache_dir / "render" / f"{_cache_key(kind, params, ctx)}.json"
-    if use_cache and entry_path.is_file():
-        try:
-            entry = json.loads(entry_path.read_text(encoding="utf-8"))
-            if _still_valid(entry["reads"], ctx.cache_dir):
-                return FigureOutput.from_json(entry["output"]), True
-        except Exception:  # noqa: BLE001 - a corrupt entry (bad JSON, wrong shape or types) is just a miss
-            pass
+def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cache: bool = True,
+                  verified: Mapping[str, str] = {}) -> tuple[FigureOutput, bool]:
+    """Return (output, was_cache_hit). ``verified``: analysis file -> sha256 already checked in this build."""
+    entry = cache.entry(ctx.cache_dir, "figure", _cache_parts(kind, params, ctx)) if use_cache else None
+
+    def decode(data: bytes) -> FigureOutput:
+        record = json.loads(data)
+        if not _still_valid(record["reads"], ctx.cache_dir, verified):
+            raise ValueError("an analysis file the figure read has changed")
+        return FigureOutput.from_json(record["output"])
+
+    hit = cache.load(entry, decode)
+    if hit is not None:
+        return hit, True
     out = make_output(kind, params, ctx)
-    if use_cache:
-        entry_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"reads": ctx.reads, "output": out.to_json()}), encoding="utf-8")
-        tmp.replace(entry_path)
+    cache.store(entry, json.dumps({"reads": ctx.reads, "output": out.to_json()}).encode())
     return out, False
 
 

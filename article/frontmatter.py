@@ -74,7 +74,7 @@ def split(text: str, path: Path) -> tuple[str, str, int]:
 
 def _key_lines(yaml_text: str) -> dict[str, int]:
     """Top-level key -> 1-based line within the YAML text (for error messages)."""
-    node = yaml.compose(yaml_text, Loader=yaml.SafeLoader)
+    node = yaml.compose(yaml_text, Loader=yamlsafe.SAFE_LOADER)
     if not isinstance(node, yaml.MappingNode):
         return {}
     return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
@@ -82,7 +82,7 @@ def _key_lines(yaml_text: str) -> dict[str, int]:
 
 def _bad_date(yaml_text: str) -> tuple[str, int] | None:
     """(key, line within the YAML) of the first date-looking scalar that is not a real date."""
-    stack: list[tuple[yaml.Node, str]] = [(yaml.compose(yaml_text, Loader=yaml.SafeLoader), "?")]
+    stack: list[tuple[yaml.Node, str]] = [(yaml.compose(yaml_text, Loader=yamlsafe.SAFE_LOADER), "?")]
     while stack:
         node, key = stack.pop(0)
         if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":timestamp"):

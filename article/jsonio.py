@@ -1,30 +1,9 @@
-"""Deterministic JSON: sorted keys, compact separators, floats at 7 significant digits (float32 precision)."""
+"""JSON for pages: the project's one JSON rule (analysis/jsonio.py, stdlib only) and script-safe embedding."""
 from __future__ import annotations
 
-import json
-import math
-from typing import Any
+from analysis.jsonio import dumps
 
-
-def _normalize(obj: Any) -> Any:
-    if isinstance(obj, float):
-        if not math.isfinite(obj):
-            return None
-        return float(f"{obj:.7g}")
-    if isinstance(obj, dict):
-        return {str(k): _normalize(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_normalize(v) for v in obj]
-    if hasattr(obj, "tolist"):  # numpy arrays and scalars, without importing numpy
-        return _normalize(obj.tolist())
-    if hasattr(obj, "isoformat"):
-        return obj.isoformat()
-    return obj
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(_normalize(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+__all__ = ["dumps", "script_safe"]
 
 
 def script_safe(text: str) -> str:

@@ -7,6 +7,9 @@ Pipeline for one body (after the Jinja data stage):
   3. python-markdown converts the result (raw HTML escaped unless ``raw_html``), placeholders are restored.
 Directives: ``::: figure id=.. kind=.. [width=l-page] [k=v ...]`` (body = caption), ``::: aside``
 (margin note) and ``::: layout width=l-page`` (wrap any Markdown, e.g. a table, in a layout width).
+
+Longer than most modules (~390 lines) on purpose: the three steps share one numbering and placeholder state
+(``Renderer``), and splitting them would pass that state between modules for no gain in reading.
 """
 from __future__ import annotations
 
@@ -24,10 +27,11 @@ from markdown.treeprocessors import Treeprocessor
 from .bibliography import Citations
 from .errors import BuildError
 from .mathml import tex_to_mathml
+from .theme import WIDTHS  # the figure widths style.css lays out
 from .urls import safe_url
 
 MAX_NESTING = 50  # list / block quote levels
-WIDTHS = ("l-body", "l-body-outset", "l-page", "l-screen", "l-gutter")
+
 _FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
 _OPEN = re.compile(r"^:::[ \t]*([A-Za-z][\w-]*)[ \t]*(.*?)\s*$")
 _CLOSE = re.compile(r"^:::\s*$")
@@ -197,6 +201,7 @@ class Renderer:
         self.path = path
         self.source_lines = source.splitlines()  # the untemplated body, to locate tokens
         self.line_offset = line_offset  # file line of body line 1
+        self._fragment_md: markdown.Markdown | None = None
         self.citations = citations
         self.figure_kinds = figure_kinds
         self.figure_hook = figure_hook
@@ -354,8 +359,11 @@ class Renderer:
 
     def fragment(self, text: str, start: int = 1, inline: bool = False) -> str:
         """Markdown of a caption / aside / front matter field -> HTML (same numbering state)."""
-        md = make_markdown(self.raw_html, full=False)
-        out = self.restore(self._convert(md, self._prepare(text, start), start))
+        prepared = self._prepare(text, start)  # may render nested fragments: before the parser is reset
+        if self._fragment_md is None:  # one parser for every fragment: building one costs ~2 ms
+            self._fragment_md = make_markdown(self.raw_html, full=False)
+        md = self._fragment_md.reset()  # forget the previous fragment's stash and state
+        out = self.restore(self._convert(md, prepared, start))
         if inline:
             m = re.fullmatch(r"\s*<p>(.*)</p>\s*", out, re.DOTALL)
             if m and "<p>" not in m.group(1):

@@ -14,10 +14,10 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from . import cache, theme
 from . import explorer_data as xd
 from .errors import BuildError
 
-DIVERGING = ["#0571b0", "#92c5de", "#f7f7f7", "#f4a582", "#ca0020"]  # the theme's weight scale, [-1, 1]
 
 
 def model_slug(name: str) -> str:
@@ -105,50 +105,53 @@ def model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict]
     return rows, files
 
 
-def _key(name: str, model: dict, manifest: dict, fv_manifest: list[dict], cache_dir: Path) -> str:
+def _key_parts(name: str, model: dict, manifest: dict, fv_manifest: list[dict], cache_dir: Path) -> list[str | bytes]:
     """Everything a model's explorer files depend on: this code, its manifest entry, the bytes of the records it
     reads (by the hashes the analysis listed, else read here) and its feature visualizations."""
     listed = {f["path"]: f["sha256"] for f in manifest.get("files", [])}
-    h = hashlib.sha256()
-    for code in (Path(__file__), Path(xd.__file__)):
-        h.update(code.read_bytes())
-    h.update(json.dumps([name, model, [e for e in fv_manifest if e.get("model") == name]], sort_keys=True).encode())
+    parts: list[str | bytes] = [Path(__file__).read_bytes(), Path(xd.__file__).read_bytes(),
+                                json.dumps([name, model, [e for e in fv_manifest if e.get("model") == name]],
+                                           sort_keys=True)]
     for rel in [e["file"] for e in model["tensors"]] + [c["file"] for c in model.get("context", [])]:
         digest = listed.get(rel)
         if digest is None:
             path = cache_dir / "analysis" / rel
             digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
-        h.update(f"{rel}={digest};".encode())
-    return h.hexdigest()
+        parts.append(f"{rel}={digest}")
+    return parts
 
 
-def cached_model_files(name: str, model: dict, manifest: dict, cache_dir: Path,
-                       fv_manifest: list[dict]) -> tuple[list[dict], dict]:
-    """model_files(), kept as a zip in <cache>/render/explorer/ (data only: nothing read back is executed)."""
-    slot = cache_dir / "render" / "explorer" / f"{model_slug(name)}-{_key(name, model, manifest, fv_manifest, cache_dir)[:24]}.zip"
-    try:
-        with zipfile.ZipFile(slot) as z:
-            files = {n: z.read(n) for n in z.namelist() if n != "rows.json"}
-            return json.loads(z.read("rows.json")), files
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        pass
-    rows, files = model_files(name, model, cache_dir, fv_manifest)
+def _pack(value: tuple[list[dict], dict]) -> bytes:
+    rows, files = value
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
         for rel, data in sorted({**files, "rows.json": json.dumps(rows).encode()}.items()):
             z.writestr(zipfile.ZipInfo(rel, (1980, 1, 1, 0, 0, 0)), data)
-    slot.parent.mkdir(parents=True, exist_ok=True)
-    for old in slot.parent.glob(f"{model_slug(name)}-*.zip"):
-        old.unlink(missing_ok=True)  # one entry per model: the cache does not grow with every analysis
-    part = slot.with_name(slot.name + ".tmp")
-    part.write_bytes(buf.getvalue())
-    part.replace(slot)
-    return rows, files
+    return buf.getvalue()
 
 
-def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articles: list, report: Any) -> list[dict]:
+def _unpack(raw: bytes) -> tuple[list[dict], dict]:
+    with zipfile.ZipFile(io.BytesIO(raw)) as z:
+        files = {n: z.read(n) for n in z.namelist() if n != "rows.json"}
+        return json.loads(z.read("rows.json")), files
+
+
+def cached_model_files(name: str, model: dict, manifest: dict, cache_dir: Path,
+                       fv_manifest: list[dict], use_cache: bool = True) -> tuple[list[dict], dict]:
+    """model_files() through the render cache (one zip per model and inputs; data only: nothing read back is
+    executed)."""
+    kind = f"explorer-{model_slug(name)}"
+    path = cache.entry(cache_dir, kind, _key_parts(name, model, manifest, fv_manifest, cache_dir), "zip") \
+        if use_cache else None
+    value = cache.cached(path, _unpack, lambda: model_files(name, model, cache_dir, fv_manifest), _pack)
+    cache.keep_only(path, kind)
+    return value
+
+
+def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articles: list, report: Any,
+                      previous: Path | None = None, use_cache: bool = True) -> list[dict]:
     """Write every model page; return the index's list of models ({name, label, href, layers})."""
-    from .pipeline import render_template, write  # the pipeline imports this module
+    from .output import render_template, write
 
     manifest_path = Path(cache_dir) / "analysis" / "manifest.json"
     if not manifest_path.is_file():
@@ -161,16 +164,16 @@ def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articl
         if not model.get("tensors"):
             continue
         slug = model_slug(name)
-        rows, files = cached_model_files(name, model, manifest, Path(cache_dir), fv_manifest)
+        rows, files = cached_model_files(name, model, manifest, Path(cache_dir), fv_manifest, use_cache)
         for rel, data in sorted(files.items()):
-            write(site, f"models/{slug}/{rel}", data)
+            write(site, f"models/{slug}/{rel}", data, previous)
         info = model.get("info") or {}
         page = render_template(
             env, "model.html", site=config, site_raw=config.raw, root="../../",
             page_url=f"{config.site_url}models/{slug}/index.html", model_name=name, label=model.get("label", name),
             info=info, notes=model.get("notes", []), layers=rows, articles=_users(articles, name, slug),
-            diverging=json.dumps(DIVERGING))
-        write(site, f"models/{slug}/index.html", page)
+            diverging=json.dumps(list(theme.DIVERGING)))
+        write(site, f"models/{slug}/index.html", page, previous)
         report.pages.append(f"models/{slug}/index.html")
         listed.append({"name": name, "label": model.get("label", name), "href": f"models/{slug}/index.html",
                        "layers": len(rows), "family": model.get("family", "")})

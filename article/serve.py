@@ -1,184 +1,38 @@
 """``python build.py serve``: build, serve site/ on 127.0.0.1 and rebuild + live-reload on every source change.
 
-Rebuilds run build.py's own ``main()`` inside the server process: libraries, compiled regexes and Pygments
-lexers stay warm, so a content-only rebuild takes ~0.2 s instead of ~1 s for a fresh interpreter (see
-bench/README.md). Two things need care:
+``serve`` is handed build.py's recipe, ``build(root, site_dir, cache_dir, ...)``, and calls it for every rebuild,
+in this process with ``run_analysis=False``: the recipe then asks the torch-free freshness check
+(``article.analysis_stage.analysis_state``) whether the analyses must run, and raises AnalysisStale if so.
 
-* Figure modules are Python the author edits while serving, and the render cache keys on their *source on
-  disk*; running stale imported code under the new key would poison the cache. So when any watched ``.py``
-  file changes, every ``article.*`` / ``analysis.*`` module is dropped from ``sys.modules`` first.
-* Analyses import torch and may run for minutes: when ``ensure_analysis`` decides they must run, the in-process
-  build is stopped at the ``analysis.pipeline`` import and the whole build runs as ``python build.py`` in a
-  subprocess instead (fresh code, torch stays out of the server, progress streams to the terminal).
+* fresh (every content-only edit): the rebuild completes here; libraries, compiled regexes and Pygments lexers stay
+  warm, so it costs about half a fresh ``python build.py`` (bench/README.md).
+* stale, or ``--clean``: the recipe runs again in a fresh interpreter (multiprocessing ``spawn``), so torch and
+  minutes of analysis stay out of the server; its progress goes straight to the terminal.
 
-Either way the served files are exactly what ``python build.py`` writes. The live-reload client exists only
-in HTTP responses: HTML is rewritten on the fly to load the same-origin ``/__livereload.js`` (CSP
-``script-src 'self'`` allows it), which polls ``/__livereload/status`` and reloads when the site version
-changes, or shows the build error in an overlay while the last good site stays served.
+Figure modules are Python the author edits while serving, and the render cache keys on their *source on disk*;
+running stale imported code under the new key would poison the cache. So when any watched ``.py`` file changes,
+every ``article.*`` / ``analysis.*`` module is dropped from ``sys.modules`` first (the recipe imports its stages
+inside the function, so the next call gets the edited code). The HTTP side lives in ``article/liveserver.py``.
 """
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
-import json
+import multiprocessing
 import os
-import re
 import signal
-import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Callable
 
+from .liveserver import BuildState, make_server
 from .watch import Poller
 
-CLIENT_PATH = "/__livereload.js"
-STATUS_PATHS = ("/__livereload/status", "/__livereload")
-POLL_MS = 400  # browser -> /__livereload/status
+Recipe = Callable[..., Any]  # build.py's build(root, site_dir, cache_dir, *, strict, debug, clean, jobs, progress)
 
-CLIENT_JS = """\
-// Live reload for `python build.py serve` only; never part of the built site.
-(function () {
-  "use strict";
-  var me = document.currentScript;
-  var version = me ? me.getAttribute("data-version") : null;
-  var box = null;
-  function show(text) {
-    if (!box) {
-      box = document.createElement("pre");
-      box.id = "vw-livereload-error";
-      box.setAttribute("role", "alert");
-      // CSSOM assignments are allowed under CSP style-src 'self' (style attributes are not).
-      Object.assign(box.style, {position: "fixed", left: "0", right: "0", bottom: "0", zIndex: "2147483647",
-        margin: "0", padding: "12px 16px", maxHeight: "40vh", overflow: "auto", whiteSpace: "pre-wrap",
-        font: "13px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace", color: "#fff",
-        background: "rgba(160, 20, 20, 0.95)", boxShadow: "0 -2px 8px rgba(0,0,0,0.3)"});
-      document.body.appendChild(box);
-    }
-    box.textContent = "Build failed (still showing the last good build):\\n" + text;
-  }
-  function hide() { if (box) { box.remove(); box = null; } }
-  function poll() {
-    fetch("/__livereload/status", {cache: "no-store"})
-      .then(function (r) { return r.json(); })
-      .then(function (s) {
-        if (version !== null && String(s.version) !== version) { location.reload(); return; }
-        if (s.error) { show(s.error); } else { hide(); }
-        setTimeout(poll, %(poll)d);
-      })
-      .catch(function () { setTimeout(poll, 1500); });  // server restarting: keep trying
-  }
-  poll();
-})();
-""" % {"poll": POLL_MS}
-
-_BODY_END = re.compile(rb"</body\s*>", re.I)
-
-NO_SITE_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>No build yet</title></head>
-<body><h1>No successful build yet</h1><p>Fix the error shown below (also printed in the terminal);
-this page reloads by itself.</p></body></html>"""
-
-
-def inject(html: bytes, version: int) -> bytes:
-    """Add the live-reload script tag before the last ``</body>`` (or at the end)."""
-    tag = f'<script src="{CLIENT_PATH}" data-version="{version}" defer></script>\n'.encode()
-    ends = list(_BODY_END.finditer(html))
-    if not ends:
-        return html + tag
-    at = ends[-1].start()
-    return html[:at] + tag + html[at:]
-
-
-@dataclass
-class BuildState:
-    """What the status endpoint reports. ``version`` counts successful builds: the page reloads when it moves."""
-
-    version: int = 0
-    error: str | None = None
-    building: bool = False
-    seconds: float | None = None  # duration of the last build
-    changed: list[str] = field(default_factory=list)  # files that triggered the last build
-    lock: threading.Condition = field(default_factory=threading.Condition)
-
-    def as_json(self) -> dict[str, Any]:
-        with self.lock:
-            return {"version": self.version, "ok": self.error is None, "error": self.error,
-                    "building": self.building, "seconds": self.seconds, "changed": list(self.changed)}
-
-    def start(self, changed: list[str]) -> None:
-        with self.lock:
-            self.building, self.changed = True, changed
-
-    def finish(self, error: str | None, seconds: float) -> None:
-        with self.lock:
-            self.building, self.error, self.seconds = False, error, round(seconds, 3)
-            if error is None:
-                self.version += 1
-            self.lock.notify_all()
-
-    def wait_idle(self, timeout: float) -> None:
-        with self.lock:
-            self.lock.wait_for(lambda: not self.building, timeout)
-
-
-# ------------------------------------------------------------------ building
-
-def build_command(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, debug: bool = False,
-                  clean: bool = False, jobs: int | None = None) -> list[str]:
-    cmd = [sys.executable, str(root / "build.py"), "build", "--site-dir", str(site_dir), "--cache-dir", str(cache_dir)]
-    cmd += ["--strict"] * strict + ["--debug"] * debug + ["--clean"] * clean
-    return cmd + (["--jobs", str(jobs)] if jobs else [])
-
-
-def error_line(output: list[str], returncode: int) -> str:
-    """The build's one-line error: its ``error: ...`` line, else a traceback's last line."""
-    for line in reversed(output):
-        if line.startswith("error: "):
-            return line[len("error: "):]
-    tail = [line for line in output if line.strip()]
-    return tail[-1].strip() if tail else f"build exited with status {returncode}"
-
-
-def run_build(cmd: list[str], root: Path, echo_all: bool) -> tuple[str | None, float]:
-    """Run one build; return (one-line error or None, seconds). Streams analysis progress to the terminal."""
-    t0 = time.perf_counter()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output: list[str] = []
-    try:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.rstrip("\n")
-            output.append(line)
-            # Long analysis runs must not look like a hang; stage timings only on the first build.
-            if echo_all or line.startswith(("analysis", "  warning")):
-                print(line, flush=True)
-        proc.wait()
-    finally:
-        if proc.poll() is None:  # interrupted (Ctrl-C / SIGTERM): don't leave our build running
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    seconds = time.perf_counter() - t0
-    if proc.returncode == 0:
-        return None, seconds
-    return error_line(output, proc.returncode).replace(str(root) + os.sep, ""), seconds
-
-
-_ANALYSIS_RUN = "analysis.pipeline"  # the torch-importing module ensure_analysis loads only when stale
-_KEEP = {__name__, "article.watch"}
-
-
-class NeedsSubprocess(Exception):
-    """The analyses must run: do the whole build in a fresh ``python build.py``."""
+_KEEP = {__name__, "article.watch", "article.liveserver"}
 
 
 def purge_project_modules() -> list[str]:
@@ -192,162 +46,117 @@ def purge_project_modules() -> list[str]:
     return names
 
 
-def build_in_process(root: Path, argv: list[str], echo: bool) -> str | None:
-    """Run ``build.py``'s ``main(argv)`` here; return the one-line error or None.
+def _failure(exc: BaseException, root: Path) -> str:
+    """The build's one-line error (paths relative to the project); a bug in figure code gets its type named."""
+    from analysis.errors import AnalysisError
+    from article.errors import BuildError, one_line
 
-    Raises NeedsSubprocess when the analysis stage wants to run (its ``analysis.pipeline`` import is blocked).
-    """
-    spec = importlib.util.spec_from_file_location("_vw_build", root / "build.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    blocked = _ANALYSIS_RUN not in sys.modules
-    if blocked:
-        sys.modules[_ANALYSIS_RUN] = None  # type: ignore[assignment]  # makes its import raise ImportError
-    out, err = io.StringIO(), io.StringIO()
+    text = one_line(exc)
+    if not isinstance(exc, (BuildError, AnalysisError, OSError)):
+        text = f"{type(exc).__name__}: {text}"
+    return text.replace(str(root) + os.sep, "")
+
+
+def _in_child(build: Recipe, root: Path, kwargs: dict[str, Any], conn: Any) -> None:
+    """The recipe in a spawned interpreter; sends back None or the one-line error."""
+    os.environ["PYTHONUNBUFFERED"] = "1"  # this child's own stdout: progress lines show up as they happen
     try:
-        spec.loader.exec_module(module)  # build.py may have changed too: read it every time
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status = module.main(argv)
-    except ImportError as exc:
-        if _ANALYSIS_RUN in str(exc):
-            raise NeedsSubprocess from None
-        return f"{type(exc).__name__}: {exc}"
-    except SystemExit as exc:  # argparse
-        status = exc.code if isinstance(exc.code, int) else 1
-    except Exception as exc:  # a bug in figure code must not take the server down
-        return " ".join(f"{type(exc).__name__}: {exc}".split())
+        build(root, **kwargs)
+        conn.send(None)
+    except BaseException as exc:  # noqa: BLE001 - user code may even call sys.exit(): report, never hang
+        conn.send(_failure(exc, root))
+
+
+def build_in_child(build: Recipe, root: Path, kwargs: dict[str, Any]) -> str | None:
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no fork of the server's threads
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_in_child, args=(build, root, kwargs, send), name="vw-build")
+    proc.start()
+    send.close()
+    finished = False
+    try:
+        try:
+            error = receive.recv()
+        except EOFError:  # the child died without a word (killed, crashed)
+            proc.join()
+            error = f"the build process exited with status {proc.exitcode}"
+        finished = True
+        return error
     finally:
-        if blocked and sys.modules.get(_ANALYSIS_RUN, 0) is None:
-            del sys.modules[_ANALYSIS_RUN]
-        if echo:
-            print(out.getvalue(), end="", flush=True)
-    if status == 0:
-        return None
-    lines = (out.getvalue() + err.getvalue()).splitlines()
-    return error_line(lines, int(status or 1)).replace(str(root) + os.sep, "")
+        proc.join(None if finished else 0)
+        if proc.is_alive():  # interrupted (Ctrl-C / SIGTERM): don't leave our build running
+            proc.terminate()
+            proc.join(5)
+
+
+def build_in_process(build: Recipe, root: Path, kwargs: dict[str, Any], echo: bool) -> str | None:
+    """The recipe here, told not to run the analyses (AnalysisStale propagates); returns the one-line error."""
+    from article.errors import AnalysisStale
+
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(sys.stdout if echo else out):
+            build(root, **kwargs)
+    except AnalysisStale:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug in figure code must not take the server down
+        return _failure(exc, root)
+    return None
 
 
 class Builder:
-    """Runs builds the fastest safe way: in process, or as ``python build.py`` when analyses must run."""
+    """Runs builds the fastest safe way: the recipe in this process, or in a fresh one when analyses must run."""
 
-    def __init__(self, root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False,
+    def __init__(self, build: Recipe, root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False,
                  debug: bool = False, jobs: int | None = None):
-        self.root = root
-        self.kwargs = dict(strict=strict, debug=debug, jobs=jobs)
-        self.site_dir, self.cache_dir = site_dir, cache_dir
+        self.build, self.root = build, root
+        self.kwargs = dict(site_dir=site_dir, cache_dir=cache_dir, strict=strict, debug=debug, jobs=jobs)
         self.last_mode = ""
 
     def __call__(self, changed: list[str], *, first: bool = False, clean: bool = False) -> tuple[str | None, float]:
         """One build; returns (one-line error or None, seconds)."""
+        from article.errors import AnalysisStale
+
         t0 = time.perf_counter()
-        cmd = build_command(self.root, self.site_dir, self.cache_dir, clean=clean, **self.kwargs)
         if any(p.endswith(".py") for p in changed):
             purge_project_modules()
-        if not clean:  # --clean recomputes analyses: always a subprocess
+        if not clean:  # --clean recomputes the analyses: always in a fresh interpreter
             try:
-                error = build_in_process(self.root, cmd[2:], echo=first or bool(self.kwargs["debug"]))
                 self.last_mode = "in process"
+                error = build_in_process(self.build, self.root, dict(self.kwargs, run_analysis=False),
+                                         echo=first or bool(self.kwargs["debug"]))
                 return error, time.perf_counter() - t0
-            except NeedsSubprocess:
-                purge_project_modules()  # the analysis run may change what figure code reads
+            except AnalysisStale:
+                pass
         self.last_mode = "subprocess"
-        error, _ = run_build(cmd, self.root, echo_all=True)
+        error = build_in_child(self.build, self.root, dict(self.kwargs, clean=clean))
+        purge_project_modules()  # the analysis run may change what figure code reads
         return error, time.perf_counter() - t0
 
-
-# ------------------------------------------------------------------ HTTP
-
-class LiveReloadHandler(SimpleHTTPRequestHandler):
-    """Static files from the site folder + the live-reload endpoints; HTML gets the client tag on the fly."""
-
-    state: BuildState
-    quiet = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if not self.quiet:
-            super().log_message(format, *args)
-
-    def end_headers(self) -> None:
-        self.send_header("Cache-Control", "no-store")  # every reload must see the fresh build
-        super().end_headers()
-
-    def do_GET(self) -> None:
-        self._respond(send_body=True)
-
-    def do_HEAD(self) -> None:
-        self._respond(send_body=False)
-
-    def _send(self, status: int, ctype: str, body: bytes, send_body: bool) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if send_body:
-            self.wfile.write(body)
-
-    def _html(self, status: int, html: bytes, send_body: bool) -> None:
-        self._send(status, "text/html; charset=utf-8", inject(html, self.state.version), send_body)
-
-    def _respond(self, send_body: bool) -> None:
-        path = urlsplit(self.path).path
-        if path == CLIENT_PATH:
-            return self._send(200, "text/javascript; charset=utf-8", CLIENT_JS.encode(), send_body)
-        if path in STATUS_PATHS:
-            body = json.dumps(self.state.as_json()).encode()
-            return self._send(200, "application/json", body, send_body)
-        site = Path(self.directory)
-        if not site.is_dir():
-            self.state.wait_idle(15)  # the two-rename swap window of a finishing build
-            if not site.is_dir():
-                return self._html(503, NO_SITE_PAGE.encode(), send_body)
-        target = Path(self.translate_path(self.path))
-        if target.is_dir() and path.endswith("/"):
-            target = target / "index.html"
-        if not target.exists() and self.state.building:
-            self.state.wait_idle(15)
-        if target.is_dir():
-            return super().do_GET() if send_body else super().do_HEAD()  # adds the trailing-slash redirect
-        if not target.is_file():
-            missing = site / "404.html"
-            if missing.is_file():
-                return self._html(404, missing.read_bytes(), send_body)
-            return self.send_error(404)
-        if target.suffix == ".html":
-            return self._html(200, target.read_bytes(), send_body)
-        return super().do_GET() if send_body else super().do_HEAD()
-
-
-def make_server(site_dir: Path, state: BuildState, host: str, port: int, quiet: bool = True) -> ThreadingHTTPServer:
-    handler = type("Handler", (LiveReloadHandler,), {"state": state, "quiet": quiet})
-    return ThreadingHTTPServer((host, port), partial(handler, directory=str(site_dir)))
-
-
-# ------------------------------------------------------------------ the command
 
 def _stop(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def serve(root: Path, site_dir: Path, cache_dir: Path, *, host: str = "127.0.0.1", port: int = 8000,
+def serve(build: Recipe, root: Path, site_dir: Path, cache_dir: Path, *, host: str = "127.0.0.1", port: int = 8000,
           strict: bool = False, debug: bool = False, clean: bool = False, jobs: int | None = None,
           interval: float = 0.3) -> int:
-    """Build once, serve ``site_dir`` at http://host:port/ and rebuild when sources change, until Ctrl-C.
-
-    ``port=0`` picks a free port. ``clean`` applies to the first build only. Returns the exit status.
+    """Build once with ``build``, serve ``site_dir`` at http://host:port/ and rebuild when sources change, until
+    Ctrl-C. ``port=0`` picks a free port. ``clean`` applies to the first build only. Returns the exit status.
     """
     root, site_dir, cache_dir = Path(root).resolve(), Path(site_dir).resolve(), Path(cache_dir).resolve()
     signal.signal(signal.SIGTERM, _stop)
     state = BuildState()
     poller = Poller(root)
     try:
-        server = make_server(site_dir, state, host, port, quiet=not debug)
+        server = make_server(root, site_dir, state, host, port, quiet=not debug)
     except OSError as exc:
         print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
-    builder = Builder(root, site_dir, cache_dir, strict=strict, debug=debug, jobs=jobs)
+    builder = Builder(build, root, site_dir, cache_dir, strict=strict, debug=debug, jobs=jobs)
 
-    def build(changed: list[str], first: bool = False) -> None:
+    def rebuild(changed: list[str], first: bool = False) -> None:
         state.start(changed)
         error, seconds = builder(changed, first=first, clean=clean and first)
         state.finish(error, seconds)
@@ -359,7 +168,7 @@ def serve(root: Path, site_dir: Path, cache_dir: Path, *, host: str = "127.0.0.1
             print(f"rebuilt in {seconds:.2f} s, {builder.last_mode} ({names})", flush=True)
 
     try:
-        build([], first=True)
+        rebuild([], first=True)
         thread.start()
         shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
         print(f"serving http://{shown}:{server.server_address[1]}/ with live reload (Ctrl-C to stop)", flush=True)
@@ -377,7 +186,7 @@ def serve(root: Path, site_dir: Path, cache_dir: Path, *, host: str = "127.0.0.1
                 if not more:
                     break
                 changed = sorted(set(changed) | set(more))
-            build(changed)
+            rebuild(changed)
     except KeyboardInterrupt:
         print("stopped", flush=True)
     finally:

@@ -132,7 +132,7 @@ def test_render_cache_reuses_and_invalidates(tmp_path):
         return site
 
     first = build("a")
-    slots = list((cache / "render" / "explorer").glob("tinynet-*.zip"))
+    slots = list((cache / "render").glob("explorer-tinynet-*.zip"))
     assert len(slots) == 1
     assert tree_digest(build("b")) == tree_digest(first)  # from the zip: the same bytes
     record = cache / "analysis" / "tinynet" / "tensors" / "conv1.json"
@@ -140,7 +140,7 @@ def test_render_cache_reuses_and_invalidates(tmp_path):
     data["norm"][0] = 123.25
     record.write_text(json.dumps(data))
     assert layer(build("c") / "models" / "tinynet", "conv1")["norm"][0] == 123.2
-    assert len(list((cache / "render" / "explorer").glob("tinynet-*.zip"))) == 1
+    assert len(list((cache / "render").glob("explorer-tinynet-*.zip"))) == 1
 
 
 def test_a_corrupt_record_is_one_error_naming_the_file(tmp_path):

@@ -240,8 +240,9 @@ def test_stale_analysis_builds_in_a_subprocess_and_keeps_torch_out_of_the_server
         import json, sys
         from pathlib import Path
         from article.serve import Builder
+        from build import build
         root = Path.cwd()
-        builder = Builder(root, root / "site", Path(sys.argv[1]))
+        builder = Builder(build, root, root / "site", Path(sys.argv[1]))
         error, seconds = builder([str(root / "content" / "sample" / "index.md")])
         print(json.dumps({"mode": builder.last_mode, "error": error,
                           "loaded": sorted(m for m in sys.modules if m.split(".")[0] == "torch"
@@ -271,12 +272,12 @@ def test_purge_forgets_project_modules_but_not_the_server(tmp_path: Path) -> Non
 
 
 def test_inject_places_tag_before_last_body_end() -> None:
-    from article.serve import inject
+    from article.liveserver import inject
 
     html = b"<html><body><p>x</p><pre></body></pre></body>\n</html>\n"
     out = inject(html, 7)
     assert out.count(b"__livereload.js") == 1
-    assert out.endswith(b'<script src="/__livereload.js" data-version="7" defer></script>\n</body>\n</html>\n')
+    assert out.endswith(b'<script src="/__livereload.js" data-version="7" data-poll="400" defer></script>\n</body>\n</html>\n')
     assert inject(b"<p>fragment</p>", 1).startswith(b"<p>fragment</p><script")
 
 

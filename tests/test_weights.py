@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from analysis.errors import AnalysisError
-from analysis.weights import DIVERGING, first_layer_rgb, heatmap_tiles, top_inputs
+from analysis.weights import first_layer_rgb, heatmap_tiles, top_inputs
 
 
 def test_first_layer_rgb_per_filter_maps_zero_to_grey_and_extremes_to_0_1():
@@ -63,10 +63,6 @@ def test_heatmap_tiles_all_zero_and_bad_index():
     assert out["scale"] == 0.0 and np.all(out["tiles"] == 0)
     with pytest.raises(AnalysisError, match="ins"):
         heatmap_tiles(np.zeros((2, 2, 3, 3)), ins=[2])
-
-
-def test_diverging_scale_is_distills():
-    assert DIVERGING == ("#0571b0", "#92c5de", "#f7f7f7", "#f4a582", "#ca0020")
 
 
 def test_top_inputs_ranks_by_kernel_l2_norm():

@@ -8,8 +8,6 @@ from ..model_pages import explorer_href
 from . import analysis_data as ad
 from .registry import Figure, FigureContext, register
 
-DIVERGING = ["#0571b0", "#92c5de", "#f7f7f7", "#f4a582", "#ca0020"]
-
 
 def _context_record(ctx: FigureContext, model: str, index: int = 0) -> dict:
     entry = ad.model_entry(ctx, model)
@@ -39,8 +37,8 @@ def _robust_scale(weight: list) -> float:
     return values[int(0.995 * (len(values) - 1))] or values[-1] or 1.0
 
 
-def diverging_scale(alt):
-    return alt.Scale(domain=[-1, -0.5, 0, 0.5, 1], range=DIVERGING, clamp=True)
+def diverging_scale(alt, ctx: FigureContext):
+    return alt.Scale(domain=[-1, -0.5, 0, 0.5, 1], range=list(ctx.theme["diverging"]), clamp=True)
 
 
 @register("context_explorer")
@@ -100,7 +98,7 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         .encode(
             x=alt.X("gx:Q", axis=None, scale=sx), x2="gx2:Q",
             y=alt.Y("gy:Q", axis=None, scale=sy), y2="gy2:Q",
-            color=alt.Color("v:Q", scale=diverging_scale(alt), legend=None),
+            color=alt.Color("v:Q", scale=diverging_scale(alt, ctx), legend=None),
             stroke=alt.condition(sel, alt.value("#111"), alt.value(None)),
             tooltip=[alt.Tooltip("o:Q", title="output neuron"), alt.Tooltip("i:Q", title="input neuron"),
                      alt.Tooltip("x:Q", title="kernel x"), alt.Tooltip("y:Q", title="kernel y"),
@@ -122,7 +120,7 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         .properties(width=big_px, height=big_px * kh / kw, title="selected kernel")
     )
     big = alt.layer(
-        big.mark_rect().encode(color=alt.Color("v:Q", scale=diverging_scale(alt), legend=alt.Legend(
+        big.mark_rect().encode(color=alt.Color("v:Q", scale=diverging_scale(alt, ctx), legend=alt.Legend(
             title="weight / max |w|", orient="bottom", gradientLength=160))),
         big.mark_text(fontSize=9).encode(text=alt.Text("w:Q", format=".2f"),
                                          color=alt.value("#222")),

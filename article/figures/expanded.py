@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from . import analysis_data as ad
+from .cells import unit_cells
 from .context import diverging_scale
 from .registry import Figure, FigureContext, register
 
@@ -55,7 +56,7 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         raise ctx.error(f"model '{model}' has no expanded weights in the analysis results")
     pick = alt.param(name="block", value=options[min(4, len(options) - 1)],
                      bind=alt.binding_select(options=options, name="Expanded weights of "))
-    grid = (
+    positioned = (
         alt.Chart(alt.Data(values=cells))
         .transform_filter(alt.datum.b == pick)
         .transform_flatten(["w"])
@@ -63,12 +64,11 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         .transform_calculate(x="(datum.p - 1) % datum.k", y="floor((datum.p - 1) / datum.k)")
         .transform_calculate(gx="datum.ii * (datum.k + 1) + datum.x", gy="datum.oi * (datum.kh + 1) + datum.y",
                              v="datum.w / datum.s")
-        .transform_calculate(gx2="datum.gx + 1", gy2="datum.gy + 1")
-        .mark_rect()
-        .encode(
-            x=alt.X("gx:Q", axis=None, scale=alt.Scale(nice=False, zero=True)), x2="gx2:Q",
-            y=alt.Y("gy:Q", axis=None, scale=alt.Scale(nice=False, zero=True, reverse=True)), y2="gy2:Q",
-            color=alt.Color("v:Q", scale=diverging_scale(alt),
+    )
+    grid = (
+        unit_cells(
+            positioned, "gx", "gy",
+            color=alt.Color("v:Q", scale=diverging_scale(alt, ctx),
                             legend=alt.Legend(title="weight / max |w|", orient="bottom")),
             tooltip=[alt.Tooltip("o:Q", title="output channel"), alt.Tooltip("i:Q", title="input channel"),
                      alt.Tooltip("x:Q", title="x"), alt.Tooltip("y:Q", title="y"),

@@ -9,6 +9,7 @@ import math
 
 from ..model_pages import explorer_href
 from . import analysis_data as ad
+from .cells import unit_cells
 from .registry import Figure, FigureContext, register
 
 LOADINGS = 4  # channels listed per factor
@@ -112,7 +113,7 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         .properties(width=420, height=300, title="every neuron of the layer (click one)")
     )
     selected = alt.Chart(data).transform_filter(in_layer).transform_filter(neuron)
-    factors = (
+    positioned = (
         selected
         .transform_flatten(["s"], as_=["v"])
         .transform_window(p="row_number()", groupby=["t", "n"])
@@ -122,11 +123,10 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         .transform_calculate(
             fx="datum.f * (datum.w + 1) + datum.q % datum.w", fy="floor(datum.q / datum.w)",
             factor="'factor ' + datum.f")
-        .transform_calculate(fx2="datum.fx + 1", fy2="datum.fy + 1")
-        .mark_rect()
-        .encode(
-            x=alt.X("fx:Q", axis=None, scale=alt.Scale(nice=False, zero=True)), x2="fx2:Q",
-            y=alt.Y("fy:Q", axis=None, scale=alt.Scale(nice=False, zero=True, reverse=True)), y2="fy2:Q",
+    )
+    factors = (
+        unit_cells(
+            positioned, "fx", "fy",
             color=alt.Color("factor:N", scale=alt.Scale(domain=["factor 0", "factor 1", "factor 2"],
                                                         range=FACTOR_COLORS), legend=None),
             opacity=alt.Opacity("v:Q", scale=alt.Scale(domain=[0, 1]), legend=None),

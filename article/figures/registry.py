@@ -25,15 +25,8 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Any, Callable
 
+from .. import theme as site_theme
 from ..errors import BuildError
-
-# Shared look for figure code (mirrors style.css); Distill weight colours from the reference card.
-THEME: dict[str, Any] = {
-    "font": "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif",
-    "diverging": ["#0571b0", "#92c5de", "#f7f7f7", "#f4a582", "#ca0020"],  # [-1, 1], red positive
-    "categorical": ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#9d755d", "#e45756"],
-    "accent": "#4c78a8",
-}
 
 
 @dataclass(frozen=True)
@@ -66,7 +59,7 @@ class FigureContext:
     figure_id: str | None = None
     path: Path | None = None  # article file, for error messages
     line: int | None = None  # directive line, for error messages
-    theme: dict[str, Any] = field(default_factory=lambda: dict(THEME))
+    theme: dict[str, Any] = field(default_factory=lambda: dict(site_theme.CHART))  # article/theme.py
     reads: dict[str, str] = field(default_factory=dict)  # relpath -> sha256, for the render cache
 
     def load_json(self, relpath: str) -> Any:
@@ -137,13 +130,31 @@ def discover() -> None:
                              Path(package.__path__[0]) / f"{info.name}.py") from exc
 
 
-def module_source_hash(kind: str) -> str:
-    """Hash of the source of the module defining ``kind`` (render cache key part)."""
+def figure_modules(kind: str) -> dict[str, Any]:
+    """The module defining ``kind`` and every module of this package it uses, directly or through another (e.g. a
+    shared colour scale or cell helper): name -> module."""
     import inspect
-    fn = FIGURES[kind]
-    module = inspect.getmodule(fn)
-    src = Path(module.__file__).read_bytes() if module and module.__file__ else fn.__qualname__.encode()
-    return hashlib.sha256(src).hexdigest()
+
+    todo, used = [inspect.getmodule(FIGURES[kind])], {}
+    while todo:
+        module = todo.pop()
+        if module is None or module.__name__ in used or not module.__name__.startswith(__package__ + "."):
+            continue
+        used[module.__name__] = module
+        for value in vars(module).values():
+            if inspect.ismodule(value):
+                todo.append(value)
+            elif inspect.isfunction(value) or inspect.isclass(value):
+                todo.append(inspect.getmodule(value))
+    return used
+
+
+def module_source_hash(kind: str) -> str:
+    """Hash of the source of ``figure_modules(kind)``: the render cache key part for figure code."""
+    h = hashlib.sha256()
+    for name, module in sorted(figure_modules(kind).items()):
+        h.update(name.encode() + b"\0" + Path(module.__file__).read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 class LazyData(Mapping):

@@ -3,19 +3,21 @@
    (vendor/vega-interpreter.js) replaces new Function, and defaultStyle:false avoids <style> injection. */
 (function () {
   "use strict";
-  var FONT = "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif";
-  function theme(dark) {
-    var fg = dark ? "#e6e6e6" : "#1a1a1a";
-    var muted = dark ? "#b8b8b8" : "#555555";
-    var grid = dark ? "#3a3a3a" : "#e6e6e6";
+  /* Colours and the font come from the page's CSS custom properties (assets/theme.css, generated from
+     article/theme.py), so charts follow the theme and the light/dark switch without a copy of it here. */
+  function css(name) {
+    return getComputedStyle(document.documentElement).getPropertyValue("--" + name).trim();
+  }
+  function theme() {
+    var font = css("sans"), fg = css("fg"), muted = css("muted"), grid = css("grid");
     return {
       background: null,
-      font: FONT,
+      font: font,
       view: { stroke: null },
       axis: { labelColor: muted, titleColor: fg, domainColor: muted, tickColor: muted, gridColor: grid,
-              labelFont: FONT, titleFont: FONT },
-      legend: { labelColor: muted, titleColor: fg, labelFont: FONT, titleFont: FONT },
-      title: { color: fg, subtitleColor: muted, font: FONT },
+              labelFont: font, titleFont: font },
+      legend: { labelColor: muted, titleColor: fg, labelFont: font, titleFont: font },
+      title: { color: fg, subtitleColor: muted, font: font },
       header: { labelColor: fg, titleColor: fg },
       text: { color: fg }
     };
@@ -59,7 +61,7 @@
         renderer: "svg",
         defaultStyle: false,
         loader: imageLoader,
-        config: theme(!!(dark && dark.matches)),
+        config: theme(),
         tooltip: { theme: "custom", disableDefaultStyle: true }
       }).then(function (result) {
         views[id] = result;
@@ -89,7 +91,9 @@
       });
       return;
     }
-    drawAll();
+    /* Text is measured when drawn: wait for the vendored font (a no-op once it is cached). */
+    var fontsReady = document.fonts && document.fonts.ready ? document.fonts.ready : Promise.resolve();
+    fontsReady.then(drawAll, drawAll);
     if (dark) {
       var redraw = function () { drawAll(); };
       if (dark.addEventListener) dark.addEventListener("change", redraw);

@@ -1,0 +1,75 @@
+"""The render side's one cache primitive: key parts -> value, kept as a file in ``<cache_dir>/render/``.
+
+Used by every render cache (figures, bibliographies, social images, the Vega bundle). An entry's name is
+``<kind>-<sha256 of the key parts>.<ext>``; it is written atomically (a killed build never leaves half an entry)
+with a header and the sha256 of its value (a damaged or planted file fails the check: ~5 ms for all entries of a
+build), and read back through the caller's ``decode``, so a missing, corrupt or wrongly shaped entry is simply a
+miss and the value is computed again. The cache is only a speed-up: a failed write is ignored, and nothing read from
+it is ever executed.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Callable, Iterable, TypeVar
+
+from analysis.jsonio import write_bytes_atomic  # stdlib only: the project's one atomic-write idiom
+
+T = TypeVar("T")
+HEADER = b"vw render cache 1\n"  # then the value's sha256 (32 bytes), then the value
+
+
+def key(parts: Iterable[str | bytes]) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        data = part if isinstance(part, bytes) else str(part).encode("utf-8")
+        h.update(len(data).to_bytes(8, "little") + data)  # length-prefixed: ("ab", "c") != ("a", "bc")
+    return h.hexdigest()
+
+
+def entry(cache_dir: Path, kind: str, parts: Iterable[str | bytes], ext: str = "json") -> Path:
+    return Path(cache_dir) / "render" / f"{kind}-{key(parts)}.{ext}"
+
+
+def load(path: Path | None, decode: Callable[[bytes], T]) -> T | None:
+    """The decoded entry, or None for a miss (no cache, no entry, or anything ``decode`` rejects)."""
+    if path is None:
+        return None
+    try:
+        raw = path.read_bytes()
+        start = len(HEADER) + 32
+        if not raw.startswith(HEADER) or hashlib.sha256(raw[start:]).digest() != raw[len(HEADER):start]:
+            return None
+        return decode(raw[start:])
+    except Exception:  # noqa: BLE001 - a corrupt entry of any shape (bad JSON, wrong types) is just a miss
+        return None
+
+
+def store(path: Path | None, data: bytes) -> None:
+    if path is None:
+        return
+    try:
+        write_bytes_atomic(path, HEADER + hashlib.sha256(data).digest() + data)
+    except OSError:
+        pass  # only a speed-up: a read-only or full cache folder must not fail the build
+
+
+def cached(path: Path | None, decode: Callable[[bytes], T], compute: Callable[[], T],
+           encode: Callable[[T], bytes]) -> T:
+    """``load`` or else ``compute`` and ``store``: the whole pattern for a value with no extra validity check."""
+    hit = load(path, decode)
+    if hit is not None:
+        return hit
+    value = compute()
+    store(path, encode(value))
+    return value
+
+
+def keep_only(path: Path | None, kind: str) -> None:
+    """Delete the other entries of ``kind``: for large values with one live version each (a model's explorer
+    files), so the cache does not grow with every analysis."""
+    if path is None:
+        return
+    for old in path.parent.glob(f"{kind}-*"):
+        if old != path and len(old.name) == len(path.name):  # same kind exactly, not a longer kind's entries
+            old.unlink(missing_ok=True)

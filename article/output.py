@@ -1,0 +1,139 @@
+"""Writing the rendered site into a folder: the pages through the Jinja2 templates, the assets (with the theme's
+generated theme.css and the offline Vega bundle), the feed, the sitemap and the files GitHub Pages needs."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+
+from . import cache, theme
+from .config import SiteConfig
+from .errors import BuildError
+
+if TYPE_CHECKING:
+    from .pipeline import Article, BuildReport
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'")
+
+
+def template_env(root: Path, cache_dir: Path | None = None) -> jinja2.Environment:
+    """The page templates' environment. No bytecode cache: Jinja's FileSystemBytecodeCache unmarshals code objects
+    from <cache>/jinja/, so a planted (or CI-restored) cache file would run on the next build. Nothing read from the
+    cache may be executable; compiling the templates costs ~0.1 s (bench/README.md). ``cache_dir`` is unused."""
+    folder = root / "templates" if (root / "templates" / "base.html").is_file() else PACKAGE_ROOT / "templates"
+    bytecode = None
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        bytecode_cache=bytecode,
+        autoescape=jinja2.select_autoescape(["html", "xml"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+    )
+    env.globals["csp"] = CSP
+    return env
+
+
+def render_template(env: jinja2.Environment, name: str, **ctx: Any) -> str:
+    """``env.get_template(name).render(**ctx)``; a missing or broken template is a BuildError at its file:line."""
+    folder = Path(env.loader.searchpath[0]) if isinstance(env.loader, jinja2.FileSystemLoader) else Path(".")
+    try:
+        return env.get_template(name).render(**ctx)
+    except jinja2.TemplateNotFound as exc:
+        raise BuildError(f"template {exc.name!r} not found", folder) from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise BuildError(f"template syntax error: {exc.message}", exc.filename or folder / name, exc.lineno) from None
+    except Exception as exc:  # UndefinedError, TypeError, ...: Jinja maps the traceback to template lines
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(str(folder))]
+        where = (frames[-1].filename, frames[-1].lineno) if frames else (folder / name, None)
+        raise BuildError(f"template error: {type(exc).__name__}: {exc}", *where) from None
+
+
+def write(site: Path, rel: str, data: bytes | str, previous: Path | None = None) -> None:
+    """Write ``site/rel``. When the previous site holds the same bytes at ``rel``, hard-link that file instead: a
+    content-only rebuild then writes one page, not megabytes of unchanged figure data. The previous site is only
+    read, so a failed build still leaves it intact; a file of the same size is compared byte for byte."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    target = site / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if previous is not None:
+        old = previous / rel
+        try:
+            if not old.is_symlink() and old.is_file() and old.stat().st_size == len(raw) and old.read_bytes() == raw:
+                os.link(old, target)
+                return
+        except OSError:
+            pass  # no such file, or no hard links on this file system: write it
+    target.write_bytes(raw)
+
+
+def write_pages(env: jinja2.Environment, site: Path, config: SiteConfig, articles: list[Article],
+                report: BuildReport, previous: Path | None = None, models: list[dict] | None = None) -> None:
+    common = {"site": config, "site_raw": config.raw}
+    for a in articles:
+        for rel, data in sorted(a.files.items()):
+            write(site, f"{a.slug}/{rel}", data, previous)
+        page = render_template(
+            env, "article.html", **common, root="../", page_url=config.article_url(a.slug), article=a, meta=a.source.meta,
+            has_charts=bool(a.scripts))
+        write(site, f"{a.slug}/index.html", page, previous)
+        report.pages.append(f"{a.slug}/index.html")
+    ordered = sorted(articles, key=lambda a: (a.source.meta.date, a.slug), reverse=True)
+    write(site, "index.html", render_template(
+        env, "index.html", **common, root="", page_url=config.site_url + "index.html", articles=ordered,
+        models=models or []), previous)
+    write(site, "404.html", render_template(
+        env, "404.html", **common, root="", page_url=config.site_url + "404.html"), previous)
+    report.pages += ["index.html", "404.html"]
+
+
+SERVE_ONLY_ASSETS = {"livereload.js"}  # sent by `python build.py serve` only (article/liveserver.py)
+
+
+def write_assets(root: Path, site: Path, cache_dir: Path, need_vega: bool, previous: Path | None = None) -> int:
+    """Copy templates/assets (sorted, less the serve-only client) and, when a page has charts, the shared offline
+    Vega bundle."""
+    src = root / "templates" / "assets"
+    if not src.is_dir():
+        src = PACKAGE_ROOT / "templates" / "assets"
+    n = 0
+    for f in sorted(p for p in src.rglob("*") if p.is_file()):
+        if f.relative_to(src).as_posix() in SERVE_ONLY_ASSETS | theme.CHART_ONLY_ASSETS:
+            continue
+        write(site, "assets/" + f.relative_to(src).as_posix(), f.read_bytes(), previous)
+        n += 1
+    write(site, "assets/theme.css", theme.css().encode(), previous)  # colours and fonts: article/theme.py
+    n += 1
+    if need_vega:
+        write(site, "assets/vega.js", vega_bundle(cache_dir), previous)
+        n += 1
+    return n
+
+
+def vega_bundle(cache_dir: Path) -> bytes:
+    """vl_convert's Vega + Vega-Lite + vega-embed bundle (deterministic), cached per vl-convert version."""
+    from importlib.metadata import version
+
+    def make() -> bytes:
+        import vl_convert
+
+        return vl_convert.javascript_bundle().encode("utf-8")
+
+    entry = cache.entry(cache_dir, "vega", [version("vl-convert-python")], "js")
+    return cache.cached(entry, bytes, make, bytes)
+
+
+def write_site_files(env: jinja2.Environment, site: Path, config: SiteConfig,
+                     articles: list[Article], previous: Path | None = None) -> None:
+    ordered = sorted(articles, key=lambda a: (a.source.meta.date, a.slug), reverse=True)
+    updated = max((a.source.meta.updated or a.source.meta.date for a in articles),
+                  default=dt.date(1970, 1, 1))
+    ctx = {"site": config, "articles": ordered, "updated": updated}
+    write(site, "sitemap.xml", render_template(env, "sitemap.xml", **ctx), previous)
+    write(site, "feed.xml", render_template(env, "feed.xml", **ctx), previous)
+    write(site, ".nojekyll", b"", previous)

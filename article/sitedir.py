@@ -1,0 +1,141 @@
+"""The output folders: which site and cache folders the build may write, and the atomic replacement of the site.
+
+A build renders into a temporary sibling of the site folder (``prepare_tmp``) and swaps it in only at the end
+(``swap``), so a failed build leaves the previous site byte-for-byte intact. Only a folder the build itself made
+(it holds ``SITE_MARKER``) is ever replaced, and never the project, content/, templates/ or the cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .errors import BuildError
+
+
+SITE_MARKER = ".vw-site"  # written into every built site: only a folder holding it is ever replaced
+MARKER_TEXT = b"Built by Visualizing Weights (build.py). The next build replaces this whole folder.\n"
+
+
+def _inside(a: Path, b: Path) -> bool:
+    """True when ``a`` is ``b`` or below it (both resolved)."""
+    return a == b or b in a.parents
+
+
+def check_site_dir(root: Path, site_dir: Path, cache_dir: Path | None = None) -> None:
+    """Refuse an output folder that a build must never replace: one that is or contains the project, or is,
+    contains or lies inside content/, templates/ or the cache, or any existing non-empty folder that does not
+    hold the marker file a previous build wrote."""
+    site = Path(os.path.abspath(site_dir)).resolve()
+    root = Path(root).resolve()
+    flag = "--site-dir"
+    if _inside(root, site):
+        raise BuildError(f"{flag}: refusing to replace a folder that is or contains the project {root}", site)
+    guarded = [(root / "content", "content/"), (root / "templates", "templates/"), (root / "article", "article/"),
+               (root / "analysis", "analysis/")]
+    if cache_dir is not None:
+        guarded.append((Path(os.path.abspath(cache_dir)).resolve(), "the cache folder"))
+    for folder, what in guarded:
+        folder = folder.resolve()
+        if _inside(site, folder) or _inside(folder, site):
+            raise BuildError(f"{flag}: refusing to build into {what} ({folder}): the build replaces its output "
+                             "folder as a whole", site)
+    if site.is_symlink() or (site.exists() and not site.is_dir()):
+        raise BuildError(f"{flag}: exists and is not a folder; pick another --site-dir", site)
+    if site.is_dir() and not (site / SITE_MARKER).is_file():
+        try:
+            empty = next(site.iterdir(), None) is None
+        except OSError as exc:
+            raise BuildError(f"{flag}: cannot read the folder ({exc.strerror or exc})", site) from None
+        if not empty:
+            raise BuildError(f"{flag}: not empty and not built by build.py (no {SITE_MARKER} file); refusing to "
+                             "replace it: delete it yourself or pick another --site-dir", site)
+
+
+def check_cache_dir(root: Path, cache_dir: Path) -> None:
+    """Refuse a cache folder that is or contains the project, or lies in content/, templates/ or the code: the build
+    writes render/, analysis/ ... into it and --clean deletes <cache>/render."""
+    cache = Path(os.path.abspath(cache_dir)).resolve()
+    root = Path(root).resolve()
+    if _inside(root, cache):
+        raise BuildError(f"--cache-dir: refusing a cache folder that is or contains the project {root}", cache)
+    for name in ("content", "templates", "article", "analysis"):
+        folder = (root / name).resolve()
+        if _inside(cache, folder) or _inside(folder, cache):
+            raise BuildError(f"--cache-dir: refusing to keep the cache in {name}/ ({folder}): the build writes and "
+                             "deletes folders there", cache)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a folder named after this process is from a dead build whose pid was reused
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, owned by someone else
+        return True
+    return True
+
+
+def _stale(folder: Path) -> bool:
+    """A `.site-tmp-<pid>` / `.site-old-<pid>` folder whose build is no longer running."""
+    pid = folder.name.rsplit("-", 1)[-1]
+    return pid.isdigit() and not _pid_alive(int(pid))
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive flock on ``folder`` itself (no lock file to leave behind); released when the process dies."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def prepare_tmp(site_dir: Path) -> Path:
+    """Remove temp folders of killed builds (never a running build's); return a fresh ``.site-tmp-<pid>``."""
+    parent = site_dir.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with _locked(parent):
+            for stale in sorted(parent.glob(".site-tmp-*")) + sorted(parent.glob(".site-old-*")):
+                if _stale(stale):
+                    shutil.rmtree(stale, ignore_errors=True)
+            tmp = parent / f".site-tmp-{os.getpid()}"
+            tmp.mkdir()
+    except OSError as exc:
+        blocker = next((p for p in [parent, *parent.parents] if p.exists()), parent)
+        why = "is a file, not a folder" if not blocker.is_dir() else f"cannot be written to ({exc.strerror or exc})"
+        raise BuildError(f"cannot write the output folder {site_dir}: {blocker} {why}", blocker) from None
+    (tmp / SITE_MARKER).write_bytes(MARKER_TEXT)
+    return tmp
+
+
+def swap(tmp: Path, site_dir: Path, root: Path | None = None, cache_dir: Path | None = None) -> None:
+    """site -> .site-old-<pid>, tmp -> site, delete old: the window without a site/ is two renames. Builds into
+    the same folder take turns (a lock on the parent folder), and the output folder is checked again under the
+    lock: only a folder this program built is ever replaced."""
+    old = site_dir.parent / f".site-old-{os.getpid()}"
+    with _locked(site_dir.parent):
+        if root is not None:
+            check_site_dir(root, site_dir, cache_dir)
+        if site_dir.exists():
+            site_dir.rename(old)
+        tmp.rename(site_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def tree_digest(folder: Path) -> str:
+    """One hash over all file names and bytes (for determinism checks)."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(f.relative_to(folder).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()

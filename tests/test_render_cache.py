@@ -1,0 +1,110 @@
+"""The render side's cache primitive (article/cache.py) and the figure cache's validity check."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from article import cache, figrender
+
+
+def test_key_parts_are_length_prefixed_and_entries_live_under_render(tmp_path):
+    assert cache.key(["ab", "c"]) != cache.key(["a", "bc"])
+    assert cache.key(["x", b"x"]) == cache.key([b"x", "x"])
+    path = cache.entry(tmp_path, "bib", ["a"])
+    assert path.parent == tmp_path / "render" and path.name.startswith("bib-") and path.suffix == ".json"
+
+
+def test_miss_compute_store_then_hit_and_a_corrupt_entry_is_a_miss(tmp_path):
+    path = cache.entry(tmp_path, "thing", ["k"])
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"v": len(calls)}
+
+    def decode(data: bytes) -> dict:
+        value = json.loads(data)
+        if not isinstance(value, dict):
+            raise ValueError("wrong shape")
+        return value
+
+    encode = lambda v: json.dumps(v).encode()  # noqa: E731
+    assert cache.cached(path, decode, compute, encode) == {"v": 1}
+    assert cache.cached(path, decode, compute, encode) == {"v": 1} and len(calls) == 1  # a hit
+    for damage in (b"{trunc", b"[1, 2]", b"\xff\xfe"):
+        path.write_bytes(damage)
+        assert cache.load(path, decode) is None
+    assert cache.cached(path, decode, compute, encode) == {"v": 2}  # recomputed and rewritten
+    assert cache.load(path, decode) == {"v": 2}
+    raw = bytearray(path.read_bytes())
+    raw[-2] ^= 1  # one bit of the value flipped: still JSON of the right shape ({"v": 3}), but not what was stored
+    path.write_bytes(bytes(raw))
+    assert cache.load(path, decode) is None
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # atomic: no temp file left
+
+
+def test_no_cache_folder_means_no_caching(tmp_path):
+    assert cache.cached(None, bytes, lambda: b"fresh", bytes) == b"fresh"
+    assert not (tmp_path / "render").exists()
+
+
+def test_figure_entry_checks_reads_against_verified_digests_without_hashing_again(tmp_path):
+    data = tmp_path / "analysis" / "m" / "w.json"
+    data.parent.mkdir(parents=True)
+    data.write_text("[1]")
+    digest = hashlib.sha256(b"[1]").hexdigest()
+    reads = {"analysis/m/w.json": digest}
+    assert figrender._still_valid(reads, tmp_path, {})  # hashed from disk
+    data.write_text("[2]")
+    assert not figrender._still_valid(reads, tmp_path, {})
+    assert figrender._still_valid(reads, tmp_path, {"analysis/m/w.json": digest})  # trusted, not hashed
+    assert not figrender._still_valid(reads, tmp_path, {"analysis/m/w.json": "0" * 64})
+
+
+def test_manifest_digests_name_files_relative_to_the_cache(tmp_path):
+    manifest = tmp_path / "analysis" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps({"files": [{"path": "m/w.json", "sha256": "ab"},
+                                              {"path": "../featureviz/f.png", "sha256": "cd"}, {"path": 5}]}))
+    digests = figrender.manifest_digests(tmp_path)
+    assert digests["analysis/m/w.json"] == "ab" and digests["featureviz/f.png"] == "cd"
+    assert digests["analysis/manifest.json"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
+    manifest.write_text("{broken")
+    assert figrender.manifest_digests(tmp_path) == {}
+
+
+def test_figure_cache_key_covers_the_helper_modules_a_kind_uses():
+    from article.figures import registry
+
+    registry.discover()
+    expanded = set(registry.figure_modules("expanded_explorer"))
+    assert {"article.figures.expanded", "article.figures.cells", "article.figures.context",
+            "article.figures.analysis_data", "article.figures.registry"} <= expanded
+    assert "article.figures.sample" not in expanded
+    assert "article.figures.cells" in registry.figure_modules("nmf_explorer")
+    assert registry.module_source_hash("expanded_explorer") != registry.module_source_hash("nmf_explorer")
+
+
+def test_unchanged_site_files_are_linked_from_the_previous_site_which_stays_as_it_was(tmp_path):
+    import os
+
+    from article.output import write
+
+    previous, new = tmp_path / "site", tmp_path / ".site-tmp"
+    (previous / "a").mkdir(parents=True)
+    (previous / "a" / "same.json").write_bytes(b"[1, 2]")
+    (previous / "a" / "edited.html").write_bytes(b"<p>old</p>")
+    (previous / "a" / "sized.txt").write_bytes(b"abc")
+    os.symlink(previous / "a" / "same.json", previous / "a" / "link.json")
+    write(new, "a/same.json", "[1, 2]", previous)
+    write(new, "a/edited.html", b"<p>new</p>", previous)
+    write(new, "a/sized.txt", b"abd", previous)  # same size, other bytes
+    write(new, "a/link.json", b"[1, 2]", previous)  # never through a symlink
+    write(new, "b/fresh.txt", b"x", previous)
+    assert os.path.samefile(new / "a" / "same.json", previous / "a" / "same.json")
+    for name in ("edited.html", "sized.txt", "link.json"):
+        assert not os.path.samefile(new / "a" / name, previous / "a" / name)
+    assert (new / "a" / "edited.html").read_bytes() == b"<p>new</p>" and (new / "a" / "sized.txt").read_bytes() == b"abd"
+    assert (previous / "a" / "edited.html").read_bytes() == b"<p>old</p>"  # the previous site is only read
+    assert (previous / "a" / "sized.txt").read_bytes() == b"abc" and (new / "b" / "fresh.txt").read_bytes() == b"x"
