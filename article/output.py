@@ -22,11 +22,20 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'")
 
 
+_ENV: dict[tuple, jinja2.Environment] = {}  # this process's last environment, by the templates' state
+
+
 def template_env(root: Path, cache_dir: Path | None = None) -> jinja2.Environment:
     """The page templates' environment. No bytecode cache: Jinja's FileSystemBytecodeCache unmarshals code objects
     from <cache>/jinja/, so a planted (or CI-restored) cache file would run on the next build. Nothing read from the
-    cache may be executable; compiling the templates costs ~0.1 s (bench/README.md). ``cache_dir`` is unused."""
+    cache may be executable; compiling the templates costs ~0.02 s (bench/README.md). Within one process (``serve``)
+    the environment, with the templates it compiled in memory, is reused while no template file changed (name,
+    mtime_ns, size: what serve's watcher compares too). ``cache_dir`` is unused."""
     folder = root / "templates" if (root / "templates" / "base.html").is_file() else PACKAGE_ROOT / "templates"
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).parts[0] != "assets")
+    state = (str(folder), tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files))
+    if state in _ENV:
+        return _ENV[state]
     bytecode = None
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
@@ -36,6 +45,8 @@ def template_env(root: Path, cache_dir: Path | None = None) -> jinja2.Environmen
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
     env.globals["csp"] = CSP
+    _ENV.clear()
+    _ENV[state] = env
     return env
 
 

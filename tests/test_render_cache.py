@@ -108,3 +108,21 @@ def test_unchanged_site_files_are_linked_from_the_previous_site_which_stays_as_i
     assert (new / "a" / "edited.html").read_bytes() == b"<p>new</p>" and (new / "a" / "sized.txt").read_bytes() == b"abd"
     assert (previous / "a" / "edited.html").read_bytes() == b"<p>old</p>"  # the previous site is only read
     assert (previous / "a" / "sized.txt").read_bytes() == b"abc" and (new / "b" / "fresh.txt").read_bytes() == b"x"
+
+
+def test_a_warm_process_reuses_compiled_templates_until_a_template_changes(tmp_path):
+    import shutil
+
+    from article.output import template_env
+
+    root = tmp_path / "proj"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "templates", root / "templates",
+                    ignore=shutil.ignore_patterns("assets"))
+    env = template_env(root)
+    assert template_env(root) is env  # nothing changed: the compiled templates are kept
+    page = root / "templates" / "404.html"
+    page.write_text(page.read_text(encoding="utf-8").replace("</h1>", " (edited)</h1>", 1), encoding="utf-8")
+    edited = template_env(root)
+    assert edited is not env and template_env(root) is edited
+    (root / "templates" / "partial.html").write_text("{{ 1 }}", encoding="utf-8")  # a new template counts too
+    assert template_env(root) is not edited
