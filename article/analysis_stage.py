@@ -186,6 +186,9 @@ def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None) -> 
     return cfg
 
 
+HOW = frozenset({"n_jobs"})  # settings that change how the analyses run, never their results: not in the fingerprint
+
+
 def _fingerprint_config(root: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     """The analysis config as the freshness check sees it: no absolute paths and no article lines (a copied project
     or an edit above the models: entry is still fresh); weights and factory files are hashed by content."""
@@ -198,7 +201,7 @@ def _fingerprint_config(root: Path, cfg: dict[str, Any]) -> dict[str, Any]:
             return Path(p).name  # outside the project: its content (hashed separately) decides
     byo = [{k: (rel(v) if k in ("weights", "search_path") else v) for k, v in m.items() if k not in ("article", "line")}
            for m in cfg["byo"]]
-    return {**{k: v for k, v in cfg.items() if k != "byo"}, "byo": byo}
+    return {**{k: v for k, v in cfg.items() if k != "byo" and k not in HOW}, "byo": byo}
 
 
 def needed(cfg: dict[str, Any]) -> bool:
