@@ -201,7 +201,7 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
         with stage("site files"):
             write_site_files(env, tmp, config, articles, previous)
         with stage("links") as note:
-            problems = linkcheck.check_links(tmp)
+            problems = linkcheck.check_links(tmp, None if debug else cache_dir)
             note["text"] = f"{len(problems)} problem(s)"
             if problems and strict:
                 where, line = _link_source(root, problems[0])

@@ -20,6 +20,30 @@ SITE_MARKER = ".vw-site"  # written into every built site: only a folder holding
 MARKER_TEXT = b"Built by Visualizing Weights (build.py). The next build replaces this whole folder.\n"
 
 
+def record(site: Path, name: str, value: object) -> None:
+    """Note in the site's marker what part of it was built from (one ``name <JSON>`` line), so the next build can
+    reuse that part of this site without reading it (article/model_pages.py)."""
+    import json
+
+    with open(site / SITE_MARKER, "ab") as fh:
+        fh.write(f"{name} {json.dumps(value, sort_keys=True, separators=(',', ':'))}\n".encode())
+
+
+def recorded(site: Path | None, name: str) -> object | None:
+    """What ``record`` noted under ``name`` in a built site's marker; None when absent or unreadable (data only)."""
+    import json
+
+    if site is None:
+        return None
+    try:
+        for line in (site / SITE_MARKER).read_bytes().decode("utf-8").splitlines():
+            if line.startswith(name + " "):
+                return json.loads(line[len(name) + 1:])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def _inside(a: Path, b: Path) -> bool:
     """True when ``a`` is ``b`` or below it (both resolved)."""
     return a == b or b in a.parents
