@@ -231,8 +231,10 @@ def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articl
         key = cache.key([cache.key(parts), *common, json.dumps(users, sort_keys=True)])
         old = before.get(slug)
         folder = site / "models" / slug
-        if not (previous is not None and isinstance(old, dict) and old.get("key") == key
-                and _link_folder(previous / "models" / slug, folder, old.get("listing"))):
+        if previous is not None and isinstance(old, dict) and old.get("key") == key \
+                and _link_folder(previous / "models" / slug, folder, old.get("listing")):
+            listing = old["listing"]  # hard links of exactly that listing
+        else:
             rows, files = cached_model_files(name, model, manifest, Path(cache_dir), fv_manifest, use_cache, parts)
             for rel, data in sorted(files.items()):
                 write(site, f"models/{slug}/{rel}", data, previous)
@@ -242,7 +244,8 @@ def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articl
                 label=model.get("label", name), info=model.get("info") or {}, notes=model.get("notes", []),
                 layers=rows, articles=users, diverging=json.dumps(list(theme.DIVERGING)))
             write(site, f"models/{slug}/index.html", page, previous)
-        kept[slug] = {"key": key, "listing": _listing(folder)}
+            listing = _listing(folder)
+        kept[slug] = {"key": key, "listing": listing}
         report.pages.append(f"models/{slug}/index.html")
         listed.append({"name": name, "label": model.get("label", name), "href": f"models/{slug}/index.html",
                        "layers": len(model["tensors"]), "family": model.get("family", "")})
