@@ -4,9 +4,10 @@ The page itself holds only the table of layers; each layer's neurons (``layers/<
 their NMF pictures) load when the reader opens that layer, so a page stays small at ImageNet scale. Reads the
 analysis cache (JSON + PNG), never torch.
 
-A content-only edit leaves every model folder as it was: the site's marker records each folder's key (everything its
-bytes depend on) and its listing (names and sizes), and a folder whose key and listing match is hard-linked from the
-previous site file by file, without reading or rendering anything (regular files only; else it is written anew).
+A content-only edit leaves every model folder as it was: the cache records, for the site a build made (sitedir.record),
+each folder's key (everything its bytes depend on) and its listing (names and sizes), and a folder whose key and
+listing match is hard-linked from the previous site file by file, without reading or rendering anything (regular
+files only; else it is written anew).
 """
 from __future__ import annotations
 
@@ -207,8 +208,11 @@ def _page_parts(env: Any, config: Any) -> list[str | bytes]:
 
 
 def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articles: list, report: Any,
-                      previous: Path | None = None, use_cache: bool = True) -> list[dict]:
-    """Write every model page; return the index's list of models ({name, label, href, layers})."""
+                      previous: Path | None = None, use_cache: bool = True,
+                      site_dir: Path | None = None) -> list[dict]:
+    """Write every model page into ``site`` (the temp folder that becomes ``site_dir``, by default ``previous``);
+    return the index's list of models ({name, label, href, layers})."""
+    site_dir = site_dir or previous
     from .output import render_template, write
 
     manifest_path = Path(cache_dir) / "analysis" / "manifest.json"
@@ -218,7 +222,7 @@ def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articl
     fv_path = Path(cache_dir) / "featureviz" / "manifest.json"
     fv_manifest = _read(fv_path) if fv_path.is_file() else []
     listed = []
-    before = sitedir.recorded(previous, "models") if use_cache else None
+    before = sitedir.recorded(cache_dir, previous, "models") if use_cache else None
     before = before if isinstance(before, dict) else {}
     kept, common = {}, None
     for name, model in sorted(manifest.get("models", {}).items()):
@@ -249,6 +253,6 @@ def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articl
         report.pages.append(f"models/{slug}/index.html")
         listed.append({"name": name, "label": model.get("label", name), "href": f"models/{slug}/index.html",
                        "layers": len(model["tensors"]), "family": model.get("family", "")})
-    if kept and (site / sitedir.SITE_MARKER).is_file():
-        sitedir.record(site, "models", kept)
+    if kept and site_dir is not None and use_cache and (site / sitedir.SITE_MARKER).is_file():
+        sitedir.record(cache_dir, site_dir, site, "models", kept)
     return listed

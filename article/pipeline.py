@@ -224,7 +224,8 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
             for a in articles:
                 render_article(a, config, cache_dir, not debug, report, verified)
             env = template_env(root, cache_dir)
-            models = model_pages.write_model_pages(env, tmp, config, cache_dir, articles, report, previous, not debug)
+            models = model_pages.write_model_pages(env, tmp, config, cache_dir, articles, report, previous, not debug,
+                                                   site_dir)
             write_pages(env, tmp, config, articles, report, previous, models)
             note["text"] = (f"{len(report.pages)} pages, {report.figures} figures "
                             f"({report.cache_hits} cached)")

@@ -157,9 +157,9 @@ def test_a_corrupt_record_is_one_error_naming_the_file(tmp_path):
 
 
 def test_an_unchanged_model_folder_is_linked_from_the_previous_site_without_reading_it(tmp_path, monkeypatch):
-    """The marker records each model folder's key and listing; the next build hard-links a matching folder and
-    renders nothing for it, and writes it anew when its inputs changed or the previous folder is not what was
-    recorded (a file gone, a symlink planted)."""
+    """The cache records each model folder's key and listing for the site a build made; the next build hard-links a
+    matching folder and renders nothing for it, and writes it anew when its inputs changed, the site was replaced
+    by another build, or the previous folder is not what was recorded (a file gone, a symlink planted)."""
     import os
     import shutil
 
@@ -172,7 +172,8 @@ def test_an_unchanged_model_folder_is_linked_from_the_previous_site_without_read
         site = tmp_path / name
         site.mkdir()
         (site / sitedir.SITE_MARKER).write_bytes(sitedir.MARKER_TEXT)
-        model_pages.write_model_pages(env, site, cfg, tmp_path / "cache", [], BuildReport(site_dir=site), previous)
+        model_pages.write_model_pages(env, site, cfg, tmp_path / "cache", [], BuildReport(site_dir=site), previous,
+                                      site_dir=site)  # built in place: the temp folder is the site
         return site
 
     first = build("one", None)
@@ -184,6 +185,13 @@ def test_an_unchanged_model_folder_is_linked_from_the_previous_site_without_read
     second = build("two", first)
     assert calls == []
     assert all(os.path.samefile(first / f, second / f) for f in files)
+
+    marker = second / sitedir.SITE_MARKER
+    marker.unlink()
+    marker.write_bytes(sitedir.MARKER_TEXT)  # another build made this site (every build writes its own marker)
+    build("two-b", second)
+    assert calls == ["tinynet"]
+    calls.clear()
 
     (first / "models" / "tinynet" / "layers" / "conv1.js").unlink()  # the previous site is not what it recorded
     third = build("three", first)
