@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from . import article_cache, cache, citation, figrender, limits, linkcheck, model_pages, social, templating
+from . import article_cache, cache, citation, figrender, limits, linkcheck, mathml, model_pages, social, templating
 from .bibliography import Citations, load_bibliography
 from .config import SiteConfig, load_config
 from .errors import BuildError
@@ -221,8 +221,10 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
     previous = site_dir if site_dir.is_dir() else None
     try:
         with stage("render") as note:
+            mathml.use_cache(None if debug else cache_dir)
             for a in articles:
                 render_article(a, config, cache_dir, not debug, report, verified)
+            mathml.save()
             env = template_env(root, cache_dir)
             models = model_pages.write_model_pages(env, tmp, config, cache_dir, articles, report, previous, not debug,
                                                    site_dir)

@@ -184,3 +184,34 @@ def test_an_article_is_rendered_again_when_an_analysis_file_it_read_changed(tmp_
     data.write_bytes(b"2")
     build_site(root, tmp_path / "s3", cache_dir=cache, progress=False)
     assert calls == ["sample", "sample"]
+
+
+def test_converted_formulas_come_from_the_cache_without_importing_latex2mathml(tmp_path):
+    """A fresh interpreter with the formulas in the render cache converts nothing (latex2mathml is not imported)
+    and returns the same MathML; a new formula is converted and kept."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from pathlib import Path; from article import mathml\n"
+        "mathml.use_cache(Path(sys.argv[1]))\n"
+        "out = [mathml.tex_to_mathml(t, d) for t, d in [('W^+ = \\\\max(W, 0)', False), ('\\\\sum_i x_i', True)]"
+        " + [(a, False) for a in sys.argv[2:]]]\n"
+        "mathml.save()\n"
+        "print(repr(out)); print('latex2mathml.converter' in sys.modules)\n")
+    repo = Path(__file__).resolve().parents[1]
+
+    def run(*args: str) -> list[str]:
+        proc = subprocess.run([sys.executable, "-c", script, str(tmp_path), *args], cwd=repo, capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.splitlines()
+
+    first = run()
+    assert first[1] == "True" and "<math" in first[0]
+    second = run()
+    assert second == [first[0], "False"]
+    third = run("x^2")
+    assert third[1] == "True" and "<msup>" in third[0]
+    assert run("x^2")[1] == "False"
+    assert len(list((tmp_path / "render").glob("mathml-*"))) == 1
