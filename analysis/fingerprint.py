@@ -153,15 +153,21 @@ def manifest_is_fresh(manifest_path: Path, expected: str, memo: DigestMemo | Non
         return False  # a damaged manifest: recompute (and rewrite it)
     root = manifest_path.parent.resolve()
     cache = root.parent  # entries are relative to the manifest; feature visualizations live in ../featureviz/
+    inside = str(cache) + os.sep
     own = memo is None
     memo = memo or DigestMemo(cache / MEMO_NAME)
+    folders: dict[str, str] = {}  # realpath per folder: ~30 folders, not ~650 files (string ops: pathlib is slow)
     try:
         for entry in files:
             if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or \
                     not isinstance(entry.get("sha256"), str) or "\0" in entry["path"]:
                 return False
-            path = Path(os.path.realpath(root / entry["path"]))
-            if cache not in path.parents or memo.sha256(path) != entry["sha256"]:
+            folder, name = os.path.split(os.path.normpath(os.path.join(root, entry["path"])))
+            real = folders.get(folder) or folders.setdefault(folder, os.path.realpath(folder))
+            path = os.path.join(real, name)
+            if os.path.islink(path):
+                path = os.path.realpath(path)
+            if not path.startswith(inside) or memo.sha256(Path(path)) != entry["sha256"]:
                 return False
         return True
     finally:

@@ -79,3 +79,20 @@ def test_manifest_check_catches_damage_behind_a_warm_memo(tmp_path, monkeypatch)
     with open(rec, "r+b") as fh:
         fh.write(b'{"a": 2}')
     assert not fpm.manifest_is_fresh(manifest, "f")
+
+
+def test_manifest_entries_outside_the_cache_are_never_fresh(tmp_path):
+    """With the right sha256, still: a `..` path, a symlinked file and a symlinked folder that lead out of the cache."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.json").write_bytes(b"{}")
+    digest = hashlib.sha256(b"{}").hexdigest()
+    cache = tmp_path / "cache"
+    (cache / "analysis").mkdir(parents=True)
+    os.symlink(outside / "secret.json", cache / "analysis" / "link.json")
+    os.symlink(outside, cache / "analysis" / "folder")
+    (cache / "analysis" / "inside.json").write_bytes(b"{}")
+    manifest = cache / "analysis" / "manifest.json"
+    for rel in ("inside.json", "../../outside/secret.json", "link.json", "folder/secret.json"):
+        manifest.write_text(json.dumps({"fingerprint": "f", "files": [{"path": rel, "sha256": digest}]}))
+        assert fpm.manifest_is_fresh(manifest, "f") is (rel == "inside.json"), rel
