@@ -28,12 +28,14 @@ def _code() -> list[str | bytes]:
         for f in sorted((PACKAGE_ROOT / package).rglob("*.py")):
             parts += [f.relative_to(PACKAGE_ROOT).as_posix(), f.read_bytes()]
     import jinja2
-    import latex2mathml
     import markdown
     import pygments
     import pymdownx
 
-    parts += [str(getattr(m, "__version__", m.__file__)) for m in (jinja2, latex2mathml, markdown, pygments, pymdownx)]
+    from .mathml import _library_stamp  # latex2mathml's sources: importing it just for a version costs ~25 ms
+
+    parts += [str(getattr(m, "__version__", m.__file__)) for m in (jinja2, markdown, pygments, pymdownx)]
+    parts.append(_library_stamp())
     return parts
 
 
