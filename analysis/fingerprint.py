@@ -3,20 +3,29 @@
 A content-only rebuild must not import torch (about 2 s). The build computes this fingerprint from everything the
 analyses depend on (their source code, their config, the *content* (sha256) of every weights file and factory module
 they read) and skips the whole analysis stage when the cache manifest carries the same fingerprint and all its files are
-intact. No absolute paths and no mtimes: a copied or freshly cloned project is fresh, and a weights file replaced by
-another of the same size and mtime is not.
+intact. No absolute paths and no mtimes in the fingerprint: a copied or freshly cloned project is fresh, and a weights
+file replaced by another of the same size and mtime is not.
+
+Checking "every file intact" hashes the whole cache (~650 files) on every build, so ``DigestMemo`` remembers each
+file's sha256 under its (device, inode, size, mtime_ns, ctime_ns) in ``<cache>/stat-digests.json``. Both properties
+above still hold: a copied project's files have other inodes (a miss: hashed again), and replacing or editing a file
+gives it a new inode or ctime, which ``touch``, ``cp -p`` and ``os.utime`` cannot set back; only a changed system clock
+defeats it. A file changed within the clock's granularity of being hashed would keep its stat, so files younger than
+``RACY_S`` are never memoised (git's "racily clean" rule). The memo is data (JSON), read as a hint: corrupt = empty.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import stat
+import time
 from pathlib import Path
 from typing import Iterable
 
 from analysis import paths, tv_weights
 from analysis.factories import top_module
-from analysis.jsonio import read_json, sha256_file
+from analysis.jsonio import read_json, sha256_file, write_bytes_atomic
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -49,11 +58,11 @@ def factory_code(factory: str, search_path: str | None) -> list[Path]:
     return [Path(found.origin)] if found.origin and found.origin.endswith(".py") else []
 
 
-def _content(path: Path | None) -> str | None:
+def _content(path: Path | None, memo: DigestMemo | None = None) -> str | None:
     """sha256 of a file's bytes, or None when it is absent (or not a regular file)."""
     if path is None or not path.is_file():
         return None
-    return sha256_file(path)
+    return memo.sha256(path.resolve()) if memo is not None else sha256_file(path)
 
 
 def _portable(name: str, root: Path | None) -> str:
@@ -66,7 +75,8 @@ def _portable(name: str, root: Path | None) -> str:
         return Path(name).name  # outside the project: its content decides, not where it lies
 
 
-def fingerprint(config: dict, extra_files: Iterable[Path] = (), root: Path | None = None) -> str:
+def fingerprint(config: dict, extra_files: Iterable[Path] = (), root: Path | None = None,
+                memo: DigestMemo | None = None) -> str:
     """Everything the analysis output depends on, hashed. `config` is the JSON-able analysis config (without
     absolute paths: see article.analysis_stage); `extra_files` are hashed by content and named relative to `root`.
     The zoo's weights count only when a configured model reads them."""
@@ -74,17 +84,67 @@ def fingerprint(config: dict, extra_files: Iterable[Path] = (), root: Path | Non
     parts = {
         "source": source_hash(),
         "config": config,
-        "efficientnet": _content(paths.efficientnet_lite0_file()) if "efficientnet-lite0" in models else None,
+        "efficientnet": _content(paths.efficientnet_lite0_file(), memo) if "efficientnet-lite0" in models else None,
         # A torchvision-layout model's file counts only when a configured model reads it.
-        "torchvision": {name: [_content(p) for p in tv_weights.candidates(w)]
+        "torchvision": {name: [_content(p, memo) for p in tv_weights.candidates(w)]
                         for name, w in tv_weights.BY_MODEL.items() if name in models},
-        "extra": sorted([_portable(str(p), root), _content(Path(p))] for p in extra_files),
+        "extra": sorted([_portable(str(p), root), _content(Path(p), memo)] for p in extra_files),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def manifest_is_fresh(manifest_path: Path, expected: str) -> bool:
-    """True when the manifest has the expected fingerprint and every file it lists is intact (by sha256)."""
+MEMO_NAME = "stat-digests.json"
+RACY_S = 2.0  # a file changed this recently may change again without its stat changing: hash it every time
+
+
+class DigestMemo:
+    """sha256 of files by their stat signature (see the module docstring), kept in one JSON file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        loaded = read_json(path)
+        self.entries: dict = loaded if isinstance(loaded, dict) else {}
+        self.used: set[str] = set()
+        self.dirty = False
+
+    def sha256(self, path: Path) -> str | None:
+        """The file's sha256, or None when it is absent or not a regular file."""
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        sig = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        name = str(path)
+        self.used.add(name)
+        hit = self.entries.get(name)
+        if isinstance(hit, list) and len(hit) == 6 and hit[:5] == sig and isinstance(hit[5], str):
+            return hit[5]
+        digest = sha256_file(path)
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_S * 1e9:
+            self.entries[name] = sig + [digest]
+            self.dirty = True
+        return digest
+
+    def save(self) -> None:
+        """Write the memo atomically, with only the files asked for since it was read, when it changed; a
+        read-only cache just goes without."""
+        if set(self.entries) - self.used:
+            self.entries = {k: v for k, v in self.entries.items() if k in self.used}
+            self.dirty = True
+        if not self.dirty:
+            return
+        try:
+            write_bytes_atomic(self.path, json.dumps(self.entries, sort_keys=True, separators=(",", ":")).encode())
+        except OSError:
+            pass
+        self.dirty = False
+
+
+def manifest_is_fresh(manifest_path: Path, expected: str, memo: DigestMemo | None = None) -> bool:
+    """True when the manifest has the expected fingerprint and every file it lists is intact (by sha256, through
+    ``memo``: by default the cache's own, saved here)."""
     manifest = read_json(manifest_path)
     if not isinstance(manifest, dict) or manifest.get("fingerprint") != expected:
         return False
@@ -93,11 +153,23 @@ def manifest_is_fresh(manifest_path: Path, expected: str) -> bool:
         return False  # a damaged manifest: recompute (and rewrite it)
     root = manifest_path.parent.resolve()
     cache = root.parent  # entries are relative to the manifest; feature visualizations live in ../featureviz/
-    for entry in files:
-        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or \
-                not isinstance(entry.get("sha256"), str) or "\0" in entry["path"]:
-            return False
-        path = (root / entry["path"]).resolve()
-        if cache not in path.parents or not path.is_file() or sha256_file(path) != entry["sha256"]:
-            return False
-    return True
+    inside = str(cache) + os.sep
+    own = memo is None
+    memo = memo or DigestMemo(cache / MEMO_NAME)
+    folders: dict[str, str] = {}  # realpath per folder: ~30 folders, not ~650 files (string ops: pathlib is slow)
+    try:
+        for entry in files:
+            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or \
+                    not isinstance(entry.get("sha256"), str) or "\0" in entry["path"]:
+                return False
+            folder, name = os.path.split(os.path.normpath(os.path.join(root, entry["path"])))
+            real = folders.get(folder) or folders.setdefault(folder, os.path.realpath(folder))
+            path = os.path.join(real, name)
+            if os.path.islink(path):
+                path = os.path.realpath(path)
+            if not path.startswith(inside) or memo.sha256(Path(path)) != entry["sha256"]:
+                return False
+        return True
+    finally:
+        if own:
+            memo.save()

@@ -208,41 +208,52 @@ def needed(cfg: dict[str, Any]) -> bool:
     return bool(cfg["models"] or cfg["byo"])
 
 
-def inputs_fingerprint(root: Path, cfg: dict[str, Any]) -> str:
-    """The fingerprint of everything the analyses read (config, code, weights, bring-your-own factories)."""
+def inputs_fingerprint(root: Path, cfg: dict[str, Any], memo: Any = None) -> str:
+    """The fingerprint of everything the analyses read (config, code, weights, bring-your-own factories); file
+    digests through ``memo`` (analysis.fingerprint.DigestMemo) when given."""
     from analysis.fingerprint import factory_code, fingerprint  # stdlib only: no torch
 
     extra = [Path(m["weights"]) for m in cfg["byo"]]
     # Bring-your-own factories are user code: their source (a package's too) is part of the inputs.
     extra += sorted({p for m in cfg["byo"] for p in factory_code(m["factory"], m["search_path"])})
-    return fingerprint(_fingerprint_config(root, cfg), extra, root)
+    return fingerprint(_fingerprint_config(root, cfg), extra, root, memo)
+
+
+def _is_fresh(root: Path, cfg: dict[str, Any], cache_dir: Path) -> tuple[bool, str]:
+    """(the cached manifest is fresh, the inputs' fingerprint); file digests through the cache's stat memo."""
+    from analysis.fingerprint import MEMO_NAME, DigestMemo, manifest_is_fresh
+
+    memo = DigestMemo(Path(cache_dir) / MEMO_NAME)
+    fp = inputs_fingerprint(root, cfg, memo)
+    try:
+        return manifest_is_fresh(Path(cache_dir) / "analysis" / "manifest.json", fp, memo), fp
+    finally:
+        memo.save()
 
 
 def analysis_state(root: Path, config: SiteConfig, cache_dir: Path, jobs: int | None = None) -> str:
     """The torch-free freshness check: 'none' (no models configured), 'fresh' (the cached manifest carries the
     fingerprint of the current inputs and every file it lists is intact) or 'stale' (the analyses must run)."""
-    from analysis.fingerprint import manifest_is_fresh
-
     cfg = analysis_config(root, config, jobs)
     if not needed(cfg):
         return "none"
-    fresh = manifest_is_fresh(cache_dir / "analysis" / "manifest.json", inputs_fingerprint(root, cfg))
-    return "fresh" if fresh else "stale"
+    return "fresh" if _is_fresh(root, cfg, cache_dir)[0] else "stale"
 
 
 def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress: bool = True,
                     force: bool = False, jobs: int | None = None) -> str:
     """Run the analyses when their inputs changed; return 'fresh', 'computed' or 'none'. jobs: parallel analysis
     workers (default: site.yml's analysis.n_jobs)."""
-    from analysis.fingerprint import manifest_is_fresh
-
     cfg = analysis_config(root, config, jobs)
     if not needed(cfg):
         return "none"
-    fp = inputs_fingerprint(root, cfg)
     manifest = cache_dir / "analysis" / "manifest.json"
-    if not force and manifest_is_fresh(manifest, fp):
-        return "fresh"
+    if force:
+        fp = inputs_fingerprint(root, cfg)
+    else:
+        fresh, fp = _is_fresh(root, cfg, cache_dir)
+        if fresh:
+            return "fresh"
     try:  # fail before importing torch when the cache cannot be written (e.g. --cache-dir below a file)
         (cache_dir / "analysis").mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -249,7 +249,9 @@ def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cac
         record = json.loads(data)
         if not _still_valid(record["reads"], ctx.cache_dir, verified):
             raise ValueError("an analysis file the figure read has changed")
-        return FigureOutput.from_json(record["output"])
+        out = FigureOutput.from_json(record["output"])
+        ctx.reads.update(record["reads"])  # what the article's own cache entry depends on (article_cache.py)
+        return out
 
     hit = cache.load(entry, decode)
     if hit is not None:

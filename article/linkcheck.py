@@ -1,9 +1,15 @@
-"""Check that every internal href/src and #anchor in built HTML resolves inside the site folder."""
+"""Check that every internal href/src and #anchor in built HTML resolves inside the site folder.
+
+Parsing is most of the cost and most pages (the model pages) are unchanged between content edits, so with a cache
+folder each page's parse (its ids, links and neuron counts: data) is kept in the render cache under its bytes."""
 from __future__ import annotations
 
+import json
 from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
+
+from . import cache
 
 _LINK_ATTRS = {"href", "src", "poster", "data"}
 
@@ -30,16 +36,40 @@ class _Page(HTMLParser):
                 self.links += [part.split()[0] for part in value.split(",") if part.strip()]
 
 
-def _parse(path: Path) -> _Page:
-    page = _Page()
-    page.feed(path.read_text(encoding="utf-8"))
-    page.close()
+def _parse(path: Path, cache_dir: Path | None = None, used: set[Path] | None = None) -> _Page:
+    raw = path.read_bytes()
+    entry = cache.entry(cache_dir, "links", [Path(__file__).read_bytes(), raw]) if cache_dir is not None else None
+    if used is not None and entry is not None:
+        used.add(entry)
+    page = cache.load(entry, _decode)
+    if page is None:
+        page = _Page()
+        page.feed(raw.decode("utf-8"))
+        page.close()
+        cache.store(entry, json.dumps({"ids": sorted(page.ids), "links": page.links, "neurons": page.neurons},
+                                      sort_keys=True).encode())
     return page
 
 
-def check_links(site: Path) -> list[str]:
-    """Return problems as ``page: broken link X`` (page relative to ``site``), sorted."""
-    pages = {p: _parse(p) for p in sorted(site.rglob("*.html"))}
+def _decode(raw: bytes) -> _Page:
+    value = json.loads(raw)
+    page = _Page()
+    page.ids = {str(i) for i in value["ids"]}
+    page.links = [str(link) for link in value["links"]]
+    page.neurons = {str(k): int(v) for k, v in value["neurons"].items()}
+    return page
+
+
+def check_links(site: Path, cache_dir: Path | None = None) -> list[str]:
+    """Return problems as ``page: broken link X`` (page relative to ``site``), sorted. ``cache_dir``: keep each
+    page's parse in its render cache."""
+    used: set[Path] = set()
+    pages = {p: _parse(p, cache_dir, used) for p in sorted(site.rglob("*.html"))}
+    if cache_dir is not None:  # only this site's pages stay: the cache does not grow with every edit
+        for old in (Path(cache_dir) / "render").glob("links-*.json"):
+            if old not in used:
+                old.unlink(missing_ok=True)
+    real_site = site.resolve()
     problems = []
     for page_path, page in pages.items():
         rel_page = page_path.relative_to(site).as_posix()
@@ -56,7 +86,7 @@ def check_links(site: Path) -> list[str]:
                 continue
             target = page_path if not parts.path else (site / _join(rel_page, parts.path))
             try:
-                target.resolve().relative_to(site.resolve())
+                target.resolve().relative_to(real_site)
             except ValueError:
                 problems.append(f"{rel_page}: broken link {link} (outside the site)")
                 continue

@@ -4,15 +4,21 @@ latex2mathml builds an element tree and then *unescapes* its serialization, so `
 ``<meta http-equiv=refresh>``) used to reach the page as markup, and ``\\href``/``\\style`` as attributes. Here the
 tree is serialized by our own code: text is always escaped (latex2mathml's numeric character references are kept),
 only MathML presentation elements and harmless attributes pass, and anything else is an error at the TeX.
+
+Converted formulas are kept in the render cache (``use_cache``/``save``: one entry per version of this module and of
+latex2mathml), and latex2mathml is imported only for a formula that is not there: importing it costs ~25 ms
+(it reads its own package metadata and pulls in urllib and ssl), more than a content-only edit's other math.
 """
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import re
-from functools import lru_cache
+from pathlib import Path
 from xml.etree.ElementTree import Element
 
-from latex2mathml.converter import convert_to_element
+from . import cache
 
 # MathML Core presentation elements (what latex2mathml emits) and their harmless attributes.
 ELEMENTS = frozenset("""math mrow mi mn mo ms mtext mspace msub msup msubsup munder mover munderover mfrac msqrt mroot
@@ -43,9 +49,62 @@ def _serialize(el: Element, tex: str) -> str:
     return f"<{tag}{attrs}>{inner}</{tag}>" if inner else f"<{tag}{attrs} />"
 
 
-@lru_cache(maxsize=4096)
+MAX_KEPT = 20_000  # formulas in the cache entry; beyond that it starts again (edits leave old formulas behind)
+_converted: dict[str, str] = {}  # "<display> <tex>" -> MathML, this process (and what the cache entry held)
+_entry: list = [None, False]  # [the cache entry in use, whether _converted grew since it was read]
+
+
+def _library_stamp() -> str:
+    """sha256 of latex2mathml's source files, found without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("latex2mathml")
+    h = hashlib.sha256()
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        for f in sorted(Path(folder).rglob("*")):
+            if f.is_file() and f.suffix in (".py", ".txt", ".json"):
+                h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def use_cache(cache_dir: Path | None) -> None:
+    """Read the converted formulas kept in ``cache_dir`` (None: none, and nothing is saved)."""
+    if cache_dir is None:  # --debug: nothing from the render cache, not even what this process read from it
+        _converted.clear()
+        _entry[:] = [None, False]
+        return
+    entry = cache.entry(cache_dir, "mathml", [Path(__file__).read_bytes(), _library_stamp()])
+    if entry != _entry[0]:
+        kept = cache.load(entry, json.loads)
+        if isinstance(kept, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in kept.items()):
+            _converted.update(kept)
+        _entry[:] = [entry, False]
+
+
+def save() -> None:
+    """Store the formulas converted since ``use_cache`` (only when there are new ones)."""
+    entry, grew = _entry
+    if entry is None or not grew:
+        return
+    if len(_converted) > MAX_KEPT:
+        _converted.clear()
+    cache.store(entry, json.dumps(_converted, sort_keys=True).encode())
+    cache.keep_only(entry, "mathml")
+    _entry[1] = False
+
+
 def tex_to_mathml(tex: str, display: bool) -> str:
     """Return a ``<math>`` element; raises ``ValueError`` with latex2mathml's reason on bad TeX."""
+    name = f"{int(display)} {tex.strip()}"
+    if name not in _converted:
+        _converted[name] = _convert(tex, display)
+        _entry[1] = True
+    return _converted[name]
+
+
+def _convert(tex: str, display: bool) -> str:
+    from latex2mathml.converter import convert_to_element
+
     try:
         tree = convert_to_element(tex.strip(), display="block" if display else "inline")
     except RecursionError:

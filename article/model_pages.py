@@ -3,18 +3,26 @@
 The page itself holds only the table of layers; each layer's neurons (``layers/<tensor>.js`` + a sprite PNG of
 their NMF pictures) load when the reader opens that layer, so a page stays small at ImageNet scale. Reads the
 analysis cache (JSON + PNG), never torch.
+
+A content-only edit leaves every model folder as it was: the cache records, for the site a build made (sitedir.record),
+each folder's key (everything its bytes depend on) and its listing (names and sizes), and a folder whose key and
+listing match is hard-linked from the previous site file by file, without reading or rendering anything (regular
+files only; else it is written anew).
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import os
 import re
+import shutil
+import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import cache, theme
+from . import cache, sitedir, theme
 from . import explorer_data as xd
 from .errors import BuildError
 
@@ -137,20 +145,74 @@ def _unpack(raw: bytes) -> tuple[list[dict], dict]:
 
 
 def cached_model_files(name: str, model: dict, manifest: dict, cache_dir: Path,
-                       fv_manifest: list[dict], use_cache: bool = True) -> tuple[list[dict], dict]:
+                       fv_manifest: list[dict], use_cache: bool = True,
+                       parts: list[str | bytes] | None = None) -> tuple[list[dict], dict]:
     """model_files() through the render cache (one zip per model and inputs; data only: nothing read back is
-    executed)."""
+    executed). ``parts``: the key parts when the caller already has them."""
     kind = f"explorer-{model_slug(name)}"
-    path = cache.entry(cache_dir, kind, _key_parts(name, model, manifest, fv_manifest, cache_dir), "zip") \
-        if use_cache else None
+    parts = parts if parts is not None else _key_parts(name, model, manifest, fv_manifest, cache_dir)
+    path = cache.entry(cache_dir, kind, parts, "zip") if use_cache else None
     value = cache.cached(path, _unpack, lambda: model_files(name, model, cache_dir, fv_manifest), _pack)
     cache.keep_only(path, kind)
     return value
 
 
+def _listing(folder: Path) -> str | None:
+    """sha256 of a folder's sorted (name, size) list; None when it holds anything but folders and regular files."""
+    found = []
+    for top, dirs, files in os.walk(folder):
+        for d in dirs:
+            if not stat.S_ISDIR(os.lstat(os.path.join(top, d)).st_mode):
+                return None  # a symlink to a folder
+        for f in files:
+            st = os.lstat(os.path.join(top, f))
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            found.append(f"{os.path.relpath(os.path.join(top, f), folder)}\0{st.st_size}")
+    return hashlib.sha256("\n".join(sorted(found)).encode()).hexdigest()
+
+
+def _link_folder(old: Path, new: Path, listing: Any) -> bool:
+    """Hard-link every file of ``old`` into ``new`` when ``old`` is a real folder whose listing is ``listing``."""
+    try:
+        if not isinstance(listing, str) or any(not stat.S_ISDIR(os.lstat(p).st_mode) for p in (old.parent, old)) \
+                or _listing(old) != listing:
+            return False
+        for top, _dirs, files in os.walk(old):
+            target = new / os.path.relpath(top, old)
+            target.mkdir(parents=True, exist_ok=True)
+            for f in files:
+                os.link(os.path.join(top, f), target / f, follow_symlinks=False)
+        return True
+    except OSError:  # no hard links here, or the folder changed meanwhile: write it anew
+        shutil.rmtree(new, ignore_errors=True)
+        return False
+
+
+def _page_parts(env: Any, config: Any) -> list[str | bytes]:
+    """What every model page's HTML depends on besides its explorer files and the articles that use the model: the
+    templates, the rendering code and the site config."""
+    import jinja2
+
+    from . import output
+
+    folder = Path(env.loader.searchpath[0]) if isinstance(env.loader, jinja2.FileSystemLoader) else None
+    parts: list[str | bytes] = [jinja2.__version__, Path(output.__file__).read_bytes(), repr(config),
+                                json.dumps(list(theme.DIVERGING))]
+    if folder is None:
+        return parts + [os.urandom(16).hex()]  # templates not on disk: never reused
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and f.relative_to(folder).parts[0] != "assets":
+            parts += [f.relative_to(folder).as_posix(), f.read_bytes()]
+    return parts
+
+
 def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articles: list, report: Any,
-                      previous: Path | None = None, use_cache: bool = True) -> list[dict]:
-    """Write every model page; return the index's list of models ({name, label, href, layers})."""
+                      previous: Path | None = None, use_cache: bool = True,
+                      site_dir: Path | None = None) -> list[dict]:
+    """Write every model page into ``site`` (the temp folder that becomes ``site_dir``, by default ``previous``);
+    return the index's list of models ({name, label, href, layers})."""
+    site_dir = site_dir or previous
     from .output import render_template, write
 
     manifest_path = Path(cache_dir) / "analysis" / "manifest.json"
@@ -160,21 +222,37 @@ def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articl
     fv_path = Path(cache_dir) / "featureviz" / "manifest.json"
     fv_manifest = _read(fv_path) if fv_path.is_file() else []
     listed = []
+    before = sitedir.recorded(cache_dir, previous, "models") if use_cache else None
+    before = before if isinstance(before, dict) else {}
+    kept, common = {}, None
     for name, model in sorted(manifest.get("models", {}).items()):
         if not model.get("tensors"):
             continue
         slug = model_slug(name)
-        rows, files = cached_model_files(name, model, manifest, Path(cache_dir), fv_manifest, use_cache)
-        for rel, data in sorted(files.items()):
-            write(site, f"models/{slug}/{rel}", data, previous)
-        info = model.get("info") or {}
-        page = render_template(
-            env, "model.html", site=config, site_raw=config.raw, root="../../",
-            page_url=f"{config.site_url}models/{slug}/index.html", model_name=name, label=model.get("label", name),
-            info=info, notes=model.get("notes", []), layers=rows, articles=_users(articles, name, slug),
-            diverging=json.dumps(list(theme.DIVERGING)))
-        write(site, f"models/{slug}/index.html", page, previous)
+        users = _users(articles, name, slug)
+        parts = _key_parts(name, model, manifest, fv_manifest, Path(cache_dir))
+        common = common if common is not None else _page_parts(env, config)
+        key = cache.key([cache.key(parts), *common, json.dumps(users, sort_keys=True)])
+        old = before.get(slug)
+        folder = site / "models" / slug
+        if previous is not None and isinstance(old, dict) and old.get("key") == key \
+                and _link_folder(previous / "models" / slug, folder, old.get("listing")):
+            listing = old["listing"]  # hard links of exactly that listing
+        else:
+            rows, files = cached_model_files(name, model, manifest, Path(cache_dir), fv_manifest, use_cache, parts)
+            for rel, data in sorted(files.items()):
+                write(site, f"models/{slug}/{rel}", data, previous)
+            page = render_template(
+                env, "model.html", site=config, site_raw=config.raw, root="../../",
+                page_url=f"{config.site_url}models/{slug}/index.html", model_name=name,
+                label=model.get("label", name), info=model.get("info") or {}, notes=model.get("notes", []),
+                layers=rows, articles=users, diverging=json.dumps(list(theme.DIVERGING)))
+            write(site, f"models/{slug}/index.html", page, previous)
+            listing = _listing(folder)
+        kept[slug] = {"key": key, "listing": listing}
         report.pages.append(f"models/{slug}/index.html")
         listed.append({"name": name, "label": model.get("label", name), "href": f"models/{slug}/index.html",
-                       "layers": len(rows), "family": model.get("family", "")})
+                       "layers": len(model["tensors"]), "family": model.get("family", "")})
+    if kept and site_dir is not None and use_cache and (site / sitedir.SITE_MARKER).is_file():
+        sitedir.record(cache_dir, site_dir, site, "models", kept)
     return listed

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from . import citation, figrender, limits, linkcheck, model_pages, social, templating
+from . import article_cache, cache, citation, figrender, limits, linkcheck, mathml, model_pages, social, templating
 from .bibliography import Citations, load_bibliography
 from .config import SiteConfig, load_config
 from .errors import BuildError
@@ -102,12 +102,42 @@ def read_articles(root: Path, config: SiteConfig) -> list[Article]:
 
 def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: bool,
                    report: BuildReport, verified: Mapping[str, str] = {}) -> None:
-    """Fill ``a.html``, ``a.toc``, ``a.appendix``, ``a.files``: templating, Markdown, figures, appendix."""
+    """``render_fresh`` through the render cache (article_cache.py): an unchanged article is not rendered again.
+    What it read from the analysis cache is checked as for a figure (``verified`` digests, else hashed)."""
+    entry = article_cache.entry(a, config, cache_dir) if use_cache else None
+
+    def decode(raw: bytes) -> tuple[dict, dict[str, bytes]]:
+        record, files = article_cache.unpack(raw)
+        if not figrender._still_valid(record["reads"], cache_dir, verified):
+            raise ValueError("an analysis file the article read has changed")
+        return record, files
+
+    hit = cache.load(entry, decode)
+    if hit is not None:
+        record, a.files = hit
+        a.html, a.toc, a.appendix, a.scripts = record["html"], record["toc"], record["appendix"], record["scripts"]
+        report.figures += record["figures"]
+        report.cache_hits += record["figures"]
+        return
+    figures, reads = report.figures, render_fresh(a, config, cache_dir, use_cache, report, verified)
+    if entry is not None:
+        cache.store(entry, article_cache.pack(a, reads, report.figures - figures))
+        cache.keep_only(entry, f"article-{a.slug}")
+
+
+def render_fresh(a: Article, config: SiteConfig, cache_dir: Path, use_cache: bool,
+                 report: BuildReport, verified: Mapping[str, str] = {}) -> dict[str, str]:
+    """Fill ``a.html``, ``a.toc``, ``a.appendix``, ``a.files``: templating, Markdown, figures, appendix. Returns
+    what it read from the analysis cache (path -> sha256)."""
     meta, path = a.source.meta, a.source.path
+    reads: dict[str, str] = {}
+    contexts: list[registry.FigureContext] = []
 
     def context(fig_id: str | None = None, line: int | None = None) -> registry.FigureContext:
-        return registry.FigureContext(article=meta.raw, site=config.raw, cache_dir=cache_dir,
-                                      slug=a.slug, figure_id=fig_id, path=path, line=line)
+        ctx = registry.FigureContext(article=meta.raw, site=config.raw, cache_dir=cache_dir,
+                                     slug=a.slug, figure_id=fig_id, path=path, line=line)
+        contexts.append(ctx)
+        return ctx
 
     data = registry.collect_data(context())
     body = templating.render_body(a.source.body, data, path, a.source.body_line)
@@ -157,6 +187,9 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
     subtitle = ", ".join(x.name for x in meta.authors) + " · " + meta.date.isoformat()
     a.files["social.png"] = social.cached_preview_png(meta.title, subtitle, config.title,
                                                       cache_dir if use_cache else None)
+    for ctx in contexts:
+        reads.update(ctx.reads)
+    return reads
 
 
 # ------------------------------------------------------------------ the pipeline
@@ -188,10 +221,13 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
     previous = site_dir if site_dir.is_dir() else None
     try:
         with stage("render") as note:
+            mathml.use_cache(None if debug else cache_dir)
             for a in articles:
                 render_article(a, config, cache_dir, not debug, report, verified)
+            mathml.save()
             env = template_env(root, cache_dir)
-            models = model_pages.write_model_pages(env, tmp, config, cache_dir, articles, report, previous, not debug)
+            models = model_pages.write_model_pages(env, tmp, config, cache_dir, articles, report, previous, not debug,
+                                                   site_dir)
             write_pages(env, tmp, config, articles, report, previous, models)
             note["text"] = (f"{len(report.pages)} pages, {report.figures} figures "
                             f"({report.cache_hits} cached)")
@@ -201,7 +237,7 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
         with stage("site files"):
             write_site_files(env, tmp, config, articles, previous)
         with stage("links") as note:
-            problems = linkcheck.check_links(tmp)
+            problems = linkcheck.check_links(tmp, None if debug else cache_dir)
             note["text"] = f"{len(problems)} problem(s)"
             if problems and strict:
                 where, line = _link_source(root, problems[0])

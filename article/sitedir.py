@@ -20,6 +20,53 @@ SITE_MARKER = ".vw-site"  # written into every built site: only a folder holding
 MARKER_TEXT = b"Built by Visualizing Weights (build.py). The next build replaces this whole folder.\n"
 
 
+def _record_path(cache_dir: Path, site_dir: Path, name: str) -> Path:
+    where = hashlib.sha256(os.path.abspath(site_dir).encode()).hexdigest()[:32]
+    return Path(cache_dir) / "render" / f"site-{name}-{where}.json"
+
+
+def _marker_id(site: Path) -> list[int] | None:
+    """Which build made this site: its marker file's (device, inode, ctime_ns); every build writes a new marker."""
+    try:
+        st = os.lstat(site / SITE_MARKER)
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino, st.st_ctime_ns]
+
+
+def record(cache_dir: Path, site_dir: Path, tmp: Path, name: str, value: object) -> None:
+    """Note in the cache what part of the site being built in ``tmp`` (to become ``site_dir``) was made from, so the
+    next build can reuse that part without reading it (article/model_pages.py). Tied to this build's marker file,
+    so a site replaced by any other build (another cache folder, --debug) is never taken for this one. Kept out of
+    the site itself: the site's bytes do not depend on where it was built."""
+    import json
+
+    from analysis.jsonio import write_bytes_atomic
+
+    data = {"marker": _marker_id(tmp), "value": value}
+    try:
+        write_bytes_atomic(_record_path(cache_dir, site_dir, name), json.dumps(data, sort_keys=True).encode())
+    except OSError:
+        pass  # only a speed-up
+
+
+def recorded(cache_dir: Path, site_dir: Path | None, name: str) -> object | None:
+    """What ``record`` noted for the site now in ``site_dir``; None when absent, unreadable (data only) or noted
+    for a site that has been replaced since."""
+    import json
+
+    if site_dir is None:
+        return None
+    try:
+        data = json.loads(_record_path(cache_dir, site_dir, name).read_bytes())
+    except (OSError, ValueError):
+        return None
+    marker = _marker_id(site_dir)
+    if not isinstance(data, dict) or marker is None or data.get("marker") != marker:
+        return None
+    return data.get("value")
+
+
 def _inside(a: Path, b: Path) -> bool:
     """True when ``a`` is ``b`` or below it (both resolved)."""
     return a == b or b in a.parents

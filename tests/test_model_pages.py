@@ -154,3 +154,63 @@ def test_a_corrupt_record_is_one_error_naming_the_file(tmp_path):
         model_pages.write_model_pages(template_env(REPO), tmp_path / "site", load_config(REPO), cache, [],
                                       BuildReport(site_dir=tmp_path / "site"))
     assert str(record) in str(exc.value) and "not valid JSON" in str(exc.value)
+
+
+def test_an_unchanged_model_folder_is_linked_from_the_previous_site_without_reading_it(tmp_path, monkeypatch):
+    """The cache records each model folder's key and listing for the site a build made; the next build hard-links a
+    matching folder and renders nothing for it, and writes it anew when its inputs changed, the site was replaced
+    by another build, or the previous folder is not what was recorded (a file gone, a symlink planted)."""
+    import os
+    import shutil
+
+    from article import sitedir
+
+    make_cache(tmp_path / "cache")
+    env, config = template_env(REPO), load_config(REPO)
+
+    def build(name: str, previous: Path | None, cfg=config) -> Path:
+        site = tmp_path / name
+        site.mkdir()
+        (site / sitedir.SITE_MARKER).write_bytes(sitedir.MARKER_TEXT)
+        model_pages.write_model_pages(env, site, cfg, tmp_path / "cache", [], BuildReport(site_dir=site), previous,
+                                      site_dir=site)  # built in place: the temp folder is the site
+        return site
+
+    first = build("one", None)
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file() and p.name != sitedir.SITE_MARKER)
+    calls = []
+    real = model_pages.model_files
+    monkeypatch.setattr(model_pages, "model_files", lambda *a: calls.append(a[0]) or real(*a))
+    monkeypatch.setattr(model_pages.cache, "load", lambda *a: None)  # every read of the explorer data is seen
+    second = build("two", first)
+    assert calls == []
+    assert all(os.path.samefile(first / f, second / f) for f in files)
+
+    marker = second / sitedir.SITE_MARKER
+    marker.unlink()
+    marker.write_bytes(sitedir.MARKER_TEXT)  # another build made this site (every build writes its own marker)
+    build("two-b", second)
+    assert calls == ["tinynet"]
+    calls.clear()
+
+    (first / "models" / "tinynet" / "layers" / "conv1.js").unlink()  # the previous site is not what it recorded
+    third = build("three", first)
+    assert calls == ["tinynet"]
+    assert (third / "models" / "tinynet" / "layers" / "conv1.js").read_bytes() == \
+        (second / "models" / "tinynet" / "layers" / "conv1.js").read_bytes()
+    shutil.rmtree(first / "models")
+    (first / "models").mkdir()
+    os.symlink(third / "models" / "tinynet", first / "models" / "tinynet")  # same listing, but a symlink
+    build("four", first)
+    assert calls == ["tinynet"] * 2
+    other = build("five", third, dataclass_replace(config, title="Another title"))  # its pages' inputs changed
+    assert calls == ["tinynet"] * 3
+    assert "Another title" in (other / "models" / "tinynet" / "index.html").read_text(encoding="utf-8")
+    assert sorted(p.relative_to(other) for p in other.rglob("*") if p.is_file() and p.name != sitedir.SITE_MARKER) \
+        == files
+
+
+def dataclass_replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)

@@ -126,3 +126,92 @@ def test_a_warm_process_reuses_compiled_templates_until_a_template_changes(tmp_p
     assert edited is not env and template_env(root) is edited
     (root / "templates" / "partial.html").write_text("{{ 1 }}", encoding="utf-8")  # a new template counts too
     assert template_env(root) is not edited
+
+
+def test_an_unchanged_article_is_not_rendered_again(tmp_path, monkeypatch):
+    """The rendered article is a render-cache entry keyed by its folder's files, the config and the code: a second
+    build renders nothing and writes the same bytes; editing the article or its bibliography renders it again."""
+    from article import pipeline
+    from article.pipeline import build_site, tree_digest
+    from test_render_helpers import sample_root
+
+    root, cache = sample_root(tmp_path), tmp_path / "cache"
+    build_site(root, tmp_path / "s1", cache_dir=cache, progress=False)
+    calls = []
+    real = pipeline.render_fresh
+    monkeypatch.setattr(pipeline, "render_fresh", lambda a, *rest: calls.append(a.slug) or real(a, *rest))
+    report = build_site(root, tmp_path / "s2", cache_dir=cache, progress=False)
+    assert calls == [] and report.figures == report.cache_hits == 3
+    assert tree_digest(tmp_path / "s1") == tree_digest(tmp_path / "s2")
+    assert len(list((cache / "render").glob("article-sample-*"))) == 1
+
+    index = root / "content" / "sample" / "index.md"
+    index.write_text(index.read_text(encoding="utf-8") + "\nA sentence added by the test.\n", encoding="utf-8")
+    build_site(root, tmp_path / "s3", cache_dir=cache, progress=False)
+    assert calls == ["sample"]
+    assert "A sentence added by the test." in (tmp_path / "s3" / "sample" / "index.html").read_text(encoding="utf-8")
+    bib = root / "content" / "sample" / "refs.bib"
+    bib.write_text(bib.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    build_site(root, tmp_path / "s4", cache_dir=cache, progress=False)
+    assert calls == ["sample", "sample"]
+    assert len(list((cache / "render").glob("article-sample-*"))) == 1  # one live entry per article
+    build_site(root, tmp_path / "s5", cache_dir=cache, progress=False, debug=True)  # --debug: no cache
+    assert calls == ["sample"] * 3
+    assert tree_digest(tmp_path / "s4") == tree_digest(tmp_path / "s5")
+
+
+def test_an_article_is_rendered_again_when_an_analysis_file_it_read_changed(tmp_path, monkeypatch):
+    import hashlib
+
+    from article import pipeline
+    from article.pipeline import build_site
+    from test_render_helpers import sample_root
+
+    root, cache = sample_root(tmp_path), tmp_path / "cache"
+    data = cache / "analysis" / "x.json"
+    data.parent.mkdir(parents=True)
+    data.write_bytes(b"1")
+    calls, real = [], pipeline.render_fresh
+
+    def render(a, *rest):  # as if a data hook had read analysis/x.json
+        calls.append(a.slug)
+        return {**real(a, *rest), "analysis/x.json": hashlib.sha256(b"1").hexdigest()}
+
+    monkeypatch.setattr(pipeline, "render_fresh", render)
+    for name in ("s1", "s2"):
+        build_site(root, tmp_path / name, cache_dir=cache, progress=False)
+    assert calls == ["sample"]
+    data.write_bytes(b"2")
+    build_site(root, tmp_path / "s3", cache_dir=cache, progress=False)
+    assert calls == ["sample", "sample"]
+
+
+def test_converted_formulas_come_from_the_cache_without_importing_latex2mathml(tmp_path):
+    """A fresh interpreter with the formulas in the render cache converts nothing (latex2mathml is not imported)
+    and returns the same MathML; a new formula is converted and kept."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from pathlib import Path; from article import mathml\n"
+        "mathml.use_cache(Path(sys.argv[1]))\n"
+        "out = [mathml.tex_to_mathml(t, d) for t, d in [('W^+ = \\\\max(W, 0)', False), ('\\\\sum_i x_i', True)]"
+        " + [(a, False) for a in sys.argv[2:]]]\n"
+        "mathml.save()\n"
+        "print(repr(out)); print('latex2mathml.converter' in sys.modules)\n")
+    repo = Path(__file__).resolve().parents[1]
+
+    def run(*args: str) -> list[str]:
+        proc = subprocess.run([sys.executable, "-c", script, str(tmp_path), *args], cwd=repo, capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.splitlines()
+
+    first = run()
+    assert first[1] == "True" and "<math" in first[0]
+    second = run()
+    assert second == [first[0], "False"]
+    third = run("x^2")
+    assert third[1] == "True" and "<msup>" in third[0]
+    assert run("x^2")[1] == "False"
+    assert len(list((tmp_path / "render").glob("mathml-*"))) == 1
