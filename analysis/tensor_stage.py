@@ -80,7 +80,7 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
                        **report})
     for entry in entries:
         entry.update(summary(jsonio.read_json(ws.root / entry["file"])))
-    link_next(entries)
+    link_next(entries, s.recipe.blocks_json())
     return entries
 
 
