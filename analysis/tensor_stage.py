@@ -10,6 +10,7 @@ from joblib import Parallel, delayed
 from analysis import jsonio, recipes
 from analysis.cache import Entry, entry_key
 from analysis.errors import AnalysisError
+from analysis.heap import release_free_heap
 from analysis.loading import init_weights, weight_of
 from analysis.paths import safe_component
 from analysis.spec import Subject, Workspace
@@ -45,7 +46,9 @@ def tensor_path(s: Subject, ws: Workspace, tensor_id: str):
 def _compute(model, job: recipes.TensorJob, recipe: recipes.Recipe, init: np.ndarray | None) -> dict:
     """One tensor, start to finish, in a joblib worker: (expand if needed) then every numpy analysis."""
     torch.set_num_threads(1)
-    return tensor_report(tensor_of(model, job, recipe), init=init)
+    report = tensor_report(tensor_of(model, job, recipe), init=init)
+    release_free_heap()  # else loky takes the expansion's freed temporaries for a leak and restarts the worker
+    return report
 
 
 def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
