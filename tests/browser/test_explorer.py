@@ -3,6 +3,7 @@ convs): the page opens from file:// with the network blocked, draws, loads only 
 selects its neuron, sorting reorders, back/forward walk the neurons, 2,048 neurons stay responsive, axe is clean."""
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -205,3 +206,73 @@ def test_article_figures_open_their_neuron(built_site, site_pages, open_page):
             checked += 1
         assert not opened.problems(), opened.problems()
     assert checked >= 2, "no article links into the weight explorer"
+
+
+FOLLOWING = "figure[data-kind='nmf_explorer'], figure[data-kind='context_explorer']"
+
+
+def _explorer_link(figure):
+    return figure.locator(".vw-links a[href*='/models/']").first
+
+
+def _click_mark(page, mark) -> None:
+    """A reader's click on a chart mark (Vega's voronoi layer above the marks takes it: click where it is)."""
+    mark.scroll_into_view_if_needed()
+    box = mark.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def _mark_neuron(mark) -> int:
+    """The neuron a mark stands for, from its accessible label ("neuron: 5", or a context kernel's output neuron)."""
+    return int(re.search(r"(?:^|; )(?:output )?neuron: (\d+)", mark.get_attribute("aria-label")).group(1))
+
+
+def _opens(page, href_page: Path, href: str, fig_link) -> None:
+    layer, _, neuron = unquote(href.split("#", 1)[1]).rpartition("/")
+    fig_link.click()
+    page.wait_for_function("s => document.querySelector('#vw-status') && "
+                           "document.querySelector('#vw-status').textContent.startsWith(s)",
+                           arg=f"Neuron {neuron} of {layer} (")
+    assert page.locator("#vw-grid a[aria-current='true']").get_attribute("data-neuron") == neuron
+    page.goto(href_page.as_uri())
+
+
+def test_figure_links_follow_the_selected_neuron(built_site, site_pages, open_page):
+    """Picking another neuron (NMF explorer) or kernel (weights in context) in a figure moves its "in the weight
+    explorer" link to that neuron, and following the link opens it; the NMF explorer's layer menu moves it too."""
+    kinds = set()
+    for path in site_pages:
+        if "vwExplorer" not in path.read_text(encoding="utf-8") or "/models/" in path.as_posix():
+            continue
+        opened = open_page(path)
+        page = opened.page
+        for i in range(page.locator(FOLLOWING).count()):
+            figure = page.locator(FOLLOWING).nth(i)
+            kind = figure.get_attribute("data-kind")
+            if kind in kinds:
+                continue
+            kinds.add(kind)
+            link = _explorer_link(figure)
+            before = link.get_attribute("href")
+            marks = figure.locator("svg g.mark-rect path[aria-label]")
+            mark = next(m for m in (marks.nth(k) for k in range(marks.count() // 2, marks.count()))
+                        if _mark_neuron(m) != int(before.rpartition("/")[2]))
+            picked = _mark_neuron(mark)
+            _click_mark(page, mark)
+            page.wait_for_function("([a, h]) => a.getAttribute('href') !== h", arg=[link.element_handle(), before])
+            after = link.get_attribute("href")
+            assert after.split("#")[0] == before.split("#")[0] and after.endswith(f"/{picked}"), (before, after)
+            assert link.inner_text().count(str(picked)) >= 1
+            if kind == "nmf_explorer" and figure.locator("select").count():
+                menu = figure.locator("select").first
+                options = menu.locator("option").all_inner_texts()
+                same_model = [o for o in options[1:] if o.split(" — ")[0] == options[0].split(" — ")[0]]
+                if same_model:
+                    menu.select_option(label=same_model[0])
+                    page.wait_for_function("([a, h]) => a.getAttribute('href') !== h", arg=[link.element_handle(), after])
+                    moved = link.get_attribute("href")
+                    assert moved.endswith(f"/{picked}") and unquote(moved) != unquote(after), (after, moved)
+                    after = moved
+            _opens(page, path, after, link)
+        assert not opened.problems(), opened.problems()
+    assert kinds == {"nmf_explorer", "context_explorer"}, kinds
