@@ -38,7 +38,7 @@ def _open(open_page, site: Path, fragment: str = "", **kw):
 
 
 def _selected(page) -> str:
-    return page.locator("#vw-status").inner_text()
+    return " ".join(page.locator("#vw-status").inner_text().split())  # the heading breaks after "Neuron n"
 
 
 def test_opens_offline_draws_and_loads_one_layer(explorer_site, open_page, browser):
@@ -103,6 +103,34 @@ def test_deep_link_selects_the_neuron(explorer_site, open_page):
                             ".getImageData(x, y, 1, 1).data.slice(0, 3))", [int(x), int(y)])
     assert (r > b) == (k.max() > 0.2 * scale)
     assert not opened.problems(), opened.problems()
+
+
+VISIBLE = """sel => { const r = document.querySelector(sel).getBoundingClientRect();
+  return r.top >= 0 && r.bottom <= innerHeight && r.left >= 0 && r.right <= innerWidth; }"""
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_deep_link_shows_the_neuron_once_and_in_view(explorer_site, open_page, width):
+    """Opened from a link, a neuron deep in a 2,048-neuron layer is in view: its cell in the grid (wide screens: next
+    to the panel), its panel's heading; the heading says "Neuron 1500" once; a phone never scrolls sideways."""
+    site, _ = explorer_site
+    page = open_page(site / "models" / "tinynet" / "index.html", width=width, height=900 if width > 500 else 844).page
+    url = page.url.split("#")[0] + "#conv3/1500"
+    page.goto("about:blank")
+    page.goto(url)  # a fresh page, as when the link is followed from an article (a reload would restore the scroll)
+    page.wait_for_function("() => document.querySelector('#vw-status').textContent.startsWith('Neuron 1500 of conv3')")
+    page.wait_for_timeout(100)
+    assert page.evaluate(VISIBLE, "#vw-status")
+    assert page.locator("#vw-neuron").inner_text().count("Neuron 1500") == 1
+    cell = "#vw-grid a[aria-current='true']"
+    in_grid = page.evaluate("""sel => { const c = document.querySelector(sel).getBoundingClientRect(),
+      g = document.querySelector('#vw-grid').getBoundingClientRect(); return c.top >= g.top && c.bottom <= g.bottom; }""",
+                            cell)
+    assert in_grid  # the grid scrolled itself to the neuron
+    if width > 860:
+        assert page.evaluate(VISIBLE, cell) and page.evaluate(VISIBLE, "#vw-layer-title")
+    else:
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width
 
 
 def test_feature_visualization_and_examples(explorer_site, open_page):
