@@ -10,7 +10,7 @@ from joblib import Parallel, delayed
 from analysis import jsonio, recipes
 from analysis.cache import Entry, entry_key
 from analysis.errors import AnalysisError
-from analysis.heap import release_free_heap
+from analysis.heap import keep_large_blocks_mapped, release_free_heap
 from analysis.loading import init_weights, weight_of
 from analysis.paths import safe_component
 from analysis.spec import Subject, Workspace
@@ -46,8 +46,9 @@ def tensor_path(s: Subject, ws: Workspace, tensor_id: str):
 def _compute(model, job: recipes.TensorJob, recipe: recipes.Recipe, init: np.ndarray | None) -> dict:
     """One tensor, start to finish, in a joblib worker: (expand if needed) then every numpy analysis."""
     torch.set_num_threads(1)
+    keep_large_blocks_mapped()  # with the trim below: loky's leak check sees what the worker holds (analysis.heap)
     report = tensor_report(tensor_of(model, job, recipe), init=init)
-    release_free_heap()  # else loky takes the expansion's freed temporaries for a leak and restarts the worker
+    release_free_heap()
     return report
 
 
