@@ -82,17 +82,28 @@ def summary(record: dict) -> dict:
     return entry
 
 
-def link_next(entries: list[dict]) -> None:
+def link_next(entries: list[dict], blocks: list[dict] = ()) -> None:
     """Set each manifest entry's `next`: the tensor whose input channels are this tensor's output neurons.
 
-    A block or span feeds the block tensor read from its last block (`source` == its `layer`); a conv kernel feeds
-    the next kernel in forward order whose input count equals its output count; anything else: None.
+    A block or span feeds the block tensor read from its last block (`source` == its `layer`). A conv kernel that is
+    the last conv of a block (`blocks`: the manifest's `{name, convs}`) feeds the block tensor read from that block,
+    when the channel counts agree (a concatenation's last branch is only a slice of its block's output); any other
+    kernel feeds the next kernel in forward order whose input count equals its output count; anything else: None.
     """
+    last_conv_of = {b["convs"][-1]: b["name"] for b in blocks if b.get("convs")}
     for i, entry in enumerate(entries):
         entry["next"] = None
         if entry["kind"] in ("block", "span"):
-            entry["next"] = next((e["id"] for e in entries if e["kind"] == "block" and e.get("source") == entry["layer"]
-                                  and e is not entry), None)
+            entry["next"] = _block_read_from(entries, entry["layer"], exclude=entry)
         elif entry["kind"] == "kernel":
-            entry["next"] = next((e["id"] for e in entries[i + 1:] if e["kind"] == "kernel"
-                                  and e["shape"][1] == entry["shape"][0]), None)
+            block = last_conv_of.get(entry["layer"])
+            read = _block_read_from(entries, block, channels=entry["shape"][0]) if block else None
+            entry["next"] = read or next((e["id"] for e in entries[i + 1:] if e["kind"] == "kernel"
+                                          and e["shape"][1] == entry["shape"][0]), None)
+
+
+def _block_read_from(entries: list[dict], source: str, *, exclude: dict | None = None,
+                     channels: int | None = None) -> str | None:
+    """The id of the block tensor whose `source` is `source` (and that reads `channels` inputs), or None."""
+    return next((e["id"] for e in entries if e["kind"] == "block" and e.get("source") == source and e is not exclude
+                 and (channels is None or e["shape"][1] == channels)), None)

@@ -10,6 +10,7 @@ from joblib import Parallel, delayed
 from analysis import jsonio, recipes
 from analysis.cache import Entry, entry_key
 from analysis.errors import AnalysisError
+from analysis.heap import keep_large_blocks_mapped, release_free_heap
 from analysis.loading import init_weights, weight_of
 from analysis.paths import safe_component
 from analysis.spec import Subject, Workspace
@@ -45,7 +46,10 @@ def tensor_path(s: Subject, ws: Workspace, tensor_id: str):
 def _compute(model, job: recipes.TensorJob, recipe: recipes.Recipe, init: np.ndarray | None) -> dict:
     """One tensor, start to finish, in a joblib worker: (expand if needed) then every numpy analysis."""
     torch.set_num_threads(1)
-    return tensor_report(tensor_of(model, job, recipe), init=init)
+    keep_large_blocks_mapped()  # with the trim below: loky's leak check sees what the worker holds (analysis.heap)
+    report = tensor_report(tensor_of(model, job, recipe), init=init)
+    release_free_heap()
+    return report
 
 
 def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
@@ -80,7 +84,7 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
                        **report})
     for entry in entries:
         entry.update(summary(jsonio.read_json(ws.root / entry["file"])))
-    link_next(entries)
+    link_next(entries, s.recipe.blocks_json())
     return entries
 
 

@@ -40,6 +40,17 @@ def explorer_href(model: str, tensor: str | None = None, neuron: int | None = No
     return href
 
 
+def follow_selection(select: str, field: str, targets: dict[str, dict], param: str | None = None) -> dict:
+    """A chart's `usermeta` telling figures.js to keep its "in the weight explorer" link on the reader's neuron.
+
+    select/field: the Vega-Lite point selection and the field that holds the neuron (its leading integer: a
+    context pair "12-3" is output neuron 12). param: a parameter whose value picks the target (the NMF explorer's
+    layer), else the target is "". targets: value -> {href: explorer_href(model, tensor), text: the link's text
+    with "{n}" for the neuron, neurons: how many (optional)}; the link followed is the figure's link to the target's page.
+    """
+    return {"vwExplorer": {"select": select, "field": field, "param": param, "targets": targets}}
+
+
 def fragment(tensor: str) -> str:
     """A tensor id as a URL fragment: '>' is percent-encoded (browsers do it anyway), the rest reads as written."""
     return tensor.replace("%", "%25").replace(">", "%3E").replace(" ", "%20").replace('"', "%22")

@@ -140,11 +140,13 @@ def vega_bundle(cache_dir: Path) -> bytes:
 
 
 def write_site_files(env: jinja2.Environment, site: Path, config: SiteConfig,
-                     articles: list[Article], previous: Path | None = None) -> None:
+                     articles: list[Article], previous: Path | None = None, models: list[dict] | None = None) -> None:
+    """sitemap.xml (the index, every article, every model page: `models` from model_pages.write_model_pages),
+    feed.xml and .nojekyll."""
     ordered = sorted(articles, key=lambda a: (a.source.meta.date, a.slug), reverse=True)
     updated = max((a.source.meta.updated or a.source.meta.date for a in articles),
                   default=dt.date(1970, 1, 1))
-    ctx = {"site": config, "articles": ordered, "updated": updated}
+    ctx = {"site": config, "articles": ordered, "updated": updated, "models": models or []}
     write(site, "sitemap.xml", render_template(env, "sitemap.xml", **ctx), previous)
     write(site, "feed.xml", render_template(env, "feed.xml", **ctx), previous)
     write(site, ".nojekyll", b"", previous)

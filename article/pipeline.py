@@ -235,7 +235,7 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
             n = write_assets(root, tmp, cache_dir, any(a.scripts for a in articles), previous)
             note["text"] = f"{n} files"
         with stage("site files"):
-            write_site_files(env, tmp, config, articles, previous)
+            write_site_files(env, tmp, config, articles, previous, models)
         with stage("links") as note:
             problems = linkcheck.check_links(tmp, None if debug else cache_dir)
             note["text"] = f"{len(problems)} problem(s)"

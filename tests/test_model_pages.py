@@ -112,6 +112,20 @@ def test_link_checker_understands_neuron_fragments(tmp_path, built):
     assert bad == ["conv1/-1", "conv1/x", "conv3/2048", "conv9/1"], problems
 
 
+def test_sitemap_lists_every_model_page(tmp_path, built):
+    import xml.etree.ElementTree as ET
+
+    from article.output import write_site_files
+
+    folder, _, listed, _ = built
+    config = load_config(REPO)
+    write_site_files(template_env(REPO), tmp_path, config, [], None, listed)
+    ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
+    locs = [e.text for e in ET.parse(tmp_path / "sitemap.xml").getroot().findall("s:url/s:loc", ns)]
+    assert locs == [f"{config.site_url}index.html", f"{config.site_url}models/tinynet/index.html"]
+    assert (folder.parent.parent / locs[1].removeprefix(config.site_url)).is_file()
+
+
 @pytest.mark.parametrize("tid", ["features.16->features.17+features.18", "_blocks.2->_blocks.3", "conv 1%"])
 def test_fragment_round_trip(tid):
     href = model_pages.explorer_href("mobilenet-v2", tid, 12)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from analysis.nmf import reconstruction_error
+from analysis.recipes import auto_recipe
 from analysis.tensor_report import link_next, summary, tensor_report
+from analysis.tensor_stage import tensor_of
+from test_blocks import TinyInception, TinyMobileNet, TinyResNet
 
 
 def _weight(shape=(16, 8, 3, 3), seed=0):
@@ -54,3 +57,29 @@ def test_link_next_follows_blocks_and_kernels():
              for i, s in enumerate([[8, 3, 3, 3], [16, 8, 3, 3], [16, 99, 3, 3], [32, 16, 3, 3]])]
     link_next(convs)
     assert [e["next"] for e in convs] == ["conv1", "conv3", "conv3", None]
+
+
+def _traced_entries(model):
+    """The manifest entries analyse_tensors() links, for a traced model: ids, kinds and the real tensors' shapes."""
+    recipe = auto_recipe(model.eval(), 32)
+    entries = [{"id": j.id, "kind": j.kind, "layer": j.layer, "source": j.source,
+                "shape": list(tensor_of(model, j, recipe).shape)} for j in recipe.tensors]
+    link_next(entries, recipe.blocks_json())
+    return {e["id"]: e for e in entries}
+
+
+def test_a_blocks_last_kernel_feeds_the_block_tensor_read_from_that_block():
+    # MobileNetV2's stem kernel features.0.0 is block features.0: its outputs are what features.0->features.1 reads.
+    mnv2 = _traced_entries(TinyMobileNet())
+    assert mnv2["features.0.0"]["next"] == "features.0->features.1"
+    assert mnv2["features.0->features.1"]["shape"][1] == mnv2["features.0.0"]["shape"][0] == 8
+    # A residual block's last conv (inside layer1.0) feeds layer1.0->layer1.1; its first conv is not the block's
+    # output and keeps the next kernel that reads its channels.
+    resnet = _traced_entries(TinyResNet())
+    assert resnet["conv1"]["next"] == "conv1->layer1.0"
+    assert resnet["layer1.0.conv2"]["next"] == "layer1.0->layer1.1"
+    assert resnet["layer1.0.conv1"]["next"] == "layer1.0.conv2"
+    # A concatenation's branch is a slice of its block's output, never linked to the block tensor as if it were all.
+    inception = _traced_entries(TinyInception())
+    assert inception["stem"]["next"] == "stem->mixed3a"
+    assert inception["mixed3a.branch2.2"]["next"] != "mixed3a->mixed3b"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from ..model_pages import explorer_href
+from ..model_pages import explorer_href, follow_selection
 from . import analysis_data as ad
 from .registry import Figure, FigureContext, register
 
@@ -144,8 +144,13 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         .properties(width=220, height=110)
     )
     chart = alt.hconcat(small, alt.vconcat(big, ends, ex)).configure_view(strokeWidth=0)
-    links = [(f"Open output neuron {outs[0]} of {rec['tensor']} in the weight explorer",
-              explorer_href(model, rec["tensor"], outs[0]))] if rec.get("tensor") else []
+    links = []
+    if rec.get("tensor"):
+        text = "Open output neuron {n} of " + rec["tensor"] + " in the weight explorer"
+        links = [(text.replace("{n}", str(outs[0])), explorer_href(model, rec["tensor"], outs[0]))]
+        # The link follows the kernel the reader clicks: its output neuron, the leading integer of "out-in".
+        chart = chart.properties(usermeta=follow_selection(
+            "pair", "pair", {"": {"href": explorer_href(model, rec["tensor"]), "text": text}}))
     return Figure(
         chart=chart, assets=assets, links=links,
         description=(f"Small multiples of {len(outs)} x {len(ins)} weight kernels ({kh}x{kw}) of {ad.label(ad.manifest(ctx), model)} "

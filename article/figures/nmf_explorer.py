@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from ..model_pages import explorer_href
+from ..model_pages import explorer_href, follow_selection
 from . import analysis_data as ad
 from .cells import unit_cells
 from .registry import Figure, FigureContext, register
@@ -58,6 +58,10 @@ def neuron_records(label: str, report: dict, key: str = "nmf") -> list[dict]:
     return recs
 
 
+def _link_text(man: dict, model: str, tid: str, neuron) -> str:
+    return f"Open {ad.label(man, model)} — {tid}, neuron {neuron} in the weight explorer"
+
+
 @register("nmf_explorer")
 def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
@@ -69,7 +73,7 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     elif params.get("model"):  # every analysed tensor of one model: every block (large layers make heavy pages)
         layers = [(params["model"], t["id"]) for t in ad.model_entry(ctx, params["model"])["tensors"]
                   if t.get("nmf_error") is not None]
-    records, labels, explorer = [], [], {}
+    records, labels, explorer, targets = [], [], {}, {}
     for model, tid in layers:
         entry = next((t for t in ad.model_entry(ctx, model)["tensors"] if t["id"] == tid), None)
         if entry is None:
@@ -81,6 +85,8 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         labels.append(label)
         explorer.setdefault(model, tid)  # the model's first layer here, neuron 0: what the figure opens on
         records += neuron_records(label, report)
+        targets[label] = {"href": explorer_href(model, tid), "text": _link_text(man, model, tid, "{n}"),
+                          "neurons": len(report["nmf"]["spatial"])}
     if not labels:
         raise ctx.error("no tensor with NMF results to explore")
 
@@ -160,8 +166,9 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     )
     chart = alt.hconcat(overview, alt.vconcat(factors, loadings, strongest)).configure_view(strokeWidth=0)
     chart = chart.configure_title(fontSize=12, anchor="start")
-    links = [(f"Open {ad.label(man, m)} — {t}, neuron 0 in the weight explorer", explorer_href(m, t, 0))
-             for m, t in explorer.items()]
+    # The model's link follows the neuron the reader picks in one of its layers (figures.js).
+    chart = chart.properties(usermeta=follow_selection("neuron", "n", targets, param="layer"))
+    links = [(_link_text(man, m, t, 0), explorer_href(m, t, 0)) for m, t in explorer.items()]
     return Figure(chart=chart, links=links, description=(
         f"Interactive one-sided NMF explorer over {len(labels)} layers ({'; '.join(labels)}). The grid shows every "
         "neuron's input weights reduced to three NMF factors drawn as RGB; selecting a neuron shows its spatial "

@@ -190,10 +190,10 @@
     var box = el.detail;
     box.textContent = '';
     if (n === null || n >= d.n) { el.status.textContent = n === null ? 'Pick a neuron.' : 'No neuron ' + n + ' in this layer.'; return; }
-    el.status.textContent = 'Neuron ' + n + ' of ' + d.id + ' (' + d.n + ' neurons).';
-    var head = make('h3', 'vw-neuron-title', 'Neuron ' + n);
-    head.tabIndex = -1;
-    box.appendChild(head);
+    // One heading: "Neuron 57" stands out, the layer it belongs to reads on in smaller type.
+    el.status.textContent = '';
+    el.status.appendChild(make('span', 'vw-neuron-name', 'Neuron ' + n));
+    el.status.appendChild(make('span', 'vw-neuron-of', ' of ' + d.id + ' (' + d.n + ' neurons).'));
     var top = make('div', 'vw-neuron-top');
     var big = make('span', 'vw-pic vw-big');
     big.setAttribute('role', 'img');
@@ -269,14 +269,14 @@
   }
 
   /* ---------------------------------------------------------------- routing */
-  var routed = null;
+  var routed = null, first = true;
   function route() {
     if (routed !== null && routed === location.hash) return;  // hashchange and popstate both report one step
     routed = location.hash;
     var want = parseHash();
     if (!row(want.layer)) want = {layer: rows().length ? rows()[0].id : null, neuron: null};
     if (!want.layer) return;
-    var focusDetail = el.detail.contains(document.activeElement);
+    var focusDetail = el.neuronBox.contains(document.activeElement);
     load(want.layer, function (d) {
       var changed = view.layer !== want.layer;
       view.layer = want.layer; view.neuron = want.neuron;
@@ -294,11 +294,27 @@
       if (view.neuron !== null) showPageOf(view.neuron);
       drawGrid();
       detail(d, view.neuron);
-      if (focusDetail) { var h = el.detail.querySelector('h3'); if (h) h.focus(); }
-      if (location.hash && (changed || view.neuron !== null)) {
-        (view.neuron !== null ? el.neuronBox : el.panel).scrollIntoView({block: 'nearest'});
-      }
+      if (focusDetail) el.status.focus();
+      if (location.hash && (changed || view.neuron !== null)) reveal(first || changed);
+      first = false;
     });
+  }
+
+  /* Bring what the link asked for into view. Side by side (wide screens): the layer's title, controls, grid and
+     neuron together, once; after that only as far as the neuron panel needs. Stacked (phones): the neuron panel
+     from its heading. Either way the grid scrolls itself to the current neuron, without moving the page. */
+  function reveal(jump) {
+    var grid = el.grid.getBoundingClientRect(), box = el.neuronBox.getBoundingClientRect();
+    var beside = box.left >= grid.right;
+    if (view.neuron === null) el.panel.scrollIntoView({block: 'start'});
+    else if (!beside) el.neuronBox.scrollIntoView({block: 'start'});
+    else if (jump) el.panel.scrollIntoView({block: 'start'});
+    else el.neuronBox.scrollIntoView({block: 'nearest'});
+    var cell = el.grid.querySelector('a[aria-current="true"]');
+    if (cell) {
+      var c = cell.getBoundingClientRect(), g = el.grid.getBoundingClientRect();
+      if (c.top < g.top || c.bottom > g.bottom) el.grid.scrollTop += c.top - g.top - (g.height - c.height) / 2;
+    }
   }
 
   /* ---------------------------------------------------------------- the layer table */

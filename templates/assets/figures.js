@@ -65,6 +65,7 @@
         tooltip: { theme: "custom", disableDefaultStyle: true }
       }).then(function (result) {
         views[id] = result;
+        followSelection(figure, result.view, spec.usermeta && spec.usermeta.vwExplorer);
         figure.classList.remove("vw-failed");
         el.setAttribute("data-vw-drawn", "true");
       }).catch(function (err) { fail(el, figure, err); });
@@ -72,6 +73,28 @@
       fail(el, figure, err);
       return Promise.resolve();
     }
+  }
+
+  /* A figure's "in the weight explorer" link follows the neuron the reader picks (usermeta.vwExplorer, written by
+     article/model_pages.follow_selection): the selection `select` holds the neuron in `field` (its leading integer:
+     a context pair "12-3" is output neuron 12), the parameter `param` picks which target (model page) it is in. */
+  function followSelection(figure, view, meta) {
+    if (!meta) return;
+    var pagePath = function (href) { return href.split("#")[0]; };
+    function update() {
+      var target = meta.targets[meta.param ? view.signal(meta.param) : ""];
+      var picked = (view.signal(meta.select) || {})[meta.field];
+      var n = parseInt(Array.isArray(picked) ? picked[0] : picked, 10);
+      if (!target || !(n >= 0) || (target.neurons && n >= target.neurons)) return;
+      figure.querySelectorAll(".vw-links a").forEach(function (a) {
+        if (pagePath(a.getAttribute("href")) !== pagePath(target.href)) return;
+        a.setAttribute("href", target.href + "/" + n);
+        a.textContent = target.text.replace("{n}", String(n));
+      });
+    }
+    view.addSignalListener(meta.select, update);
+    if (meta.param) view.addSignalListener(meta.param, update);
+    update();
   }
 
   function fail(el, figure, err) {

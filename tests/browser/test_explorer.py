@@ -3,6 +3,7 @@ convs): the page opens from file:// with the network blocked, draws, loads only 
 selects its neuron, sorting reorders, back/forward walk the neurons, 2,048 neurons stay responsive, axe is clean."""
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -37,7 +38,7 @@ def _open(open_page, site: Path, fragment: str = "", **kw):
 
 
 def _selected(page) -> str:
-    return page.locator("#vw-status").inner_text()
+    return " ".join(page.locator("#vw-status").inner_text().split())  # the heading breaks after "Neuron n"
 
 
 def test_opens_offline_draws_and_loads_one_layer(explorer_site, open_page, browser):
@@ -102,6 +103,34 @@ def test_deep_link_selects_the_neuron(explorer_site, open_page):
                             ".getImageData(x, y, 1, 1).data.slice(0, 3))", [int(x), int(y)])
     assert (r > b) == (k.max() > 0.2 * scale)
     assert not opened.problems(), opened.problems()
+
+
+VISIBLE = """sel => { const r = document.querySelector(sel).getBoundingClientRect();
+  return r.top >= 0 && r.bottom <= innerHeight && r.left >= 0 && r.right <= innerWidth; }"""
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_deep_link_shows_the_neuron_once_and_in_view(explorer_site, open_page, width):
+    """Opened from a link, a neuron deep in a 2,048-neuron layer is in view: its cell in the grid (wide screens: next
+    to the panel), its panel's heading; the heading says "Neuron 1500" once; a phone never scrolls sideways."""
+    site, _ = explorer_site
+    page = open_page(site / "models" / "tinynet" / "index.html", width=width, height=900 if width > 500 else 844).page
+    url = page.url.split("#")[0] + "#conv3/1500"
+    page.goto("about:blank")
+    page.goto(url)  # a fresh page, as when the link is followed from an article (a reload would restore the scroll)
+    page.wait_for_function("() => document.querySelector('#vw-status').textContent.startsWith('Neuron 1500 of conv3')")
+    page.wait_for_timeout(100)
+    assert page.evaluate(VISIBLE, "#vw-status")
+    assert page.locator("#vw-neuron").inner_text().count("Neuron 1500") == 1
+    cell = "#vw-grid a[aria-current='true']"
+    in_grid = page.evaluate("""sel => { const c = document.querySelector(sel).getBoundingClientRect(),
+      g = document.querySelector('#vw-grid').getBoundingClientRect(); return c.top >= g.top && c.bottom <= g.bottom; }""",
+                            cell)
+    assert in_grid  # the grid scrolled itself to the neuron
+    if width > 860:
+        assert page.evaluate(VISIBLE, cell) and page.evaluate(VISIBLE, "#vw-layer-title")
+    else:
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width
 
 
 def test_feature_visualization_and_examples(explorer_site, open_page):
@@ -205,3 +234,73 @@ def test_article_figures_open_their_neuron(built_site, site_pages, open_page):
             checked += 1
         assert not opened.problems(), opened.problems()
     assert checked >= 2, "no article links into the weight explorer"
+
+
+FOLLOWING = "figure[data-kind='nmf_explorer'], figure[data-kind='context_explorer']"
+
+
+def _explorer_link(figure):
+    return figure.locator(".vw-links a[href*='/models/']").first
+
+
+def _click_mark(page, mark) -> None:
+    """A reader's click on a chart mark (Vega's voronoi layer above the marks takes it: click where it is)."""
+    mark.scroll_into_view_if_needed()
+    box = mark.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def _mark_neuron(mark) -> int:
+    """The neuron a mark stands for, from its accessible label ("neuron: 5", or a context kernel's output neuron)."""
+    return int(re.search(r"(?:^|; )(?:output )?neuron: (\d+)", mark.get_attribute("aria-label")).group(1))
+
+
+def _opens(page, href_page: Path, href: str, fig_link) -> None:
+    layer, _, neuron = unquote(href.split("#", 1)[1]).rpartition("/")
+    fig_link.click()
+    page.wait_for_function("s => document.querySelector('#vw-status') && "
+                           "document.querySelector('#vw-status').textContent.startsWith(s)",
+                           arg=f"Neuron {neuron} of {layer} (")
+    assert page.locator("#vw-grid a[aria-current='true']").get_attribute("data-neuron") == neuron
+    page.goto(href_page.as_uri())
+
+
+def test_figure_links_follow_the_selected_neuron(built_site, site_pages, open_page):
+    """Picking another neuron (NMF explorer) or kernel (weights in context) in a figure moves its "in the weight
+    explorer" link to that neuron, and following the link opens it; the NMF explorer's layer menu moves it too."""
+    kinds = set()
+    for path in site_pages:
+        if "vwExplorer" not in path.read_text(encoding="utf-8") or "/models/" in path.as_posix():
+            continue
+        opened = open_page(path)
+        page = opened.page
+        for i in range(page.locator(FOLLOWING).count()):
+            figure = page.locator(FOLLOWING).nth(i)
+            kind = figure.get_attribute("data-kind")
+            if kind in kinds:
+                continue
+            kinds.add(kind)
+            link = _explorer_link(figure)
+            before = link.get_attribute("href")
+            marks = figure.locator("svg g.mark-rect path[aria-label]")
+            mark = next(m for m in (marks.nth(k) for k in range(marks.count() // 2, marks.count()))
+                        if _mark_neuron(m) != int(before.rpartition("/")[2]))
+            picked = _mark_neuron(mark)
+            _click_mark(page, mark)
+            page.wait_for_function("([a, h]) => a.getAttribute('href') !== h", arg=[link.element_handle(), before])
+            after = link.get_attribute("href")
+            assert after.split("#")[0] == before.split("#")[0] and after.endswith(f"/{picked}"), (before, after)
+            assert link.inner_text().count(str(picked)) >= 1
+            if kind == "nmf_explorer" and figure.locator("select").count():
+                menu = figure.locator("select").first
+                options = menu.locator("option").all_inner_texts()
+                same_model = [o for o in options[1:] if o.split(" — ")[0] == options[0].split(" — ")[0]]
+                if same_model:
+                    menu.select_option(label=same_model[0])
+                    page.wait_for_function("([a, h]) => a.getAttribute('href') !== h", arg=[link.element_handle(), after])
+                    moved = link.get_attribute("href")
+                    assert moved.endswith(f"/{picked}") and unquote(moved) != unquote(after), (after, moved)
+                    after = moved
+            _opens(page, path, after, link)
+        assert not opened.problems(), opened.problems()
+    assert kinds == {"nmf_explorer", "context_explorer"}, kinds

@@ -1,0 +1,44 @@
+"""Give freed heap memory back to the operating system after a big computation in a worker (torch-free).
+
+glibc keeps memory a process has freed (the temporaries of an expansion, hundreds of MB) in its heap. joblib's loky
+workers read that as a leak: after each job a worker whose resident size grew more than 300 MB above its size after
+its first job (often a small lab tensor) exits, and loky warns "A worker stopped while some jobs were given to the
+executor" and starts a new one (a fresh torch import). Two things keep the resident size what the worker really
+holds: glibc's mmap threshold stays at its initial 128 KiB (by default freeing a big block raises it up to 32 MiB, so
+later model copies, reports and pickle buffers land in the heap and stay there after the job), and the heap is
+trimmed after each job.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+MMAP_THRESHOLD = 128 * 1024  # glibc's initial value; setting it explicitly turns off its dynamic growth
+
+
+@functools.cache
+def _libc_call(name: str):
+    lib = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(lib), name, None) if lib else None  # glibc only (not musl, macOS)
+    except OSError:
+        return None
+
+
+@functools.cache
+def keep_large_blocks_mapped() -> bool:
+    """Blocks of 128 KiB and more are mmapped and go back to the OS when freed, for the rest of this process."""
+    mallopt = _libc_call("mallopt")
+    return bool(mallopt and mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
+def release_free_heap() -> bool:
+    """Return the heap's free pages to the OS (glibc's malloc_trim); False where there is no such call."""
+    trim = _libc_call("malloc_trim")
+    if trim is None:
+        return False
+    trim(0)
+    return True
