@@ -73,6 +73,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="rebuild everything: recompute analyses (trained models are reused when intact) "
                              "and re-render every figure")
     parser.add_argument("--jobs", type=job_count, default=None, help="parallel analysis workers (default: site.yml)")
+    parser.add_argument("--backend", choices=["local", "dask"], default=None,
+                        help="where the per-tensor analysis runs: local processes or a Dask cluster (default: site.yml)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="the Dask scheduler for --backend dask, e.g. tcp://10.0.0.5:8786 (default: site.yml)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                        help="feature visualization and expanded weights on the CPU or a CUDA GPU (default: site.yml, "
+                             "else auto: CUDA when present)")
     parser.add_argument("--port", type=port_number, default=8000, help="serve: port (default: 8000; 0 picks a free one)")
     parser.add_argument("--host", default="127.0.0.1", help="serve: address to listen on (default: 127.0.0.1)")
     return parser.parse_args(argv)
@@ -113,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         check_site_dir(ROOT, args.site_dir, args.cache_dir)
         if args.clean:
             shutil.rmtree(args.cache_dir / "render", ignore_errors=True)
-        ensure_analysis(ROOT, load_config(ROOT), args.cache_dir, force=args.clean)
+        ensure_analysis(ROOT, load_config(ROOT), args.cache_dir, force=args.clean, backend=args.backend,
+                        scheduler=args.scheduler, device=args.device)
         report = build_site(ROOT, args.site_dir, cache_dir=args.cache_dir, strict=args.strict, debug=args.debug)
     except (BuildError, AnalysisError, OSError) as exc:  # the author's problem: one line (--debug: traceback)
         if args.debug:

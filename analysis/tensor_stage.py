@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from joblib import Parallel, delayed
 
-from analysis import jsonio, recipes
+from analysis import jsonio, parallel, recipes
 from analysis.cache import cached, entry_key
 from analysis.loading import init_weights, weight_of
 from analysis.paths import safe_component
@@ -13,7 +12,7 @@ from analysis.spec import Subject, Workspace
 from analysis.tensor_report import SCHEMA, tensor_report
 
 
-def tensor_of(model, job: recipes.TensorJob, recipe: recipes.Recipe) -> np.ndarray:
+def tensor_of(model, job: recipes.TensorJob, recipe: recipes.Recipe, device: str = "cpu") -> np.ndarray:
     if job.source is None:
         return weight_of(model, job.layer)
     from analysis.expanded import expanded_weights, expanded_weights_via
@@ -21,18 +20,19 @@ def tensor_of(model, job: recipes.TensorJob, recipe: recipes.Recipe) -> np.ndarr
     net, lower, upper = recipe.network(model), recipe.hook(job.source), recipe.hook(job.layer)
     # float32: 3-4x faster than float64 at a relative error near 1e-6, far below the 3 digits figures show.
     if job.via:
-        return expanded_weights_via(net, lower, job.via, upper, dtype=torch.float32)
-    return expanded_weights(net, lower, upper, dtype=torch.float32)
+        return expanded_weights_via(net, lower, job.via, upper, dtype=torch.float32, device=device)
+    return expanded_weights(net, lower, upper, dtype=torch.float32, device=device)
 
 
 def tensor_path(s: Subject, ws: Workspace, tensor_id: str):
     return ws.root / s.name / "tensors" / f"{safe_component(tensor_id)}.json"
 
 
-def _compute(model, job: recipes.TensorJob, recipe: recipes.Recipe, init: np.ndarray | None) -> dict:
-    """One tensor, start to finish, in a joblib worker: (expand if needed) then every numpy analysis."""
+def _compute(model, job: recipes.TensorJob, recipe: recipes.Recipe, init: np.ndarray | None, device: str) -> dict:
+    """One tensor, start to finish, in a joblib worker (local or on a cluster): expand if needed, then every numpy
+    analysis."""
     torch.set_num_threads(1)
-    return tensor_report(tensor_of(model, job, recipe), init=init)
+    return tensor_report(tensor_of(model, job, recipe, device), init=init)
 
 
 def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
@@ -49,23 +49,16 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
             init = inits.get(f"{job.layer}.weight") if inits is not None and job.source is None else None
             todo.append((path, key, job, init))
     if todo:
-        n_jobs = ws.n_jobs
-        ws.log(f"{s.name}: {len(todo)} tensor(s) on {min(n_jobs, len(todo))} worker(s)")
-        if n_jobs > 1 and len(todo) > 1:
-            # Largest first, so the two workers finish together.
-            order = sorted(range(len(todo)), key=lambda k: -_cost(s.model, todo[k][2]))
-            # No backend named here: `with joblib.parallel_backend("dask"):` (or ray) around the build takes over.
-            results = Parallel(n_jobs=min(n_jobs, len(todo)))(
-                delayed(_compute)(s.model, todo[k][2], s.recipe, todo[k][3]) for k in order)
-            reports = [None] * len(todo)
-            for k, r in zip(order, results):
-                reports[k] = r
-        else:
-            reports = [_compute(s.model, job, s.recipe, init) for _, _, job, init in todo]
-        for (path, key, job, _), report in zip(todo, reports):
+        ws.log(f"{s.name}: {len(todo)} tensor(s) on {parallel.describe(ws.n_jobs, len(todo))}")
+        # Largest first, so the workers finish together; each result is written (and dropped) as it arrives.
+        todo.sort(key=lambda t: -_cost(s.model, t[2]))
+        tasks = [(s.model, job, s.recipe, init, ws.device) for _, _, job, init in todo]
+        for k, report in parallel.unordered(_compute, tasks, ws.n_jobs):
+            path, key, job, _ = todo[k]
             record = {"schema": SCHEMA, "key": key, "model": s.name, "id": job.id, "layer": job.layer,
                       "source": job.source, "label": job.label, **report}
             jsonio.write_json(path, record)
+            del report, record
     for entry in entries:
         data = jsonio.read_json(ws.root / entry["file"])
         entry["shape"] = data["shape"]

@@ -17,7 +17,10 @@ from .errors import BuildError
 from .frontmatter import parse, split
 from .recipe_spec import field_lines, validate_recipe
 
-DEFAULTS: dict[str, Any] = {"models": [], "n_jobs": 2, "featureviz": {"size": 64, "steps": 256}, "lab": {}}
+DEFAULTS: dict[str, Any] = {"models": [], "n_jobs": 2, "featureviz": {"size": 64, "steps": 256}, "lab": {},
+                            "featureviz_budget": {}, "backend": "local", "scheduler": None, "device": "auto"}
+RUNTIME = ("backend", "scheduler", "device")  # where the analysis runs: never part of the fingerprint (same results)
+BACKENDS, DEVICES = ("local", "dask"), ("auto", "cpu", "cuda")  # analysis.parallel / analysis.device (torch-free here)
 
 
 def _model_lines(text: str, path: Path) -> dict[str, int]:
@@ -178,6 +181,18 @@ def analysis_config(root: Path, config: SiteConfig) -> dict[str, Any]:
         raise BuildError("field 'analysis.featureviz' must be a mapping {size: pixels, steps: optimization steps} "
                          f"of positive integers, got {fv!r}", site)
     cfg["featureviz"] = {**DEFAULTS["featureviz"], **fv}
+    budget = cfg["featureviz_budget"]
+    if not isinstance(budget, dict) or set(budget) - {"count", "seconds"} or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in budget.values()):
+        raise BuildError("field 'analysis.featureviz_budget' must be a mapping {count: new pictures per build, "
+                         f"seconds: rendering time per build}} of numbers >= 0, got {budget!r}", site)
+    if cfg["backend"] not in BACKENDS:
+        raise BuildError(f"field 'analysis.backend' must be one of {', '.join(BACKENDS)}, got {cfg['backend']!r}", site)
+    if cfg["scheduler"] is not None and not isinstance(cfg["scheduler"], str):
+        raise BuildError(f"field 'analysis.scheduler' must be an address such as tcp://host:8786, got "
+                         f"{cfg['scheduler']!r}", site)
+    if cfg["device"] not in DEVICES:
+        raise BuildError(f"field 'analysis.device' must be one of {', '.join(DEVICES)}, got {cfg['device']!r}", site)
     if not isinstance(cfg["lab"], dict):
         raise BuildError(f"field 'analysis.lab' must be a mapping of LabConfig fields, got {cfg['lab']!r}", site)
     unknown = sorted(set(section) - set(DEFAULTS))
@@ -200,7 +215,7 @@ def _fingerprint_config(root: Path, cfg: dict[str, Any]) -> dict[str, Any]:
             return Path(p).name  # outside the project: its content (hashed separately) decides
     byo = [{k: (rel(v) if k in ("weights", "search_path") else v) for k, v in m.items() if k not in ("article", "line")}
            for m in cfg["byo"]]
-    return {**{k: v for k, v in cfg.items() if k != "byo"}, "byo": byo}
+    return {**{k: v for k, v in cfg.items() if k != "byo" and k not in RUNTIME}, "byo": byo}
 
 
 def needed(cfg: dict[str, Any]) -> bool:
@@ -208,9 +223,14 @@ def needed(cfg: dict[str, Any]) -> bool:
 
 
 def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress: bool = True,
-                    force: bool = False) -> str:
-    """Run the analyses when their inputs changed; return 'fresh', 'computed' or 'none'."""
+                    force: bool = False, backend: str | None = None, scheduler: str | None = None,
+                    device: str | None = None) -> str:
+    """Run the analyses when their inputs changed; return 'fresh', 'computed' or 'none'. `backend`, `scheduler` and
+    `device` (build.py's flags) override site.yml's; they decide where the work runs, never what it computes."""
     cfg = analysis_config(root, config)
+    for name, value in (("backend", backend), ("scheduler", scheduler), ("device", device)):
+        if value is not None:
+            cfg[name] = value
     if not needed(cfg):
         return "none"
     from analysis.fingerprint import fingerprint, manifest_is_fresh  # stdlib only: no torch
@@ -244,7 +264,9 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
                         image_size=m["image_size"], search_path=m["search_path"], dataset=m["dataset"],
                         recipe=m["recipe"]) for m in cfg["byo"]]
     acfg = AnalysisConfig(models=specs, cache_dir=cache_dir, n_jobs=int(cfg["n_jobs"]),
-                          featureviz=dict(cfg["featureviz"]), lab=dict(cfg["lab"]), fingerprint=fp)
+                          featureviz=dict(cfg["featureviz"]), lab=dict(cfg["lab"]), fingerprint=fp,
+                          featureviz_budget=dict(cfg["featureviz_budget"]), backend=cfg["backend"],
+                          scheduler=cfg["scheduler"], device=cfg["device"])
     if progress and cfg["byo"]:  # user code runs next: say what the build is waiting for if it takes long
         print("analysis: importing and calling bring-your-own factories "
               + ", ".join(f"{m['factory']} ('{m['name']}')" for m in cfg["byo"])

@@ -26,6 +26,7 @@ from analysis.pictures import png_bytes  # noqa: F401  (part of this package's A
 from analysis.errors import AnalysisError
 
 from .render import visualize, visualize_directions
+from .budget import Budget
 
 FEATUREVIZ_VERSION = 2  # 2: channels-last forward (numerics), lr-0.1 default preset
 
@@ -85,12 +86,15 @@ def _store(record_path: Path, image: np.ndarray, record: dict) -> dict:
 
 def cached_visualize(model: nn.Module, model_name: str, weights_sha256: str, layer: str, channels: Sequence[int],
                      cache_dir: str | Path, quality: Mapping[str, Any] | str | None = None, *,
-                     channels_in: int = 3, batch: int = 32, num_threads: int | None = 2) -> list[dict]:
+                     channels_in: int = 3, batch: int = 32, num_threads: int | None = 2, device: str = "cpu",
+                     budget: Budget | None = None) -> list[dict]:
     """Feature visualizations of `channels` of `layer`, computed only where the cache misses.
 
     Returns one manifest entry per channel, in the order given:
     {"model", "layer", "channel", "image" (relative to featureviz/), "quality", "sha256"}.
-    Misses are rendered together in batches; the manifest is updated once at the end.
+    Misses are rendered together in batches; the manifest is updated once at the end. With a `budget`, misses are
+    rendered (in the order given) only while it lasts, and channels left without an image are left out of the result.
+    The device is not part of the key (analysis/device.py).
     """
     q = resolve_quality(quality)
     root = Path(cache_dir) / "featureviz"
@@ -106,15 +110,22 @@ def cached_visualize(model: nn.Module, model_name: str, weights_sha256: str, lay
             missing.append((c, record_path, key))
         else:
             entries[c] = _entry(root, record_path, record)
-    if missing:
-        images = visualize(model, layer, [c for c, _, _ in missing], size=q["size"], steps=q["steps"], lr=q["lr"],
-                           seed=q["seed"], batch=batch, channels_in=channels_in, num_threads=num_threads)
-        for (c, record_path, key), image in zip(missing, images):
+    while missing:
+        n = len(missing) if budget is None else budget.allowed(min(batch, len(missing)))
+        if n == 0:
+            break
+        part, missing = missing[:n], missing[n:]
+        images = visualize(model, layer, [c for c, _, _ in part], size=q["size"], steps=q["steps"], lr=q["lr"],
+                           seed=q["seed"], batch=batch, channels_in=channels_in, num_threads=num_threads,
+                           device=device)
+        if budget is not None:
+            budget.spend(n)
+        for (c, record_path, key), image in zip(part, images):
             record = _store(record_path, image, {
                 "version": FEATUREVIZ_VERSION, "key": key, "model": model_name, "layer": layer, "channel": c,
                 "quality": q, "weights_sha256": weights_sha256, "channels_in": channels_in})
             entries[c] = _entry(root, record_path, record)
-    result = [entries[int(c)] for c in channels]
+    result = [entries[int(c)] for c in channels if int(c) in entries]
     update_manifest(root, list(entries.values()))
     return result
 
@@ -122,7 +133,8 @@ def cached_visualize(model: nn.Module, model_name: str, weights_sha256: str, lay
 def cached_visualize_directions(model: nn.Module, model_name: str, weights_sha256: str, layer: str,
                                 directions: np.ndarray, cache_dir: str | Path,
                                 quality: Mapping[str, Any] | str | None = None, *, position: str = "mean",
-                                channels_in: int = 3, batch: int = 32, num_threads: int | None = 2) -> list[dict]:
+                                channels_in: int = 3, batch: int = 32, num_threads: int | None = 2,
+                                device: str = "cpu") -> list[dict]:
     """Cached `visualize_directions`; each direction is keyed by the sha256 of its float32 bytes.
 
     Returns one entry per row {"model", "layer", "direction_sha256", "image" (relative to featureviz/),
@@ -149,7 +161,7 @@ def cached_visualize_directions(model: nn.Module, model_name: str, weights_sha25
     if missing:
         images = visualize_directions(model, layer, dirs[[i for i, *_ in missing]], position=position,
                                       size=q["size"], steps=q["steps"], lr=q["lr"], seed=q["seed"], batch=batch,
-                                      channels_in=channels_in, num_threads=num_threads)
+                                      channels_in=channels_in, num_threads=num_threads, device=device)
         for (i, record_path, key, dsha), image in zip(missing, images):
             record = _store(record_path, image, {
                 "version": FEATUREVIZ_VERSION, "key": key, "model": model_name, "layer": layer,
