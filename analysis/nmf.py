@@ -389,10 +389,14 @@ def reconstruction_error(weight: Any, spatial: Any, channels: Any, *, per_neuron
         f = np.concatenate([np.maximum(f, 0.0), np.maximum(-f, 0.0)], axis=2)
     elif f.shape[2] != 2 * c:
         raise AnalysisError(f"reconstruction_error: channels last dim must be {c} or {2 * c}, got {f.shape[2]}")
-    x = split_matrix(w)
-    x_hat = s.reshape(o, s.shape[1], -1).transpose(0, 2, 1) @ f
-    num = ((x - x_hat) ** 2).reshape(o, -1).sum(axis=1)
-    den = (x**2).reshape(o, -1).sum(axis=1)
+    num, den = np.empty(o), np.empty(o)
+    # A few neurons at a time: float64 copies of a whole 2048 x 2048 x 3 x 3 layer would take ~2 GB.
+    step = max(1, (1 << 22) // max(1, 2 * c * h * wd))
+    for a in range(0, o, step):
+        x = split_matrix(w[a:a + step])
+        x_hat = s[a:a + step].reshape(len(x), s.shape[1], -1).transpose(0, 2, 1) @ f[a:a + step]
+        num[a:a + step] = ((x - x_hat) ** 2).reshape(len(x), -1).sum(axis=1)
+        den[a:a + step] = (x**2).reshape(len(x), -1).sum(axis=1)
     if not per_neuron:
         return float(np.sqrt(num.sum() / den.sum())) if den.sum() > 0 else 0.0
     return np.sqrt(np.divide(num, den, out=np.zeros_like(num), where=den > 0))

@@ -1,6 +1,8 @@
 """The tensor stage: every weight tensor of a recipe (a conv's own, or expanded) -> its tensor_report() record."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import torch
 
@@ -56,7 +58,7 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
         for k, report in parallel.unordered(_compute, tasks, ws.n_jobs):
             path, key, job, _ = todo[k]
             record = {"schema": SCHEMA, "key": key, "model": s.name, "id": job.id, "layer": job.layer,
-                      "source": job.source, "label": job.label, **report}
+                      "source": job.source, "label": job.label, **_arrays_beside(path, report)}
             jsonio.write_json(path, record)
             del report, record
     for entry in entries:
@@ -69,6 +71,27 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
             entry["R_delta"] = data["banding_delta"]["R_layer"]
             entry["C_delta"] = data["banding_delta"]["C_layer"]
     return entries
+
+
+BESIDE = 1 << 21  # NMF channel loadings with more values than this go to a .npy beside the JSON (ResNet-50's
+# last blocks: 12.6 M values, 118 MB as JSON text); figures read them through article.figures.analysis_data
+
+
+def _arrays_beside(path, report: dict) -> dict:
+    """The report with each large `channels` array of its NMF records saved as float32 .npy next to `path` and
+    replaced by {"npy": file name, "shape": [...]}: the JSON stays small and quick to write, read and hash."""
+    for key in ("nmf", "nmf_delta"):
+        nmf = report.get(key)
+        channels = nmf.get("channels") if isinstance(nmf, dict) else None
+        if channels is None or np.asarray(channels).size <= BESIDE:
+            continue
+        array = np.ascontiguousarray(channels, dtype=np.float32)
+        name = f"{path.stem}.{key}-channels.npy"
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        jsonio.write_bytes_atomic(path.with_name(name), buffer.getvalue())
+        report = {**report, key: {**nmf, "channels": {"npy": name, "shape": list(array.shape)}}}
+    return report
 
 
 def _cost(model, job: recipes.TensorJob) -> int:
