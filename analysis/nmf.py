@@ -328,10 +328,16 @@ def one_sided_nmf(
     elif n <= k:
         st, f = _exact_columns(split_matrix(w), k)
     else:
-        neuron_scale = np.abs(np.asarray(w, dtype=np.float64)).reshape(o, -1).max(axis=1)
+        flat = w.reshape(o, -1)
+        neuron_scale = np.maximum(flat.max(axis=1), -flat.min(axis=1))  # max |w| without a float64 copy of w
         neuron_scale[~np.isfinite(neuron_scale) | (neuron_scale == 0)] = 1.0
-        # float32: half the memory traffic, ample for pictures
-        x32 = split_matrix(w / neuron_scale[:, None, None, None], np.float32)
+        # float32: half the memory traffic, ample for pictures; built a few neurons at a time (no float64 copy)
+        xt32 = np.empty((o, n, p), dtype=np.float32)
+        step = max(1, (1 << 22) // max(1, n * p))
+        for a in range(0, o, step):
+            xt32[a:a + step] = split_matrix(w[a:a + step] / neuron_scale[a:a + step, None, None, None],
+                                            np.float32).transpose(0, 2, 1)
+        x32 = xt32.transpose(0, 2, 1)
         with _one_blas_thread():
             if init == "nndsvd":
                 s0, f0 = _nndsvd(x32, k)

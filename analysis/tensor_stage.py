@@ -54,13 +54,18 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
         ws.log(f"{s.name}: {len(todo)} tensor(s) on {parallel.describe(ws.n_jobs, len(todo))}")
         # Largest first, so the workers finish together; each result is written (and dropped) as it arrives.
         todo.sort(key=lambda t: -_cost(s.model, t[2]))
-        tasks = [(s.model, job, s.recipe, init, ws.device) for _, _, job, init in todo]
-        for k, report in parallel.unordered(_compute, tasks, ws.n_jobs):
-            path, key, job, _ = todo[k]
-            record = {"schema": SCHEMA, "key": key, "model": s.name, "id": job.id, "layer": job.layer,
-                      "source": job.source, "label": job.label, **_arrays_beside(path, report)}
-            jsonio.write_json(path, record)
-            del report, record
+        # Locally, the few largest (ResNet-50's last blocks: ~1.5 GB each while analysed) go one at a time first, so
+        # two of them never share the machine's memory; a cluster takes everything at once.
+        big = [t for t in todo if _cost(s.model, t[2]) > LARGE] if parallel.active() == "local" else []
+        rest = [t for t in todo if t not in big]
+        for batch, n_jobs in ((big, 1), (rest, ws.n_jobs)):
+            tasks = [(s.model, job, s.recipe, init, ws.device) for _, _, job, init in batch]
+            for k, report in parallel.unordered(_compute, tasks, n_jobs):
+                path, key, job, _ = batch[k]
+                record = {"schema": SCHEMA, "key": key, "model": s.name, "id": job.id, "layer": job.layer,
+                          "source": job.source, "label": job.label, **_arrays_beside(path, report)}
+                jsonio.write_json(path, record)
+                del report, record
     for entry in entries:
         data = jsonio.read_json(ws.root / entry["file"])
         entry["shape"] = data["shape"]
@@ -73,6 +78,7 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
     return entries
 
 
+LARGE = 1 << 22  # parameters spanned (see _cost) above which a tensor is analysed alone on a local machine
 BESIDE = 1 << 21  # NMF channel loadings with more values than this go to a .npy beside the JSON (ResNet-50's
 # last blocks: 12.6 M values, 118 MB as JSON text); figures read them through article.figures.analysis_data
 

@@ -184,7 +184,7 @@ def analysis_config(root: Path, config: SiteConfig) -> dict[str, Any]:
     budget = cfg["featureviz_budget"]
     if not isinstance(budget, dict) or set(budget) - {"count", "seconds"} or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in budget.values()):
-        raise BuildError("field 'analysis.featureviz_budget' must be a mapping {count: new pictures per build, "
+        raise BuildError("field 'analysis.featureviz_budget' must be a mapping {count: pictures in all, "
                          f"seconds: rendering time per build}} of numbers >= 0, got {budget!r}", site)
     if cfg["backend"] not in BACKENDS:
         raise BuildError(f"field 'analysis.backend' must be one of {', '.join(BACKENDS)}, got {cfg['backend']!r}", site)

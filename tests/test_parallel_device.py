@@ -94,10 +94,10 @@ def test_a_larger_budget_renders_only_the_new_neurons(tmp_path):
     pngs = {p: p.stat().st_mtime_ns for p in (tmp_path / "featureviz").rglob("*.png")}
     assert len(pngs) == 2
     time.sleep(0.01)
-    second = build(5)  # 2 cached (free) + 3 new within a budget of 3 more... of 5 new at most
-    assert [e["channel"] for e in second] == [0, 1, 2, 3, 4, 5]
+    second = build(5)  # 5 in all: the 2 cached (free) and 3 new ones
+    assert [e["channel"] for e in second] == [0, 1, 2, 3, 4]
     after = {p: p.stat().st_mtime_ns for p in (tmp_path / "featureviz").rglob("*.png")}
-    assert len(after) == 6 and all(after[p] == t for p, t in pngs.items())  # the first two were not redone
+    assert len(after) == 5 and all(after[p] == t for p, t in pngs.items())  # the first two were not redone
     assert build(0) == second  # nothing new allowed: everything cached is still served
 
 
@@ -119,3 +119,30 @@ def test_expanded_weights_and_featureviz_take_a_device_and_return_cpu_arrays():
     assert w.shape == (5, 4, 3, 3) and isinstance(w, np.ndarray)
     img = visualize(net, "2", [0, 1], size=16, steps=1, device="cpu")
     assert img.shape == (2, 16, 16, 3)
+
+
+def test_large_nmf_loadings_live_beside_the_json_and_figures_read_them_back(tmp_path):
+    from analysis.tensor_stage import BESIDE, _arrays_beside
+    from article.figures import analysis_data as ad
+
+    channels = np.arange(BESIDE + 3, dtype=np.float32).reshape(1, 1, -1) / 7
+    path = tmp_path / "analysis" / "m" / "tensors" / "a-_b.json"
+    path.parent.mkdir(parents=True)
+    record = _arrays_beside(path, {"shape": [1], "nmf": {"k": 1, "channels": channels, "error": 0.5}})
+    assert record["nmf"]["channels"] == {"npy": "a-_b.nmf-channels.npy", "shape": [1, 1, BESIDE + 3]}
+    jsonio.write_json(path, record)
+    assert path.stat().st_size < 1000
+
+    class Ctx:
+        cache_dir = tmp_path
+
+        def load_json(self, rel):
+            return jsonio.read_json(tmp_path / rel)
+
+        def error(self, msg):
+            return RuntimeError(msg)
+
+    back = ad.analysis_file(Ctx(), "m/tensors/a-_b.json")
+    assert back["nmf"]["error"] == 0.5 and np.array_equal(np.asarray(back["nmf"]["channels"], np.float32), channels)
+    small = _arrays_beside(path, {"nmf": {"channels": np.ones((2, 3, 4))}})
+    assert isinstance(small["nmf"]["channels"], np.ndarray)  # small loadings stay in the JSON

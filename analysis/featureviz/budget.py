@@ -1,6 +1,7 @@
-"""An author's budget for feature visualizations: at most `count` new images and/or `seconds` of rendering per build.
+"""An author's budget for feature visualizations: at most `count` images in all and/or `seconds` of rendering per build.
 
-Cached images are free, so a later build with a larger budget renders only the neurons the earlier one left out.
+Cached images count towards `count` but cost nothing, so a later build with a larger count renders only the neurons
+the earlier one left out.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Budget:
-    count: int | None = None  # new images this build may render (None: no limit)
+    count: int | None = None  # images this build may list, cached ones included (None: no limit)
     seconds: float | None = None  # rendering time this build may spend (None: no limit); checked between batches
     spent_count: int = 0
     started: float = field(default_factory=time.perf_counter)

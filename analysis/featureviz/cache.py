@@ -93,7 +93,8 @@ def cached_visualize(model: nn.Module, model_name: str, weights_sha256: str, lay
     Returns one manifest entry per channel, in the order given:
     {"model", "layer", "channel", "image" (relative to featureviz/), "quality", "sha256"}.
     Misses are rendered together in batches; the manifest is updated once at the end. With a `budget`, misses are
-    rendered (in the order given) only while it lasts, and channels left without an image are left out of the result.
+    rendered (in the order given) only while it lasts (cached ones count towards its total but are always served), and
+    channels left without an image are left out of the result.
     The device is not part of the key (analysis/device.py).
     """
     q = resolve_quality(quality)
@@ -110,6 +111,8 @@ def cached_visualize(model: nn.Module, model_name: str, weights_sha256: str, lay
             missing.append((c, record_path, key))
         else:
             entries[c] = _entry(root, record_path, record)
+    if budget is not None:
+        budget.spend(len(entries))  # cached pictures are served free, but count towards the total
     while missing:
         n = len(missing) if budget is None else budget.allowed(min(batch, len(missing)))
         if n == 0:
