@@ -312,7 +312,7 @@ def one_sided_nmf(
     [F_pos, F_neg]) if return_split; all float64. `init="random"` uses `seed` (NNDSVD needs none);
     `align=False` keeps each neuron's own NNDSVD order (only useful to study the alignment).
     """
-    w = as_conv_weight(weight, "one_sided_nmf")
+    w = as_conv_weight(weight, "one_sided_nmf", keep_float32=True)  # widened to float64 a few neurons at a time
     if int(k) < 1:
         raise AnalysisError(f"one_sided_nmf: k must be >= 1, got {k}")
     if init not in ("nndsvd", "random"):
@@ -329,7 +329,8 @@ def one_sided_nmf(
         st, f = _exact_columns(split_matrix(w), k)
     else:
         flat = w.reshape(o, -1)
-        neuron_scale = np.maximum(flat.max(axis=1), -flat.min(axis=1))  # max |w| without a float64 copy of w
+        # max |w| without a float64 copy of w
+        neuron_scale = np.maximum(flat.max(axis=1), -flat.min(axis=1)).astype(np.float64)
         neuron_scale[~np.isfinite(neuron_scale) | (neuron_scale == 0)] = 1.0
         # float32: half the memory traffic, ample for pictures; built a few neurons at a time (no float64 copy)
         xt32 = np.empty((o, n, p), dtype=np.float32)
@@ -382,7 +383,7 @@ def reconstruction_error(weight: Any, spatial: Any, channels: Any, *, per_neuron
     as F = [relu(channels), relu(-channels)] (the decomposition as displayed; equal to the former when no
     factor loads both signs of one channel).
     """
-    w = as_conv_weight(weight, "reconstruction_error")
+    w = as_conv_weight(weight, "reconstruction_error", keep_float32=True)  # widened chunk by chunk below
     o, c, h, wd = w.shape
     s = np.asarray(spatial, dtype=np.float64)
     f = np.asarray(channels, dtype=np.float64)

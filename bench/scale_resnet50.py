@@ -11,6 +11,7 @@ and the per-layer cost of this code next to a baseline commit's, in one run.
 
     python bench/scale_resnet50.py                    # (a) and (b), baseline 1bf34d7
     python bench/scale_resnet50.py --skip-product     # (b) only
+    python bench/scale_resnet50.py --skip-per-layer   # (a) only
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PEAK_PARTS: list[int] = []  # RSS of each process at the peak, largest first
 LAYERS = ["layer2.0->layer2.1", "layer3.0->layer3.1", "layer3.5->layer4.0", "layer4.0->layer4.1"]
 
 PER_LAYER = r'''
@@ -75,21 +77,21 @@ print(f"RUN_SECONDS {time.perf_counter() - t0:.1f}")
 '''
 
 
-def tree_rss(pid: int) -> int:
+def tree_rss(pid: int) -> list[int]:
     import psutil
 
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
-        return 0
-    total = 0
+        return []
+    sizes = []
     for p in procs:
         try:
-            total += p.memory_info().rss
+            sizes.append(p.memory_info().rss)
         except psutil.Error:
             pass
-    return total
+    return sizes
 
 
 def run_sampled(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[str, float, float]:
@@ -100,7 +102,10 @@ def run_sampled(cmd: list[str], cwd: Path, env: dict | None = None) -> tuple[str
 
     def sample():
         while proc.poll() is None:
-            peak[0] = max(peak[0], tree_rss(proc.pid))
+            sizes = tree_rss(proc.pid)
+            if sum(sizes) > peak[0]:
+                peak[0] = sum(sizes)
+                PEAK_PARTS[:] = sorted(sizes, reverse=True)
             time.sleep(0.2)
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -125,6 +130,7 @@ def main() -> int:
     ap.add_argument("--baseline", default="1bf34d7")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--skip-product", action="store_true")
+    ap.add_argument("--skip-per-layer", action="store_true")
     args = ap.parse_args()
     if not args.skip_product:
         import os
@@ -137,7 +143,10 @@ def main() -> int:
             n = sum(1 for _ in (folder / "resnet50-random" / "tensors").glob("*.json"))
             secs = next((line.split()[1] for line in out.splitlines() if line.startswith("RUN_SECONDS")), "?")
             print(f"(a) product path, {args.jobs} workers: {n} tensors, analysis {secs} s (process {wall:.1f} s), "
-                  f"peak RSS of the process tree {peak:.2f} GB, analysis folder {size / 1e6:.0f} MB")
+                  f"peak RSS of the process tree {peak:.2f} GB "
+                  f"({' + '.join(f'{b / 1e9:.2f}' for b in PEAK_PARTS if b > 5e7)}), analysis folder {size / 1e6:.0f} MB")
+    if args.skip_per_layer:
+        return 0
     base = Path(tempfile.gettempdir()) / f"vw-baseline-{args.baseline}"
     if not base.exists():
         subprocess.run(["git", "worktree", "add", "--detach", str(base), args.baseline], cwd=ROOT, check=True,
