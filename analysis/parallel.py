@@ -75,7 +75,8 @@ def unordered(fn: Callable[..., Any], tasks: Iterable[tuple], n_jobs: int) -> It
     jobs = -1 if active() != "local" else min(n_jobs, len(tasks))
     if active() != "local":
         fn, tasks = _by_value(fn, tasks)
-    yield from joblib.Parallel(n_jobs=jobs, return_as="generator_unordered")(
+    # One task ahead per worker, one task per batch: each queued task is a pickled network in this process's memory.
+    yield from joblib.Parallel(n_jobs=jobs, return_as="generator_unordered", pre_dispatch="n_jobs", batch_size=1)(
         joblib.delayed(_indexed)(i, fn, task) for i, task in enumerate(tasks))
 
 

@@ -103,7 +103,7 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
     return entries
 
 
-LARGE = 1 << 22  # parameters spanned (see _cost) above which a tensor is analysed alone on a local machine
+LARGE = 1 << 21  # parameters spanned (see _cost) above which a tensor is analysed alone on a local machine
 BESIDE = 1 << 21  # NMF channel loadings with more values than this go to a .npy beside the JSON (ResNet-50's
 # last blocks: 12.6 M values, 118 MB as JSON text); figures read them through article.figures.analysis_data
 
