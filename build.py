@@ -75,16 +75,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="rebuild everything: recompute analyses (trained models are reused when intact) "
                              "and re-render every figure")
     parser.add_argument("--jobs", type=job_count, default=None, help="parallel analysis workers (default: site.yml)")
+    parser.add_argument("--backend", choices=["local", "dask"], default=None,
+                        help="where the per-tensor analysis runs: local processes or a Dask cluster (default: site.yml)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="the Dask scheduler for --backend dask, e.g. tcp://10.0.0.5:8786 (default: site.yml)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                        help="feature visualization and expanded weights on the CPU or a CUDA GPU (default: site.yml, "
+                             "else auto: CUDA when present)")
     parser.add_argument("--port", type=port_number, default=8000, help="serve: port (default: 8000; 0 picks a free one)")
     parser.add_argument("--host", default="127.0.0.1", help="serve: address to listen on (default: 127.0.0.1)")
     return parser.parse_args(argv)
 
 
 def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, debug: bool = False,
-          clean: bool = False, jobs: int | None = None, progress: bool = True, run_analysis: bool = True):
+          clean: bool = False, jobs: int | None = None, progress: bool = True, run_analysis: bool = True,
+          **runtime: str | None):
     """The recipe, stage by stage; returns the render stage's BuildReport. Raises BuildError, AnalysisError or
-    OSError for the author's mistakes. ``run_analysis=False`` only checks that the analyses are fresh and raises
-    AnalysisStale when they are not (``serve`` then runs the whole recipe in a fresh interpreter). Imports happen
+    OSError for the author's mistakes. ``runtime``: backend, scheduler, device (where the analyses run, never what
+    they compute). ``run_analysis=False`` only checks that the analyses are fresh and raises AnalysisStale when
+    they are not (``serve`` then runs the whole recipe in a fresh interpreter). Imports happen
     here, not at the top, so ``serve`` gets freshly imported stages after it forgets edited modules."""
     from article.analysis_stage import analysis_state, ensure_analysis
     from article.config import load_config
@@ -99,9 +108,9 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
     if clean:
         shutil.rmtree(cache_dir / "render", ignore_errors=True)
     if run_analysis:
-        analysis = ensure_analysis(root, config, cache_dir, force=clean, jobs=jobs, progress=progress)
+        analysis = ensure_analysis(root, config, cache_dir, force=clean, jobs=jobs, progress=progress, **runtime)
     else:  # torch is never imported on this path
-        analysis = analysis_state(root, config, cache_dir, jobs)
+        analysis = analysis_state(root, config, cache_dir, jobs, **runtime)
         if analysis == "stale":
             raise AnalysisStale("the analyses must run first")
     # 'fresh' or 'computed': every file the manifest lists was just verified (or written) by its sha256.
@@ -116,14 +125,16 @@ def main(argv: list[str] | None = None) -> int:
         from article.serve import serve
 
         return serve(build, ROOT, args.site_dir, args.cache_dir, host=args.host, port=args.port,
-                     strict=args.strict, debug=args.debug, clean=args.clean, jobs=args.jobs)
+                     strict=args.strict, debug=args.debug, clean=args.clean, jobs=args.jobs, backend=args.backend,
+                     scheduler=args.scheduler, device=args.device)
     from analysis.errors import AnalysisError  # stdlib only: importing it does not import torch
     from article.errors import BuildError, one_line
 
     t0 = time.perf_counter()
     try:
         report = build(ROOT, args.site_dir, args.cache_dir, strict=args.strict, debug=args.debug,
-                       clean=args.clean, jobs=args.jobs)
+                       clean=args.clean, jobs=args.jobs, backend=args.backend, scheduler=args.scheduler,
+                       device=args.device)
     except (BuildError, AnalysisError, OSError) as exc:  # the author's problem: one line (--debug: traceback)
         if args.debug:
             raise

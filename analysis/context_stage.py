@@ -79,12 +79,12 @@ def _record(s: Subject, ws: Workspace, job: recipes.ContextJob, outs: list[int],
     # Block markers are numbered: the pictures' key covers the block structure they were drawn for.
     fv_key = entry_key(s.info["weights_sha256"], "blocks", jsonio.dumps(recipe.blocks_json()))
     # Recomputed only on a miss: the tensor report may not hold the full weights (large tensors).
-    full = np.asarray(tensor_of(s.model, _job_by_id(recipe, job.tensor), recipe), dtype=np.float32)
+    full = np.asarray(tensor_of(s.model, _job_by_id(recipe, job.tensor), recipe, ws.device), dtype=np.float32)
     net = recipe.network(s.model)
     fv = {}
     for side, layer, chans in (("lower", job.lower, ins), ("upper", job.upper, outs)):
         entries = cached_visualize(net, name, fv_key, recipe.hook(layer), chans, ws.cache_dir, quality,
-                                   channels_in=channels_in, num_threads=ws.n_jobs)
+                                   channels_in=channels_in, num_threads=ws.n_jobs, device=ws.device)
         fv[side] = [f"featureviz/{e['image']}" for e in entries]
     examples = {}
     for side, layer, chans in (("lower", job.lower, ins), ("upper", job.upper, outs)):
@@ -105,7 +105,7 @@ def _record(s: Subject, ws: Workspace, job: recipes.ContextJob, outs: list[int],
         vecs = full[o].transpose(1, 2, 0).reshape(-1, full.shape[1])  # [h*w, in]
         entries = cached_visualize_directions(net, name, fv_key, recipe.hook(job.lower), vecs,
                                               ws.cache_dir, quality, channels_in=channels_in,
-                                              num_threads=ws.n_jobs)
+                                              num_threads=ws.n_jobs, device=ws.device)
         directions["images"].append([f"featureviz/{e['image']}" for e in entries])
         directions["magnitude"].append(np.linalg.norm(vecs, axis=1))
     return {"model": name, "tensor": job.tensor, "lower": job.lower,

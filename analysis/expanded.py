@@ -118,12 +118,12 @@ def _centre_gradients(
     """
     batch = 1 if channels is None else len(channels)
     try:
-        x = torch.zeros(1, c_in, size, size, dtype=_dtype(model))
+        x = torch.zeros(1, c_in, size, size, dtype=_dtype(model), device=_device(model))
         return _centre_gradients_at(model, from_mod, to_mod, x, channels, batch)
     except RuntimeError:
         if batch == 1:
             raise
-    x = torch.zeros(batch, c_in, size, size, dtype=_dtype(model))
+    x = torch.zeros(batch, c_in, size, size, dtype=_dtype(model), device=_device(model))
     return _centre_gradients_at(model, from_mod, to_mod, x, channels, batch)
 
 
@@ -172,7 +172,8 @@ def _centre_gradients_at(
         raise RuntimeError("to_layer output lost the batch dimension")  # -> rerun at full batch
     hc, wc = out.shape[2] // 2, out.shape[3] // 2
     centre = out[:, :, hc, wc]
-    target = centre.sum() if channels is None else centre[torch.arange(batch), channels].sum()
+    rows = torch.arange(batch, device=centre.device)
+    target = centre.sum() if channels is None else centre[rows, channels.to(centre.device)].sum()
     if not target.requires_grad:
         raise AnalysisError("expanded_weights: to_layer does not depend on from_layer (is it downstream?)")
     (grad,) = torch.autograd.grad(target, leaf, allow_unused=True)
@@ -203,6 +204,7 @@ def expanded_weights(
     chunk_size: int = 64,
     max_input_size: int = 1024,
     dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """Expanded weights from `from_layer`'s output to `to_layer`'s output: [C_to, C_from, kh, kw] in `dtype`.
 
@@ -214,7 +216,8 @@ def expanded_weights(
     tried until the support is away from the borders of from_layer's map and unchanged at twice the size;
     an explicit input_size whose support touches a border raises AnalysisError. The input has
     `input_channels` channels (default: in_channels of the model's first Conv2d). Output channels are
-    batched, `chunk_size` per backward pass.
+    batched, `chunk_size` per backward pass. The copies run on `device` (e.g. "cuda", see analysis/device.py);
+    the result is always a CPU array.
     """
     modules = dict(model.named_modules())
     for name in (from_layer, to_layer):
@@ -222,7 +225,7 @@ def expanded_weights(
             some = [n for n in modules if n][:8]
             raise AnalysisError(f"expanded_weights: no layer named {name!r} in the model (e.g. {some})")
     c_in = int(input_channels) if input_channels is not None else _first_conv_channels(model)
-    lin = copy.deepcopy(model).eval().to(dtype)
+    lin = copy.deepcopy(model).eval().to(dtype=dtype, device=device)
     for p in lin.parameters():
         p.requires_grad_(False)
     sup = _support_copy(lin)
@@ -266,12 +269,16 @@ def expanded_weights(
     for start in range(0, c_to, chunk_size):
         chans = torch.arange(start, min(start + chunk_size, c_to))
         g = _centre_gradients(lin, from_mod, to_mod, c_in, size, chans)
-        parts.append(g[:, :, r0 : r1 + 1, c0 : c1 + 1].numpy())
+        parts.append(g[:, :, r0 : r1 + 1, c0 : c1 + 1].cpu().numpy())
     return np.concatenate(parts, axis=0)
 
 
 def _dtype(model: nn.Module) -> torch.dtype:
     return next((p.dtype for p in model.parameters()), torch.float64)
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 def _box_shape(box: tuple[int, int, int, int]) -> tuple[int, int]:
@@ -289,7 +296,7 @@ def _to_channels(model: nn.Module, to_mod: nn.Module, c_in: int, size: int) -> i
     try:
         with torch.no_grad(), _Linearized():
             try:
-                model(torch.zeros(1, c_in, size, size, dtype=_dtype(model)))
+                model(torch.zeros(1, c_in, size, size, dtype=_dtype(model), device=_device(model)))
             except _Stop:
                 pass
     finally:

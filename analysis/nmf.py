@@ -312,7 +312,7 @@ def one_sided_nmf(
     [F_pos, F_neg]) if return_split; all float64. `init="random"` uses `seed` (NNDSVD needs none);
     `align=False` keeps each neuron's own NNDSVD order (only useful to study the alignment).
     """
-    w = as_conv_weight(weight, "one_sided_nmf")
+    w = as_conv_weight(weight, "one_sided_nmf", keep_float32=True)  # widened to float64 a few neurons at a time
     if int(k) < 1:
         raise AnalysisError(f"one_sided_nmf: k must be >= 1, got {k}")
     if init not in ("nndsvd", "random"):
@@ -328,10 +328,17 @@ def one_sided_nmf(
     elif n <= k:
         st, f = _exact_columns(split_matrix(w), k)
     else:
-        neuron_scale = np.abs(np.asarray(w, dtype=np.float64)).reshape(o, -1).max(axis=1)
+        flat = w.reshape(o, -1)
+        # max |w| without a float64 copy of w
+        neuron_scale = np.maximum(flat.max(axis=1), -flat.min(axis=1)).astype(np.float64)
         neuron_scale[~np.isfinite(neuron_scale) | (neuron_scale == 0)] = 1.0
-        # float32: half the memory traffic, ample for pictures
-        x32 = split_matrix(w / neuron_scale[:, None, None, None], np.float32)
+        # float32: half the memory traffic, ample for pictures; built a few neurons at a time (no float64 copy)
+        xt32 = np.empty((o, n, p), dtype=np.float32)
+        step = max(1, (1 << 22) // max(1, n * p))
+        for a in range(0, o, step):
+            xt32[a:a + step] = split_matrix(w[a:a + step] / neuron_scale[a:a + step, None, None, None],
+                                            np.float32).transpose(0, 2, 1)
+        x32 = xt32.transpose(0, 2, 1)
         with _one_blas_thread():
             if init == "nndsvd":
                 s0, f0 = _nndsvd(x32, k)
@@ -376,7 +383,7 @@ def reconstruction_error(weight: Any, spatial: Any, channels: Any, *, per_neuron
     as F = [relu(channels), relu(-channels)] (the decomposition as displayed; equal to the former when no
     factor loads both signs of one channel).
     """
-    w = as_conv_weight(weight, "reconstruction_error")
+    w = as_conv_weight(weight, "reconstruction_error", keep_float32=True)  # widened chunk by chunk below
     o, c, h, wd = w.shape
     s = np.asarray(spatial, dtype=np.float64)
     f = np.asarray(channels, dtype=np.float64)
@@ -389,10 +396,14 @@ def reconstruction_error(weight: Any, spatial: Any, channels: Any, *, per_neuron
         f = np.concatenate([np.maximum(f, 0.0), np.maximum(-f, 0.0)], axis=2)
     elif f.shape[2] != 2 * c:
         raise AnalysisError(f"reconstruction_error: channels last dim must be {c} or {2 * c}, got {f.shape[2]}")
-    x = split_matrix(w)
-    x_hat = s.reshape(o, s.shape[1], -1).transpose(0, 2, 1) @ f
-    num = ((x - x_hat) ** 2).reshape(o, -1).sum(axis=1)
-    den = (x**2).reshape(o, -1).sum(axis=1)
+    num, den = np.empty(o), np.empty(o)
+    # A few neurons at a time: float64 copies of a whole 2048 x 2048 x 3 x 3 layer would take ~2 GB.
+    step = max(1, (1 << 22) // max(1, 2 * c * h * wd))
+    for a in range(0, o, step):
+        x = split_matrix(w[a:a + step])
+        x_hat = s[a:a + step].reshape(len(x), s.shape[1], -1).transpose(0, 2, 1) @ f[a:a + step]
+        num[a:a + step] = ((x - x_hat) ** 2).reshape(len(x), -1).sum(axis=1)
+        den[a:a + step] = (x**2).reshape(len(x), -1).sum(axis=1)
     if not per_neuron:
         return float(np.sqrt(num.sum() / den.sum())) if den.sum() > 0 else 0.0
     return np.sqrt(np.divide(num, den, out=np.zeros_like(num), where=den > 0))

@@ -19,15 +19,17 @@ from typing import Callable
 import numpy as np
 import torch
 
-from analysis import jsonio, loading, recipes
+from analysis import device, jsonio, loading, parallel, recipes
 from analysis.context_stage import context
 from analysis.errors import AnalysisError, ModelUnavailable
 from analysis.first_layer import first_layer
+from analysis.featureviz.budget import Budget
 from analysis.lab_summary import lab_summary
 from analysis.models import registry
 from analysis.paths import safe_component
 from analysis.spec import (ANALYSIS_VERSION, DEFAULT_IMAGE_SIZE, AnalysisConfig, ModelSpec, Subject, Workspace,
                            log as _log)
+from analysis.neuron_featureviz import neuron_featureviz
 from analysis.tensor_stage import analyse_tensors
 
 __all__ = ["AnalysisConfig", "ModelSpec", "run"]
@@ -35,6 +37,16 @@ __all__ = ["AnalysisConfig", "ModelSpec", "run"]
 
 def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str], None] | None = None) -> Path:
     """Run every analysis the articles need; return the path of the analysis manifest."""
+    parallel.check(cfg.backend, cfg.scheduler)
+    dev, note = device.resolve(cfg.device)
+    if note and cfg.device == "auto" and progress:
+        _log(progress, note)
+    device.exact_math(dev)
+    with parallel.backend(cfg.backend, cfg.scheduler):
+        return _run(cfg, dev, progress, on_model)
+
+
+def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str], None] | None) -> Path:
     torch.set_num_threads(1)  # small tensors: one thread is faster than two fighting over a loaded machine
     cache_dir = Path(cfg.cache_dir)
     root = cache_dir / "analysis"
@@ -62,6 +74,7 @@ def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str],
                       "fingerprint": cfg.fingerprint, "models": {}, "unavailable": {}}
     tensor_entries: dict[str, list[dict]] = {}
     previous = jsonio.read_json(root / "manifest.json")
+    budget = Budget.from_json(cfg.featureviz_budget) if cfg.featureviz_budget else None
     for spec in specs:
         t0 = time.perf_counter()
         try:
@@ -70,7 +83,7 @@ def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str],
             if entry is not None:
                 _log(progress, f"{spec.name}: unchanged, reused without loading it")
             else:
-                entry = {**_model_entry(spec, cache_dir, root, cfg, datasets, progress), "spec_key": key}
+                entry = {**_model_entry(spec, cache_dir, root, cfg, datasets, progress, dev, budget), "spec_key": key}
         except ModelUnavailable as exc:
             manifest["unavailable"][spec.name] = str(exc)
             _log(progress, f"{spec.name}: skipped ({exc})")
@@ -106,7 +119,8 @@ def _spec_key(spec: ModelSpec, cfg: AnalysisConfig, cache_dir: Path) -> str:
         fam = registry.family_of(spec.name)
         code, weights = [], fam.facts(spec.name, cache_dir).get("sha256") if fam is not None else None
     declared = {k: v for k, v in vars(spec).items() if k not in ("search_path", "weights")}
-    parts = [ANALYSIS_VERSION, source_hash(), jsonio.dumps(declared), jsonio.dumps(cfg.featureviz), str(weights), *code]
+    parts = [ANALYSIS_VERSION, source_hash(), jsonio.dumps(declared), jsonio.dumps(cfg.featureviz),
+             jsonio.dumps(cfg.featureviz_budget), str(weights), *code]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
@@ -127,7 +141,7 @@ def _reusable(previous: dict | None, name: str, key: str, root: Path) -> dict | 
 
 
 def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConfig, datasets: dict,
-                 progress: bool) -> dict:
+                 progress: bool, dev: str = "cpu", budget=None) -> dict:
     """Load one model, derive its recipe, analyse it: its manifest entry."""
     from analysis.data import DATASETS
     from analysis.models.byo import analysis_failure
@@ -147,8 +161,8 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
     if spec.dataset not in datasets:
         datasets[spec.dataset] = DATASETS[spec.dataset]()
     try:
-        tensors, first, ctx = _analyse_model(spec, model, info, recipe, cache_dir, root, cfg,
-                                             datasets[spec.dataset], progress)
+        tensors, first, ctx, neurons = _analyse_model(spec, model, info, recipe, cache_dir, root, cfg,
+                                                      datasets[spec.dataset], progress, dev, budget)
     except AnalysisError:
         raise
     except Exception as exc:
@@ -156,23 +170,28 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
             raise
         raise AnalysisError(analysis_failure(exc, spec.factory, spec.search_path), model=spec.name,
                             field="factory") from exc
-    return {"info": info, **registry.presentation(spec.name, recipe), "tensors": tensors, "first_layer": first,
-            "context": ctx}
+    entry = {"info": info, **registry.presentation(spec.name, recipe), "tensors": tensors, "first_layer": first,
+             "context": ctx}
+    if neurons is not None:
+        entry["neuron_featureviz"] = neurons
+    return entry
 
 
-def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, progress):
+def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, progress, dev="cpu", budget=None):
     if spec.dataset != "photos":
         recipe.photo_size = None  # dataset images are used at their own size (e.g. 28x28 digits)
     if spec.factory and spec.search_path:
         loading.ship_by_value(Path(spec.search_path))
     subject = Subject(spec.name, model, info, recipe)
-    ws = Workspace(cache_dir=cache_dir, root=root, n_jobs=cfg.n_jobs, featureviz=cfg.featureviz, progress=progress)
+    ws = Workspace(cache_dir=cache_dir, root=root, n_jobs=cfg.n_jobs, featureviz=cfg.featureviz, progress=progress,
+                   device=dev, budget=budget)
     tensors = analyse_tensors(subject, ws)
     first = first_layer(subject, ws)
     ctx = []
     if not spec.name.startswith("lab-") or spec.name == "lab-gap-s0":  # one lab model stands for the nine
         ctx = context(subject, ws, photos)
-    return tensors, first, ctx
+    neurons = None if spec.name.startswith("lab-") else neuron_featureviz(subject, ws)
+    return tensors, first, ctx, neurons
 
 
 def _check_lab_config(lab_cfg: dict) -> None:

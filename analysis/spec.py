@@ -43,6 +43,10 @@ class AnalysisConfig:
     featureviz: dict = field(default_factory=lambda: dict(SITE_FEATUREVIZ))
     lab: dict = field(default_factory=dict)
     fingerprint: str = ""
+    featureviz_budget: dict = field(default_factory=dict)  # {count, seconds}: per-neuron pictures for the explorer
+    backend: str = "local"  # analysis.parallel.BACKENDS; never part of a cache key (results are identical)
+    scheduler: str | None = None  # the Dask scheduler's address for backend "dask"
+    device: str = "auto"  # analysis.device.CHOICES; never part of a cache key
 
 
 @dataclass
@@ -64,6 +68,8 @@ class Workspace:
     n_jobs: int
     featureviz: dict  # the site's feature-visualization quality {size, steps}
     progress: bool = True
+    device: str = "cpu"  # where feature visualization and expanded weights run (analysis.device)
+    budget: Any = None  # analysis.featureviz.budget.Budget shared by every model of the build, or None
 
     def log(self, msg: str) -> None:
         log(self.progress, msg)

@@ -13,11 +13,13 @@ import numpy as np
 from analysis.errors import AnalysisError
 
 
-def as_conv_weight(weight: Any, where: str = "weight") -> np.ndarray:
-    """Return `weight` as a float64 array [out, in, h, w]; raise AnalysisError naming `where` otherwise."""
+def as_conv_weight(weight: Any, where: str = "weight", *, keep_float32: bool = False) -> np.ndarray:
+    """Return `weight` as a float64 array [out, in, h, w]; raise AnalysisError naming `where` otherwise.
+    keep_float32: a float32 array stays float32 (no copy: callers that widen chunk by chunk save memory)."""
     if hasattr(weight, "detach"):  # torch tensor, without importing torch here
         weight = weight.detach().cpu().numpy()
-    arr = np.asarray(weight, dtype=np.float64)
+    keep = keep_float32 and getattr(weight, "dtype", None) == np.float32
+    arr = np.asarray(weight, dtype=np.float32 if keep else np.float64)
     if arr.ndim != 4 or 0 in arr.shape:
         raise AnalysisError(f"{where}: expected a conv weight [out, in, h, w], got shape {list(arr.shape)}")
     if not np.all(np.isfinite(arr)):

@@ -19,7 +19,10 @@ from .errors import BuildError
 from .frontmatter import parse, split
 from .recipe_spec import field_lines, validate_recipe
 
-DEFAULTS: dict[str, Any] = {"models": [], "n_jobs": 2, "featureviz": dict(SITE_FEATUREVIZ), "lab": {}}
+DEFAULTS: dict[str, Any] = {"models": [], "n_jobs": 2, "featureviz": dict(SITE_FEATUREVIZ), "lab": {},
+                            "featureviz_budget": {}, "backend": "local", "scheduler": None, "device": "auto"}
+RUNTIME = ("backend", "scheduler", "device")  # where the analysis runs; build.py's flags override site.yml's
+BACKENDS, DEVICES = ("local", "dask"), ("auto", "cpu", "cuda")  # analysis.parallel / analysis.device (torch-free here)
 
 
 def _model_lines(text: str, path: Path) -> dict[str, int]:
@@ -151,9 +154,10 @@ def _attributed(exc: Exception, root: Path, byo: list[dict[str, Any]]) -> BuildE
     return BuildError(message)
 
 
-def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None) -> dict[str, Any]:
+def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None, **runtime: str | None) -> dict[str, Any]:
     """site.yml's `analysis:` section checked, with defaults, the bring-your-own models of every article, and
-    `jobs` (the build's --jobs) in place of `n_jobs` when given."""
+    `jobs` (the build's --jobs) in place of `n_jobs` when given; `runtime`: --backend, --scheduler, --device
+    (None: site.yml's)."""
     section = config.raw.get("analysis") or {}
     if not isinstance(section, dict):
         raise BuildError("field 'analysis' must be a mapping", root / "site.yml")
@@ -176,6 +180,19 @@ def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None) -> 
         raise BuildError("field 'analysis.featureviz' must be a mapping {size: pixels, steps: optimization steps} "
                          f"of positive integers, got {fv!r}", site)
     cfg["featureviz"] = {**DEFAULTS["featureviz"], **fv}
+    budget = cfg["featureviz_budget"]
+    if not isinstance(budget, dict) or set(budget) - {"count", "seconds"} or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in budget.values()):
+        raise BuildError("field 'analysis.featureviz_budget' must be a mapping {count: pictures in all, "
+                         f"seconds: rendering time per build}} of numbers >= 0, got {budget!r}", site)
+    cfg.update({k: v for k, v in runtime.items() if v is not None})
+    if cfg["backend"] not in BACKENDS:
+        raise BuildError(f"field 'analysis.backend' must be one of {', '.join(BACKENDS)}, got {cfg['backend']!r}", site)
+    if cfg["scheduler"] is not None and not isinstance(cfg["scheduler"], str):
+        raise BuildError(f"field 'analysis.scheduler' must be an address such as tcp://host:8786, got "
+                         f"{cfg['scheduler']!r}", site)
+    if cfg["device"] not in DEVICES:
+        raise BuildError(f"field 'analysis.device' must be one of {', '.join(DEVICES)}, got {cfg['device']!r}", site)
     if not isinstance(cfg["lab"], dict):
         raise BuildError(f"field 'analysis.lab' must be a mapping of LabConfig fields, got {cfg['lab']!r}", site)
     unknown = sorted(set(section) - set(DEFAULTS))
@@ -186,7 +203,7 @@ def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None) -> 
     return cfg
 
 
-HOW = frozenset({"n_jobs"})  # settings that change how the analyses run, never their results: not in the fingerprint
+HOW = frozenset({"n_jobs", *RUNTIME})  # how and where the analyses run, never their results: not in the fingerprint
 
 
 def _fingerprint_config(root: Path, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -231,20 +248,21 @@ def _is_fresh(root: Path, cfg: dict[str, Any], cache_dir: Path) -> tuple[bool, s
         memo.save()
 
 
-def analysis_state(root: Path, config: SiteConfig, cache_dir: Path, jobs: int | None = None) -> str:
+def analysis_state(root: Path, config: SiteConfig, cache_dir: Path, jobs: int | None = None,
+                   **runtime: str | None) -> str:
     """The torch-free freshness check: 'none' (no models configured), 'fresh' (the cached manifest carries the
     fingerprint of the current inputs and every file it lists is intact) or 'stale' (the analyses must run)."""
-    cfg = analysis_config(root, config, jobs)
+    cfg = analysis_config(root, config, jobs, **runtime)
     if not needed(cfg):
         return "none"
     return "fresh" if _is_fresh(root, cfg, cache_dir)[0] else "stale"
 
 
 def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress: bool = True,
-                    force: bool = False, jobs: int | None = None) -> str:
+                    force: bool = False, jobs: int | None = None, **runtime: str | None) -> str:
     """Run the analyses when their inputs changed; return 'fresh', 'computed' or 'none'. jobs: parallel analysis
     workers (default: site.yml's analysis.n_jobs)."""
-    cfg = analysis_config(root, config, jobs)
+    cfg = analysis_config(root, config, jobs, **runtime)
     if not needed(cfg):
         return "none"
     manifest = cache_dir / "analysis" / "manifest.json"
@@ -274,7 +292,9 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
                         image_size=m["image_size"], search_path=m["search_path"], dataset=m["dataset"],
                         recipe=m["recipe"]) for m in cfg["byo"]]
     acfg = AnalysisConfig(models=specs, cache_dir=cache_dir, n_jobs=int(cfg["n_jobs"]),
-                          featureviz=dict(cfg["featureviz"]), lab=dict(cfg["lab"]), fingerprint=fp)
+                          featureviz=dict(cfg["featureviz"]), lab=dict(cfg["lab"]), fingerprint=fp,
+                          featureviz_budget=dict(cfg["featureviz_budget"]), backend=cfg["backend"],
+                          scheduler=cfg["scheduler"], device=cfg["device"])
     if progress and cfg["byo"]:  # user code runs next: say what the build is waiting for if it takes long
         print("analysis: importing and calling bring-your-own factories "
               + ", ".join(f"{m['factory']} ('{m['name']}')" for m in cfg["byo"])

@@ -108,9 +108,9 @@ class Builder:
     """Runs builds the fastest safe way: the recipe in this process, or in a fresh one when analyses must run."""
 
     def __init__(self, build: Recipe, root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False,
-                 debug: bool = False, jobs: int | None = None):
+                 debug: bool = False, jobs: int | None = None, **runtime: str | None):
         self.build, self.root = build, root
-        self.kwargs = dict(site_dir=site_dir, cache_dir=cache_dir, strict=strict, debug=debug, jobs=jobs)
+        self.kwargs = dict(site_dir=site_dir, cache_dir=cache_dir, strict=strict, debug=debug, jobs=jobs, **runtime)
         self.last_mode = ""
 
     def __call__(self, changed: list[str], *, first: bool = False, clean: bool = False) -> tuple[str | None, float]:
@@ -140,7 +140,7 @@ def _stop(signum: int, frame: Any) -> None:
 
 def serve(build: Recipe, root: Path, site_dir: Path, cache_dir: Path, *, host: str = "127.0.0.1", port: int = 8000,
           strict: bool = False, debug: bool = False, clean: bool = False, jobs: int | None = None,
-          interval: float = 0.3) -> int:
+          interval: float = 0.3, **runtime: str | None) -> int:
     """Build once with ``build``, serve ``site_dir`` at http://host:port/ and rebuild when sources change, until
     Ctrl-C. ``port=0`` picks a free port. ``clean`` applies to the first build only. Returns the exit status.
     """
@@ -154,7 +154,7 @@ def serve(build: Recipe, root: Path, site_dir: Path, cache_dir: Path, *, host: s
         print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
-    builder = Builder(build, root, site_dir, cache_dir, strict=strict, debug=debug, jobs=jobs)
+    builder = Builder(build, root, site_dir, cache_dir, strict=strict, debug=debug, jobs=jobs, **runtime)
 
     def rebuild(changed: list[str], first: bool = False) -> None:
         state.start(changed)

@@ -28,6 +28,7 @@ from analysis.cache import Entry
 from analysis.spec import DEFAULT_QUALITY, QUALITY_PRESETS
 
 from .render import visualize, visualize_directions
+from .budget import Budget
 
 FEATUREVIZ_VERSION = 2  # 2: channels-last forward (numerics), lr-0.1 default preset
 
@@ -60,12 +61,16 @@ def _cache(record_path: Path, key: str) -> Entry:
 
 def cached_visualize(model: nn.Module, model_name: str, weights_sha256: str, layer: str, channels: Sequence[int],
                      cache_dir: str | Path, quality: Mapping[str, Any] | str | None = None, *,
-                     channels_in: int = 3, batch: int = 32, num_threads: int | None = 2) -> list[dict]:
+                     channels_in: int = 3, batch: int = 32, num_threads: int | None = 2, device: str = "cpu",
+                     budget: Budget | None = None) -> list[dict]:
     """Feature visualizations of `channels` of `layer`, computed only where the cache misses.
 
     Returns one manifest entry per channel, in the order given:
     {"model", "layer", "channel", "image" (relative to featureviz/), "quality", "sha256"}.
-    Misses are rendered together in batches; the manifest is updated once at the end.
+    Misses are rendered together in batches; the manifest is updated once at the end. With a `budget`, misses are
+    rendered (in the order given) only while it lasts (cached ones count towards its total but are always served), and
+    channels left without an image are left out of the result.
+    The device is not part of the key (analysis/device.py).
     """
     q = resolve_quality(quality)
     root = Path(cache_dir) / "featureviz"
@@ -81,15 +86,24 @@ def cached_visualize(model: nn.Module, model_name: str, weights_sha256: str, lay
             missing.append((c, record_path, key))
         else:
             entries[c] = _entry(root, record_path, record)
-    if missing:
-        images = visualize(model, layer, [c for c, _, _ in missing], size=q["size"], steps=q["steps"], lr=q["lr"],
-                           seed=q["seed"], batch=batch, channels_in=channels_in, num_threads=num_threads)
-        for (c, record_path, key), image in zip(missing, images):
+    if budget is not None:
+        budget.spend(len(entries))  # cached pictures are served free, but count towards the total
+    while missing:
+        n = len(missing) if budget is None else budget.allowed(min(batch, len(missing)))
+        if n == 0:
+            break
+        part, missing = missing[:n], missing[n:]
+        images = visualize(model, layer, [c for c, _, _ in part], size=q["size"], steps=q["steps"], lr=q["lr"],
+                           seed=q["seed"], batch=batch, channels_in=channels_in, num_threads=num_threads,
+                           device=device)
+        if budget is not None:
+            budget.spend(n)
+        for (c, record_path, key), image in zip(part, images):
             record = _cache(record_path, key).put(png=png_bytes(image), record={
                 "version": FEATUREVIZ_VERSION, "key": key, "model": model_name, "layer": layer, "channel": c,
                 "quality": q, "weights_sha256": weights_sha256, "channels_in": channels_in})
             entries[c] = _entry(root, record_path, record)
-    result = [entries[int(c)] for c in channels]
+    result = [entries[int(c)] for c in channels if int(c) in entries]
     update_manifest(root, list(entries.values()))
     return result
 
@@ -97,7 +111,8 @@ def cached_visualize(model: nn.Module, model_name: str, weights_sha256: str, lay
 def cached_visualize_directions(model: nn.Module, model_name: str, weights_sha256: str, layer: str,
                                 directions: np.ndarray, cache_dir: str | Path,
                                 quality: Mapping[str, Any] | str | None = None, *, position: str = "mean",
-                                channels_in: int = 3, batch: int = 32, num_threads: int | None = 2) -> list[dict]:
+                                channels_in: int = 3, batch: int = 32, num_threads: int | None = 2,
+                                device: str = "cpu") -> list[dict]:
     """Cached `visualize_directions`; each direction is keyed by the sha256 of its float32 bytes.
 
     Returns one entry per row {"model", "layer", "direction_sha256", "image" (relative to featureviz/),
@@ -124,7 +139,7 @@ def cached_visualize_directions(model: nn.Module, model_name: str, weights_sha25
     if missing:
         images = visualize_directions(model, layer, dirs[[i for i, *_ in missing]], position=position,
                                       size=q["size"], steps=q["steps"], lr=q["lr"], seed=q["seed"], batch=batch,
-                                      channels_in=channels_in, num_threads=num_threads)
+                                      channels_in=channels_in, num_threads=num_threads, device=device)
         for (i, record_path, key, dsha), image in zip(missing, images):
             record = _cache(record_path, key).put(png=png_bytes(image), record={
                 "version": FEATUREVIZ_VERSION, "key": key, "model": model_name, "layer": layer,

@@ -22,7 +22,7 @@ def as_nchw(act: torch.Tensor) -> torch.Tensor:
 def channel(act: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
     """Mean activation of image i's own channel channels[i] -> [n]."""
     act = as_nchw(act)
-    idx = torch.arange(act.shape[0])
+    idx = torch.arange(act.shape[0], device=act.device)
     return act[idx, channels].mean(dim=(1, 2))
 
 

@@ -65,6 +65,6 @@ def spectrum_to_image(spectrum: torch.Tensor, scale: torch.Tensor, decorrelate: 
     if decorrelate:
         if c != 3:
             raise ValueError(f"colour decorrelation needs 3 channels, got {c}")
-        m = torch.from_numpy(COLOR_CORRELATION)
+        m = torch.from_numpy(COLOR_CORRELATION).to(img.device)
         img = torch.einsum("ij,njhw->nihw", m, img)
     return torch.sigmoid(img)

@@ -19,12 +19,13 @@ ScoreFn = Callable[[torch.Tensor, slice], torch.Tensor]  # (activations of a chu
 
 def optimize(model: nn.Module, layer: str, score: ScoreFn, keys: Sequence[int], *, size: int = SIZE,
              steps: int = STEPS, lr: float = LR, seed: int = 0, batch: int = 32, channels_in: int = 3,
-             num_threads: int | None = 2, robust: bool = True) -> tuple[np.ndarray, np.ndarray]:
+             num_threads: int | None = 2, robust: bool = True, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Maximise score() for len(keys) images in chunks of `batch`.
 
     keys[i] names image i's random streams (with `seed`), so an image does not depend on its batch-mates' RNG.
     Returns (images float32 [n, size, size, channels_in] in [0, 1], final scores float32 [n] on the
-    untransformed images).
+    untransformed images). On `device` "cuda" a copy of the model runs there; the random streams stay on the CPU,
+    so both devices start from the same images (equal within bench/README.md's tolerance).
     """
     if channels_in not in (1, 3):
         raise ValueError(f"channels_in must be 1 (gray) or 3 (RGB), got {channels_in}")
@@ -32,19 +33,20 @@ def optimize(model: nn.Module, layer: str, score: ScoreFn, keys: Sequence[int], 
         raise ValueError(f"bad parameters: size={size} steps={steps} batch={batch}")
     decorrelate = channels_in == 3
     spec = transform.TransformSpec.standard(size)
-    scale = param.spectrum_scale(size, size)
+    scale = param.spectrum_scale(size, size).to(device)
     images, scores = [], []
-    with deterministic(num_threads), frozen(model):
+    model = _on(model, device)
+    with deterministic(num_threads, device), frozen(model):
         for start in range(0, len(keys), batch):
             chunk = slice(start, min(start + batch, len(keys)))
             seeds = [(seed, int(k)) for k in keys[chunk]]
-            spectrum = param.init_spectrum(seeds, channels_in, size).requires_grad_(True)
+            spectrum = param.init_spectrum(seeds, channels_in, size).to(device).requires_grad_(True)
             rngs = transform.transform_rngs(seeds)
             opt = torch.optim.Adam([spectrum], lr=lr)
             for _ in range(steps):
                 img = param.spectrum_to_image(spectrum, scale, decorrelate)
                 if robust:
-                    img = transform.apply(img, transform.sample_affines(rngs, spec, size), spec)
+                    img = transform.apply(img, transform.sample_affines(rngs, spec, size).to(device), spec)
                 # channels-last runs oneDNN's convs (depthwise ones especially) 1.1-1.6x faster on CPU
                 img = img.contiguous(memory_format=torch.channels_last)
                 loss = -score(layer_activations(model, layer, img), chunk).sum()
@@ -53,8 +55,8 @@ def optimize(model: nn.Module, layer: str, score: ScoreFn, keys: Sequence[int], 
                 opt.step()
             with torch.no_grad():
                 img = param.spectrum_to_image(spectrum, scale, decorrelate)
-                scores.append(score(layer_activations(model, layer, img), chunk).numpy())
-            images.append(img.permute(0, 2, 3, 1).numpy())
+                scores.append(score(layer_activations(model, layer, img), chunk).cpu().numpy())
+            images.append(img.permute(0, 2, 3, 1).cpu().numpy())
     empty = np.zeros((0, size, size, channels_in), np.float32)
     return (np.concatenate(images).astype(np.float32) if images else empty,
             np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32))
@@ -62,7 +64,7 @@ def optimize(model: nn.Module, layer: str, score: ScoreFn, keys: Sequence[int], 
 
 def visualize(model: nn.Module, layer: str, channels: Sequence[int], *, size: int = SIZE, steps: int = STEPS,
               lr: float = LR, seed: int = 0, batch: int = 32, channels_in: int = 3,
-              num_threads: int | None = 2) -> np.ndarray:
+              num_threads: int | None = 2, device: str = "cpu") -> np.ndarray:
     """Feature visualizations of `channels` of `layer` -> float32 [n, size, size, channels_in] in [0, 1].
 
     Objective: mean activation of the channel over all positions (Lucid's `channel` objective).
@@ -71,15 +73,16 @@ def visualize(model: nn.Module, layer: str, channels: Sequence[int], *, size: in
     out = _layer_width(model, layer, size, channels_in)
     if len(chans) and (chans.min() < 0 or chans.max() >= out):
         raise ValueError(f"channels must be in [0, {out}) for layer {layer!r}, got {chans.tolist()}")
-    images, _ = optimize(model, layer, lambda act, sl: objectives.channel(act, chans[sl]), chans.tolist(),
+    targets = chans.to(device)
+    images, _ = optimize(model, layer, lambda act, sl: objectives.channel(act, targets[sl]), chans.tolist(),
                          size=size, steps=steps, lr=lr, seed=seed, batch=batch, channels_in=channels_in,
-                         num_threads=num_threads)
+                         num_threads=num_threads, device=device)
     return images
 
 
 def visualize_directions(model: nn.Module, layer: str, directions: np.ndarray, *, position: str = "mean",
                          size: int = SIZE, steps: int = STEPS, lr: float = LR, seed: int = 0, batch: int = 32,
-                         channels_in: int = 3, num_threads: int | None = 2) -> np.ndarray:
+                         channels_in: int = 3, num_threads: int | None = 2, device: str = "cpu") -> np.ndarray:
     """Feature visualizations of directions [n, C_layer] in `layer`'s activation space -> [n, size, size, C_in].
 
     E.g. directions = W[:, :, ky, kx].T of the next layer's kernel shows what an input-channel vector of that
@@ -91,10 +94,20 @@ def visualize_directions(model: nn.Module, layer: str, directions: np.ndarray, *
         raise ValueError(f"directions must be [n, {out}] for layer {layer!r}, got {tuple(dirs.shape)}")
     if position not in objectives.POSITIONS:
         raise ValueError(f"position must be one of {objectives.POSITIONS}, got {position!r}")
-    images, _ = optimize(model, layer, lambda act, sl: objectives.direction(act, dirs[sl], position),
+    targets = dirs.to(device)
+    images, _ = optimize(model, layer, lambda act, sl: objectives.direction(act, targets[sl], position),
                          list(range(len(dirs))), size=size, steps=steps, lr=lr, seed=seed, batch=batch,
-                         channels_in=channels_in, num_threads=num_threads)
+                         channels_in=channels_in, num_threads=num_threads, device=device)
     return images
+
+
+def _on(model: nn.Module, device: str) -> nn.Module:
+    """The model on `device`: itself on the CPU, a copy elsewhere (the caller's model is left where it is)."""
+    if str(device) == "cpu":
+        return model
+    import copy
+
+    return copy.deepcopy(model).to(device)
 
 
 def _layer_width(model: nn.Module, layer: str, size: int, channels_in: int) -> int:

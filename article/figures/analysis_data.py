@@ -32,12 +32,31 @@ def model_entry(ctx: FigureContext, name: str) -> dict[str, Any]:
 def tensor(ctx: FigureContext, model: str, tensor_id: str) -> dict[str, Any]:
     for entry in model_entry(ctx, model)["tensors"]:
         if entry["id"] == tensor_id:
-            return ctx.load_json(f"{ROOT}/{entry['file']}")
+            return with_arrays(ctx, entry["file"], ctx.load_json(f"{ROOT}/{entry['file']}"))
     raise ctx.error(f"model '{model}' has no analysed tensor '{tensor_id}'")
 
 
 def analysis_file(ctx: FigureContext, rel: str) -> Any:
-    return ctx.load_json(f"{ROOT}/{rel}")
+    return with_arrays(ctx, rel, ctx.load_json(f"{ROOT}/{rel}"))
+
+
+def with_arrays(ctx: FigureContext, rel: str, data: Any) -> Any:
+    """A tensor report whose large NMF loadings were saved beside it (analysis/tensor_stage.py: {"npy": name}) with
+    them read back as nested lists, as if they had been in the JSON."""
+    if not isinstance(data, dict):
+        return data
+    for key in ("nmf", "nmf_delta"):
+        ref = (data.get(key) or {}).get("channels") if isinstance(data.get(key), dict) else None
+        if isinstance(ref, dict) and "npy" in ref:
+            import numpy as np
+
+            path = Path(ctx.cache_dir) / ROOT / Path(rel).parent / ref["npy"]
+            try:
+                channels = np.load(path, allow_pickle=False).tolist()
+            except (OSError, ValueError):
+                raise ctx.error(f"analysis array {path} is missing or damaged (run `python build.py --clean`)") from None
+            data = {**data, key: {**data[key], "channels": channels}}
+    return data
 
 
 def cache_bytes(ctx: FigureContext, rel: str) -> bytes:

@@ -1,0 +1,55 @@
+"""Feature visualizations of every neuron the explorer shows, on the author's budget (site.yml
+`analysis: featureviz_budget: {count, seconds}`), cached per neuron (analysis/featureviz/cache.py).
+
+Neurons are taken in rounds across the recipe's layers (the strongest first where the tensor report has `norm`),
+so a small budget gives every layer some pictures; a later build with a larger budget renders only the new ones.
+"""
+from __future__ import annotations
+
+from analysis import jsonio
+from analysis.cache import entry_key
+from analysis.context_stage import _quality
+from analysis.spec import Subject, Workspace
+from analysis.tensor_report import SCHEMA
+from analysis.tensor_stage import tensor_path
+
+ROUND = 8  # neurons per layer per round
+
+
+def neuron_order(report: dict) -> list[int]:
+    n = int(report["shape"][0])
+    norm = report.get("norm")
+    if isinstance(norm, list) and len(norm) == n:
+        return sorted(range(n), key=lambda i: (-float(norm[i]), i))
+    return list(range(n))
+
+
+def neuron_featureviz(s: Subject, ws: Workspace) -> dict | None:
+    """{"file": <model>/neurons-featureviz.json} listing {layer: {neuron: image}}, or None without a budget."""
+    from analysis.featureviz import cached_visualize
+
+    if ws.budget is None or ws.budget.count == 0:
+        return None
+    orders: dict[str, list[int]] = {}
+    for job in s.recipe.tensors:
+        report = jsonio.read_json(tensor_path(s, ws, job.id))
+        if report is not None and job.layer not in orders:
+            orders[job.layer] = neuron_order(report)
+    quality = _quality(s.recipe.featureviz, ws.featureviz)
+    quality["size"] = min(int(quality.get("size", 64)), max(32, int(s.recipe.image_size)))
+    fv_key = entry_key(s.info["weights_sha256"], "blocks", jsonio.dumps(s.recipe.blocks_json()))
+    net, channels_in = s.recipe.network(s.model), int(s.info.get("input_channels", 3))
+    images: dict[str, dict[str, str]] = {layer: {} for layer in orders}
+    longest = max((len(o) for o in orders.values()), default=0)
+    for start in range(0, longest, ROUND):
+        for layer, order in orders.items():
+            chans = order[start:start + ROUND]
+            if not chans:
+                continue
+            for e in cached_visualize(net, s.name, fv_key, s.recipe.hook(layer), chans, ws.cache_dir, quality,
+                                      channels_in=channels_in, num_threads=ws.n_jobs, device=ws.device,
+                                      batch=ROUND, budget=ws.budget):
+                images[layer][str(e["channel"])] = f"featureviz/{e['image']}"
+    path = ws.root / s.name / "neurons-featureviz.json"
+    jsonio.write_json(path, {"schema": SCHEMA, "model": s.name, "quality": quality, "layers": images})
+    return {"file": str(path.relative_to(ws.root)), "count": sum(map(len, images.values()))}

@@ -1,0 +1,116 @@
+"""Where the per-tensor (and per-neuron) work runs: joblib's local processes, or a Dask cluster.
+
+Every stage hands its independent pieces of work to `unordered()`; which machines do them is decided once, by the
+`backend()` context around the whole analysis (site.yml `analysis: backend:` / `scheduler:`, or `--backend` /
+`--scheduler` on build.py). Results come back to the machine running build.py, which alone writes the cache.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import joblib
+
+from analysis.errors import AnalysisError
+
+BACKENDS = ("local", "dask")
+_active: dict[str, Any] = {"name": "local"}
+
+
+def check(name: str, scheduler: str | None) -> None:
+    """A bad setting fails before any model is loaded, in one line."""
+    if name not in BACKENDS:
+        raise AnalysisError(f"analysis backend {name!r} is not one of {', '.join(BACKENDS)}")
+    if name == "dask" and not scheduler:
+        raise AnalysisError("analysis backend 'dask' needs the scheduler's address (site.yml analysis: scheduler: "
+                            "tcp://host:8786, or --scheduler)")
+
+
+@contextlib.contextmanager
+def backend(name: str = "local", scheduler: str | None = None) -> Iterator[None]:
+    """Run the analyses inside this context on `name`'s workers."""
+    check(name, scheduler)
+    if name == "local":
+        yield
+        return
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise AnalysisError("analysis backend 'dask' needs dask[distributed] (pip install -r requirements.txt)") from None
+    try:
+        client = Client(scheduler, timeout=30, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise AnalysisError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    previous = dict(_active)
+    _active.update(name="dask", client=client)
+    try:
+        with joblib.parallel_config(backend="dask", client=client):
+            yield
+    finally:
+        _active.clear()
+        _active.update(previous)
+        client.close()
+
+
+def active() -> str:
+    return _active["name"]
+
+
+def describe(n_jobs: int, n_tasks: int) -> str:
+    """Where `n_tasks` tasks will run, for the build's output."""
+    if active() != "local":
+        return "the Dask cluster"
+    return f"{min(n_jobs, n_tasks)} worker(s)"
+
+
+def unordered(fn: Callable[..., Any], tasks: Iterable[tuple], n_jobs: int) -> Iterator[tuple[int, Any]]:
+    """(index, fn(*task)) for every task, in the order they finish, so the caller can write (and drop) each result
+    at once. Locally at most `n_jobs` processes (one task: in this process); on a cluster, every worker."""
+    tasks = list(tasks)
+    if active() == "local" and (n_jobs <= 1 or len(tasks) <= 1):
+        for i, task in enumerate(tasks):
+            yield i, fn(*task)
+        return
+    jobs = -1 if active() != "local" else min(n_jobs, len(tasks))
+    if active() != "local":
+        fn, tasks = _by_value(fn, tasks)
+    # One task ahead per worker, one task per batch: each queued task is a pickled network in this process's memory.
+    yield from joblib.Parallel(n_jobs=jobs, return_as="generator_unordered", pre_dispatch="n_jobs", batch_size=1)(
+        joblib.delayed(_indexed)(i, fn, task) for i, task in enumerate(tasks))
+
+
+class _ByValue:
+    """Pickles its object with cloudpickle even where Dask uses the standard pickle: a bring-your-own model's class
+    lives in a module next to its article, which no worker can import (loading.ship_by_value registers those modules
+    with cloudpickle). It stays bytes on the scheduler (which re-pickles tasks) and is opened only in the task."""
+
+    def __init__(self, obj: Any = None, blob: bytes | None = None):
+        self.obj, self.blob = obj, blob
+
+    def __reduce__(self):
+        import cloudpickle
+
+        if self.blob is None:
+            self.blob = cloudpickle.dumps(self.obj)
+        return _ByValue, (None, self.blob)
+
+    def open(self) -> Any:
+        import cloudpickle
+
+        return self.obj if self.blob is None else cloudpickle.loads(self.blob)
+
+
+def _by_value(fn: Callable[..., Any], tasks: list[tuple]) -> tuple[Any, list[tuple]]:
+    wrapped: dict[int, _ByValue] = {}
+
+    def wrap(obj: Any) -> _ByValue:
+        return wrapped.setdefault(id(obj), _ByValue(obj))
+
+    return wrap(fn), [tuple(wrap(a) for a in task) for task in tasks]
+
+
+def _indexed(i: int, fn: Callable[..., Any], task: tuple) -> tuple[int, Any]:
+    if isinstance(fn, _ByValue):
+        fn, task = fn.open(), tuple(a.open() for a in task)
+    return i, fn(*task)
