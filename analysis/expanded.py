@@ -9,6 +9,9 @@ model (residual additions, concatenated branches) contributes, so skip connectio
 Linearization intercepts torch functions (a TorchFunctionMode), so it also covers activations called
 functionally inside `forward` (F.relu, x.relu_(), ...), not only nn.ReLU modules. Multiplicative gates
 (sigmoid/tanh attention, squeeze-excitation) are not linear and are left as they are.
+
+Longer than 300 lines on purpose: the linearization mode, the support search and the two expansion entry points
+share their private helpers; split, each half would import the other's internals.
 """
 from __future__ import annotations
 

@@ -34,6 +34,9 @@ Degenerate shapes are solved exactly instead of iteratively (the factorisation i
 - 2*in <= k (e.g. depthwise convs, in = 1): factor 0 = positive part of the kernel, factor 1 = negative
   part (each scaled to max 1), channels = +max / -max for the single input; unused factors are zero.
 These orders are consistent across neurons by construction, so no alignment is done for them.
+
+Longer than 300 lines on purpose: one algorithm (NNDSVD start, batched HALS, factor alignment, error) kept
+in one module, as a paper keeps it in one section; each helper is used only here.
 """
 from __future__ import annotations
 

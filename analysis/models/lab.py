@@ -23,6 +23,9 @@ upright-vs-flipped does. Measured accuracy, banding and CPU seconds per network:
 
 Training is deterministic (seeded torch + numpy Generator, deterministic algorithms, fixed threads), so
 the same LabConfig gives byte-identical weight files.
+
+Longer than 300 lines on purpose: the whole controlled experiment (architecture, data, schedule, training,
+its cache of trained weights) in one place, so a reader can check that the three variants differ in one thing only.
 """
 from __future__ import annotations
 
