@@ -193,6 +193,9 @@ def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None, **r
                          f"{cfg['scheduler']!r}", site)
     if cfg["device"] not in DEVICES:
         raise BuildError(f"field 'analysis.device' must be one of {', '.join(DEVICES)}, got {cfg['device']!r}", site)
+    if cfg["backend"] == "dask" and not cfg["scheduler"]:  # checked on every build, not only when analyses run
+        raise BuildError("analysis backend 'dask' needs the scheduler's address (site.yml analysis: scheduler: "
+                         "tcp://host:8786, or --scheduler)", None if runtime.get("backend") else site)
     if not isinstance(cfg["lab"], dict):
         raise BuildError(f"field 'analysis.lab' must be a mapping of LabConfig fields, got {cfg['lab']!r}", site)
     unknown = sorted(set(section) - set(DEFAULTS))
@@ -271,6 +274,14 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
     else:
         fresh, fp = _is_fresh(root, cfg, cache_dir)
         if fresh:
+            if cfg["device"] == "cuda":  # asked for by name: say now, not on the next build that computes, if it's absent
+                from analysis.device import resolve
+                from analysis.errors import AnalysisError
+
+                try:
+                    resolve("cuda")
+                except AnalysisError as exc:
+                    raise BuildError(str(exc)) from None
             return "fresh"
     try:  # fail before importing torch when the cache cannot be written (e.g. --cache-dir below a file)
         (cache_dir / "analysis").mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,14 @@ def _users(articles: list, name: str, slug: str) -> list[dict[str, str]]:
     return out
 
 
+def reads_from(entries: list[dict], entry: dict) -> str | None:
+    """The tensor whose output neurons ``entry``'s inputs are: the one ending at its source (a block's output, after
+    the skip and activation) before a conv kernel inside that block that also feeds it."""
+    feeding = [p for p in entries if p.get("next") == entry["id"]]
+    exact = [p["id"] for p in feeding if p.get("layer") == entry.get("source")]
+    return (exact or [p["id"] for p in feeding] or [None])[0]
+
+
 def model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict]) -> tuple[list[dict], dict]:
     """(rows of the layer table, files relative to the model's folder) for one model of the manifest."""
     root = cache_dir / "analysis"
@@ -95,7 +103,7 @@ def model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict]
     for e in entries:
         rec = records[e["id"]]
         stem = PurePosixPath(e["file"]).stem
-        prev = next((p["id"] for p in entries if p.get("next") == e["id"]), None)
+        prev = reads_from(entries, e)
         nxt = records.get(e.get("next")) if e.get("next") else None
         payload = xd.layer_payload(rec, e, nxt, prev)
         rgb = (rec.get("nmf") or {}).get("rgb")

@@ -21,3 +21,13 @@ def test_a_result_setting_does_change_the_fingerprint():
     cfg = analysis_config(REPO, config)
     changed = {**cfg, "featureviz": {**cfg["featureviz"], "steps": cfg["featureviz"]["steps"] + 1}}
     assert inputs_fingerprint(REPO, cfg) != inputs_fingerprint(REPO, changed)
+
+
+def test_a_dask_backend_without_a_scheduler_fails_even_when_the_analyses_are_cached():
+    import pytest
+
+    from article.errors import BuildError
+
+    with pytest.raises(BuildError, match="needs the scheduler's address"):
+        analysis_config(REPO, load_config(REPO), backend="dask")
+    assert analysis_config(REPO, load_config(REPO), backend="dask", scheduler="tcp://10.0.0.5:8786")["backend"] == "dask"

@@ -228,3 +228,14 @@ def dataclass_replace(obj, **changes):
     import dataclasses
 
     return dataclasses.replace(obj, **changes)
+
+
+def test_a_block_reads_the_previous_block_not_the_last_kernel_inside_it():
+    entries = [{"id": "layer3.1->layer4.0", "layer": "layer4.0", "source": "layer3.1", "next": "layer4.0->layer4.1"},
+               {"id": "layer4.0.conv2", "layer": "layer4.0.conv2", "source": None, "next": "layer4.0->layer4.1"},
+               {"id": "layer4.0->layer4.1", "layer": "layer4.1", "source": "layer4.0", "next": None},
+               {"id": "conv1", "layer": "conv1", "source": None, "next": "conv2"},
+               {"id": "conv2", "layer": "conv2", "source": None, "next": None}]
+    assert model_pages.reads_from(entries, entries[2]) == "layer3.1->layer4.0"
+    assert model_pages.reads_from(entries, entries[4]) == "conv1"  # kernels: the one whose next it is
+    assert model_pages.reads_from(entries, entries[3]) is None

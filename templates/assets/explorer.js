@@ -55,31 +55,28 @@
     var i = Math.min(stops.length - 2, Math.floor(x)), f = x - i;
     return stops[i].map(function (v, k) { return Math.round(v + (stops[i + 1][k] - v) * f); });
   }
-  function heatmap(values, h, w, scaleLabel) {
-    var c = make('canvas', 'vw-kernel');
-    c.width = w; c.height = h;
-    c.setAttribute('role', 'img');
-    c.setAttribute('aria-label', scaleLabel);
-    var ctx = c.getContext('2d'), img = ctx.createImageData(w, h);
-    for (var p = 0; p < h * w; p++) {
-      var rgb = diverging(values[p] / 99);
-      img.data[4 * p] = rgb[0]; img.data[4 * p + 1] = rgb[1]; img.data[4 * p + 2] = rgb[2]; img.data[4 * p + 3] = 255;
-    }
-    ctx.putImageData(img, 0, 0);
-    return c;
-  }
-  function factorMap(values, h, w, f, label) {  // one non-negative factor in its own colour, 0 = background
+  function pixelCanvas(h, w, label, colour) {  // an h x w picture, one canvas pixel per kernel position
     var c = make('canvas', 'vw-kernel');
     c.width = w; c.height = h;
     c.setAttribute('role', 'img');
     c.setAttribute('aria-label', label);
     var ctx = c.getContext('2d'), img = ctx.createImageData(w, h);
     for (var p = 0; p < h * w; p++) {
-      var v = Math.round(values[p] / 99 * 255);
-      img.data[4 * p + f] = v; img.data[4 * p + 3] = 255;
+      var rgb = colour(p);
+      img.data[4 * p] = rgb[0]; img.data[4 * p + 1] = rgb[1]; img.data[4 * p + 2] = rgb[2]; img.data[4 * p + 3] = 255;
     }
     ctx.putImageData(img, 0, 0);
     return c;
+  }
+  function heatmap(values, h, w, scaleLabel) {  // signed weights on the theme's diverging scale
+    return pixelCanvas(h, w, scaleLabel, function (p) { return diverging(values[p] / 99); });
+  }
+  function factorMap(values, h, w, f, label) {  // one non-negative factor in its own colour, 0 = background
+    return pixelCanvas(h, w, label, function (p) {
+      var rgb = [0, 0, 0];
+      rgb[f] = Math.round(values[p] / 99 * 255);
+      return rgb;
+    });
   }
   function legend(scale) {
     var box = make('div', 'vw-legend');
