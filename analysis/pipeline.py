@@ -74,8 +74,10 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
                       "fingerprint": cfg.fingerprint, "models": {}, "unavailable": {}}
     tensor_entries: dict[str, list[dict]] = {}
     previous = jsonio.read_json(root / "manifest.json")
-    budget = Budget.from_json(cfg.featureviz_budget) if cfg.featureviz_budget else None
     for spec in specs:
+        # Each model its own budget: a model reused without loading spends nothing, so a shared one would depend on
+        # which models happened to be recomputed.
+        budget = Budget.from_json(cfg.featureviz_budget) if cfg.featureviz_budget else None
         t0 = time.perf_counter()
         try:
             key = _spec_key(spec, cfg, cache_dir)

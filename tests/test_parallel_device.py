@@ -146,3 +146,16 @@ def test_large_nmf_loadings_live_beside_the_json_and_figures_read_them_back(tmp_
     assert back["nmf"]["error"] == 0.5 and np.array_equal(np.asarray(back["nmf"]["channels"], np.float32), channels)
     small = _arrays_beside(path, {"nmf": {"channels": np.ones((2, 3, 4))}})
     assert isinstance(small["nmf"]["channels"], np.ndarray)  # small loadings stay in the JSON
+
+
+def test_the_budget_is_per_model_and_reaches_every_layer(article, tmp_path, capsys):  # noqa: F811
+    cache = tmp_path / "cache"
+    models = [spec(article, "one", image_size=32), spec(article, "two", "other.pt", image_size=32)]
+    man = jsonio.read_json(run(AnalysisConfig(models=models, cache_dir=cache, n_jobs=1,
+                                              featureviz={"size": 32, "steps": 2}, featureviz_budget={"count": 6})))
+    for name in ("one", "two"):  # the first model does not eat the second one's pictures
+        listing = jsonio.read_json(cache / "analysis" / man["models"][name]["neuron_featureviz"]["file"])["layers"]
+        assert sum(map(len, listing.values())) == 6
+        assert len(listing) >= 3 and all(listing.values())  # every layer gets some, not 6 in the first
+    out = capsys.readouterr().out
+    assert "two: 6 neuron feature visualization(s) in 3 of 3 layer(s)" in out  # the build says what each got

@@ -14,6 +14,7 @@ class Budget:
     count: int | None = None  # images this build may list, cached ones included (None: no limit)
     seconds: float | None = None  # rendering time this build may spend (None: no limit); checked between batches
     spent_count: int = 0
+    rendered: int = 0  # of spent_count, the images rendered by this build (the rest came from the cache)
     started: float = field(default_factory=time.perf_counter)
 
     @classmethod
@@ -31,3 +32,8 @@ class Budget:
 
     def spend(self, n: int) -> None:
         self.spent_count += n
+
+    def describe(self) -> str:
+        parts = ([f"{self.count} pictures"] if self.count is not None else []) + \
+                ([f"{self.seconds:g} s"] if self.seconds is not None else [])
+        return ", ".join(parts) or "unlimited"

@@ -98,6 +98,7 @@ def cached_visualize(model: nn.Module, model_name: str, weights_sha256: str, lay
                            device=device)
         if budget is not None:
             budget.spend(n)
+            budget.rendered += n
         for (c, record_path, key), image in zip(part, images):
             record = _cache(record_path, key).put(png=png_bytes(image), record={
                 "version": FEATUREVIZ_VERSION, "key": key, "model": model_name, "layer": layer, "channel": c,
