@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from . import article_cache, cache, citation, figrender, limits, linkcheck, mathml, model_pages, social, templating
+from . import (article_cache, body_segments, cache, citation, figrender, limits, linkcheck, mathml, model_pages,
+               social)
 from .bibliography import Citations, load_bibliography
 from .config import SiteConfig, load_config
 from .errors import BuildError
@@ -140,7 +141,7 @@ def render_fresh(a: Article, config: SiteConfig, cache_dir: Path, use_cache: boo
         return ctx
 
     data = registry.collect_data(context())
-    body = templating.render_body(a.source.body, data, path, a.source.body_line)
+    body = body_segments.render(a.source.body, data, path, a.source.body_line, cache_dir if use_cache else None)
 
     refs, bib_path = {}, None
     if meta.bibliography:
