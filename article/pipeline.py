@@ -102,13 +102,13 @@ def read_articles(root: Path, config: SiteConfig) -> list[Article]:
 
 
 def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: bool,
-                   report: BuildReport, verified: Mapping[str, str] = {}) -> None:
+                   report: BuildReport, verified: Mapping[str, str] = {}, code: list | None = None) -> None:
     """``render_fresh`` through the render cache (article_cache.py): an unchanged article is not rendered again.
     What it read from the analysis cache is checked as for a figure (``verified`` digests, else hashed)."""
-    entry = article_cache.entry(a, config, cache_dir) if use_cache else None
+    entry = article_cache.entry(a, config, cache_dir, code) if use_cache else None
 
     def decode(raw: bytes) -> tuple[dict, dict[str, bytes]]:
-        record, files = article_cache.unpack(raw)
+        record, files = article_cache.load(raw, cache_dir, a.slug)
         if not figrender._still_valid(record["reads"], cache_dir, verified):
             raise ValueError("an analysis file the article read has changed")
         return record, files
@@ -121,9 +121,7 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
         report.cache_hits += record["figures"]
         return
     figures, reads = report.figures, render_fresh(a, config, cache_dir, use_cache, report, verified)
-    if entry is not None:
-        cache.store(entry, article_cache.pack(a, reads, report.figures - figures))
-        cache.keep_only(entry, f"article-{a.slug}")
+    article_cache.store(entry, cache_dir, a, reads, report.figures - figures)
 
 
 def render_fresh(a: Article, config: SiteConfig, cache_dir: Path, use_cache: bool,
@@ -223,8 +221,9 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
     try:
         with stage("render") as note:
             mathml.use_cache(None if debug else cache_dir)
+            code = article_cache.code() if not debug else None  # the same for every article's key
             for a in articles:
-                render_article(a, config, cache_dir, not debug, report, verified)
+                render_article(a, config, cache_dir, not debug, report, verified, code)
             mathml.save()
             env = template_env(root, cache_dir)
             models = model_pages.write_model_pages(env, tmp, config, cache_dir, articles, report, previous, not debug,
