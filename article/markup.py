@@ -8,7 +8,7 @@ Pipeline for one body (after the Jinja data stage):
 Directives: ``::: figure id=.. kind=.. [width=l-page] [k=v ...]`` (body = caption), ``::: aside``
 (margin note) and ``::: layout width=l-page`` (wrap any Markdown, e.g. a table, in a layout width).
 
-Longer than most modules (~390 lines) on purpose: the three steps share one numbering and placeholder state
+Longer than most modules (~410 lines) on purpose: the three steps share one numbering and placeholder state
 (``Renderer``), and splitting them would pass that state between modules for no gain in reading.
 """
 from __future__ import annotations
