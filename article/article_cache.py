@@ -90,7 +90,7 @@ def store(path: Path | None, cache_dir: Path, a: Any, reads: Mapping[str, str], 
     record = {"reads": dict(reads), "html": a.html, "toc": _toc(a.toc), "appendix": appendix,
               "scripts": a.scripts, "figures": figures, "files": digest}
     files = _files_entry(cache_dir, a.slug, digest)
-    if cache.load(files, lambda raw: True) is None:  # absent or damaged
+    if not files.is_file():  # a damaged one was deleted by the ``load`` that found it so
         cache.store(files, _zip(a.files))
         cache.keep_only(files, f"files-{a.slug}")
     cache.store(path, json.dumps(record, sort_keys=True).encode())
@@ -101,8 +101,10 @@ def load(raw: bytes, cache_dir: Path, slug: str) -> tuple[dict, dict[str, bytes]
     """``cache.load``'s decode for a record: (record, files); raises (a miss) when the files entry is gone or its
     files do not have the recorded digest."""
     record = json.loads(raw)
-    files = cache.load(_files_entry(cache_dir, slug, record["files"]), _unzip)
+    entry = _files_entry(cache_dir, slug, str(record["files"]))
+    files = cache.load(entry, _unzip)
     if files is None or _files_digest(files) != record["files"]:
+        entry.unlink(missing_ok=True)  # absent or damaged: the next store writes it again
         raise ValueError("the article's files are not in the cache")
     record["toc"] = _untoc(record["toc"])
     ap = record["appendix"]
