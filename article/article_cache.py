@@ -5,7 +5,8 @@ The key holds everything ``pipeline.render_article`` reads besides the analysis 
 folder and its bibliography, the site config, the code of article/ and analysis/ and the versions of the Markdown and
 template libraries. What it read from the analysis cache is stored beside the value (path -> sha256, as the figure
 cache does) and checked against this build's verified digests on every hit. Only data is stored (JSON + the files in
-a zip), never code.
+a zip), never code. The figure files (megabytes of chart data) live in an entry of their own named by their sha256,
+so an edit of the prose stores the record again, not the unchanged files.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from .markup import TocEntry
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _code() -> list[str | bytes]:
+def code() -> list[str | bytes]:
+    """The code and library part of every article's key: computed once per build (``entry``'s ``code``)."""
     parts: list[str | bytes] = []
     for package in ("article", "analysis"):
         for f in sorted((PACKAGE_ROOT / package).rglob("*.py")):
@@ -39,8 +41,8 @@ def _code() -> list[str | bytes]:
     return parts
 
 
-def entry(a: Any, config: Any, cache_dir: Path) -> Path:
-    parts: list[str | bytes] = [*_code(), repr(config), a.slug]
+def entry(a: Any, config: Any, cache_dir: Path, code_parts: list[str | bytes] | None = None) -> Path:
+    parts: list[str | bytes] = [*(code() if code_parts is None else code_parts), repr(config), a.slug]
     for f in sorted(p for p in a.folder.rglob("*") if p.is_file()):
         parts += [f.relative_to(a.folder).as_posix(), f.read_bytes()]
     bib = a.source.meta.bibliography
@@ -57,22 +59,53 @@ def _untoc(rows: list) -> list[TocEntry]:
     return [TocEntry(str(i), str(t), _untoc(c)) for i, t, c in rows]
 
 
-def pack(a: Any, reads: Mapping[str, str], figures: int) -> bytes:
-    appendix = {**a.appendix, "updates": [[d.isoformat(), text] for d, text in a.appendix["updates"]],
-                "references": [list(r) for r in a.appendix["references"]]}
-    record = {"reads": dict(reads), "html": a.html, "toc": _toc(a.toc), "appendix": appendix,
-              "scripts": a.scripts, "figures": figures}
+def _files_entry(cache_dir: Path, slug: str, digest: str) -> Path:
+    return cache.entry(cache_dir, f"files-{slug}", [digest], "zip")
+
+
+def _files_digest(files: Mapping[str, bytes]) -> str:
+    return cache.key(x for rel in sorted(files) for x in (rel, files[rel]))
+
+
+def _zip(files: Mapping[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        for rel, data in sorted({**a.files, "article.json": json.dumps(record, sort_keys=True).encode()}.items()):
+        for rel, data in sorted(files.items()):
             z.writestr(zipfile.ZipInfo(rel, (1980, 1, 1, 0, 0, 0)), data)
     return buf.getvalue()
 
 
-def unpack(raw: bytes) -> tuple[dict, dict[str, bytes]]:
+def _unzip(raw: bytes) -> dict[str, bytes]:
     with zipfile.ZipFile(io.BytesIO(raw)) as z:
-        record = json.loads(z.read("article.json"))
-        files = {n: z.read(n) for n in z.namelist() if n != "article.json"}
+        return {n: z.read(n) for n in z.namelist()}
+
+
+def store(path: Path | None, cache_dir: Path, a: Any, reads: Mapping[str, str], figures: int) -> None:
+    """The article's record at ``path``; its files under their digest, written only when not there yet."""
+    if path is None:
+        return
+    appendix = {**a.appendix, "updates": [[d.isoformat(), text] for d, text in a.appendix["updates"]],
+                "references": [list(r) for r in a.appendix["references"]]}
+    digest = _files_digest(a.files)
+    record = {"reads": dict(reads), "html": a.html, "toc": _toc(a.toc), "appendix": appendix,
+              "scripts": a.scripts, "figures": figures, "files": digest}
+    files = _files_entry(cache_dir, a.slug, digest)
+    if not files.is_file():  # a damaged one was deleted by the ``load`` that found it so
+        cache.store(files, _zip(a.files))
+        cache.keep_only(files, f"files-{a.slug}")
+    cache.store(path, json.dumps(record, sort_keys=True).encode())
+    cache.keep_only(path, f"article-{a.slug}")
+
+
+def load(raw: bytes, cache_dir: Path, slug: str) -> tuple[dict, dict[str, bytes]]:
+    """``cache.load``'s decode for a record: (record, files); raises (a miss) when the files entry is gone or its
+    files do not have the recorded digest."""
+    record = json.loads(raw)
+    entry = _files_entry(cache_dir, slug, str(record["files"]))
+    files = cache.load(entry, _unzip)
+    if files is None or _files_digest(files) != record["files"]:
+        entry.unlink(missing_ok=True)  # absent or damaged: the next store writes it again
+        raise ValueError("the article's files are not in the cache")
     record["toc"] = _untoc(record["toc"])
     ap = record["appendix"]
     ap["updates"] = [(dt.date.fromisoformat(d), str(text)) for d, text in ap["updates"]]

@@ -8,7 +8,7 @@ Pipeline for one body (after the Jinja data stage):
 Directives: ``::: figure id=.. kind=.. [width=l-page] [k=v ...]`` (body = caption), ``::: aside``
 (margin note) and ``::: layout width=l-page`` (wrap any Markdown, e.g. a table, in a layout width).
 
-Longer than most modules (~390 lines) on purpose: the three steps share one numbering and placeholder state
+Longer than most modules (~410 lines) on purpose: the three steps share one numbering and placeholder state
 (``Renderer``), and splitting them would pass that state between modules for no gain in reading.
 """
 from __future__ import annotations
@@ -154,25 +154,45 @@ class _SafeAttributes(Treeprocessor):
         return None
 
 
-def make_markdown(raw_html: bool, full: bool, plain: Callable[[str], str] = str) -> markdown.Markdown:
-    """full: the article body (TOC + footnotes); otherwise a fragment (caption, aside, front matter text)."""
-    exts = ["tables", "attr_list", "pymdownx.highlight", "pymdownx.superfences"]
-    configs = {
-        "tables": {"use_align_attribute": True},  # align= not style=: the CSP forbids inline styles
-        "pymdownx.highlight": {"use_pygments": True, "css_class": "highlight", "guess_lang": False},
-    }
+def make_markdown(raw_html: bool, full: bool, plain: Callable[[str], str] = str, code: bool = True) -> markdown.Markdown:
+    """full: the article body (TOC + footnotes); otherwise a fragment (caption, aside, front matter text).
+    code: with Pygments highlighting and fenced code (pymdownx); only text that has code needs them (``has_code``).
+    Extensions are passed as instances: a name makes python-markdown scan every installed package's entry points
+    (~10 ms a build)."""
+    from markdown.extensions.attr_list import AttrListExtension
+    from markdown.extensions.tables import TableExtension
+
+    exts: list = [TableExtension(use_align_attribute=True),  # align= not style=: the CSP forbids inline styles
+                  AttrListExtension()]
+    if code:
+        from pymdownx.highlight import HighlightExtension
+        from pymdownx.superfences import SuperFencesCodeExtension
+
+        exts += [HighlightExtension(use_pygments=True, css_class="highlight", guess_lang=False),
+                 SuperFencesCodeExtension()]
     if full:
-        exts += ["toc", "footnotes"]
-        configs["toc"] = {"permalink": "#", "permalink_class": "anchor",
-                          "permalink_title": "Link to this section", "toc_depth": "2-3",
-                          "slugify": lambda value, sep: slugify(plain(value), sep)}
-        configs["footnotes"] = {"BACKLINK_TITLE": "Back to text (footnote %d)"}
-    md = markdown.Markdown(extensions=exts, extension_configs=configs, output_format="html")
+        from markdown.extensions.footnotes import FootnoteExtension
+        from markdown.extensions.toc import TocExtension
+
+        exts += [TocExtension(permalink="#", permalink_class="anchor", permalink_title="Link to this section",
+                              toc_depth="2-3", slugify=lambda value, sep: slugify(plain(value), sep)),
+                 FootnoteExtension(BACKLINK_TITLE="Back to text (footnote %d)")]
+    md = markdown.Markdown(extensions=exts, output_format="html")
     md.treeprocessors.register(_SafeAttributes(md), "vw_safe_attributes", 0.5)
     if not raw_html:  # escape raw HTML instead of passing it through
         md.preprocessors.deregister("html_block")
         md.inlinePatterns.deregister("html")
     return md
+
+
+_CODE_HINT = re.compile(r"```|~~~|^[ >]*(?: {4}|\t)", re.MULTILINE)
+
+
+def has_code(text: str) -> bool:
+    """Could python-markdown find a code block here (a fence, or a line indented by a tab or four spaces, also
+    after '>')? If
+    not, the code extensions change nothing and are not loaded (importing and building them is ~15 ms)."""
+    return _CODE_HINT.search(text) is not None
 
 
 FigureHook = Callable[[dict[str, str], int, str, int], str]
@@ -201,7 +221,7 @@ class Renderer:
         self.path = path
         self.source_lines = source.splitlines()  # the untemplated body, to locate tokens
         self.line_offset = line_offset  # file line of body line 1
-        self._fragment_md: markdown.Markdown | None = None
+        self._fragment_md: dict[bool, markdown.Markdown] = {}  # by has_code
         self.citations = citations
         self.figure_kinds = figure_kinds
         self.figure_hook = figure_hook
@@ -360,9 +380,10 @@ class Renderer:
     def fragment(self, text: str, start: int = 1, inline: bool = False) -> str:
         """Markdown of a caption / aside / front matter field -> HTML (same numbering state)."""
         prepared = self._prepare(text, start)  # may render nested fragments: before the parser is reset
-        if self._fragment_md is None:  # one parser for every fragment: building one costs ~2 ms
-            self._fragment_md = make_markdown(self.raw_html, full=False)
-        md = self._fragment_md.reset()  # forget the previous fragment's stash and state
+        code = has_code(prepared)
+        if code not in self._fragment_md:  # one parser for every fragment: building one costs ~2 ms
+            self._fragment_md[code] = make_markdown(self.raw_html, full=False, code=code)
+        md = self._fragment_md[code].reset()  # forget the previous fragment's stash and state
         out = self.restore(self._convert(md, prepared, start))
         if inline:
             m = re.fullmatch(r"\s*<p>(.*)</p>\s*", out, re.DOTALL)
@@ -374,8 +395,9 @@ class Renderer:
         """Render the article body. Call once; front matter fragments may follow (for numbering)."""
         blocks = scan_blocks(body, self.path, self.file_line)
         self.number_figures(blocks)
-        md = make_markdown(self.raw_html, full=True, plain=self.plain)
-        converted = self._convert(md, self._prepare(body, 1), 1)
+        prepared = self._prepare(body, 1)
+        md = make_markdown(self.raw_html, full=True, plain=self.plain, code=has_code(prepared))
+        converted = self._convert(md, prepared, 1)
         footnotes = ""
         m = re.search(r'<div class="footnote">\s*(?:<hr\s*/?>)?\s*(.*?)</div>\s*$', converted, re.DOTALL)
         if m:

@@ -192,18 +192,29 @@ def _listing(folder: Path) -> str | None:
 
 
 def _link_folder(old: Path, new: Path, listing: Any) -> bool:
-    """Hard-link every file of ``old`` into ``new`` when ``old`` is a real folder whose listing is ``listing``."""
+    """Hard-link every file of ``old`` into ``new`` when ``old`` is a real folder whose listing is ``listing``: one
+    walk that links as it lists (``new`` is in the unpublished temp site, removed again if the listing differs)."""
     try:
-        if not isinstance(listing, str) or any(not stat.S_ISDIR(os.lstat(p).st_mode) for p in (old.parent, old)) \
-                or _listing(old) != listing:
+        if not isinstance(listing, str) or any(not stat.S_ISDIR(os.lstat(p).st_mode) for p in (old.parent, old)):
             return False
-        for top, _dirs, files in os.walk(old):
-            target = new / os.path.relpath(top, old)
-            target.mkdir(parents=True, exist_ok=True)
+        found, source, target = [], str(old), str(new)
+        for top, dirs, files in os.walk(source):
+            rel = os.path.relpath(top, source)
+            into = target if rel == "." else os.path.join(target, rel)
+            os.makedirs(into, exist_ok=True)
+            if any(not stat.S_ISDIR(os.lstat(os.path.join(top, d)).st_mode) for d in dirs):
+                raise OSError("a symlink to a folder")
             for f in files:
-                os.link(os.path.join(top, f), target / f, follow_symlinks=False)
+                path = os.path.join(top, f)
+                st = os.lstat(path)
+                if not stat.S_ISREG(st.st_mode):
+                    raise OSError("not a regular file")
+                found.append(f"{f if rel == '.' else os.path.join(rel, f)}\0{st.st_size}")  # as _listing
+                os.link(path, os.path.join(into, f), follow_symlinks=False)
+        if hashlib.sha256("\n".join(sorted(found)).encode()).hexdigest() != listing:
+            raise OSError("the folder changed")
         return True
-    except OSError:  # no hard links here, or the folder changed meanwhile: write it anew
+    except OSError:  # no hard links here, or the folder is not what was recorded: write it anew
         shutil.rmtree(new, ignore_errors=True)
         return False
 

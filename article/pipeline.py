@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from . import article_cache, cache, citation, figrender, limits, linkcheck, mathml, model_pages, social, templating
+from . import (article_cache, body_segments, cache, citation, figrender, limits, linkcheck, mathml, model_pages,
+               social)
 from .bibliography import Citations, load_bibliography
 from .config import SiteConfig, load_config
 from .errors import BuildError
@@ -101,13 +102,13 @@ def read_articles(root: Path, config: SiteConfig) -> list[Article]:
 
 
 def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: bool,
-                   report: BuildReport, verified: Mapping[str, str] = {}) -> None:
+                   report: BuildReport, verified: Mapping[str, str] = {}, code: list | None = None) -> None:
     """``render_fresh`` through the render cache (article_cache.py): an unchanged article is not rendered again.
     What it read from the analysis cache is checked as for a figure (``verified`` digests, else hashed)."""
-    entry = article_cache.entry(a, config, cache_dir) if use_cache else None
+    entry = article_cache.entry(a, config, cache_dir, code) if use_cache else None
 
     def decode(raw: bytes) -> tuple[dict, dict[str, bytes]]:
-        record, files = article_cache.unpack(raw)
+        record, files = article_cache.load(raw, cache_dir, a.slug)
         if not figrender._still_valid(record["reads"], cache_dir, verified):
             raise ValueError("an analysis file the article read has changed")
         return record, files
@@ -120,9 +121,7 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
         report.cache_hits += record["figures"]
         return
     figures, reads = report.figures, render_fresh(a, config, cache_dir, use_cache, report, verified)
-    if entry is not None:
-        cache.store(entry, article_cache.pack(a, reads, report.figures - figures))
-        cache.keep_only(entry, f"article-{a.slug}")
+    article_cache.store(entry, cache_dir, a, reads, report.figures - figures)
 
 
 def render_fresh(a: Article, config: SiteConfig, cache_dir: Path, use_cache: bool,
@@ -140,7 +139,7 @@ def render_fresh(a: Article, config: SiteConfig, cache_dir: Path, use_cache: boo
         return ctx
 
     data = registry.collect_data(context())
-    body = templating.render_body(a.source.body, data, path, a.source.body_line)
+    body = body_segments.render(a.source.body, data, path, a.source.body_line, cache_dir if use_cache else None)
 
     refs, bib_path = {}, None
     if meta.bibliography:
@@ -222,8 +221,9 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
     try:
         with stage("render") as note:
             mathml.use_cache(None if debug else cache_dir)
+            code = article_cache.code() if not debug else None  # the same for every article's key
             for a in articles:
-                render_article(a, config, cache_dir, not debug, report, verified)
+                render_article(a, config, cache_dir, not debug, report, verified, code)
             mathml.save()
             env = template_env(root, cache_dir)
             models = model_pages.write_model_pages(env, tmp, config, cache_dir, articles, report, previous, not debug,

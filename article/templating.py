@@ -73,10 +73,12 @@ def make_env() -> SandboxedEnvironment:
     return env
 
 
-def render_body(body: str, data: Mapping[str, Any], path: Path, first_line: int) -> str:
-    """Render ``body`` with context ``{"data": data}``; errors name ``path:line`` of the source file."""
+def render_body(body: str, data: Mapping[str, Any], path: Path, first_line: int, seconds: float | None = None,
+                max_chars: int = MAX_OUTPUT_CHARS) -> str:
+    """Render ``body`` with context ``{"data": data}``; errors name ``path:line`` of the source file. ``seconds`` and
+    ``max_chars``: what is left of the article's limits when the body renders in parts (body_segments.py)."""
     env = make_env()
-    seconds = limits.render_timeout(60.0)
+    seconds = limits.render_timeout(60.0) if seconds is None else seconds
     try:
         template = env.from_string(body)
         template.name = _TEMPLATE_NAME
@@ -84,7 +86,7 @@ def render_body(body: str, data: Mapping[str, Any], path: Path, first_line: int)
             out, size = [], 0
             for chunk in template.generate(data=data):
                 size += len(chunk)
-                if size > MAX_OUTPUT_CHARS:
+                if size > max_chars:
                     raise _TooBig()
                 out.append(chunk)
             return "".join(out)

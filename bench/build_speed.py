@@ -13,9 +13,10 @@ the same machine load:
 Wall time is the median of ``--rounds``; CPU is user+sys of the child (less sensitive to other jobs on the
 machine). Everything runs in a temp copy of the project (build.py and site.yml copied, article/ analysis/
 templates/ symlinked, content/ copied, the analysis cache copied from .cache/ so it is fresh), so the real
-site/ and .cache/ are untouched.
+site/ and .cache/ are untouched. Children run with Python's default of writing bytecode (``PYTHONDONTWRITEBYTECODE``
+dropped from the environment, as an author's machine has it; ``--no-bytecode`` keeps it).
 
-    python bench/build_speed.py [--rounds 9] [--site default|sample]
+    python bench/build_speed.py [--rounds 9] [--site default|sample] [--no-bytecode]
     python bench/build_speed.py --cold [--timeout 7200]   # the default site from nothing: time + peak RSS
 """
 from __future__ import annotations
@@ -147,9 +148,11 @@ def med(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-def rebuild(rounds: int, site: str) -> None:
+def rebuild(rounds: int, site: str, bytecode: bool = True) -> None:
     env = dict(os.environ)
     env.pop("VW_CACHE_DIR", None)
+    if bytecode:  # Python's default: the project's modules load from __pycache__ as mkdocs' do from site-packages
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # (this VM sets it; then every run compiles our ~50 modules)
     with tempfile.TemporaryDirectory(prefix="vw-bench-") as tmpname:
         tmp = Path(tmpname)
         root = make_project(tmp, site)
@@ -250,6 +253,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=9, help="rebuilds per contender (median)")
     ap.add_argument("--site", choices=["default", "sample"], default="default",
                     help="rebuild the whole default site (main article edited) or the sample article alone")
+    ap.add_argument("--no-bytecode", action="store_true",
+                    help="keep PYTHONDONTWRITEBYTECODE from the environment (our modules compiled on every run)")
     ap.add_argument("--cold", action="store_true", help="instead: cold build of the default site (time, peak RSS)")
     ap.add_argument("--timeout", type=float, default=7200, help="--cold: give up after this many seconds")
     ap.add_argument("--baseline", help="--cold: also build this git revision first, in the same run")
@@ -257,7 +262,7 @@ def main() -> None:
     if args.cold:
         cold(args.timeout, args.baseline)
     else:
-        rebuild(args.rounds, args.site)
+        rebuild(args.rounds, args.site, not args.no_bytecode)
 
 
 if __name__ == "__main__":

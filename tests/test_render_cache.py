@@ -145,10 +145,25 @@ def test_an_unchanged_article_is_not_rendered_again(tmp_path, monkeypatch):
     assert tree_digest(tmp_path / "s1") == tree_digest(tmp_path / "s2")
     assert len(list((cache / "render").glob("article-sample-*"))) == 1
 
+    files_entry, = (cache / "render").glob("files-sample-*")  # the figure files, stored apart from the record
+    stored = files_entry.stat().st_mtime_ns, files_entry.stat().st_ino
     index = root / "content" / "sample" / "index.md"
     index.write_text(index.read_text(encoding="utf-8") + "\nA sentence added by the test.\n", encoding="utf-8")
     build_site(root, tmp_path / "s3", cache_dir=cache, progress=False)
     assert calls == ["sample"]
+    assert (files_entry.stat().st_mtime_ns, files_entry.stat().st_ino) == stored  # a prose edit: not written again
+    raw = bytearray(files_entry.read_bytes())
+    raw[-40] ^= 1
+    files_entry.write_bytes(bytes(raw))  # damaged files: a miss, rendered again with every file, entry rewritten
+    build_site(root, tmp_path / "s3b", cache_dir=cache, progress=False)
+    assert calls == ["sample", "sample"] and tree_digest(tmp_path / "s3") == tree_digest(tmp_path / "s3b")
+    build_site(root, tmp_path / "s3b2", cache_dir=cache, progress=False)
+    assert calls == ["sample", "sample"]  # the rewritten entry is a hit
+    files_entry.unlink()  # the record without its files: the same
+    build_site(root, tmp_path / "s3c", cache_dir=cache, progress=False)
+    build_site(root, tmp_path / "s3d", cache_dir=cache, progress=False)  # and then a hit again
+    assert calls == ["sample"] * 3 and tree_digest(tmp_path / "s3") == tree_digest(tmp_path / "s3d")
+    calls[:] = ["sample"]
     assert "A sentence added by the test." in (tmp_path / "s3" / "sample" / "index.html").read_text(encoding="utf-8")
     bib = root / "content" / "sample" / "refs.bib"
     bib.write_text(bib.read_text(encoding="utf-8") + "\n", encoding="utf-8")

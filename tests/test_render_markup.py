@@ -163,3 +163,22 @@ def test_appendix_cite_block(tmp_path):
     assert "note = {https://example.org/repo/t/index.html}" in html
     assert "doi = {10.1/xyz}" in html
     assert "Author, &#34;Test Article&#34;, Test Site, 2024." in html
+
+
+@pytest.mark.parametrize("text", [
+    "Prose with `inline` code, a list:\n\n- one\n- two\n\n| a | b |\n|---|--:|\n| 1 | 2 |\n",
+    "Text\n\n```python\nx = 1\n```\n",
+    "Text\n\n~~~\nplain\n~~~\n",
+    "Text\n\n    indented = True\n",
+    "Text\n\n\tindented_by_tab = True\n",
+    "> quoted\n>\n>     indented_in_quote = True\n",
+    "- item\n\n        code_in_item = True\n",
+])
+def test_code_extensions_left_out_only_where_they_change_nothing(text):
+    """make_markdown(code=has_code(text)) gives what the full parser gives: code blocks keep their Pygments
+    markup; prose skips loading the code extensions."""
+    from article.markup import has_code, make_markdown
+
+    full = make_markdown(False, True, code=True).convert(text)
+    assert make_markdown(False, True, code=has_code(text)).convert(text) == full
+    assert has_code(text) == ("highlight" in full)

@@ -208,3 +208,24 @@ def test_missing_article_and_template_env(tmp_path):
     (root / "site.yml").write_text((root / "site.yml").read_text().replace("[t]", "[t, ghost]"))
     with pytest.raises(BuildError, match="ghost"):
         page(root)
+
+
+def test_link_check_follows_symlinks_out_of_the_site(tmp_path):
+    """Links are resolved as Path.resolve does: a symlinked file or folder leading out of the site, or '..', is
+    outside even though the text of the link stays inside."""
+    site, away = tmp_path / "site", tmp_path / "away"
+    (site / "in").mkdir(parents=True)
+    (away / "d").mkdir(parents=True)
+    (away / "x.html").write_text("x")
+    (away / "d" / "y.html").write_text("y")
+    (site / "in" / "ok.html").write_text("ok")
+    (site / "file.html").symlink_to(away / "x.html")
+    (site / "dir").symlink_to(away / "d")
+    (site / "in" / "up").symlink_to(site / "in")  # a link that stays inside
+    (site / "a.html").write_text('<a href="file.html">f</a><a href="dir/y.html">d</a><a href="../away/x.html">u</a>'
+                                 '<a href="in/ok.html">o</a><a href="in/up/ok.html">i</a>')
+    assert check_links(site) == [
+        "a.html: broken link ../away/x.html (outside the site)",
+        "a.html: broken link dir/y.html (outside the site)",
+        "a.html: broken link file.html (outside the site)",
+    ]
