@@ -74,9 +74,10 @@ def make_env() -> SandboxedEnvironment:
 
 
 def render_body(body: str, data: Mapping[str, Any], path: Path, first_line: int, seconds: float | None = None,
-                max_chars: int = MAX_OUTPUT_CHARS) -> str:
+                max_chars: int = MAX_OUTPUT_CHARS, limit: float | None = None) -> str:
     """Render ``body`` with context ``{"data": data}``; errors name ``path:line`` of the source file. ``seconds`` and
-    ``max_chars``: what is left of the article's limits when the body renders in parts (body_segments.py)."""
+    ``max_chars``: what is left of the article's limits when the body renders in parts (body_segments.py); ``limit``:
+    the whole article's time limit, which an error states (default: ``seconds``)."""
     env = make_env()
     seconds = limits.render_timeout(60.0) if seconds is None else seconds
     try:
@@ -92,7 +93,7 @@ def render_body(body: str, data: Mapping[str, Any], path: Path, first_line: int,
             return "".join(out)
     except (_TooSlow, _TooBig) as exc:
         line = _template_line(exc.__traceback__)
-        what = (f"did not finish within {seconds:g} s (an endless loop? ${limits.TIMEOUT_ENV} raises the limit)"
+        what = (f"did not finish within {limit or seconds:g} s (an endless loop? ${limits.TIMEOUT_ENV} raises the limit)"
                 if isinstance(exc, _TooSlow) else f"produced more than {MAX_OUTPUT_CHARS // 10**6} million characters")
         raise BuildError(f"the article's template code {what}", path,
                          first_line + line - 1 if line else None) from None
