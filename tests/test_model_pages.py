@@ -239,3 +239,17 @@ def test_a_block_reads_the_previous_block_not_the_last_kernel_inside_it():
     assert model_pages.reads_from(entries, entries[2]) == "layer3.1->layer4.0"
     assert model_pages.reads_from(entries, entries[4]) == "conv1"  # kernels: the one whose next it is
     assert model_pages.reads_from(entries, entries[3]) is None
+
+
+def test_index_tells_models_with_the_same_label_apart(tmp_path):
+    from article.output import render_template
+
+    models = [{"name": f"lab-gap-s{i}", "label": "lab: GAP", "href": f"models/lab-gap-s{i}/index.html", "layers": 6,
+               "family": "lab"} for i in range(3)] + [{"name": "digitnet", "label": "digitnet",
+                                                       "href": "models/digitnet/index.html", "layers": 3, "family": ""}]
+    config = load_config(REPO)
+    html = render_template(template_env(REPO), "index.html", site=config, site_raw=config.raw, root="",
+                           page_url=config.site_url + "index.html", articles=[], models=models)
+    texts = [re.sub(r"<[^>]+>", "", t) for t in re.findall(r'<a href="models/[^"]+">(.*?)</a>', html)]
+    assert len(texts) == 4 and len(set(texts)) == 4, texts
+    assert "digitnet digitnet" not in texts  # a label equal to the name is not repeated
