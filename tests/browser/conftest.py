@@ -138,8 +138,10 @@ def open_page(browser: Any) -> Iterator[Callable[..., OpenedPage]]:
         page.on("console", lambda m: opened.errors.append(f"{m.text} ({m.location.get('url', '')})")
                 if m.type == "error" else None)
         page.on("pageerror", lambda exc: opened.errors.append(f"uncaught {exc}"))
+        # net::ERR_ABORTED is a load the page cancelled itself by navigating away (a test following a link while lazy
+        # images or the favicon still load); a missing file is ERR_FILE_NOT_FOUND, a blocked request ERR_FAILED.
         page.on("requestfailed", lambda r: opened.failed.append(f"{r.url} ({r.failure})")
-                if r.url.startswith("file://") else None)
+                if r.url.startswith("file://") and r.failure != "net::ERR_ABORTED" else None)
         page.goto(path.as_uri(), wait_until="load")
         page.wait_for_function(ALL_CHARTS_SETTLED, timeout=DRAW_TIMEOUT_MS)
         return opened

@@ -232,10 +232,7 @@ def test_article_figures_open_their_neuron(built_site, site_pages, open_page):
             back = page.locator(".vw-facts a").evaluate_all("els => els.map(e => e.href)")
             assert path.as_uri() in back, back
             checked += 1
-        # Following a link aborts the article's images still loading (lazy ones scrolled into view by the click):
-        # expected here; the article's own loading is checked by tests/browser/test_pages.py.
-        problems = [p for p in opened.problems() if "net::ERR_ABORTED" not in p]
-        assert not problems, problems
+        assert not opened.problems(), opened.problems()
     assert checked >= 2, "no article links into the weight explorer"
 
 
