@@ -176,19 +176,31 @@ def cached_model_files(name: str, model: dict, manifest: dict, cache_dir: Path,
     return value
 
 
+def _regular_files(folder: Path):
+    """(path relative to ``folder``, absolute path, size) of every file below it, in walk order; OSError when it
+    holds anything but folders and regular files (a symlink, a device)."""
+    source = str(folder)
+    for top, dirs, files in os.walk(source):
+        if any(not stat.S_ISDIR(os.lstat(os.path.join(top, d)).st_mode) for d in dirs):
+            raise OSError("a symlink to a folder")
+        for f in files:
+            path = os.path.join(top, f)
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError("not a regular file")
+            yield os.path.relpath(path, source), path, st.st_size
+
+
+def _digest(found: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(found)).encode()).hexdigest()
+
+
 def _listing(folder: Path) -> str | None:
     """sha256 of a folder's sorted (name, size) list; None when it holds anything but folders and regular files."""
-    found = []
-    for top, dirs, files in os.walk(folder):
-        for d in dirs:
-            if not stat.S_ISDIR(os.lstat(os.path.join(top, d)).st_mode):
-                return None  # a symlink to a folder
-        for f in files:
-            st = os.lstat(os.path.join(top, f))
-            if not stat.S_ISREG(st.st_mode):
-                return None
-            found.append(f"{os.path.relpath(os.path.join(top, f), folder)}\0{st.st_size}")
-    return hashlib.sha256("\n".join(sorted(found)).encode()).hexdigest()
+    try:
+        return _digest([f"{rel}\0{size}" for rel, _, size in _regular_files(folder)])
+    except OSError:
+        return None
 
 
 def _link_folder(old: Path, new: Path, listing: Any) -> bool:
@@ -197,21 +209,13 @@ def _link_folder(old: Path, new: Path, listing: Any) -> bool:
     try:
         if not isinstance(listing, str) or any(not stat.S_ISDIR(os.lstat(p).st_mode) for p in (old.parent, old)):
             return False
-        found, source, target = [], str(old), str(new)
-        for top, dirs, files in os.walk(source):
-            rel = os.path.relpath(top, source)
-            into = target if rel == "." else os.path.join(target, rel)
-            os.makedirs(into, exist_ok=True)
-            if any(not stat.S_ISDIR(os.lstat(os.path.join(top, d)).st_mode) for d in dirs):
-                raise OSError("a symlink to a folder")
-            for f in files:
-                path = os.path.join(top, f)
-                st = os.lstat(path)
-                if not stat.S_ISREG(st.st_mode):
-                    raise OSError("not a regular file")
-                found.append(f"{f if rel == '.' else os.path.join(rel, f)}\0{st.st_size}")  # as _listing
-                os.link(path, os.path.join(into, f), follow_symlinks=False)
-        if hashlib.sha256("\n".join(sorted(found)).encode()).hexdigest() != listing:
+        found = []
+        for rel, path, size in _regular_files(old):
+            found.append(f"{rel}\0{size}")  # as _listing
+            target = new / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, target, follow_symlinks=False)
+        if _digest(found) != listing:
             raise OSError("the folder changed")
         return True
     except OSError:  # no hard links here, or the folder is not what was recorded: write it anew
