@@ -20,9 +20,10 @@ SITE_MARKER = ".vw-site"  # written into every built site: only a folder holding
 MARKER_TEXT = b"Built by Visualizing Weights (build.py). The next build replaces this whole folder.\n"
 
 
-def _record_path(cache_dir: Path, site_dir: Path, name: str) -> Path:
-    where = hashlib.sha256(os.path.abspath(site_dir).encode()).hexdigest()[:32]
-    return Path(cache_dir) / "render" / f"site-{name}-{where}.json"
+def _record_entry(cache_dir: Path, site_dir: Path, name: str) -> Path:
+    from . import cache
+
+    return cache.entry(cache_dir, f"site-{name}", [os.path.abspath(site_dir)])
 
 
 def _marker_id(site: Path) -> list[int] | None:
@@ -41,13 +42,10 @@ def record(cache_dir: Path, site_dir: Path, tmp: Path, name: str, value: object)
     the site itself: the site's bytes do not depend on where it was built."""
     import json
 
-    from analysis.jsonio import write_bytes_atomic
+    from . import cache
 
     data = {"marker": _marker_id(tmp), "value": value}
-    try:
-        write_bytes_atomic(_record_path(cache_dir, site_dir, name), json.dumps(data, sort_keys=True).encode())
-    except OSError:
-        pass  # only a speed-up
+    cache.store(_record_entry(cache_dir, site_dir, name), json.dumps(data, sort_keys=True).encode())
 
 
 def recorded(cache_dir: Path, site_dir: Path | None, name: str) -> object | None:
@@ -57,10 +55,9 @@ def recorded(cache_dir: Path, site_dir: Path | None, name: str) -> object | None
 
     if site_dir is None:
         return None
-    try:
-        data = json.loads(_record_path(cache_dir, site_dir, name).read_bytes())
-    except (OSError, ValueError):
-        return None
+    from . import cache
+
+    data = cache.load(_record_entry(cache_dir, site_dir, name), json.loads)
     marker = _marker_id(site_dir)
     if not isinstance(data, dict) or marker is None or data.get("marker") != marker:
         return None
