@@ -11,9 +11,7 @@ so an edit of the prose stores the record again, not the unchanged files.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -65,19 +63,6 @@ def _files_digest(files: Mapping[str, bytes]) -> str:
     return cache.key(x for rel in sorted(files) for x in (rel, files[rel]))
 
 
-def _zip(files: Mapping[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        for rel, data in sorted(files.items()):
-            z.writestr(zipfile.ZipInfo(rel, (1980, 1, 1, 0, 0, 0)), data)
-    return buf.getvalue()
-
-
-def _unzip(raw: bytes) -> dict[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(raw)) as z:
-        return {n: z.read(n) for n in z.namelist()}
-
-
 def store(path: Path | None, cache_dir: Path, a: Any, reads: Mapping[str, str], figures: int) -> None:
     """The article's record at ``path``; its files under their digest, written only when not there yet."""
     if path is None:
@@ -89,7 +74,7 @@ def store(path: Path | None, cache_dir: Path, a: Any, reads: Mapping[str, str], 
               "scripts": a.scripts, "figures": figures, "files": digest}
     files = _files_entry(cache_dir, a.slug, digest)
     if not files.is_file():  # a damaged one was deleted by the ``load`` that found it so
-        cache.store(files, _zip(a.files))
+        cache.store(files, cache.pack(a.files))
         cache.keep_only(files, f"files-{a.slug}")
     cache.store(path, json.dumps(record, sort_keys=True).encode())
     cache.keep_only(path, f"article-{a.slug}")
@@ -100,7 +85,7 @@ def load(raw: bytes, cache_dir: Path, slug: str) -> tuple[dict, dict[str, bytes]
     files do not have the recorded digest."""
     record = json.loads(raw)
     entry = _files_entry(cache_dir, slug, str(record["files"]))
-    files = cache.load(entry, _unzip)
+    files = cache.load(entry, cache.unpack)
     if files is None or _files_digest(files) != record["files"]:
         entry.unlink(missing_ok=True)  # absent or damaged: the next store writes it again
         raise ValueError("the article's files are not in the cache")

@@ -5,14 +5,16 @@ Used by every render cache (figures, bibliographies, social images, the Vega bun
 with a header and the sha256 of its value (a damaged or planted file fails the check: ~5 ms for all entries of a
 build), and read back through the caller's ``decode``, so a missing, corrupt or wrongly shaped entry is simply a
 miss and the value is computed again. The cache is only a speed-up: a failed write is ignored, and nothing read from
-it is ever executed.
+it is ever executed. ``pack``/``unpack`` hold several files in one entry (an uncompressed zip).
 """
 from __future__ import annotations
 
 import functools
 import hashlib
+import io
+import zipfile
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, Mapping, TypeVar
 
 from analysis.jsonio import write_bytes_atomic  # stdlib only: the project's one atomic-write idiom
 
@@ -48,6 +50,20 @@ def library_stamp(package: str) -> str:
                 content = f.read_bytes() if st.st_size < 2**20 else str(st.st_mtime_ns).encode()
                 h.update(f"{f.relative_to(folder).as_posix()}\0{st.st_size}\0".encode() + content)
     return h.hexdigest()
+
+
+def pack(files: Mapping[str, bytes]) -> bytes:
+    """Several named byte strings as one entry value: an uncompressed zip with fixed dates (same bytes each time)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for rel, data in sorted(files.items()):
+            z.writestr(zipfile.ZipInfo(rel, (1980, 1, 1, 0, 0, 0)), data)
+    return buf.getvalue()
+
+
+def unpack(raw: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(raw)) as z:
+        return {n: z.read(n) for n in z.namelist()}
 
 
 def load(path: Path | None, decode: Callable[[bytes], T]) -> T | None:

@@ -12,13 +12,11 @@ files only; else it is written anew).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
 import shutil
 import stat
-import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -150,17 +148,12 @@ def _key_parts(name: str, model: dict, manifest: dict, fv_manifest: list[dict], 
 
 def _pack(value: tuple[list[dict], dict]) -> bytes:
     rows, files = value
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        for rel, data in sorted({**files, "rows.json": json.dumps(rows).encode()}.items()):
-            z.writestr(zipfile.ZipInfo(rel, (1980, 1, 1, 0, 0, 0)), data)
-    return buf.getvalue()
+    return cache.pack({**files, "rows.json": json.dumps(rows).encode()})
 
 
 def _unpack(raw: bytes) -> tuple[list[dict], dict]:
-    with zipfile.ZipFile(io.BytesIO(raw)) as z:
-        files = {n: z.read(n) for n in z.namelist() if n != "rows.json"}
-        return json.loads(z.read("rows.json")), files
+    files = cache.unpack(raw)
+    return json.loads(files.pop("rows.json")), files
 
 
 def cached_model_files(name: str, model: dict, manifest: dict, cache_dir: Path,
