@@ -5,8 +5,9 @@ The key holds everything ``pipeline.render_article`` reads besides the analysis 
 folder and its bibliography, the site config, the code of article/ and analysis/ and the versions of the Markdown and
 template libraries. What it read from the analysis cache is stored beside the value (path -> sha256, as the figure
 cache does) and checked against this build's verified digests on every hit. Only data is stored (JSON + the files in
-a zip), never code. The figure files (megabytes of chart data) live in an entry of their own named by their sha256,
-so an edit of the prose stores the record again, not the unchanged files.
+a zip), never code. The figure files (megabytes of chart data) live in an entry of their own named by their digests
+(fileset.py), so an edit of the prose stores the record again, not the unchanged files, and a hit reads them only when
+the article's folder in the previous site cannot be reused.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import cache
+from . import cache, fileset
+from .fileset import FileSet
 from .markup import TocEntry
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -59,38 +61,41 @@ def _files_entry(cache_dir: Path, slug: str, digest: str) -> Path:
     return cache.entry(cache_dir, f"files-{slug}", [digest], "zip")
 
 
-def _files_digest(files: Mapping[str, bytes]) -> str:
-    return cache.key(x for rel in sorted(files) for x in (rel, files[rel]))
+def store_files(cache_dir: Path, slug: str, files: FileSet) -> None:
+    """The article's files under their digest (the only live entry of its kind for this article)."""
+    data = files.load()  # may correct a digest (a figure made again): the entry is named after the bytes
+    entry = _files_entry(cache_dir, slug, files.digest)
+    cache.store(entry, cache.pack(data))
+    cache.keep_only(entry, f"files-{slug}")
 
 
 def store(path: Path | None, cache_dir: Path, a: Any, reads: Mapping[str, str], figures: int) -> None:
-    """The article's record at ``path``; its files under their digest, written only when not there yet."""
+    """The article's record at ``path``; its files under their digest, read and written only when not there yet
+    (a prose edit keeps the same files: nothing is read)."""
     if path is None:
         return
     appendix = {**a.appendix, "updates": [[d.isoformat(), text] for d, text in a.appendix["updates"]],
                 "references": [list(r) for r in a.appendix["references"]]}
-    digest = _files_digest(a.files)
+    if not _files_entry(cache_dir, a.slug, a.files.digest).is_file():
+        store_files(cache_dir, a.slug, a.files)
     record = {"reads": dict(reads), "html": a.html, "toc": _toc(a.toc), "appendix": appendix,
-              "scripts": a.scripts, "figures": figures, "files": digest}
-    files = _files_entry(cache_dir, a.slug, digest)
-    if not files.is_file():  # a damaged one was deleted by the ``load`` that found it so
-        cache.store(files, cache.pack(a.files))
-        cache.keep_only(files, f"files-{a.slug}")
+              "scripts": a.scripts, "figures": figures, "files": a.files.digest, "file_digests": a.files.digests}
     cache.store(path, json.dumps(record, sort_keys=True).encode())
     cache.keep_only(path, f"article-{a.slug}")
 
 
-def load(raw: bytes, cache_dir: Path, slug: str) -> tuple[dict, dict[str, bytes]]:
-    """``cache.load``'s decode for a record: (record, files); raises (a miss) when the files entry is gone or its
-    files do not have the recorded digest."""
+def load(raw: bytes, cache_dir: Path, slug: str) -> tuple[dict, dict[str, str], Path]:
+    """``cache.load``'s decode for a record: (record, its files' digests, the entry holding their bytes); raises (a
+    miss) when that entry is gone or the digests do not add up to the recorded key."""
     record = json.loads(raw)
+    named = record["file_digests"]
+    if not isinstance(named, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in named.items()):
+        raise ValueError("file digests of the wrong shape")
     entry = _files_entry(cache_dir, slug, str(record["files"]))
-    files = cache.load(entry, cache.unpack)
-    if files is None or _files_digest(files) != record["files"]:
-        entry.unlink(missing_ok=True)  # absent or damaged: the next store writes it again
+    if fileset.key(named) != record["files"] or not entry.is_file():
         raise ValueError("the article's files are not in the cache")
     record["toc"] = _untoc(record["toc"])
     ap = record["appendix"]
     ap["updates"] = [(dt.date.fromisoformat(d), str(text)) for d, text in ap["updates"]]
     ap["references"] = [tuple(r) for r in ap["references"]]
-    return record, files
+    return record, named, entry

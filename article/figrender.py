@@ -23,6 +23,8 @@ from typing import Any
 
 from . import cache, jsonio, limits, theme
 from .errors import BuildError
+from . import fileset
+from .fileset import FileSet
 from .figures import registry
 from .figures.registry import Figure, FigureContext
 
@@ -77,7 +79,6 @@ class RenderedFigure:
     id: str
     number: int
     html: str  # the whole <figure> element
-    files: dict[str, bytes]  # path relative to the article folder -> bytes
     scripts: list[str]  # data twins to load before figures.js (relative to the article page)
 
     @property
@@ -241,46 +242,84 @@ def _still_valid(reads: dict[str, str], cache_dir: Path, verified: Mapping[str, 
     return True
 
 
-def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cache: bool = True,
-                  verified: Mapping[str, str] = {}) -> tuple[FigureOutput, bool]:
-    """Return (output, was_cache_hit). ``verified``: analysis file -> sha256 already checked in this build."""
-    entry = cache.entry(ctx.cache_dir, "figure", _cache_parts(kind, params, ctx), "zip") if use_cache else None
+def _files_entry(cache_dir: Path, named: Mapping[str, str]) -> Path:
+    return cache.entry(cache_dir, "figfiles", [json.dumps(named, sort_keys=True)], "zip")
 
-    def decode(data: bytes) -> FigureOutput:
-        files = cache.unpack(data)
-        reads = json.loads(files.pop("reads.json"))
-        if not isinstance(reads, dict) or not _still_valid(reads, ctx.cache_dir, verified):
+
+def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cache: bool = True,
+                  verified: Mapping[str, str] = {}) -> tuple[FigureOutput, FileSet, bool]:
+    """(what the page shows of the figure, its files, was_cache_hit). ``verified``: analysis file -> sha256 already
+    checked in this build. The cache keeps the page part (small) apart from the files (megabytes, by digest), so a
+    hit reads the files only when the article's folder cannot be reused from the previous site."""
+    fig_id = ctx.figure_id or ""
+    entry = cache.entry(ctx.cache_dir, "figure", _cache_parts(kind, params, ctx), "zip") if use_cache else None
+    files = FileSet()
+
+    def decode(data: bytes) -> tuple[FigureOutput, dict[str, str], Path]:
+        members = cache.unpack(data)
+        reads, named = json.loads(members.pop("reads.json")), json.loads(members.pop("files.json"))
+        if not isinstance(reads, dict) or not isinstance(named, dict) or not _still_valid(reads, ctx.cache_dir, verified):
             raise ValueError("an analysis file the figure read has changed")
-        out = FigureOutput.from_files(files)
+        stored = _files_entry(ctx.cache_dir, named)
+        if not stored.is_file():
+            raise ValueError("the figure's files are not in the cache")
+        out = FigureOutput.from_files(members)
         ctx.reads.update(reads)  # what the article's own cache entry depends on (article_cache.py)
-        return out
+        return out, named, stored
 
     hit = cache.load(entry, decode)
     if hit is not None:
-        return hit, True
+        out, named, stored = hit
+
+        def load() -> dict[str, bytes]:
+            got = cache.load(stored, cache.unpack)
+            if got is None:  # damaged since the check above: made again (the same bytes: figures are deterministic)
+                got = figure_files(make_output(kind, params, ctx), fig_id)
+                cache.store(_files_entry(ctx.cache_dir, fileset.digests(got)), cache.pack(got))
+            return got
+
+        files.add_lazy(named, load)
+        return out, files, True
     out = make_output(kind, params, ctx)
-    cache.store(entry, cache.pack({"reads.json": json.dumps(ctx.reads).encode(), **out.to_files()}))
-    return out, False
+    made = figure_files(out, fig_id)
+    files.add(made)
+    if entry is not None:
+        cache.store(_files_entry(ctx.cache_dir, files.digests), cache.pack(made))
+        page_part = FigureOutput(description=out.description, spec_text=out.spec_text, html=out.html,
+                                 links=list(out.links))
+        cache.store(entry, cache.pack({"reads.json": json.dumps(ctx.reads).encode(),
+                                       "files.json": json.dumps(files.digests, sort_keys=True).encode(),
+                                       **page_part.to_files()}))
+    return out, files, False
 
 
 # ---------------------------------------------------------------- page HTML
 
-def figure_html(out: FigureOutput, fig_id: str, number: int, width: str, caption_html: str,
-                kind: str) -> RenderedFigure:
-    """Assemble the <figure> element and its files."""
-    e = html.escape
+def figure_files(out: FigureOutput, fig_id: str) -> dict[str, bytes]:
+    """The files a figure adds to its article folder: chart data (JSON, and a classic script for file://), the static
+    SVG, its assets."""
     files: dict[str, bytes] = {}
-    scripts: list[str] = []
-    desc_id = f"fig-{fig_id}-desc"
-    body = []
-    links = list(out.links)
     if out.spec_text is not None:
         data_text = out.datasets_text or "{}"
         files[f"data/{fig_id}.json"] = (data_text + "\n").encode()
         files[f"data/{fig_id}.data.js"] = (
             f"(window.VW_DATA=window.VW_DATA||{{}})[{json.dumps(fig_id)}]={jsonio.script_safe(data_text)};\n"
         ).encode()
-        files[f"data/{fig_id}.svg"] = out.svg.encode()
+        files[f"data/{fig_id}.svg"] = (out.svg or "").encode()
+    for name, data in sorted(out.assets.items()):
+        files[f"data/{fig_id}/{name}"] = data
+    return files
+
+
+def figure_html(out: FigureOutput, fig_id: str, number: int, width: str, caption_html: str,
+                kind: str) -> RenderedFigure:
+    """Assemble the <figure> element (its files: ``figure_files``)."""
+    e = html.escape
+    scripts: list[str] = []
+    desc_id = f"fig-{fig_id}-desc"
+    body = []
+    links = list(out.links)
+    if out.spec_text is not None:
         scripts.append(f"data/{fig_id}.data.js")
         body.append(
             f'<div class="vw-chart" id="chart-{e(fig_id)}" data-vw-chart="{e(fig_id)}" role="img" '
@@ -295,8 +334,6 @@ def figure_html(out: FigureOutput, fig_id: str, number: int, width: str, caption
     if out.html is not None:
         attrs = "" if out.spec_text is not None else f' role="group" aria-describedby="{desc_id}"'
         body.append(f'<div class="vw-html"{attrs}>{out.html}</div>')
-    for name, data in sorted(out.assets.items()):
-        files[f"data/{fig_id}/{name}"] = data
     link_html = ""
     if links:
         # Inside the figcaption: a <figure>'s caption must be its first or last child.
@@ -309,4 +346,4 @@ def figure_html(out: FigureOutput, fig_id: str, number: int, width: str, caption
         f'<figcaption><span class="fig-label">Figure {number}:</span> {caption_html}{link_html}</figcaption>\n'
         "</figure>"
     )
-    return RenderedFigure(id=fig_id, number=number, html=element, files=files, scripts=scripts)
+    return RenderedFigure(id=fig_id, number=number, html=element, scripts=scripts)

@@ -15,8 +15,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import stat
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -169,53 +167,6 @@ def cached_model_files(name: str, model: dict, manifest: dict, cache_dir: Path,
     return value
 
 
-def _regular_files(folder: Path):
-    """(path relative to ``folder``, absolute path, size) of every file below it, in walk order; OSError when it
-    holds anything but folders and regular files (a symlink, a device)."""
-    source = str(folder)
-    for top, dirs, files in os.walk(source):
-        if any(not stat.S_ISDIR(os.lstat(os.path.join(top, d)).st_mode) for d in dirs):
-            raise OSError("a symlink to a folder")
-        for f in files:
-            path = os.path.join(top, f)
-            st = os.lstat(path)
-            if not stat.S_ISREG(st.st_mode):
-                raise OSError("not a regular file")
-            yield os.path.relpath(path, source), path, st.st_size
-
-
-def _digest(found: list[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(found)).encode()).hexdigest()
-
-
-def _listing(folder: Path) -> str | None:
-    """sha256 of a folder's sorted (name, size) list; None when it holds anything but folders and regular files."""
-    try:
-        return _digest([f"{rel}\0{size}" for rel, _, size in _regular_files(folder)])
-    except OSError:
-        return None
-
-
-def _link_folder(old: Path, new: Path, listing: Any) -> bool:
-    """Hard-link every file of ``old`` into ``new`` when ``old`` is a real folder whose listing is ``listing``: one
-    walk that links as it lists (``new`` is in the unpublished temp site, removed again if the listing differs)."""
-    try:
-        if not isinstance(listing, str) or any(not stat.S_ISDIR(os.lstat(p).st_mode) for p in (old.parent, old)):
-            return False
-        found = []
-        for rel, path, size in _regular_files(old):
-            found.append(f"{rel}\0{size}")  # as _listing
-            target = new / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(path, target, follow_symlinks=False)
-        if _digest(found) != listing:
-            raise OSError("the folder changed")
-        return True
-    except OSError:  # no hard links here, or the folder is not what was recorded: write it anew
-        shutil.rmtree(new, ignore_errors=True)
-        return False
-
-
 def _page_parts(env: Any, config: Any) -> list[str | bytes]:
     """What every model page's HTML depends on besides its explorer files and the articles that use the model: the
     templates, the rendering code and the site config."""
@@ -263,7 +214,7 @@ def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articl
         old = before.get(slug)
         folder = site / "models" / slug
         if previous is not None and isinstance(old, dict) and old.get("key") == key \
-                and _link_folder(previous / "models" / slug, folder, old.get("listing")):
+                and sitedir.link_folder(previous / "models" / slug, folder, old.get("listing")):
             listing = old["listing"]  # hard links of exactly that listing
         else:
             rows, files = cached_model_files(name, model, manifest, Path(cache_dir), fv_manifest, use_cache, parts)
@@ -275,7 +226,7 @@ def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articl
                 label=model.get("label", name), info=model.get("info") or {}, notes=model.get("notes", []),
                 layers=rows, articles=users, diverging=json.dumps(list(theme.DIVERGING)))
             write(site, f"models/{slug}/index.html", page, previous)
-            listing = _listing(folder)
+            listing = sitedir.listing(folder)
         kept[slug] = {"key": key, "listing": listing}
         report.pages.append(f"models/{slug}/index.html")
         listed.append({"name": name, "label": model.get("label", name), "href": f"models/{slug}/index.html",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from . import cache, theme
+from . import cache, sitedir, theme
 from .config import SiteConfig
 from .errors import BuildError
 
@@ -72,6 +72,8 @@ def write(site: Path, rel: str, data: bytes | str, previous: Path | None = None)
     raw = data.encode("utf-8") if isinstance(data, str) else data
     target = site / rel
     target.parent.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(target):  # a hard link into the previous site (sitedir.link_folder): replace, never write into
+        os.unlink(target)
     if previous is not None:
         old = previous / rel
         try:
@@ -84,16 +86,32 @@ def write(site: Path, rel: str, data: bytes | str, previous: Path | None = None)
 
 
 def write_pages(env: jinja2.Environment, site: Path, config: SiteConfig, articles: list[Article],
-                report: BuildReport, previous: Path | None = None, models: list[dict] | None = None) -> None:
+                report: BuildReport, previous: Path | None = None, models: list[dict] | None = None,
+                cache_dir: Path | None = None, site_dir: Path | None = None) -> None:
+    """Every article page and its files, the index and the 404 page. An article whose files are the ones its folder in
+    the previous site was built from (by digest, as ``sitedir.record`` noted with ``cache_dir``) gets that folder
+    hard-linked, and its files are never read."""
     common = {"site": config, "site_raw": config.raw}
+    before = sitedir.recorded(cache_dir, previous, "articles") if cache_dir is not None else None
+    before = before if isinstance(before, dict) else {}
+    kept = {}
     for a in articles:
-        for rel, data in sorted(a.files.items()):
-            write(site, f"{a.slug}/{rel}", data, previous)
+        old, page_only = before.get(a.slug), frozenset({"index.html"})
+        if previous is not None and isinstance(old, dict) and old.get("files") == a.files.digest \
+                and sitedir.link_folder(previous / a.slug, site / a.slug, old.get("listing"), page_only):
+            listing = old["listing"]
+        else:
+            for rel, data in a.files.load().items():
+                write(site, f"{a.slug}/{rel}", data, previous)
+            listing = sitedir.listing(site / a.slug, page_only)
+        kept[a.slug] = {"files": a.files.digest, "listing": listing}
         page = render_template(
             env, "article.html", **common, root="../", page_url=config.article_url(a.slug), article=a, meta=a.source.meta,
             has_charts=bool(a.scripts))
         write(site, f"{a.slug}/index.html", page, previous)
         report.pages.append(f"{a.slug}/index.html")
+    if cache_dir is not None and site_dir is not None and (site / sitedir.SITE_MARKER).is_file():
+        sitedir.record(cache_dir, site_dir, site, "articles", kept)
     ordered = sorted(articles, key=lambda a: (a.source.meta.date, a.slug), reverse=True)
     write(site, "index.html", render_template(
         env, "index.html", **common, root="", page_url=config.site_url + "index.html", articles=ordered,

@@ -18,6 +18,7 @@ from . import (article_cache, body_segments, cache, citation, figrender, limits,
 from .bibliography import Citations, load_bibliography
 from .config import SiteConfig, load_config
 from .errors import BuildError
+from .fileset import FileSet
 from .figures import registry
 from .frontmatter import Source, parse
 from .markup import Renderer, TocEntry
@@ -44,7 +45,7 @@ class Article:
     toc: list[TocEntry] = field(default_factory=list)
     appendix: dict[str, Any] = field(default_factory=dict)
     scripts: list[str] = field(default_factory=list)  # chart data twins, relative to the page
-    files: dict[str, bytes] = field(default_factory=dict)  # relative to <slug>/
+    files: FileSet = field(default_factory=FileSet)  # relative to <slug>/, read only when written
 
 
 class _Stages:
@@ -107,15 +108,27 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
     What it read from the analysis cache is checked as for a figure (``verified`` digests, else hashed)."""
     entry = article_cache.entry(a, config, cache_dir, code) if use_cache else None
 
-    def decode(raw: bytes) -> tuple[dict, dict[str, bytes]]:
-        record, files = article_cache.load(raw, cache_dir, a.slug)
+    def decode(raw: bytes) -> tuple[dict, dict[str, str], Path]:
+        record, named, stored = article_cache.load(raw, cache_dir, a.slug)
         if not figrender._still_valid(record["reads"], cache_dir, verified):
             raise ValueError("an analysis file the article read has changed")
-        return record, files
+        return record, named, stored
 
     hit = cache.load(entry, decode)
     if hit is not None:
-        record, a.files = hit
+        record, named, stored = hit
+
+        def files() -> dict[str, bytes]:
+            got = cache.load(stored, cache.unpack)
+            if got is None:  # damaged since the check above: render the article again for its files
+                stored.unlink(missing_ok=True)
+                again = Article(a.slug, a.source, a.folder)
+                render_fresh(again, config, cache_dir, use_cache, BuildReport(report.site_dir), verified)
+                got = again.files.load()
+                article_cache.store_files(cache_dir, a.slug, again.files)
+            return got
+
+        a.files.add_lazy(named, files)
         a.html, a.toc, a.appendix, a.scripts = record["html"], record["toc"], record["appendix"], record["scripts"]
         report.figures += record["figures"]
         report.cache_hits += record["figures"]
@@ -153,11 +166,11 @@ def render_fresh(a: Article, config: SiteConfig, cache_dir: Path, use_cache: boo
     def figure_hook(params: dict[str, str], number: int, caption: str, line: int) -> str:
         fid, kind = params["id"], params["kind"]
         fig_params = {k: v for k, v in params.items() if k not in ("id", "kind")}
-        out, hit = figrender.cached_output(kind, fig_params, context(fid, line), use_cache, verified)
+        out, files, hit = figrender.cached_output(kind, fig_params, context(fid, line), use_cache, verified)
         report.figures += 1
         report.cache_hits += hit
         rendered = figrender.figure_html(out, fid, number, params["width"], caption, kind)
-        a.files.update(rendered.files)
+        a.files.update(files)
         a.scripts += rendered.scripts
         return rendered.html
 
@@ -184,8 +197,8 @@ def render_fresh(a: Article, config: SiteConfig, cache_dir: Path, use_cache: boo
     }
     a.appendix["references"] = [(n, ref.key, ref.html()) for n, ref in cites.cited()]
     subtitle = ", ".join(x.name for x in meta.authors) + " · " + meta.date.isoformat()
-    a.files["social.png"] = social.cached_preview_png(meta.title, subtitle, config.title,
-                                                      cache_dir if use_cache else None)
+    a.files.add({"social.png": social.cached_preview_png(meta.title, subtitle, config.title,
+                                                         cache_dir if use_cache else None)})
     for ctx in contexts:
         reads.update(ctx.reads)
     return reads
@@ -228,7 +241,7 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
             env = template_env(root, cache_dir)
             models = model_pages.write_model_pages(env, tmp, config, cache_dir, articles, report, previous, not debug,
                                                    site_dir)
-            write_pages(env, tmp, config, articles, report, previous, models)
+            write_pages(env, tmp, config, articles, report, previous, models, None if debug else cache_dir, site_dir)
             note["text"] = (f"{len(report.pages)} pages, {report.figures} figures "
                             f"({report.cache_hits} cached)")
         with stage("assets") as note:

@@ -1,7 +1,9 @@
 """The output folders: which site and cache folders the build may write, and the atomic replacement of the site.
 
 A build renders into a temporary sibling of the site folder (``prepare_tmp``) and swaps it in only at the end
-(``swap``), so a failed build leaves the previous site byte-for-byte intact. Only a folder the build itself made
+(``swap``), so a failed build leaves the previous site byte-for-byte intact. A part of the previous site whose inputs are
+unchanged (a model page's folder, an article's figure files) is hard-linked into the new one (``link_folder``), checked
+against the name-and-size listing ``record`` noted when it was built. Only a folder the build itself made
 (it holds ``SITE_MARKER``) is ever replaced, and never the project, content/, templates/ or the cache.
 """
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -183,3 +186,60 @@ def tree_digest(folder: Path) -> str:
     for f in sorted(p for p in folder.rglob("*") if p.is_file()):
         h.update(f.relative_to(folder).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
+
+
+# ---------------------------------------------------------------- reusing a folder of the previous site
+
+def _regular_files(folder: Path, skip: frozenset[str] = frozenset()):
+    """(path relative to ``folder``, absolute path, size) of every file below it but the top-level names in
+    ``skip``, in walk order; OSError when it holds anything but folders and regular files (a symlink, a device)."""
+    source = str(folder)
+    for top, dirs, files in os.walk(source):
+        if any(not stat.S_ISDIR(os.lstat(os.path.join(top, d)).st_mode) for d in dirs):
+            raise OSError("a symlink to a folder")
+        for f in files:
+            if top == source and f in skip:
+                continue
+            path = os.path.join(top, f)
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError("not a regular file")
+            yield os.path.relpath(path, source), path, st.st_size
+
+
+def _names_digest(found: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(found)).encode()).hexdigest()
+
+
+def listing(folder: Path, skip: frozenset[str] = frozenset()) -> str | None:
+    """sha256 of a folder's sorted (name, size) list (less the top-level names in ``skip``); None when it holds
+    anything but folders and regular files, or is absent."""
+    try:
+        return _names_digest([f"{rel}\0{size}" for rel, _, size in _regular_files(folder, skip)])
+    except OSError:
+        return None
+
+
+def link_folder(old: Path, new: Path, recorded: object, skip: frozenset[str] = frozenset()) -> bool:
+    """Hard-link every file of ``old`` (less ``skip``) into ``new`` when ``old`` is a real folder whose listing is
+    ``recorded``: one walk that links as it lists (``new`` is in the unpublished temp site and is removed again if
+    the listing differs). The previous site is only read: its files are never written through these links, since
+    ``output.write`` replaces a file rather than writing into it."""
+    try:
+        if not isinstance(recorded, str) or any(not stat.S_ISDIR(os.lstat(p).st_mode) for p in (old.parent, old)):
+            return False
+        found, made = [], set()
+        for rel, path, size in _regular_files(old, skip):
+            found.append(f"{rel}\0{size}")  # as listing()
+            target = os.path.join(new, rel)
+            parent = os.path.dirname(target)
+            if parent not in made:  # one mkdir per folder, not per file (~450 files per model)
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            os.link(path, target, follow_symlinks=False)
+        if _names_digest(found) != recorded:
+            raise OSError("the folder changed")
+        return True
+    except OSError:  # no hard links here, or the folder is not what was recorded: write it anew
+        shutil.rmtree(new, ignore_errors=True)
+        return False

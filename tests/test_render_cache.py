@@ -230,3 +230,54 @@ def test_converted_formulas_come_from_the_cache_without_importing_latex2mathml(t
     assert third[1] == "True" and "<msup>" in third[0]
     assert run("x^2")[1] == "False"
     assert len(list((tmp_path / "render").glob("mathml-*"))) == 1
+
+
+def test_a_prose_edit_links_the_articles_folder_from_the_previous_site_without_reading_its_files(tmp_path,
+                                                                                                 monkeypatch):
+    """An article's files are known by digest (figure and article cache records): when they are the files its folder
+    in the previous site was built from, that folder is hard-linked and no file is read; a folder that is not what
+    was recorded (a file edited to another size inside site/), or a damaged figure-files entry, is written anew with
+    the same bytes as a build without any cache."""
+    import os
+
+    from article import fileset
+    from article.pipeline import build_site, tree_digest
+    from test_render_helpers import sample_root
+
+    root, cache, site = sample_root(tmp_path), tmp_path / "cache", tmp_path / "site"
+    build_site(root, site, cache_dir=cache, progress=False)
+    loads = []
+    real = fileset.FileSet.load
+    monkeypatch.setattr(fileset.FileSet, "load", lambda self: loads.append(1) or real(self))
+    index = root / "content" / "sample" / "index.md"
+
+    def edit_and_build(n: int) -> None:
+        index.write_text(index.read_text(encoding="utf-8") + f"\nProse edit {n}.\n", encoding="utf-8")
+        build_site(root, site, cache_dir=cache, progress=False)
+
+    data = sorted(p for p in (site / "sample").rglob("*") if p.is_file() and p.name != "index.html")
+    assert any(p.parent.name == "data" for p in data)
+    kept = {p: os.stat(p).st_ino for p in data}
+    edit_and_build(1)
+    assert loads == [] and "Prose edit 1." in (site / "sample" / "index.html").read_text(encoding="utf-8")
+    assert {p: os.stat(p).st_ino for p in data} == kept  # the same files, hard-linked into the new site
+
+    victim = next(p for p in data if p.suffix == ".json")
+    victim.unlink()
+    victim.write_bytes(b"{}\n")  # edited by hand inside site/: the listing differs, so the folder is written anew
+    edit_and_build(2)
+    assert loads and victim.read_bytes() != b"{}\n"
+
+    for entry in (cache / "render").glob("figfiles-*"):
+        raw = bytearray(entry.read_bytes())
+        raw[-40] ^= 1
+        entry.write_bytes(bytes(raw))  # damaged: the figures are made again and their entries written again
+    for entry in (cache / "render").glob("files-sample-*"):
+        entry.unlink()
+    import shutil
+    shutil.rmtree(site / "sample" / "data")  # nothing to link from either
+    edit_and_build(3)
+    build_site(root, tmp_path / "plain", cache_dir=cache, progress=False, debug=True)  # no cache at all
+    assert tree_digest(site / "sample") == tree_digest(tmp_path / "plain" / "sample")
+    from article import cache as render_cache
+    assert all(render_cache.load(e, render_cache.unpack) for e in (cache / "render").glob("figfiles-*"))
