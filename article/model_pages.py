@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -167,31 +166,13 @@ def cached_model_files(name: str, model: dict, manifest: dict, cache_dir: Path,
     return value
 
 
-def _page_parts(env: Any, config: Any) -> list[str | bytes]:
-    """What every model page's HTML depends on besides its explorer files and the articles that use the model: the
-    templates, the rendering code and the site config."""
-    import jinja2
-
-    from . import output
-
-    folder = Path(env.loader.searchpath[0]) if isinstance(env.loader, jinja2.FileSystemLoader) else None
-    parts: list[str | bytes] = [jinja2.__version__, Path(output.__file__).read_bytes(), repr(config),
-                                json.dumps(list(theme.DIVERGING))]
-    if folder is None:
-        return parts + [os.urandom(16).hex()]  # templates not on disk: never reused
-    for f in sorted(folder.rglob("*")):
-        if f.is_file() and f.relative_to(folder).parts[0] != "assets":
-            parts += [f.relative_to(folder).as_posix(), f.read_bytes()]
-    return parts
-
-
 def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articles: list, report: Any,
                       previous: Path | None = None, use_cache: bool = True,
                       site_dir: Path | None = None) -> list[dict]:
     """Write every model page into ``site`` (the temp folder that becomes ``site_dir``, by default ``previous``);
     return the index's list of models ({name, label, href, layers})."""
     site_dir = site_dir or previous
-    from .output import render_template, write
+    from .output import page_parts, render_template, write
 
     manifest_path = Path(cache_dir) / "analysis" / "manifest.json"
     if not manifest_path.is_file():
@@ -209,7 +190,7 @@ def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articl
         slug = model_slug(name)
         users = _users(articles, name, slug)
         parts = _key_parts(name, model, manifest, fv_manifest, Path(cache_dir))
-        common = common if common is not None else _page_parts(env, config)
+        common = common if common is not None else [*page_parts(env, config), json.dumps(list(theme.DIVERGING))]
         key = cache.key([cache.key(parts), *common, json.dumps(users, sort_keys=True)])
         old = before.get(slug)
         folder = site / "models" / slug

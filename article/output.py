@@ -3,8 +3,11 @@ generated theme.css and the offline Vega bundle), the feed, the sitemap and the 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import stat
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +16,7 @@ import jinja2
 from . import cache, sitedir, theme
 from .config import SiteConfig
 from .errors import BuildError
+from .frontmatter import FrontMatter
 
 if TYPE_CHECKING:
     from .pipeline import Article, BuildReport
@@ -65,6 +69,69 @@ def render_template(env: jinja2.Environment, name: str, **ctx: Any) -> str:
         raise BuildError(f"template error: {type(exc).__name__}: {exc}", *where) from None
 
 
+def page_parts(env: jinja2.Environment, config: SiteConfig) -> list[str | bytes]:
+    """What every page's HTML depends on besides what it is given: the templates, the rendering code (this module:
+    the CSP, the template settings) and the site config."""
+    folder = Path(env.loader.searchpath[0]) if isinstance(env.loader, jinja2.FileSystemLoader) else None
+    parts: list[str | bytes] = [jinja2.__version__, Path(__file__).read_bytes(), repr(config)]
+    if folder is None:
+        return parts + [os.urandom(16).hex()]  # templates not on disk: never reused
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and f.relative_to(folder).parts[0] != "assets":
+            parts += [f.relative_to(folder).as_posix(), f.read_bytes()]
+    return parts
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What the index, feed and sitemap see of an article: its slug and front matter, not its body (so an edit of the
+    prose leaves those pages as they were, and ``Pages`` reuses them)."""
+
+    slug: str
+    meta: FrontMatter
+
+
+class Pages:
+    """Renders pages into the temp site, or hard-links one from the previous site when its key (``page_parts`` and
+    everything the page is given) is the key that page was built from: its templates are then not even compiled.
+    Keys and sizes are noted per site through ``sitedir.record``, like the article and model folders."""
+
+    def __init__(self, env: jinja2.Environment, config: SiteConfig, site: Path, previous: Path | None,
+                 cache_dir: Path | None, site_dir: Path | None):
+        self.env, self.site, self.previous, self.cache_dir, self.site_dir = env, site, previous, cache_dir, site_dir
+        before = sitedir.recorded(cache_dir, previous, "pages") if cache_dir is not None else None
+        self.before = before if isinstance(before, dict) else {}
+        self.kept: dict[str, list] = {}
+        self.common = cache.key(page_parts(env, config))
+
+    def write(self, rel: str, template: str, given: list[str | bytes], **ctx: Any) -> None:
+        """``rel`` from ``template`` with ``ctx``; ``given``: key parts that determine ``ctx`` (default: its repr)."""
+        key = cache.key([self.common, rel, template, *given])
+        old = self.before.get(rel)
+        if self.previous is not None and old == [key, _regular_size(self.previous / rel)]:
+            try:
+                os.link(self.previous / rel, self.site / rel)
+                self.kept[rel] = old
+                return
+            except OSError:
+                pass  # no hard links here: render it
+        data = render_template(self.env, template, **ctx).encode("utf-8")
+        write(self.site, rel, data, self.previous)
+        self.kept[rel] = [key, len(data)]
+
+    def save(self) -> None:
+        if self.cache_dir is not None and self.site_dir is not None and (self.site / sitedir.SITE_MARKER).is_file():
+            sitedir.record(self.cache_dir, self.site_dir, self.site, "pages", self.kept)
+
+
+def _regular_size(path: Path) -> int | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
 def write(site: Path, rel: str, data: bytes | str, previous: Path | None = None) -> None:
     """Write ``site/rel``. When the previous site holds the same bytes at ``rel``, hard-link that file instead: a
     content-only rebuild then writes one page, not megabytes of unchanged figure data. The previous site is only
@@ -85,12 +152,12 @@ def write(site: Path, rel: str, data: bytes | str, previous: Path | None = None)
     target.write_bytes(raw)
 
 
-def write_pages(env: jinja2.Environment, site: Path, config: SiteConfig, articles: list[Article],
-                report: BuildReport, previous: Path | None = None, models: list[dict] | None = None,
-                cache_dir: Path | None = None, site_dir: Path | None = None) -> None:
+def write_pages(pages: Pages, config: SiteConfig, articles: list[Article], report: BuildReport,
+                models: list[dict] | None = None) -> None:
     """Every article page and its files, the index and the 404 page. An article whose files are the ones its folder in
-    the previous site was built from (by digest, as ``sitedir.record`` noted with ``cache_dir``) gets that folder
-    hard-linked, and its files are never read."""
+    the previous site was built from (by digest, as ``sitedir.record`` noted) gets that folder hard-linked, and its
+    files are never read."""
+    site, previous, cache_dir = pages.site, pages.previous, pages.cache_dir
     common = {"site": config, "site_raw": config.raw}
     before = sitedir.recorded(cache_dir, previous, "articles") if cache_dir is not None else None
     before = before if isinstance(before, dict) else {}
@@ -105,20 +172,27 @@ def write_pages(env: jinja2.Environment, site: Path, config: SiteConfig, article
                 write(site, f"{a.slug}/{rel}", data, previous)
             listing = sitedir.listing(site / a.slug, page_only)
         kept[a.slug] = {"files": a.files.digest, "listing": listing}
-        page = render_template(
-            env, "article.html", **common, root="../", page_url=config.article_url(a.slug), article=a, meta=a.source.meta,
-            has_charts=bool(a.scripts))
-        write(site, f"{a.slug}/index.html", page, previous)
+        url = config.article_url(a.slug)
+        # sort_keys: a fresh render and a render-cache hit give the same key (the cache sorts the appendix's keys)
+        given = [repr(a.source), a.html, json.dumps([a.toc, a.appendix, a.scripts], sort_keys=True, default=repr),
+                 a.files.digest]
+        pages.write(f"{a.slug}/index.html", "article.html", given, **common, root="../", page_url=url, article=a,
+                    meta=a.source.meta, has_charts=bool(a.scripts))
         report.pages.append(f"{a.slug}/index.html")
-    if cache_dir is not None and site_dir is not None and (site / sitedir.SITE_MARKER).is_file():
-        sitedir.record(cache_dir, site_dir, site, "articles", kept)
-    ordered = sorted(articles, key=lambda a: (a.source.meta.date, a.slug), reverse=True)
-    write(site, "index.html", render_template(
-        env, "index.html", **common, root="", page_url=config.site_url + "index.html", articles=ordered,
-        models=models or []), previous)
-    write(site, "404.html", render_template(
-        env, "404.html", **common, root="", page_url=config.site_url + "404.html"), previous)
+    if cache_dir is not None and pages.site_dir is not None and (site / sitedir.SITE_MARKER).is_file():
+        sitedir.record(cache_dir, pages.site_dir, site, "articles", kept)
+    listed = _listed(articles)
+    models = models or []
+    pages.write("index.html", "index.html", [repr(listed), repr(models)], **common, root="",
+                page_url=config.site_url + "index.html", articles=listed, models=models)
+    pages.write("404.html", "404.html", [], **common, root="", page_url=config.site_url + "404.html")
     report.pages += ["index.html", "404.html"]
+
+
+def _listed(articles: list[Article]) -> list[Listed]:
+    """Newest first."""
+    return [Listed(a.slug, a.source.meta) for a in sorted(articles, key=lambda a: (a.source.meta.date, a.slug),
+                                                          reverse=True)]
 
 
 SERVE_ONLY_ASSETS = {"livereload.js"}  # sent by `python build.py serve` only (article/liveserver.py)
@@ -155,14 +229,14 @@ def vega_bundle(cache_dir: Path) -> bytes:
     return cache.cached(entry, bytes, make, bytes)
 
 
-def write_site_files(env: jinja2.Environment, site: Path, config: SiteConfig,
-                     articles: list[Article], previous: Path | None = None, models: list[dict] | None = None) -> None:
+def write_site_files(pages: Pages, config: SiteConfig, articles: list[Article],
+                     models: list[dict] | None = None) -> None:
     """sitemap.xml (the index, every article, every model page: `models` from model_pages.write_model_pages),
     feed.xml and .nojekyll."""
-    ordered = sorted(articles, key=lambda a: (a.source.meta.date, a.slug), reverse=True)
-    updated = max((a.source.meta.updated or a.source.meta.date for a in articles),
-                  default=dt.date(1970, 1, 1))
-    ctx = {"site": config, "articles": ordered, "updated": updated, "models": models or []}
-    write(site, "sitemap.xml", render_template(env, "sitemap.xml", **ctx), previous)
-    write(site, "feed.xml", render_template(env, "feed.xml", **ctx), previous)
-    write(site, ".nojekyll", b"", previous)
+    listed, models = _listed(articles), models or []
+    updated = max((a.meta.updated or a.meta.date for a in listed), default=dt.date(1970, 1, 1))
+    ctx = {"site": config, "articles": listed, "updated": updated, "models": models}
+    given = [repr(listed), repr(models), updated.isoformat()]
+    pages.write("sitemap.xml", "sitemap.xml", given, **ctx)
+    pages.write("feed.xml", "feed.xml", given, **ctx)
+    write(pages.site, ".nojekyll", b"", pages.previous)

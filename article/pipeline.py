@@ -22,7 +22,7 @@ from .fileset import FileSet
 from .figures import registry
 from .frontmatter import Source, parse
 from .markup import Renderer, TocEntry
-from .output import template_env, write_assets, write_pages, write_site_files
+from .output import Pages, template_env, write_assets, write_pages, write_site_files
 from .sitedir import check_cache_dir, check_site_dir, prepare_tmp, swap, tree_digest  # noqa: F401 (tests)
 
 
@@ -241,14 +241,16 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
             env = template_env(root, cache_dir)
             models = model_pages.write_model_pages(env, tmp, config, cache_dir, articles, report, previous, not debug,
                                                    site_dir)
-            write_pages(env, tmp, config, articles, report, previous, models, None if debug else cache_dir, site_dir)
+            pages = Pages(env, config, tmp, previous, None if debug else cache_dir, site_dir)
+            write_pages(pages, config, articles, report, models)
             note["text"] = (f"{len(report.pages)} pages, {report.figures} figures "
                             f"({report.cache_hits} cached)")
         with stage("assets") as note:
             n = write_assets(root, tmp, cache_dir, any(a.scripts for a in articles), previous)
             note["text"] = f"{n} files"
         with stage("site files"):
-            write_site_files(env, tmp, config, articles, previous, models)
+            write_site_files(pages, config, articles, models)
+            pages.save()
         with stage("links") as note:
             problems = linkcheck.check_links(tmp, None if debug else cache_dir)
             note["text"] = f"{len(problems)} problem(s)"

@@ -115,11 +115,11 @@ def test_link_checker_understands_neuron_fragments(tmp_path, built):
 def test_sitemap_lists_every_model_page(tmp_path, built):
     import xml.etree.ElementTree as ET
 
-    from article.output import write_site_files
+    from article.output import Pages, write_site_files
 
     folder, _, listed, _ = built
     config = load_config(REPO)
-    write_site_files(template_env(REPO), tmp_path, config, [], None, listed)
+    write_site_files(Pages(template_env(REPO), config, tmp_path, None, None, None), config, [], listed)
     ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
     locs = [e.text for e in ET.parse(tmp_path / "sitemap.xml").getroot().findall("s:url/s:loc", ns)]
     assert locs == [f"{config.site_url}index.html", f"{config.site_url}models/tinynet/index.html"]

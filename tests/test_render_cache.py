@@ -281,3 +281,53 @@ def test_a_prose_edit_links_the_articles_folder_from_the_previous_site_without_r
     assert tree_digest(site / "sample") == tree_digest(tmp_path / "plain" / "sample")
     from article import cache as render_cache
     assert all(render_cache.load(e, render_cache.unpack) for e in (cache / "render").glob("figfiles-*"))
+
+
+def test_pages_whose_inputs_are_unchanged_are_linked_and_their_templates_not_compiled(tmp_path, monkeypatch):
+    """A prose edit renders that article's page only: the index, 404, feed and sitemap are given the articles' front
+    matter (not their bodies) and are hard-linked from the previous site. A title edit renders them again, and so does
+    an edited template; a page edited by hand inside site/ (another size) is rendered again."""
+    import os
+
+    from article import output
+    from article.pipeline import build_site, tree_digest
+    from test_render_helpers import sample_root
+
+    import shutil
+
+    from test_render_helpers import REPO
+
+    root, cache, site = sample_root(tmp_path), tmp_path / "cache", tmp_path / "site"
+    shutil.copytree(REPO / "templates", root / "templates")
+    build_site(root, site, cache_dir=cache, progress=False)
+    rendered = []
+    real = output.render_template
+    monkeypatch.setattr(output, "render_template", lambda env, name, **ctx: rendered.append(name) or
+                        real(env, name, **ctx))
+    index = root / "content" / "sample" / "index.md"
+    shared = ["index.html", "404.html", "sitemap.xml", "feed.xml"]
+    inodes = {rel: os.stat(site / rel).st_ino for rel in shared}
+    index.write_text(index.read_text(encoding="utf-8") + "\nOne more sentence.\n", encoding="utf-8")
+    build_site(root, site, cache_dir=cache, progress=False)
+    assert rendered == ["article.html"]
+    assert {rel: os.stat(site / rel).st_ino for rel in shared} == inodes
+
+    index.write_text(index.read_text(encoding="utf-8").replace("title: ", "title: Retitled ", 1), encoding="utf-8")
+    rendered.clear()
+    build_site(root, site, cache_dir=cache, progress=False)
+    assert sorted(rendered) == sorted(["article.html", "index.html", "sitemap.xml", "feed.xml"])  # 404: no titles
+    assert "Retitled" in (site / "index.html").read_text(encoding="utf-8")
+    assert "Retitled" in (site / "feed.xml").read_text(encoding="utf-8")
+
+    (site / "404.html").unlink()
+    (site / "404.html").write_text("edited by hand", encoding="utf-8")
+    page = root / "templates" / "base.html"
+    rendered.clear()
+    build_site(root, site, cache_dir=cache, progress=False)
+    assert rendered == ["404.html"] and "edited by hand" not in (site / "404.html").read_text(encoding="utf-8")
+    page.write_text(page.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    rendered.clear()
+    build_site(root, site, cache_dir=cache, progress=False)
+    assert sorted(rendered) == sorted(["article.html", *shared])
+    build_site(root, tmp_path / "plain", cache_dir=cache, progress=False, debug=True)
+    assert tree_digest(site) == tree_digest(tmp_path / "plain")
