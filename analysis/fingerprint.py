@@ -136,7 +136,8 @@ class DigestMemo:
         if not self.dirty:
             return
         try:
-            write_bytes_atomic(self.path, json.dumps(self.entries, sort_keys=True, separators=(",", ":")).encode())
+            write_bytes_atomic(self.path, json.dumps(self.entries, sort_keys=True, separators=(",", ":")).encode(),
+                               durable=False)  # a memo: torn by a power cut, it no longer parses and is rebuilt
         except OSError:
             pass
         self.dirty = False

@@ -84,7 +84,7 @@ def store(path: Path | None, data: bytes) -> None:
     if path is None:
         return
     try:
-        write_bytes_atomic(path, HEADER + hashlib.sha256(data).digest() + data)
+        write_bytes_atomic(path, HEADER + hashlib.sha256(data).digest() + data, durable=False)  # checked on read
     except OSError:
         pass  # only a speed-up: a read-only or full cache folder must not fail the build
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 from html.parser import HTMLParser
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from . import cache
@@ -72,6 +73,7 @@ def check_links(site: Path, cache_dir: Path | None = None) -> list[str]:
                 old.unlink(missing_ok=True)
     real_site = site.resolve()
     folders: dict[str, str] = {}  # folder -> its real path: ~500 links resolve a handful of folders
+    targets: dict[tuple[str, bool, bool], tuple[str | None, Path | None]] = {}
     problems = []
     for page_path, page in pages.items():
         rel_page = page_path.relative_to(site).as_posix()
@@ -79,24 +81,37 @@ def check_links(site: Path, cache_dir: Path | None = None) -> list[str]:
             parts = urlsplit(link)
             if parts.scheme or link.startswith("//"):
                 continue  # external (http:, mailto:, data:, ...): not checked offline
-            if parts.path.startswith("/"):
-                problems.append(f"{rel_page}: broken link {link} (root-relative; use a relative URL)")
-                continue
-            if parts.path.endswith("/") or (parts.path and (site / _join(rel_page, parts.path)).is_dir()):
-                problems.append(f"{rel_page}: broken link {link} (directory; name index.html explicitly "
-                                "so file:// works)")
-                continue
-            target = page_path if not parts.path else (site / _join(rel_page, parts.path))
-            if not _inside(str(target), str(real_site), folders):
-                problems.append(f"{rel_page}: broken link {link} (outside the site)")
-                continue
-            if not target.is_file():
-                problems.append(f"{rel_page}: broken link {link}")
+            if not parts.path:
+                problem, target = None, page_path
+            else:  # each target is resolved once (every model page links the same assets)
+                joined = posixpath.normpath(posixpath.join(posixpath.dirname(rel_page), unquote(parts.path)))
+                where = (joined, parts.path[:1] == "/", parts.path[-1:] == "/")
+                if where not in targets:
+                    targets[where] = _resolve(site, joined, parts.path, str(real_site), folders)
+                problem, target = targets[where]
+            if problem is not None:
+                problems.append(f"{rel_page}: broken link {link}{problem}")
                 continue
             if parts.fragment and target.suffix == ".html":
                 if not _has_anchor(pages[target] if target in pages else _parse(target), unquote(parts.fragment)):
                     problems.append(f"{rel_page}: broken link {link} (no such anchor)")
     return sorted(set(problems))
+
+
+def _resolve(site: Path, joined: str, href: str, real_site: str,
+             folders: dict[str, str]) -> tuple[str | None, Path | None]:
+    """(what is wrong with a link's path, "" for a missing file, or None; the file it names). ``joined``: the path
+    relative to the site, '..' resolved lexically (as a browser does with a URL)."""
+    if href.startswith("/"):
+        return " (root-relative; use a relative URL)", None
+    target = site / joined
+    if href.endswith("/") or target.is_dir():
+        return " (directory; name index.html explicitly so file:// works)", None
+    if not _inside(str(target), real_site, folders):
+        return " (outside the site)", None
+    if not target.is_file():
+        return "", None
+    return None, target
 
 
 def _inside(target: str, real_site: str, folders: dict[str, str]) -> bool:
@@ -117,17 +132,3 @@ def _has_anchor(page: _Page, fragment: str) -> bool:
         return True
     layer, _, neuron = fragment.rpartition("/")
     return neuron.isdigit() and int(neuron) < page.neurons.get(layer, 0)
-
-
-def _join(page: str, href: str) -> str:
-    base = PurePosixPath(page).parent
-    parts: list[str] = []
-    for part in (base / unquote(href)).parts:
-        if part == "..":
-            if parts:
-                parts.pop()
-            else:
-                parts.append("..")
-        elif part != ".":
-            parts.append(part)
-    return "/".join(parts)
