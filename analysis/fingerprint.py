@@ -107,8 +107,8 @@ class DigestMemo:
         self.used: set[str] = set()
         self.dirty = False
 
-    def sha256(self, path: Path) -> str | None:
-        """The file's sha256, or None when it is absent or not a regular file."""
+    def sha256(self, path: Path | str) -> str | None:
+        """The file's sha256, or None when it is absent or not a regular file (a str path: ~650 a build)."""
         try:
             st = os.stat(path)
         except (OSError, ValueError):
@@ -168,7 +168,7 @@ def manifest_is_fresh(manifest_path: Path, expected: str, memo: DigestMemo | Non
             path = os.path.join(real, name)
             if os.path.islink(path):
                 path = os.path.realpath(path)
-            if not path.startswith(inside) or memo.sha256(Path(path)) != entry["sha256"]:
+            if not path.startswith(inside) or memo.sha256(path) != entry["sha256"]:
                 return False
         return True
     finally:

@@ -190,21 +190,20 @@ def tree_digest(folder: Path) -> str:
 
 # ---------------------------------------------------------------- reusing a folder of the previous site
 
-def _regular_files(folder: Path, skip: frozenset[str] = frozenset()):
+def _regular_files(folder: Path, skip: frozenset[str] = frozenset(), rel: str = ""):
     """(path relative to ``folder``, absolute path, size) of every file below it but the top-level names in
-    ``skip``, in walk order; OSError when it holds anything but folders and regular files (a symlink, a device)."""
-    source = str(folder)
-    for top, dirs, files in os.walk(source):
-        if any(not stat.S_ISDIR(os.lstat(os.path.join(top, d)).st_mode) for d in dirs):
-            raise OSError("a symlink to a folder")
-        for f in files:
-            if top == source and f in skip:
+    ``skip``; OSError when it holds anything but folders and regular files (a symlink, a device). os.scandir: the
+    entry's type comes with the listing, so a file costs one lstat (for its size)."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _regular_files(Path(entry.path), frozenset(), f"{rel}{entry.name}/")
+            elif not rel and entry.name in skip:
                 continue
-            path = os.path.join(top, f)
-            st = os.lstat(path)
-            if not stat.S_ISREG(st.st_mode):
-                raise OSError("not a regular file")
-            yield os.path.relpath(path, source), path, st.st_size
+            elif entry.is_file(follow_symlinks=False):
+                yield rel + entry.name, entry.path, entry.stat(follow_symlinks=False).st_size
+            else:
+                raise OSError(f"not a folder or regular file: {entry.path}")
 
 
 def _names_digest(found: list[str]) -> str:
