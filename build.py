@@ -104,13 +104,15 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
 
     check_cache_dir(root, cache_dir)  # before anything slow or destructive (--clean): fail fast
     check_site_dir(root, site_dir, cache_dir)
-    config = load_config(root)
+    parsed = None if debug else cache_dir  # site.yml and front matter, kept parsed (article/yamlcache.py)
+    config = load_config(root, parsed)
     if clean:
         shutil.rmtree(cache_dir / "render", ignore_errors=True)
     if run_analysis:
-        analysis = ensure_analysis(root, config, cache_dir, force=clean, jobs=jobs, progress=progress, **runtime)
+        analysis = ensure_analysis(root, config, cache_dir, force=clean, jobs=jobs, progress=progress,
+                                   yaml_cache=parsed, **runtime)
     else:  # torch is never imported on this path
-        analysis = analysis_state(root, config, cache_dir, jobs, **runtime)
+        analysis = analysis_state(root, config, cache_dir, jobs, parsed, **runtime)
         if analysis == "stale":
             raise AnalysisStale("the analyses must run first")
     # 'fresh' or 'computed': every file the manifest lists was just verified (or written) by its sha256.

@@ -13,7 +13,7 @@ from typing import Any
 from analysis.factories import is_system_module, local_module_file, split_factory, top_module
 from analysis.spec import SITE_FEATUREVIZ
 
-from . import limits
+from . import limits, yamlcache
 from .config import SiteConfig
 from .errors import BuildError
 from .frontmatter import parse, split
@@ -25,14 +25,12 @@ RUNTIME = ("backend", "scheduler", "device")  # where the analysis runs; build.p
 BACKENDS, DEVICES = ("local", "dask"), ("auto", "cpu", "cuda")  # analysis.parallel / analysis.device (torch-free here)
 
 
-def _model_lines(text: str, path: Path) -> dict[str, int]:
+def _model_lines(yaml_text: str) -> dict[str, int]:
     """Front matter `models:` entry name -> file line (1-based), for error messages."""
     import yaml
 
-    from .frontmatter import split
     from .yamlsafe import SAFE_LOADER
 
-    yaml_text = split(text, path)[0]
     node = yaml.compose(yaml_text, Loader=SAFE_LOADER)  # libyaml's when present: the Python one took ~2 ms
     out: dict[str, int] = {}
     for key, value in node.value if isinstance(node, yaml.MappingNode) else []:
@@ -57,7 +55,7 @@ def _local_module(factory: str, folder: Path) -> bool:
     return not is_system_module(top) and local_module_file(top, folder) is not None
 
 
-def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
+def byo_models(root: Path, config: SiteConfig, yaml_cache: Path | None = None) -> list[dict[str, Any]]:
     """Bring-your-own models named in articles' front matter: {name: {factory, weights, kwargs, image_size}}.
 
     Checks what can be checked without torch (spec shape, weights file present and non-empty), so these
@@ -73,9 +71,12 @@ def byo_models(root: Path, config: SiteConfig) -> list[dict[str, Any]]:
             text = path.read_text(encoding="utf-8")
         except (BuildError, OSError, UnicodeDecodeError):
             continue  # the render stage reports unreadable articles with their own message
-        meta = parse(text, path).meta
-        lines = _model_lines(text, path) if meta.models else {}
-        fields = field_lines(split(text, path)[0]) if meta.models else {}
+        meta = parse(text, path, yaml_cache).meta
+        lines, fields = {}, {}
+        if meta.models:
+            yaml_text = split(text, path)[0]
+            lines, fields = yamlcache.parsed(yaml_cache, f"model-lines-{slug}", yaml_text,
+                                             lambda: (_model_lines(yaml_text), field_lines(yaml_text)))
         for name, spec in sorted((meta.models or {}).items(), key=lambda kv: str(kv[0])):
             if not isinstance(spec, dict) or not ({"factory", "weights"} & set(spec)):
                 continue  # free-form model notes for figures, not a model to load
@@ -155,7 +156,8 @@ def _attributed(exc: Exception, root: Path, byo: list[dict[str, Any]]) -> BuildE
     return BuildError(message)
 
 
-def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None, **runtime: str | None) -> dict[str, Any]:
+def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None, yaml_cache: Path | None = None,
+                    **runtime: str | None) -> dict[str, Any]:
     """site.yml's `analysis:` section checked, with defaults, the bring-your-own models of every article, and
     `jobs` (the build's --jobs) in place of `n_jobs` when given; `runtime`: --backend, --scheduler, --device
     (None: site.yml's)."""
@@ -203,7 +205,7 @@ def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None, **r
     if unknown:
         raise BuildError(f"field 'analysis' has unknown key(s) {', '.join(map(str, unknown))} "
                          f"(known: {', '.join(DEFAULTS)})", site)
-    cfg["byo"] = byo_models(root, config)
+    cfg["byo"] = byo_models(root, config, yaml_cache)
     return cfg
 
 
@@ -253,20 +255,21 @@ def _is_fresh(root: Path, cfg: dict[str, Any], cache_dir: Path) -> tuple[bool, s
 
 
 def analysis_state(root: Path, config: SiteConfig, cache_dir: Path, jobs: int | None = None,
-                   **runtime: str | None) -> str:
+                   yaml_cache: Path | None = None, **runtime: str | None) -> str:
     """The torch-free freshness check: 'none' (no models configured), 'fresh' (the cached manifest carries the
     fingerprint of the current inputs and every file it lists is intact) or 'stale' (the analyses must run)."""
-    cfg = analysis_config(root, config, jobs, **runtime)
+    cfg = analysis_config(root, config, jobs, yaml_cache, **runtime)
     if not needed(cfg):
         return "none"
     return "fresh" if _is_fresh(root, cfg, cache_dir)[0] else "stale"
 
 
 def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress: bool = True,
-                    force: bool = False, jobs: int | None = None, **runtime: str | None) -> str:
+                    force: bool = False, jobs: int | None = None, yaml_cache: Path | None = None,
+                    **runtime: str | None) -> str:
     """Run the analyses when their inputs changed; return 'fresh', 'computed' or 'none'. jobs: parallel analysis
-    workers (default: site.yml's analysis.n_jobs)."""
-    cfg = analysis_config(root, config, jobs, **runtime)
+    workers (default: site.yml's analysis.n_jobs). yaml_cache: where parsed front matter is kept (yamlcache.py)."""
+    cfg = analysis_config(root, config, jobs, yaml_cache, **runtime)
     if not needed(cfg):
         return "none"
     manifest = cache_dir / "analysis" / "manifest.json"

@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from . import yamlsafe
+from . import yamlcache
 from .errors import BuildError
 
 SITE_URL_ENV = "VW_SITE_URL"
@@ -31,20 +29,30 @@ class SiteConfig:
         return f"{self.site_url}{slug}/index.html"
 
 
-def load_config(root: Path) -> SiteConfig:
-    """Read ``root/site.yml``; ``$VW_SITE_URL`` overrides ``site_url`` (CI passes the Pages URL)."""
-    path = root / "site.yml"
-    if not path.is_file():
-        raise BuildError("site config not found", path)
+def _parse_yaml(text: str, path: Path) -> Any:
+    import yaml
+
+    from . import yamlsafe
+
     try:
-        text = path.read_text(encoding="utf-8")
-        raw = yamlsafe.load(text.removeprefix("\ufeff"), path) or {}
-    except UnicodeDecodeError as exc:
-        raise BuildError(f"not valid UTF-8 ({exc.reason}); save the file as UTF-8", path) from None
+        return yamlsafe.load(text, path) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise BuildError(f"malformed YAML: {getattr(exc, 'problem', exc)}", path,
                          mark.line + 1 if mark else None) from None
+
+
+def load_config(root: Path, cache_dir: Path | None = None) -> SiteConfig:
+    """Read ``root/site.yml``; ``$VW_SITE_URL`` overrides ``site_url`` (CI passes the Pages URL). ``cache_dir``: keep
+    the parsed YAML in the render cache (yamlcache.py)."""
+    path = root / "site.yml"
+    if not path.is_file():
+        raise BuildError("site config not found", path)
+    try:
+        source = path.read_text(encoding="utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise BuildError(f"not valid UTF-8 ({exc.reason}); save the file as UTF-8", path) from None
+    raw = yamlcache.parsed(cache_dir, "site", source, lambda: _parse_yaml(source, path))
     if not isinstance(raw, dict):
         raise BuildError("site config must be a mapping", path)
 

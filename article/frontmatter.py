@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from . import yamlsafe
+from . import yamlcache
 from .errors import BuildError
 from .urls import SAFE_SCHEMES, safe_url
 
@@ -74,6 +72,10 @@ def split(text: str, path: Path) -> tuple[str, str, int]:
 
 def _key_lines(yaml_text: str) -> dict[str, int]:
     """Top-level key -> 1-based line within the YAML text (for error messages)."""
+    import yaml
+
+    from . import yamlsafe
+
     node = yaml.compose(yaml_text, Loader=yamlsafe.SAFE_LOADER)
     if not isinstance(node, yaml.MappingNode):
         return {}
@@ -82,6 +84,10 @@ def _key_lines(yaml_text: str) -> dict[str, int]:
 
 def _bad_date(yaml_text: str) -> tuple[str, int] | None:
     """(key, line within the YAML) of the first date-looking scalar that is not a real date."""
+    import yaml
+
+    from . import yamlsafe
+
     stack: list[tuple[yaml.Node, str]] = [(yaml.compose(yaml_text, Loader=yamlsafe.SAFE_LOADER), "?")]
     while stack:
         node, key = stack.pop(0)
@@ -97,13 +103,26 @@ def _bad_date(yaml_text: str) -> tuple[str, int] | None:
     return None
 
 
-def parse(text: str, path: Path) -> Source:
-    """Split and validate an article file; errors are ``BuildError(path:line: message)``."""
+def parse(text: str, path: Path, cache_dir: Path | None = None) -> Source:
+    """Split and validate an article file; errors are ``BuildError(path:line: message)``. ``cache_dir``: keep the
+    parsed YAML in the render cache (yamlcache.py)."""
     yaml_text, body, body_line = split(text, path)
+    lines, data = yamlcache.parsed(cache_dir, f"front-matter-{path.parent.name}", yaml_text,
+                                   lambda: _parse_yaml(yaml_text, path))
+    if not isinstance(data, dict):
+        raise BuildError("front matter must be a YAML mapping", path, 2)
+    return Source(path=path, meta=_validate(data, lines, path), body=body, body_line=body_line)
+
+
+def _parse_yaml(yaml_text: str, path: Path) -> tuple[dict[str, int], Any]:
+    """(top-level key -> line, the value) of the front matter."""
+    import yaml
+
+    from . import yamlsafe
+
     yamlsafe.check(yaml_text, path, 2)  # aliases, nesting: before anything walks the tree
     try:
-        lines = _key_lines(yaml_text)
-        data = yamlsafe.load(yaml_text, path, 2) or {}
+        return _key_lines(yaml_text), yamlsafe.load(yaml_text, path, 2) or {}
     except ValueError as exc:  # PyYAML builds dates itself: 2024-13-45 raises a bare ValueError
         key, line = _bad_date(yaml_text) or ("?", None)
         raise BuildError(f"front matter field '{key}' is not a valid date: {exc}", path,
@@ -113,9 +132,6 @@ def parse(text: str, path: Path) -> Source:
         problem = getattr(exc, "problem", None) or str(exc)
         raise BuildError(f"malformed YAML front matter: {problem}", path,
                          mark.line + 2 if mark else 1) from None
-    if not isinstance(data, dict):
-        raise BuildError("front matter must be a YAML mapping", path, 2)
-    return Source(path=path, meta=_validate(data, lines, path), body=body, body_line=body_line)
 
 
 def _validate(d: dict[str, Any], lines: dict[str, int], path: Path) -> FrontMatter:

@@ -90,7 +90,7 @@ def inside_project(root: Path, path: Path, what: str) -> None:
                          "inside the project are published", path)
 
 
-def read_articles(root: Path, config: SiteConfig) -> list[Article]:
+def read_articles(root: Path, config: SiteConfig, yaml_cache: Path | None = None) -> list[Article]:
     articles = []
     for slug in config.articles:
         folder = root / "content" / slug
@@ -98,7 +98,7 @@ def read_articles(root: Path, config: SiteConfig) -> list[Article]:
         if not path.exists() and not path.is_symlink():
             raise BuildError(f"article '{slug}' listed in site.yml has no index.md", path)
         inside_project(root, path, f"article '{slug}'")
-        articles.append(Article(slug, parse(read_text(path, "article"), path), folder))
+        articles.append(Article(slug, parse(read_text(path, "article"), path, yaml_cache), folder))
     return articles
 
 
@@ -219,15 +219,15 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
     root, site_dir, cache_dir = Path(root), Path(site_dir), Path(cache_dir)
     report = BuildReport(site_dir=site_dir)
     stage = _Stages(report, progress)
+    check_cache_dir(root, cache_dir)  # before anything is kept in it (parsed YAML, below)
+    check_site_dir(root, site_dir, cache_dir)
     with stage("config") as note:
-        config = config or load_config(root)
+        config = config or load_config(root, None if debug else cache_dir)
         registry.discover()
         note["text"] = f"{len(config.articles)} article(s), {len(registry.FIGURES)} figure kinds"
     with stage("read") as note:
-        articles = read_articles(root, config)
+        articles = read_articles(root, config, None if debug else cache_dir)
         note["text"] = ", ".join(a.slug for a in articles)
-    check_cache_dir(root, cache_dir)
-    check_site_dir(root, site_dir, cache_dir)
     tmp = prepare_tmp(site_dir)
     # Unchanged files are hard-linked from the site being replaced; only one the build made itself (the guard above).
     previous = site_dir if site_dir.is_dir() else None

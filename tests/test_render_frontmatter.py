@@ -101,3 +101,54 @@ def test_site_config_errors(tmp_path):
     (tmp_path / "site.yml").write_text("title: T\ndescription: D\nsite_url: https://x/\narticles: a\n")
     with pytest.raises(BuildError, match="articles"):
         load_config(tmp_path)
+
+
+def test_parsed_yaml_is_kept_by_its_text_and_errors_are_never_kept(tmp_path):
+    """yamlcache: the same front matter parsed through the render cache (in this process, then from the entry alone)
+    equals a plain parse, dates and all; a damaged or wrongly shaped entry is parsed again; a YAML mistake is reported
+    at its line every time."""
+    import json
+
+    from article import yamlcache
+
+    cache = tmp_path / "cache"
+    text = GOOD.replace("bibliography", "extra: {1: [2.5, .inf, 2024-01-02, !!binary aGk=]}\nbibliography")
+    plain = parse(text, Path("a/index.md"))
+    assert parse(text, Path("a/index.md"), cache) == plain
+    yamlcache._seen.clear()
+    entry, = (cache / "render").glob("yaml-front-matter-a-*")
+    assert parse(text, Path("a/index.md"), cache) == plain  # from the entry: no PyYAML needed
+    assert plain.meta.raw["extra"] == {1: [2.5, float("inf"), dt.date(2024, 1, 2), b"hi"]}
+
+    from article import cache as render_cache
+    yamlcache._seen.clear()
+    render_cache.store(entry, json.dumps(["l", [["d", "not a date"]]]).encode())  # planted: the wrong shape
+    assert parse(text, Path("a/index.md"), cache) == plain
+    bad = text.replace("title: T", "title: [unclosed")
+    with pytest.raises(BuildError) as plain_err:
+        parse(bad, Path("a/index.md"))
+    for _ in range(2):
+        with pytest.raises(BuildError) as err:
+            parse(bad, Path("a/index.md"), cache)
+        assert (err.value.message, err.value.line) == (plain_err.value.message, plain_err.value.line) \
+            and err.value.line in (2, 3)
+
+
+def test_an_unchanged_site_builds_without_importing_pyyaml(tmp_path):
+    """site.yml and front matter unchanged: the build reads them parsed from the render cache (PyYAML costs ~8 ms to
+    import); an edited front matter is parsed again."""
+    import subprocess
+    import sys
+
+    from test_render_helpers import REPO, sample_root
+
+    root = sample_root(tmp_path)
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; import build; "
+              "build.build(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), progress=False); "
+              "print('yaml' in sys.modules)")
+    args = [sys.executable, "-c", script, str(REPO), str(root), str(tmp_path / "site"), str(tmp_path / "cache")]
+    runs = [subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()[-1] for _ in range(2)]
+    assert runs == ["True", "False"]
+    index = root / "content" / "sample" / "index.md"
+    index.write_text(index.read_text(encoding="utf-8").replace("title: ", "title: New ", 1), encoding="utf-8")
+    assert subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()[-1] == "True"
