@@ -98,7 +98,7 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
     from article.analysis_stage import analysis_state, ensure_analysis
     from article.config import load_config
     from article.errors import AnalysisStale
-    from article.figrender import manifest_digests
+    from article.figure_cache import manifest_digests
     from article.pipeline import build_site
     from article.sitedir import check_cache_dir, check_site_dir
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from . import (article_cache, body_segments, cache, citation, figrender, limits, linkcheck, mathml, model_pages,
-               social)
+from . import (article_cache, body_segments, cache, citation, figrender, figure_cache, limits, linkcheck, mathml,
+               model_pages, social)
 from .bibliography import Citations, load_bibliography
 from .config import SiteConfig, load_config
 from .errors import BuildError
@@ -110,7 +110,7 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
 
     def decode(raw: bytes) -> tuple[dict, dict[str, str], Path]:
         record, named, stored = article_cache.load(raw, cache_dir, a.slug)
-        if not figrender._still_valid(record["reads"], cache_dir, verified):
+        if not figure_cache.still_valid(record["reads"], cache_dir, verified):
             raise ValueError("an analysis file the article read has changed")
         return record, named, stored
 
@@ -166,7 +166,7 @@ def render_fresh(a: Article, config: SiteConfig, cache_dir: Path, use_cache: boo
     def figure_hook(params: dict[str, str], number: int, caption: str, line: int) -> str:
         fid, kind = params["id"], params["kind"]
         fig_params = {k: v for k, v in params.items() if k not in ("id", "kind")}
-        out, files, hit = figrender.cached_output(kind, fig_params, context(fid, line), use_cache, verified)
+        out, files, hit = figure_cache.cached_output(kind, fig_params, context(fid, line), use_cache, verified)
         report.figures += 1
         report.cache_hits += hit
         rendered = figrender.figure_html(out, fid, number, params["width"], caption, kind)

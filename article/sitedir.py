@@ -1,10 +1,11 @@
 """The output folders: which site and cache folders the build may write, and the atomic replacement of the site.
 
 A build renders into a temporary sibling of the site folder (``prepare_tmp``) and swaps it in only at the end
-(``swap``), so a failed build leaves the previous site byte-for-byte intact. A part of the previous site whose inputs are
-unchanged (a model page's folder, an article's figure files) is hard-linked into the new one (``link_folder``), checked
-against the name-and-size listing ``record`` noted when it was built. Only a folder the build itself made
-(it holds ``SITE_MARKER``) is ever replaced, and never the project, content/, templates/ or the cache.
+(``swap``), so a failed build leaves the previous site byte-for-byte intact. A part of the previous site whose
+inputs are unchanged (a model page's folder, an article's figure files) is hard-linked into the new one
+(``link_folder``), checked against the name-and-size listing ``record`` noted when it was built. Only a folder the
+build itself made (it holds ``SITE_MARKER``) is ever replaced, and never the project, content/, templates/ or the
+cache.
 """
 from __future__ import annotations
 

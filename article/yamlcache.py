@@ -16,8 +16,9 @@ from typing import Any, Callable
 
 from . import cache
 
-_READERS = ("yamlcache.py", "yamlsafe.py", "frontmatter.py", "config.py", "recipe_spec.py", "analysis_stage.py")
-_seen: dict[tuple[Path | None, str, str], Any] = {}  # this process: the analysis stage and the render stage read the same files
+_READERS = ("yamlcache.py", "yamlsafe.py", "frontmatter.py", "config.py", "recipe_spec.py", "byo_spec.py")
+# This process: the analysis stage and the render stage read the same files.
+_seen: dict[tuple[Path | None, str, str], Any] = {}
 
 
 @functools.lru_cache(maxsize=None)

@@ -5,7 +5,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from article import cache, figrender
+from article import cache, figure_cache
 
 
 def test_key_parts_are_length_prefixed_and_entries_live_under_render(tmp_path):
@@ -55,11 +55,11 @@ def test_figure_entry_checks_reads_against_verified_digests_without_hashing_agai
     data.write_text("[1]")
     digest = hashlib.sha256(b"[1]").hexdigest()
     reads = {"analysis/m/w.json": digest}
-    assert figrender._still_valid(reads, tmp_path, {})  # hashed from disk
+    assert figure_cache.still_valid(reads, tmp_path, {})  # hashed from disk
     data.write_text("[2]")
-    assert not figrender._still_valid(reads, tmp_path, {})
-    assert figrender._still_valid(reads, tmp_path, {"analysis/m/w.json": digest})  # trusted, not hashed
-    assert not figrender._still_valid(reads, tmp_path, {"analysis/m/w.json": "0" * 64})
+    assert not figure_cache.still_valid(reads, tmp_path, {})
+    assert figure_cache.still_valid(reads, tmp_path, {"analysis/m/w.json": digest})  # trusted, not hashed
+    assert not figure_cache.still_valid(reads, tmp_path, {"analysis/m/w.json": "0" * 64})
 
 
 def test_manifest_digests_name_files_relative_to_the_cache(tmp_path):
@@ -67,11 +67,11 @@ def test_manifest_digests_name_files_relative_to_the_cache(tmp_path):
     manifest.parent.mkdir(parents=True)
     manifest.write_text(json.dumps({"files": [{"path": "m/w.json", "sha256": "ab"},
                                               {"path": "../featureviz/f.png", "sha256": "cd"}, {"path": 5}]}))
-    digests = figrender.manifest_digests(tmp_path)
+    digests = figure_cache.manifest_digests(tmp_path)
     assert digests["analysis/m/w.json"] == "ab" and digests["featureviz/f.png"] == "cd"
     assert digests["analysis/manifest.json"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
     manifest.write_text("{broken")
-    assert figrender.manifest_digests(tmp_path) == {}
+    assert figure_cache.manifest_digests(tmp_path) == {}
 
 
 def test_figure_cache_key_covers_the_helper_modules_a_kind_uses():

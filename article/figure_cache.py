@@ -1,0 +1,109 @@
+"""A figure through the render cache: what the page shows of it (small) in one entry, its files (megabytes, named by
+their digests, fileset.py) in another, so a hit reads the files only when the article's folder in the previous site
+cannot be reused. What the figure read from the analysis cache is stored beside it (path -> sha256) and checked on
+every hit, against this build's verified digests when it has them. The key hashes the source of the figure module
+and of the package modules it uses, the kind, params, article front matter, theme and the code of both modules."""
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from collections.abc import Mapping
+from pathlib import Path
+
+from . import cache, figrender, fileset, jsonio
+from .figrender import FigureOutput, figure_files, make_output
+from .fileset import FileSet
+from .figures import registry
+from .figures.registry import FigureContext
+
+_CODE = cache.key([Path(figrender.__file__).read_bytes(), Path(__file__).read_bytes()])
+
+
+def _cache_parts(kind: str, params: dict[str, str], ctx: FigureContext) -> list[str]:
+    return [_CODE, registry.module_source_hash(kind), kind, ctx.slug, str(ctx.figure_id),
+            jsonio.dumps(params), jsonio.dumps(ctx.article), jsonio.dumps(ctx.theme)]
+
+
+def manifest_digests(cache_dir: Path) -> dict[str, str]:
+    """The sha256 of every analysis file (relative to ``cache_dir``) as the analysis manifest records them. Trust
+    them only right after the freshness check verified every one of them (build.py's recipe), so a figure's cache
+    entry is checked without hashing the same files a second time."""
+    path = cache_dir / "analysis" / "manifest.json"
+    try:
+        raw = path.read_bytes()
+        manifest = json.loads(raw)
+    except (OSError, ValueError):
+        return {}
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    out = {"analysis/manifest.json": hashlib.sha256(raw).hexdigest()}  # most figures read it: hash it once
+    for entry in files if isinstance(files, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str) and isinstance(entry.get("sha256"), str):
+            out[posixpath.normpath(posixpath.join("analysis", entry["path"]))] = entry["sha256"]
+    return out
+
+
+def still_valid(reads: dict[str, str], cache_dir: Path, verified: Mapping[str, str]) -> bool:
+    """Every analysis file the figure read still has the bytes it had then (``verified``: digests known this build)."""
+    for rel, digest in reads.items():
+        if rel in verified:
+            if verified[rel] != digest:
+                return False
+            continue
+        try:
+            if hashlib.sha256((cache_dir / rel).read_bytes()).hexdigest() != digest:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _files_entry(cache_dir: Path, named: Mapping[str, str]) -> Path:
+    return cache.entry(cache_dir, "figfiles", [json.dumps(named, sort_keys=True)], "zip")
+
+
+def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cache: bool = True,
+                  verified: Mapping[str, str] = {}) -> tuple[FigureOutput, FileSet, bool]:
+    """(what the page shows of the figure, its files, was_cache_hit). ``verified``: analysis file -> sha256 already
+    checked in this build. The cache keeps the page part (small) apart from the files (megabytes, by digest), so a
+    hit reads the files only when the article's folder cannot be reused from the previous site."""
+    fig_id = ctx.figure_id or ""
+    entry = cache.entry(ctx.cache_dir, "figure", _cache_parts(kind, params, ctx), "zip") if use_cache else None
+    files = FileSet()
+
+    def decode(data: bytes) -> tuple[FigureOutput, dict[str, str], Path]:
+        members = cache.unpack(data)
+        reads, named = json.loads(members.pop("reads.json")), json.loads(members.pop("files.json"))
+        if not (isinstance(reads, dict) and isinstance(named, dict) and still_valid(reads, ctx.cache_dir, verified)):
+            raise ValueError("an analysis file the figure read has changed")
+        stored = _files_entry(ctx.cache_dir, named)
+        if not stored.is_file():
+            raise ValueError("the figure's files are not in the cache")
+        out = FigureOutput.from_files(members)
+        ctx.reads.update(reads)  # what the article's own cache entry depends on (article_cache.py)
+        return out, named, stored
+
+    hit = cache.load(entry, decode)
+    if hit is not None:
+        out, named, stored = hit
+
+        def load() -> dict[str, bytes]:
+            got = cache.load(stored, cache.unpack)
+            if got is None:  # damaged since the check above: made again (the same bytes: figures are deterministic)
+                got = figure_files(make_output(kind, params, ctx), fig_id)
+                cache.store(_files_entry(ctx.cache_dir, fileset.digests(got)), cache.pack(got))
+            return got
+
+        files.add_lazy(named, load)
+        return out, files, True
+    out = make_output(kind, params, ctx)
+    made = figure_files(out, fig_id)
+    files.add(made)
+    if entry is not None:
+        cache.store(_files_entry(ctx.cache_dir, files.digests), cache.pack(made))
+        page_part = FigureOutput(description=out.description, spec_text=out.spec_text, html=out.html,
+                                 links=list(out.links))
+        cache.store(entry, cache.pack({"reads.json": json.dumps(ctx.reads).encode(),
+                                       "files.json": json.dumps(files.digests, sort_keys=True).encode(),
+                                       **page_part.to_files()}))
+    return out, files, False
