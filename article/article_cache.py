@@ -62,12 +62,13 @@ def _files_entry(cache_dir: Path, slug: str, digest: str) -> Path:
     return cache.entry(cache_dir, f"files-{slug}", [digest], "zip")
 
 
-def store_files(cache_dir: Path, slug: str, files: FileSet) -> None:
-    """The article's files under their digest (the only live entry of its kind for this article)."""
+def store_files(cache_dir: Path, slug: str, files: FileSet) -> dict[str, bytes]:
+    """The article's files under their digest (the only live entry of its kind for this article); returns them."""
     data = files.load()  # may correct a digest (a figure made again): the entry is named after the bytes
     entry = _files_entry(cache_dir, slug, files.digest)
     cache.store(entry, cache.pack(data))
     cache.keep_only(entry, f"files-{slug}")
+    return data
 
 
 def store(path: Path | None, cache_dir: Path, a: Any, reads: Mapping[str, str], figures: int) -> None:

@@ -87,14 +87,12 @@ def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cac
     if hit is not None:
         out, named, stored = hit
 
-        def load() -> dict[str, bytes]:
-            got = cache.load(stored, cache.unpack)
-            if got is None:  # damaged since the check above: made again (the same bytes: figures are deterministic)
-                got = figure_files(make_output(kind, params, ctx), fig_id)
-                cache.store(_files_entry(ctx.cache_dir, fileset.digests(got)), cache.pack(got))
-            return got
+        def remake() -> dict[str, bytes]:  # the same bytes: figures are deterministic
+            made = figure_files(make_output(kind, params, ctx), fig_id)
+            cache.store(_files_entry(ctx.cache_dir, fileset.digests(made)), cache.pack(made))
+            return made
 
-        files.add_lazy(named, load)
+        files.add_lazy(named, fileset.from_entry(stored, remake))
         return out, files, True
     out = make_output(kind, params, ctx)
     made = figure_files(out, fig_id)

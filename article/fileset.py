@@ -9,6 +9,7 @@ digests.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Callable, Mapping
 
 from . import cache
@@ -18,6 +19,15 @@ Loader = Callable[[], Mapping[str, bytes]]
 
 def digests(files: Mapping[str, bytes]) -> dict[str, str]:
     return {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
+
+
+def from_entry(stored: Path, remake: Loader) -> Loader:
+    """A loader for files packed in a render-cache entry (cache.pack); when the entry was damaged or removed after it
+    was checked, ``remake`` makes the files again (and stores them)."""
+    def load() -> Mapping[str, bytes]:
+        got = cache.load(stored, cache.unpack)
+        return got if got is not None else remake()
+    return load
 
 
 def key(named: Mapping[str, str]) -> str:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from . import (article_cache, body_segments, cache, citation, figrender, figure_cache, limits, linkcheck, mathml,
-               model_pages, social)
+from . import (article_cache, body_segments, cache, citation, figrender, figure_cache, fileset, limits, linkcheck,
+               mathml, model_pages, social)
 from .bibliography import Citations, load_bibliography
 from .config import SiteConfig, load_config
 from .errors import BuildError
@@ -118,17 +118,13 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
     if hit is not None:
         record, named, stored = hit
 
-        def files() -> dict[str, bytes]:
-            got = cache.load(stored, cache.unpack)
-            if got is None:  # damaged since the check above: render the article again for its files
-                stored.unlink(missing_ok=True)
-                again = Article(a.slug, a.source, a.folder)
-                render_fresh(again, config, cache_dir, use_cache, BuildReport(report.site_dir), verified)
-                got = again.files.load()
-                article_cache.store_files(cache_dir, a.slug, again.files)
-            return got
+        def remake() -> dict[str, bytes]:  # render the article again for its files
+            stored.unlink(missing_ok=True)
+            again = Article(a.slug, a.source, a.folder)
+            render_fresh(again, config, cache_dir, use_cache, BuildReport(report.site_dir), verified)
+            return article_cache.store_files(cache_dir, a.slug, again.files)
 
-        a.files.add_lazy(named, files)
+        a.files.add_lazy(named, fileset.from_entry(stored, remake))
         a.html, a.toc, a.appendix, a.scripts = record["html"], record["toc"], record["appendix"], record["scripts"]
         report.figures += record["figures"]
         report.cache_hits += record["figures"]
