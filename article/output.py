@@ -105,7 +105,7 @@ class Pages:
         self.common = cache.key(page_parts(env, config))
 
     def write(self, rel: str, template: str, given: list[str | bytes], **ctx: Any) -> None:
-        """``rel`` from ``template`` with ``ctx``; ``given``: key parts that determine ``ctx`` (default: its repr)."""
+        """``rel`` from ``template`` with ``ctx``; ``given``: key parts that together determine everything in ``ctx``."""
         key = cache.key([self.common, rel, template, *given])
         old = self.before.get(rel)
         if self.previous is not None and old == [key, _regular_size(self.previous / rel)]:
