@@ -90,9 +90,7 @@ def load(raw: bytes, cache_dir: Path, slug: str) -> tuple[dict, dict[str, str], 
     """``cache.load``'s decode for a record: (record, its files' digests, the entry holding their bytes); raises (a
     miss) when that entry is gone or the digests do not add up to the recorded key."""
     record = json.loads(raw)
-    named = record["file_digests"]
-    if not isinstance(named, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in named.items()):
-        raise ValueError("file digests of the wrong shape")
+    named = fileset.checked_names(record["file_digests"])
     entry = _files_entry(cache_dir, slug, str(record["files"]))
     if fileset.key(named) != record["files"] or not entry.is_file():
         raise ValueError("the article's files are not in the cache")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import os
 import zipfile
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, TypeVar
@@ -43,6 +44,9 @@ def library_stamp(package: str) -> str:
 
     spec = importlib.util.find_spec(package)
     h = hashlib.sha256(package.encode())
+    if spec is not None and spec.origin and not spec.submodule_search_locations:  # a single-module library
+        st = os.stat(spec.origin)
+        h.update(f"{spec.origin}\0{st.st_size}\0{st.st_mtime_ns}".encode())
     for folder in (spec.submodule_search_locations or []) if spec is not None else []:
         for f in sorted(Path(folder).rglob("*")):
             if f.is_file() and f.suffix != ".pyc":

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import jsonio, limits, theme
+from . import fileset, jsonio, limits, theme
 from .errors import BuildError
 from .figures import registry
 from .figures.registry import Figure, FigureContext
@@ -133,8 +133,7 @@ def _chart_output(fig: Figure, fig_id: str, ctx: FigureContext) -> FigureOutput:
 
 
 def safe_asset_name(name: Any) -> bool:
-    return (isinstance(name, str) and bool(name) and not name.startswith(("/", ".")) and "\\" not in name
-            and "\0" not in name and ".." not in name.split("/"))
+    return fileset.safe_name(name) and not name.startswith(".")
 
 
 class _Params(dict):

@@ -73,7 +73,8 @@ def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cac
 
     def decode(data: bytes) -> tuple[FigureOutput, dict[str, str], Path]:
         members = cache.unpack(data)
-        reads, named = json.loads(members.pop("reads.json")), json.loads(members.pop("files.json"))
+        reads = json.loads(members.pop("reads.json"))
+        named = fileset.checked_names(json.loads(members.pop("files.json")))
         if not (isinstance(reads, dict) and isinstance(named, dict) and still_valid(reads, ctx.cache_dir, verified)):
             raise ValueError("an analysis file the figure read has changed")
         stored = _files_entry(ctx.cache_dir, named)
@@ -92,7 +93,7 @@ def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cac
             cache.store(_files_entry(ctx.cache_dir, fileset.digests(made)), cache.pack(made))
             return made
 
-        files.add_lazy(named, fileset.from_entry(stored, remake))
+        files.add_lazy(named, fileset.from_entry(stored, named, remake))
         return out, files, True
     out = make_output(kind, params, ctx)
     made = figure_files(out, fig_id)

@@ -17,15 +17,36 @@ from . import cache
 Loader = Callable[[], Mapping[str, bytes]]
 
 
+def safe_name(rel: object) -> bool:
+    """A path that stays inside the folder it is joined to: relative, no empty, '.' or '..' part, no backslash or NUL.
+    Names read from the render cache are checked, so a planted entry cannot write outside the site."""
+    return (isinstance(rel, str) and not rel.startswith("/") and "\\" not in rel and "\0" not in rel
+            and all(part not in ("", ".", "..") for part in rel.split("/")))
+
+
+def checked_names(named: object) -> dict[str, str]:
+    """A record's name -> sha256 map, or ValueError (a miss) when it has the wrong shape or an unsafe name."""
+    if not isinstance(named, dict) or not all(safe_name(k) and isinstance(v, str) for k, v in named.items()):
+        raise ValueError("file names of the wrong shape")
+    return named
+
+
 def digests(files: Mapping[str, bytes]) -> dict[str, str]:
     return {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
 
 
-def from_entry(stored: Path, remake: Loader) -> Loader:
-    """A loader for files packed in a render-cache entry (cache.pack); when the entry was damaged or removed after it
-    was checked, ``remake`` makes the files again (and stores them)."""
+def from_entry(stored: Path, named: Mapping[str, str], remake: Loader) -> Loader:
+    """A loader for the files ``named`` packed in a render-cache entry (cache.pack), each checked against its
+    digest; when the entry was damaged, planted or removed after it was checked, ``remake`` makes the files again
+    (and stores them)."""
+    def matching(raw: bytes) -> Mapping[str, bytes]:
+        files = cache.unpack(raw)
+        if digests({rel: files[rel] for rel in named}) != dict(named):  # a missing name is a KeyError: a miss too
+            raise ValueError("packed files do not have their recorded digests")
+        return files
+
     def load() -> Mapping[str, bytes]:
-        got = cache.load(stored, cache.unpack)
+        got = cache.load(stored, matching)
         return got if got is not None else remake()
     return load
 

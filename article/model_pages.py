@@ -5,9 +5,9 @@ their NMF pictures) load when the reader opens that layer, so a page stays small
 analysis cache (JSON + PNG), never torch.
 
 A content-only edit leaves every model folder as it was: the cache records, for the site a build made (sitedir.record),
-each folder's key (everything its bytes depend on) and its listing (names and sizes), and a folder whose key and
-listing match is hard-linked from the previous site file by file, without reading or rendering anything (regular
-files only; else it is written anew).
+each folder's key (everything its bytes depend on) and its listing (names, sizes, inodes, mtimes), and a folder whose
+key and listing match is hard-linked from the previous site file by file, without reading or rendering anything
+(regular files only; else it is written anew).
 """
 from __future__ import annotations
 

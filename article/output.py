@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from . import cache, sitedir, theme
+from . import cache, fileset, sitedir, theme
 from .config import SiteConfig
 from .errors import BuildError
 from .frontmatter import FrontMatter
@@ -94,7 +94,8 @@ class Listed:
 class Pages:
     """Renders pages into the temp site, or hard-links one from the previous site when its key (``page_parts`` and
     everything the page is given) is the key that page was built from: its templates are then not even compiled.
-    Keys and sizes are noted per site through ``sitedir.record``, like the article and model folders."""
+    Keys and file stamps (size, inode, mtime) are noted per site through ``sitedir.record``, like the article and model
+    folders."""
 
     def __init__(self, env: jinja2.Environment, config: SiteConfig, site: Path, previous: Path | None,
                  cache_dir: Path | None, site_dir: Path | None):
@@ -105,37 +106,39 @@ class Pages:
         self.common = cache.key(page_parts(env, config))
 
     def write(self, rel: str, template: str, given: list[str | bytes], **ctx: Any) -> None:
-        """``rel`` from ``template`` with ``ctx``; ``given``: key parts that together determine everything in ``ctx``."""
+        """``rel`` from ``template`` with ``ctx``; ``given``: key parts that together determine all of ``ctx``."""
         key = cache.key([self.common, rel, template, *given])
         old = self.before.get(rel)
-        if self.previous is not None and old == [key, _regular_size(self.previous / rel)]:
+        if self.previous is not None and old == [key, _stamp(self.previous / rel)]:
             try:
                 os.link(self.previous / rel, self.site / rel)
                 self.kept[rel] = old
                 return
             except OSError:
                 pass  # no hard links here: render it
-        data = render_template(self.env, template, **ctx).encode("utf-8")
-        write(self.site, rel, data, self.previous)
-        self.kept[rel] = [key, len(data)]
+        write(self.site, rel, render_template(self.env, template, **ctx), self.previous)
+        self.kept[rel] = [key, _stamp(self.site / rel)]
 
     def save(self) -> None:
         if self.cache_dir is not None and self.site_dir is not None and (self.site / sitedir.SITE_MARKER).is_file():
             sitedir.record(self.cache_dir, self.site_dir, self.site, "pages", self.kept)
 
 
-def _regular_size(path: Path) -> int | None:
+def _stamp(path: Path) -> str | None:
+    """sitedir.stamp of a regular file, else None."""
     try:
         st = os.lstat(path)
     except OSError:
         return None
-    return st.st_size if stat.S_ISREG(st.st_mode) else None
+    return sitedir.stamp(st) if stat.S_ISREG(st.st_mode) else None
 
 
 def write(site: Path, rel: str, data: bytes | str, previous: Path | None = None) -> None:
     """Write ``site/rel``. When the previous site holds the same bytes at ``rel``, hard-link that file instead: a
     content-only rebuild then writes one page, not megabytes of unchanged figure data. The previous site is only
     read, so a failed build still leaves it intact; a file of the same size is compared byte for byte."""
+    if not fileset.safe_name(rel):  # never outside the site, whatever a cache entry names
+        raise BuildError(f"refusing to write {rel!r}: not a path inside the site")
     raw = data.encode("utf-8") if isinstance(data, str) else data
     target = site / rel
     target.parent.mkdir(parents=True, exist_ok=True)

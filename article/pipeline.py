@@ -124,7 +124,7 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
             render_fresh(again, config, cache_dir, use_cache, BuildReport(report.site_dir), verified)
             return article_cache.store_files(cache_dir, a.slug, again.files)
 
-        a.files.add_lazy(named, fileset.from_entry(stored, remake))
+        a.files.add_lazy(named, fileset.from_entry(stored, named, remake))
         a.html, a.toc, a.appendix, a.scripts = record["html"], record["toc"], record["appendix"], record["scripts"]
         report.figures += record["figures"]
         report.cache_hits += record["figures"]

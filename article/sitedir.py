@@ -3,9 +3,9 @@
 A build renders into a temporary sibling of the site folder (``prepare_tmp``) and swaps it in only at the end
 (``swap``), so a failed build leaves the previous site byte-for-byte intact. A part of the previous site whose
 inputs are unchanged (a model page's folder, an article's figure files) is hard-linked into the new one
-(``link_folder``), checked against the name-and-size listing ``record`` noted when it was built. Only a folder the
-build itself made (it holds ``SITE_MARKER``) is ever replaced, and never the project, content/, templates/ or the
-cache.
+(``link_folder``), checked against the listing (name, size, inode, mtime) ``record`` noted when it was built.
+Only a folder the build itself made (it holds ``SITE_MARKER``) is ever replaced, and never the project, content/,
+templates/ or the cache.
 """
 from __future__ import annotations
 
@@ -192,9 +192,9 @@ def tree_digest(folder: Path) -> str:
 # ---------------------------------------------------------------- reusing a folder of the previous site
 
 def _regular_files(folder: Path, skip: frozenset[str] = frozenset(), rel: str = ""):
-    """(path relative to ``folder``, absolute path, size) of every file below it but the top-level names in
+    """(path relative to ``folder``, absolute path, lstat) of every file below it but the top-level names in
     ``skip``; OSError when it holds anything but folders and regular files (a symlink, a device). os.scandir: the
-    entry's type comes with the listing, so a file costs one lstat (for its size)."""
+    entry's type comes with the listing, so a file costs one lstat."""
     with os.scandir(folder) as entries:
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
@@ -202,9 +202,15 @@ def _regular_files(folder: Path, skip: frozenset[str] = frozenset(), rel: str = 
             elif not rel and entry.name in skip:
                 continue
             elif entry.is_file(follow_symlinks=False):
-                yield rel + entry.name, entry.path, entry.stat(follow_symlinks=False).st_size
+                yield rel + entry.name, entry.path, entry.stat(follow_symlinks=False)
             else:
                 raise OSError(f"not a folder or regular file: {entry.path}")
+
+
+def stamp(st: os.stat_result) -> str:
+    """What a file's listing records: size, inode and mtime. A hard link into the next site keeps all three; a file
+    edited by hand inside site/ gets a new inode (an editor's save) or mtime (a write in place)."""
+    return f"{st.st_size}:{st.st_ino}:{st.st_mtime_ns}"
 
 
 def _names_digest(found: list[str]) -> str:
@@ -212,10 +218,10 @@ def _names_digest(found: list[str]) -> str:
 
 
 def listing(folder: Path, skip: frozenset[str] = frozenset()) -> str | None:
-    """sha256 of a folder's sorted (name, size) list (less the top-level names in ``skip``); None when it holds
+    """sha256 of a folder's sorted (name, ``stamp``) list (less the top-level names in ``skip``); None when it holds
     anything but folders and regular files, or is absent."""
     try:
-        return _names_digest([f"{rel}\0{size}" for rel, _, size in _regular_files(folder, skip)])
+        return _names_digest([f"{rel}\0{stamp(st)}" for rel, _, st in _regular_files(folder, skip)])
     except OSError:
         return None
 
@@ -229,8 +235,8 @@ def link_folder(old: Path, new: Path, recorded: object, skip: frozenset[str] = f
         if not isinstance(recorded, str) or any(not stat.S_ISDIR(os.lstat(p).st_mode) for p in (old.parent, old)):
             return False
         found, made = [], set()
-        for rel, path, size in _regular_files(old, skip):
-            found.append(f"{rel}\0{size}")  # as listing()
+        for rel, path, st in _regular_files(old, skip):
+            found.append(f"{rel}\0{stamp(st)}")  # as listing()
             target = os.path.join(new, rel)
             parent = os.path.dirname(target)
             if parent not in made:  # one mkdir per folder, not per file (~450 files per model)

@@ -5,6 +5,8 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
+
 from article import cache, figure_cache
 
 
@@ -330,4 +332,90 @@ def test_pages_whose_inputs_are_unchanged_are_linked_and_their_templates_not_com
     build_site(root, site, cache_dir=cache, progress=False)
     assert sorted(rendered) == sorted(["article.html", *shared])
     build_site(root, tmp_path / "plain", cache_dir=cache, progress=False, debug=True)
+    assert tree_digest(site) == tree_digest(tmp_path / "plain")
+
+
+# ---------------------------------------------------------------- planted entries, hand edits (review of the reuse)
+
+def _planted_then_built(tmp_path, plant) -> tuple:
+    """Build the sample, let ``plant(cache)`` change the render cache, build into a new site folder and without any
+    cache: (the new site, the cache-free one)."""
+    from article.pipeline import build_site
+    from test_render_helpers import sample_root
+
+    root, cache = sample_root(tmp_path), tmp_path / "cache"
+    build_site(root, tmp_path / "out" / "site", cache_dir=cache, progress=False)
+    plant(cache)
+    build_site(root, tmp_path / "out" / "site2", cache_dir=cache, progress=False)
+    build_site(root, tmp_path / "plain", cache_dir=cache, progress=False, debug=True)
+    return tmp_path / "out" / "site2", tmp_path / "plain"
+
+
+def test_planted_file_bytes_are_a_miss_not_a_published_file(tmp_path):
+    """Well-formed figure-files and article-files entries whose bytes are not their recorded digests: the files are
+    made again, and the site is the one a build without cache makes."""
+    from article.pipeline import tree_digest
+
+    def plant(folder):
+        for pattern in ("figfiles-*", "files-sample-*"):
+            for e in (folder / "render").glob(pattern):
+                files = cache.load(e, cache.unpack)
+                cache.store(e, cache.pack({k: v.replace(b"0", b"9") for k, v in files.items()}))
+
+    new, plain = _planted_then_built(tmp_path, plant)
+    assert tree_digest(new / "sample") == tree_digest(plain / "sample")
+
+
+def test_a_planted_file_name_cannot_write_outside_the_site(tmp_path):
+    """A figure record naming '../../../ESCAPED.txt' (with a files entry that holds it) is a miss: nothing is
+    written outside the site, and the site is the cache-free one."""
+    import hashlib
+    import json
+
+    from article.pipeline import tree_digest
+
+    def plant(folder):
+        for e in (folder / "render").glob("figure-*.zip"):
+            members = cache.load(e, cache.unpack)
+            named = json.loads(members["files.json"])
+            evil = {"../../../ESCAPED.txt": b"written from a planted cache entry\n"}
+            files = cache.load(figure_cache._files_entry(folder, named), cache.unpack)
+            named.update({k: hashlib.sha256(v).hexdigest() for k, v in evil.items()})
+            cache.store(figure_cache._files_entry(folder, named), cache.pack({**files, **evil}))
+            members["files.json"] = json.dumps(named, sort_keys=True).encode()
+            cache.store(e, cache.pack(members))
+        for e in (folder / "render").glob("article-sample-*"):
+            e.unlink()
+
+    new, plain = _planted_then_built(tmp_path, plant)
+    assert not list(tmp_path.rglob("ESCAPED.txt"))
+    assert tree_digest(new) == tree_digest(plain)
+    from article.errors import BuildError
+    from article.output import write
+
+    with pytest.raises(BuildError):
+        write(tmp_path / "out" / "site2", "../x.txt", b"no")  # the last line of defence
+
+
+def test_a_hand_edit_inside_the_site_of_the_same_size_does_not_survive_a_rebuild(tmp_path):
+    """Pages and article folders are reused by their recorded stamp (size, inode, mtime): an edit in place of the same
+    size changes the mtime, so the page is rendered and the folder written again."""
+    import os
+
+    from article.pipeline import build_site, tree_digest
+    from test_render_helpers import sample_root
+
+    root, cache, site = sample_root(tmp_path), tmp_path / "cache", tmp_path / "site"
+    build_site(root, site, cache_dir=cache, progress=False)
+    page = site / "index.html"
+    page.write_text(page.read_text(encoding="utf-8").replace("Sample Site", "HACKED Site", 1), encoding="utf-8")
+    data = sorted(p for p in (site / "sample" / "data").rglob("*") if p.is_file())[0]
+    raw = bytearray(data.read_bytes())
+    raw[5] ^= 1
+    with open(data, "r+b") as fh:  # in place: the same inode and size
+        fh.write(bytes(raw))
+    os.utime(data, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns + 1))  # as any later write would
+    build_site(root, site, cache_dir=cache, progress=False)
+    build_site(root, tmp_path / "plain", cache_dir=cache, progress=False, debug=True)
+    assert "HACKED" not in page.read_text(encoding="utf-8")
     assert tree_digest(site) == tree_digest(tmp_path / "plain")
