@@ -15,20 +15,6 @@ from .frontmatter import parse, split
 from .recipe_spec import field_lines, validate_recipe
 
 
-def _model_lines(yaml_text: str) -> dict[str, int]:
-    """Front matter `models:` entry name -> file line (1-based), for error messages."""
-    import yaml
-
-    from .yamlsafe import SAFE_LOADER
-
-    node = yaml.compose(yaml_text, Loader=SAFE_LOADER)  # libyaml's when present: the Python one took ~2 ms
-    out: dict[str, int] = {}
-    for key, value in node.value if isinstance(node, yaml.MappingNode) else []:
-        if getattr(key, "value", None) == "models" and isinstance(value, yaml.MappingNode):
-            out = {k.value: k.start_mark.line + 2 for k, _ in value.value if isinstance(k, yaml.ScalarNode)}
-    return out  # +2: the YAML text starts on file line 2
-
-
 def factory_allow_list(root: Path, config: SiteConfig) -> set[str]:
     """site.yml `factories:`: "package.module:callable" or "package.module" entries that any article may use as a
     bring-your-own factory besides the modules in its own folder."""
@@ -65,8 +51,8 @@ def byo_models(root: Path, config: SiteConfig, yaml_cache: Path | None = None) -
         lines, fields = {}, {}
         if meta.models:
             yaml_text = split(text, path)[0]
-            lines, fields = yamlcache.parsed(yaml_cache, f"model-lines-{slug}", yaml_text,
-                                             lambda: (_model_lines(yaml_text), field_lines(yaml_text)))
+            fields = yamlcache.parsed(yaml_cache, f"model-lines-{slug}", yaml_text, lambda: field_lines(yaml_text))
+            lines = {m: n for (m, f), n in fields.items() if f is None}
         for name, spec in sorted((meta.models or {}).items(), key=lambda kv: str(kv[0])):
             if not isinstance(spec, dict) or not ({"factory", "weights"} & set(spec)):
                 continue  # free-form model notes for figures, not a model to load
@@ -123,7 +109,7 @@ def byo_models(root: Path, config: SiteConfig, yaml_cache: Path | None = None) -
             seen[name] = (defines, where)
             out.append({"name": name, "factory": factory, "weights": str(weights), "dataset": dataset,
                         "kwargs": spec.get("kwargs") or {}, "image_size": size, "recipe": recipe,
-                        "field_lines": {f: n for (m, f), n in fields.items() if m == str(name)},
+                        "field_lines": {f: n for (m, f), n in fields.items() if m == str(name) and f is not None},
                         # The article's folder: the factory is imported from it (and only from it); None for a
                         # factory on the site's allow-list, imported from the installed packages.
                         "search_path": str(path.parent) if local else None,

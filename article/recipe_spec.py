@@ -114,9 +114,10 @@ def validate_recipe(value: Any, fail: Fail) -> dict[str, Any]:
     return out
 
 
-def field_lines(yaml_text: str) -> dict[tuple[str, str], int]:
+def field_lines(yaml_text: str) -> dict[tuple[str, str | None], int]:
     """(model name, field) -> file line of `models.<name>.<field>` and `models.<name>.recipe.<field>`
-    (recipe fields win), for error messages. The YAML text starts on file line 2."""
+    (recipe fields win), and (model name, None) -> the line of `models.<name>` itself, for error messages. The YAML
+    text starts on file line 2."""
     import yaml
 
     from .yamlsafe import SAFE_LOADER  # libyaml's parser when present: the pure-Python one took ~2 ms per article
@@ -125,7 +126,7 @@ def field_lines(yaml_text: str) -> dict[tuple[str, str], int]:
         node = yaml.compose(yaml_text, Loader=SAFE_LOADER)
     except yaml.YAMLError:
         return {}
-    out: dict[tuple[str, str], int] = {}
+    out: dict[tuple[str, str | None], int] = {}
 
     def pairs(n):
         return n.value if isinstance(n, yaml.MappingNode) else []
@@ -134,6 +135,7 @@ def field_lines(yaml_text: str) -> dict[tuple[str, str], int]:
         if getattr(key, "value", None) != "models":
             continue
         for mkey, mval in pairs(value):
+            out[(str(mkey.value), None)] = mkey.start_mark.line + 2
             for fkey, fval in pairs(mval):
                 out[(str(mkey.value), str(fkey.value))] = fkey.start_mark.line + 2
                 if fkey.value == "recipe":
