@@ -43,6 +43,8 @@ def parsed(cache_dir: Path | None, name: str, text: str, compute: Callable[[], A
             return value
         cache.store(entry, json.dumps(kept).encode())
         cache.keep_only(entry, f"yaml-{name}")
+    if len(_seen) > 256:  # a long `serve` session: every front-matter edit is a new text
+        _seen.clear()
     _seen[seen] = kept
     return _decode(kept)
 
