@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from analysis import device, jsonio, loading, parallel, recipes
+from analysis import deadline, device, jsonio, loading, parallel, recipes
 from analysis.context_stage import context
 from analysis.errors import AnalysisError, ModelUnavailable
 from analysis.first_layer import first_layer
@@ -87,7 +87,9 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
             if entry is not None:
                 _log(progress, f"{spec.name}: unchanged, reused without loading it")
             else:
-                entry = {**_model_entry(spec, cache_dir, root, cfg, datasets, progress, dev, budget), "spec_key": key}
+                with deadline.about(model=spec.name):  # a step of its code past its time limit names the model
+                    entry = {**_model_entry(spec, cache_dir, root, cfg, datasets, progress, dev, budget),
+                             "spec_key": key}
         except ModelUnavailable as exc:
             manifest["unavailable"][spec.name] = str(exc)
             _log(progress, f"{spec.name}: skipped ({exc})")
@@ -167,8 +169,9 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
     from analysis.models.byo import analysis_failure
 
     model, info = loading.load(spec, cache_dir)
-    try:
-        recipe = registry.recipe_for(spec.name, model, spec.image_size, recipes.RecipeSpec.from_json(spec.recipe))
+    try:  # tracing runs the model's forward() (an author's code) symbolically: time-limited like a call of it
+        with _author_code(spec, "tracing its graph"):
+            recipe = registry.recipe_for(spec.name, model, spec.image_size, recipes.RecipeSpec.from_json(spec.recipe))
     except (AnalysisError, ValueError) as exc:
         raise AnalysisError(str(exc), model=spec.name, field=getattr(exc, "field", None) or "recipe") from None
     for note in recipe.notes:
@@ -195,6 +198,18 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
     if neurons is not None:
         entry["neuron_featureviz"] = neurons
     return entry
+
+
+def _author_code(spec: ModelSpec, doing: str):
+    """A step of the analysis's time limit (analysis.deadline) while a bring-your-own model's code runs outside its
+    forward() hooks."""
+    if not spec.factory:
+        return deadline.step(0, "")
+    from analysis.models.byo import MODEL_TIMEOUT_ENV, model_timeout
+
+    seconds = model_timeout()
+    return deadline.step(seconds, f"model factory {spec.factory!r}: {doing} did not finish within {seconds:g} s "
+                                  f"(${MODEL_TIMEOUT_ENV} raises the limit)", field="factory")
 
 
 def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, progress, dev="cpu", budget=None):

@@ -81,7 +81,7 @@ def store(path: Path | None, cache_dir: Path, a: Any, reads: Mapping[str, str], 
     if not _files_entry(cache_dir, a.slug, a.files.digest).is_file():
         store_files(cache_dir, a.slug, a.files)
     record = {"reads": dict(reads), "html": a.html, "toc": _toc(a.toc), "appendix": appendix,
-              "scripts": a.scripts, "figures": figures, "files": a.files.digest, "file_digests": a.files.digests}
+              "scripts": a.scripts, "warnings": list(a.warnings), "figures": figures, "files": a.files.digest, "file_digests": a.files.digests}
     cache.store(path, json.dumps(record, sort_keys=True).encode())
     cache.keep_only(path, f"article-{a.slug}")
 
@@ -95,6 +95,8 @@ def load(raw: bytes, cache_dir: Path, slug: str) -> tuple[dict, dict[str, str], 
     if fileset.key(named) != record["files"] or not entry.is_file():
         raise ValueError("the article's files are not in the cache")
     record["toc"] = _untoc(record["toc"])
+    if not (isinstance(record.get("warnings"), list) and all(isinstance(w, str) for w in record["warnings"])):
+        raise ValueError("an article record without its warnings")
     ap = record["appendix"]
     ap["updates"] = [(dt.date.fromisoformat(d), str(text)) for d, text in ap["updates"]]
     ap["references"] = [tuple(r) for r in ap["references"]]

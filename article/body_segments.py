@@ -190,6 +190,8 @@ def render(body: str, data: Mapping[str, Any], path: Path, first_line: int, cach
             try:
                 rendered = templating.render_body(prelude + text, recorder, path, first_line + line - 1,
                                                   max(left, 0.001), templating.MAX_OUTPUT_CHARS - size, seconds)
+            except templating.TemplateTimeout:
+                raise  # the whole body would only take as long again
             except BuildError:  # the error as the whole body gives it (the first syntax error comes first)
                 left = seconds - (time.monotonic() - started)
                 return templating.render_body(body, data, path, first_line, max(left, 0.001), limit=seconds)

@@ -17,6 +17,9 @@ class BuildError(Exception):
         self.path = str(path) if path is not None else None
         self.line = line
 
+    def __reduce__(self):  # keeps path and line when it comes back from a worker process (analysis.deadline)
+        return type(self), (self.message, self.path, self.line)
+
     def __str__(self) -> str:
         where = ""
         if self.path:

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from torch import nn
 
 from analysis import safeload
-from analysis.deadline import time_limit
+from analysis import deadline
 from analysis.errors import AnalysisError
 from analysis.factories import is_system_module, local_module_file, split_factory
 
@@ -35,23 +35,55 @@ def _user_exit(e: BaseException, factory: str, doing: str) -> AnalysisError:
     return AnalysisError(f"{_where(e)}model factory {factory!r} raised {type(e).__name__} {doing}: {e}")
 
 
-FACTORY_TIMEOUT_ENV = "VW_FACTORY_TIMEOUT"
+MODEL_TIMEOUT_ENV, FACTORY_TIMEOUT_ENV = "VW_MODEL_TIMEOUT", "VW_FACTORY_TIMEOUT"  # the second: its older name
 
 
-class _Timeout(AnalysisError):
-    pass
-
-
-def _time_limit(factory: str):
-    """Importing and calling a factory may take at most $VW_FACTORY_TIMEOUT seconds (default 600; 0: no limit):
-    a factory that never returns ends the build with a message instead of a silent hang (main thread only)."""
+def model_timeout() -> float:
+    """Seconds that importing and calling a factory, and each call of the model's forward(), may take
+    ($VW_MODEL_TIMEOUT, or $VW_FACTORY_TIMEOUT; default 600; 0: no limit)."""
+    name = MODEL_TIMEOUT_ENV if os.environ.get(MODEL_TIMEOUT_ENV) else FACTORY_TIMEOUT_ENV
     try:
-        seconds = float(os.environ.get(FACTORY_TIMEOUT_ENV) or 600)
+        seconds = float(os.environ.get(name) or 600)
     except ValueError:
-        raise AnalysisError(f"environment variable {FACTORY_TIMEOUT_ENV} must be a number of seconds") from None
-    return time_limit(seconds, lambda: _Timeout(
-        f"model factory {factory!r} did not return within {seconds:g} s (waiting for it to import and build the "
-        f"model; ${FACTORY_TIMEOUT_ENV} raises the limit)"))
+        raise AnalysisError(f"environment variable {name} must be a number of seconds") from None
+    if seconds < 0:
+        raise AnalysisError(f"environment variable {name} must be >= 0")
+    return seconds
+
+
+def _factory_step(factory: str):
+    """Importing and calling a factory is one step of the analysis's time limit (analysis.deadline): a factory that
+    never returns, in Python or in C, ends the build with this message instead of a silent hang."""
+    seconds = model_timeout()
+    return deadline.step(seconds, f"model factory {factory!r} did not return within {seconds:g} s (waiting for it "
+                                  f"to import and build the model; ${MODEL_TIMEOUT_ENV} raises the limit)",
+                         field="factory")
+
+
+class WatchForward:
+    """A forward pre-hook: each call of a bring-your-own model's forward() is a step of the time limit
+    (analysis.deadline.begin; ``EndForward`` ends it). Picklable, so a model sent to joblib's workers keeps it (there
+    the SIGALRM stops a Python loop)."""
+
+    def __init__(self, factory: str, seconds: float):
+        self.factory, self.seconds = factory, seconds
+
+    def __call__(self, module: nn.Module, args: Any) -> None:
+        deadline.begin(self.seconds, f"the forward() of model factory {self.factory!r} did not return within "
+                                     f"{self.seconds:g} s (${MODEL_TIMEOUT_ENV} raises the limit)", field="factory")
+
+
+def end_forward(module: nn.Module, args: Any, output: Any) -> None:
+    deadline.end()
+
+
+def watch_forward(model: nn.Module, factory: str) -> nn.Module:
+    """Time every call of ``model``'s forward() (its own code, the author's) under the model time limit."""
+    seconds = model_timeout()
+    if seconds > 0:
+        model.register_forward_pre_hook(WatchForward(factory, seconds))
+        model.register_forward_hook(end_forward, always_call=True)
+    return model
 
 
 _LOCAL: dict[str, str] = {}  # top-level module name -> the article folder it was imported from
@@ -97,7 +129,7 @@ def resolve_factory(factory: str, folder: str | os.PathLike | None = None) -> Ca
         _check_local_module(factory, module_name, where)
     try:
         obj: Any = importlib.import_module(module_name)
-    except (KeyboardInterrupt, _Timeout):
+    except (KeyboardInterrupt, deadline.Overrun):
         raise
     except BaseException as e:  # ImportError, the module raising on import, or calling sys.exit() on import
         if not isinstance(e, Exception):
@@ -127,7 +159,7 @@ def load_byo(factory: str, weights: str | os.PathLike, kwargs: dict | None = Non
              folder: str | os.PathLike | None = None) -> nn.Module:
     """Build `factory(**kwargs)`, load `weights` (a state dict, read safely) strictly, return it in eval mode.
     folder: the article's folder the factory must come from (see resolve_factory)."""
-    with _time_limit(factory):
+    with _factory_step(factory):
         build = resolve_factory(factory, folder)
         model = _call(build, factory, kwargs)
     if not isinstance(model, nn.Module):
@@ -135,13 +167,13 @@ def load_byo(factory: str, weights: str | os.PathLike, kwargs: dict | None = Non
     state = safeload.load_state_dict(weights)
     safeload.check_keys_and_shapes(state, {k: tuple(v.shape) for k, v in model.state_dict().items()}, weights)
     model.load_state_dict(state, strict=True)
-    return model.eval()
+    return watch_forward(model.eval(), factory)
 
 
 def _call(build: Callable[..., Any], factory: str, kwargs: dict | None) -> Any:
     try:
         return build(**(kwargs or {}))
-    except (KeyboardInterrupt, _Timeout):
+    except (KeyboardInterrupt, deadline.Overrun):
         raise
     except BaseException as e:  # user code: SystemExit too (see _user_exit)
         if not isinstance(e, Exception):

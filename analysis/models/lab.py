@@ -314,9 +314,12 @@ def train_all(
         if n_jobs > 1 and len(todo) > 1:
             from joblib import Parallel, delayed
 
-            fresh = Parallel(n_jobs=min(n_jobs, len(todo)))(
-                delayed(_train_and_save)(v, s, config, str(folder)) for v, s in todo
-            )
+            from analysis.parallel import local_workers
+
+            with local_workers():
+                fresh = Parallel(n_jobs=min(n_jobs, len(todo)))(
+                    delayed(_train_and_save)(v, s, config, str(folder)) for v, s in todo
+                )
         else:
             fresh = [_train_and_save(v, s, config, str(folder)) for v, s in todo]
         for e in fresh:
