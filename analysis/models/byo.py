@@ -17,6 +17,12 @@ from analysis.errors import AnalysisError
 from analysis.factories import is_system_module, local_module_file, split_factory
 
 
+def _short(value: Any, limit: int = 200) -> str:
+    """An author's value in a message, cut to ``limit`` characters (a 3 MB string made a 3 MB error line)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _where(e: BaseException) -> str:
     """'file:line: ' of the user code that raised `e` (a SyntaxError's own position), or ''."""
     if isinstance(e, SyntaxError) and e.filename:
@@ -117,9 +123,11 @@ def _check_local_module(factory: str, module_name: str, folder: Path) -> None:
 def resolve_factory(factory: str, folder: str | os.PathLike | None = None) -> Callable[..., Any]:
     """Import "package.module:callable" (the callable may be dotted, e.g. "mod:Class.build").
 
-    folder: the article's folder. When given, the module must be a file in it and the callable must be defined in
-    that module (not e.g. `os.system` re-exported by it); None means the caller vouches for the factory (the
-    site's `factories:` allow-list)."""
+    folder: the article's folder. When given, the module must be a file in it; None means the site vouches for the
+    module (its `factories:` allow-list). Either way the callable must be defined in the named module's package
+    (`efficientnet_lite_pytorch:EfficientNet` lives in `efficientnet_lite_pytorch.model`: fine), and no module,
+    dunder attribute or object from elsewhere may sit in the attribute chain, so an allowed module cannot hand out
+    what it merely imported (`analysis.models:os.popen`, `pkg:system`)."""
     parts = split_factory(factory)
     if parts is None:
         raise AnalysisError(f"model factory {factory!r} must look like 'package.module:callable'")
@@ -139,19 +147,24 @@ def resolve_factory(factory: str, folder: str | os.PathLike | None = None) -> Ca
     if where is not None and not _inside(getattr(obj, "__file__", None), where):
         raise AnalysisError(f"model factory {factory!r}: module {module_name!r} was imported from "
                             f"{getattr(obj, '__file__', None)}, not from the article's folder {where}")
+    # The named module's package: the module itself when it is one (efficientnet_lite_pytorch), else its parent.
+    package = module_name if hasattr(obj, "__path__") or "." not in module_name else module_name.rpartition(".")[0]
     for part in attr_path.split("."):
+        if part.startswith("__"):
+            raise AnalysisError(f"model factory {factory!r}: {part!r} is a special attribute; name a callable "
+                                f"defined in {module_name!r}")
         if not hasattr(obj, part):
             raise AnalysisError(f"model factory {factory!r}: module {module_name!r} has no attribute {attr_path!r}")
         obj = getattr(obj, part)
-        if where is not None and isinstance(obj, types.ModuleType):
+        if isinstance(obj, types.ModuleType):
             raise AnalysisError(f"model factory {factory!r}: {part!r} is a module; name a callable defined in "
                                 f"{module_name!r}")
     if not callable(obj):
         raise AnalysisError(f"model factory {factory!r} is a {type(obj).__name__}, not callable")
     owner = getattr(obj, "__module__", None)
-    if where is not None and not (owner == module_name or str(owner).startswith(module_name + ".")):
+    if not (isinstance(owner, str) and (owner == package or owner.startswith(package + "."))):
         raise AnalysisError(f"model factory {factory!r}: the callable is defined in module {owner!r}, not in "
-                            f"{module_name!r} (the article's folder); define the factory there")
+                            f"{module_name!r} or its package; name the factory where it is defined")
     return obj
 
 
@@ -177,9 +190,9 @@ def _call(build: Callable[..., Any], factory: str, kwargs: dict | None) -> Any:
         raise
     except BaseException as e:  # user code: SystemExit too (see _user_exit)
         if not isinstance(e, Exception):
-            raise _user_exit(e, factory, f"when called with {kwargs or {}}") from None
+            raise _user_exit(e, factory, f"when called with {_short(kwargs or {})}") from None
         raise AnalysisError(f"{_where(e)}model factory {factory!r} raised {type(e).__name__} when called with "
-                            f"{kwargs or {}}: {e}") from e
+                            f"{_short(kwargs or {})}: {e}") from e
 
 
 def analysis_failure(exc: Exception, factory: str, folder: str | os.PathLike | None) -> str:
