@@ -25,7 +25,8 @@ from .figures import registry
 from .frontmatter import Source, parse
 from .markup import Renderer, TocEntry
 from .output import Pages, template_env, write_assets, write_pages, write_site_files
-from .sitedir import check_cache_dir, check_site_dir, prepare_tmp, swap, tree_digest  # noqa: F401 (tests)
+from .sitedir import (check_cache_dir, check_site_dir, output_folder, prepare_tmp, swap,  # noqa: F401 (tests)
+                      tree_digest)
 
 
 @dataclass
@@ -216,8 +217,9 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
     config: the loaded site.yml (build.py loads it once for every stage); read from ``root`` when omitted.
     verified: analysis file -> sha256 that the freshness check verified in this build (not hashed again).
     """
-    root, site_dir, cache_dir = Path(root), Path(site_dir), Path(cache_dir)
-    report = BuildReport(site_dir=site_dir)
+    root, cache_dir = Path(root), Path(cache_dir)
+    report = BuildReport(site_dir=Path(site_dir))
+    site_dir = output_folder(Path(site_dir))  # a link to the site: its target is what gets replaced
     stage = _Stages(report, progress)
     check_cache_dir(root, cache_dir)  # before anything is kept in it (parsed YAML, below)
     check_site_dir(root, site_dir, cache_dir)
