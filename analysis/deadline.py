@@ -23,7 +23,6 @@ import os
 import pickle
 import select
 import signal
-import socket
 import struct
 import sys
 import threading
@@ -64,25 +63,44 @@ def time_limit(seconds: float, on_timeout: Callable[[], BaseException]) -> Itera
         signal.signal(signal.SIGALRM, previous)
 
 
-# ------------------------------------------------------------------ messages: length-prefixed pickles on a socket
+# ------------------------------------------------------------------ messages: length-prefixed pickles on two pipes
 
 class _Lost(Exception):
-    """The other end of the socket is gone (or the socket failed)."""
+    """The other end of the channel is gone (or a pipe failed)."""
 
 
-def _send(sock: socket.socket, message: Any) -> None:
+class _Channel:
+    """One end of a two-way channel of pipes (cheaper to set up than a socket pair: no import of socket)."""
+
+    def __init__(self, read_fd: int, write_fd: int):
+        self.read_fd, self.write_fd = read_fd, write_fd
+
+    def fileno(self) -> int:  # select.select waits on the read end
+        return self.read_fd
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _send(channel: _Channel, message: Any) -> None:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(struct.pack("!Q", len(data)) + data)
     try:
-        sock.sendall(struct.pack("!Q", len(data)) + data)
+        while view:
+            view = view[os.write(channel.write_fd, view):]
     except OSError as exc:
         raise _Lost(str(exc)) from None
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
+def _recv_exact(channel: _Channel, n: int) -> bytes | None:
     chunks, got = [], 0
     while got < n:
         try:
-            chunk = sock.recv(min(n - got, 1 << 20))
+            chunk = os.read(channel.read_fd, min(n - got, 1 << 20))
         except OSError:
             return None
         if not chunk:
@@ -92,12 +110,12 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _recv(sock: socket.socket) -> Any:
+def _recv(channel: _Channel) -> Any:
     """The next message, or _Lost when the other side is gone."""
-    head = _recv_exact(sock, 8)
-    body = None if head is None else _recv_exact(sock, struct.unpack("!Q", head)[0])
+    head = _recv_exact(channel, 8)
+    body = None if head is None else _recv_exact(channel, struct.unpack("!Q", head)[0])
     if body is None:
-        raise _Lost("the other side of the worker's socket closed")
+        raise _Lost("the other side of the worker's channel closed")
     return pickle.loads(body)
 
 
@@ -132,7 +150,7 @@ def _read_deadline(shared: Any) -> tuple[float, dict]:
 
 # ------------------------------------------------------------------ the worker's side
 
-_channel: dict[str, Any] = {}  # in a worker: {"sock", "shared"}; empty in the build itself
+_channel: dict[str, Any] = {}  # in a worker: {"pipe", "shared"}; empty in the build itself
 
 
 def in_worker() -> bool:
@@ -145,8 +163,8 @@ def ask(*request: Any) -> Any:
     left = signal.setitimer(signal.ITIMER_REAL, 0)[0] if threading.current_thread() is threading.main_thread() \
         else 0.0
     try:
-        _send(_channel["sock"], ("ask", request))
-        ok, value = _recv(_channel["sock"])
+        _send(_channel["pipe"], ("ask", request))
+        ok, value = _recv(_channel["pipe"])
     finally:
         if left > 0:
             signal.setitimer(signal.ITIMER_REAL, left)
@@ -155,20 +173,33 @@ def ask(*request: Any) -> Any:
     return value
 
 
-def _die_with_parent() -> None:
-    """The kernel kills this process when the build that forked it exits, even mid-way through a call into C."""
-    if sys.platform.startswith("linux"):
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
         try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
             pass
 
 
-def _serve(sock: socket.socket, shared: Any, parent: int) -> None:
+def _die_with_parent() -> None:
+    """The kernel kills this process when the build that forked it exits, even mid-way through a call into C."""
+    if sys.platform.startswith("linux"):
+        try:  # prctl(PR_SET_PDEATHSIG, SIGKILL) through _ctypes alone: the ctypes package costs ~2 ms to import
+            import _ctypes
+
+            _ctypes.call_function(_ctypes.dlsym(_ctypes.dlopen(None), "prctl"), (1, int(signal.SIGKILL)))
+        except (ImportError, OSError, AttributeError, TypeError):
+            try:
+                import ctypes
+
+                ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+            except (OSError, AttributeError):
+                pass
+
+
+def _serve(pipe: _Channel, shared: Any, parent: int) -> None:
     """The worker's loop: run each job it is sent and send back ("done", ok, value) until the build hangs up."""
-    _channel.update(sock=sock, shared=shared)
+    _channel.update(pipe=pipe, shared=shared)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
         signal.signal(sig, signal.SIG_DFL)  # not the build's handlers (serve turns SIGTERM into KeyboardInterrupt)
     _die_with_parent()
@@ -176,7 +207,7 @@ def _serve(sock: socket.socket, shared: Any, parent: int) -> None:
         return
     while True:
         try:
-            kind, fn, args = _recv(sock)
+            kind, fn, args = _recv(pipe)
         except _Lost:
             return
         try:
@@ -184,10 +215,11 @@ def _serve(sock: socket.socket, shared: Any, parent: int) -> None:
         except BaseException as exc:  # noqa: BLE001 - the build decides what the job's failure means
             exc.add_note("in the worker process:\n" + "".join(traceback.format_exception(exc)))  # --debug shows it
             answer = (False, _portable(exc))
+        _flush()  # the job's progress lines, before the build goes on (or exits)
         try:
-            _send(sock, ("done",) + answer)
+            _send(pipe, ("done",) + answer)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            _send(sock, ("done", False, RuntimeError(f"the worker's answer cannot be sent back: {exc}")))
+            _send(pipe, ("done", False, RuntimeError(f"the worker's answer cannot be sent back: {exc}")))
 
 
 # ------------------------------------------------------------------ the build's side
@@ -198,20 +230,19 @@ class Worker:
 
     def __init__(self) -> None:
         self.pid: int | None = None
-        self.sock: socket.socket | None = None
+        self.pipe: _Channel | None = None
         self.shared: Any = None
 
     def _start(self) -> None:
         import mmap
 
         self.shared = mmap.mmap(-1, _SHARED)  # MAP_SHARED | MAP_ANONYMOUS: the child sees the same bytes
-        ours, theirs = socket.socketpair()
+        down, up = os.pipe(), os.pipe()  # build -> worker, worker -> build
+        ours, theirs = _Channel(up[0], down[1]), _Channel(down[0], up[1])
         parent = os.getpid()
-        for stream in (sys.stdout, sys.stderr):  # what is buffered now must not be written twice
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
+        _flush()  # what is buffered now must not be written twice
+        # (gc.freeze() around the worker's life was tried: the full collection after gc.unfreeze() cost the build
+        # ~15 ms of CPU, more than the copy-on-write faults it saved; bench/README.md)
         pid = os.fork()
         if pid == 0:  # the worker: never returns into the build's code (nor runs its atexit handlers)
             status = 0
@@ -228,7 +259,7 @@ class Worker:
             os.setpgid(pid, pid)  # also here: a kill right after the fork must find the group
         except OSError:
             pass
-        self.pid, self.sock = pid, ours
+        self.pid, self.pipe = pid, ours
 
     def call(self, fn: Callable[..., Any], *args: Any, seconds: float = 0.0,
              on_timeout: Callable[[dict], BaseException] | None = None,
@@ -254,7 +285,7 @@ class Worker:
 
     def _converse(self, fn: Callable[..., Any], args: tuple, on_timeout: Callable[[dict], BaseException] | None,
                   answer: Callable[..., Any] | None) -> tuple[bool, Any]:
-        _send(self.sock, ("call", fn, args))
+        _send(self.pipe, ("call", fn, args))
         while True:
             message = self._next(on_timeout)
             if message[0] == "done":
@@ -269,7 +300,7 @@ class Worker:
             deadline, info = _read_deadline(self.shared)
             if deadline:
                 _write_deadline(self.shared, deadline + time.monotonic() - started, info)
-            _send(self.sock, reply)
+            _send(self.pipe, reply)
 
     def _next(self, on_timeout: Callable[[dict], BaseException] | None) -> Any:
         """The worker's next message; past the shared deadline, kill it and raise."""
@@ -281,16 +312,16 @@ class Worker:
                 if info.get("message"):
                     raise Overrun(info["message"], model=info.get("model"), field=info.get("field"))
                 raise (on_timeout(info) if on_timeout else Overrun("the worker did not finish in time"))
-            ready, _, _ = select.select([self.sock], [], [], wait)
+            ready, _, _ = select.select([self.pipe], [], [], wait)
             if ready:
-                return _recv(self.sock)
+                return _recv(self.pipe)
 
     def stop(self) -> str:
         """Kill the worker and everything it started; returns how it ended."""
         pid, self.pid = self.pid, None
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+        if self.pipe is not None:
+            self.pipe.close()
+            self.pipe = None
         if pid is None:
             return ""
         try:
@@ -311,8 +342,8 @@ class Worker:
         pid = self.pid
         if pid is None:
             return
-        self.sock.close()
-        self.sock = None
+        self.pipe.close()
+        self.pipe = None
         end = time.monotonic() + 2.0
         while time.monotonic() < end:
             try:

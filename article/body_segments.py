@@ -184,6 +184,8 @@ def render(body: str, data: Mapping[str, Any], path: Path, first_line: int, cach
     for prelude, text, line in segments:
         key = hashlib.sha256((prelude + "\0" + text).encode()).hexdigest()
         record = kept.get(key)
+        if not still_valid(record) and not prelude and "{" not in text and "\r" not in text:
+            record = {"out": text, "used": {}}  # no template code: Jinja would copy the text (no worker needed)
         if not still_valid(record):
             recorder = _Recorder(data, digest)
             left = seconds - (time.monotonic() - started)
