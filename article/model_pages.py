@@ -86,8 +86,8 @@ def _models(manifest: Any, path: Path) -> dict[str, dict]:
     freshness check requires): also when no analysis is configured and nothing checked the manifest."""
     from analysis.fingerprint import model_entry_ok  # stdlib only: no torch
 
-    models = manifest.get("models") if isinstance(manifest, dict) else None
-    files = manifest.get("files") if isinstance(manifest, dict) else None
+    models = manifest.get("models", {}) if isinstance(manifest, dict) else None
+    files = manifest.get("files", []) if isinstance(manifest, dict) else None
     if isinstance(models, dict) and isinstance(files, list) and all(
             isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("sha256"), str) for f in files):
         listed = {f["path"] for f in files}
