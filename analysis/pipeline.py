@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from analysis import device, jsonio, loading, parallel, recipes
+from analysis.blocks import BlocksError
 from analysis.context_stage import context
 from analysis.errors import AnalysisError, ModelUnavailable
 from analysis.first_layer import first_layer
@@ -151,6 +152,9 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
     model, info = loading.load(spec, cache_dir)
     try:
         recipe = registry.recipe_for(spec.name, model, spec.image_size, recipes.RecipeSpec.from_json(spec.recipe))
+    except BlocksError as exc:  # the network's graph, not the author's recipe: said as it is, cause chained
+        exc.model = spec.name
+        raise
     except (AnalysisError, ValueError) as exc:
         raise AnalysisError(str(exc), model=spec.name, field=getattr(exc, "field", None) or "recipe") from None
     for note in recipe.notes:
