@@ -24,6 +24,7 @@ from analysis.blocks import BlocksError
 from analysis.context_stage import context
 from analysis.errors import AnalysisError, ModelUnavailable
 from analysis.first_layer import first_layer
+from analysis.forward_check import check_image_size
 from analysis.featureviz.budget import Budget
 from analysis.lab_summary import lab_summary
 from analysis.models import registry
@@ -150,6 +151,8 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
     from analysis.models.byo import analysis_failure
 
     model, info = loading.load(spec, cache_dir)
+    if spec.factory:  # the author's declared size, tried once before anything is analysed at it
+        check_image_size(model, info["input_size"][0], info["input_channels"], spec.factory)
     try:
         recipe = registry.recipe_for(spec.name, model, spec.image_size, recipes.RecipeSpec.from_json(spec.recipe))
     except BlocksError as exc:  # the network's graph, not the author's recipe: said as it is, cause chained

@@ -198,7 +198,7 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
     try:
         run(acfg, progress=progress)
     except AnalysisError as exc:
-        raise _attributed(exc, root, cfg["byo"]) from None
+        raise _attributed(exc, root, cfg["byo"]) from exc  # --debug's traceback shows the chain of causes
     except SystemExit as exc:  # user code (a bring-your-own model's forward()) called sys.exit(): not a success
         if not cfg["byo"]:
             raise

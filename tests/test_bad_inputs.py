@@ -7,7 +7,7 @@ exit code != 0, stderr is one line `error: <file>[:<line>]: ...`, no traceback, 
 Render errors use the sample article (no analysis); model errors a tiny bring-your-own article (2 convs,
 2-step feature visualizations) so a failing analysis costs a torch import, not a training run.
 
-Cases tried (keep this count current; bench/README.md "Hardening cases" repeats it): CASES has 129 rows, 46 from
+Cases tried (keep this count current; bench/README.md "Hardening cases" repeats it): CASES has 133 rows (2 from issue 22: image_size against the network), 46 from
 round one and 83 from round two (issue 10: data loss 30, code execution and injection 12, crashes, hangs and unclear
 messages 41, neighbours included). Round two also adds 17 checks below the table (inputs that must now simply work:
 BOM, old placeholder text, 5 damaged render/bib cache entries; torch-free: 5 damaged manifests, disk full, factory
@@ -369,6 +369,23 @@ def model_forward_fails(c: Ctx) -> str:
     line = edit(c.tiny / "tinynet.py", "        x = torch.relu(self.conv1(x))\n",
                 "        raise RuntimeError('forward is broken')\n")
     return at(c.tiny / "index.md", 7) + f".*{re.escape(str(c.tiny / 'tinynet.py'))}:{line}:.*forward is broken"
+
+
+def image_size_too_small(c: Ctx) -> str:
+    """conv2 sees the 16x16 image pooled to 2x2 and has no padding: smaller than its 3x3 kernel (issue 22)."""
+    edit(c.tiny / "tinynet.py", "self.conv2 = nn.Conv2d(width, width, 3, padding=1)",
+         "self.conv2 = nn.Conv2d(width, width, 3, padding=0)")
+    edit(c.tiny / "tinynet.py", "x = torch.relu(self.conv2(x))", "x = torch.relu(self.conv2(torch.max_pool2d(x, 8)))")
+    return (at(c.tiny / "index.md", 7) + r"front matter model 'tinynet': image_size 16: conv2 gets a 2x2 input, "
+            r"smaller than its 3x3 kernel; the network needs larger images$")
+
+
+def image_size_forward_fails(c: Ctx) -> str:
+    """A head that fits one image size only: the forward fails at the declared one, though every conv runs."""
+    line = edit(c.tiny / "tinynet.py", "return self.head(x.mean(dim=(2, 3)))", "return self.head(x.flatten(1))")
+    return (at(c.tiny / "index.md", 7) + r"front matter model 'tinynet': image_size 16: the model's forward\(\) "
+            rf"fails on a 1x3x16x16 input: .*tinynet.py:{line}: RuntimeError: mat1 and mat2 shapes cannot be "
+            r"multiplied \(1x1024 and 4x2\)$")
 
 
 # -- recipes in front matter: a typo is reported at the line of the field that holds it
@@ -932,6 +949,7 @@ CASES = [Case("render", f) for f in (
     factory_shadows_stdlib, factory_reexported_module, factory_reexported_callable, factory_returns_not_a_module,
     factories_not_a_list, models_mixed_key_types, weights_expanded_view, weights_fifo, weights_folder,
     factory_never_returns, recipe_unknown_field, recipe_layer_name_typo, recipe_neuron_out_of_range,
+    image_size_too_small, image_size_forward_fails,
 )] + [Case("model", model_forward_fails)]
 # Covered at unit level (tests/test_safeload.py, test_models_lab.py), not worth a torch import each here:
 # inf values, a file that holds no dict, a factory returning a non-Module.
