@@ -102,8 +102,8 @@ def tiny_state() -> dict:
 # Each mutation breaks one thing in its world and returns the regex the error line must match after "error: ".
 
 def fm_malformed_yaml(c: Ctx) -> str:
-    edit(c.sample, "title: A Sample Article", "title: [A Sample Article")
-    return at(c.sample)
+    line = edit(c.sample, "title: A Sample Article", "title: [A Sample Article")
+    return at(c.sample, line) + "malformed YAML front matter"  # the unclosed bracket's line, not the next one
 
 
 def fm_missing_field(c: Ctx) -> str:
@@ -231,7 +231,7 @@ def template_syntax_error(c: Ctx) -> str:
 def site_yml_malformed(c: Ctx) -> str:
     path = c.root / "site.yml"
     path.write_text("title: [Hardening\ndescription: x\n", encoding="utf-8")
-    return at(path) + ".*YAML"
+    return at(path, 1) + ".*YAML"
 
 
 def site_yml_missing(c: Ctx) -> str:
