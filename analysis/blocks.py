@@ -9,6 +9,11 @@ without its skip), an inception module and a depthwise-separable pair each becom
 1x1 head conv joins the block before it instead of standing alone: a 1x1 or depthwise kernel is never
 analysed as if it were a spatial weight.
 
+Real code reads shapes (`bs = x.size(0)` at the top of forward, `view(bs, -1)` at its end): edges that carry only a
+shape are not data paths, so they never hide a cut. And a package's own unit of repetition (each `_blocks.N`,
+`layerK.M`, `inception4d`: see `_units`) is never cut inside; where one cannot end a block, the node whose edge jumps
+over its end is named in one line (`BlockGraph.note`).
+
 The analyses hook module outputs, but a boundary is often a function (`x + y`, `torch.cat`): `find_blocks`
 returns a *probed* copy of the model (an fx.GraphModule sharing the original's parameters and module names)
 with one `nn.Identity` inserted at each boundary. Where tracing fails (data-dependent control flow), the blocks
