@@ -384,8 +384,7 @@ def image_size_forward_fails(c: Ctx) -> str:
     """A head that fits one image size only: the forward fails at the declared one, though every conv runs."""
     line = edit(c.tiny / "tinynet.py", "return self.head(x.mean(dim=(2, 3)))", "return self.head(x.flatten(1))")
     return (at(c.tiny / "index.md", 7) + r"front matter model 'tinynet': image_size 16: the model's forward\(\) "
-            rf"fails on a 1x3x16x16 input: .*tinynet.py:{line}: RuntimeError: mat1 and mat2 shapes cannot be "
-            r"multiplied \(1x1024 and 4x2\)$")
+            rf"fails on a 1x3x16x16 input: .*tinynet.py:{line}: RuntimeError: ")  # then torch's own words
 
 
 # -- recipes in front matter: a typo is reported at the line of the field that holds it

@@ -3,6 +3,8 @@ declared size; a forward that raises, or a conv whose padded input is smaller th
 front matter's image_size. MTCNN's ONet with facenet-pytorch's trained weights expects 48x48 faces."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -36,7 +38,7 @@ def test_a_forward_that_raises_at_the_declared_size_is_one_error_naming_the_mode
         check_image_size(onet, 64, 3, "onet:make")
     text = str(info.value)
     assert text.startswith("image_size 64: the model's forward() fails on a 1x3x64x64 input: ")
-    assert "test_blocks_real.py:" in text and "mat1 and mat2 shapes cannot be multiplied (1x3200 and 1152x256)" in text
+    assert re.search(r"test_blocks_real.py:\d+: RuntimeError: \S", text)  # the model's line, then torch's own words
     assert info.value.field == "image_size" and "\n" not in text
 
 
