@@ -269,7 +269,7 @@ def _describe(node: fx.Node) -> str:
 def _summary(causes: list[str]) -> str:
     if not causes:
         return ""
-    more = f" (and {len(causes) - 1} more unit(s) like it)" if len(causes) > 1 else ""
+    more = f" (and {len(causes) - 1} more unit(s) like it; --debug lists them)" if len(causes) > 1 else ""
     return f"blocks: {causes[0]}{more}"
 
 

@@ -162,6 +162,9 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
         raise AnalysisError(str(exc), model=spec.name, field=getattr(exc, "field", None) or "recipe") from None
     for note in recipe.notes:
         _log(progress, f"{spec.name}: {note}")
+    if cfg.debug and recipe.graph is not None and len(recipe.graph.causes) > 1:
+        for cause in recipe.graph.causes:
+            _log(progress, f"{spec.name}: blocks: {cause}")
     if info.get("image_size_default"):
         _log(progress, f"{spec.name}: no image_size in its front matter, analysing at {DEFAULT_IMAGE_SIZE} px")
     if spec.dataset not in DATASETS:

@@ -316,3 +316,69 @@ def test_the_readmes_wrapping_example_loads_the_package_weights_and_keeps_its_bl
     with torch.no_grad():
         assert torch.equal(model(x), lite1((x * 255 - 127) / 128))
     assert [b.name for b in find_blocks(model).blocks] == [b.name for b in find_blocks(lite1).blocks]
+
+
+DENSE3 = '''
+import torch
+from torch import nn
+
+
+class Unit(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        return torch.relu(self.conv2(torch.relu(self.conv1(x))) + x)
+
+
+class Dense3(nn.Module):
+    """Three units, every output kept to the end (a dense connection): two of them cannot end a block."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.units = nn.ModuleList([Unit(4) for _ in range(3)])
+        self.head = nn.Conv2d(12, 4, 3, padding=1)
+
+    def forward(self, x):
+        a = self.units[0](torch.relu(self.stem(x)))
+        b = self.units[1](a)
+        c = self.units[2](b)
+        return self.head(torch.cat([a, b, c], 1)).mean((2, 3))
+
+
+def make():
+    return Dense3()
+'''
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_the_build_says_which_node_blocks_a_cut_in_one_line_and_debug_lists_every_cause(tmp_path, capsys, debug):
+    import importlib.util
+
+    from analysis.pipeline import AnalysisConfig, ModelSpec, run
+
+    folder = tmp_path / "article"
+    folder.mkdir()
+    (folder / "dense3.py").write_text(DENSE3, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("dense3_for_weights", folder / "dense3.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.save(module.make().state_dict(), folder / "w.pt")
+    model = ModelSpec(name="dense3", factory="dense3:make", weights=str(folder / "w.pt"), search_path=str(folder),
+                      image_size=16, recipe={"context": []})
+    run(AnalysisConfig(models=[model], cache_dir=tmp_path / "cache", n_jobs=1, featureviz={"size": 16, "steps": 2},
+                       debug=debug))
+    lines = [line for line in capsys.readouterr().out.splitlines() if "does not end a block" in line]
+    first = ("  analysis: dense3: blocks: unit units.1 does not end a block: node 'relu_2' (call_function relu) is "
+             "used after it by 'cat' (call_function cat) (and 1 more unit(s) like it; --debug lists them)")
+    assert lines[0] == first
+    if debug:
+        assert lines[1:] == [
+            "  analysis: dense3: blocks: unit units.1 does not end a block: node 'relu_2' (call_function relu) is used "
+            "after it by 'cat' (call_function cat)",
+            "  analysis: dense3: blocks: unit units.2 does not end a block: node 'relu_2' (call_function relu) is used "
+            "after it by 'cat' (call_function cat)"]
+    else:
+        assert len(lines) == 1
