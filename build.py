@@ -109,7 +109,7 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
     if clean:
         shutil.rmtree(cache_dir / "render", ignore_errors=True)
     if run_analysis:
-        analysis = ensure_analysis(root, config, cache_dir, force=clean, jobs=jobs, progress=progress,
+        analysis = ensure_analysis(root, config, cache_dir, force=clean, jobs=jobs, progress=progress, debug=debug,
                                    yaml_cache=parsed, **runtime)
     else:  # torch is never imported on this path
         analysis = analysis_state(root, config, cache_dir, jobs, parsed, **runtime)

@@ -21,9 +21,11 @@ import numpy as np
 import torch
 
 from analysis import deadline, device, jsonio, loading, parallel, recipes
+from analysis.blocks import BlocksError
 from analysis.context_stage import context
 from analysis.errors import AnalysisError, ModelUnavailable
 from analysis.first_layer import first_layer
+from analysis.forward_check import check_image_size
 from analysis.featureviz.budget import Budget
 from analysis.lab_summary import lab_summary
 from analysis.models import registry
@@ -169,13 +171,22 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
     from analysis.models.byo import analysis_failure
 
     model, info = loading.load(spec, cache_dir)
+    if spec.factory:  # the author's declared size, tried once before anything is analysed at it
+        with _author_code(spec, f"its forward() at image_size {info['input_size'][0]}"):
+            check_image_size(model, info["input_size"][0], info["input_channels"], spec.factory)
     try:  # tracing runs the model's forward() (an author's code) symbolically: time-limited like a call of it
         with _author_code(spec, "tracing its graph"):
             recipe = registry.recipe_for(spec.name, model, spec.image_size, recipes.RecipeSpec.from_json(spec.recipe))
+    except BlocksError as exc:  # the network's graph, not the author's recipe: said as it is, cause chained
+        exc.model = spec.name
+        raise
     except (AnalysisError, ValueError) as exc:
         raise AnalysisError(str(exc), model=spec.name, field=getattr(exc, "field", None) or "recipe") from None
     for note in recipe.notes:
         _log(progress, f"{spec.name}: {note}")
+    if cfg.debug and recipe.graph is not None and len(recipe.graph.causes) > 1:
+        for cause in recipe.graph.causes:
+            _log(progress, f"{spec.name}: blocks: {cause}")
     if info.get("image_size_default"):
         _log(progress, f"{spec.name}: no image_size in its front matter, analysing at {DEFAULT_IMAGE_SIZE} px")
     if spec.dataset not in DATASETS:

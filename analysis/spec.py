@@ -47,6 +47,7 @@ class AnalysisConfig:
     backend: str = "local"  # analysis.parallel.BACKENDS; never part of a cache key (results are identical)
     scheduler: str | None = None  # the Dask scheduler's address for backend "dask"
     device: str = "auto"  # analysis.device.CHOICES; never part of a cache key
+    debug: bool = False  # build.py --debug: say more (every cause behind a block note); never part of a cache key
 
 
 @dataclass

@@ -38,7 +38,8 @@ def tensor_of(model, job: recipes.TensorJob, recipe: recipes.Recipe, device: str
         try:
             return expand(input_size=recipe.image_size)
         except AnalysisError:
-            raise searched from None
+            # Which tensor, and its hooks: a block boundary that is not a [B, C, H, W] map points at the blocks.
+            raise AnalysisError(f"expanded weights {job.id} (hooks {lower} -> {upper}): {searched}") from searched
 
 
 def tensor_path(s: Subject, ws: Workspace, tensor_id: str):

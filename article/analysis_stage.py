@@ -145,7 +145,7 @@ def analysis_state(root: Path, config: SiteConfig, cache_dir: Path, jobs: int | 
     return "fresh" if _is_fresh(root, cfg, cache_dir)[0] else "stale"
 
 
-def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress: bool = True,
+def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress: bool = True, debug: bool = False,
                     force: bool = False, jobs: int | None = None, yaml_cache: Path | None = None,
                     **runtime: str | None) -> str:
     """Run the analyses when their inputs changed; return 'fresh', 'computed' or 'none'. jobs: parallel analysis
@@ -191,7 +191,7 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
     acfg = AnalysisConfig(models=specs, cache_dir=cache_dir, n_jobs=int(cfg["n_jobs"]),
                           featureviz=dict(cfg["featureviz"]), lab=dict(cfg["lab"]), fingerprint=fp,
                           featureviz_budget=dict(cfg["featureviz_budget"]), backend=cfg["backend"],
-                          scheduler=cfg["scheduler"], device=cfg["device"])
+                          scheduler=cfg["scheduler"], device=cfg["device"], debug=debug)
     if progress and cfg["byo"]:  # user code runs next: say what the build is waiting for if it takes long
         print("analysis: importing and calling bring-your-own factories "
               + ", ".join(f"{m['factory']} ('{m['name']}')" for m in cfg["byo"])
@@ -202,7 +202,7 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
     try:
         worker.call(_analyse, acfg, progress)
     except AnalysisError as exc:
-        raise _attributed(exc, root, cfg["byo"]) from None
+        raise _attributed(exc, root, cfg["byo"]) from exc  # --debug's traceback shows the chain of causes
     except SystemExit as exc:  # user code (a bring-your-own model's forward()) called sys.exit(): not a success
         if not cfg["byo"]:
             raise
