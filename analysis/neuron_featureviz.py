@@ -8,8 +8,7 @@ every layer some pictures; a later build with a larger budget renders only the n
 from __future__ import annotations
 
 from analysis import jsonio
-from analysis.cache import entry_key
-from analysis.context_stage import _quality
+from analysis.context_stage import _quality, featureviz_key
 from analysis.spec import Subject, Workspace
 from analysis.tensor_report import SCHEMA
 from analysis.tensor_stage import tensor_path
@@ -38,7 +37,7 @@ def neuron_featureviz(s: Subject, ws: Workspace) -> dict | None:
             orders[job.layer] = neuron_order(report)
     quality = _quality(s.recipe.featureviz, ws.featureviz)
     quality["size"] = min(int(quality.get("size", 64)), max(32, int(s.recipe.image_size)))
-    fv_key = entry_key(s.info["weights_sha256"], "blocks", jsonio.dumps(s.recipe.blocks_json()))
+    fv_key = featureviz_key(s)
     net, channels_in = s.recipe.network(s.model), int(s.info.get("input_channels", 3))
     images: dict[str, dict[str, str]] = {layer: {} for layer in orders}
     longest = max((len(o) for o in orders.values()), default=0)

@@ -6,8 +6,8 @@ Layout under `<cache>/analysis/` (schema documented in analysis/SCHEMA.md):
   <model>/first-layer.json, .png     first-layer filters as RGB (and one picture of them all)  (analysis.first_layer)
   <model>/context-<n>.json           neuron pairs: weights, feature visualizations, dataset examples  (analysis.context_stage)
   lab-summary.json                   the controlled banding experiment (variant x seed)  (analysis.lab_summary)
-Each entry carries a `key` (weights sha256 + parameters + ANALYSIS_VERSION); a missing, corrupt or stale entry is
-recomputed, everything else is reused. This module is the run loop and the manifest.
+Each entry carries a `key` (the code key of the module that computes it, analysis/codekey.py, + the model's weights
+sha256 + parameters); a missing, corrupt or stale entry is recomputed, everything else is reused. This module is the run loop and the manifest.
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from analysis.featureviz.budget import Budget
 from analysis.lab_summary import lab_summary
 from analysis.models import registry
 from analysis.paths import safe_component
-from analysis.spec import (ANALYSIS_VERSION, DEFAULT_IMAGE_SIZE, AnalysisConfig, ModelSpec, Subject, Workspace,
+from analysis.codekey import code_key
+from analysis.spec import (DEFAULT_IMAGE_SIZE, AnalysisConfig, ModelSpec, Subject, Workspace,
                            log as _log)
 from analysis.neuron_featureviz import neuron_featureviz
 from analysis.tensor_stage import analyse_tensors
@@ -70,7 +71,7 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
             specs.append(spec)
 
     datasets: dict[str, list] = {}  # loaded on first use: a bad model then fails before paying for them
-    manifest: dict = {"schema": "vw-analysis-manifest/1", "analysis_version": ANALYSIS_VERSION,
+    manifest: dict = {"schema": "vw-analysis-manifest/1", "code": code_key(__name__, cache_dir=cache_dir),
                       "fingerprint": cfg.fingerprint, "models": {}, "unavailable": {}}
     tensor_entries: dict[str, list[dict]] = {}
     previous = jsonio.read_json(root / "manifest.json")
@@ -112,7 +113,7 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
 def _spec_key(spec: ModelSpec, cfg: AnalysisConfig, cache_dir: Path) -> str:
     """Everything one model's results depend on, without loading it: the analysis code, the model's declaration,
     the site's feature-visualization quality, and its weights (and, brought by an author, its code) by content."""
-    from analysis.fingerprint import factory_code, source_hash
+    from analysis.fingerprint import factory_code
 
     if spec.factory:
         code = [jsonio.sha256_file(p) for p in factory_code(spec.factory, spec.search_path)]
@@ -121,7 +122,7 @@ def _spec_key(spec: ModelSpec, cfg: AnalysisConfig, cache_dir: Path) -> str:
         fam = registry.family_of(spec.name)
         code, weights = [], fam.facts(spec.name, cache_dir).get("sha256") if fam is not None else None
     declared = {k: v for k, v in vars(spec).items() if k not in ("search_path", "weights")}
-    parts = [ANALYSIS_VERSION, source_hash(), jsonio.dumps(declared), jsonio.dumps(cfg.featureviz),
+    parts = [code_key(__name__), jsonio.dumps(declared), jsonio.dumps(cfg.featureviz),
              jsonio.dumps(cfg.featureviz_budget), str(weights), *code]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 

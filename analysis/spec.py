@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ANALYSIS_VERSION = "4"  # 2: NMF records carry their RGB picture; 3: graph-derived blocks; 4: explorer fields
+SCHEMA = "vw-analysis/1"  # the "schema" field of every analysis record (analysis/SCHEMA.md)
 DEFAULT_IMAGE_SIZE = 224  # a bring-your-own model without image_size (said in the build's output)
 
 # Feature-visualization quality. size/steps are the look-vs-cost knobs; see bench/featureviz_cost.py for the measured

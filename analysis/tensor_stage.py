@@ -72,7 +72,7 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
     todo, entries = [], []
     for job in s.recipe.tensors:
         path = tensor_path(s, ws, job.id)
-        cache = Entry(path, entry_key(weights_sha, "tensor", job.id))
+        cache = Entry(path, entry_key(__name__, weights_sha, "tensor", job.id))
         entry = {"id": job.id, "layer": job.layer, "source": job.source, "label": job.label, "kind": job.kind,
                  "file": str(path.relative_to(ws.root))}
         entries.append(entry)

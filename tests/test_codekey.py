@@ -93,3 +93,14 @@ def test_parsed_imports_are_remembered_between_processes_by_content(project, tmp
     monkeypatch.setattr(codekey, "_parse_imports", parse)
     assert codekey.code_key("pkg.maker", cache_dir=cache) == key
     assert json.loads((cache / codekey.MEMO_NAME).read_text())["imports"]
+
+
+def test_the_project_keys_cover_what_the_issue_names():
+    """analysis.tensor_stage holds NMF but no feature visualization; the featureviz cache holds neither NMF nor
+    the tensor report; a figure's key holds the explorer links it embeds; social.py holds the theme."""
+    tensors = codekey.closure(["analysis.tensor_stage"])[0]
+    assert "analysis.nmf" in tensors and not any(m.startswith("analysis.featureviz") for m in tensors)
+    featureviz = codekey.closure(["analysis.featureviz.cache"])[0]
+    assert "analysis.featureviz.render" in featureviz
+    assert "analysis.nmf" not in featureviz and "analysis.tensor_report" not in featureviz
+    assert "article.theme" in codekey.closure(["article.social"])[0]

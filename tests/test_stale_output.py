@@ -1,0 +1,124 @@
+"""No stale output (issue 23): every cached value is keyed by the code that made it (analysis/codekey.py), so an edit
+of that code, or of a library it imports, makes it again, an unrelated edit does not, and --clean makes everything
+again. Code edits are made in a copy of the project, built in fresh processes, as an author would."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_pipeline_byo import FACTORY
+
+REPO = Path(__file__).resolve().parents[1]
+CODE = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+
+def copy_code(proj: Path, *packages: str) -> None:
+    for name in packages:
+        shutil.copytree(REPO / name, proj / name, ignore=CODE)
+
+
+def append(path: Path, text: str) -> None:
+    path.write_text(path.read_text(encoding="utf-8") + "\n" + textwrap.dedent(text), encoding="utf-8")
+
+
+def make_model(folder: Path) -> None:
+    """A tiny bring-your-own model (test_pipeline_byo's inverted-residual net) with its weights."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tinynet.py").write_text(FACTORY)
+    subprocess.run([sys.executable, "-c", "import sys, torch; sys.path.insert(0, sys.argv[1]); import tinynet; "
+                    "torch.manual_seed(0); torch.save(tinynet.make().state_dict(), sys.argv[1] + '/tiny.pt')",
+                    str(folder)], check=True, capture_output=True)
+
+
+# ------------------------------------------------------------------------------------------------ analysis records
+
+ANALYSE = """
+import sys
+from pathlib import Path
+from analysis.pipeline import AnalysisConfig, ModelSpec, run
+art, cache = Path(sys.argv[1]), Path(sys.argv[2])
+run(AnalysisConfig(models=[ModelSpec(name="tiny", factory="tinynet:make", weights=str(art / "tiny.pt"),
+                                     search_path=str(art), image_size=32)],
+                   cache_dir=cache, n_jobs=1, featureviz={"size": 32, "steps": 2}))
+"""
+
+
+def files(folder: Path) -> dict[str, tuple[int, int]]:
+    """Each file under ``folder`` but its listing (manifest.json, rewritten by every run): (inode, mtime_ns), which
+    a rewrite changes."""
+    return {p.relative_to(folder).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "manifest.json"}
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("stale-analysis")
+    proj, cache = tmp / "proj", tmp / "cache"
+    copy_code(proj, "analysis")
+    make_model(tmp / "art")
+
+    def run() -> str:
+        done = subprocess.run([sys.executable, "-c", ANALYSE, str(tmp / "art"), str(cache)], cwd=proj,
+                              env=dict(os.environ, PYTHONPATH=str(proj)), capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    run()
+    return proj, cache, run
+
+
+def tensor_records(cache: Path) -> dict[str, dict]:
+    manifest = json.loads((cache / "analysis" / "manifest.json").read_text())
+    return {t["id"]: json.loads((cache / "analysis" / t["file"]).read_text())
+            for t in manifest["models"]["tiny"]["tensors"]}
+
+
+def test_editing_the_analysis_code_remakes_exactly_the_records_it_computes(analysed):
+    proj, cache, run = analysed
+    tensors, pictures = cache / "analysis" / "tiny" / "tensors", cache / "featureviz"
+    before = tensor_records(cache)
+    assert any("nmf" in r for r in before.values()) and files(pictures)
+
+    # 1. An NMF edit and a new tensor field: every tensor record is made again (before: reused, and the old NMF
+    #    published as fresh); the feature visualizations depend on neither and are not drawn again (before: a
+    #    new field meant bumping ANALYSIS_VERSION, which was part of every picture's key).
+    kept_pictures = files(pictures)
+    append(proj / "analysis" / "nmf.py", """
+        _nmf_rgb = nmf_rgb
+
+
+        def nmf_rgb(spatial):  # a test's edit: the NMF pictures change
+            return _nmf_rgb(spatial) * 0
+        """)
+    append(proj / "analysis" / "tensor_report.py", """
+        _tensor_report = tensor_report
+
+
+        def tensor_report(weight, **kwargs):  # a test's edit: one more field
+            return {**_tensor_report(weight, **kwargs), "added_field": 1}
+        """)
+    run()
+    after = tensor_records(cache)
+    assert all(r.get("added_field") == 1 for r in after.values())
+    for tid, record in after.items():
+        if "nmf" in record:
+            assert not np.any(np.asarray(record["nmf"]["rgb"])), tid
+            assert np.any(np.asarray(before[tid]["nmf"]["rgb"])), tid
+    assert files(pictures) == kept_pictures
+
+    # 2. A feature-visualization edit: the pictures are drawn again (under new keys); no tensor record is remade.
+    kept_tensors = files(tensors)
+    append(proj / "analysis" / "featureviz" / "render.py", "# a test's edit of the optimisation code\n")
+    run()
+    drawn = set(files(pictures)) - set(kept_pictures)
+    assert any(name.endswith(".png") for name in drawn), drawn
+    assert files(tensors) == kept_tensors
