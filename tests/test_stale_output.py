@@ -122,3 +122,45 @@ def test_editing_the_analysis_code_remakes_exactly_the_records_it_computes(analy
     drawn = set(files(pictures)) - set(kept_pictures)
     assert any(name.endswith(".png") for name in drawn), drawn
     assert files(tensors) == kept_tensors
+
+
+# ------------------------------------------------------------------------------------------------ --clean
+
+def write_article(root: Path, body: str, models: str = "") -> None:
+    (root / "content" / "tiny").mkdir(parents=True, exist_ok=True)
+    (root / "content" / "tiny" / "index.md").write_text(
+        "---\ntitle: Tiny\ndescription: A tiny model.\ndate: 2026-12-01\nauthors: [{name: A. Author}]\n"
+        + models + "---\n\n" + body, encoding="utf-8")
+    (root / "site.yml").write_text(
+        "title: Stale\ndescription: Test site.\nsite_url: https://example.org/\narticles: [tiny]\n"
+        "analysis: {models: [], n_jobs: 1, featureviz: {size: 32, steps: 2}}\n", encoding="utf-8")
+    if not (root / "templates").exists():
+        (root / "templates").symlink_to(REPO / "templates", target_is_directory=True)
+
+
+def test_clean_recomputes_every_analysis_and_render_but_keeps_the_lab_weights(tmp_path):
+    import build
+
+    root, cache, site = tmp_path / "proj", tmp_path / "cache", tmp_path / "site"
+    make_model(root / "content" / "tiny")
+    write_article(root, "::: figure id=nmf kind=nmf_explorer model=tiny width=l-page\nNMF.\n:::\n",
+                  "models:\n  tiny: {factory: 'tinynet:make', weights: tiny.pt, image_size: 32}\n")
+    build.build(root, site, cache, progress=False)
+    lab = cache / "banding-lab" / "gap-s0.pt"  # stands for the lab's trained weights: minutes of training
+    lab.parent.mkdir(parents=True, exist_ok=True)
+    lab.write_bytes(b"trained weights")
+    manifest = json.loads((cache / "analysis" / "manifest.json").read_text())
+    victim = cache / "analysis" / manifest["models"]["tiny"]["tensors"][0]["file"]
+    record = json.loads(victim.read_text())
+    true_max = record["max_abs"]
+    victim.write_text(json.dumps({**record, "max_abs": 123.0}))  # same key: only recomputing replaces it
+    pictures = files(cache / "featureviz")
+    assert any(name.endswith(".png") for name in pictures)
+
+    report = build.build(root, site, cache, clean=True, progress=False)
+    assert json.loads(victim.read_text())["max_abs"] == pytest.approx(true_max)
+    again = files(cache / "featureviz")
+    assert set(again) == set(pictures)
+    assert all(again[name] != pictures[name] for name in again if name.endswith(".png"))  # drawn again
+    assert report.figures == 1 and report.cache_hits == 0
+    assert lab.read_bytes() == b"trained weights"
