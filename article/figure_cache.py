@@ -1,8 +1,10 @@
 """A figure through the render cache: what the page shows of it (small) in one entry, its files (megabytes, named by
 their digests, fileset.py) in another, so a hit reads the files only when the article's folder in the previous site
 cannot be reused. What the figure read from the analysis cache is stored beside it (path -> sha256) and checked on
-every hit, against this build's verified digests when it has them. The key hashes the source of the figure module
-and of the package modules it uses, the kind, params, article front matter, theme and the code of both modules."""
+every hit, against this build's verified digests when it has them. The key hashes the code key of the figure module
+and of this one (analysis/codekey.py: their import closures, so the figure helpers, the explorer links it embeds
+(explorer_links.py), figrender.py and the versions of altair, vl-convert and Pillow), the kind, params, article front
+matter and theme."""
 from __future__ import annotations
 
 import hashlib
@@ -11,17 +13,21 @@ import posixpath
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import cache, figrender, fileset, jsonio
+from analysis.codekey import code_key
+
+from . import cache, fileset, jsonio
 from .figrender import FigureOutput, figure_files, make_output
 from .fileset import FileSet
 from .figures import registry
 from .figures.registry import FigureContext
 
-_CODE = cache.key([Path(figrender.__file__).read_bytes(), Path(__file__).read_bytes()])
+def figure_code(kind: str, cache_dir: Path | None = None) -> str:
+    """The code key of a figure kind: the import closure of the module that registers it and of this module."""
+    return code_key(registry.FIGURES[kind].__module__, __name__, cache_dir=cache_dir)
 
 
 def _cache_parts(kind: str, params: dict[str, str], ctx: FigureContext) -> list[str]:
-    return [_CODE, registry.module_source_hash(kind), kind, ctx.slug, str(ctx.figure_id),
+    return [figure_code(kind, ctx.cache_dir), kind, ctx.slug, str(ctx.figure_id),
             jsonio.dumps(params), jsonio.dumps(ctx.article), jsonio.dumps(ctx.theme)]
 
 

@@ -230,7 +230,7 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
     try:
         with stage("render") as note:
             mathml.use_cache(None if debug else cache_dir)
-            code = article_cache.code() if not debug else None  # the same for every article's key
+            code = article_cache.code(cache_dir) if not debug else None  # the same for every article's key
             for a in articles:
                 render_article(a, config, cache_dir, not debug, report, verified, code)
             mathml.save()

@@ -77,15 +77,18 @@ def test_manifest_digests_name_files_relative_to_the_cache(tmp_path):
 
 
 def test_figure_cache_key_covers_the_helper_modules_a_kind_uses():
+    from analysis.codekey import closure
     from article.figures import registry
 
     registry.discover()
-    expanded = set(registry.figure_modules("expanded_explorer"))
+    expanded, libraries = closure([registry.FIGURES["expanded_explorer"].__module__, figure_cache.__name__])
     assert {"article.figures.expanded", "article.figures.cells", "article.figures.context",
-            "article.figures.analysis_data", "article.figures.registry"} <= expanded
-    assert "article.figures.sample" not in expanded
-    assert "article.figures.cells" in registry.figure_modules("nmf_explorer")
-    assert registry.module_source_hash("expanded_explorer") != registry.module_source_hash("nmf_explorer")
+            "article.figures.analysis_data", "article.figures.registry", "article.figrender",
+            "article.explorer_links", "article.theme"} <= set(expanded)
+    assert "article.figures.sample" not in expanded and "article.output" not in expanded
+    assert {"altair", "vl_convert", "PIL"} <= libraries
+    assert "article.figures.cells" in closure([registry.FIGURES["nmf_explorer"].__module__])[0]
+    assert figure_cache.figure_code("expanded_explorer") != figure_cache.figure_code("nmf_explorer")
 
 
 def test_unchanged_site_files_are_linked_from_the_previous_site_which_stays_as_it_was(tmp_path):

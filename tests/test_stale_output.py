@@ -164,3 +164,54 @@ def test_clean_recomputes_every_analysis_and_render_but_keeps_the_lab_weights(tm
     assert all(again[name] != pictures[name] for name in again if name.endswith(".png"))  # drawn again
     assert report.figures == 1 and report.cache_hits == 0
     assert lab.read_bytes() == b"trained weights"
+
+
+# ------------------------------------------------------------------------------------------------ render side
+
+def test_figures_and_social_images_follow_the_code_they_embed(tmp_path):
+    """A figure embeds links made by the explorer helpers and the social image draws with the theme's colours:
+    editing either makes them again (before, both were served from the render cache)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from explorer_cache import make_cache
+
+    proj, cache = tmp_path / "proj", tmp_path / "cache"
+    copy_code(proj, "analysis", "article")
+    shutil.copy(REPO / "build.py", proj / "build.py")
+    make_cache(cache)
+    write_article(proj, "::: figure id=nmf kind=nmf_explorer layers=tinynet:conv2 width=l-page\nNMF.\n:::\n")
+
+    def build() -> tuple[str, bytes]:
+        done = subprocess.run([sys.executable, "build.py", "--cache-dir", str(cache)], cwd=proj,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        page = proj / "site" / "tiny" / "index.html"
+        return page.read_text(encoding="utf-8"), (proj / "site" / "tiny" / "social.png").read_bytes()
+
+    page, social = build()
+    assert "models/tinynet/index.html#conv2" in page
+    line = 'href = f"{root}models/{model_slug(model)}/index.html"'
+    helper = next(p for p in (proj / "article").glob("*.py") if line in p.read_text())
+    helper.write_text(helper.read_text(encoding="utf-8").replace(line, line[:-1] + '?from=figure"'), encoding="utf-8")
+    theme = proj / "article" / "theme.py"
+    text = theme.read_text(encoding="utf-8")
+    accent = re.search(r'"accent": "(#[0-9a-f]{6})"', text).group(1)
+    theme.write_text(text.replace(f'"accent": "{accent}"', '"accent": "#00aa00"', 1), encoding="utf-8")
+
+    page2, social2 = build()
+    assert "models/tinynet/index.html?from=figure#conv2" in page2
+    assert social2 != social
+
+
+def test_figure_and_article_keys_hold_the_versions_of_the_libraries_they_import(monkeypatch):
+    from analysis import codekey
+    from article import article_cache, figure_cache
+    from article.figures import registry
+
+    registry.discover()
+    figure, article = figure_cache.figure_code("nmf_explorer"), article_cache.code()
+    for library in ("altair", "vl_convert", "PIL"):
+        codekey.library_stamp(library)
+        monkeypatch.setitem(codekey._libraries, library, f"{library}-0.0.dist-info")  # as if another were installed
+        assert figure_cache.figure_code("nmf_explorer") != figure, library
+        assert article_cache.code() != article, library
+        monkeypatch.undo()

@@ -130,33 +130,6 @@ def discover() -> None:
                              Path(package.__path__[0]) / f"{info.name}.py") from exc
 
 
-def figure_modules(kind: str) -> dict[str, Any]:
-    """The module defining ``kind`` and every module of this package it uses, directly or through another (e.g. a
-    shared colour scale or cell helper): name -> module."""
-    import inspect
-
-    todo, used = [inspect.getmodule(FIGURES[kind])], {}
-    while todo:
-        module = todo.pop()
-        if module is None or module.__name__ in used or not module.__name__.startswith(__package__ + "."):
-            continue
-        used[module.__name__] = module
-        for value in vars(module).values():
-            if inspect.ismodule(value):
-                todo.append(value)
-            elif inspect.isfunction(value) or inspect.isclass(value):
-                todo.append(inspect.getmodule(value))
-    return used
-
-
-def module_source_hash(kind: str) -> str:
-    """Hash of the source of ``figure_modules(kind)``: the render cache key part for figure code."""
-    h = hashlib.sha256()
-    for name, module in sorted(figure_modules(kind).items()):
-        h.update(name.encode() + b"\0" + Path(module.__file__).read_bytes() + b"\0")
-    return h.hexdigest()
-
-
 class LazyData(Mapping):
     """``data`` for prose templates: each hook runs on first use, so an article that never names
     ``data.vw`` builds without that hook's analysis results."""
