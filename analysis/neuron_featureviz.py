@@ -57,6 +57,6 @@ def neuron_featureviz(s: Subject, ws: Workspace) -> dict | None:
     listed = sum(map(len, images.values()))
     ws.log(f"{s.name}: {listed} neuron feature visualization(s) in {sum(1 for v in images.values() if v)} of "
            f"{len(images)} layer(s), {ws.budget.rendered} rendered now (budget per model: {ws.budget.describe()})")
-    path = ws.root / s.name / "neurons-featureviz.json"
+    path = ws.model_dir(s) / "neurons-featureviz.json"
     jsonio.write_json(path, {"schema": SCHEMA, "model": s.name, "quality": quality, "layers": images})
     return {"file": str(path.relative_to(ws.root)), "count": sum(map(len, images.values()))}

@@ -2,9 +2,12 @@
 
 Layout under `<cache>/analysis/` (schema documented in analysis/SCHEMA.md):
   manifest.json                      models, tensors, files with sha256, fingerprint
-  <model>/tensors/<tensor id>.json   tensor_report() of one weight tensor     (analysis.tensor_stage)
-  <model>/first-layer.json, .png     first-layer filters as RGB (and one picture of them all)  (analysis.first_layer)
-  <model>/context-<n>.json           neuron pairs: weights, feature visualizations, dataset examples  (analysis.context_stage)
+  <model>/<key>/                     one model key's records (weights; a bring-your-own model's code, kwargs, image
+                                     size): the few most recently used keys are kept, so going back to an earlier
+                                     setting reuses its records (prune_variants)
+  <model>/<key>/tensors/<id>.json    tensor_report() of one weight tensor     (analysis.tensor_stage)
+  <model>/<key>/first-layer.json, .png  first-layer filters as RGB (and one picture of them all)  (analysis.first_layer)
+  <model>/<key>/context-<n>.json     neuron pairs: weights, feature visualizations, dataset examples  (analysis.context_stage)
   lab-summary.json                   the controlled banding experiment (variant x seed)  (analysis.lab_summary)
 Each entry carries a `key` (the code key of the module that computes it, analysis/codekey.py, + the model's weights
 sha256 + parameters); a missing, corrupt or stale entry is recomputed, everything else is reused. This module is the run loop and the manifest.
@@ -28,8 +31,8 @@ from analysis.lab_summary import lab_summary
 from analysis.models import registry
 from analysis.paths import safe_component
 from analysis.codekey import code_key
-from analysis.spec import (DEFAULT_IMAGE_SIZE, AnalysisConfig, ModelSpec, Subject, Workspace,
-                           log as _log)
+from analysis.spec import (DEFAULT_IMAGE_SIZE, AnalysisConfig, ModelSpec, Subject, Workspace, log as _log,
+                           variant_name)
 from analysis.neuron_featureviz import neuron_featureviz
 from analysis.tensor_stage import analyse_tensors
 
@@ -87,6 +90,7 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
                 _log(progress, f"{spec.name}: unchanged, reused without loading it")
             else:
                 entry = {**_model_entry(spec, cache_dir, root, cfg, datasets, progress, dev, budget), "spec_key": key}
+            prune_variants(root / spec.name, entry["folder"])
         except ModelUnavailable as exc:
             manifest["unavailable"][spec.name] = str(exc)
             _log(progress, f"{spec.name}: skipped ({exc})")
@@ -105,7 +109,7 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
         manifest["lab_summary"] = "lab-summary.json"
     manifest["featureviz"] = {**cfg.featureviz, "count": _count_featureviz(root, manifest)}
     manifest["software"] = _software()
-    manifest["files"] = _file_list(root, cache_dir)
+    manifest["files"] = _file_list(root, cache_dir, [m["folder"] for m in manifest["models"].values()])
     jsonio.write_json(root / "manifest.json", manifest)
     return root / "manifest.json"
 
@@ -132,7 +136,7 @@ def _reusable(previous: dict | None, name: str, key: str, root: Path) -> dict | 
     if not isinstance(previous, dict):
         return None
     entry = (previous.get("models") or {}).get(name)
-    if not isinstance(entry, dict) or entry.get("spec_key") != key:
+    if not isinstance(entry, dict) or entry.get("spec_key") != key or not isinstance(entry.get("folder"), str):
         return None
     own = (f"{safe_component(name)}/", f"../featureviz/{safe_component(name)}/")
     for f in previous.get("files") or []:
@@ -173,8 +177,9 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
             raise
         raise AnalysisError(analysis_failure(exc, spec.factory, spec.search_path), model=spec.name,
                             field="factory") from exc
-    entry = {"info": info, **registry.presentation(spec.name, recipe), "tensors": tensors, "first_layer": first,
-             "context": ctx}
+    entry = {"info": portable(info, cache_dir), **registry.presentation(spec.name, recipe), "tensors": tensors,
+             "first_layer": first, "context": ctx,
+             "folder": f"{spec.name}/{variant_name(info['weights_sha256'])}"}
     if neurons is not None:
         entry["neuron_featureviz"] = neurons
     return entry
@@ -209,12 +214,54 @@ def _check_lab_config(lab_cfg: dict) -> None:
                             field="analysis.lab")
 
 
-def _file_list(root: Path, cache_dir: Path) -> list[dict]:
-    """Every file the render side may read, with its hash: the torch-free freshness check verifies them."""
+KEPT_VARIANTS = 3  # model keys whose records are kept per model (the live one and the two used before it)
+
+
+def prune_variants(folder: Path, live: str) -> None:
+    """Keep the live model key's folder of one model and the ``KEPT_VARIANTS - 1`` others used most recently (a
+    folder's mtime says when it was last used: touched here); delete the rest and anything else in ``folder``
+    (records of the layout before model keys)."""
+    import os
+    import shutil
+
+    current = folder.parent / live
+    if not current.is_dir():
+        return
+    os.utime(current)
+    others = sorted((p for p in folder.iterdir() if p != current), key=lambda p: -p.lstat().st_mtime_ns)
+    keep = [p for p in others if p.is_dir() and not p.is_symlink() and len(p.name) == 16][:KEPT_VARIANTS - 1]
+    for path in others:
+        if path not in keep:
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
+def portable(info: dict, cache_dir: Path) -> dict:
+    """A model's facts for the manifest with no absolute path: a file inside the cache folder relative to it (the
+    lab's weights), any other by its name, so a cache folder can move (the files are found again when loading)."""
+    out = dict(info)
+    for key in ("weights", "init_weights"):
+        value = out.get(key)
+        if isinstance(value, str) and Path(value).is_absolute():
+            try:
+                out[key] = Path(value).relative_to(Path(cache_dir).resolve()).as_posix()
+            except ValueError:
+                try:
+                    out[key] = Path(value).relative_to(Path(cache_dir).absolute()).as_posix()
+                except ValueError:
+                    out[key] = Path(value).name
+    return out
+
+
+def _file_list(root: Path, cache_dir: Path, folders: list[str]) -> list[dict]:
+    """Every file the render side may read, with its hash: the torch-free freshness check verifies them. Of each
+    model only its live folder: the kept older keys are not read until they are live again."""
     files = []
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.name != "manifest.json" and not path.name.endswith(".tmp"):
-            files.append({"path": str(path.relative_to(root)), "sha256": jsonio.sha256_file(path)})
+    found = [p for p in root.iterdir() if p.is_file()]
+    for folder in sorted(set(folders)):
+        found += [p for p in (root / folder).rglob("*") if p.is_file()]
+    for path in sorted(found):
+        if path.name != "manifest.json" and not path.name.endswith(".tmp"):
+            files.append({"path": path.relative_to(root).as_posix(), "sha256": jsonio.sha256_file(path)})
     fv = cache_dir / "featureviz"
     if fv.exists():
         for path in sorted(fv.rglob("*.png")):

@@ -74,6 +74,16 @@ class Workspace:
     def log(self, msg: str) -> None:
         log(self.progress, msg)
 
+    def model_dir(self, s: Subject) -> Path:
+        """Where one model's records live: a folder per model key (weights, and for a bring-your-own model its code,
+        kwargs and image size), so going back to an earlier setting finds that setting's records (the pipeline
+        keeps the few most recently used: analysis.pipeline.prune_variants)."""
+        return self.root / s.name / variant_name(s.info["weights_sha256"])
+
+
+def variant_name(model_key: str) -> str:
+    return model_key[:16]
+
 
 def log(progress: bool, msg: str) -> None:
     if progress:

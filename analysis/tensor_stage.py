@@ -42,7 +42,7 @@ def tensor_of(model, job: recipes.TensorJob, recipe: recipes.Recipe, device: str
 
 
 def tensor_path(s: Subject, ws: Workspace, tensor_id: str):
-    return ws.root / s.name / "tensors" / f"{safe_component(tensor_id)}.json"
+    return ws.model_dir(s) / "tensors" / f"{safe_component(tensor_id)}.json"
 
 
 def _compute(model, job: recipes.TensorJob, recipe: recipes.Recipe, init: np.ndarray | None, device: str) -> dict:

@@ -84,7 +84,8 @@ def tensor_records(cache: Path) -> dict[str, dict]:
 
 def test_editing_the_analysis_code_remakes_exactly_the_records_it_computes(analysed):
     proj, cache, run = analysed
-    tensors, pictures = cache / "analysis" / "tiny" / "tensors", cache / "featureviz"
+    folder = json.loads((cache / "analysis" / "manifest.json").read_text())["models"]["tiny"]["folder"]
+    tensors, pictures = cache / "analysis" / folder / "tensors", cache / "featureviz"
     before = tensor_records(cache)
     assert any("nmf" in r for r in before.values()) and files(pictures)
 
