@@ -13,11 +13,13 @@ every project module they reach, and hashes:
 So editing ``analysis/nmf.py`` changes the key of every module that imports it, directly or through another, and
 no other; upgrading altair changes the keys of the figure modules that import it.
 
-It runs on every build, so it is cheap: files are re-read only when their stat changes (in a long ``serve`` process
-too), and what each source file imports is remembered by the file's sha256 in ``<cache>/code-imports.json`` (parsing
-the project's ~100 modules takes ~0.1 s; reading and hashing them ~4 ms), together with which distribution provides
-each library (``importlib.metadata`` scans every installed distribution in ~0.15 s). Library versions are resolved
-once per process, like any import. Standard library only: the render side uses it without torch.
+A process keys the code it runs: each file is read once per process, at about the time the process imported it, so
+an edit during a long build (minutes of analysis) is not taken for the code that made its results; the next build
+sees it. (``serve`` forgets every project module, this one included, before it rebuilds after an edit.) What each
+source file imports is remembered by the file's sha256 in ``<cache>/code-imports.json`` (parsing the project's ~100
+modules takes ~0.1 s; reading and hashing them ~4 ms), together with which distribution provides each library
+(``importlib.metadata`` scans every installed distribution in ~0.15 s). Library versions are resolved once per
+process, like any import. Standard library only: the render side uses it without torch.
 """
 from __future__ import annotations
 
@@ -27,15 +29,12 @@ import hashlib
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the project: its modules are keyed by content
 MEMO_NAME = "code-imports.json"
 MEMO_LIMIT = 4000  # parsed files remembered (one per version of each file seen); the oldest go first
-RACY_NS = 2_000_000_000  # a file changed this recently may change again without its stat changing: re-read it
-
-_files: dict[str, tuple[tuple, str, bytes]] = {}  # path -> (stat signature, sha256, bytes), this process
+_files: dict[str, tuple[str, bytes]] = {}  # path -> (sha256, bytes) as this process first read it
 _libraries: dict[str, str] = {}  # top-level import name -> its distribution's stamp, this process
 _memo: dict = {"path": None, "imports": {}, "libraries": {}, "dirty": False}
 
@@ -122,18 +121,20 @@ def _module_file(name: str) -> tuple[Path, bool] | None:
 
 
 def _read(path: Path) -> tuple[str, bytes]:
-    """(sha256, bytes) of a source file, re-read only when its stat changed (or it changed very recently)."""
+    """(sha256, bytes) of a source file as this process first read it."""
     key = str(path)
-    st = os.stat(key)
-    sig = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     kept = _files.get(key)
-    if kept is not None and kept[0] == sig:
-        return kept[1], kept[2]
-    data = Path(key).read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS:
-        _files[key] = (sig, digest, data)
-    return digest, data
+    if kept is None:
+        data = Path(key).read_bytes()
+        kept = _files[key] = (hashlib.sha256(data).hexdigest(), data)
+    return kept
+
+
+def forget() -> None:
+    """Read every file again from now on (and look libraries up again): for a process that reloads its code."""
+    _files.clear()
+    _libraries.clear()
+    _project_tops.clear()
 
 
 def _imports(digest: str, source: bytes) -> list[list]:

@@ -55,14 +55,28 @@ def test_the_closure_follows_every_kind_of_import_and_stops_at_the_project(proje
 def test_an_edit_changes_the_keys_of_the_modules_that_import_it_and_no_others(project, tmp_path):
     maker, lazy = codekey.code_key("pkg.maker"), codekey.code_key("pkg.lazy")
     unrelated = codekey.code_key("pkg.unrelated")
-    (project / "pkg" / "unrelated.py").write_text("import pkg.helper\n# edited\n")
+
+    def edit(rel: str, text: str) -> None:
+        (project / rel).write_text(text)
+        codekey.forget()  # a new process (a process keys the code as it first read it)
+
+    edit("pkg/unrelated.py", "import pkg.helper\n# edited\n")
     assert codekey.code_key("pkg.maker") == maker
-    (project / "pkg" / "lazy.py").write_text("value = 2\n")
+    edit("pkg/lazy.py", "value = 2\n")
     assert codekey.code_key("pkg.maker") != maker and codekey.code_key("pkg.lazy") != lazy
     assert codekey.code_key("pkg.unrelated") != unrelated  # its own edit
     before = codekey.code_key("pkg.unrelated")
-    (project / "pkg" / "dynamic.py").write_text("# reached through helper -> sub.deep -> import_module\n")
+    edit("pkg/dynamic.py", "# reached through helper -> sub.deep -> import_module\n")
     assert codekey.code_key("pkg.unrelated") != before
+
+
+def test_a_process_keys_the_code_it_first_read(project):
+    """An edit made while a build runs is not taken for the code that is running (the next build sees it)."""
+    key = codekey.code_key("pkg.maker")
+    (project / "pkg" / "lazy.py").write_text("value = 3\n")
+    assert codekey.code_key("pkg.maker") == key
+    codekey.forget()
+    assert codekey.code_key("pkg.maker") != key
 
 
 def test_a_library_counts_by_its_installed_version(project, monkeypatch):
