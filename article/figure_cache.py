@@ -11,11 +11,12 @@ import hashlib
 import json
 import posixpath
 from collections.abc import Mapping
+from typing import Any
 from pathlib import Path
 
 from analysis.codekey import code_key
 
-from . import cache, fileset, jsonio
+from . import cache, fileset, jsonio, reads as parts
 from .figrender import FigureOutput, figure_files, make_output
 from .fileset import FileSet
 from .figures import registry
@@ -27,8 +28,55 @@ def figure_code(kind: str, cache_dir: Path | None = None) -> str:
 
 
 def _cache_parts(kind: str, params: dict[str, str], ctx: FigureContext) -> list[str]:
+    # Not the front matter or site.yml: what the figure reads of them is in its reads (article/reads.py), so an edit
+    # of another model's entry, or of the title, does not draw it again.
     return [figure_code(kind, ctx.cache_dir), kind, ctx.slug, str(ctx.figure_id),
-            jsonio.dumps(params), jsonio.dumps(ctx.article), jsonio.dumps(ctx.theme)]
+            jsonio.dumps(params), jsonio.dumps(ctx.theme)]
+
+
+FRONT_MATTER, SITE = "front-matter", "site"  # the sources of reads that are not analysis files
+
+
+def _tracking(ctx: FigureContext) -> FigureContext:
+    """The context with its front matter and site.yml read through views that record what the figure reads."""
+    for source, attr in ((FRONT_MATTER, "article"), (SITE, "site")):
+        raw = getattr(ctx, attr)
+        if isinstance(raw, dict):
+            ctx.reads.setdefault(source + "@", parts.digest(raw))
+            setattr(ctx, attr, parts.Parts(raw, source, ctx.reads))
+    return ctx
+
+
+class _Sources:
+    """The current digest and data of each source a figure may have read: analysis files (``verified`` digests,
+    else hashed), the front matter and site.yml (``given``). A parsed analysis file is kept for the build."""
+
+    _parsed: dict[tuple[str, str], Any] = {}  # (path, sha256) -> data: the manifest is parsed once, not per figure
+
+    def __init__(self, cache_dir: Path, verified: Mapping[str, str], given: Mapping[str, Any]):
+        self.cache_dir, self.verified, self.given = cache_dir, verified, given
+        self.digests: dict[str, str | None] = {}
+
+    def whole(self, source: str) -> str | None:
+        if source not in self.digests:
+            if source in self.given:
+                self.digests[source] = parts.digest(self.given[source])
+            elif source in self.verified:
+                self.digests[source] = self.verified[source]
+            else:
+                try:
+                    self.digests[source] = hashlib.sha256((self.cache_dir / source).read_bytes()).hexdigest()
+                except OSError:
+                    self.digests[source] = None
+        return self.digests[source]
+
+    def parsed(self, source: str) -> Any:
+        if source in self.given:
+            return self.given[source]
+        key = (str(self.cache_dir / source), self.whole(source) or "")
+        if key not in self._parsed:
+            type(self)._parsed = {key: json.loads((self.cache_dir / source).read_bytes())}  # one at a time
+        return self._parsed[key]
 
 
 def manifest_digests(cache_dir: Path) -> dict[str, str]:
@@ -49,9 +97,25 @@ def manifest_digests(cache_dir: Path) -> dict[str, str]:
     return out
 
 
-def still_valid(reads: dict[str, str], cache_dir: Path, verified: Mapping[str, str]) -> bool:
-    """Every analysis file the figure read still has the bytes it had then (``verified``: digests known this build)."""
+def sources(cache_dir: Path, verified: Mapping[str, str], front_matter: Any, site: Any) -> _Sources:
+    """What an article's cached reads are checked against (its front matter and site.yml as this build has them)."""
+    return _Sources(cache_dir, verified, {FRONT_MATTER: front_matter, SITE: site})
+
+
+def still_valid(reads: dict[str, str], cache_dir: Path, verified: Mapping[str, str],
+                sources: Mapping[str, Any] | _Sources = {}) -> bool:
+    """Every analysis file the figure read whole still has the bytes it had then (``verified``: digests known this
+    build), and every part it read of one (article/reads.py) is unchanged. ``sources``: the front matter and site.yml
+    as this build has them (``FRONT_MATTER``, ``SITE``)."""
+    sources = sources if isinstance(sources, _Sources) else _Sources(cache_dir, verified, sources)
+    try:
+        if parts.still_valid(reads, sources.whole, sources.parsed) is False:
+            return False
+    except (OSError, ValueError):
+        return False
     for rel, digest in reads.items():
+        if "#" in rel or rel.endswith("@"):
+            continue
         if rel in verified:
             if verified[rel] != digest:
                 return False
@@ -76,18 +140,24 @@ def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cac
     fig_id = ctx.figure_id or ""
     entry = cache.entry(ctx.cache_dir, "figure", _cache_parts(kind, params, ctx), "zip") if use_cache else None
     files = FileSet()
+    given = sources(ctx.cache_dir, verified, ctx.article, ctx.site)
 
     def decode(data: bytes) -> tuple[FigureOutput, dict[str, str], Path]:
         members = cache.unpack(data)
-        reads = json.loads(members.pop("reads.json"))
-        named = fileset.checked_names(json.loads(members.pop("files.json")))
-        if not (isinstance(reads, dict) and isinstance(named, dict) and still_valid(reads, ctx.cache_dir, verified)):
+        reads = json.loads(members["reads.json"])
+        named = fileset.checked_names(json.loads(members["files.json"]))
+        if not (isinstance(reads, dict) and isinstance(named, dict) and still_valid(reads, ctx.cache_dir, verified,
+                                                                                     given)):
             raise ValueError("an analysis file the figure read has changed")
         stored = _files_entry(ctx.cache_dir, named)
         if not stored.is_file():
             raise ValueError("the figure's files are not in the cache")
+        now = parts.rebased(reads, given.whole)
+        if now != reads:  # valid part by part: stored again with today's digests, so the next check is the quick one
+            cache.store(entry, cache.pack({**members, "reads.json": json.dumps(now).encode()}))
+        members = {k: v for k, v in members.items() if k not in ("reads.json", "files.json")}
         out = FigureOutput.from_files(members)
-        ctx.reads.update(reads)  # what the article's own cache entry depends on (article_cache.py)
+        ctx.reads.update(now)  # what the article's own cache entry depends on (article_cache.py)
         return out, named, stored
 
     hit = cache.load(entry, decode)
@@ -95,13 +165,13 @@ def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cac
         out, named, stored = hit
 
         def remake() -> dict[str, bytes]:  # the same bytes: figures are deterministic
-            made = figure_files(make_output(kind, params, ctx), fig_id)
+            made = figure_files(make_output(kind, params, _tracking(ctx)), fig_id)
             cache.store(_files_entry(ctx.cache_dir, fileset.digests(made)), cache.pack(made))
             return made
 
         files.add_lazy(named, fileset.from_entry(stored, named, remake))
         return out, files, True
-    out = make_output(kind, params, ctx)
+    out = make_output(kind, params, _tracking(ctx))
     made = figure_files(out, fig_id)
     files.add(made)
     if entry is not None:

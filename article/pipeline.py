@@ -6,6 +6,7 @@ no timestamps (dates come from front matter), no random ids, canonical JSON.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from typing import Any, Iterator, Mapping
 
 from . import (article_cache, body_segments, cache, citation, figrender, figure_cache, fileset, limits, linkcheck,
                mathml, model_pages, social)
+from . import reads as reads_module
 from .bibliography import Citations, load_bibliography
 from .config import SiteConfig, load_config
 from .errors import BuildError
@@ -110,8 +112,12 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
 
     def decode(raw: bytes) -> tuple[dict, dict[str, str], Path]:
         record, named, stored = article_cache.load(raw, cache_dir, a.slug)
-        if not figure_cache.still_valid(record["reads"], cache_dir, verified):
+        sources = figure_cache.sources(cache_dir, verified, a.source.meta.raw, config.raw)
+        if not figure_cache.still_valid(record["reads"], cache_dir, verified, sources):
             raise ValueError("an analysis file the article read has changed")
+        now = reads_module.rebased(record["reads"], sources.whole)
+        if now != record["reads"]:  # valid part by part: stored with today's digests (the quick check next time)
+            cache.store(entry, json.dumps({**json.loads(raw), "reads": now}, sort_keys=True).encode())
         return record, named, stored
 
     hit = cache.load(entry, decode)

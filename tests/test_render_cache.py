@@ -422,3 +422,50 @@ def test_a_hand_edit_inside_the_site_of_the_same_size_does_not_survive_a_rebuild
     build_site(root, tmp_path / "plain", cache_dir=cache, progress=False, debug=True)
     assert "HACKED" not in page.read_text(encoding="utf-8")
     assert tree_digest(site) == tree_digest(tmp_path / "plain")
+
+
+def test_editing_one_model_redraws_only_the_figures_and_pages_that_read_it(tmp_path):
+    """A figure's cache entry holds the parts of the manifest and front matter it read (article/reads.py), not the
+    whole files: a change to one model draws its figure and writes its model page again, and nothing else; an edit
+    of the front matter that no figure reads draws nothing again."""
+    import copy
+
+    from article.pipeline import build_site
+    from explorer_cache import make_cache
+
+    cache, root, site = tmp_path / "cache", tmp_path / "proj", tmp_path / "site"
+    make_cache(cache)
+    manifest_path = cache / "analysis" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["models"]["othernet"] = {**copy.deepcopy(manifest["models"]["tinynet"]), "label": "OtherNet"}
+    manifest_path.write_text(json.dumps(manifest))
+    (root / "content" / "two").mkdir(parents=True)
+    (root / "templates").symlink_to(Path(__file__).resolve().parents[1] / "templates", target_is_directory=True)
+    (root / "site.yml").write_text("title: Two\ndescription: Two models.\nsite_url: https://example.org/\n"
+                                   "articles: [two]\n")
+    index = root / "content" / "two" / "index.md"
+    front = "---\ntitle: Two models\ndescription: {}\ndate: 2026-12-01\nauthors: [{{name: A. Author}}]\n---\n\n"
+    body = "".join(f"::: figure id={m} kind=nmf_explorer layers={m}:conv2 width=l-page\n{m}.\n:::\n\n"
+                   for m in ("tinynet", "othernet"))
+    index.write_text(front.format("First.") + body)
+
+    def build():
+        report = build_site(root, site, cache_dir=cache, progress=False)
+        page = (site / "two" / "index.html").read_text(encoding="utf-8")
+        pages = {m: (site / "models" / m / "index.html").stat().st_ino for m in ("tinynet", "othernet")}
+        return report, page, pages
+
+    first, _, pages = build()
+    assert (first.figures, first.cache_hits) == (2, 0)
+    manifest["models"]["othernet"]["label"] = "OtherNet, retrained"  # one model analysed again
+    manifest["fingerprint"] = "changed with it"
+    manifest_path.write_text(json.dumps(manifest))
+    second, page, pages2 = build()
+    assert (second.figures, second.cache_hits) == (2, 1)  # tinynet's figure is reused
+    assert "OtherNet, retrained" in page
+    assert pages2["tinynet"] == pages["tinynet"] and pages2["othernet"] != pages["othernet"]
+    index.write_text(front.format("Second.") + body)  # the front matter, in a field no figure reads
+    third, page, _ = build()
+    assert (third.figures, third.cache_hits) == (2, 2) and "Second." in page
+    fourth, _, _ = build()  # and the quick check of every figure's reads holds again
+    assert (fourth.figures, fourth.cache_hits) == (2, 2)

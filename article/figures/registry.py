@@ -75,6 +75,24 @@ class FigureContext:
         except ValueError as exc:
             raise self.error(f"analysis result {file} is not valid JSON: {exc}") from None
 
+    def load_parts(self, relpath: str) -> Mapping[str, Any]:
+        """Analysis JSON ``cache_dir/relpath`` (an object) as a view that records each part the figure reads of it
+        (article/reads.py): the figure's cache entry then depends on those parts, not the whole file."""
+        from ..reads import Parts
+
+        file = self.cache_dir / relpath
+        try:
+            raw = file.read_bytes()
+            data = json.loads(raw)
+        except FileNotFoundError:
+            raise self.error(f"analysis result {file} not found (run the analysis stage first)") from None
+        except ValueError as exc:
+            raise self.error(f"analysis result {file} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            return self.load_json(relpath)
+        self.reads.setdefault(relpath + "@", hashlib.sha256(raw).hexdigest())
+        return Parts(data, relpath, self.reads)
+
     def asset_url(self, name: str) -> str:
         """Href of an asset of this figure, relative to the article page."""
         if not self.figure_id:
