@@ -48,7 +48,7 @@ def make_cache(cache: Path, seed: int = 0) -> dict[str, dict]:
     jsonio.write_json(root / "tinynet" / "context-0.json", {
         "tensor": "conv2", "lower": "conv1", "upper": "conv2", "outs": [EXAMPLE_CHANNEL], "ins": [1],
         "examples": {"upper": [examples], "lower": [[]]}})
-    manifest = {"schema": "vw-analysis-manifest/1", "analysis_version": "test", "unavailable": {},
+    manifest = {"schema": "vw-analysis-manifest/1", "code": "test", "unavailable": {},
                 "models": {"tinynet": {
                     "label": "TinyNet", "family": "test", "color": "#333333", "notes": [],
                     "info": {"parameters": sum(int(np.prod(s)) for s in SHAPES.values()), "source": "random weights"},
