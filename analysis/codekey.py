@@ -61,7 +61,7 @@ def closure(modules: tuple[str, ...] | list[str]) -> tuple[dict[str, str], set[s
     todo = list(modules)
     while todo:
         name = todo.pop()
-        if not name or name in project:
+        if not name or name in project or name == __name__:  # how keys are made is no input of what they key
             continue
         top = name.split(".")[0]
         if top in sys.stdlib_module_names:
