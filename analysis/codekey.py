@@ -23,35 +23,47 @@ process, like any import. Standard library only: the render side uses it without
 """
 from __future__ import annotations
 
-import ast
 import functools
 import hashlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the project: its modules are keyed by content
 MEMO_NAME = "code-imports.json"
 MEMO_LIMIT = 4000  # parsed files remembered (one per version of each file seen); the oldest go first
-_files: dict[str, tuple[str, bytes]] = {}  # path -> (sha256, bytes) as this process first read it
+PYTHON = f"python {sys.implementation.name} {sys.version_info[:3]}\n"
+KEYS_LIMIT = 400  # keys remembered by their files' stat signatures
+RACY_NS = 2_000_000_000  # a file changed this recently may change again without its stat changing: not remembered
+_files: dict[str, tuple[str, bytes, list[int]]] = {}  # path -> (sha256, bytes, stat signature) as first read
+_keys: dict[tuple[str, ...], str] = {}  # modules -> their code key, this process (its files are read once)
 _libraries: dict[str, str] = {}  # top-level import name -> its distribution's stamp, this process
-_memo: dict = {"path": None, "imports": {}, "libraries": {}, "dirty": False}
+_memo: dict = {"path": None, "imports": {}, "libraries": {}, "keys": {}, "dirty": False}
 
 
 def code_key(*modules: str, cache_dir: Path | str | None = None) -> str:
     """The code key of the named modules (dotted names of project modules): their import closure hashed.
     ``cache_dir``: where parsed imports are remembered between processes (none: parse again)."""
+    known = _keys.get(modules)
+    if known is not None:
+        return known
     if cache_dir is not None:
         _use_memo(Path(cache_dir) / MEMO_NAME)
-    project, libraries = closure(modules)
-    h = hashlib.sha256(f"python {sys.implementation.name} {sys.version_info[:3]}\n".encode())
-    for name, digest in sorted(project.items()):
-        h.update(f"{name} {digest}\n".encode())
-    for top in sorted(libraries):
-        h.update(f"lib {top} {library_stamp(top)}\n".encode())
+    key = _remembered(modules)
+    if key is None:
+        project, libraries = closure(modules)
+        h = hashlib.sha256(PYTHON.encode())
+        for name, digest in sorted(project.items()):
+            h.update(f"{name} {digest}\n".encode())
+        for top in sorted(libraries):
+            h.update(f"lib {top} {library_stamp(top)}\n".encode())
+        key = h.hexdigest()
+        _remember(modules, key, project, libraries)
     _save_memo()
-    return h.hexdigest()
+    _keys[modules] = key
+    return key
 
 
 def closure(modules: tuple[str, ...] | list[str]) -> tuple[dict[str, str], set[str]]:
@@ -109,30 +121,36 @@ def _is_project(top: str) -> bool:
     return known
 
 
-def _module_file(name: str) -> tuple[Path, bool] | None:
-    base = ROOT.joinpath(*name.split("."))
-    init = base / "__init__.py"
-    if os.path.isfile(init):
-        return init, True
-    module = base.with_suffix(".py")
-    if os.path.isfile(module):
-        return module, False
-    return None
+_modules: dict[str, tuple[str, bool] | None] = {}  # dotted name -> (its file, is a package), this process
 
 
-def _read(path: Path) -> tuple[str, bytes]:
+def _module_file(name: str) -> tuple[str, bool] | None:
+    if name not in _modules:  # string paths: pathlib would be most of the cost of a key
+        base = os.path.join(str(ROOT), *name.split("."))
+        init, module = base + os.sep + "__init__.py", base + ".py"
+        _modules[name] = (init, True) if os.path.isfile(init) else (module, False) if os.path.isfile(module) else None
+    return _modules[name]
+
+
+def _read(path: str) -> tuple[str, bytes]:
     """(sha256, bytes) of a source file as this process first read it."""
-    key = str(path)
-    kept = _files.get(key)
+    kept = _files.get(path)
     if kept is None:
-        data = Path(key).read_bytes()
-        kept = _files[key] = (hashlib.sha256(data).hexdigest(), data)
-    return kept
+        with open(path, "rb") as f:
+            data = f.read()
+            st = os.fstat(f.fileno())  # the signature of what was read, for _remember
+        sig = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
+            sig = []  # just written: its stat may not change with its next edit, so it is not remembered by it
+        kept = _files[path] = (hashlib.sha256(data).hexdigest(), data, sig)
+    return kept[0], kept[1]
 
 
 def forget() -> None:
     """Read every file again from now on (and look libraries up again): for a process that reloads its code."""
     _files.clear()
+    _keys.clear()
+    _modules.clear()
     _libraries.clear()
     _project_tops.clear()
 
@@ -149,6 +167,8 @@ def _imports(digest: str, source: bytes) -> list[list]:
 
 
 def _parse_imports(source: bytes) -> list[list]:
+    import ast  # only when the memo does not know the file (~1 ms to import)
+
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
@@ -233,6 +253,54 @@ def _metadata_folder(top: str, site: str) -> str | None:
 
 # ---------------------------------------------------------------------------------------------- the memo file
 
+def _signature(path: str) -> list[int]:
+    st = os.stat(path)
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _remembered(modules: tuple[str, ...]) -> str | None:
+    """A key computed by an earlier process, when every file of its closure has the stat signature it had then (the
+    rule of analysis/fingerprint.py's DigestMemo: an edit, a copy or a replacement changes the inode, size or ctime)
+    and every library the same installed distribution: ~50 stats instead of reading and hashing ~50 files."""
+    found = _memo["keys"].pop("\n".join(modules), None)
+    if not isinstance(found, dict) or found.get("python") != PYTHON:
+        return None
+    try:
+        for path, *sig in found["files"]:
+            if _signature(path) != sig:
+                return None
+        for top, where in found["libraries"]:
+            if (not os.path.isdir(where)) if where else _find_distribution(top) != "absent":
+                return None
+    except (OSError, TypeError, ValueError):
+        return None
+    _memo["keys"]["\n".join(modules)] = found  # most recently used last: kept longest
+    return found["key"] if isinstance(found.get("key"), str) else None
+
+
+def _remember(modules: tuple[str, ...], key: str, project: dict[str, str], libraries: set[str]) -> None:
+    if _memo["path"] is None:
+        return
+    files = []
+    for name in sorted(project):
+        path = _module_file(name)[0]
+        sig = _files[path][2]  # as it was when read: what the key was computed from
+        if not sig:
+            return
+        files.append([path, *sig])
+    libs = []
+    for top in sorted(libraries):
+        stamp, known = library_stamp(top), _memo["libraries"].get(top)
+        if stamp == "absent":
+            libs.append([top, ""])
+        elif isinstance(known, list) and known[1] == stamp:
+            libs.append([top, os.path.join(known[0], stamp)])
+        else:
+            return  # no installed metadata to check it by
+    _memo["keys"]["\n".join(modules)] = {"key": key, "python": PYTHON, "files": files, "libraries": libs}
+    _memo["dirty"] = True
+
+
 def _use_memo(path: Path) -> None:
     if _memo["path"] == path:
         return
@@ -242,11 +310,12 @@ def _use_memo(path: Path) -> None:
         loaded = {}
     if not isinstance(loaded, dict):
         loaded = {}
-    imports = loaded.get("imports") if isinstance(loaded.get("imports"), dict) else {}
-    libraries = loaded.get("libraries") if isinstance(loaded.get("libraries"), dict) else {}
+    imports, libraries, keys = (loaded.get(k) if isinstance(loaded.get(k), dict) else {}
+                                for k in ("imports", "libraries", "keys"))
     # What this process already parsed stays (it is the same for the same bytes), the file's entries join it.
     _memo.update(path=path, imports={**{k: v for k, v in imports.items() if _valid(v)}, **_memo["imports"]},
-                 libraries={**libraries, **_memo["libraries"]}, dirty=bool(_memo["imports"]))
+                 libraries={**libraries, **_memo["libraries"]}, keys={**keys, **_memo["keys"]},
+                 dirty=bool(_memo["imports"]))
 
 
 def _valid(found) -> bool:
@@ -260,13 +329,13 @@ def _save_memo() -> None:
     path = _memo["path"]
     if not _memo["dirty"] or path is None:
         return
-    imports = _memo["imports"]
-    while len(imports) > MEMO_LIMIT:
-        imports.pop(next(iter(imports)))
+    for table, limit in (("imports", MEMO_LIMIT), ("keys", KEYS_LIMIT)):
+        while len(_memo[table]) > limit:
+            _memo[table].pop(next(iter(_memo[table])))
     from analysis.jsonio import write_bytes_atomic
 
     try:
-        write_bytes_atomic(path, json.dumps({"imports": imports, "libraries": _memo["libraries"]},
+        write_bytes_atomic(path, json.dumps({k: _memo[k] for k in ("imports", "libraries", "keys")},
                                             separators=(",", ":")).encode(), durable=False)
     except OSError:
         pass

@@ -10,8 +10,8 @@ from analysis import codekey
 
 
 def fresh_process() -> dict:
-    return {"_project_tops": {}, "_files": {}, "_libraries": {},
-            "_memo": {"path": None, "imports": {}, "libraries": {}, "dirty": False}}
+    return {"_project_tops": {}, "_files": {}, "_keys": {}, "_modules": {}, "_libraries": {},
+            "_memo": {"path": None, "imports": {}, "libraries": {}, "keys": {}, "dirty": False}}
 
 
 @pytest.fixture()
@@ -86,6 +86,7 @@ def test_a_library_counts_by_its_installed_version(project, monkeypatch):
     assert codekey.library_stamp("surely_not_installed_anywhere") == "absent"
     key = codekey.code_key("pkg.maker")
     monkeypatch.setitem(codekey._libraries, "numpy", "numpy-0.0.dist-info")
+    monkeypatch.setattr(codekey, "_keys", {})  # keys are kept for the process: as if a new one
     assert codekey.code_key("pkg.maker") != key
     assert codekey.code_key("pkg.lazy") == codekey.code_key("pkg.lazy")
 
@@ -118,3 +119,20 @@ def test_the_project_keys_cover_what_the_issue_names():
     assert "analysis.featureviz.render" in featureviz
     assert "analysis.nmf" not in featureviz and "analysis.tensor_report" not in featureviz
     assert "article.theme" in codekey.closure(["article.social"])[0]
+
+
+def test_a_later_process_checks_a_key_by_its_files_stats_without_reading_them(project, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setattr(codekey, "RACY_NS", 0)  # the files were written just now: trust their stats anyway
+    unrelated = codekey.code_key("pkg.unrelated", cache_dir=cache)
+    lazy = codekey.code_key("pkg.lazy", cache_dir=cache)
+    (project / "pkg" / "lazy.py").write_text("value = 4\n")  # edited while this process runs:
+    maker = codekey.code_key("pkg.maker", cache_dir=cache)  # keyed (and remembered) as lazy.py was first read
+    read, reads = codekey._read, []
+    for name, value in fresh_process().items():  # the next build
+        monkeypatch.setattr(codekey, name, value)
+    monkeypatch.setattr(codekey, "_read", lambda path: reads.append(path) or read(path))
+    assert codekey.code_key("pkg.unrelated", cache_dir=cache) == unrelated and reads == []
+    assert codekey.code_key("pkg.maker", cache_dir=cache) != maker and reads  # lazy.py changed since it was read
+    assert codekey.code_key("pkg.lazy", cache_dir=cache) != lazy

@@ -213,6 +213,7 @@ def test_figure_and_article_keys_hold_the_versions_of_the_libraries_they_import(
     for library in ("altair", "vl_convert", "PIL"):
         codekey.library_stamp(library)
         monkeypatch.setitem(codekey._libraries, library, f"{library}-0.0.dist-info")  # as if another were installed
+        monkeypatch.setattr(codekey, "_keys", {})  # in a new process
         assert figure_cache.figure_code("nmf_explorer") != figure, library
         assert article_cache.code() != article, library
         monkeypatch.undo()
