@@ -132,37 +132,78 @@ def _files_entry(cache_dir: Path, named: Mapping[str, str]) -> Path:
     return cache.entry(cache_dir, "figfiles", [json.dumps(named, sort_keys=True)], "zip")
 
 
+KEPT = 3  # results kept per figure: the live one and the two before it (figure_cache's "older.json")
+
+
+def _variant_entry(entry: Path, reads: Mapping[str, str]) -> Path:
+    return cache.entry(entry.parent.parent, "figvariant", [entry.name, json.dumps(reads, sort_keys=True)], "zip")
+
+
 def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cache: bool = True,
                   verified: Mapping[str, str] = {}) -> tuple[FigureOutput, FileSet, bool]:
     """(what the page shows of the figure, its files, was_cache_hit). ``verified``: analysis file -> sha256 already
     checked in this build. The cache keeps the page part (small) apart from the files (megabytes, by digest), so a
-    hit reads the files only when the article's folder cannot be reused from the previous site."""
+    hit reads the files only when the article's folder cannot be reused from the previous site.
+
+    An entry keeps the results the figure had for its last ``KEPT`` different reads (the live one inline, the others
+    in entries of their own, listed with their reads in ``older.json``), so going back to an earlier setting of a
+    model (an image size) draws nothing again."""
     fig_id = ctx.figure_id or ""
     entry = cache.entry(ctx.cache_dir, "figure", _cache_parts(kind, params, ctx), "zip") if use_cache else None
     files = FileSet()
     given = sources(ctx.cache_dir, verified, ctx.article, ctx.site)
 
-    def decode(data: bytes) -> tuple[FigureOutput, dict[str, str], Path]:
-        members = cache.unpack(data)
+    def usable(members: dict[str, bytes]) -> tuple[FigureOutput, dict[str, str], Path, dict[str, str]] | None:
         reads = json.loads(members["reads.json"])
         named = fileset.checked_names(json.loads(members["files.json"]))
         if not (isinstance(reads, dict) and isinstance(named, dict) and still_valid(reads, ctx.cache_dir, verified,
                                                                                      given)):
-            raise ValueError("an analysis file the figure read has changed")
+            return None  # an analysis file, or a part of one, that the figure read has changed
         stored = _files_entry(ctx.cache_dir, named)
         if not stored.is_file():
-            raise ValueError("the figure's files are not in the cache")
-        now = parts.rebased(reads, given.whole)
-        if now != reads:  # valid part by part: stored again with today's digests, so the next check is the quick one
-            cache.store(entry, cache.pack({**members, "reads.json": json.dumps(now).encode()}))
-        members = {k: v for k, v in members.items() if k not in ("reads.json", "files.json")}
-        out = FigureOutput.from_files(members)
-        ctx.reads.update(now)  # what the article's own cache entry depends on (article_cache.py)
-        return out, named, stored
+            return None  # the figure's files are not in the cache
+        page = {k: v for k, v in members.items() if k not in ("reads.json", "files.json", "older.json")}
+        return FigureOutput.from_files(page), named, stored, parts.rebased(reads, given.whole)
 
-    hit = cache.load(entry, decode)
-    if hit is not None:
-        out, named, stored = hit
+    def older(members: dict[str, bytes] | None) -> list[dict]:
+        listed = json.loads(members.get("older.json", b"[]")) if members else []
+        return [reads for reads in listed if isinstance(reads, dict)]
+
+    def keep(live: dict[str, bytes], before: dict[str, bytes] | None, rest: list[dict]) -> None:
+        """Store ``live`` as the entry; ``before`` (the entry it replaces) joins the older results."""
+        live_reads, kept = json.loads(live["reads.json"]), list(rest)
+        if before is not None and json.loads(before["reads.json"]) != live_reads:
+            kept.insert(0, json.loads(before["reads.json"]))
+            cache.store(_variant_entry(entry, kept[0]),
+                        cache.pack({k: v for k, v in before.items() if k != "older.json"}))
+        _variant_entry(entry, live_reads).unlink(missing_ok=True)  # live: kept inline
+        kept = [reads for reads in kept if reads != live_reads]
+        for reads in kept[KEPT - 1:]:
+            _variant_entry(entry, reads).unlink(missing_ok=True)
+        cache.store(entry, cache.pack({**live, "older.json": json.dumps(kept[:KEPT - 1]).encode()}))
+
+    current = cache.load(entry, cache.unpack)
+    found = None
+    try:
+        if current is not None:
+            found = usable(current)
+            if found is None:  # an earlier result whose reads hold again
+                for reads in older(current):
+                    if still_valid(reads, ctx.cache_dir, verified, given):
+                        variant = cache.load(_variant_entry(entry, reads), cache.unpack)
+                        found = usable(variant) if variant is not None else None
+                        if found is not None:
+                            _variant_entry(entry, reads).unlink(missing_ok=True)  # it becomes the live one
+                            keep({**variant, "reads.json": json.dumps(found[3]).encode()}, current,
+                                 [o for o in older(current) if o != reads])
+                            break
+            elif found[3] != json.loads(current["reads.json"]):  # valid part by part: today's digests, so that
+                keep({**current, "reads.json": json.dumps(found[3]).encode()}, None, older(current))  # quick next
+    except (KeyError, ValueError, TypeError):
+        found = None  # an entry of the wrong shape is a miss
+    if found is not None:
+        out, named, stored, now = found
+        ctx.reads.update(now)  # what the article's own cache entry depends on (article_cache.py)
 
         def remake() -> dict[str, bytes]:  # the same bytes: figures are deterministic
             made = figure_files(make_output(kind, params, _tracking(ctx)), fig_id)
@@ -178,7 +219,10 @@ def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cac
         cache.store(_files_entry(ctx.cache_dir, files.digests), cache.pack(made))
         page_part = FigureOutput(description=out.description, spec_text=out.spec_text, html=out.html,
                                  links=list(out.links))
-        cache.store(entry, cache.pack({"reads.json": json.dumps(ctx.reads).encode(),
-                                       "files.json": json.dumps(files.digests, sort_keys=True).encode(),
-                                       **page_part.to_files()}))
+        live = {"reads.json": json.dumps(ctx.reads).encode(),
+                "files.json": json.dumps(files.digests, sort_keys=True).encode(), **page_part.to_files()}
+        try:
+            keep(live, current if current is not None and "reads.json" in current else None, older(current))
+        except (KeyError, ValueError, TypeError):
+            keep(live, None, [])
     return out, files, False

@@ -427,7 +427,8 @@ def test_a_hand_edit_inside_the_site_of_the_same_size_does_not_survive_a_rebuild
 def test_editing_one_model_redraws_only_the_figures_and_pages_that_read_it(tmp_path):
     """A figure's cache entry holds the parts of the manifest and front matter it read (article/reads.py), not the
     whole files: a change to one model draws its figure and writes its model page again, and nothing else; an edit
-    of the front matter that no figure reads draws nothing again."""
+    of the front matter that no figure reads draws nothing again; going back to an earlier analysis finds the figure
+    it had then."""
     import copy
 
     from article.pipeline import build_site
@@ -469,3 +470,7 @@ def test_editing_one_model_redraws_only_the_figures_and_pages_that_read_it(tmp_p
     assert (third.figures, third.cache_hits) == (2, 2) and "Second." in page
     fourth, _, _ = build()  # and the quick check of every figure's reads holds again
     assert (fourth.figures, fourth.cache_hits) == (2, 2)
+    manifest["models"]["othernet"]["label"] = "OtherNet"  # back to the first analysis: its figure is kept too
+    manifest_path.write_text(json.dumps(manifest))
+    fifth, page, _ = build()
+    assert (fifth.figures, fifth.cache_hits) == (2, 2) and "OtherNet, retrained" not in page
