@@ -52,6 +52,14 @@ def _users(articles: list, name: str, slug: str) -> list[dict[str, str]]:
     return out
 
 
+def _site_name(rel: str, name: str, model: dict) -> str:
+    """A cached picture's name in the site without the folder of the model key it was computed for (the analysis
+    keeps one per key): a reader's URL does not change with the cache's layout."""
+    folder = model.get("folder")
+    prefix = f"analysis/{folder}/" if isinstance(folder, str) else None
+    return f"analysis/{name}/" + rel[len(prefix):] if prefix and rel.startswith(prefix) else rel
+
+
 def reads_from(entries: list[dict], entry: dict) -> str | None:
     """The tensor whose output neurons ``entry``'s inputs are: the one ending at its source (a block's output, after
     the skip and activation) before a conv kernel inside that block that also feeds it."""
@@ -89,7 +97,7 @@ def model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict]
                     data = _image(cache_dir, rel)
                     if data is None or ch >= payload["n"]:
                         continue
-                    target = "img/" + rel.replace("/", "_")
+                    target = "img/" + _site_name(rel, name, model).replace("/", "_")
                     files[target] = data
                     kept.append(target if key == "fv" else {**item, "image": target})
                 if kept:

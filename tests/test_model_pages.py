@@ -256,3 +256,12 @@ def test_index_tells_models_with_the_same_label_apart(tmp_path):
     texts = [re.sub(r"<[^>]+>", "", t) for t in re.findall(r'<a href="models/[^"]+">(.*?)</a>', html)]
     assert len(texts) == 4 and len(set(texts)) == 4, texts
     assert "digitnet digitnet" not in texts  # a label equal to the name is not repeated
+
+
+def test_a_pictures_name_in_the_site_does_not_carry_the_model_key():
+    """The analysis keeps a model's records in a folder per model key; the site names pictures as before, so a
+    reader's URL does not change with the cache's layout."""
+    model = {"folder": "m/0123456789abcdef"}
+    assert model_pages._site_name("analysis/m/0123456789abcdef/examples/c-1-0.png", "m", model) == \
+        "analysis/m/examples/c-1-0.png"
+    assert model_pages._site_name("m/conv1/c0001-abc.png", "m", model) == "m/conv1/c0001-abc.png"
