@@ -270,7 +270,11 @@ def _remembered(modules: tuple[str, ...]) -> str | None:
             if _signature(path) != sig:
                 return None
         for top, where in found["libraries"]:
-            if (not os.path.isdir(where)) if where else _find_distribution(top) != "absent":
+            known = _libraries.get(top)  # already looked up by this process: that is the truth
+            if known is not None:
+                if known != (os.path.basename(where) if where else "absent"):
+                    return None
+            elif (not os.path.isdir(where)) if where else _find_distribution(top) != "absent":
                 return None
     except (OSError, TypeError, ValueError):
         return None
