@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from build_speed import timed  # bench/ is the script's folder: on sys.path
 
 
 def project(tmp: Path, tree: Path) -> Path:
@@ -32,17 +31,6 @@ def project(tmp: Path, tree: Path) -> Path:
     shutil.copy(tree / "site.yml", root / "site.yml")
     shutil.copytree(tree / ".cache", tmp / "cache", symlinks=True)
     return root
-
-
-def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode:
-        raise SystemExit(f"failed in {cwd}:\n{done.stdout}{done.stderr}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), done.stdout
 
 
 def main() -> None:
@@ -61,19 +49,21 @@ def main() -> None:
         tmp = Path(name)
         roots = {k: project(tmp / k, v) for k, v in trees.items()}
         for k, root in roots.items():
-            _, _, out = timed([sys.executable, "build.py", "--cache-dir", str(tmp / k / "cache")], root, env)
-            if out.startswith("analysis:"):
-                raise SystemExit(f"{k}: the analysis cache is not fresh for this tree:\n{out[:400]}")
+            out: list[str] = []
+            timed([sys.executable, "build.py", "--cache-dir", str(tmp / k / "cache")], root, env, out)
+            if out[0].startswith("analysis:"):
+                raise SystemExit(f"{k}: the analysis cache is not fresh for this tree:\n{out[0][:400]}")
         rows: dict[str, list[tuple[float, float]]] = {k: [] for k in roots}
         for i in range(args.rounds):
             for k in (list(roots) if i % 2 == 0 else list(roots)[::-1]):
                 index = roots[k] / "content" / "visualizing-weights" / "index.md"
                 text = re.sub(r"\n\nEdited in round \d+\.\n\Z", "\n", index.read_text(encoding="utf-8"))
                 index.write_text(text + f"\nEdited in round {i}.\n", encoding="utf-8")
-                wall, cpu, out = timed([sys.executable, "build.py", "--cache-dir", str(tmp / k / "cache")], roots[k],
-                                       env)
-                if out.startswith("analysis:"):
-                    raise SystemExit(f"{k}: a content-only edit ran the analyses:\n{out[:400]}")
+                out = []
+                wall, cpu = timed([sys.executable, "build.py", "--cache-dir", str(tmp / k / "cache")], roots[k], env,
+                                  out)
+                if out[0].startswith("analysis:"):
+                    raise SystemExit(f"{k}: a content-only edit ran the analyses:\n{out[0][:400]}")
                 rows[k].append((wall, cpu))
     print(f"# content-only rebuild (python build.py, fresh process), median of {args.rounds}, "
           f"load avg {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores")
