@@ -90,6 +90,26 @@ def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None, yam
     return cfg
 
 
+# What `--clean` deletes: everything the build computed, so that every analysis and every render is made again,
+# except the banding lab's trained weights (analysis.models.lab.LAB_SUBDIR: minutes of training, reused when intact,
+# as README says). Named one by one, not "all but": a --cache-dir may hold other things.
+DERIVED = ("analysis", "featureviz", "render")  # and the two memos of file digests and parsed imports
+
+
+def clean(cache_dir: Path) -> None:
+    """Delete what ``--clean`` recomputes (``DERIVED`` and the memos) from the cache folder."""
+    import shutil
+
+    from analysis import codekey, fingerprint
+
+    for name in (*DERIVED, fingerprint.MEMO_NAME, codekey.MEMO_NAME):
+        path = Path(cache_dir) / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
 HOW = frozenset({"n_jobs", *RUNTIME})  # how and where the analyses run, never their results: not in the fingerprint
 
 

@@ -1194,8 +1194,8 @@ def test_corrupt_cache_entry_is_recomputed(worlds, tmp_path):
     manifest = cache / "analysis" / "manifest.json"
     fingerprint = json.loads(manifest.read_text(encoding="utf-8"))["fingerprint"]
     assert manifest_is_fresh(manifest, fingerprint)
-    first_layer = cache / "analysis" / "tinynet" / "first-layer.json"
-    tensor = cache / "analysis" / "tinynet" / "tensors" / "conv1.json"
+    folder = cache / "analysis" / json.loads(manifest.read_text(encoding="utf-8"))["models"]["tinynet"]["folder"]
+    first_layer, tensor = folder / "first-layer.json", folder / "tensors" / "conv1.json"
     good = first_layer.read_bytes(), tensor.read_bytes()
     first_layer.write_bytes(good[0][: len(good[0]) // 2])  # truncated JSON
     tensor.write_bytes(b"\x00garbage")
