@@ -18,6 +18,8 @@ starts (joblib's loky workers) watch their parent (``exit_with_parent``).
 """
 from __future__ import annotations
 
+import copyreg
+import io
 import json
 import os
 import pickle
@@ -86,8 +88,20 @@ class _Channel:
                 pass
 
 
+def _dumps(message: Any) -> bytes:
+    """pickle.dumps, except that exceptions pickle by their own ``__reduce__``: a library may register reducers for
+    every exception class in copyreg (tblib's pickling support, which dask.distributed installs), and those carry
+    notes and tracebacks and lose what BuildError's reducer keeps."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = {k: v for k, v in copyreg.dispatch_table.items()
+                              if not (isinstance(k, type) and issubclass(k, BaseException))}
+    pickler.dump(message)
+    return buffer.getvalue()
+
+
 def _send(channel: _Channel, message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    data = _dumps(message)
     view = memoryview(struct.pack("!Q", len(data)) + data)
     try:
         while view:
@@ -122,7 +136,7 @@ def _recv(channel: _Channel) -> Any:
 def _portable(exc: BaseException) -> BaseException:
     """``exc`` if it survives pickling, else a RuntimeError with its text (the worker's answer must arrive)."""
     try:
-        pickle.loads(pickle.dumps(exc))
+        pickle.loads(_dumps(exc))
         return exc
     except Exception:  # noqa: BLE001 - any exception type a library raises
         return RuntimeError(f"{type(exc).__name__}: {exc}")

@@ -13,6 +13,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import textwrap
 import threading
 import time
 import urllib.error
@@ -373,6 +375,38 @@ def test_data_hooks_run_in_the_build_and_their_errors_keep_their_line():
         render_body("{{ data.broken.x }}", data, Path("a.md"), 1)
     with pytest.raises(BuildError, match=r"undefined name: 'data object' has no attribute 'nope'"):
         render_body("{{ data.nope.x }}", data, Path("a.md"), 1)
+
+
+def test_worker_errors_keep_their_one_line_after_dask_installs_tblib():
+    """dask.distributed installs tblib's pickling for every exception class (copyreg): a worker's BuildError must
+    still come back as itself, one line with its file and line, with no note or traceback text in it."""
+    code = textwrap.dedent("""
+        from tblib import pickling_support
+        from article.errors import BuildError
+        pickling_support.install()  # what importing dask.distributed does
+        from pathlib import Path
+        from article.bibliography import load_bibliography
+        from article.templating import render_body
+
+        class Data(dict):
+            def __getitem__(self, name):
+                raise BuildError("analysis result missing", "cache/x.json", 3)
+
+        for job in (lambda: render_body("{{ data.broken.x }}", Data(), Path("a.md"), 1),
+                    lambda: load_bibliography(Path("refs.bib"), None)):
+            try:
+                job()
+            except BuildError as exc:
+                print(type(exc).__name__, repr(str(exc)), getattr(exc, "__notes__", None))
+    """)
+    tmp = Path(tempfile.mkdtemp())
+    (tmp / "refs.bib").write_text("@article{x,\n  title = {oops\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp, env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=120)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and len(lines) == 2, done.stderr[-2000:]
+    assert lines[0] == "BuildError 'cache/x.json:3: analysis result missing' None"
+    assert re.fullmatch(r"BuildError 'refs\.bib:2: malformed bibliography: .*' None", lines[1]), lines[1]
 
 
 # --------------------------------------------------------------------------- page ids, bidi text, error lines
