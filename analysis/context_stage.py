@@ -34,12 +34,12 @@ def _quality(model_choice: dict | str | None, site: dict) -> dict:
     return {**site, **(model_choice or {})}
 
 
-def _check_neurons(name: str, job: recipes.ContextJob, n_out: int) -> list[int]:
-    bad = [n for n in job.neurons if not 0 <= n < n_out]
+def _check_neurons(name: str, job: recipes.ContextJob, n_out: int, neurons: tuple[int, ...]) -> list[int]:
+    bad = [n for n in neurons if not 0 <= n < n_out]
     if bad:
         raise AnalysisError(f"recipe context {job.tensor}: neurons {bad} out of range "
                             f"(the tensor has {n_out} outputs)", model=name, field="context")
-    return sorted(dict.fromkeys(job.neurons))
+    return sorted(dict.fromkeys(neurons))
 
 
 def _job_by_id(recipe: recipes.Recipe, tensor_id: str) -> recipes.TensorJob:
@@ -55,23 +55,24 @@ def context(s: Subject, ws: Workspace, photos: list) -> list[dict]:
             continue
         outs, ins = _pick_pairs(report, job.n_out, job.n_in)
         if job.neurons:
-            outs = _check_neurons(s.name, job, report["shape"][0])
+            outs = _check_neurons(s.name, job, report["shape"][0], job.neurons)
+        read = _check_neurons(s.name, job, report["shape"][0], job.read) if job.read else outs[:job.n_read]
         quality = _quality(s.recipe.featureviz, ws.featureviz)
         # Small nets see small images: visualize at (about) their own input size, which is also 4x cheaper.
         quality["size"] = min(int(quality.get("size", 64)), max(32, int(s.recipe.image_size)))
         cache = Entry(ws.root / s.name / f"context-{n}.json",
                       entry_key(s.info["weights_sha256"], "context", job, outs, ins, sorted(quality.items()),
-                                [p for p, _ in photos], job.n_directions))
+                                [p for p, _ in photos], job.n_directions, "read", read, job.read_inputs))
         if cache.get() is None:
             t0 = time.perf_counter()
-            cache.put(_record(s, ws, job, outs, ins, quality, photos))
+            cache.put(_record(s, ws, job, outs, ins, quality, photos, read, report))
             ws.log(f"{s.name}: context {job.tensor} in {time.perf_counter() - t0:.1f}s")
         out.append({"file": str(cache.path.relative_to(ws.root)), "tensor": job.tensor})
     return out
 
 
 def _record(s: Subject, ws: Workspace, job: recipes.ContextJob, outs: list[int], ins: list[int], quality: dict,
-            photos: list) -> dict:
+            photos: list, read: list[int], report: dict) -> dict:
     from analysis.examples import dataset_examples
     from analysis.featureviz import cached_visualize, cached_visualize_directions
 
@@ -108,7 +109,50 @@ def _record(s: Subject, ws: Workspace, job: recipes.ContextJob, outs: list[int],
                                               num_threads=ws.n_jobs, device=ws.device)
         directions["images"].append([f"featureviz/{e['image']}" for e in entries])
         directions["magnitude"].append(np.linalg.norm(vecs, axis=1))
+    readings = _readings(s, ws, job, net, fv_key, full, report, read, quality, channels_in)
     return {"model": name, "tensor": job.tensor, "lower": job.lower,
             "upper": job.upper, "outs": outs, "ins": ins, "weight": full[np.ix_(outs, ins)],
             "kernel": list(full.shape[2:]), "featureviz": fv, "examples": examples,
-            "directions": directions, "quality": quality}
+            "directions": directions, "quality": quality, "readings": readings}
+
+
+def _readings(s: Subject, ws: Workspace, job: recipes.ContextJob, net, fv_key: str, full: np.ndarray, report: dict,
+              read: list[int], quality: dict, channels_in: int) -> list[dict]:
+    """Worked readings (analysis.reading) of the `read` output neurons: strongest inputs, kernels, NMF factors."""
+    from analysis.featureviz import cached_visualize, cached_visualize_directions
+    from analysis.reading import reading
+
+    layers = {"lower": job.lower, "upper": job.upper}
+
+    def images(side: str, chans: list[int]) -> list[str | None]:
+        if layers[side] == "input":  # the network's input channels are colours, not neurons to visualize
+            return [None] * len(chans)
+        entries = cached_visualize(net, s.name, fv_key, s.recipe.hook(layers[side]), chans, ws.cache_dir, quality,
+                                   channels_in=channels_in, num_threads=ws.n_jobs, device=ws.device)
+        found = {e["channel"]: f"featureviz/{e['image']}" for e in entries}
+        return [found.get(c) for c in chans]
+
+    def directions(loadings: np.ndarray) -> list[str | None]:
+        if job.lower == "input":
+            return [None] * len(loadings)
+        entries = cached_visualize_directions(net, s.name, fv_key, s.recipe.hook(job.lower), loadings, ws.cache_dir,
+                                              quality, channels_in=channels_in, num_threads=ws.n_jobs,
+                                              device=ws.device)
+        return [f"featureviz/{e['image']}" for e in entries]
+
+    nmf = _nmf_arrays(ws, s, job.tensor, report)
+    return [reading(o, full[o], job.read_inputs, images,
+                    None if nmf is None else {k: nmf[k][o] for k in ("rgb", "spatial", "channels")}, directions)
+            for o in read]
+
+
+def _nmf_arrays(ws: Workspace, s: Subject, tensor: str, report: dict) -> dict | None:
+    """The tensor report's NMF with its channel loadings read back when they were saved beside it (.npy)."""
+    nmf = report.get("nmf")
+    if not isinstance(nmf, dict):
+        return None
+    channels = nmf.get("channels")
+    if isinstance(channels, dict) and "npy" in channels:
+        folder = tensor_path(s, ws, tensor).parent
+        channels = np.load(folder / safe_component(str(channels["npy"])), mmap_mode="r", allow_pickle=False)
+    return {"rgb": np.asarray(nmf["rgb"]), "spatial": np.asarray(nmf["spatial"]), "channels": np.asarray(channels)}

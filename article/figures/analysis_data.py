@@ -68,6 +68,19 @@ def cache_bytes(ctx: FigureContext, rel: str) -> bytes:
         raise ctx.error(f"analysis image {path} is missing (run `python build.py --clean`)") from None
 
 
+def image_asset(ctx: FigureContext, assets: dict[str, bytes], rel: str) -> str:
+    """Put a cached PNG into the figure's data folder as WebP (a quarter of the bytes, same look at this size);
+    return its URL relative to the page. The lossless PNGs stay in the analysis cache as the data of record."""
+    from pathlib import PurePosixPath
+
+    name = PurePosixPath(rel).stem + ".webp"
+    if rel.startswith("analysis/"):
+        name = "ex-" + name
+    if name not in assets:
+        assets[name] = webp(cache_bytes(ctx, rel))
+    return ctx.asset_url(name)
+
+
 def family(name: str) -> str:
     """lab-gap-s0 -> gap; other names stay."""
     if name.startswith("lab-"):

@@ -2,8 +2,6 @@
 edges, a linked enlarged view with dataset examples, and the spatial-position view (Voss et al. 2021)."""
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-
 from ..model_pages import explorer_href, follow_selection
 from . import analysis_data as ad
 from .registry import Figure, FigureContext, register
@@ -14,17 +12,6 @@ def _context_record(ctx: FigureContext, model: str, index: int = 0) -> dict:
     if len(entry["context"]) <= index:
         raise ctx.error(f"model '{model}' has no neuron-pair context in the analysis results")
     return ad.analysis_file(ctx, entry["context"][index]["file"])
-
-
-def _asset(ctx: FigureContext, assets: dict, rel: str) -> str:
-    """Put a cached PNG into the figure's data folder as WebP (a quarter of the bytes, same look at this size);
-    return its URL relative to the page. The lossless PNGs stay in the analysis cache as the data of record."""
-    name = PurePosixPath(rel).stem + ".webp"
-    if rel.startswith("analysis/"):
-        name = "ex-" + name
-    if name not in assets:
-        assets[name] = ad.webp(ad.cache_bytes(ctx, rel))
-    return ctx.asset_url(name)
 
 
 def _robust_scale(weight: list) -> float:
@@ -57,8 +44,8 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
             # One record per kernel; flatten + window expand it to pixels in the browser.
             cells.append({"pair": f"{o}-{i}", "o": o, "i": i, "oi": oi, "ii": ii,
                           "w": [float(f"{v:.3g}") for row in weight[oi][ii] for v in row]})
-    up_urls = [_asset(ctx, assets, p) for p in rec["featureviz"]["upper"]]
-    low_urls = [_asset(ctx, assets, p) for p in rec["featureviz"]["lower"]]
+    up_urls = [ad.image_asset(ctx, assets, p) for p in rec["featureviz"]["upper"]]
+    low_urls = [ad.image_asset(ctx, assets, p) for p in rec["featureviz"]["lower"]]
     edge = []
     for ii, url in enumerate(low_urls):
         edge.append({"url": url, "cx": (ii + 1) * (kw + 1) + kw / 2, "cy": kh / 2, "label": f"input {ins[ii]}"})
@@ -72,7 +59,7 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
             for side, idx, role in (("lower", ii, "input"), ("upper", oi, "output")):
                 for rank, ex in enumerate(rec["examples"][side][idx]):
                     examples.append({"pair": pair, "role": role, "rank": rank,
-                                     "url": _asset(ctx, assets, ex["image"]), "photo": ex["photo"],
+                                     "url": ad.image_asset(ctx, assets, ex["image"]), "photo": ex["photo"],
                                      "act": ad.r3(ex["activation"])})
 
     units = (len(ins) + 1) * (kw + 1)
@@ -174,7 +161,7 @@ def spatial_positions(ctx: FigureContext, params: dict[str, str]) -> Figure:
     for o, urls, mags in zip(dirs["outs"], dirs["images"], dirs["magnitude"]):
         top = max(mags) or 1.0
         for p, (rel, m) in enumerate(zip(urls, mags)):
-            rows.append({"neuron": str(o), "x": p % kw, "y": p // kw, "url": _asset(ctx, assets, rel),
+            rows.append({"neuron": str(o), "x": p % kw, "y": p // kw, "url": ad.image_asset(ctx, assets, rel),
                          "fade": ad.r3(m / top), "mag": ad.r3(m)})
     options = [str(o) for o in dirs["outs"]]
     pick = alt.param(name="neuron", value=options[0], bind=alt.binding_select(options=options,
