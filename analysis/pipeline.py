@@ -78,6 +78,8 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
         # Each model its own budget: a model reused without loading spends nothing, so a shared one would depend on
         # which models happened to be recomputed.
         budget = Budget.from_json(cfg.featureviz_budget) if cfg.featureviz_budget else None
+        if budget is None and dev == "cuda":  # a GPU renders every neuron, Microscope-style, unless told otherwise
+            budget = Budget(every=True)
         t0 = time.perf_counter()
         try:
             key = _spec_key(spec, cfg, cache_dir)
@@ -192,7 +194,12 @@ def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, prog
     ctx = []
     if not spec.name.startswith("lab-") or spec.name == "lab-gap-s0":  # one lab model stands for the nine
         ctx = context(subject, ws, photos)
-    neurons = None if spec.name.startswith("lab-") else neuron_featureviz(subject, ws)
+    # One lab network per variant stands for its three seeds in the article's figures.
+    featured = registry.presentation(spec.name, recipe)["featured_nmf"]
+    if spec.name.startswith("lab-"):
+        neurons = neuron_featureviz(subject, ws, featured) if spec.name.endswith("-s0") else None
+    else:
+        neurons = neuron_featureviz(subject, ws, featured)
     return tensors, first, ctx, neurons
 
 
@@ -222,13 +229,20 @@ def _file_list(root: Path, cache_dir: Path) -> list[dict]:
 
 
 def _count_featureviz(root: Path, manifest: dict) -> int:
-    n = 0
+    """Distinct feature visualizations the site shows: weights in context (with readings), neurons, NMF factors."""
+    seen: set[str] = set()
     for model in manifest["models"].values():
         for c in model["context"]:
             record = jsonio.read_json(root / c["file"]) or {}
-            n += sum(len(v) for v in record.get("featureviz", {}).values())
-            n += sum(len(v) for v in record.get("directions", {}).get("images", []))
-    return n
+            seen.update(p for v in record.get("featureviz", {}).values() for p in v)
+            seen.update(p for v in record.get("directions", {}).get("images", []) for p in v)
+            for r in record.get("readings", []):
+                seen.update(p for p in [r.get("featviz"), *(i.get("featviz") for i in r["inputs"]),
+                                        *(f.get("featviz") for f in (r.get("nmf") or {}).get("factors", []))] if p)
+        listing = jsonio.read_json(root / model["neuron_featureviz"]["file"]) if model.get("neuron_featureviz") else {}
+        seen.update(p for layer in (listing or {}).get("layers", {}).values() for p in layer.values())
+        seen.update(p for t in (listing or {}).get("factors", {}).values() for ps in t.values() for p in ps)
+    return len(seen)
 
 
 def _software() -> dict:

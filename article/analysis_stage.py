@@ -65,10 +65,10 @@ def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None, yam
                          f"of positive integers, got {fv!r}", site)
     cfg["featureviz"] = {**DEFAULTS["featureviz"], **fv}
     budget = cfg["featureviz_budget"]
-    if not isinstance(budget, dict) or set(budget) - {"count", "seconds"} or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in budget.values()):
+    if budget != "all" and (not isinstance(budget, dict) or set(budget) - {"count", "seconds"} or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in budget.values())):
         raise BuildError("field 'analysis.featureviz_budget' must be a mapping {count: pictures in all, "
-                         f"seconds: rendering time per build}} of numbers >= 0, got {budget!r}", site)
+                         f"seconds: rendering time per build}} of numbers >= 0, or all, got {budget!r}", site)
     cfg.update({k: v for k, v in runtime.items() if v is not None})
     if cfg["backend"] not in BACKENDS:
         raise BuildError(f"field 'analysis.backend' must be one of {', '.join(BACKENDS)}, got {cfg['backend']!r}", site)
@@ -189,7 +189,8 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
                         recipe=m["recipe"]) for m in cfg["byo"]]
     acfg = AnalysisConfig(models=specs, cache_dir=cache_dir, n_jobs=int(cfg["n_jobs"]),
                           featureviz=dict(cfg["featureviz"]), lab=dict(cfg["lab"]), fingerprint=fp,
-                          featureviz_budget=dict(cfg["featureviz_budget"]), backend=cfg["backend"],
+                          featureviz_budget=cfg["featureviz_budget"] if cfg["featureviz_budget"] == "all"
+                          else dict(cfg["featureviz_budget"]), backend=cfg["backend"],
                           scheduler=cfg["scheduler"], device=cfg["device"])
     if progress and cfg["byo"]:  # user code runs next: say what the build is waiting for if it takes long
         print("analysis: importing and calling bring-your-own factories "

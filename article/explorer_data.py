@@ -82,6 +82,13 @@ def featureviz_by_channel(fv_manifest: list[dict], model: str, layer: str, block
     return out
 
 
+def factor_featureviz(listing: dict | None, tensor: str) -> dict[int, list[str]]:
+    """neuron -> feature visualizations of its NMF factors (paths relative to the cache folder) for ``tensor``, from
+    the model's neurons-featureviz.json listing (analysis/neuron_featureviz.py)."""
+    found = ((listing or {}).get("factors") or {}).get(tensor) or {}
+    return {int(n): list(paths) for n, paths in found.items() if str(n).isdigit() and isinstance(paths, list)}
+
+
 def examples_by_channel(contexts: list[dict], layer: str) -> dict[int, list[dict]]:
     """channel -> dataset examples [{image, photo, activation}] from the weights-in-context records, for the
     channels they computed at ``layer`` (as the upper layer's outputs or the lower layer's inputs)."""
@@ -111,7 +118,7 @@ def layer_payload(record: dict, entry: dict, next_record: dict | None, prev_id: 
         "R": sigs(banding["R"], 4), "C": sigs(banding["C"], 4),
         "err": sigs(nmf["neuron_error"], 4) if "neuron_error" in nmf else None,
         "inputs": {"index": np.asarray(top["index"], dtype=int).tolist(), "strength": [sigs(s) for s in top["strength"]]},
-        "outputs": None, "sprite": None, "fv": {}, "examples": {},
+        "outputs": None, "sprite": None, "fv": {}, "examples": {}, "ffv": {},
     }
     if nmf.get("rgb") is not None:  # R, G, B are factors 0-2, each peaking at 1: the factors, as integers 0..99
         rgb = np.asarray(nmf["rgb"], dtype=np.float64)

@@ -93,6 +93,7 @@ def model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict]
     entries = model["tensors"]
     records = {e["id"]: _read(root / e["file"]) for e in entries}
     contexts = [_read(root / c["file"]) for c in model.get("context", [])]
+    listing = _read(root / model["neuron_featureviz"]["file"]) if model.get("neuron_featureviz") else None
     files: dict[str, bytes] = {}
     rows = []
     for e in entries:
@@ -121,6 +122,12 @@ def model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict]
                     kept.append(target if key == "fv" else {**item, "image": target})
                 if kept:
                     payload[key][str(ch)] = kept[0] if key == "fv" else kept
+        for n, paths in sorted(xd.factor_featureviz(listing, e["id"]).items()):
+            pictures = [(rel, _image(cache_dir, rel)) for rel in paths]
+            if n < payload["n"] and all(data is not None for _, data in pictures):
+                for rel, data in pictures:
+                    files["img/" + rel.replace("/", "_")] = data
+                payload["ffv"][str(n)] = ["img/" + rel.replace("/", "_") for rel, _ in pictures]
         files[f"layers/{stem}.js"] = xd.layer_script(payload).encode("utf-8")
         rows.append({**e, "n": payload["n"], "script": f"layers/{stem}.js", "anchor": e["id"],
                      "fragment": fragment(e["id"]), "has_fv": bool(payload["fv"])})
@@ -134,7 +141,8 @@ def _key_parts(name: str, model: dict, manifest: dict, fv_manifest: list[dict], 
     parts: list[str | bytes] = [Path(__file__).read_bytes(), Path(xd.__file__).read_bytes(),
                                 json.dumps([name, model, [e for e in fv_manifest if e.get("model") == name]],
                                            sort_keys=True)]
-    for rel in [e["file"] for e in model["tensors"]] + [c["file"] for c in model.get("context", [])]:
+    listing = [model["neuron_featureviz"]["file"]] if model.get("neuron_featureviz") else []
+    for rel in [e["file"] for e in model["tensors"]] + [c["file"] for c in model.get("context", [])] + listing:
         digest = listed.get(rel)
         if digest is None:
             path = cache_dir / "analysis" / rel

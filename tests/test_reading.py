@@ -92,3 +92,42 @@ def test_the_pipeline_reads_the_neurons_the_recipe_names_and_the_figure_draws_th
     assert len(fig.assets) == 1 + 3 + 3  # the neuron, its three inputs, its three NMF factors
     with pytest.raises(Exception, match="neuron=7 has no reading"):
         figure.weight_reading(ctx, {"model": "tiny", "neuron": "7"})
+
+
+def test_featured_neurons_and_their_nmf_factors_are_drawn_and_reach_the_model_page(article, tmp_path, capsys):  # noqa: F811
+    from article import explorer_data as xd
+    from article.model_pages import model_files
+
+    manifest, _ = analyse(tmp_path / "cache", [spec(article, "tiny", image_size=32)], capsys)
+    cache, entry = tmp_path / "cache", manifest["models"]["tiny"]
+    listing = jsonio.read_json(cache / "analysis" / entry["neuron_featureviz"]["file"])
+    for tid in entry["featured_nmf"]:  # every neuron the NMF explorer shows has a picture, whatever the budget
+        t = next(t for t in entry["tensors"] if t["id"] == tid)
+        assert sorted(map(int, listing["layers"][t["layer"]])) == list(range(t["shape"][0]))
+        factors = listing["factors"][tid]
+        assert len(factors) == 2 and all(len(p) == 3 and all((cache / x).is_file() for x in p) for p in factors.values())
+    fv = jsonio.read_json(cache / "featureviz" / "manifest.json")
+    rows, files = model_files("tiny", entry, cache, fv)
+    tid = entry["featured_nmf"][-1]
+    stem = Path(next(t["file"] for t in entry["tensors"] if t["id"] == tid)).stem
+    script = files[f"layers/{stem}.js"].decode()
+    payload = __import__("json").loads(script[script.index("(") + 1:script.rindex(")")])
+    assert payload["ffv"].keys() == listing["factors"][tid].keys()
+    assert all(files[p] == (cache / rel).read_bytes()
+               for n, ps in payload["ffv"].items() for p, rel in zip(ps, listing["factors"][tid][n]))
+    assert xd.factor_featureviz(listing, "no such tensor") == {}
+
+
+def test_featureviz_budget_all_draws_every_neuron_and_factor(article, tmp_path, capsys):  # noqa: F811
+    """What --device cuda does by default (Microscope-style), run on the CPU as a smoke test of that path."""
+    from analysis.pipeline import AnalysisConfig, ModelSpec, run  # noqa: F401
+
+    path = run(AnalysisConfig(models=[spec(article, "tiny", image_size=32)], cache_dir=tmp_path / "c", n_jobs=1,
+                              featureviz={"size": 32, "steps": 2}, featureviz_budget="all"))
+    entry = jsonio.read_json(path)["models"]["tiny"]
+    listing = jsonio.read_json(tmp_path / "c" / "analysis" / entry["neuron_featureviz"]["file"])
+    for t in entry["tensors"]:
+        assert len(listing["layers"][t["layer"]]) == t["shape"][0]
+        if t.get("nmf_error") is not None and t["id"] != entry["first_layer"]["layer"]:  # not the image's colours
+            assert len(listing["factors"][t["id"]]) == t["shape"][0]
+    assert "budget per model: every neuron, 8 rendered now" in capsys.readouterr().out  # the stem's 8 were left

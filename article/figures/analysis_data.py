@@ -81,6 +81,16 @@ def image_asset(ctx: FigureContext, assets: dict[str, bytes], rel: str) -> str:
     return ctx.asset_url(name)
 
 
+def neuron_pictures(ctx: FigureContext, model: str) -> tuple[dict, dict]:
+    """The model's feature visualizations by (layer, neuron) and its NMF factors' by (tensor, neuron): paths relative
+    to the cache folder, from analysis/neuron_featureviz.py's listing ({}, {} when the model has none)."""
+    entry = model_entry(ctx, model).get("neuron_featureviz")
+    if not entry:
+        return {}, {}
+    listing = ctx.load_json(f"{ROOT}/{entry['file']}")
+    return listing.get("layers") or {}, listing.get("factors") or {}
+
+
 def family(name: str) -> str:
     """lab-gap-s0 -> gap; other names stay."""
     if name.startswith("lab-"):

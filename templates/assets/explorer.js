@@ -217,6 +217,13 @@
         var fig = make('figure', 'vw-factor');
         fig.appendChild(factorMap(d.factors[n].slice(f * hw, (f + 1) * hw), d.h, d.w, f,
           'Spatial factor ' + f + ' of neuron ' + n + ' (the ' + name + ' of its picture)'));
+        var mix = d.ffv && d.ffv[n] && d.ffv[n][f];
+        if (mix) {  // the factor's channel loadings, visualized as one direction in the layer below
+          var img = make('img');
+          img.src = mix; img.width = 64; img.height = 64;
+          img.alt = 'Feature visualization of factor ' + f + '\u2019s mix of input channels';
+          fig.appendChild(img);
+        }
         fig.appendChild(make('figcaption', '', 'factor ' + f + ' (' + name + ')'));
         fs.appendChild(fig);
       });
