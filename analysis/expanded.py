@@ -229,8 +229,24 @@ def expanded_weights(
     batched, `chunk_size` per backward pass. The copies run on `device` (e.g. "cuda", see analysis/device.py);
     the result is always a CPU array.
     """
-    lin, c_in, size, box = _plan(model, from_layer, to_layer, input_size, input_channels, max_input_size, dtype,
-                                 device)
+    plan = _plan(model, from_layer, to_layer, input_size, input_channels, max_input_size, dtype, device)
+    return _expand(plan, from_layer, to_layer, chunk_size)
+
+
+def expanded_weights_split(model: nn.Module, from_layer: str, to_layer: str, **kwargs: Any
+                           ) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """(expanded_weights, identity_at) for the same arguments, sharing the linearized copy and the size search,
+    which cost as much as the expansion of a small block."""
+    chunk_size = kwargs.pop("chunk_size", 64)
+    kwargs = {"input_size": None, "input_channels": None, "max_input_size": 1024, "dtype": torch.float64,
+              "device": "cpu", **kwargs}
+    plan = _plan(model, from_layer, to_layer, **kwargs)
+    weight = _expand(plan, from_layer, to_layer, chunk_size)
+    return weight, _identity(plan, from_layer, to_layer) if weight.shape[0] == weight.shape[1] else None
+
+
+def _expand(plan: tuple, from_layer: str, to_layer: str, chunk_size: int) -> np.ndarray:
+    lin, c_in, size, box = plan
     lin_mods = dict(lin.named_modules())
     r0, r1, c0, c1 = box
     from_mod, to_mod = lin_mods[from_layer], lin_mods[to_layer]
@@ -363,8 +379,14 @@ def identity_at(
     centre outputs are summed with distinct weights 1 + c / C, so only the identity gives each input channel its
     own weight back at a single position. Cheap next to the expansion itself (one pass instead of C_to).
     """
-    lin, c_in, size, box = _plan(model, from_layer, to_layer, input_size, input_channels, max_input_size, dtype,
-                                 device)
+    plan = _plan(model, from_layer, to_layer, input_size, input_channels, max_input_size, dtype, device)
+    return _identity(plan, from_layer, to_layer)
+
+
+def _identity(plan: tuple, from_layer: str, to_layer: str) -> tuple[int, int] | None:
+    """identity_at on a plan; zeroes the weights of the plan's linearized copy (its last use)."""
+    lin, c_in, size, box = plan
+    dtype = _dtype(lin)
     mods = dict(lin.named_modules())
     c_to = _to_channels(lin, mods[to_layer], c_in, size)
     with torch.no_grad():

@@ -32,31 +32,33 @@ def shown_tensor(model, job: recipes.TensorJob, recipe: recipes.Recipe,
     say where it was. A skip through a projection stays in: {"identity": "projection"}; else {"identity": "none"}."""
     if job.source is None:
         return weight_of(model, job.layer), {"identity": skips.NONE}
-    from analysis.expanded import expanded_weights, expanded_weights_via, identity_at
+    from analysis.expanded import expanded_weights, expanded_weights_split, expanded_weights_via, identity_at
 
     net, lower, upper = recipe.network(model), recipe.hook(job.source), recipe.hook(job.layer)
+    verdict = skips.between(net, lower, upper)  # None: the graph cannot tell (untraced): the numbers decide
+    check = verdict in (skips.IDENTITY, None)
     # float32: 3-4x faster than float64 at a relative error near 1e-6, far below the 3 digits figures show.
-    if job.via:
-        expand = functools.partial(expanded_weights_via, net, lower, job.via, upper, dtype=torch.float32,
-                                   device=device)
-    else:
-        expand = functools.partial(expanded_weights, net, lower, upper, dtype=torch.float32, device=device)
+    common = {"dtype": torch.float32, "device": device}
+
+    def expand(**size) -> tuple[np.ndarray, tuple[int, int] | None]:
+        if job.via:
+            total = expanded_weights_via(net, lower, job.via, upper, **common, **size)
+            square = total.shape[0] == total.shape[1]
+            return total, identity_at(net, lower, upper, **common, **size) if check and square else None
+        if check:
+            return expanded_weights_split(net, lower, upper, **common, **size)
+        return expanded_weights(net, lower, upper, **common, **size), None
+
     try:
-        size: dict = {}  # the smallest input that holds the whole support: cheapest
-        total = expand()
+        total, at = expand()  # the smallest input that holds the whole support: cheapest
     except AnalysisError as searched:
         # A model that runs only at the size it was built for (e.g. a fixed-size layer below `upper`): expand there.
         try:
-            size = {"input_size": recipe.image_size}
-            total = expand(**size)
+            total, at = expand(input_size=recipe.image_size)
         except AnalysisError:
             raise searched from None
-    verdict = skips.between(net, lower, upper)  # None: the graph cannot tell (untraced): the numbers decide
-    if verdict not in (skips.IDENTITY, None) or total.shape[0] != total.shape[1]:
-        return total, {"identity": verdict or skips.NONE}
-    at = identity_at(net, lower, upper, dtype=torch.float32, device=device, **size)
-    if at is None:  # the numbers show no identity (an untraced model without a skip)
-        return total, {"identity": skips.NONE}
+    if at is None:  # no identity in the numbers (an untraced model without a skip), or none asked for
+        return total, {"identity": verdict if verdict is not None and not check else skips.NONE}
     idx = np.arange(total.shape[0])
     total[idx, idx, at[0], at[1]] -= 1.0  # now the blocks' own contribution
     return total, {"identity": "removed", "identity_at": [int(at[0]), int(at[1])]}

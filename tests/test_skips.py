@@ -13,7 +13,7 @@ from torch import nn
 from analysis import jsonio, skips
 from analysis.blocks import find_blocks
 from analysis.cache import entry_key
-from analysis.expanded import expanded_weights, identity_at
+from analysis.expanded import expanded_weights, expanded_weights_split, identity_at
 from analysis.recipes import RecipeSpec, auto_recipe
 from analysis.spec import Subject, Workspace
 from analysis.tensor_report import tensor_report, with_identity
@@ -114,6 +114,9 @@ def test_a_residual_blocks_own_weights_are_total_minus_the_identity_exactly():
     total = expanded_weights(recipe.network(model), recipe.hook(job.source), recipe.hook(job.layer))
     assert np.abs(total[np.arange(C), np.arange(C), 1, 1] - own[np.arange(C), np.arange(C), 1, 1]).min() > 0.999
     np.testing.assert_allclose(with_identity(own, facts["identity_at"]), total, atol=2e-6)  # the total, one step away
+    split, at = expanded_weights_split(recipe.network(model), recipe.hook(job.source), recipe.hook(job.layer))
+    assert at == identity_at(recipe.network(model), recipe.hook(job.source), recipe.hook(job.layer)) == (1, 1)
+    np.testing.assert_array_equal(split, total)  # one linearized copy and size search for both
     assert [b.skip for b in find_blocks(model.eval()).blocks] == ["none", "identity"]
 
 
