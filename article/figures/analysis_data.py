@@ -68,6 +68,15 @@ def cache_bytes(ctx: FigureContext, rel: str) -> bytes:
         raise ctx.error(f"analysis image {path} is missing (run `python build.py --clean`)") from None
 
 
+SKIP_WORDS = {"removed": "own weights, identity skip removed", "projection": "total, projection skip included"}
+
+
+def skip_words(entry: dict) -> str:
+    """What a tensor's numbers are of, where its block has a skip (a manifest entry's or record's `identity`): words
+    to put beside its name, or "" for a tensor without one."""
+    return SKIP_WORDS.get(entry.get("identity", "none"), "")
+
+
 def family(name: str) -> str:
     """lab-gap-s0 -> gap; other names stay."""
     if name.startswith("lab-"):
