@@ -40,8 +40,8 @@ def banding_gallery(ctx: FigureContext, params: dict[str, str]) -> Figure:
     for name, entry in man["models"].items():  # a real network's last layer, where its family features one
         t = next((t for t in entry["tensors"] if t["id"] == entry.get("featured_banding")), None)
         if t is not None:
-            words = ad.skip_words(t)
-            panels.append((f"{ad.label(man, name)} {t['label']}" + (f" ({words})" if words else ""),
+            words = ad.skip_words(t, short=True)
+            panels.append((f"{ad.label(man, name)} {t['label']}" + (f", {words}" if words else ""),
                            ad.analysis_file(ctx, t["file"]), "nmf"))
     if not panels:
         raise ctx.error("no banding-lab results to show")

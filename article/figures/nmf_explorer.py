@@ -27,8 +27,8 @@ def default_layers(man: dict) -> list[tuple[str, str]]:
 
 def tensor_label(man: dict, model: str, t: dict) -> str:
     """The menu's name of a tensor; a residual block's says its NMF is of the block's own weights."""
-    words = ad.skip_words(t)
-    return f"{ad.label(man, model)} \u2014 {t.get('label') or t['id']}" + (f" ({words})" if words else "")
+    words = ad.skip_words(t, short=True)
+    return f"{ad.label(man, model)} \u2014 {t.get('label') or t['id']}" + (f", {words}" if words else "")
 
 
 def neuron_records(label: str, report: dict, key: str = "nmf") -> list[dict]:
@@ -176,4 +176,4 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         "neuron's input weights reduced to three NMF factors drawn as RGB; selecting a neuron shows its spatial "
         "factors, the input channels with the largest signed loading on each factor, and its strongest inputs."
         + (" A residual block's NMF is of its own weights: the identity skip, weight 1 from each channel to itself "
-           "at the centre, is removed first." if any(ad.SKIP_WORDS["removed"] in x for x in labels) else "")))
+           "at the centre, is removed first." if any(x.endswith(ad.SKIP_SHORT["removed"]) for x in labels) else "")))
