@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from scipy.signal import convolve2d
 from torch import nn
 
 from analysis import jsonio, skips
@@ -18,16 +17,9 @@ from analysis.recipes import RecipeSpec, auto_recipe
 from analysis.spec import Subject, Workspace
 from analysis.tensor_report import tensor_report, with_identity
 from analysis.tensor_stage import analyse_tensors, shown_tensor, tensor_path
+from test_expanded import _composed, _one_torch_thread  # noqa: F401 - the independent composition; one thread
 
 C = 4
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 class Residual(nn.Module):
@@ -90,16 +82,6 @@ def _k(conv: nn.Conv2d) -> np.ndarray:
     return conv.weight.detach().double().numpy()
 
 
-def _compose(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """Independent composition of two stride-1 kernels (a full 2D convolution per channel pair)."""
-    out = np.zeros((upper.shape[0], lower.shape[1]) + tuple(np.add(upper.shape[2:], lower.shape[2:]) - 1))
-    for o in range(upper.shape[0]):
-        for i in range(lower.shape[1]):
-            for m in range(upper.shape[1]):
-                out[o, i] += convolve2d(upper[o, m], lower[m, i], mode="full")
-    return out
-
-
 def _pad(k: np.ndarray, size: int) -> np.ndarray:
     p = (size - k.shape[-1]) // 2
     return np.pad(k, ((0, 0), (0, 0), (p, p), (p, p)))
@@ -138,7 +120,7 @@ def test_a_span_over_two_residual_blocks_loses_one_identity():
     (own, facts), _, _ = _shown(model)
     assert facts == {"identity": "removed", "identity_at": [2, 2]}
     k1, k2 = _k(model.blocks[0].conv), _k(model.blocks[1].conv)
-    expected = _pad(k1, 5) + _pad(k2, 5) + _compose(k1, k2)
+    expected = _pad(k1, 5) + _pad(k2, 5) + _composed(k1, k2)
     assert own.shape == (C, C, 5, 5)
     np.testing.assert_allclose(own, expected, atol=5e-6)
 
