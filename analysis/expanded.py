@@ -116,8 +116,8 @@ def _centre_gradients(
 ) -> torch.Tensor:
     """d to_out[b, c_b, centre] / d from_out[b] for each of B = len(channels) batch items -> [B, C_from, Hf, Wf].
 
-    channels None: one item, summed over all channels (for the support), each weighted by `mix` if given. The input is all zeros (the
-    linearized map is affine, so its gradient does not depend on it). Everything up to from_layer runs
+    channels None: one item, summed over all channels (for the support), each weighted by `mix` if given. The input
+    is all zeros (the linearized map is affine, so its gradient does not depend on it). Everything up to from_layer runs
     once and from_layer's output is repeated B times; if the model mixes that batch-1 prefix with the
     batch-B part in a way that fails (e.g. concatenating a skip tensor from before from_layer), the
     whole model is rerun at batch B.
@@ -134,8 +134,8 @@ def _centre_gradients(
 
 
 def _centre_gradients_at(
-    model: nn.Module, from_mod: nn.Module, to_mod: nn.Module, x: torch.Tensor, channels: torch.Tensor | None, batch: int,
-    mix: torch.Tensor | None = None,
+    model: nn.Module, from_mod: nn.Module, to_mod: nn.Module, x: torch.Tensor, channels: torch.Tensor | None,
+    batch: int, mix: torch.Tensor | None = None,
 ) -> torch.Tensor:
     state: dict[str, Any] = {"calls": 0}
 

@@ -33,7 +33,8 @@ def between(gm: nn.Module, lower: str, upper: str) -> str | None:
     """The skip from module `lower`'s output to module `upper`'s output of a traced model (an fx.GraphModule whose
     graph calls both as modules, e.g. the block markers of analysis.blocks): "identity" when exactly one identity path
     joins them, "projection" when an addition on the way adds `lower` through 1x1 convs, batch norm or pooling (a
-    downsample) and no identity path reaches it, "none" otherwise; None when the graph does not show both (an untraced model, a module inside another's call)."""
+    downsample) and no identity path reaches it, "none" otherwise; None when the graph does not show both (an
+    untraced model, a module inside another's call)."""
     graph = getattr(gm, "graph", None)
     if not isinstance(graph, fx.Graph):
         return None

@@ -1,7 +1,6 @@
 """The tensor stage: every weight tensor of a recipe (a conv's own, or expanded) -> its tensor_report() record."""
 from __future__ import annotations
 
-import functools
 import gc
 import io
 
@@ -57,8 +56,8 @@ def shown_tensor(model, job: recipes.TensorJob, recipe: recipes.Recipe,
             total, at = expand(input_size=recipe.image_size)
         except AnalysisError:
             raise searched from None
-    if at is None:  # no identity in the numbers (an untraced model without a skip), or none asked for
-        return total, {"identity": verdict if verdict is not None and not check else skips.NONE}
+    if at is None:  # none looked for (a projection or no skip), or none in the numbers (an untraced model's)
+        return total, {"identity": skips.NONE if check else verdict}
     idx = np.arange(total.shape[0])
     total[idx, idx, at[0], at[1]] -= 1.0  # now the blocks' own contribution
     return total, {"identity": "removed", "identity_at": [int(at[0]), int(at[1])]}

@@ -165,7 +165,8 @@ def banding_layers(ctx: FigureContext, params: dict[str, str]) -> Figure:
     lines = base.mark_line(strokeWidth=1.5, clip=True)
     points = base.mark_circle(size=40, clip=True).encode(
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("layer:N"), alt.Tooltip("kernel:N"),
-                 alt.Tooltip("weights:N", title="weights scored"), alt.Tooltip("R:Q", format=".3f"), alt.Tooltip("C:Q", format=".3f"),
+                 alt.Tooltip("weights:N", title="weights scored"), alt.Tooltip("R:Q", format=".3f"),
+                 alt.Tooltip("C:Q", format=".3f"),
                  alt.Tooltip("ratio:Q", title="R / C", format=".2f")])
     one = alt.Chart(alt.Data(values=[{"b": 1}])).mark_rule(color="#888", strokeDash=[4, 4]).encode(
         y="b:Q", tooltip=[alt.Tooltip("b:Q", title="no preference (random weights)")])

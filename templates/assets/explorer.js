@@ -34,8 +34,8 @@
     if (d.identity === 'removed') {
       var at = d.total.at, centre = at[0] === (d.h - 1) / 2 && at[1] === (d.w - 1) / 2 ? 'the centre' :
         'position (' + at[1] + ', ' + at[0] + ')';
-      text += ' A residual block: it also passes its input through unchanged, weight 1 from each channel to itself at ' +
-        centre + '. ' + (view.skip ? 'Norms and strongest inputs now include that skip (the total); the NMF pictures ' +
+      text += ' A residual block: it also passes its input through unchanged, weight 1 from each channel to itself ' +
+        'at ' + centre + '. ' + (view.skip ? 'Norms and strongest inputs now include that skip (the total); the NMF pictures ' +
         'and banding stay the block\u2019s own.' : 'Everything here is the block\u2019s own contribution, the total ' +
         'minus that identity.');
     } else if (d.identity === 'projection') {

@@ -98,7 +98,8 @@ def test_the_explorer_shows_a_blocks_own_weights_and_the_total_one_click_away(sk
     expected = np.asarray(own["weight"])[n, n].copy()
     expected[AT[0], AT[1]] += 1
     np.testing.assert_allclose(total["top_inputs"]["kernel"][n][0], expected, atol=1e-6)
-    assert page.locator(".vw-legend span").first.inner_text() == f"−{np.abs(total['top_inputs']['kernel'][n]).max():.3g}"
+    scale = np.abs(total["top_inputs"]["kernel"][n]).max()
+    assert page.locator(".vw-legend span").first.inner_text() == f"−{scale:.3g}"
     assert page.locator(".vw-legend span").first.inner_text() != own_scale
     after = _pixel(page, 0, *AT[::-1])
     r, g, b = after
