@@ -62,7 +62,9 @@ def context(s: Subject, ws: Workspace, photos: list) -> list[dict]:
         quality["size"] = min(int(quality.get("size", 64)), max(32, int(s.recipe.image_size)))
         cache = Entry(ws.root / s.name / f"context-{n}.json",
                       entry_key(s.info["weights_sha256"], "context", job, outs, ins, sorted(quality.items()),
-                                [p for p, _ in photos], job.n_directions, "read", read, job.read_inputs))
+                                [p for p, _ in photos], job.n_directions, "read", read, job.read_inputs,
+                                # its weights are the block's own when the skip was removed (tensor_stage.shown_tensor)
+                                *(["identity removed"] if report.get("identity") == "removed" else [])))
         if cache.get() is None:
             t0 = time.perf_counter()
             cache.put(_record(s, ws, job, outs, ins, quality, photos, read, report))

@@ -91,6 +91,16 @@ def neuron_pictures(ctx: FigureContext, model: str) -> tuple[dict, dict]:
     return listing.get("layers") or {}, listing.get("factors") or {}
 
 
+SKIP_WORDS = {"removed": "own weights, identity skip removed", "projection": "total, projection skip included"}
+SKIP_SHORT = {"removed": "skip removed", "projection": "projection skip"}  # in menus and titles
+
+
+def skip_words(entry: dict, short: bool = False) -> str:
+    """What a tensor's numbers are of, where its block has a skip (a manifest entry's or record's `identity`): words
+    to put beside its name, or "" for a tensor without one."""
+    return (SKIP_SHORT if short else SKIP_WORDS).get(entry.get("identity", "none"), "")
+
+
 def family(name: str) -> str:
     """lab-gap-s0 -> gap; other names stay."""
     if name.startswith("lab-"):

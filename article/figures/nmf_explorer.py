@@ -26,7 +26,9 @@ def default_layers(man: dict) -> list[tuple[str, str]]:
 
 
 def tensor_label(man: dict, model: str, t: dict) -> str:
-    return f"{ad.label(man, model)} \u2014 {t.get('label') or t['id']}"
+    """The menu's name of a tensor; a residual block's says its NMF is of the block's own weights."""
+    words = ad.skip_words(t, short=True)
+    return f"{ad.label(man, model)} \u2014 {t.get('label') or t['id']}" + (f", {words}" if words else "")
 
 
 def neuron_records(label: str, report: dict, key: str = "nmf", pictures: tuple[dict, dict] = ({}, {})) -> list[dict]:
@@ -195,4 +197,6 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         f"Interactive one-sided NMF explorer over {len(labels)} layers ({'; '.join(labels)}). The grid shows every "
         "neuron's input weights reduced to three NMF factors drawn as RGB; selecting a neuron shows its spatial "
         "factors, the input channels with the largest signed loading on each factor, and its strongest inputs, with "
-        "feature visualizations of the neuron and of each factor's mix of input channels."))
+        "feature visualizations of the neuron and of each factor's mix of input channels."
+        + (" A residual block's NMF is of its own weights: the identity skip, weight 1 from each channel to itself "
+           "at the centre, is removed first." if any(x.endswith(ad.SKIP_SHORT["removed"]) for x in labels) else "")))

@@ -130,8 +130,13 @@ def weight_reading(ctx: FigureContext, params: dict[str, str]) -> Figure:
            f'the neuron\'s centre. <span class="vw-red">Red</span>: where that input is active, neuron {o} is '
            f'excited; <span class="vw-blue">blue</span>: inhibited. One colour scale for all {len(inputs)} kernels '
            f'(largest |w| {scale:.3g}).</p></div>')
+    entry_t = next((t for t in ad.model_entry(ctx, model)["tensors"] if t["id"] == tensor), {})
+    skip = ""
+    if entry_t.get("identity") == "removed":  # analysis/tensor_stage.shown_tensor
+        skip = (f" These are the block's own weights: it also adds its input back unchanged (weight 1 from "
+                f"{escape(lower)} neuron {o} to neuron {o} at the centre), which is left out here.")
     html = (f'<div class="vw-reading">{head}{nmf}{key}<p class="vw-reading-label">Its {len(inputs)} strongest '
-            f'inputs, by the norm of their kernel:</p><ol class="vw-reading-inputs">{"".join(cards)}</ol></div>')
+            f'inputs, by the norm of their kernel.{skip}</p><ol class="vw-reading-inputs">{"".join(cards)}</ol></div>')
     strongest = ", ".join(f'{i["channel"]} (sum {i["sum"]:+.2f})' for i in inputs)
     description = (f"A worked reading of {label} {name}: its feature visualization, its input weights as three NMF "
                    f"factors, and the {kh}x{kw} kernels from its {len(inputs)} strongest input neurons in {lower}: "

@@ -5,7 +5,7 @@
   'use strict';
   var data = {};      // tensor id -> layer payload
   var waiting = {};   // tensor id -> callbacks
-  var view = {layer: null, neuron: null, page: 0};
+  var view = {layer: null, neuron: null, page: 0, skip: false};  // skip: a residual block's identity included
   var el = {};
   var stops = [];
 
@@ -23,6 +23,26 @@
     if (cls) e.className = cls;
     if (text !== undefined) e.textContent = text;
     return e;
+  }
+  /* A block whose identity skip was removed shows its own weights; with "include the skip" ticked, its norms and
+     strongest inputs (and a layer's outputs into such a block) are those of the total instead. */
+  function weightsOf(d) { return view.skip && d.total ? d.total : d; }
+  function outputsOf(d) { return view.skip && d.outputs_total ? d.outputs_total : d.outputs; }
+  function layerNote(d) {
+    var text = d.n + ' neurons, each reading ' + d.in + ' input channels through ' + d.h + '×' + d.w +
+      ' kernels. Each picture is a neuron\u2019s NMF: three spatial factors as red, green and blue.';
+    if (d.identity === 'removed') {
+      var at = d.total.at, centre = at[0] === (d.h - 1) / 2 && at[1] === (d.w - 1) / 2 ? 'the centre' :
+        'position (' + at[1] + ', ' + at[0] + ')';
+      text += ' A residual block: it also passes its input through unchanged, weight 1 from each channel to itself ' +
+        'at ' + centre + '. ' + (view.skip ? 'Norms and strongest inputs now include that skip (the total); the NMF pictures ' +
+        'and banding stay the block\u2019s own.' : 'Everything here is the block\u2019s own contribution, the total ' +
+        'minus that identity.');
+    } else if (d.identity === 'projection') {
+      text += ' Its skip goes through a projection (a 1×1 convolution or pooling), not an identity, so these are ' +
+        'the total weights, skip included.';
+    }
+    return text + (d.next ? ' Its output feeds ' + d.next + '.' : '');
   }
   function fmt(x) { return x === null || x === undefined ? '–' : Number(x).toPrecision(3); }
   function frag(id) { return '#' + id.replace(/%/g, '%25').replace(/>/g, '%3E').replace(/ /g, '%20'); }
@@ -126,7 +146,7 @@
     var key = el.sort.value, desc = el.dir.value === 'desc';
     var ids = [], keep = filterIds(el.filter.value, d.n);
     for (var i = 0; i < d.n; i++) if (!keep || keep[i]) ids.push(i);
-    var v = d[key];
+    var v = key === 'norm' ? weightsOf(d).norm : d[key];
     if (key !== 'id' && v) {
       ids.sort(function (a, b) {
         var x = v[a] === null ? -Infinity : v[a], y = v[b] === null ? -Infinity : v[b];
@@ -149,7 +169,7 @@
       a.href = frag0 + '/' + n;
       a.setAttribute('data-neuron', n);
       a.setAttribute('aria-label', 'neuron ' + n);
-      a.title = 'neuron ' + n + ' · norm ' + fmt(d.norm && d.norm[n]) + ' · R ' + fmt(d.R[n]) + ' · C ' + fmt(d.C[n]) +
+      a.title = 'neuron ' + n + ' · norm ' + fmt(weightsOf(d).norm && weightsOf(d).norm[n]) + ' · R ' + fmt(d.R[n]) + ' · C ' + fmt(d.C[n]) +
         ' · NMF error ' + fmt(d.err && d.err[n]);
       if (n === view.neuron) a.setAttribute('aria-current', 'true');
       var pic = make('span', 'vw-pic');
@@ -198,7 +218,7 @@
     picture(big, d, n, 128);
     top.appendChild(big);
     var dl = make('dl', 'vw-stats');
-    [['weight norm', d.norm && d.norm[n]], ['banding R', d.R[n]], ['banding C', d.C[n]],
+    [['weight norm', weightsOf(d).norm && weightsOf(d).norm[n]], ['banding R', d.R[n]], ['banding C', d.C[n]],
      ['NMF error', d.err && d.err[n]]].forEach(function (p) {
       dl.appendChild(make('dt', '', p[0])); dl.appendChild(make('dd', '', fmt(p[1])));
     });
@@ -240,8 +260,14 @@
       });
       box.appendChild(ex);
     }
-    var ins = d.inputs;
+    var ins = weightsOf(d).inputs;
     box.appendChild(make('h4', '', 'Strongest inputs' + (d.prev ? ' (neurons of ' + d.prev + ')' : '')));
+    if (d.identity === 'removed') {
+      box.appendChild(make('p', 'vw-muted vw-skip-note', view.skip ?
+        'Total weights, the skip included: channel ' + n + '\u2019s kernel has +1 at the centre from the identity.' :
+        'The block\u2019s own weights. The skip also passes channel ' + n + ' through unchanged (weight 1 at the ' +
+        'centre), which is not counted here.'));
+    }
     if (ins.kernel) box.appendChild(legend(ins.scale[n]));
     var list = make('ol', 'vw-inputs');
     ins.index[n].forEach(function (ch, k) {
@@ -258,12 +284,13 @@
     });
     box.appendChild(list);
     box.appendChild(make('h4', '', d.next ? 'Strongest outputs (neurons of ' + d.next + ')' : 'Strongest outputs'));
-    if (d.outputs && d.outputs.index[n]) {
+    var outputs = outputsOf(d);
+    if (outputs && outputs.index[n]) {
       var outs = make('ol', 'vw-outputs');
-      d.outputs.index[n].forEach(function (j, k) {
+      outputs.index[n].forEach(function (j, k) {
         var li = make('li');
         li.appendChild(link(d.next, j, 'neuron ' + j));
-        li.appendChild(make('span', 'vw-strength', ' ‖w‖ ' + fmt(d.outputs.strength[n][k])));
+        li.appendChild(make('span', 'vw-strength', ' ‖w‖ ' + fmt(outputs.strength[n][k])));
         outs.appendChild(li);
       });
       box.appendChild(outs);
@@ -290,9 +317,8 @@
       el.panel.hidden = false;
       if (changed) {
         el.title.textContent = d.id;
-        el.note.textContent = d.n + ' neurons, each reading ' + d.in + ' input channels through ' + d.h + '×' + d.w +
-          ' kernels. Each picture is a neuron\u2019s NMF: three spatial factors as red, green and blue.' +
-          (d.next ? ' Its output feeds ' + d.next + '.' : '');
+        el.note.textContent = layerNote(d);
+        el.skipBox.hidden = !(d.total || d.outputs_total);
         view.page = 0;
       }
       if (view.neuron !== null) showPageOf(view.neuron);
@@ -343,7 +369,16 @@
     el = {panel: $('vw-layer'), title: $('vw-layer-title'), note: $('vw-layer-note'), grid: $('vw-grid'),
           sort: $('vw-sort'), dir: $('vw-dir'), filter: $('vw-filter'), perPage: $('vw-per-page'), zoom: $('vw-zoom'),
           prev: $('vw-prev'), next: $('vw-next'), pageText: $('vw-page'), detail: $('vw-detail'),
-          status: $('vw-status'), neuronBox: $('vw-neuron')};
+          status: $('vw-status'), neuronBox: $('vw-neuron'), skip: $('vw-skip'), skipBox: $('vw-skip-box')};
+    view.skip = el.skip.checked;  // a reload keeps the box's state
+    el.skip.addEventListener('change', function () {
+      view.skip = el.skip.checked;
+      var d = data[view.layer];
+      if (!d) return;
+      el.note.textContent = layerNote(d);
+      drawGrid();
+      detail(d, view.neuron);
+    });
     document.querySelectorAll('.vw-layers button[data-sort]').forEach(function (b) {
       b.addEventListener('click', function () { sortTable(b); });
     });
