@@ -82,13 +82,13 @@ class _Tracer(fx.Tracer):
 
 def find_blocks(model: nn.Module) -> BlockGraph:
     """The blocks of `model` in forward order with a probed model to hook them (see the module docstring)."""
-    try:
+    try:  # GraphModule compiles code from the module names: a name with a '"' is a SyntaxError there
         graph = _Tracer().trace(model)
+        gm = fx.GraphModule(model, graph)
     except Exception as exc:  # noqa: BLE001 - any tracing failure means: fall back, and say why
         first = " ".join(str(exc).split())[:160]
         return _blocks_by_module_order(model, f"torch.fx could not trace the model ({type(exc).__name__}: "
                                               f"{first}); blocks follow module order")
-    gm = fx.GraphModule(model, graph)
     modules = dict(gm.named_modules())
     nodes = _relevant_nodes(gm.graph)
     convs = {n: modules[n.target] for n in nodes if n.op == "call_module" and isinstance(modules[n.target], nn.Conv2d)}

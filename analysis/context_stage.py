@@ -60,7 +60,7 @@ def context(s: Subject, ws: Workspace, photos: list) -> list[dict]:
         quality = _quality(s.recipe.featureviz, ws.featureviz)
         # Small nets see small images: visualize at (about) their own input size, which is also 4x cheaper.
         quality["size"] = min(int(quality.get("size", 64)), max(32, int(s.recipe.image_size)))
-        cache = Entry(ws.root / s.name / f"context-{n}.json",
+        cache = Entry(ws.root / s.folder / f"context-{n}.json",
                       entry_key(s.info["weights_sha256"], "context", job, outs, ins, sorted(quality.items()),
                                 [p for p, _ in photos], job.n_directions, "read", read, job.read_inputs,
                                 # its weights are the block's own when the skip was removed (tensor_stage.shown_tensor)
@@ -97,7 +97,7 @@ def _record(s: Subject, ws: Workspace, job: recipes.ContextJob, outs: list[int],
         for ch, items in zip(chans, found):
             row = []
             for rank, item in enumerate(items):
-                png = ws.root / name / "examples" / f"{safe_component(layer)}-{ch}-{rank}.png"
+                png = ws.root / s.folder / "examples" / f"{safe_component(layer)}-{ch}-{rank}.png"
                 jsonio.write_bytes_atomic(png, png_bytes(item.crop, EXAMPLE_SIZE))
                 row.append({"image": f"analysis/{png.relative_to(ws.root)}", "photo": item.photo,
                             "y": item.y, "x": item.x, "activation": item.activation})

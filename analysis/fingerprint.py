@@ -143,15 +143,51 @@ class DigestMemo:
         self.dirty = False
 
 
+def model_entry_ok(name: object, entry: object, listed: set[str]) -> bool:
+    """A model's manifest entry points only at its own files, each of the kind the entry says (a tensor's `file` is
+    that tensor's report, not the first-layer record), and each listed (so hash-checked) in the manifest's `files`:
+    a damaged or planted entry makes the analysis stale (recomputed) instead of feeding the render side a record of
+    the wrong shape on every build."""
+    if not isinstance(name, str) or not isinstance(entry, dict):
+        return False
+    folder = paths.safe_component(name)
+    expected: list[tuple[object, str]] = []
+    tensors, context = entry.get("tensors"), entry.get("context") or []
+    if not isinstance(tensors, list) or not isinstance(context, list):
+        return False
+    for t in tensors:
+        if not isinstance(t, dict) or not isinstance(t.get("id"), str):
+            return False
+        expected.append((t.get("file"), f"{folder}/tensors/{paths.safe_component(t['id'])}.json"))
+    for n, c in enumerate(context):
+        if not isinstance(c, dict):
+            return False
+        expected.append((c.get("file"), f"{folder}/context-{n}.json"))
+    first = entry.get("first_layer")
+    if first is not None:
+        if not isinstance(first, dict):
+            return False
+        expected += [(first.get("file"), f"{folder}/first-layer.json"), (first.get("image"), f"{folder}/first-layer.png")]
+    neurons = entry.get("neuron_featureviz")
+    if neurons is not None:
+        if not isinstance(neurons, dict):
+            return False
+        expected.append((neurons.get("file"), f"{folder}/neurons-featureviz.json"))
+    return all(got == want and want in listed for got, want in expected)
+
+
 def manifest_is_fresh(manifest_path: Path, expected: str, memo: DigestMemo | None = None) -> bool:
     """True when the manifest has the expected fingerprint and every file it lists is intact (by sha256, through
     ``memo``: by default the cache's own, saved here)."""
     manifest = read_json(manifest_path)
     if not isinstance(manifest, dict) or manifest.get("fingerprint") != expected:
         return False
-    files = manifest.get("files", [])
-    if not isinstance(files, list):
+    files, models = manifest.get("files", []), manifest.get("models", {})
+    if not isinstance(files, list) or not isinstance(models, dict):
         return False  # a damaged manifest: recompute (and rewrite it)
+    listed = {f.get("path") for f in files if isinstance(f, dict)}
+    if not all(model_entry_ok(name, entry, listed) for name, entry in models.items()):
+        return False
     root = manifest_path.parent.resolve()
     cache = root.parent  # entries are relative to the manifest; feature visualizations live in ../featureviz/
     inside = str(cache) + os.sep

@@ -23,7 +23,7 @@ def lab_summary(root: Path, entries: dict[str, list[dict]], cache_dir: Path, lab
         if name not in entries:
             continue
         layer = item["last_conv"].rsplit(".", 1)[0]
-        report = jsonio.read_json(root / name / "tensors" / f"{safe_component(layer)}.json")
+        report = jsonio.read_json(root / safe_component(name) / "tensors" / f"{safe_component(layer)}.json")
         rows.append({
             "model": name, "variant": item["variant"], "seed": item["seed"], "layer": layer,
             "test_accuracy": item.get("test_accuracy"),

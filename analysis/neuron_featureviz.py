@@ -105,7 +105,7 @@ def neuron_featureviz(s: Subject, ws: Workspace, featured: list[str]) -> dict | 
     rendered = f"; budget per model: {ws.budget.describe()}, {ws.budget.rendered} rendered now" if budgeted else ""
     ws.log(f"{s.name}: feature visualizations of {listed} neuron(s) in {len(r.images)} layer(s) and of the NMF "
            f"factors of {factors} neuron(s){rendered}")
-    path = ws.root / s.name / "neurons-featureviz.json"
+    path = ws.root / s.folder / "neurons-featureviz.json"
     jsonio.write_json(path, {"schema": SCHEMA, "model": s.name, "quality": r.quality, "layers": r.images,
                              "factors": r.factors})
     return {"file": str(path.relative_to(ws.root)), "count": listed}

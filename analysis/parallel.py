@@ -7,6 +7,7 @@ Every stage hands its independent pieces of work to `unordered()`; which machine
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -76,8 +77,17 @@ def unordered(fn: Callable[..., Any], tasks: Iterable[tuple], n_jobs: int) -> It
     if active() != "local":
         fn, tasks = _by_value(fn, tasks)
     # One task ahead per worker, one task per batch: each queued task is a pickled network in this process's memory.
-    yield from joblib.Parallel(n_jobs=jobs, return_as="generator_unordered", pre_dispatch="n_jobs", batch_size=1)(
-        joblib.delayed(_indexed)(i, fn, task) for i, task in enumerate(tasks))
+    with local_workers() if active() == "local" else contextlib.nullcontext():
+        yield from joblib.Parallel(n_jobs=jobs, return_as="generator_unordered", pre_dispatch="n_jobs",
+                                   batch_size=1)(joblib.delayed(_indexed)(i, fn, task) for i, task in enumerate(tasks))
+
+
+def local_workers() -> contextlib.AbstractContextManager:
+    """joblib's local processes (loky), each leaving as soon as the build that started them is gone (a killed
+    analysis used to leave two 270 MB workers idling for loky's five-minute timeout)."""
+    from analysis.deadline import exit_with_parent
+
+    return joblib.parallel_config(backend="loky", initializer=exit_with_parent, initargs=(os.getpid(),))
 
 
 class _ByValue:

@@ -12,6 +12,7 @@ recomputed, everything else is reused. This module is the run loop and the manif
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import time
 from pathlib import Path
 from typing import Callable
@@ -19,14 +20,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from analysis import device, jsonio, loading, parallel, recipes
+from analysis import deadline, device, jsonio, loading, parallel, recipes
 from analysis.context_stage import context
 from analysis.errors import AnalysisError, ModelUnavailable
 from analysis.first_layer import first_layer
 from analysis.featureviz.budget import Budget
 from analysis.lab_summary import lab_summary
 from analysis.models import registry
-from analysis.paths import safe_component
+from analysis.paths import inside, safe_component
 from analysis.spec import (ANALYSIS_VERSION, DEFAULT_IMAGE_SIZE, AnalysisConfig, ModelSpec, Subject, Workspace,
                            log as _log)
 from analysis.neuron_featureviz import neuron_featureviz
@@ -68,6 +69,7 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
             specs += [ModelSpec(f"lab-{v}-s{s}", dataset=lab.DATASET) for v in lab.VARIANTS for s in lab_config.seeds]
         else:
             specs.append(spec)
+    _check_folders([s.name for s in specs])
 
     datasets: dict[str, list] = {}  # loaded on first use: a bad model then fails before paying for them
     manifest: dict = {"schema": "vw-analysis-manifest/1", "analysis_version": ANALYSIS_VERSION,
@@ -87,7 +89,9 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
             if entry is not None:
                 _log(progress, f"{spec.name}: unchanged, reused without loading it")
             else:
-                entry = {**_model_entry(spec, cache_dir, root, cfg, datasets, progress, dev, budget), "spec_key": key}
+                with deadline.about(model=spec.name):  # a step of its code past its time limit names the model
+                    entry = {**_model_entry(spec, cache_dir, root, cfg, datasets, progress, dev, budget),
+                             "spec_key": key}
         except ModelUnavailable as exc:
             manifest["unavailable"][spec.name] = str(exc)
             _log(progress, f"{spec.name}: skipped ({exc})")
@@ -111,6 +115,17 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
     return root / "manifest.json"
 
 
+def _check_folders(names: list[str]) -> None:
+    """Two models may not share a cache folder (the build says where each was declared: article/byo_spec.py)."""
+    from analysis.paths import same_folder
+
+    for i, name in enumerate(names):
+        other = next((n for n in names[:i] if n != name and same_folder(n, name)), None)
+        if other is not None:
+            raise AnalysisError(f"models {other!r} and {name!r} would share the folder {safe_component(name)!r}; "
+                                "rename one", model=name)
+
+
 def _spec_key(spec: ModelSpec, cfg: AnalysisConfig, cache_dir: Path) -> str:
     """Everything one model's results depend on, without loading it: the analysis code, the model's declaration,
     the site's feature-visualization quality, and its weights (and, brought by an author, its code) by content."""
@@ -132,14 +147,19 @@ def _reusable(previous: dict | None, name: str, key: str, root: Path) -> dict | 
     """The previous build's entry for this model when its key matches and every file it wrote is intact."""
     if not isinstance(previous, dict):
         return None
-    entry = (previous.get("models") or {}).get(name)
-    if not isinstance(entry, dict) or entry.get("spec_key") != key:
+    from analysis.fingerprint import model_entry_ok
+
+    models, files = previous.get("models"), previous.get("files")
+    entry = models.get(name) if isinstance(models, dict) else None
+    files = [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+    if not isinstance(entry, dict) or entry.get("spec_key") != key or \
+            not model_entry_ok(name, entry, {f.get("path") for f in files}):
         return None
     own = (f"{safe_component(name)}/", f"../featureviz/{safe_component(name)}/")
-    for f in previous.get("files") or []:
-        if isinstance(f, dict) and str(f.get("path", "")).startswith(own):
-            path = root / f["path"]
-            if not path.is_file() or jsonio.sha256_file(path) != f.get("sha256"):
+    for f in files:
+        if str(f.get("path", "")).startswith(own):
+            path = inside(root.parent, posixpath.join("analysis", str(f["path"])))
+            if path is None or not path.is_file() or jsonio.sha256_file(path) != f.get("sha256"):
                 return None
     return entry
 
@@ -151,8 +171,9 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
     from analysis.models.byo import analysis_failure
 
     model, info = loading.load(spec, cache_dir)
-    try:
-        recipe = registry.recipe_for(spec.name, model, spec.image_size, recipes.RecipeSpec.from_json(spec.recipe))
+    try:  # tracing runs the model's forward() (an author's code) symbolically: time-limited like a call of it
+        with _author_code(spec, "tracing its graph"):
+            recipe = registry.recipe_for(spec.name, model, spec.image_size, recipes.RecipeSpec.from_json(spec.recipe))
     except (AnalysisError, ValueError) as exc:
         raise AnalysisError(str(exc), model=spec.name, field=getattr(exc, "field", None) or "recipe") from None
     for note in recipe.notes:
@@ -179,6 +200,18 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
     if neurons is not None:
         entry["neuron_featureviz"] = neurons
     return entry
+
+
+def _author_code(spec: ModelSpec, doing: str):
+    """A step of the analysis's time limit (analysis.deadline) while a bring-your-own model's code runs outside its
+    forward() hooks."""
+    if not spec.factory:
+        return deadline.step(0, "")
+    from analysis.models.byo import MODEL_TIMEOUT_ENV, model_timeout
+
+    seconds = model_timeout()
+    return deadline.step(seconds, f"model factory {spec.factory!r}: {doing} did not finish within {seconds:g} s "
+                                  f"(${MODEL_TIMEOUT_ENV} raises the limit)", field="factory")
 
 
 def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, progress, dev="cpu", budget=None):
@@ -222,8 +255,8 @@ def _file_list(root: Path, cache_dir: Path) -> list[dict]:
         if path.is_file() and path.name != "manifest.json" and not path.name.endswith(".tmp"):
             files.append({"path": str(path.relative_to(root)), "sha256": jsonio.sha256_file(path)})
     fv = cache_dir / "featureviz"
-    if fv.exists():
-        for path in sorted(fv.rglob("*.png")):
+    if fv.exists():  # the pictures and the manifest the explorer pages read: verified like every other file
+        for path in sorted(fv.rglob("*.png")) + [p for p in [fv / "manifest.json"] if p.is_file()]:
             files.append({"path": str(Path("..") / path.relative_to(cache_dir)), "sha256": jsonio.sha256_file(path)})
     return files
 
@@ -233,7 +266,7 @@ def _count_featureviz(root: Path, manifest: dict) -> int:
     seen: set[str] = set()
     for model in manifest["models"].values():
         for c in model["context"]:
-            record = jsonio.read_json(root / c["file"]) or {}
+            record = jsonio.read_json(root / c["file"]) or {}  # the file this run wrote (model_entry_ok)
             seen.update(p for v in record.get("featureviz", {}).values() for p in v)
             seen.update(p for v in record.get("directions", {}).get("images", []) for p in v)
             for r in record.get("readings", []):

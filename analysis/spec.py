@@ -58,6 +58,13 @@ class Subject:
     info: dict
     recipe: Any  # analysis.recipes.Recipe
 
+    @property
+    def folder(self) -> str:
+        """Its folder's name under <cache>/analysis/ (and featureviz/): the one safe-name rule, never the raw name."""
+        from analysis.paths import safe_component
+
+        return safe_component(self.name)
+
 
 @dataclass
 class Workspace:

@@ -69,7 +69,7 @@ SKIP_RULE = "identity skip removed"
 
 
 def tensor_path(s: Subject, ws: Workspace, tensor_id: str):
-    return ws.root / s.name / "tensors" / f"{safe_component(tensor_id)}.json"
+    return ws.root / s.folder / "tensors" / f"{safe_component(tensor_id)}.json"
 
 
 def _compute(model, job: recipes.TensorJob, recipe: recipes.Recipe, init: np.ndarray | None, device: str) -> dict:

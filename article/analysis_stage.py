@@ -179,8 +179,9 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
         print("analysis: no results cached yet, computing from nothing (a few minutes on 2 cores)"
               if not manifest.exists() else
               "analysis: inputs changed, recomputing (cached entries are reused)", flush=True)
+    from analysis import deadline
     from analysis.errors import AnalysisError
-    from analysis.pipeline import AnalysisConfig, ModelSpec, run
+    from analysis.spec import AnalysisConfig, ModelSpec
 
     # A lab model named on its own gets dataset examples from the digits it was trained on, as in "banding-lab".
     specs = [ModelSpec(name=m, dataset="mnist" if m.startswith("lab-") else "photos") for m in cfg["models"]]
@@ -195,9 +196,12 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
     if progress and cfg["byo"]:  # user code runs next: say what the build is waiting for if it takes long
         print("analysis: importing and calling bring-your-own factories "
               + ", ".join(f"{m['factory']} ('{m['name']}')" for m in cfg["byo"])
-              + " (each may take up to $VW_FACTORY_TIMEOUT s, default 600)", flush=True)
+              + " (the factory and each forward() may take up to $VW_MODEL_TIMEOUT s, default 600)", flush=True)
+    # In a worker process (analysis/deadline.py): torch stays out of this one, and a model's code stuck past its time
+    # limit, even in C, is killed with everything it started.
+    worker = deadline.Worker()
     try:
-        run(acfg, progress=progress)
+        worker.call(_analyse, acfg, progress)
     except AnalysisError as exc:
         raise _attributed(exc, root, cfg["byo"]) from None
     except SystemExit as exc:  # user code (a bring-your-own model's forward()) called sys.exit(): not a success
@@ -207,6 +211,15 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
         first = cfg["byo"][0] if len(cfg["byo"]) == 1 else {"article": None, "line": None}
         raise BuildError(f"the analysis stopped: code called sys.exit({exc.code!r}) while analysing bring-your-own "
                          f"model(s) {names}", first["article"], first["line"]) from None
+    finally:
+        worker.close()
     if progress:
         print(f"analysis: done in {time.perf_counter() - t0:.1f} s", flush=True)
     return "computed"
+
+
+def _analyse(acfg: Any, progress: bool) -> None:
+    """The analyses, in the worker process: imports torch there."""
+    from analysis.pipeline import run
+
+    run(acfg, progress=progress)

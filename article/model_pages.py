@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from analysis.paths import inside, safe_component
 
 from . import cache, sitedir, theme
 from . import explorer_data as xd
@@ -24,7 +25,8 @@ from .errors import BuildError
 
 
 def model_slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-") or "model"
+    """A model's folder under models/: the analysis cache's one safe-name rule (analysis.paths.safe_component)."""
+    return safe_component(name)
 
 
 def explorer_href(model: str, tensor: str | None = None, neuron: int | None = None, root: str = "../") -> str:
@@ -61,12 +63,41 @@ def _read(path: Path) -> Any:
 
 
 def _image(cache_dir: Path, rel: str) -> bytes | None:
-    """A cached picture named relative to the cache folder or to its featureviz/ folder; None when gone."""
+    """A cached picture named relative to the cache folder or to its featureviz/ folder; None when gone, or when the
+    name (read from a cache record) leads out of that folder: a planted record must not publish e.g. /etc/passwd."""
     for base in (cache_dir, cache_dir / "featureviz"):
-        path = base / rel
-        if path.is_file():
+        path = inside(base, rel)
+        if path is not None and path.suffix == ".png" and path.is_file():
             return path.read_bytes()
     return None
+
+
+def _record(root: Path, rel: Any) -> Any:
+    """An analysis record named in the manifest (the freshness check verified the name and the bytes)."""
+    path = inside(root, rel)
+    if path is None:
+        raise BuildError(f"the analysis manifest names {str(rel)[:200]!r}, outside the cache folder; run "
+                         "`python build.py --clean`", root / "manifest.json")
+    return _read(path)
+
+
+def _models(manifest: Any, path: Path) -> dict[str, dict]:
+    """The manifest's models, each pointing only at its own listed files (analysis.fingerprint.model_entry_ok, as the
+    freshness check requires): also when no analysis is configured and nothing checked the manifest."""
+    from analysis.fingerprint import model_entry_ok  # stdlib only: no torch
+
+    models = manifest.get("models", {}) if isinstance(manifest, dict) else None
+    files = manifest.get("files", []) if isinstance(manifest, dict) else None
+    if isinstance(models, dict) and isinstance(files, list) and all(
+            isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("sha256"), str) for f in files):
+        listed = {f["path"] for f in files}
+        bad = next((n for n, m in sorted(models.items(), key=lambda kv: str(kv[0]))
+                    if not model_entry_ok(n, m, listed)), None)
+        if bad is None:
+            return models
+        raise BuildError(f"model {str(bad)[:100]!r} of the analysis manifest points at files it did not write; "
+                         "`python build.py --clean` recomputes it", path)
+    raise BuildError("the analysis manifest has an unexpected shape; `python build.py --clean` recomputes it", path)
 
 
 def _users(articles: list, name: str, slug: str) -> list[dict[str, str]]:
@@ -88,12 +119,22 @@ def reads_from(entries: list[dict], entry: dict) -> str | None:
 
 
 def model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict]) -> tuple[list[dict], dict]:
-    """(rows of the layer table, files relative to the model's folder) for one model of the manifest."""
+    """(rows of the layer table, files relative to the model's folder) for one model of the manifest; a record of
+    the wrong shape (damaged or planted) is one line naming the manifest, not a traceback."""
+    try:
+        return _model_files(name, model, cache_dir, fv_manifest)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise BuildError(f"model '{name}': an analysis record has an unexpected shape ({type(exc).__name__}: "
+                         f"{str(exc)[:200]}); `python build.py --clean` recomputes it",
+                         cache_dir / "analysis" / "manifest.json") from None
+
+
+def _model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict]) -> tuple[list[dict], dict]:
     root = cache_dir / "analysis"
     entries = model["tensors"]
-    records = {e["id"]: _read(root / e["file"]) for e in entries}
-    contexts = [_read(root / c["file"]) for c in model.get("context", [])]
-    listing = _read(root / model["neuron_featureviz"]["file"]) if model.get("neuron_featureviz") else None
+    records = {e["id"]: _record(root, e["file"]) for e in entries}
+    contexts = [_record(root, c["file"]) for c in model.get("context", [])]
+    listing = _record(root, model["neuron_featureviz"]["file"]) if model.get("neuron_featureviz") else None
     files: dict[str, bytes] = {}
     rows = []
     for e in entries:
@@ -145,8 +186,8 @@ def _key_parts(name: str, model: dict, manifest: dict, fv_manifest: list[dict], 
     for rel in [e["file"] for e in model["tensors"]] + [c["file"] for c in model.get("context", [])] + listing:
         digest = listed.get(rel)
         if digest is None:
-            path = cache_dir / "analysis" / rel
-            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+            path = inside(cache_dir / "analysis", rel)
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path and path.is_file() else "missing"
         parts.append(f"{rel}={digest}")
     return parts
 
@@ -188,11 +229,12 @@ def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articl
     manifest = _read(manifest_path)
     fv_path = Path(cache_dir) / "featureviz" / "manifest.json"
     fv_manifest = _read(fv_path) if fv_path.is_file() else []
+    fv_manifest = [e for e in fv_manifest if isinstance(e, dict)] if isinstance(fv_manifest, list) else []
     listed = []
     before = sitedir.recorded(cache_dir, previous, "models") if use_cache else None
     before = before if isinstance(before, dict) else {}
     kept, common = {}, None
-    for name, model in sorted(manifest.get("models", {}).items()):
+    for name, model in sorted(_models(manifest, manifest_path).items()):
         if not model.get("tensors"):
             continue
         slug = model_slug(name)

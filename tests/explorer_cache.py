@@ -56,6 +56,7 @@ def make_cache(cache: Path, seed: int = 0) -> dict[str, dict]:
                     "context": [{"file": "tinynet/context-0.json", "tensor": "conv2"}],
                     "featured_nmf": ["conv2"], "featured_banding": ["conv3"], "first_layer": None}}}
     jsonio.write_json(root / "manifest.json", manifest)
+    relist(cache)
     fv = []
     for ch in FV_CHANNELS:
         rel = f"tinynet/vw_block_1/c{ch:04d}.png"  # block 1 is conv2: the marker names it, as the analysis does
@@ -64,3 +65,15 @@ def make_cache(cache: Path, seed: int = 0) -> dict[str, dict]:
         fv.append({"model": "tinynet", "layer": "vw_block_1", "channel": ch, "image": rel})
     (cache / "featureviz" / "manifest.json").write_text(json.dumps(fv), encoding="utf-8")
     return records
+
+
+def relist(cache: Path) -> None:
+    """List every file of ``cache/analysis/`` with its sha256 in the manifest, as analysis.pipeline does after a run
+    (the build checks a manifest's model entries against this list: analysis.fingerprint.model_entry_ok)."""
+    from analysis import jsonio
+
+    root = cache / "analysis"
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["files"] = [{"path": p.relative_to(root).as_posix(), "sha256": jsonio.sha256_file(p)}
+                         for p in sorted(root.rglob("*")) if p.is_file() and p.name != "manifest.json"]
+    jsonio.write_json(root / "manifest.json", manifest)

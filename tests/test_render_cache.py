@@ -204,18 +204,22 @@ def test_an_article_is_rendered_again_when_an_analysis_file_it_read_changed(tmp_
 
 
 def test_converted_formulas_come_from_the_cache_without_importing_latex2mathml(tmp_path):
-    """A fresh interpreter with the formulas in the render cache converts nothing (latex2mathml is not imported)
-    and returns the same MathML; a new formula is converted and kept."""
+    """A fresh interpreter with the formulas in the render cache converts nothing (no worker process is started to
+    import latex2mathml) and returns the same MathML; a new formula is converted (in the worker: never in the build
+    itself, which does not import latex2mathml at all) and kept."""
     import subprocess
     import sys
 
     script = (
-        "import sys; from pathlib import Path; from article import mathml\n"
+        "import sys; from pathlib import Path; from article import mathml; from analysis import deadline\n"
+        "started, start = [], deadline.Worker._start\n"
+        "deadline.Worker._start = lambda self: (started.append(1), start(self))[1]\n"
         "mathml.use_cache(Path(sys.argv[1]))\n"
         "out = [mathml.tex_to_mathml(t, d) for t, d in [('W^+ = \\\\max(W, 0)', False), ('\\\\sum_i x_i', True)]"
         " + [(a, False) for a in sys.argv[2:]]]\n"
         "mathml.save()\n"
-        "print(repr(out)); print('latex2mathml.converter' in sys.modules)\n")
+        "assert 'latex2mathml' not in sys.modules\n"
+        "print(repr(out)); print(bool(started))\n")
     repo = Path(__file__).resolve().parents[1]
 
     def run(*args: str) -> list[str]:

@@ -21,7 +21,7 @@ import numpy as np
 from torch import nn
 
 from analysis import jsonio
-from analysis.paths import safe_component
+from analysis.paths import inside, safe_component
 from analysis.pictures import png_bytes  # noqa: F401  (part of this package's API)
 from analysis.errors import AnalysisError
 from analysis.cache import Entry
@@ -170,9 +170,16 @@ def read_manifest(root: Path) -> list[dict]:
     if not path.exists():
         return []
     data = jsonio.read_json(path)
-    if not isinstance(data, list) or not all(isinstance(e, dict) and "channel" in e for e in data):
+    if not isinstance(data, list) or not all(_valid(e, Path(root)) for e in data):
         raise AnalysisError(f"{path}: corrupt feature-visualization manifest (delete it to rebuild)")
     return data
+
+
+def _valid(e: Any, root: Path) -> bool:
+    """An entry of the shape _entry writes whose image lies inside the featureviz folder (analysis.paths.inside)."""
+    return (isinstance(e, dict) and isinstance(e.get("model"), str) and isinstance(e.get("layer"), str)
+            and type(e.get("channel")) is int and isinstance(e.get("sha256"), str)
+            and inside(root, e.get("image")) is not None)
 
 
 def update_manifest(root: Path, new_entries: list[dict]) -> list[dict]:

@@ -25,6 +25,8 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Any, Callable
 
+from analysis.paths import inside
+
 from .. import theme as site_theme
 from ..errors import BuildError
 
@@ -63,8 +65,12 @@ class FigureContext:
     reads: dict[str, str] = field(default_factory=dict)  # relpath -> sha256, for the render cache
 
     def load_json(self, relpath: str) -> Any:
-        """Read analysis JSON ``cache_dir/relpath``; missing or corrupt files are BuildErrors."""
-        file = self.cache_dir / relpath
+        """Read analysis JSON ``cache_dir/relpath``; missing or corrupt files are BuildErrors, and so is a path
+        (read from a cache record) that leads out of the cache folder."""
+        file = inside(self.cache_dir, relpath)
+        if file is None:
+            raise self.error(f"analysis file path {str(relpath)[:200]!r} leads out of the cache folder "
+                             f"{self.cache_dir}; run `python build.py --clean`")
         try:
             raw = file.read_bytes()
         except FileNotFoundError:
