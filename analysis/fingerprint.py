@@ -1,7 +1,7 @@
 """Torch-free freshness check for the analysis cache.
 
 A content-only rebuild must not import torch (about 2 s). The build computes this fingerprint from everything the
-analyses depend on (their source code, their config, the *content* (sha256) of every weights file and factory module
+analyses depend on (their code: the code key of analysis.pipeline, analysis/codekey.py; their config, the *content* (sha256) of every weights file and factory module
 they read) and skips the whole analysis stage when the cache manifest carries the same fingerprint and all its files are
 intact. No absolute paths and no mtimes in the fingerprint: a copied or freshly cloned project is fresh, and a weights
 file replaced by another of the same size and mtime is not.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import time
 from pathlib import Path
@@ -27,16 +28,6 @@ from analysis import paths, tv_weights
 from analysis.factories import top_module
 from analysis.jsonio import read_json, sha256_file, write_bytes_atomic
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def source_hash() -> str:
-    """Hash of every .py file of the analysis package: changing an algorithm invalidates the cache."""
-    h = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        h.update(str(path.relative_to(PACKAGE_DIR)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 def factory_code(factory: str, search_path: str | None) -> list[Path]:
@@ -81,8 +72,11 @@ def fingerprint(config: dict, extra_files: Iterable[Path] = (), root: Path | Non
     absolute paths: see article.analysis_stage); `extra_files` are hashed by content and named relative to `root`.
     The zoo's weights count only when a configured model reads them."""
     models = config.get("models") or []
+    from analysis.codekey import code_key
+
     parts = {
-        "source": source_hash(),
+        # The pipeline's import closure: every module it runs, by content, and its libraries' versions.
+        "source": code_key("analysis.pipeline", cache_dir=memo.path.parent if memo is not None else None),
         "config": config,
         "efficientnet": _content(paths.efficientnet_lite0_file(), memo) if "efficientnet-lite0" in models else None,
         # A torchvision-layout model's file counts only when a configured model reads it.
@@ -150,7 +144,11 @@ def model_entry_ok(name: object, entry: object, listed: set[str]) -> bool:
     the wrong shape on every build."""
     if not isinstance(name, str) or not isinstance(entry, dict):
         return False
-    folder = paths.safe_component(name)
+    # Its live folder: <safe name>/<model key> (analysis.spec.Workspace.model_dir), never anyone else's.
+    folder = entry.get("folder")
+    if not isinstance(folder, str) or re.fullmatch(re.escape(paths.safe_component(name)) + r"/[0-9a-f]{16}",
+                                                   folder) is None:
+        return False
     expected: list[tuple[object, str]] = []
     tensors, context = entry.get("tensors"), entry.get("context") or []
     if not isinstance(tensors, list) or not isinstance(context, list):

@@ -18,7 +18,7 @@ def first_layer(s: Subject, ws: Workspace) -> dict | None:
     weight = weight_of(s.model, layer)
     if weight.shape[1] not in (1, 3):
         return None
-    cache = Entry(ws.root / s.folder / "first-layer.json", entry_key(s.info["weights_sha256"], "first-shared", layer))
+    cache = Entry(ws.model_dir(s) / "first-layer.json", entry_key(__name__, s.info["weights_sha256"], "first", layer))
     if cache.get(picture=True) is None:
         # One scale for the model by default (a weak filter looks weak); each filter's own scale one click away.
         rgb = first_layer_rgb(weight, scaling="shared")

@@ -16,8 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis import jsonio
-from analysis.cache import entry_key
-from analysis.context_stage import _nmf_arrays, _quality
+from analysis.context_stage import _nmf_arrays, _quality, featureviz_key
 from analysis.spec import Subject, Workspace
 from analysis.tensor_report import SCHEMA
 from analysis.tensor_stage import tensor_path
@@ -43,7 +42,7 @@ class _Renderer:
         quality = _quality(s.recipe.featureviz, ws.featureviz)
         quality["size"] = min(int(quality.get("size", 64)), max(32, int(s.recipe.image_size)))
         self.quality = quality
-        self.key = entry_key(s.info["weights_sha256"], "blocks", jsonio.dumps(s.recipe.blocks_json()))
+        self.key = featureviz_key(s)
         self.net, self.channels_in = s.recipe.network(s.model), int(s.info.get("input_channels", 3))
         self.images: dict[str, dict[str, str]] = {}
         self.factors: dict[str, dict[str, list[str]]] = {}
@@ -105,7 +104,7 @@ def neuron_featureviz(s: Subject, ws: Workspace, featured: list[str]) -> dict | 
     rendered = f"; budget per model: {ws.budget.describe()}, {ws.budget.rendered} rendered now" if budgeted else ""
     ws.log(f"{s.name}: feature visualizations of {listed} neuron(s) in {len(r.images)} layer(s) and of the NMF "
            f"factors of {factors} neuron(s){rendered}")
-    path = ws.root / s.folder / "neurons-featureviz.json"
+    path = ws.model_dir(s) / "neurons-featureviz.json"
     jsonio.write_json(path, {"schema": SCHEMA, "model": s.name, "quality": r.quality, "layers": r.images,
                              "factors": r.factors})
     return {"file": str(path.relative_to(ws.root)), "count": listed}

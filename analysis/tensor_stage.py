@@ -55,7 +55,8 @@ def shown_tensor(model, job: recipes.TensorJob, recipe: recipes.Recipe,
         try:
             total, at = expand(input_size=recipe.image_size)
         except AnalysisError:
-            raise searched from None
+            # Which tensor, and its hooks: a block boundary that is not a [B, C, H, W] map points at the blocks.
+            raise AnalysisError(f"expanded weights {job.id} (hooks {lower} -> {upper}): {searched}") from searched
     if at is None:  # none looked for (a projection or no skip), or none in the numbers (an untraced model's)
         return total, {"identity": skips.NONE if check else verdict}
     idx = np.arange(total.shape[0])
@@ -63,13 +64,8 @@ def shown_tensor(model, job: recipes.TensorJob, recipe: recipes.Recipe,
     return total, {"identity": "removed", "identity_at": [int(at[0]), int(at[1])]}
 
 
-# In every tensor record's key: a record from before residual skips were separated holds the total, never served as
-# the block's own weights.
-SKIP_RULE = "identity skip removed"
-
-
 def tensor_path(s: Subject, ws: Workspace, tensor_id: str):
-    return ws.root / s.folder / "tensors" / f"{safe_component(tensor_id)}.json"
+    return ws.model_dir(s) / "tensors" / f"{safe_component(tensor_id)}.json"
 
 
 def _compute(model, job: recipes.TensorJob, recipe: recipes.Recipe, init: np.ndarray | None, device: str) -> dict:
@@ -102,7 +98,7 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
     todo, entries = [], []
     for job in s.recipe.tensors:
         path = tensor_path(s, ws, job.id)
-        cache = Entry(path, entry_key(weights_sha, "tensor", SKIP_RULE, job.id))
+        cache = Entry(path, entry_key(__name__, weights_sha, "tensor", job.id))
         entry = {"id": job.id, "layer": job.layer, "source": job.source, "label": job.label, "kind": job.kind,
                  "file": str(path.relative_to(ws.root))}
         entries.append(entry)

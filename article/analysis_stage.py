@@ -90,6 +90,26 @@ def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None, yam
     return cfg
 
 
+# What `--clean` deletes: everything the build computed, so that every analysis and every render is made again,
+# except the banding lab's trained weights (analysis.models.lab.LAB_SUBDIR: minutes of training, reused when intact,
+# as README says). Named one by one, not "all but": a --cache-dir may hold other things.
+DERIVED = ("analysis", "featureviz", "render")  # and the two memos of file digests and parsed imports
+
+
+def clean(cache_dir: Path) -> None:
+    """Delete what ``--clean`` recomputes (``DERIVED`` and the memos) from the cache folder."""
+    import shutil
+
+    from analysis import codekey, fingerprint
+
+    for name in (*DERIVED, fingerprint.MEMO_NAME, codekey.MEMO_NAME):
+        path = Path(cache_dir) / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
 HOW = frozenset({"n_jobs", *RUNTIME})  # how and where the analyses run, never their results: not in the fingerprint
 
 
@@ -145,7 +165,7 @@ def analysis_state(root: Path, config: SiteConfig, cache_dir: Path, jobs: int | 
     return "fresh" if _is_fresh(root, cfg, cache_dir)[0] else "stale"
 
 
-def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress: bool = True,
+def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress: bool = True, debug: bool = False,
                     force: bool = False, jobs: int | None = None, yaml_cache: Path | None = None,
                     **runtime: str | None) -> str:
     """Run the analyses when their inputs changed; return 'fresh', 'computed' or 'none'. jobs: parallel analysis
@@ -192,7 +212,7 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
                           featureviz=dict(cfg["featureviz"]), lab=dict(cfg["lab"]), fingerprint=fp,
                           featureviz_budget=cfg["featureviz_budget"] if cfg["featureviz_budget"] == "all"
                           else dict(cfg["featureviz_budget"]), backend=cfg["backend"],
-                          scheduler=cfg["scheduler"], device=cfg["device"])
+                          scheduler=cfg["scheduler"], device=cfg["device"], debug=debug)
     if progress and cfg["byo"]:  # user code runs next: say what the build is waiting for if it takes long
         print("analysis: importing and calling bring-your-own factories "
               + ", ".join(f"{m['factory']} ('{m['name']}')" for m in cfg["byo"])
@@ -203,7 +223,7 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
     try:
         worker.call(_analyse, acfg, progress)
     except AnalysisError as exc:
-        raise _attributed(exc, root, cfg["byo"]) from None
+        raise _attributed(exc, root, cfg["byo"]) from exc  # --debug's traceback shows the chain of causes
     except SystemExit as exc:  # user code (a bring-your-own model's forward()) called sys.exit(): not a success
         if not cfg["byo"]:
             raise

@@ -2,8 +2,9 @@
 render the others again.
 
 The key holds everything ``pipeline.render_article`` reads besides the analysis cache: every file of the article's
-folder and its bibliography, the site config, the code of article/ and analysis/ and the versions of the Markdown and
-template libraries. What it read from the analysis cache is stored beside the value (path -> sha256, as the figure
+folder and its bibliography, the site config, and the code key of the render pipeline and of every figure module
+(analysis/codekey.py: their import closures by content, with the versions of the Markdown, template, chart and image
+libraries they import). What it read from the analysis cache is stored beside the value (path -> sha256, as the figure
 cache does) and checked against this build's verified digests on every hit. Only data is stored (JSON + the files in
 a zip), never code. The figure files (megabytes of chart data) live in an entry of their own named by their digests
 (fileset.py), so an edit of the prose stores the record again, not the unchanged files, and a hit reads them only when
@@ -26,28 +27,20 @@ from .errors import BuildError
 from .fileset import FileSet
 from .markup import TocEntry
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-
-
-def code() -> list[str | bytes]:
+def code(cache_dir: Path | None = None) -> list[str | bytes]:
     """The code and library part of every article's key, as one digest: computed once per build (``entry``'s
-    ``code``), so three articles do not hash the same ~80 source files three times."""
-    parts: list[str | bytes] = []
-    for package in ("article", "analysis"):
-        for f in sorted((PACKAGE_ROOT / package).rglob("*.py")):
-            parts += [f.relative_to(PACKAGE_ROOT).as_posix(), f.read_bytes()]
-    import jinja2
-    import markdown
-    import pygments
-    import pymdownx
+    ``code``). Figure modules are imported by name at build start (registry.discover), not by an import statement,
+    so they are named here."""
+    from analysis.codekey import code_key
 
-    parts += [str(getattr(m, "__version__", m.__file__)) for m in (jinja2, markdown, pygments, pymdownx)]
-    parts.append(cache.library_stamp("latex2mathml"))
-    return [cache.key(parts)]
+    from .figures import registry
+
+    figures = sorted({fn.__module__ for fn in [*registry.FIGURES.values(), *registry.DATA.values()]})
+    return [code_key("article.pipeline", *figures, cache_dir=cache_dir)]
 
 
 def entry(a: Any, config: Any, cache_dir: Path, code_parts: list[str | bytes] | None = None) -> Path:
-    parts: list[str | bytes] = [*(code() if code_parts is None else code_parts), repr(config), a.slug]
+    parts: list[str | bytes] = [*(code(cache_dir) if code_parts is None else code_parts), repr(config), a.slug]
     memo = DigestMemo(cache_dir / "render" / f"digests-{a.slug}.json")
     try:
         parts += folder_parts(a.folder, memo)

@@ -128,10 +128,10 @@ def _parse_yaml(yaml_text: str, path: Path) -> tuple[dict[str, int], Any]:
         raise BuildError(f"front matter field '{key}' is not a valid date: {exc}", path,
                          line + 1 if line else None) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        line = yamlsafe.mistake_line(exc)
         problem = getattr(exc, "problem", None) or str(exc)
         raise BuildError(f"malformed YAML front matter: {problem}", path,
-                         mark.line + 2 if mark else 1) from None
+                         line + 2 if line is not None else 1) from None
 
 
 # Bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): text that displays in another

@@ -16,41 +16,13 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from analysis.paths import inside, safe_component
+from analysis.codekey import code_key
+from analysis.paths import inside
 
 from . import cache, sitedir, theme
 from . import explorer_data as xd
 from .errors import BuildError
-
-
-
-def model_slug(name: str) -> str:
-    """A model's folder under models/: the analysis cache's one safe-name rule (analysis.paths.safe_component)."""
-    return safe_component(name)
-
-
-def explorer_href(model: str, tensor: str | None = None, neuron: int | None = None, root: str = "../") -> str:
-    """Link from a page ``root`` below the site root to a model page, its layer, or one neuron of that layer."""
-    href = f"{root}models/{model_slug(model)}/index.html"
-    if tensor is not None:
-        href += "#" + fragment(tensor) + (f"/{int(neuron)}" if neuron is not None else "")
-    return href
-
-
-def follow_selection(select: str, field: str, targets: dict[str, dict], param: str | None = None) -> dict:
-    """A chart's `usermeta` telling figures.js to keep its "in the weight explorer" link on the reader's neuron.
-
-    select/field: the Vega-Lite point selection and the field that holds the neuron (its leading integer: a
-    context pair "12-3" is output neuron 12). param: a parameter whose value picks the target (the NMF explorer's
-    layer), else the target is "". targets: value -> {href: explorer_href(model, tensor), text: the link's text
-    with "{n}" for the neuron, neurons: how many (optional)}; the link followed is the figure's link to the target's page.
-    """
-    return {"vwExplorer": {"select": select, "field": field, "param": param, "targets": targets}}
-
-
-def fragment(tensor: str) -> str:
-    """A tensor id as a URL fragment: '>' is percent-encoded (browsers do it anyway), the rest reads as written."""
-    return tensor.replace("%", "%25").replace(">", "%3E").replace(" ", "%20").replace('"', "%22")
+from .explorer_links import explorer_href, follow_selection, fragment, model_slug  # noqa: F401  (this stage's API)
 
 
 def _read(path: Path) -> Any:
@@ -110,6 +82,14 @@ def _users(articles: list, name: str, slug: str) -> list[dict[str, str]]:
     return out
 
 
+def _site_name(rel: str, name: str, model: dict) -> str:
+    """A cached picture's name in the site without the folder of the model key it was computed for (the analysis
+    keeps one per key): a reader's URL does not change with the cache's layout."""
+    folder = model.get("folder")
+    prefix = f"analysis/{folder}/" if isinstance(folder, str) else None
+    return f"analysis/{name}/" + rel[len(prefix):] if prefix and rel.startswith(prefix) else rel
+
+
 def reads_from(entries: list[dict], entry: dict) -> str | None:
     """The tensor whose output neurons ``entry``'s inputs are: the one ending at its source (a block's output, after
     the skip and activation) before a conv kernel inside that block that also feeds it."""
@@ -158,7 +138,7 @@ def _model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict
                     data = _image(cache_dir, rel)
                     if data is None or ch >= payload["n"]:
                         continue
-                    target = "img/" + rel.replace("/", "_")
+                    target = "img/" + _site_name(rel, name, model).replace("/", "_")
                     files[target] = data
                     kept.append(target if key == "fv" else {**item, "image": target})
                 if kept:
@@ -175,11 +155,13 @@ def _model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict
     return rows, files
 
 
-def _key_parts(name: str, model: dict, manifest: dict, fv_manifest: list[dict], cache_dir: Path) -> list[str | bytes]:
-    """Everything a model's explorer files depend on: this code, its manifest entry, the bytes of the records it
-    reads (by the hashes the analysis listed, else read here) and its feature visualizations."""
+def _key_parts(name: str, model: dict, manifest: dict, fv_manifest: list[dict], cache_dir: Path,
+               code: str | None = None) -> list[str | bytes]:
+    """Everything a model's explorer files depend on: this code (the code key of this module: its import closure,
+    analysis/codekey.py; ``code`` when the caller has it), its manifest entry, the bytes of the records it reads (by
+    the hashes the analysis listed, else read here) and its feature visualizations."""
     listed = {f["path"]: f["sha256"] for f in manifest.get("files", [])}
-    parts: list[str | bytes] = [Path(__file__).read_bytes(), Path(xd.__file__).read_bytes(),
+    parts: list[str | bytes] = [code or code_key(__name__, cache_dir=cache_dir),
                                 json.dumps([name, model, [e for e in fv_manifest if e.get("model") == name]],
                                            sort_keys=True)]
     listing = [model["neuron_featureviz"]["file"]] if model.get("neuron_featureviz") else []
@@ -233,13 +215,13 @@ def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articl
     listed = []
     before = sitedir.recorded(cache_dir, previous, "models") if use_cache else None
     before = before if isinstance(before, dict) else {}
-    kept, common = {}, None
+    kept, common, code = {}, None, code_key(__name__, cache_dir=cache_dir)
     for name, model in sorted(_models(manifest, manifest_path).items()):
         if not model.get("tensors"):
             continue
         slug = model_slug(name)
         users = _users(articles, name, slug)
-        parts = _key_parts(name, model, manifest, fv_manifest, Path(cache_dir))
+        parts = _key_parts(name, model, manifest, fv_manifest, Path(cache_dir), code)
         common = common if common is not None else [*page_parts(env, config), json.dumps(list(theme.DIVERGING))]
         key = cache.key([cache.key(parts), *common, json.dumps(users, sort_keys=True)])
         old = before.get(slug)

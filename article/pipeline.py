@@ -6,6 +6,7 @@ no timestamps (dates come from front matter), no random ids, canonical JSON.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from analysis import deadline
 
 from . import (article_cache, body_segments, cache, citation, figrender, figure_cache, fileset, limits, linkcheck,
                mathml, model_pages, social)
+from . import reads as reads_module
 from .bibliography import Citations, load_bibliography
 from .config import SiteConfig, load_config
 from .errors import BuildError
@@ -114,8 +116,12 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
 
     def decode(raw: bytes) -> tuple[dict, dict[str, str], Path]:
         record, named, stored = article_cache.load(raw, cache_dir, a.slug)
-        if not figure_cache.still_valid(record["reads"], cache_dir, verified):
+        sources = figure_cache.sources(cache_dir, verified, a.source.meta.raw, config.raw)
+        if not figure_cache.still_valid(record["reads"], cache_dir, verified, sources):
             raise ValueError("an analysis file the article read has changed")
+        now = reads_module.rebased(record["reads"], sources.whole)
+        if now != record["reads"]:  # valid part by part: stored with today's digests (the quick check next time)
+            cache.store(entry, json.dumps({**json.loads(raw), "reads": now}, sort_keys=True).encode())
         return record, named, stored
 
     hit = cache.load(entry, decode)
@@ -236,7 +242,7 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
     try:
         with stage("render") as note:
             mathml.use_cache(None if debug else cache_dir)
-            code = article_cache.code() if not debug else None  # the same for every article's key
+            code = article_cache.code(cache_dir) if not debug else None  # the same for every article's key
             # One worker process for the author's text, if any; closed before the rest of the build, so the pages
             # it shares with this process stop being copied on every write (~5 ms of a content-only rebuild).
             with deadline.session():

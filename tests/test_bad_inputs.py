@@ -7,7 +7,7 @@ exit code != 0, stderr is one line `error: <file>[:<line>]: ...`, no traceback, 
 Render errors use the sample article (no analysis); model errors a tiny bring-your-own article (2 convs,
 2-step feature visualizations) so a failing analysis costs a torch import, not a training run.
 
-Cases tried (keep this count current; bench/README.md "Hardening cases" repeats it): CASES has 129 rows, 46 from
+Cases tried (keep this count current; bench/README.md "Hardening cases" repeats it): CASES has 133 rows (2 from issue 22: image_size against the network), 46 from
 round one and 83 from round two (issue 10: data loss 30, code execution and injection 12, crashes, hangs and unclear
 messages 41, neighbours included). Round two also adds 17 checks below the table (inputs that must now simply work:
 BOM, old placeholder text, 5 damaged render/bib cache entries; torch-free: 5 damaged manifests, disk full, factory
@@ -107,8 +107,8 @@ def tiny_state() -> dict:
 # Each mutation breaks one thing in its world and returns the regex the error line must match after "error: ".
 
 def fm_malformed_yaml(c: Ctx) -> str:
-    edit(c.sample, "title: A Sample Article", "title: [A Sample Article")
-    return at(c.sample)
+    line = edit(c.sample, "title: A Sample Article", "title: [A Sample Article")
+    return at(c.sample, line) + "malformed YAML front matter"  # the unclosed bracket's line, not the next one
 
 
 def fm_missing_field(c: Ctx) -> str:
@@ -236,7 +236,7 @@ def template_syntax_error(c: Ctx) -> str:
 def site_yml_malformed(c: Ctx) -> str:
     path = c.root / "site.yml"
     path.write_text("title: [Hardening\ndescription: x\n", encoding="utf-8")
-    return at(path) + ".*YAML"
+    return at(path, 1) + ".*YAML"
 
 
 def site_yml_missing(c: Ctx) -> str:
@@ -374,6 +374,22 @@ def model_forward_fails(c: Ctx) -> str:
     line = edit(c.tiny / "tinynet.py", "        x = torch.relu(self.conv1(x))\n",
                 "        raise RuntimeError('forward is broken')\n")
     return at(c.tiny / "index.md", 7) + f".*{re.escape(str(c.tiny / 'tinynet.py'))}:{line}:.*forward is broken"
+
+
+def image_size_too_small(c: Ctx) -> str:
+    """conv2 sees the 16x16 image pooled to 2x2 and has no padding: smaller than its 3x3 kernel (issue 22)."""
+    edit(c.tiny / "tinynet.py", "self.conv2 = nn.Conv2d(width, width, 3, padding=1)",
+         "self.conv2 = nn.Conv2d(width, width, 3, padding=0)")
+    edit(c.tiny / "tinynet.py", "x = torch.relu(self.conv2(x))", "x = torch.relu(self.conv2(torch.max_pool2d(x, 8)))")
+    return (at(c.tiny / "index.md", 7) + r"front matter model 'tinynet': image_size 16: conv2 gets a 2x2 input, "
+            r"smaller than its 3x3 kernel; the network needs larger images$")
+
+
+def image_size_forward_fails(c: Ctx) -> str:
+    """A head that fits one image size only: the forward fails at the declared one, though every conv runs."""
+    line = edit(c.tiny / "tinynet.py", "return self.head(x.mean(dim=(2, 3)))", "return self.head(x.flatten(1))")
+    return (at(c.tiny / "index.md", 7) + r"front matter model 'tinynet': image_size 16: the model's forward\(\) "
+            rf"fails on a 1x3x16x16 input: .*tinynet.py:{line}: RuntimeError: ")  # then torch's own words
 
 
 # -- recipes in front matter: a typo is reported at the line of the field that holds it
@@ -1036,6 +1052,7 @@ CASES = [Case("render", f) for f in (
     factory_shadows_stdlib, factory_reexported_module, factory_reexported_callable, factory_returns_not_a_module,
     factories_not_a_list, models_mixed_key_types, weights_expanded_view, weights_fifo, weights_folder,
     factory_never_returns, recipe_unknown_field, recipe_layer_name_typo, recipe_neuron_out_of_range,
+    image_size_too_small, image_size_forward_fails,
 )] + [Case("model", model_forward_fails)] + [Case("render", f) for f in (
     jinja_constant_folding, markdown_quadratic_brackets, fm_bidi_in_title, fm_bidi_in_author,
     heading_takes_a_page_id, article_folder_huge_sparse_file,
@@ -1177,8 +1194,8 @@ def test_corrupt_cache_entry_is_recomputed(worlds, tmp_path):
     manifest = cache / "analysis" / "manifest.json"
     fingerprint = json.loads(manifest.read_text(encoding="utf-8"))["fingerprint"]
     assert manifest_is_fresh(manifest, fingerprint)
-    first_layer = cache / "analysis" / "tinynet" / "first-layer.json"
-    tensor = cache / "analysis" / "tinynet" / "tensors" / "conv1.json"
+    folder = cache / "analysis" / json.loads(manifest.read_text(encoding="utf-8"))["models"]["tinynet"]["folder"]
+    first_layer, tensor = folder / "first-layer.json", folder / "tensors" / "conv1.json"
     good = first_layer.read_bytes(), tensor.read_bytes()
     first_layer.write_bytes(good[0][: len(good[0]) // 2])  # truncated JSON
     tensor.write_bytes(b"\x00garbage")

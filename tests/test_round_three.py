@@ -114,22 +114,26 @@ def test_a_manifest_entry_pointing_at_another_record_is_stale(tmp_path):
     record outside the model's folder, or an unlisted file make the analysis stale: it is recomputed and rewritten."""
     from analysis.fingerprint import manifest_is_fresh
 
-    files = ["tinynet/tensors/conv1.json", "tinynet/first-layer.json", "tinynet/first-layer.png",
-             "tinynet/context-0.json", "other/tensors/conv1.json"]
-    good = {"tensors": [{"id": "conv1", "file": "tinynet/tensors/conv1.json"}],
-            "first_layer": {"file": "tinynet/first-layer.json", "image": "tinynet/first-layer.png"},
-            "context": [{"file": "tinynet/context-0.json"}]}
+    t = "tinynet/0123456789abcdef"  # <safe name>/<model key>: analysis.spec.Workspace.model_dir
+    files = [f"{t}/tensors/conv1.json", f"{t}/first-layer.json", f"{t}/first-layer.png", f"{t}/context-0.json",
+             "other/0123456789abcdef/tensors/conv1.json"]
+    good = {"folder": t, "tensors": [{"id": "conv1", "file": f"{t}/tensors/conv1.json"}],
+            "first_layer": {"file": f"{t}/first-layer.json", "image": f"{t}/first-layer.png"},
+            "context": [{"file": f"{t}/context-0.json"}]}
     assert manifest_is_fresh(_manifest(tmp_path / "good", good, files), "f")
-    for bad in ({**good, "tensors": [{"id": "conv1", "file": "tinynet/first-layer.json"}]},
-                {**good, "tensors": [{"id": "conv1", "file": "other/tensors/conv1.json"}]},
+    for bad in ({**good, "tensors": [{"id": "conv1", "file": f"{t}/first-layer.json"}]},
+                {**good, "tensors": [{"id": "conv1", "file": "other/0123456789abcdef/tensors/conv1.json"}]},
                 {**good, "tensors": [{"id": "conv1", "file": "/etc/passwd"}]},
-                {**good, "first_layer": {"file": "tinynet/first-layer.json", "image": "../../etc/passwd"}},
-                {**good, "context": [{"file": "tinynet/tensors/conv1.json"}]},
+                {**good, "first_layer": {"file": f"{t}/first-layer.json", "image": "../../etc/passwd"}},
+                {**good, "context": [{"file": f"{t}/tensors/conv1.json"}]},
+                {**good, "folder": "other/0123456789abcdef", "tensors": [
+                    {"id": "conv1", "file": "other/0123456789abcdef/tensors/conv1.json"}]},
+                {**good, "folder": "tinynet/../other"},
                 {**good, "tensors": "all"}):
         assert not manifest_is_fresh(_manifest(tmp_path / str(len(str(bad))), bad, files), "f"), bad
     unlisted = _manifest(tmp_path / "unlisted", good, files[1:])
-    (unlisted.parent / "tinynet" / "tensors").mkdir(parents=True, exist_ok=True)
-    (unlisted.parent / "tinynet" / "tensors" / "conv1.json").write_text("{}")
+    (unlisted.parent / t / "tensors").mkdir(parents=True, exist_ok=True)
+    (unlisted.parent / t / "tensors" / "conv1.json").write_text("{}")
     assert not manifest_is_fresh(unlisted, "f")
 
 
@@ -485,7 +489,7 @@ def test_a_model_named_with_parent_folders_is_analysed_inside_the_cache(tiny_wor
     assert sorted(os.listdir(victim)) == ["first-layer.json"]
     for folder, before in outside.items():
         assert tree_files(folder) == before, tree_diff(before, tree_files(folder))
-    assert (world / "cache" / "analysis" / "_.._.._victimdir" / "first-layer.json").is_file()
+    assert list((world / "cache" / "analysis" / "_.._.._victimdir").glob("*/first-layer.json"))  # <name>/<model key>/
     assert (world / "site" / "models" / "_.._.._victimdir" / "index.html").is_file()
     assert sorted(os.listdir(world)) == ["cache", "root", "site"]
 

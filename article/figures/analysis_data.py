@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ MANIFEST = f"{ROOT}/manifest.json"
 NEUTRAL = "#9467bd"  # a model the analysis gave no colour
 
 
-def manifest(ctx: FigureContext) -> dict[str, Any]:
-    return ctx.load_json(MANIFEST)
+def manifest(ctx: FigureContext) -> Mapping[str, Any]:
+    """The analysis manifest; a figure reads it part by part (its cache entry depends on the models it reads, not
+    on every model: article/reads.py), prose data hooks whole."""
+    return ctx.load_parts(MANIFEST) if ctx.figure_id else ctx.load_json(MANIFEST)
 
 
 def required(ctx: FigureContext, params: dict[str, str], name: str) -> str:

@@ -38,6 +38,8 @@ def banding_gallery(ctx: FigureContext, params: dict[str, str]) -> Figure:
             last = man["models"][name]["tensors"][-1]
             panels.append((VARIANT_TITLE[variant], ad.analysis_file(ctx, last["file"]), "nmf_delta"))
     for name, entry in man["models"].items():  # a real network's last layer, where its family features one
+        if entry.get("family") == "bring-your-own":
+            continue  # it belongs to the article that declared it (ad.article_models): not read, not drawn here
         t = next((t for t in entry["tensors"] if t["id"] == entry.get("featured_banding")), None)
         if t is not None:
             words = ad.skip_words(t, short=True)

@@ -2,7 +2,9 @@
 edges, a linked enlarged view with dataset examples, and the spatial-position view (Voss et al. 2021)."""
 from __future__ import annotations
 
-from ..model_pages import explorer_href, follow_selection
+from pathlib import PurePosixPath
+
+from ..explorer_links import explorer_href, follow_selection
 from . import analysis_data as ad
 from .registry import Figure, FigureContext, register
 

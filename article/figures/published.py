@@ -34,6 +34,8 @@ def published_banding(ctx: FigureContext, params: dict[str, str]) -> Figure:
             rows.append({"network": names[variant], "group": "this build (layer-pooled score)",
                          "R": ad.r3(stats[key]["mean"]), "source": f"mean of {stats['n']} seeds, W - W_init"})
     for name, entry in man["models"].items():  # every real network's last block (expanded weights)
+        if entry.get("family") == "bring-your-own":
+            continue  # it belongs to the article that declared it (ad.article_models): not read, not drawn here
         blocks = [t for t in entry["tensors"] if t.get("kind") == "block"]
         if blocks and not name.startswith("lab-"):
             rows.append({"network": f"this build: {ad.label(man, name)}, last block",
