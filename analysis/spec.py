@@ -11,6 +11,7 @@ DEFAULT_IMAGE_SIZE = 224  # a bring-your-own model without image_size (said in t
 # Feature-visualization quality. size/steps are the look-vs-cost knobs; see bench/featureviz_cost.py for the measured
 # cost per neuron. Chosen by eye on EfficientNet-Lite0 (_blocks.2/.7/.14) and the trained lab net: 128 steps at lr 0.1
 # look like Lucid's 256 steps at 0.05 for half the cost; 128 steps at 0.05 stay washed out. "high" is Lucid's own.
+FEATUREVIZ_VERSION = 3  # in every feature visualization's cache key; 3: decay 1.75, receptive-field sizes, gray lab
 QUALITY_PRESETS: dict[str, dict[str, Any]] = {
     "draft": {"size": 48, "steps": 64, "lr": 0.1, "seed": 0},
     "default": {"size": 64, "steps": 128, "lr": 0.1, "seed": 0},

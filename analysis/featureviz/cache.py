@@ -25,12 +25,10 @@ from analysis.paths import safe_component
 from analysis.pictures import png_bytes  # noqa: F401  (part of this package's API)
 from analysis.errors import AnalysisError
 from analysis.cache import Entry
-from analysis.spec import DEFAULT_QUALITY, QUALITY_PRESETS
+from analysis.spec import DEFAULT_QUALITY, FEATUREVIZ_VERSION, QUALITY_PRESETS
 
 from .render import visualize, visualize_directions
 from .budget import Budget
-
-FEATUREVIZ_VERSION = 2  # 2: channels-last forward (numerics), lr-0.1 default preset
 
 MANIFEST = "manifest.json"
 
