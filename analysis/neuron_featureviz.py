@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from analysis import jsonio
 from analysis.cache import entry_key
-from analysis.context_stage import _quality
+from analysis.context_stage import _cap, _quality
 from analysis.spec import Subject, Workspace
 from analysis.tensor_report import SCHEMA
 from analysis.tensor_stage import tensor_path
@@ -27,7 +27,7 @@ def neuron_order(report: dict) -> list[int]:
 
 def neuron_featureviz(s: Subject, ws: Workspace) -> dict | None:
     """{"file": <model>/neurons-featureviz.json} listing {layer: {neuron: image}}, or None without a budget."""
-    from analysis.featureviz import cached_visualize
+    from analysis.featureviz import cached_visualize, picture_channels, render_size
 
     if ws.budget is None or ws.budget.count == 0:
         return None
@@ -36,10 +36,11 @@ def neuron_featureviz(s: Subject, ws: Workspace) -> dict | None:
         report = jsonio.read_json(tensor_path(s, ws, job.id))
         if report is not None and job.layer not in orders:
             orders[job.layer] = neuron_order(report)
-    quality = _quality(s.recipe.featureviz, ws.featureviz)
-    quality["size"] = min(int(quality.get("size", 64)), max(32, int(s.recipe.image_size)))
+    quality = _quality(s.recipe.featureviz, ws.featureviz)  # its size caps each layer's (featureviz.canvas)
     fv_key = entry_key(s.info["weights_sha256"], "blocks", jsonio.dumps(s.recipe.blocks_json()))
-    net, channels_in = s.recipe.network(s.model), int(s.info.get("input_channels", 3))
+    net, channels_in = s.recipe.network(s.model), picture_channels(s.info)
+    sizes = {layer: render_size(net, s.recipe.hook(layer), cap=_cap(quality), channels_in=channels_in,
+                                input_size=s.recipe.image_size) for layer in orders}
     images: dict[str, dict[str, str]] = {layer: {} for layer in orders}
     longest = max((len(o) for o in orders.values()), default=0)
     count = ws.budget.count
@@ -51,7 +52,8 @@ def neuron_featureviz(s: Subject, ws: Workspace) -> dict | None:
             chans = order[start:start + step]
             if not chans:
                 continue
-            for e in cached_visualize(net, s.name, fv_key, s.recipe.hook(layer), chans, ws.cache_dir, quality,
+            for e in cached_visualize(net, s.name, fv_key, s.recipe.hook(layer), chans, ws.cache_dir,
+                                      {**quality, "size": sizes[layer]},
                                       channels_in=channels_in, num_threads=ws.n_jobs, device=ws.device,
                                       batch=step, budget=ws.budget):
                 images[layer][str(e["channel"])] = f"featureviz/{e['image']}"
@@ -59,5 +61,5 @@ def neuron_featureviz(s: Subject, ws: Workspace) -> dict | None:
     ws.log(f"{s.name}: {listed} neuron feature visualization(s) in {sum(1 for v in images.values() if v)} of "
            f"{len(images)} layer(s), {ws.budget.rendered} rendered now (budget per model: {ws.budget.describe()})")
     path = ws.root / s.name / "neurons-featureviz.json"
-    jsonio.write_json(path, {"schema": SCHEMA, "model": s.name, "quality": quality, "layers": images})
+    jsonio.write_json(path, {"schema": SCHEMA, "model": s.name, "quality": quality, "sizes": sizes, "layers": images})
     return {"file": str(path.relative_to(ws.root)), "count": sum(map(len, images.values()))}

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from analysis.featureviz import (cached_visualize, cached_visualize_directions, png_bytes,
-                                 read_manifest, resolve_quality, visualize,
+from analysis.featureviz import (cached_visualize, cached_visualize_directions, picture_channels, png_bytes,
+                                 read_manifest, receptive_field, render_size, resolve_quality, visualize,
                                  visualize_directions)
 from analysis.featureviz import cache as fv_cache
 from analysis.featureviz import param, quality, transform
@@ -131,6 +131,57 @@ def test_high_frequency_share_measures_pixel_noise():
     assert quality.high_frequency_share(np.full((8, 8), 0.3)) == 0.0
     white = quality.high_frequency_share(rng.random((64, 64)))
     assert 0.7 < white < 0.85  # the area of the frequency square beyond radius 0.25: 1 - pi/16
+
+
+def test_gray_picture_for_a_model_trained_on_gray_repeated_to_rgb():
+    """The banding lab's nets take RGB but only ever saw gray digits: their pictures are gray (one channel),
+    and the model sees that channel repeated. Issue 20: they were saturated colour pictures."""
+    rgb_net = tiny_net(channels_in=3)
+    imgs = visualize(rgb_net, "conv3", [0, 1], size=SIZE, steps=STEPS, channels_in=1)
+    assert imgs.shape == (2, SIZE, SIZE, 1)
+    seen = np.repeat(imgs, 3, axis=-1)
+    rand = np.repeat(np.random.default_rng(0).random((16, SIZE, SIZE, 1), dtype=np.float32), 3, axis=-1)
+    acts, base = channel_means(rgb_net, "conv3", seen), channel_means(rgb_net, "conv3", rand)
+    assert (acts[[0, 1], [0, 1]] > base[:, :2].max(axis=0)).all()
+    assert picture_channels({"input_channels": 3, "gray_input": True}) == 1
+    assert picture_channels({"input_channels": 1}) == 1 and picture_channels({"input_channels": 3}) == 3
+
+
+def test_render_size_covers_the_receptive_field():
+    net = tiny_net()
+    # 3x3 convs: 3, then 5 (stride 2), then 9 pixels; measured, so the stride comes out too
+    fields = {layer: receptive_field(net, layer) for layer in ("conv1", "conv2", "conv3")}
+    assert [(f.size, f.stride, f.capped) for f in fields.values()] == [(3, 1, False), (5, 2, False), (9, 2, False)]
+    assert render_size(net, "conv3", minimum=8) == 16  # 9 rounded up to a multiple of 8
+    assert render_size(net, "conv3") == 32  # the smallest side drawn
+    deep = nn.Sequential(*[nn.Conv2d(3, 3, 9, padding=4) for _ in range(40)])  # a field of 321 px
+    assert render_size(deep, "39", cap=1000) == 224 and receptive_field(deep, "39", limit=224).capped
+    assert render_size(deep, "39", cap=96) == 96 and render_size(deep, "7") == 72  # 65 px, rounded up
+    assert render_size(deep, "39", input_size=28) == 32  # a digit net: its input size, but at least 32
+
+
+def test_receptive_field_grows_its_probe_and_sees_whole_input_layers():
+    deep = nn.Sequential(*[nn.Conv2d(3, 3, 9, padding=4) for _ in range(12)])  # a field of 97 px
+    small = receptive_field(deep, "11", limit=64)  # asked for at most 64: the 64 px probe is reached
+    assert small.capped and small.probe == 64 and small.size >= 64
+    assert render_size(deep, "11", cap=64) == 64
+    wide = receptive_field(deep, "11", limit=224)  # a larger cap measures again on a larger probe
+    assert (wide.size, wide.capped, wide.probe) == (97, False, 128)
+    assert render_size(deep, "11", cap=224) == 104  # 97 rounded up to a multiple of 8
+    head = nn.Sequential(OrderedDict(conv=nn.Conv2d(3, 4, 3), pool=nn.AdaptiveAvgPool2d(1), flat=nn.Flatten(),
+                                     fc=nn.Linear(4, 2)))
+    assert receptive_field(head, "fc").capped and render_size(head, "fc", cap=96) == 96
+
+
+def test_gray_pictures_are_cached_as_gray_pngs_under_their_own_key(net, tmp_path):
+    rgb = cached_visualize(net, "tiny", "ab" * 32, "conv3", [2], tmp_path, TINY)[0]
+    gray = cached_visualize(net, "tiny", "ab" * 32, "conv3", [2], tmp_path, TINY, channels_in=1)[0]
+    assert gray["image"] != rgb["image"]
+    root = tmp_path / "featureviz"
+    assert Image.open(root / gray["image"]).mode == "L" and Image.open(root / rgb["image"]).mode == "RGB"
+    dirs = np.eye(8, dtype=np.float32)[:1]
+    d = cached_visualize_directions(net, "tiny", "ab" * 32, "conv3", dirs, tmp_path, TINY, channels_in=1)[0]
+    assert Image.open(root / d["image"]).mode == "L"
 
 
 @pytest.mark.parametrize("position", ["mean", "center"])

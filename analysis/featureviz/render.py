@@ -26,9 +26,12 @@ def optimize(model: nn.Module, layer: str, score: ScoreFn, keys: Sequence[int], 
     Returns (images float32 [n, size, size, channels_in] in [0, 1], final scores float32 [n] on the
     untransformed images). On `device` "cuda" a copy of the model runs there; the random streams stay on the CPU,
     so both devices start from the same images (equal within bench/README.md's tolerance).
+    channels_in=1 renders a gray picture; a model whose first conv takes RGB (one trained on gray images repeated
+    to RGB, like the banding lab's) sees it repeated to three channels.
     """
     if channels_in not in (1, 3):
         raise ValueError(f"channels_in must be 1 (gray) or 3 (RGB), got {channels_in}")
+    repeat = model_channels(model, channels_in) // channels_in
     if size < 8 or steps < 0 or batch < 1:
         raise ValueError(f"bad parameters: size={size} steps={steps} batch={batch}")
     decorrelate = channels_in == 3
@@ -48,14 +51,15 @@ def optimize(model: nn.Module, layer: str, score: ScoreFn, keys: Sequence[int], 
                 if robust:
                     img = transform.apply(img, transform.sample_affines(rngs, spec, size).to(device), spec)
                 # channels-last runs oneDNN's convs (depthwise ones especially) 1.1-1.6x faster on CPU
-                img = img.contiguous(memory_format=torch.channels_last)
+                img = img.expand(-1, channels_in * repeat, -1, -1).contiguous(memory_format=torch.channels_last)
                 loss = -score(layer_activations(model, layer, img), chunk).sum()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
             with torch.no_grad():
                 img = param.spectrum_to_image(spectrum, scale, decorrelate)
-                scores.append(score(layer_activations(model, layer, img), chunk).cpu().numpy())
+                seen = img.expand(-1, channels_in * repeat, -1, -1)
+                scores.append(score(layer_activations(model, layer, seen), chunk).cpu().numpy())
             images.append(img.permute(0, 2, 3, 1).cpu().numpy())
     empty = np.zeros((0, size, size, channels_in), np.float32)
     return (np.concatenate(images).astype(np.float32) if images else empty,
@@ -110,8 +114,15 @@ def _on(model: nn.Module, device: str) -> nn.Module:
     return copy.deepcopy(model).to(device)
 
 
+def model_channels(model: nn.Module, channels_in: int) -> int:
+    """Channels the model's input takes: 3 for a gray picture (channels_in=1) whose model's first conv takes RGB
+    (it is repeated), else `channels_in` (the forward pass says so if that is wrong)."""
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return 3 if channels_in == 1 and first is not None and first.in_channels == 3 else channels_in
+
+
 def _layer_width(model: nn.Module, layer: str, size: int, channels_in: int) -> int:
     """Number of channels of `layer`'s output, from one no-grad probe forward pass."""
     with torch.no_grad(), frozen(model):
-        act = layer_activations(model, layer, torch.full((1, channels_in, size, size), 0.5))
+        act = layer_activations(model, layer, torch.full((1, model_channels(model, channels_in), size, size), 0.5))
     return objectives.as_nchw(act).shape[1]
