@@ -160,6 +160,37 @@ def test_render_size_covers_the_receptive_field():
     assert render_size(deep, "39", input_size=28) == 32  # a digit net: its input size, but at least 32
 
 
+def grating_net(period: float) -> nn.Module:
+    """One 9x9 Gabor filter of `period` px (vertical stripes), then ReLU: it cares about scale, in pixels."""
+    y, x = np.mgrid[-4:5, -4:5]
+    k = np.cos(2 * np.pi * x / period) * np.exp(-(x * x + y * y) / 18.0)
+    conv = nn.Conv2d(3, 1, 9, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(np.repeat((k - k.mean())[None, None], 3, axis=1).astype(np.float32)))
+    return nn.Sequential(OrderedDict(conv=conv, relu=nn.ReLU())).eval()
+
+
+def test_view_makes_pictures_work_enlarged_to_the_models_input_size():
+    """A 32 px picture optimised with view=64 also sees itself enlarged 2x (bilinear), as a reader and an ImageNet
+    net at 224 px see a small picture: enlarged, it drives its neuron harder than one optimised at its own scale
+    only (issue 20: those kept 0.4x of Lucent's activation enlarged), and it still works at its own scale."""
+    import torch.nn.functional as F
+
+    net = grating_net(12.0)
+    plain = visualize(net, "relu", [0], size=32, steps=128)
+    viewed = visualize(net, "relu", [0], size=32, steps=128, view=64)
+
+    def act(images, side):
+        x = torch.from_numpy(images).permute(0, 3, 1, 2)
+        x = F.interpolate(x, size=side, mode="bilinear", align_corners=False) if side != 32 else x
+        return channel_means(net, "relu", x.permute(0, 2, 3, 1).numpy())[0, 0]
+
+    assert act(viewed, 64) > 1.1 * act(plain, 64), (act(viewed, 64), act(plain, 64))
+    assert act(viewed, 32) > 0.8 * act(plain, 32), (act(viewed, 32), act(plain, 32))
+    assert np.array_equal(visualize(net, "relu", [0], size=32, steps=2, view=32),
+                          visualize(net, "relu", [0], size=32, steps=2))  # no larger view: the same pictures
+
+
 def test_receptive_field_grows_its_probe_and_sees_whole_input_layers():
     deep = nn.Sequential(*[nn.Conv2d(3, 3, 9, padding=4) for _ in range(12)])  # a field of 97 px
     small = receptive_field(deep, "11", limit=64)  # asked for at most 64: the 64 px probe is reached
