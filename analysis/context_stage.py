@@ -11,7 +11,7 @@ from analysis.cache import Entry, entry_key
 from analysis.errors import AnalysisError
 from analysis.paths import safe_component
 from analysis.pictures import png_bytes
-from analysis.spec import QUALITY_PRESETS, Subject, Workspace
+from analysis.spec import QUALITY_PRESETS, SITE_FEATUREVIZ, Subject, Workspace
 from analysis.tensor_stage import tensor_of, tensor_path
 
 EXAMPLE_SIZE = 64  # dataset-example crops are stored at most this large (page weight)
@@ -32,6 +32,11 @@ def _quality(model_choice: dict | str | None, site: dict) -> dict:
         preset = QUALITY_PRESETS[model_choice]
         return {"size": preset["size"], "steps": preset["steps"]}
     return {**site, **(model_choice or {})}
+
+
+def _cap(quality: dict) -> int:
+    """The largest side a layer's pictures get (featureviz.canvas.render_size covers its receptive field up to it)."""
+    return int(quality.get("size", SITE_FEATUREVIZ["size"]))
 
 
 def _check_neurons(name: str, job: recipes.ContextJob, n_out: int, neurons: tuple[int, ...]) -> list[int]:
@@ -64,9 +69,7 @@ def context(s: Subject, ws: Workspace, photos: list) -> list[dict]:
         if job.neurons:
             outs = _check_neurons(s.name, job, report["shape"][0], job.neurons)
         read = _check_neurons(s.name, job, report["shape"][0], job.read) if job.read else outs[:job.n_read]
-        quality = _quality(s.recipe.featureviz, ws.featureviz)
-        # Small nets see small images: visualize at (about) their own input size, which is also 4x cheaper.
-        quality["size"] = min(int(quality.get("size", 64)), max(32, int(s.recipe.image_size)))
+        quality = _quality(s.recipe.featureviz, ws.featureviz)  # its size caps each layer's (featureviz.canvas)
         cache = Entry(ws.model_dir(s) / f"context-{n}.json",
                       entry_key(__name__, s.info["weights_sha256"], "context", job, outs, ins, sorted(quality.items()),
                                 [p for p, _ in photos], job.n_directions, "read", read, job.read_inputs,
@@ -83,17 +86,20 @@ def context(s: Subject, ws: Workspace, photos: list) -> list[dict]:
 def _record(s: Subject, ws: Workspace, job: recipes.ContextJob, outs: list[int], ins: list[int], quality: dict,
             photos: list, read: list[int], report: dict) -> dict:
     from analysis.examples import dataset_examples
-    from analysis.featureviz import cached_visualize, cached_visualize_directions
+    from analysis.featureviz import cached_visualize, cached_visualize_directions, picture_channels, render_size
 
     name, recipe, channels_in = s.name, s.recipe, int(s.info.get("input_channels", 3))
+    gray_or_rgb = picture_channels(s.info)
     fv_key = featureviz_key(s)
     # Recomputed only on a miss: the tensor report may not hold the full weights (large tensors).
     full = np.asarray(tensor_of(s.model, _job_by_id(recipe, job.tensor), recipe, ws.device), dtype=np.float32)
     net = recipe.network(s.model)
-    fv = {}
+    fv, sized = {}, {}
     for side, layer, chans in (("lower", job.lower, ins), ("upper", job.upper, outs)):
-        entries = cached_visualize(net, name, fv_key, recipe.hook(layer), chans, ws.cache_dir, quality,
-                                   channels_in=channels_in, num_threads=ws.n_jobs, device=ws.device)
+        sized[side] = {**quality, "size": render_size(net, recipe.hook(layer), cap=_cap(quality),
+                                                      channels_in=gray_or_rgb, input_size=recipe.image_size)}
+        entries = cached_visualize(net, name, fv_key, recipe.hook(layer), chans, ws.cache_dir, sized[side],
+                                   channels_in=gray_or_rgb, num_threads=ws.n_jobs, device=ws.device)
         fv[side] = [f"featureviz/{e['image']}" for e in entries]
     examples = {}
     for side, layer, chans in (("lower", job.lower, ins), ("upper", job.upper, outs)):
@@ -113,20 +119,22 @@ def _record(s: Subject, ws: Workspace, job: recipes.ContextJob, outs: list[int],
     for o in directions["outs"]:
         vecs = full[o].transpose(1, 2, 0).reshape(-1, full.shape[1])  # [h*w, in]
         entries = cached_visualize_directions(net, name, fv_key, recipe.hook(job.lower), vecs,
-                                              ws.cache_dir, quality, channels_in=channels_in,
+                                              ws.cache_dir, sized["lower"], channels_in=gray_or_rgb,
                                               num_threads=ws.n_jobs, device=ws.device)
         directions["images"].append([f"featureviz/{e['image']}" for e in entries])
         directions["magnitude"].append(np.linalg.norm(vecs, axis=1))
-    readings = _readings(s, ws, job, net, fv_key, full, report, read, quality, channels_in)
+    readings = _readings(s, ws, job, net, fv_key, full, report, read, sized, gray_or_rgb)
     return {"model": name, "tensor": job.tensor, "lower": job.lower,
             "upper": job.upper, "outs": outs, "ins": ins, "weight": full[np.ix_(outs, ins)],
             "kernel": list(full.shape[2:]), "featureviz": fv, "examples": examples,
-            "directions": directions, "quality": quality, "readings": readings}
+            "directions": directions, "quality": quality, "sizes": {k: q["size"] for k, q in sized.items()},
+            "readings": readings}
 
 
 def _readings(s: Subject, ws: Workspace, job: recipes.ContextJob, net, fv_key: str, full: np.ndarray, report: dict,
-              read: list[int], quality: dict, channels_in: int) -> list[dict]:
-    """Worked readings (analysis.reading) of the `read` output neurons: strongest inputs, kernels, NMF factors."""
+              read: list[int], sized: dict[str, dict], channels_in: int) -> list[dict]:
+    """Worked readings (analysis.reading) of the `read` output neurons: strongest inputs, kernels, NMF factors.
+    ``sized``: each side's featureviz quality at its own render size (the same pictures as the figure's)."""
     from analysis.featureviz import cached_visualize, cached_visualize_directions
     from analysis.reading import reading
 
@@ -135,8 +143,8 @@ def _readings(s: Subject, ws: Workspace, job: recipes.ContextJob, net, fv_key: s
     def images(side: str, chans: list[int]) -> list[str | None]:
         if layers[side] == "input":  # the network's input channels are colours, not neurons to visualize
             return [None] * len(chans)
-        entries = cached_visualize(net, s.name, fv_key, s.recipe.hook(layers[side]), chans, ws.cache_dir, quality,
-                                   channels_in=channels_in, num_threads=ws.n_jobs, device=ws.device)
+        entries = cached_visualize(net, s.name, fv_key, s.recipe.hook(layers[side]), chans, ws.cache_dir,
+                                   sized[side], channels_in=channels_in, num_threads=ws.n_jobs, device=ws.device)
         found = {e["channel"]: f"featureviz/{e['image']}" for e in entries}
         return [found.get(c) for c in chans]
 
@@ -144,7 +152,7 @@ def _readings(s: Subject, ws: Workspace, job: recipes.ContextJob, net, fv_key: s
         if job.lower == "input":
             return [None] * len(loadings)
         entries = cached_visualize_directions(net, s.name, fv_key, s.recipe.hook(job.lower), loadings, ws.cache_dir,
-                                              quality, channels_in=channels_in, num_threads=ws.n_jobs,
+                                              sized["lower"], channels_in=channels_in, num_threads=ws.n_jobs,
                                               device=ws.device)
         return [f"featureviz/{e['image']}" for e in entries]
 

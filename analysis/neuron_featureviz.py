@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis import jsonio
-from analysis.context_stage import _nmf_arrays, _quality, featureviz_key
+from analysis.context_stage import _cap, _nmf_arrays, _quality, featureviz_key
 from analysis.spec import Subject, Workspace
 from analysis.tensor_report import SCHEMA
 from analysis.tensor_stage import tensor_path
@@ -39,19 +39,30 @@ class _Renderer:
 
     def __init__(self, s: Subject, ws: Workspace):
         self.s, self.ws = s, ws
-        quality = _quality(s.recipe.featureviz, ws.featureviz)
-        quality["size"] = min(int(quality.get("size", 64)), max(32, int(s.recipe.image_size)))
-        self.quality = quality
+        from analysis.featureviz import picture_channels
+
+        self.quality = _quality(s.recipe.featureviz, ws.featureviz)  # its size caps each layer's (featureviz.canvas)
         self.key = featureviz_key(s)
-        self.net, self.channels_in = s.recipe.network(s.model), int(s.info.get("input_channels", 3))
+        self.net, self.channels_in = s.recipe.network(s.model), picture_channels(s.info)
         self.images: dict[str, dict[str, str]] = {}
         self.factors: dict[str, dict[str, list[str]]] = {}
+        self.sizes: dict[str, int] = {}
+
+    def sized(self, layer: str) -> dict:
+        """The quality at `layer`'s own render size: its receptive field up to the cap (the context figures' too,
+        so both share the cached pictures)."""
+        from analysis.featureviz import render_size
+
+        if layer not in self.sizes:
+            self.sizes[layer] = render_size(self.net, self.s.recipe.hook(layer), cap=_cap(self.quality),
+                                            channels_in=self.channels_in, input_size=self.s.recipe.image_size)
+        return {**self.quality, "size": self.sizes[layer]}
 
     def neurons(self, layer: str, chans: list[int], budget=None) -> None:
         from analysis.featureviz import cached_visualize
 
         for e in cached_visualize(self.net, self.s.name, self.key, self.s.recipe.hook(layer), chans,
-                                  self.ws.cache_dir, self.quality, channels_in=self.channels_in,
+                                  self.ws.cache_dir, self.sized(layer), channels_in=self.channels_in,
                                   num_threads=self.ws.n_jobs, device=self.ws.device, batch=max(1, len(chans)),
                                   budget=budget):
             self.images.setdefault(layer, {})[str(e["channel"])] = f"featureviz/{e['image']}"
@@ -66,7 +77,7 @@ class _Renderer:
             return
         loadings = np.concatenate([np.asarray(nmf["channels"][o], dtype=np.float32) for o in neurons])
         entries = cached_visualize_directions(self.net, self.s.name, self.key, self.s.recipe.hook(lower), loadings,
-                                              self.ws.cache_dir, self.quality, channels_in=self.channels_in,
+                                              self.ws.cache_dir, self.sized(lower), channels_in=self.channels_in,
                                               num_threads=self.ws.n_jobs, device=self.ws.device)
         k = len(loadings) // len(neurons)
         for i, o in enumerate(neurons):
@@ -106,7 +117,7 @@ def neuron_featureviz(s: Subject, ws: Workspace, featured: list[str]) -> dict | 
            f"factors of {factors} neuron(s){rendered}")
     path = ws.model_dir(s) / "neurons-featureviz.json"
     jsonio.write_json(path, {"schema": SCHEMA, "model": s.name, "quality": r.quality, "layers": r.images,
-                             "factors": r.factors})
+                             "factors": r.factors, "sizes": r.sizes})
     return {"file": str(path.relative_to(ws.root)), "count": listed}
 
 
