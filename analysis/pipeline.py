@@ -4,7 +4,8 @@ Layout under `<cache>/analysis/` (schema documented in analysis/SCHEMA.md):
   manifest.json                      models, tensors, files with sha256, fingerprint
   <model>/tensors/<tensor id>.json   tensor_report() of one weight tensor     (analysis.tensor_stage)
   <model>/first-layer.json, .png     first-layer filters as RGB (and one picture of them all)  (analysis.first_layer)
-  <model>/context-<n>.json           neuron pairs: weights, feature visualizations, dataset examples  (analysis.context_stage)
+  <model>/context-<n>.json           neuron pairs: weights, feature visualizations  (analysis.context_stage)
+  <model>/examples/                  every analysed channel's dataset examples  (analysis.examples_stage)
   lab-summary.json                   the controlled banding experiment (variant x seed)  (analysis.lab_summary)
 Each entry carries a `key` (weights sha256 + parameters + ANALYSIS_VERSION); a missing, corrupt or stale entry is
 recomputed, everything else is reused. This module is the run loop and the manifest.
@@ -22,6 +23,7 @@ import torch
 from analysis import device, jsonio, loading, parallel, recipes
 from analysis.context_stage import context
 from analysis.errors import AnalysisError, ModelUnavailable
+from analysis.examples_stage import dataset_key, examples
 from analysis.first_layer import first_layer
 from analysis.featureviz.budget import Budget
 from analysis.lab_summary import lab_summary
@@ -102,6 +104,10 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
         jsonio.write_json(root / "lab-summary.json", lab_summary(root, tensor_entries, cache_dir, cfg.lab,
                                                                     [n for n, _ in datasets.get("photos") or _photos()]))
         manifest["lab_summary"] = "lab-summary.json"
+    if any(not (m.get("examples") or {}).get("complete", True) for m in manifest["models"].values()):
+        # A dataset-examples pass stopped by its time budget: the next build's freshness check must see the
+        # analysis as stale, so that it resumes the pass.
+        manifest["fingerprint"] = f"resume-examples:{cfg.fingerprint}"
     manifest["featureviz"] = {**cfg.featureviz, "count": _count_featureviz(root, manifest)}
     manifest["software"] = _software()
     manifest["files"] = _file_list(root, cache_dir)
@@ -120,9 +126,10 @@ def _spec_key(spec: ModelSpec, cfg: AnalysisConfig, cache_dir: Path) -> str:
     else:
         fam = registry.family_of(spec.name)
         code, weights = [], fam.facts(spec.name, cache_dir).get("sha256") if fam is not None else None
-    declared = {k: v for k, v in vars(spec).items() if k not in ("search_path", "weights")}
+    declared = {k: v for k, v in vars(spec).items() if k not in ("search_path", "weights", "dataset")}
     parts = [ANALYSIS_VERSION, source_hash(), jsonio.dumps(declared), jsonio.dumps(cfg.featureviz),
-             jsonio.dumps(cfg.featureviz_budget), str(weights), *code]
+             jsonio.dumps(cfg.featureviz_budget), str(weights), *code, dataset_key(spec.dataset),
+             jsonio.dumps(cfg.examples)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
@@ -133,6 +140,8 @@ def _reusable(previous: dict | None, name: str, key: str, root: Path) -> dict | 
     entry = (previous.get("models") or {}).get(name)
     if not isinstance(entry, dict) or entry.get("spec_key") != key:
         return None
+    if not (entry.get("examples") or {}).get("complete", True):
+        return None  # its dataset-examples pass stopped early: resume it
     own = (f"{safe_component(name)}/", f"../featureviz/{safe_component(name)}/")
     for f in previous.get("files") or []:
         if isinstance(f, dict) and str(f.get("path", "")).startswith(own):
@@ -157,14 +166,13 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
         _log(progress, f"{spec.name}: {note}")
     if info.get("image_size_default"):
         _log(progress, f"{spec.name}: no image_size in its front matter, analysing at {DEFAULT_IMAGE_SIZE} px")
-    if spec.dataset not in DATASETS:
-        raise AnalysisError(f"unknown dataset {spec.dataset!r} (known: {', '.join(DATASETS)})", model=spec.name,
-                            field="dataset")
-    if spec.dataset not in datasets:
+    image_set = _image_set(spec)
+    if spec.dataset in DATASETS and spec.dataset not in datasets:
         datasets[spec.dataset] = DATASETS[spec.dataset]()
     try:
-        tensors, first, ctx, neurons = _analyse_model(spec, model, info, recipe, cache_dir, root, cfg,
-                                                      datasets[spec.dataset], progress, dev, budget)
+        tensors, first, ctx, neurons, ex = _analyse_model(spec, model, info, recipe, cache_dir, root, cfg,
+                                                          datasets.get(spec.dataset, []), progress, dev, budget,
+                                                          image_set)
     except AnalysisError:
         raise
     except Exception as exc:
@@ -173,14 +181,25 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
         raise AnalysisError(analysis_failure(exc, spec.factory, spec.search_path), model=spec.name,
                             field="factory") from exc
     entry = {"info": info, **registry.presentation(spec.name, recipe), "tensors": tensors, "first_layer": first,
-             "context": ctx}
+             "context": ctx, "examples": ex}
     if neurons is not None:
         entry["neuron_featureviz"] = neurons
     return entry
 
 
-def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, progress, dev="cpu", budget=None):
-    if spec.dataset != "photos":
+def _image_set(spec: ModelSpec):
+    """The model's image set for dataset examples (a bad folder: one error naming it, at the model's dataset field)."""
+    from analysis.image_sets import DatasetError, open_set
+
+    try:
+        return open_set(spec.dataset)
+    except DatasetError as exc:
+        raise AnalysisError(str(exc), model=spec.name, field="dataset") from None
+
+
+def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, progress, dev="cpu", budget=None,
+                   image_set=None):
+    if image_set is not None and image_set.kind == "mnist":
         recipe.photo_size = None  # dataset images are used at their own size (e.g. 28x28 digits)
     if spec.factory and spec.search_path:
         loading.ship_by_value(Path(spec.search_path))
@@ -193,7 +212,8 @@ def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, prog
     if not spec.name.startswith("lab-") or spec.name == "lab-gap-s0":  # one lab model stands for the nine
         ctx = context(subject, ws, photos)
     neurons = None if spec.name.startswith("lab-") else neuron_featureviz(subject, ws)
-    return tensors, first, ctx, neurons
+    ex = examples(subject, ws, image_set or _image_set(spec), cfg.examples)
+    return tensors, first, ctx, neurons, ex
 
 
 def _check_lab_config(lab_cfg: dict) -> None:

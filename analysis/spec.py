@@ -31,7 +31,7 @@ class ModelSpec:
     kwargs: dict = field(default_factory=dict)
     image_size: int | None = None
     search_path: str | None = None  # folder put on sys.path to import a bring-your-own factory
-    dataset: str = "photos"  # where dataset examples come from: analysis.data.DATASETS
+    dataset: str = "photos"  # where dataset examples come from: photos, mnist or a folder (analysis.image_sets)
     recipe: dict | None = None  # the author's recipe choices (analysis.recipes.RecipeSpec fields)
 
 
@@ -47,6 +47,7 @@ class AnalysisConfig:
     backend: str = "local"  # analysis.parallel.BACKENDS; never part of a cache key (results are identical)
     scheduler: str | None = None  # the Dask scheduler's address for backend "dask"
     device: str = "auto"  # analysis.device.CHOICES; never part of a cache key
+    examples: dict = field(default_factory=dict)  # {top, per_image, count, seconds}: analysis.examples_stage.SETTINGS
 
 
 @dataclass

@@ -1,0 +1,274 @@
+"""One pass over a set of images gives the dataset examples of every channel of every analysed layer at once.
+
+Each image is run through the network once per scale, whole (fully convolutionally: every position of the feature
+map is a window of the image), with a forward hook on every analysed layer. For each channel, the few strongest local
+peaks of its map at each scale are candidates; of those, at most `per_image` are kept per image, their receptive
+fields in the source image overlapping by at most MAX_OVERLAP of the smaller one (so one image gives no near
+duplicates), and merged into a running top-k per channel. The top-k of a union is the top-k of the parts' top-ks, so
+the running state is exact however the images are split between builds.
+
+Pure functions on arrays plus `RunningTopK`; the stage (analysis/examples_stage.py) feeds it and writes the records.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from analysis.examples import PAD_VALUE, ReceptiveField
+
+MAX_OVERLAP = 0.25  # two examples from one image may share at most this fraction of the smaller receptive field
+PEAKS = 4  # local peaks per channel, image and scale offered to the spread selection, times per_image
+CONTEXT_MIN = 32  # a small receptive field is shown inside at least this much context (input pixels)
+CONTEXT_MARGIN = 64  # and at most this much wider than the field
+
+
+def context_side(rf_size: int) -> int:
+    """Side of the context crop around a receptive field of `rf_size` pixels: twice the field while that is small,
+    the field plus CONTEXT_MARGIN when it is large, never under CONTEXT_MIN."""
+    return max(CONTEXT_MIN, min(2 * int(rf_size), int(rf_size) + CONTEXT_MARGIN))
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str  # the analysed layer: a block or module name as the recipe and the tensor records call it
+    hook: str  # the module whose output is its activation (a block's boundary marker)
+    rf: ReceptiveField  # in input pixels
+    channels: int
+
+
+class _Captured(Exception):
+    """Raised by the last hook: the layers above the analysed ones cannot change their activations."""
+
+
+def capture(net: nn.Module, hooks: Sequence[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One forward pass of `x`; the output of every module named in `hooks` (the first call of each)."""
+    modules = dict(net.named_modules())
+    wanted = list(dict.fromkeys(hooks))
+    out: dict[str, torch.Tensor] = {}
+
+    def make(name: str):
+        def hook(_m, _inp, value):
+            if name not in out:
+                out[name] = value
+            if len(out) == len(wanted):
+                raise _Captured
+
+        return hook
+
+    handles = [modules[h].register_forward_hook(make(h)) for h in wanted]
+    try:
+        net(x)
+    except _Captured:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [h for h in wanted if h not in out]
+    if missing:
+        raise RuntimeError(f"layers {missing} were not reached by the forward pass")
+    return out
+
+
+def receptive_fields(net: nn.Module, hooks: Sequence[str], size: int,
+                     channels_in: int = 3) -> dict[str, tuple[ReceptiveField, int]]:
+    """Every hooked layer's (receptive field, channels), the field measured as analysis.examples.receptive_field does
+    (the bounding box of the nonzero input gradient of the central position, union over 4 random images), from one
+    forward pass."""
+    rng = np.random.Generator(np.random.PCG64(0))
+    x = torch.from_numpy(rng.random((4, channels_in, size, size), dtype=np.float32)).requires_grad_(True)
+    acts = capture(net, hooks, x)
+
+    def support(act: torch.Tensor, y: int, x_: int) -> np.ndarray | None:
+        """(lo, hi) rows/columns of the input pixels position (y, x_) depends on, or None (dead, or off the map)."""
+        if not (0 <= y < act.shape[2] and 0 <= x_ < act.shape[3]):
+            return None
+        (grad,) = torch.autograd.grad(act[:, :, y, x_].sum(), x, retain_graph=True, allow_unused=True)
+        found = np.argwhere(grad.abs().sum(dim=(0, 1)).numpy() > 0) if grad is not None else np.zeros((0, 2))
+        return np.stack([found.min(0), found.max(0)]) if len(found) else None
+
+    out = {}
+    for name in dict.fromkeys(hooks):
+        act = acts[name]
+        if act.dim() != 4:
+            raise RuntimeError(f"layer {name!r} has no spatial map (shape {tuple(act.shape)})")
+        cy, cx = act.shape[2] // 2, act.shape[3] // 2
+        here, there = support(act, cy, cx), support(act, cy + 1, cx + 1)
+        # The step between neighbouring positions, measured (a padding-free conv's map is smaller than size / stride);
+        # the geometric step where a neighbour cannot be measured.
+        stride = [size / act.shape[2], size / act.shape[3]]
+        if here is not None and there is not None:
+            for axis in (0, 1):
+                stride[axis] = float((there[:, axis].sum() - here[:, axis].sum()) / 2) or stride[axis]
+        if here is None:  # a dead layer: the geometric centre of each cell
+            rf = ReceptiveField(max(1, round(max(stride))), tuple(stride), ((stride[0] - 1) / 2, (stride[1] - 1) / 2))
+        else:
+            mid = here.sum(0) / 2.0
+            rf = ReceptiveField(int((here[1] - here[0] + 1).max()), tuple(stride),
+                                (float(mid[0] - cy * stride[0]), float(mid[1] - cx * stride[1])))
+        out[name] = (rf, int(act.shape[1]))
+    return out
+
+
+def peaks(act: torch.Tensor, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """[R, h, w] maps -> the m strongest local maxima (3x3) of each, strongest first: values [R, m] (-inf where a map
+    has fewer), rows and columns [R, m]. The global maximum is always among them. (The 3x3 maximum is taken as two
+    1-D maxima of shifted views: torch's max_pool2d with stride 1 is ~10x slower on the CPU.)"""
+    act = act.detach().float().nan_to_num(nan=float("-inf"))
+    p = F.pad(act, (1, 1, 1, 1), value=float("-inf"))
+    rows = torch.maximum(torch.maximum(p[:, :, :-2], p[:, :, 1:-1]), p[:, :, 2:])
+    around = torch.maximum(torch.maximum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
+    masked = act.masked_fill(act < around, float("-inf")).flatten(1)
+    m = min(m, masked.shape[1])
+    vals, idx = masked.topk(m, dim=1)
+    w = act.shape[2]
+    return vals.numpy().astype(np.float64), (idx // w).numpy(), (idx % w).numpy()
+
+
+def source_boxes(rf: ReceptiveField, fy, fx, scaled_h, scaled_w, source_h, source_w) -> np.ndarray:
+    """Receptive fields of feature-map positions (fy, fx) of an image resized from (source_h, source_w) to
+    (scaled_h, scaled_w), as boxes [..., 4] = (x0, y0, x1, y1) in source pixels (continuous: pixel i spans [i, i+1)).
+    Every argument but rf may be an array (broadcast)."""
+    sy = np.asarray(source_h, dtype=np.float64) / np.asarray(scaled_h, dtype=np.float64)
+    sx = np.asarray(source_w, dtype=np.float64) / np.asarray(scaled_w, dtype=np.float64)
+    cy = (rf.offset[0] + np.asarray(fy) * rf.stride[0] + 0.5) * sy
+    cx = (rf.offset[1] + np.asarray(fx) * rf.stride[1] + 0.5) * sx
+    hy, hx = rf.size / 2 * sy, rf.size / 2 * sx
+    return np.stack(np.broadcast_arrays(cx - hx, cy - hy, cx + hx, cy + hy), axis=-1)
+
+
+def spread_picks(values: np.ndarray, boxes: np.ndarray, per_image: int,
+                 max_overlap: float = MAX_OVERLAP) -> np.ndarray:
+    """Greedy selection per row: values [R, N] (-inf: no candidate), boxes [R, N, 4] -> [R, per_image] candidate
+    indices (-1: none), strongest first, each overlapping every earlier pick of its row by at most `max_overlap` of the
+    smaller box. Ties go to the lower index."""
+    v = np.array(values, dtype=np.float64)
+    rows = np.arange(v.shape[0])
+    out = np.full((v.shape[0], per_image), -1, dtype=np.int64)
+    area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+    for p in range(per_image):
+        j = np.argmax(v, axis=1)
+        ok = np.isfinite(v[rows, j])
+        out[:, p] = np.where(ok, j, -1)
+        if p + 1 == per_image or not ok.any():
+            break
+        b = boxes[rows, j]
+        ix = np.minimum(boxes[..., 2], b[:, None, 2]) - np.maximum(boxes[..., 0], b[:, None, 0])
+        iy = np.minimum(boxes[..., 3], b[:, None, 3]) - np.maximum(boxes[..., 1], b[:, None, 1])
+        inter = np.clip(ix, 0, None) * np.clip(iy, 0, None)
+        v[inter > max_overlap * np.minimum(area, area[rows, j][:, None])] = -np.inf
+        v[~ok] = -np.inf
+    return out
+
+
+# An entry's integer facts, in this column order: the image's position in the set's fixed order, its source height and
+# width, the scaled height and width it was looked at, and the feature-map row and column.
+POS, H0, W0, HS, WS, FY, FX = range(7)
+
+
+class RunningTopK:
+    """For every channel of one layer, its `k` strongest examples so far, strongest first: values [C, k] (-inf: an
+    empty slot) and facts [C, k, 7] (columns POS..FX). Ties are broken by image position, then scale and position, so
+    the result never depends on how the images were split into chunks or builds. With `crop_shape`, each entry's
+    context crop is kept beside it (uint8), for sets too large to cut crops from again at the end."""
+
+    def __init__(self, channels: int, k: int, crop_shape: tuple[int, ...] | None = None):
+        self.vals = np.full((channels, k), -np.inf)
+        self.meta = np.zeros((channels, k, 7), dtype=np.int64)
+        self.crops = np.full((channels, k, *crop_shape), 128, dtype=np.uint8) if crop_shape else None
+
+    @property
+    def k(self) -> int:
+        return self.vals.shape[1]
+
+    @property
+    def kth(self) -> np.ndarray:
+        """Per channel the value a new example must beat (-inf while the channel has free slots)."""
+        return self.vals[:, -1]
+
+    def merge(self, vals: np.ndarray, meta: np.ndarray, cut=None) -> None:
+        """Merge candidates vals [C, n] (-inf: none) with facts [C, n, 7]. `cut(channel, column)` gives the crop of
+        candidate `column` when it gets in (crops kept only)."""
+        c, k = self.vals.shape
+        allv = np.concatenate([self.vals, vals], axis=1)
+        allm = np.concatenate([self.meta, meta], axis=1)
+        n = allv.shape[1]
+        row = np.repeat(np.arange(c), n)
+        flat = allm.reshape(-1, 7)
+        order = np.lexsort((flat[:, FX], flat[:, FY], flat[:, WS], flat[:, HS], flat[:, POS], -allv.ravel(), row))
+        idx = order.reshape(c, n)[:, :k] - (np.arange(c) * n)[:, None]
+        self.vals = np.take_along_axis(allv, idx, axis=1)
+        self.meta = np.take_along_axis(allm, idx[:, :, None], axis=1)
+        if self.crops is not None:
+            old = np.take_along_axis(self.crops, np.minimum(idx, k - 1).reshape(c, k, *([1] * (self.crops.ndim - 2))),
+                                     axis=1)
+            for ch, r in zip(*np.nonzero((idx >= k) & np.isfinite(self.vals))):
+                old[ch, r] = cut(int(ch), int(idx[ch, r] - k))
+            self.crops = old
+
+    def rows(self) -> list[list[tuple]]:
+        """Per channel its entries (value, facts...) strongest first, empty slots left out."""
+        return [[(float(v), *map(int, m)) for v, m in zip(vs, ms) if np.isfinite(v)]
+                for vs, ms in zip(self.vals, self.meta)]
+
+
+def scaled_size(shape: tuple[int, int], short_side: int | None) -> tuple[int, int]:
+    """The (h, w) an image of `shape` is resized to for a given shorter side (None: as it is); as resize_photo."""
+    h, w = shape
+    if short_side is None:
+        return h, w
+    f = short_side / min(h, w)
+    return max(1, round(h * f)), max(1, round(w * f))
+
+
+def scales_for(shape: tuple[int, int], base: int | None, factors: Sequence[float]) -> list[int | None]:
+    """Shorter sides an image is looked at: base x each factor, but never enlarged beyond the base size (a small
+    image is looked at once, at the network's own size). base None: the image as it is."""
+    if base is None:
+        return [None]
+    short = min(shape)
+    out = []
+    for f in factors:
+        s = int(round(base * f))
+        if f == factors[0] or s <= short:
+            out.append(s)
+    return list(dict.fromkeys(out))
+
+
+def context_box(rf_box: Sequence[float], side: float, shape: tuple[int, int]) -> tuple[float, float, float]:
+    """A square (x0, y0, side) around a receptive field box (x0, y0, x1, y1), inside an image of `shape` (h, w) where
+    it fits, centred on it where it does not; never wider than the image's longer side."""
+    h, w = shape
+    side = float(min(side, max(h, w)))
+    cx, cy = (rf_box[0] + rf_box[2]) / 2, (rf_box[1] + rf_box[3]) / 2
+
+    def place(c: float, length: int) -> float:
+        start = c - side / 2
+        if length >= side:
+            return min(max(start, 0.0), length - side)
+        return (length - side) / 2
+
+    return place(cx, w), place(cy, h), side
+
+
+def cut(image: np.ndarray, x0: float, y0: float, side: float, cell: int) -> np.ndarray:
+    """image[y0:y0+side, x0:x0+side] (gray outside the image) resized to cell x cell: uint8 [cell, cell, c]."""
+    from PIL import Image
+
+    xi, yi, s = int(math.floor(x0)), int(math.floor(y0)), max(1, int(round(side)))
+    h, w, c = image.shape
+    out = np.full((s, s, c), PAD_VALUE, dtype=np.float32)
+    ya, xa, yb, xb = max(yi, 0), max(xi, 0), min(yi + s, h), min(xi + s, w)
+    if yb > ya and xb > xa:
+        out[ya - yi:yb - yi, xa - xi:xb - xi] = image[ya:yb, xa:xb]
+    u8 = np.round(np.clip(out, 0, 1) * 255).astype(np.uint8)
+    pic = Image.fromarray(u8[:, :, 0] if c == 1 else u8, "L" if c == 1 else "RGB")
+    if s != cell:
+        pic = pic.resize((cell, cell), Image.Resampling.BILINEAR if s < cell else Image.Resampling.BOX)
+    arr = np.asarray(pic)
+    return arr[:, :, None] if arr.ndim == 2 else arr

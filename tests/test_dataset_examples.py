@@ -1,0 +1,262 @@
+"""Dataset examples from one pass over an image set (analysis/examples_stage.py): the true top activations (checked
+against a brute-force sliding window on a tiny network, at one and at several scales), spread within an image,
+extended incrementally and resumed after a time budget (equal to one uninterrupted pass), gray models in gray, and
+the named sets read from installed files only."""
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from analysis import examples_stage, image_sets
+from analysis.examples import resize_photo
+from analysis.recipes import Recipe, TensorJob
+from analysis.spec import Subject, Workspace
+
+
+def no_pad_net(stride: int = 1, channels_in: int = 3) -> nn.Module:
+    """conv3x3 -> relu -> conv3x3, no padding: position (y, x) of conv2 sees exactly the input window
+    [s*y, s*y + rf) x [s*x, s*x + rf), rf = 5 (stride 1) or 7 (stride 2)."""
+    g = torch.Generator().manual_seed(3)
+    net = nn.Sequential(OrderedDict(conv1=nn.Conv2d(channels_in, 5, 3, stride=stride), relu=nn.ReLU(),
+                                    conv2=nn.Conv2d(5, 4, 3)))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return net.eval()
+
+
+def write_images(folder: Path, shapes: list[tuple[int, int]], seed: int = 0, start: int = 0) -> list[Path]:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for k, (h, w) in enumerate(shapes, start):
+        path = folder / f"img{k:02d}.png"
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB").save(path)
+        out.append(path)
+    return out
+
+
+def subject(net: nn.Module, image_size: int, channels_in: int = 3) -> Subject:
+    recipe = Recipe(tensors=[TensorJob("conv1"), TensorJob("conv2")], first_layer=None, image_size=image_size,
+                    photo_size=image_size)
+    return Subject("tiny", net, {"weights_sha256": "0" * 64, "input_channels": channels_in}, recipe)
+
+
+def run(tmp: Path, net: nn.Module, folder: Path, image_size: int, channels_in: int = 3, **settings) -> dict:
+    ws = Workspace(cache_dir=tmp / "cache", root=tmp / "cache" / "analysis", n_jobs=1, featureviz={}, progress=True)
+    out = examples_stage.examples(subject(net, image_size, channels_in), ws,
+                                  image_sets.open_set(str(folder)), settings)
+    return {"summary": out, "index": json.loads((ws.root / out["file"]).read_text()), "root": ws.root}
+
+
+def layer_record(result: dict, layer: str) -> dict:
+    return json.loads((result["root"] / result["index"]["layers"][layer]["file"]).read_text())
+
+
+def read(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+
+
+def window_values(net: nn.Module, img: np.ndarray, rf: int, stride: int, channel: int) -> np.ndarray:
+    """Brute force: conv2 of every rf x rf window of img, run alone (one forward per window)."""
+    h, w = img.shape[:2]
+    ny, nx = (h - rf) // stride + 1, (w - rf) // stride + 1
+    out = np.empty((ny, nx))
+    with torch.no_grad():
+        for y in range(ny):
+            wins = np.stack([img[y * stride:y * stride + rf, x * stride:x * stride + rf] for x in range(nx)])
+            out[y] = net(torch.from_numpy(wins).permute(0, 3, 1, 2))[:, channel, 0, 0].numpy()
+    return out
+
+
+@pytest.mark.parametrize("stride,rf", [(1, 5), (2, 7)])
+def test_examples_are_the_brute_force_top_windows(tmp_path, stride, rf):
+    net = no_pad_net(stride)
+    shapes = [(20, 26), (24, 20), (20, 20), (31, 20), (20, 33)]  # shorter side 20 = the model's size: one scale
+    paths = write_images(tmp_path / "imgs", shapes)
+    result = run(tmp_path, net, tmp_path / "imgs", 20, top=4, per_image=1)
+    record = layer_record(result, "conv2")
+    assert record["receptive_field"]["size"] == rf
+    ids = [i["id"] for i in record["images"]]
+    for channel in range(4):
+        best = []
+        for path in paths:
+            vals = window_values(net, read(path), rf, stride, channel)
+            y, x = np.unravel_index(np.argmax(vals), vals.shape)
+            best.append((-vals[y, x], path.name, int(y), int(x)))
+        expected = sorted(best)[:4]
+        got = record["examples"][channel]
+        assert [ids[e["image"]] for e in got] == [name for _, name, _, _ in expected]
+        np.testing.assert_allclose([e["activation"] for e in got], [-v for v, *_ in expected], rtol=1e-4, atol=1e-5)
+        for e, (_, _, y, x) in zip(got, expected):
+            assert e["position"] == [y, x]
+            assert e["rf"] == pytest.approx([x * stride, y * stride, rf, rf])  # the window itself, source pixels
+            assert e["rank"] == got.index(e) and e["scale"] == 20
+
+
+def test_several_scales_are_searched(tmp_path):
+    """A 40x48 image looked at by a 16-px model: shorter sides 16, 24 and 32; each example is the best position
+    over all three, and its box is that position's window mapped back to the source image."""
+    net = no_pad_net()
+    (path,) = write_images(tmp_path / "imgs", [(40, 48)], seed=5)
+    result = run(tmp_path, net, tmp_path / "imgs", 16, top=1, per_image=1)
+    record = layer_record(result, "conv2")
+    img = read(path)
+    for channel in range(4):
+        options = []
+        for short in (16, 24, 32):
+            view = resize_photo(img, short)
+            vals = window_values(net, view, 5, 1, channel)
+            y, x = np.unravel_index(np.argmax(vals), vals.shape)
+            options.append((vals[y, x], short, int(y), int(x), view.shape[:2]))
+        value, short, y, x, (hs, ws) = max(options)
+        (e,) = record["examples"][channel]
+        assert e["activation"] == pytest.approx(value, rel=1e-4, abs=1e-5)
+        assert e["scale"] == short and e["position"] == [y, x]
+        assert e["rf"] == pytest.approx([x * 48 / ws, y * 40 / hs, 5 * 48 / ws, 5 * 40 / hs], abs=0.01)
+
+
+def overlap(a, b) -> float:
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / min(a[2] * a[3], b[2] * b[3])
+
+
+def test_examples_of_one_image_are_spread_apart(tmp_path):
+    net = no_pad_net()
+    write_images(tmp_path / "imgs", [(20, 40), (30, 20)], seed=2)
+    record = layer_record(run(tmp_path, net, tmp_path / "imgs", 20, top=6, per_image=3), "conv2")
+    for row in record["examples"]:
+        assert len(row) == 6
+        acts = [e["activation"] for e in row]
+        assert acts == sorted(acts, reverse=True)
+        for k, a in enumerate(row):
+            same = [b for b in row[:k] if b["image"] == a["image"]]
+            assert len(same) < 3
+            assert all(overlap(a["rf"], b["rf"]) <= 0.25 + 1e-6 for b in same)
+
+
+def comparable(result: dict) -> dict:
+    """Every layer's examples by image id (positions in the set change as a folder grows)."""
+    out = {}
+    for layer in result["index"]["layers"]:
+        rec = layer_record(result, layer)
+        out[layer] = [[(rec["images"][e["image"]]["id"], e["activation"], e["position"], e["scale"])
+                       for e in row] for row in rec["examples"]]
+    return out
+
+
+def test_a_larger_folder_or_budget_processes_only_new_images(tmp_path, capsys):
+    net = no_pad_net()
+    folder = tmp_path / "imgs"
+    write_images(folder, [(20, 24)] * 5, seed=7)
+    first = run(tmp_path / "a", net, folder, 20, count=3)
+    assert first["index"]["dataset"]["seen"] == 3 and first["summary"]["complete"]
+    assert "from 3 new image(s)" in capsys.readouterr().out
+    second = run(tmp_path / "a", net, folder, 20)  # the count lifted: the other two only
+    assert "from 2 new image(s)" in capsys.readouterr().out
+    write_images(folder, [(22, 20)] * 2, seed=8, start=5)  # the folder grows
+    third = run(tmp_path / "a", net, folder, 20)
+    assert "from 2 new image(s)" in capsys.readouterr().out and third["index"]["dataset"]["seen"] == 7
+    fresh = run(tmp_path / "b", net, folder, 20)
+    assert comparable(third) == comparable(fresh)
+    assert second["index"]["dataset"]["seen"] == 5
+    capsys.readouterr()
+    run(tmp_path / "a", net, folder, 20)  # nothing new: nothing processed
+    assert "new image" not in capsys.readouterr().out
+
+
+def test_a_time_budget_stops_and_the_next_run_resumes(tmp_path, monkeypatch, capsys):
+    net = no_pad_net()
+    folder = tmp_path / "imgs"
+    write_images(folder, [(20, 21)] * 7, seed=9)
+    monkeypatch.setattr(examples_stage, "BATCH", 2)  # a chunk of two images between time checks
+    runs = []
+    while True:
+        runs.append(run(tmp_path / "a", net, folder, 20, seconds=1e-9))
+        if runs[-1]["summary"]["complete"]:
+            break
+        assert len(runs) < 10
+    assert [r["index"]["dataset"]["seen"] for r in runs] == [2, 4, 6, 7]
+    out = capsys.readouterr().out
+    assert out.count("the next build continues") == 3
+    assert comparable(runs[-1]) == comparable(run(tmp_path / "b", net, folder, 20))
+
+
+def test_a_changed_image_starts_the_pass_over(tmp_path, capsys):
+    net = no_pad_net()
+    folder = tmp_path / "imgs"
+    paths = write_images(folder, [(20, 20)] * 3, seed=1)
+    run(tmp_path, net, folder, 20)
+    write_images(folder, [(20, 20)], seed=99)  # img00.png gets other pixels
+    assert paths[0].is_file()
+    again = run(tmp_path, net, folder, 20)
+    out = capsys.readouterr().out
+    assert "start over: img00.png changed" in out and "from 3 new image(s)" in out
+    assert comparable(again) == comparable(run(tmp_path / "fresh", net, folder, 20))
+
+
+def test_gray_models_get_gray_pictures(tmp_path):
+    net = no_pad_net(channels_in=1)
+    write_images(tmp_path / "imgs", [(20, 30), (24, 20)])
+    result = run(tmp_path, net, tmp_path / "imgs", 20, channels_in=1)
+    record = layer_record(result, "conv1")
+    assert record["gray"] and result["index"]["dataset"]["gray"]
+    for pic in record["pictures"]:
+        assert Image.open(result["root"] / pic["file"]).mode == "L"
+
+
+def test_digits_are_packed_gray_into_a_sheet(tmp_path):
+    net = no_pad_net()
+    ws = Workspace(cache_dir=tmp_path / "cache", root=tmp_path / "cache" / "analysis", n_jobs=1, featureviz={},
+                   progress=False)
+    digits = image_sets.resolve("mnist")
+    out = examples_stage.examples(subject(net, 28), ws, digits, {"count": 60})
+    index = json.loads((ws.root / out["file"]).read_text())
+    assert index["dataset"] == {"kind": "mnist", "name": "mnist", "images": 5000, "seen": 60, "complete": True,
+                                "pictures": "sources", "gray": True}
+    record = json.loads((ws.root / index["layers"]["conv2"]["file"]).read_text())
+    (sheet,) = record["pictures"]
+    assert Image.open(ws.root / sheet["file"]).mode == "L" and sheet["file"].endswith(".png")
+    labels = {record["images"][e["image"]]["label"].split("digit ")[1][0] for row in record["examples"] for e in row}
+    assert len(labels) >= 5  # the first 60 digits hold every class (the file is sorted by class)
+    e = record["examples"][0][0]
+    assert e["box"] == [0, 0, 28, 28] and e["at"][2] == 28  # a whole digit, at its own size
+
+
+def test_photos_are_every_bundled_photo_read_as_files():
+    photos = image_sets.resolve("photos")
+    ids = [it.id for it in photos.items]
+    assert {"skimage/astronaut.png", "skimage/coffee.png", "skimage/retina.jpg", "sklearn/china.jpg",
+            "sklearn/flower.jpg"} <= set(ids)
+    assert not any(name in i for i in ids for name in image_sets.NOT_PHOTOS)
+    assert sum("lfw_subset" in i for i in ids) == 200 and len(ids) >= 220
+    for it in photos.items:
+        assert Path(it.path).is_file()  # a file in the installed package, never a download
+
+
+def test_bad_folders_are_one_clear_error(tmp_path):
+    with pytest.raises(image_sets.DatasetError, match="not found"):
+        image_sets.scan_folder(tmp_path / "nope")
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(image_sets.DatasetError, match="holds no JPEG or PNG"):
+        image_sets.scan_folder(tmp_path / "empty")
+    write_images(tmp_path / "mixed" / "a", [(8, 8)])
+    (tmp_path / "mixed" / "a" / "notes.txt").write_text("hello")
+    with pytest.raises(image_sets.DatasetError, match=r"a/notes\.txt is not a JPEG or PNG"):
+        image_sets.scan_folder(tmp_path / "mixed")
+    (tmp_path / "mixed" / "a" / "notes.txt").unlink()
+    (tmp_path / "mixed" / ".DS_Store").write_bytes(b"\0")  # hidden files are skipped
+    assert image_sets.scan_folder(tmp_path / "mixed") == ["a/img00.png"]
+    (tmp_path / "mixed" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    from analysis.errors import AnalysisError
+
+    with pytest.raises(AnalysisError, match=r"cannot read image .*broken\.jpg"):
+        run(tmp_path, no_pad_net(), tmp_path / "mixed", 8)
