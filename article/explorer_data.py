@@ -82,20 +82,6 @@ def featureviz_by_channel(fv_manifest: list[dict], model: str, layer: str, block
     return out
 
 
-def examples_by_channel(contexts: list[dict], layer: str) -> dict[int, list[dict]]:
-    """channel -> dataset examples [{image, photo, activation}] from the weights-in-context records, for the
-    channels they computed at ``layer`` (as the upper layer's outputs or the lower layer's inputs)."""
-    out: dict[int, list[dict]] = {}
-    for rec in contexts:
-        for side, channels in (("upper", rec.get("outs", [])), ("lower", rec.get("ins", []))):
-            if rec.get(side) != layer:
-                continue
-            for ch, exs in zip(channels, rec.get("examples", {}).get(side, [])):
-                out.setdefault(int(ch), [{"image": e["image"], "photo": e.get("photo", ""),
-                                          "activation": sig(e.get("activation"))} for e in exs if e.get("image")])
-    return out
-
-
 def layer_payload(record: dict, entry: dict, next_record: dict | None, prev_id: str | None) -> dict:
     """Everything the explorer shows about one layer's neurons, as plain lists (images are added by the caller)."""
     import numpy as np
@@ -111,7 +97,7 @@ def layer_payload(record: dict, entry: dict, next_record: dict | None, prev_id: 
         "R": sigs(banding["R"], 4), "C": sigs(banding["C"], 4),
         "err": sigs(nmf["neuron_error"], 4) if "neuron_error" in nmf else None,
         "inputs": {"index": np.asarray(top["index"], dtype=int).tolist(), "strength": [sigs(s) for s in top["strength"]]},
-        "outputs": None, "sprite": None, "fv": {}, "examples": {},
+        "outputs": None, "sprite": None, "fv": {}, "ex": None,
     }
     if nmf.get("rgb") is not None:  # R, G, B are factors 0-2, each peaking at 1: the factors, as integers 0..99
         rgb = np.asarray(nmf["rgb"], dtype=np.float64)

@@ -19,6 +19,7 @@ from typing import Any
 
 from . import cache, sitedir, theme
 from . import explorer_data as xd
+from . import explorer_examples as xx
 from .errors import BuildError
 
 
@@ -92,8 +93,10 @@ def model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict]
     root = cache_dir / "analysis"
     entries = model["tensors"]
     records = {e["id"]: _read(root / e["file"]) for e in entries}
-    contexts = [_read(root / c["file"]) for c in model.get("context", [])]
     files: dict[str, bytes] = {}
+    ex_layers, ex_files = xx.model_examples(model, lambda rel: _read(root / rel),
+                                            lambda rel: _image(root, rel), name)
+    files.update(ex_files)
     rows = []
     for e in entries:
         rec = records[e["id"]]
@@ -106,21 +109,18 @@ def model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict]
             png, cols, rows_ = xd.sprite(rgb)
             files[f"layers/{stem}.png"] = png
             payload["sprite"] = {"src": f"layers/{stem}.png", "cols": cols, "rows": rows_}
-        for key, found in (("fv", xd.featureviz_by_channel(fv_manifest, name, e["layer"], model.get("blocks", []))),
-                           ("examples", xd.examples_by_channel(contexts, e["layer"]))):
-            for ch, value in sorted(found.items()):
-                items = [value] if key == "fv" else value
-                kept = []
-                for item in items:
-                    rel = item if key == "fv" else item["image"]
-                    data = _image(cache_dir, rel)
-                    if data is None or ch >= payload["n"]:
-                        continue
-                    target = "img/" + rel.replace("/", "_")
-                    files[target] = data
-                    kept.append(target if key == "fv" else {**item, "image": target})
-                if kept:
-                    payload[key][str(ch)] = kept[0] if key == "fv" else kept
+        for ch, rel in sorted(xd.featureviz_by_channel(fv_manifest, name, e["layer"], model.get("blocks", [])).items()):
+            data = _image(cache_dir, rel)
+            if data is not None and ch < payload["n"]:
+                target = "img/" + rel.replace("/", "_")
+                files[target] = data
+                payload["fv"][str(ch)] = target
+        # Dataset examples: this layer's neurons, its inputs (the layer before) and its outputs (the next tensor's).
+        before = next((x["layer"] for x in entries if x["id"] == prev), None)
+        payload["ex"] = {"self": ex_layers.get(e["layer"]),
+                         "prev": ex_layers.get(before) if (ex_layers.get(before) or {}).get("n") == payload["in"]
+                         else None,
+                         "next": ex_layers.get(next((x["layer"] for x in entries if x["id"] == e.get("next")), None))}
         files[f"layers/{stem}.js"] = xd.layer_script(payload).encode("utf-8")
         rows.append({**e, "n": payload["n"], "script": f"layers/{stem}.js", "anchor": e["id"],
                      "fragment": fragment(e["id"]), "has_fv": bool(payload["fv"])})
@@ -131,10 +131,11 @@ def _key_parts(name: str, model: dict, manifest: dict, fv_manifest: list[dict], 
     """Everything a model's explorer files depend on: this code, its manifest entry, the bytes of the records it
     reads (by the hashes the analysis listed, else read here) and its feature visualizations."""
     listed = {f["path"]: f["sha256"] for f in manifest.get("files", [])}
-    parts: list[str | bytes] = [Path(__file__).read_bytes(), Path(xd.__file__).read_bytes(),
+    parts: list[str | bytes] = [Path(__file__).read_bytes(), Path(xd.__file__).read_bytes(), Path(xx.__file__).read_bytes(),
                                 json.dumps([name, model, [e for e in fv_manifest if e.get("model") == name]],
                                            sort_keys=True)]
-    for rel in [e["file"] for e in model["tensors"]] + [c["file"] for c in model.get("context", [])]:
+    for rel in [e["file"] for e in model["tensors"]] + [c["file"] for c in model.get("context", [])] + \
+            xx.record_files(manifest, name):
         digest = listed.get(rel)
         if digest is None:
             path = cache_dir / "analysis" / rel
