@@ -85,6 +85,7 @@ def examples(s: Subject, ws: Workspace, image_set: image_sets.ImageSet, raw_sett
 
     from analysis.featureviz.hooks import deterministic, frozen
 
+    w0, c0 = time.perf_counter(), time.process_time()
     cfg = settings(raw_settings)
     top, per_image = int(cfg["top"]), int(cfg["per_image"])
     recipe, net = s.recipe, s.recipe.network(s.model)
@@ -135,8 +136,9 @@ def examples(s: Subject, ws: Workspace, image_set: image_sets.ImageSet, raw_sett
     complete = not stopped
     out = _write_records(s, ws, image_set, state, layers, cfg, base, crops, complete)
     if todo:
-        ws.log(f"{s.name}: dataset examples from {done} new image(s) in {time.perf_counter() - t0:.1f} s; "
-               f"{len(state.seen)} of {len(image_set.items)} seen"
+        ws.log(f"{s.name}: dataset examples from {done} new image(s) in {time.perf_counter() - w0:.1f} s "
+               f"({time.process_time() - c0:.1f} s CPU, receptive fields and records included); {len(state.seen)} of "
+               f"{len(image_set.items)} seen"
                + ("" if complete else " (stopped by site.yml analysis.examples.seconds; the next build continues)"))
     return out
 
