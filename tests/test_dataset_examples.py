@@ -260,3 +260,91 @@ def test_bad_folders_are_one_clear_error(tmp_path):
 
     with pytest.raises(AnalysisError, match=r"cannot read image .*broken\.jpg"):
         run(tmp_path, no_pad_net(), tmp_path / "mixed", 8)
+
+
+# ------------------------------------------------------------------------------------------- through the build
+
+
+def tiny_world(tmp_path: Path, dataset: str) -> tuple[Path, Path]:
+    """A build root whose tiny bring-your-own article names `dataset`; returns (root, its index.md)."""
+    from hardening_util import TINY_ANALYSIS, make_root
+
+    root = make_root(tmp_path / "root", ["tiny"], TINY_ANALYSIS, tiny=("tiny",))
+    index = root / "content" / "tiny" / "index.md"
+    text = index.read_text(encoding="utf-8")
+    index.write_text(text.replace("image_size: 16}", f"image_size: 16, dataset: {dataset}}}"), encoding="utf-8")
+    return root, index
+
+
+def one_error_line(proc) -> str:
+    assert proc.returncode != 0, proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "text file", "a file"])
+def test_a_bad_folder_in_front_matter_is_one_line_at_its_field(tmp_path, case):
+    from hardening_util import run_build
+
+    root, index = tiny_world(tmp_path, "imgs")
+    folder = root / "content" / "tiny" / "imgs"
+    if case == "empty":
+        (folder / "sub").mkdir(parents=True)
+    elif case == "text file":
+        write_images(folder, [(16, 16)])
+        (folder / "README.txt").write_text("about these images")
+    elif case == "a file":
+        folder.write_text("not a folder")
+    line = one_error_line(run_build(root, tmp_path / "site", tmp_path / "cache"))
+    assert line.startswith(f"error: {index}:7: front matter model 'tinynet' dataset: ")
+    assert {"missing": "not found", "empty": "holds no JPEG or PNG images", "a file": "is not a folder",
+            "text file": "README.txt is not a JPEG or PNG image"}[case] in line
+    assert str(folder) in line
+
+
+def test_an_unreadable_image_and_a_bad_site_dataset_are_one_line(tmp_path):
+    from hardening_util import run_build
+
+    root, index = tiny_world(tmp_path, "imgs")
+    folder = root / "content" / "tiny" / "imgs"
+    write_images(folder, [(16, 16)])
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    line = one_error_line(run_build(root, tmp_path / "site", tmp_path / "cache"))
+    assert line.startswith(f"error: {index}:7: front matter model 'tinynet': cannot read image {folder}/broken.jpg")
+    site = root / "site.yml"
+    site.write_text(site.read_text().replace("analysis:\n", "analysis:\n  dataset: no/such/folder\n"))
+    line = one_error_line(run_build(root, tmp_path / "site", tmp_path / "cache"))
+    assert line == f"error: {site}:{site.read_text().splitlines().index('  dataset: no/such/folder') + 1}: " \
+                   f"analysis.dataset: dataset folder {root / 'no/such/folder'} not found"
+
+
+def test_a_stopped_pass_leaves_the_analysis_stale_until_it_completes(tmp_path, monkeypatch, capsys):
+    """Through the pipeline: a time budget stops the pass; the manifest is then not fresh and the model is not
+    reused without loading, so the next build resumes; once complete the manifest is fresh again."""
+    from hardening_util import write_tiny_article
+
+    from analysis.fingerprint import manifest_is_fresh
+    from analysis.pipeline import AnalysisConfig, ModelSpec
+    from analysis.pipeline import run as run_pipeline
+
+    article = write_tiny_article(tmp_path / "tiny")
+    write_images(tmp_path / "imgs", [(16, 18)] * 5, seed=4)
+    monkeypatch.setattr(examples_stage, "BATCH", 2)
+    spec = ModelSpec(name="tinynet", factory="tinynet:make", weights=str(article / "tiny.pt"),
+                     search_path=str(article), image_size=16, dataset=str(tmp_path / "imgs"))
+    cfg = AnalysisConfig(models=[spec], cache_dir=tmp_path / "cache", n_jobs=1, featureviz={"size": 16, "steps": 2},
+                         fingerprint="fp", examples={"seconds": 1e-9})
+    for seen in (2, 4):
+        path = run_pipeline(cfg)
+        manifest = json.loads(path.read_text())
+        assert manifest["models"]["tinynet"]["examples"]["images"] == seen
+        assert "unchanged, reused" not in capsys.readouterr().out
+        assert not manifest_is_fresh(path, "fp") and manifest["fingerprint"] == "resume-examples:fp"
+    path = run_pipeline(cfg)
+    manifest = json.loads(path.read_text())
+    assert manifest["models"]["tinynet"]["examples"] == {"file": "tinynet/examples/index.json", "complete": True,
+                                                         "images": 5, "total": 5}
+    assert manifest_is_fresh(path, "fp")
+    run_pipeline(cfg)
+    assert "tinynet: unchanged, reused without loading it" in capsys.readouterr().out
