@@ -29,11 +29,11 @@ from analysis import image_sets, jsonio
 from analysis.cache import entry_key
 from analysis.errors import AnalysisError
 from analysis.paths import safe_component
-from analysis.spec import Subject, Workspace
+from analysis.spec import EXAMPLES_SETTINGS, Subject, Workspace
 
 EXAMPLES_VERSION = "1"
 SCHEMA = "vw-examples/1"
-SETTINGS = {"top": 8, "per_image": 2, "count": None, "seconds": None}  # site.yml analysis.examples
+SETTINGS = EXAMPLES_SETTINGS  # site.yml analysis.examples
 SCALE_FACTORS = (1.0, 1.5, 2.0)  # photos are looked at with their shorter side at these multiples of the model's size
 CELL = 64  # crops (large folders) are stored at this many pixels a side
 SPRITE_MAX = 64  # pictures no larger than this are packed into sprite sheets (digits, the LFW faces)

@@ -17,6 +17,9 @@ QUALITY_PRESETS: dict[str, dict[str, Any]] = {
     "high": {"size": 128, "steps": 512, "lr": 0.05, "seed": 0},
 }
 DEFAULT_QUALITY = "default"
+# site.yml's analysis.examples: examples per neuron, at most this many from one image, images in all (None: every one),
+# seconds per model and build (None: no limit). Torch-free, so the render side fills the same defaults.
+EXAMPLES_SETTINGS: dict[str, Any] = {"top": 8, "per_image": 2, "count": None, "seconds": None}
 # site.yml's analysis.featureviz when it is not set (the render side reads it too: this module is torch-free).
 SITE_FEATUREVIZ = {k: QUALITY_PRESETS[DEFAULT_QUALITY][k] for k in ("size", "steps")}
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from analysis.spec import EXAMPLES_SETTINGS
+
 from .errors import BuildError
 
 EXAMPLES_LIMITS = {"top": (1, 32), "per_image": (1, 8), "count": (1, 10**9), "seconds": (0, 10**7)}
@@ -25,7 +27,9 @@ def check_examples(value: Any, site: Path) -> dict[str, Any]:
             raise BuildError(f"field 'analysis.examples.{key}' must be {what} up to {hi}"
                              + (f" (at least {lo})" if key != "seconds" else "") + f", got {v!r:.40}", site,
                              site_line(site.parent, "examples"))
-    return {k: (float(v) if k == "seconds" else int(v)) for k, v in value.items()}
+    # The defaults filled in, so that writing one out in site.yml does not change the analysis fingerprint.
+    return {k: (float(v) if k == "seconds" else int(v)) for k, v in {**EXAMPLES_SETTINGS, **value}.items()
+            if v is not None}
 
 
 def check_dataset(value: Any, base: Path, where: Path, field: str,
