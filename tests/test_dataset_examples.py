@@ -15,7 +15,7 @@ from PIL import Image
 from torch import nn
 
 from analysis import examples_stage, image_sets
-from analysis.examples import resize_photo
+from analysis.examples import receptive_field, resize_photo
 from analysis.recipes import Recipe, TensorJob
 from analysis.spec import Subject, Workspace
 
@@ -74,6 +74,20 @@ def window_values(net: nn.Module, img: np.ndarray, rf: int, stride: int, channel
             wins = np.stack([img[y * stride:y * stride + rf, x * stride:x * stride + rf] for x in range(nx)])
             out[y] = net(torch.from_numpy(wins).permute(0, 3, 1, 2))[:, channel, 0, 0].numpy()
     return out
+
+
+def test_receptive_fields_are_measured_with_padding_and_stride():
+    """conv1 (k3, s2, pad 1) centres output f on input 2f; conv2 (k3, pad 1) adds one conv1 cell either side."""
+    g = torch.Generator().manual_seed(1)
+    net = nn.Sequential(OrderedDict(conv1=nn.Conv2d(3, 4, 3, stride=2, padding=1), relu=nn.ReLU(),
+                                    conv2=nn.Conv2d(4, 4, 3, padding=1)))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    rf = receptive_field(net, "conv2", size=32)
+    assert (rf.size, rf.stride, rf.offset) == (7, (2.0, 2.0), (0.0, 0.0))
+    assert receptive_field(net, "conv1", size=32).size == 3
+    assert resize_photo(np.zeros((20, 37, 3), np.float32), 12).shape == (12, 22, 3)
 
 
 @pytest.mark.parametrize("stride,rf", [(1, 5), (2, 7)])
