@@ -26,6 +26,7 @@ MAX_OVERLAP = 0.25  # two examples from one image may share at most this fractio
 PEAKS = 4  # local peaks per channel, image and scale offered to the spread selection, times per_image
 CONTEXT_MIN = 32  # a small receptive field is shown inside at least this much context (input pixels)
 CONTEXT_MARGIN = 64  # and at most this much wider than the field
+ENLARGE = 4  # an image smaller than the model's input is enlarged at most this many times
 
 
 def context_side(rf_size: int) -> int:
@@ -227,17 +228,15 @@ def scaled_size(shape: tuple[int, int], short_side: int | None) -> tuple[int, in
 
 
 def scales_for(shape: tuple[int, int], base: int | None, factors: Sequence[float]) -> list[int | None]:
-    """Shorter sides an image is looked at: base x each factor, but never enlarged beyond the base size (a small
-    image is looked at once, at the network's own size). base None: the image as it is."""
+    """Shorter sides an image is looked at: base x each factor, but never enlarged beyond the base size; an image
+    smaller than the base is looked at once, enlarged at most ENLARGE times (a 25-px face is not worth a 224-px
+    forward pass). base None: the image as it is."""
     if base is None:
         return [None]
     short = min(shape)
-    out = []
-    for f in factors:
-        s = int(round(base * f))
-        if f == factors[0] or s <= short:
-            out.append(s)
-    return list(dict.fromkeys(out))
+    if short < base:
+        return [min(base, ENLARGE * short)]
+    return list(dict.fromkeys(int(round(base * f)) for f in factors if f == factors[0] or base * f <= short))
 
 
 def context_box(rf_box: Sequence[float], side: float, shape: tuple[int, int]) -> tuple[float, float, float]:

@@ -31,7 +31,7 @@ from analysis.errors import AnalysisError
 from analysis.paths import safe_component
 from analysis.spec import EXAMPLES_SETTINGS, Subject, Workspace
 
-EXAMPLES_VERSION = "1"
+EXAMPLES_VERSION = "2"  # 2: small images enlarged at most 4x
 SCHEMA = "vw-examples/1"
 SETTINGS = EXAMPLES_SETTINGS  # site.yml analysis.examples
 SCALE_FACTORS = (1.0, 1.5, 2.0)  # photos are looked at with their shorter side at these multiples of the model's size
@@ -100,7 +100,8 @@ def examples(s: Subject, ws: Workspace, image_set: image_sets.ImageSet, raw_sett
     layers = [xp.Layer(n, h, *rfs[h]) for n, h in zip(names, hooks)]
     key = entry_key(s.info["weights_sha256"], "examples", EXAMPLES_VERSION, jsonio.dumps(recipe.blocks_json()),
                     [(layer.name, layer.hook) for layer in layers], base, SCALE_FACTORS, top, per_image, crops,
-                    image_set.kind, channels_in, xp.CONTEXT_MIN, xp.CONTEXT_MARGIN, xp.MAX_OVERLAP, xp.PEAKS, CELL)
+                    image_set.kind, channels_in, xp.CONTEXT_MIN, xp.CONTEXT_MARGIN, xp.MAX_OVERLAP, xp.PEAKS, CELL,
+                    xp.ENLARGE)
     state_dir = ws.cache_dir / "examples" / safe_component(s.name)
     crop_shape = (CELL, CELL, channels_in) if crops else None
     state = _load_state(state_dir, key, layers, top, crop_shape, image_set)
