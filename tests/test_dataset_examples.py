@@ -362,3 +362,42 @@ def test_a_stopped_pass_leaves_the_analysis_stale_until_it_completes(tmp_path, m
     assert manifest_is_fresh(path, "fp")
     run_pipeline(cfg)
     assert "tinynet: unchanged, reused without loading it" in capsys.readouterr().out
+
+
+def test_a_large_folder_ships_crops_and_resumes_with_them(tmp_path, monkeypatch):
+    """Above SOURCES_LIMIT images the site gets per-channel strips of 64-px crops, not whole pictures; the crops
+    are kept with the running state, so a resumed pass writes the same strips as an uninterrupted one."""
+    monkeypatch.setattr(image_sets, "SOURCES_LIMIT", 3)
+    net = no_pad_net()
+    folder = tmp_path / "imgs"
+    write_images(folder, [(20, 22)] * 6, seed=12)
+    monkeypatch.setattr(examples_stage, "BATCH", 2)
+    while not (resumed := run(tmp_path / "a", net, folder, 20, seconds=1e-9, top=3))["summary"]["complete"]:
+        pass
+    fresh = run(tmp_path / "b", net, folder, 20, top=3)
+    assert resumed["index"]["dataset"]["pictures"] == "crops" and comparable(resumed) == comparable(fresh)
+    record = layer_record(resumed, "conv2")
+    for channel, row in enumerate(record["examples"]):
+        (pic,) = {e["picture"] for e in row}
+        strip = record["pictures"][pic]
+        assert strip["file"].endswith(f"examples/conv2/c{channel}.jpg") and (strip["width"], strip["height"]) == (192, 64)
+        a = np.asarray(Image.open(resumed["root"] / strip["file"]))
+        b = np.asarray(Image.open(fresh["root"] / layer_record(fresh, "conv2")["pictures"][pic]["file"]))
+        assert np.array_equal(a, b)
+        for e in row:
+            assert e["at"] == [e["rank"] * 64, 0, 64, 64]
+            # the strip cell is the context square of the source image around the field (JPEG: close, not equal)
+            src = read(folder / record["images"][e["image"]]["id"])
+            x, y, side = e["box"][0], e["box"][1], e["box"][2]
+            want = np.full((int(side), int(side), 3), 0.5, np.float32)
+            ys, xs = slice(max(0, int(y)), min(20, int(y + side))), slice(max(0, int(x)), min(22, int(x + side)))
+            want[ys.start - int(y):ys.stop - int(y), xs.start - int(x):xs.stop - int(x)] = src[ys, xs]
+            cell = a[:, e["rank"] * 64:(e["rank"] + 1) * 64] / 255.0
+            small = np.asarray(Image.fromarray((cell * 255).astype(np.uint8)).resize((int(side), int(side)),
+                                                                                      Image.Resampling.BOX)) / 255.0
+            inside = (slice(ys.start - int(y), ys.stop - int(y)), slice(xs.start - int(x), xs.stop - int(x)))
+            corr = np.corrcoef(small[inside].ravel(), want[inside].ravel())[0, 1]
+            assert corr > 0.6, corr  # noise through bilinear 64-px cells and JPEG: correlated, not equal
+            shifted = np.corrcoef(np.roll(small, 2, axis=1)[inside].ravel(), want[inside].ravel())[0, 1]
+            assert shifted < corr - 0.3, (corr, shifted)  # and not any crop: two pixels off is far worse
+    assert not (resumed["root"] / "tiny" / "examples" / "pics").exists()
