@@ -28,6 +28,7 @@ from analysis import example_pass as xp
 from analysis import image_sets, jsonio
 from analysis.cache import entry_key
 from analysis.errors import AnalysisError
+from analysis.examples import ReceptiveField
 from analysis.paths import safe_component
 from analysis.spec import EXAMPLES_SETTINGS, Subject, Workspace
 
@@ -95,14 +96,12 @@ def examples(s: Subject, ws: Workspace, image_set: image_sets.ImageSet, raw_sett
     base = None if image_set.kind == "mnist" else (recipe.photo_size or recipe.image_size)
     probe = base or int(recipe.image_size)
     crops = not image_set.ships_sources
-    with deterministic(ws.n_jobs), frozen(net):
-        rfs = xp.receptive_fields(net, hooks, max(32, probe), channels_in)
-    layers = [xp.Layer(n, h, *rfs[h]) for n, h in zip(names, hooks)]
+    state_dir = ws.cache_dir / "examples" / safe_component(s.name)
+    layers = _layers(s, ws, net, names, hooks, max(32, probe), channels_in, state_dir)
     key = entry_key(s.info["weights_sha256"], "examples", EXAMPLES_VERSION, jsonio.dumps(recipe.blocks_json()),
                     [(layer.name, layer.hook) for layer in layers], base, SCALE_FACTORS, top, per_image, crops,
                     image_set.kind, channels_in, xp.CONTEXT_MIN, xp.CONTEXT_MARGIN, xp.MAX_OVERLAP, xp.PEAKS, CELL,
                     xp.ENLARGE)
-    state_dir = ws.cache_dir / "examples" / safe_component(s.name)
     crop_shape = (CELL, CELL, channels_in) if crops else None
     state = _load_state(state_dir, key, layers, top, crop_shape, image_set)
     _check_seen(s, ws, state, image_set, crop_shape)
@@ -144,12 +143,34 @@ def examples(s: Subject, ws: Workspace, image_set: image_sets.ImageSet, raw_sett
     return out
 
 
+def _layers(s: Subject, ws: Workspace, net, names, hooks, probe: int, channels_in: int, folder: Path) -> list[xp.Layer]:
+    """The analysed layers with their receptive fields and channel counts: measured once per weights and blocks (a
+    forward and a partial backward per layer), then read from `<state folder>/layers.json`."""
+    from analysis.featureviz.hooks import deterministic, frozen
+
+    key = entry_key(s.info["weights_sha256"], "receptive-fields", EXAMPLES_VERSION,
+                    jsonio.dumps(s.recipe.blocks_json()), hooks, probe, channels_in)
+    saved = jsonio.read_json(folder / "layers.json")
+    if isinstance(saved, dict) and saved.get("key") == key and isinstance(saved.get("layers"), dict):
+        try:
+            return [xp.Layer(n, h, ReceptiveField(int(saved["layers"][h]["size"]), tuple(saved["layers"][h]["stride"]),
+                                                  tuple(saved["layers"][h]["offset"])),
+                             int(saved["layers"][h]["channels"])) for n, h in zip(names, hooks)]
+        except (KeyError, TypeError, ValueError):
+            pass
+    with deterministic(ws.n_jobs), frozen(net):
+        found = xp.receptive_fields(net, hooks, probe, channels_in)
+    jsonio.write_bytes_atomic(folder / "layers.json", json.dumps({"key": key, "layers": {
+        h: {**_rf_json(rf), "channels": c} for h, (rf, c) in found.items()}}).encode())
+    return [xp.Layer(n, h, *found[h]) for n, h in zip(names, hooks)]
+
+
 # ---------------------------------------------------------------------------------------------------- the pass
 
 
-def _prepare(image_set, item, base, channels_in, short_side: int | None = None):
+def _prepare(image_set, item, base, channels_in):
     """(the image as float32 [H, W, c], its sha256 or None, its full size (h, w))."""
-    target = short_side or (None if base is None else int(round(base * max(SCALE_FACTORS))))
+    target = None if base is None else int(round(base * max(SCALE_FACTORS)))
     try:
         img, digest, full = image_sets.load(image_set, item, target)
     except image_sets.DatasetError as exc:
