@@ -16,12 +16,12 @@ pictures' sha256s, so a changed picture changes the record). Layers are named as
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from .errors import BuildError
+from .jsonio import read_record
 
 OUTLINE = (255, 204, 0)  # the receptive field's outline: yellow with a dark rim reads on light and dark photos
 RIM = (20, 20, 20)
@@ -52,16 +52,7 @@ def _reader(cache_dir: Path, load: Callable[[str], Any] | None) -> Callable[[str
     if load is not None:
         return load
 
-    def read(rel: str) -> Any:
-        path = Path(cache_dir) / rel
-        try:
-            return json.loads(path.read_bytes())
-        except OSError:
-            raise BuildError("analysis result not found (run `python build.py --clean`)", path) from None
-        except ValueError as exc:
-            raise BuildError(f"analysis result is not valid JSON: {exc}", path) from None
-
-    return read
+    return lambda rel: read_record(Path(cache_dir) / rel)
 
 
 def model_index(cache_dir: Path, model: str, load: Callable[[str], Any] | None = None) -> dict | None:

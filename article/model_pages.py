@@ -21,6 +21,7 @@ from . import cache, sitedir, theme
 from . import explorer_data as xd
 from . import explorer_examples as xx
 from .errors import BuildError
+from .jsonio import read_record as _read
 
 
 
@@ -50,15 +51,6 @@ def follow_selection(select: str, field: str, targets: dict[str, dict], param: s
 def fragment(tensor: str) -> str:
     """A tensor id as a URL fragment: '>' is percent-encoded (browsers do it anyway), the rest reads as written."""
     return tensor.replace("%", "%25").replace(">", "%3E").replace(" ", "%20").replace('"', "%22")
-
-
-def _read(path: Path) -> Any:
-    try:
-        return json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise BuildError("analysis result not found (run `python build.py --clean`)", path) from None
-    except ValueError as exc:
-        raise BuildError(f"analysis result is not valid JSON: {exc}", path) from None
 
 
 def _image(cache_dir: Path, rel: str) -> bytes | None:

@@ -32,11 +32,16 @@ def built(tmp_path_factory):
     return site / "models" / "tinynet", records, listed, report
 
 
-def layer(folder: Path, tid: str) -> dict:
-    text = (folder / "layers" / f"{tid}.js").read_text(encoding="utf-8")
-    m = re.fullmatch(r"VWExplorer\.layer\((.*)\);\n", text, re.S)
+def script_payload(path: Path, call: str) -> dict:
+    """The JSON a classic data script hands to VWExplorer.<call>(...)."""
+    text = path.read_text(encoding="utf-8")
+    m = re.fullmatch(rf"VWExplorer\.{call}\((.*)\);\n", text, re.S)
     assert m, text[:80]
     return json.loads(m.group(1))
+
+
+def layer(folder: Path, tid: str) -> dict:
+    return script_payload(folder / "layers" / f"{tid}.js", "layer")
 
 
 def test_a_page_per_model_with_its_layers_in_order(built):
@@ -89,10 +94,7 @@ def test_sprite_feature_visualizations_and_examples(built):
 
 
 def examples_script(folder: Path, layer_name: str) -> dict:
-    text = (folder / "examples" / f"{layer_name}.js").read_text(encoding="utf-8")
-    m = re.fullmatch(r"VWExplorer\.examples\((.*)\);\n", text, re.S)
-    assert m, text[:80]
-    return json.loads(m.group(1))
+    return script_payload(folder / "examples" / f"{layer_name}.js", "examples")
 
 
 def test_every_layer_links_its_own_its_inputs_and_its_outputs_examples(built):
