@@ -61,13 +61,20 @@ def settings(raw: dict | None) -> dict:
     return {**SETTINGS, **{k: v for k, v in (raw or {}).items() if v is not None}}
 
 
+def input_layer(recipe, tensor) -> str | None:
+    """The layer whose neurons are a tensor's inputs: its source block, or for a conv's own kernel the module that
+    feeds the conv in the graph (None for the network input, or without a graph)."""
+    name = tensor.source or (recipe.graph.feeds.get(tensor.layer) if recipe.graph is not None else None)
+    return None if name in (None, "input") else name
+
+
 def analysed_layers(recipe) -> list[str]:
-    """Every layer whose neurons a model page lists: each tensor's output layer and the layer it reads (not the
-    input image), in recipe order."""
+    """Every layer whose neurons a model page lists: each tensor's output layer and the layer its inputs are (not
+    the input image), in recipe order."""
     names: list[str] = []
     for t in recipe.tensors:
-        for name in (t.source, t.layer):
-            if name and name != "input" and name not in names:
+        for name in (input_layer(recipe, t), t.layer):
+            if name and name not in names:
                 names.append(name)
     return names
 
@@ -423,6 +430,7 @@ def _write_records(s: Subject, ws: Workspace, image_set, state: _State, layers: 
         "scales": {"base": base, "factors": list(SCALE_FACTORS)},
         "context": {"min": xp.CONTEXT_MIN, "margin": xp.CONTEXT_MARGIN}, "max_overlap": xp.MAX_OVERLAP,
         "layers": index_layers,
+        "inputs": {t.id: input_layer(s.recipe, t) for t in s.recipe.tensors if input_layer(s.recipe, t)},
         "files": sorted(str((folder / rel).relative_to(ws.root)) for rel in written)})
     return summary
 

@@ -56,12 +56,13 @@ def describe(index: dict) -> str:
 
 
 def model_examples(model: dict, read_json: Callable[[str], Any], read_bytes: Callable[[str], bytes | None],
-                   model_folder: str) -> tuple[dict[str, dict], dict[str, bytes]]:
-    """({layer: {src: script path, n: channels}}, {path in the model's folder: bytes}) for a manifest model entry;
-    empty when the model has no examples. `read_json` / `read_bytes` take paths relative to the analysis folder."""
+                   model_folder: str) -> tuple[dict[str, dict], dict[str, str], dict[str, bytes]]:
+    """({layer: {layer, src: script path, n: channels}}, {tensor id: the layer its inputs are}, {path in the model's
+    folder: bytes}) for a manifest model entry; empty when the model has no examples. `read_json` / `read_bytes` take
+    paths relative to the analysis folder."""
     ref = model.get("examples")
     if not isinstance(ref, dict) or not ref.get("file"):
-        return {}, {}
+        return {}, {}, {}
     index = read_json(ref["file"])
     dataset = describe(index)
     layers: dict[str, dict] = {}
@@ -77,7 +78,7 @@ def model_examples(model: dict, read_json: Callable[[str], Any], read_bytes: Cal
                 if data is not None:
                     files[target] = data
         layers[name] = {"layer": name, "src": src, "n": int(record["channels"])}
-    return layers, files
+    return layers, dict(index.get("inputs") or {}), files
 
 
 def record_files(manifest: dict, model_folder: str) -> list[str]:

@@ -86,8 +86,8 @@ def model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict]
     entries = model["tensors"]
     records = {e["id"]: _read(root / e["file"]) for e in entries}
     files: dict[str, bytes] = {}
-    ex_layers, ex_files = xx.model_examples(model, lambda rel: _read(root / rel),
-                                            lambda rel: _image(root, rel), name)
+    ex_layers, ex_inputs, ex_files = xx.model_examples(model, lambda rel: _read(root / rel),
+                                                       lambda rel: _image(root, rel), name)
     files.update(ex_files)
     rows = []
     for e in entries:
@@ -107,8 +107,9 @@ def model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict]
                 target = "img/" + rel.replace("/", "_")
                 files[target] = data
                 payload["fv"][str(ch)] = target
-        # Dataset examples: this layer's neurons, its inputs (the layer before) and its outputs (the next tensor's).
-        before = next((x["layer"] for x in entries if x["id"] == prev), None)
+        # Dataset examples: this layer's neurons, its inputs (the layer that feeds it; else the tensor before) and its
+        # outputs (the next tensor's).
+        before = ex_inputs.get(e["id"]) or next((x["layer"] for x in entries if x["id"] == prev), None)
         payload["ex"] = {"self": ex_layers.get(e["layer"]),
                          "prev": ex_layers.get(before) if (ex_layers.get(before) or {}).get("n") == payload["in"]
                          else None,

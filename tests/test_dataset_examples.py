@@ -401,3 +401,18 @@ def test_a_large_folder_ships_crops_and_resumes_with_them(tmp_path, monkeypatch)
             shifted = np.corrcoef(np.roll(small, 2, axis=1)[inside].ravel(), want[inside].ravel())[0, 1]
             assert shifted < corr - 0.3, (corr, shifted)  # and not any crop: two pixels off is far worse
     assert not (resumed["root"] / "tiny" / "examples" / "pics").exists()
+
+
+def test_the_inputs_of_a_kernel_fed_by_an_unanalysed_conv_get_examples():
+    """A gray net's first conv (one input channel) is not analysed alone, but its neurons are the second conv's
+    inputs on the model page: the layer that feeds a kernel (from the graph) is analysed too."""
+    from analysis.examples_stage import analysed_layers, input_layer
+    from analysis.recipes import auto_recipe
+
+    net = nn.Sequential(OrderedDict(conv1=nn.Conv2d(1, 4, 5, padding=2), relu1=nn.ReLU(),
+                                    conv2=nn.Conv2d(4, 6, 3, padding=1), relu2=nn.ReLU(),
+                                    conv3=nn.Conv2d(6, 6, 3, padding=1)))
+    recipe = auto_recipe(net, 28)
+    assert [t.id for t in recipe.tensors] == ["conv2", "conv3"]
+    assert analysed_layers(recipe) == ["conv1", "conv2", "conv3"]
+    assert [input_layer(recipe, t) for t in recipe.tensors] == ["conv1", "conv2"]
