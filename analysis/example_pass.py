@@ -78,20 +78,26 @@ def capture(net: nn.Module, hooks: Sequence[str], x: torch.Tensor) -> dict[str, 
 
 def receptive_fields(net: nn.Module, hooks: Sequence[str], size: int,
                      channels_in: int = 3) -> dict[str, tuple[ReceptiveField, int]]:
-    """Every hooked layer's (receptive field, channels), the field measured as analysis.examples.receptive_field does
-    (the bounding box of the nonzero input gradient of the central position, union over 4 random images), from one
-    forward pass."""
+    """Every hooked layer's (receptive field, channels): the bounding box of the nonzero input gradient of the central
+    position, the stride from its diagonal neighbour's; one forward pass, and one partial backward pass per layer."""
+    # Images 0-3 measure the central position, 4-7 its diagonal neighbour: one backward pass per layer gives both,
+    # since each image's gradient depends on its own activations only (eval mode: no batch statistics).
     rng = np.random.Generator(np.random.PCG64(0))
-    x = torch.from_numpy(rng.random((4, channels_in, size, size), dtype=np.float32)).requires_grad_(True)
+    x = torch.from_numpy(rng.random((8, channels_in, size, size), dtype=np.float32)).requires_grad_(True)
     acts = capture(net, hooks, x)
 
-    def support(act: torch.Tensor, y: int, x_: int) -> np.ndarray | None:
-        """(lo, hi) rows/columns of the input pixels position (y, x_) depends on, or None (dead, or off the map)."""
-        if not (0 <= y < act.shape[2] and 0 <= x_ < act.shape[3]):
-            return None
-        (grad,) = torch.autograd.grad(act[:, :, y, x_].sum(), x, retain_graph=True, allow_unused=True)
-        found = np.argwhere(grad.abs().sum(dim=(0, 1)).numpy() > 0) if grad is not None else np.zeros((0, 2))
-        return np.stack([found.min(0), found.max(0)]) if len(found) else None
+    def supports(act: torch.Tensor, y: int, x_: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(lo, hi) rows/columns of the input pixels that position (y, x_) and (y + 1, x_ + 1) depend on (union over
+        4 random images, so dead ReLUs do not hide inputs), or None (dead, or off the map)."""
+        target = act[:4, :, y, x_].sum()
+        if y + 1 < act.shape[2] and x_ + 1 < act.shape[3]:
+            target = target + act[4:, :, y + 1, x_ + 1].sum()
+        (grad,) = torch.autograd.grad(target, x, retain_graph=True, allow_unused=True)
+        out = []
+        for part in (slice(0, 4), slice(4, 8)):
+            found = np.argwhere(grad[part].abs().sum(dim=(0, 1)).numpy() > 0) if grad is not None else []
+            out.append(np.stack([found.min(0), found.max(0)]) if len(found) else None)
+        return out[0], out[1]
 
     out = {}
     for name in dict.fromkeys(hooks):
@@ -99,7 +105,7 @@ def receptive_fields(net: nn.Module, hooks: Sequence[str], size: int,
         if act.dim() != 4:
             raise RuntimeError(f"layer {name!r} has no spatial map (shape {tuple(act.shape)})")
         cy, cx = act.shape[2] // 2, act.shape[3] // 2
-        here, there = support(act, cy, cx), support(act, cy + 1, cx + 1)
+        here, there = supports(act, cy, cx)
         # The step between neighbouring positions, measured (a padding-free conv's map is smaller than size / stride);
         # the geometric step where a neighbour cannot be measured.
         stride = [size / act.shape[2], size / act.shape[3]]
@@ -141,6 +147,15 @@ def source_boxes(rf: ReceptiveField, fy, fx, scaled_h, scaled_w, source_h, sourc
     cx = (rf.offset[1] + np.asarray(fx) * rf.stride[1] + 0.5) * sx
     hy, hx = rf.size / 2 * sy, rf.size / 2 * sx
     return np.stack(np.broadcast_arrays(cx - hx, cy - hy, cx + hx, cy + hy), axis=-1)
+
+
+def source_box(rf: ReceptiveField, fy: int, fx: int, scaled_h: int, scaled_w: int, source_h: int,
+               source_w: int) -> tuple[float, float, float, float]:
+    """source_boxes for one position, in plain Python (the records ask for tens of thousands, one at a time)."""
+    sy, sx = source_h / scaled_h, source_w / scaled_w
+    cy, cx = (rf.offset[0] + fy * rf.stride[0] + 0.5) * sy, (rf.offset[1] + fx * rf.stride[1] + 0.5) * sx
+    hy, hx = rf.size / 2 * sy, rf.size / 2 * sx
+    return cx - hx, cy - hy, cx + hx, cy + hy
 
 
 def spread_picks(values: np.ndarray, boxes: np.ndarray, per_image: int,

@@ -271,7 +271,7 @@ def _process(net, layers, state: _State, image_set, chunk: list[int], base, per_
 def _scaled_context(layer: xp.Layer, facts) -> tuple[float, float, float]:
     """The context square of an entry in the pixels of the scaled image it was found in."""
     shape = (int(facts[xp.HS]), int(facts[xp.WS]))
-    box = xp.source_boxes(layer.rf, facts[xp.FY], facts[xp.FX], *shape, *shape)
+    box = xp.source_box(layer.rf, int(facts[xp.FY]), int(facts[xp.FX]), *shape, *shape)
     return xp.context_box(box, xp.context_side(layer.rf.size), shape)
 
 
@@ -405,7 +405,7 @@ def _write_records(s: Subject, ws: Workspace, image_set, state: _State, layers: 
         stem = safe_component(layer.name)
         record = _layer_record(s, layer, rows[layer.name], state.tops[layer.name], image_set, pictures, stem, folder,
                                ws.root, written, gray)
-        written[f"{stem}.json"] = jsonio.dumps(record).encode()
+        written[f"{stem}.json"] = _dumps(record)
         index_layers[layer.name] = {"file": str((folder / f"{stem}.json").relative_to(ws.root)),
                                     "channels": layer.channels, "hook": layer.hook,
                                     "receptive_field": _rf_json(layer.rf)}
@@ -435,8 +435,15 @@ def _write_records(s: Subject, ws: Workspace, image_set, state: _State, layers: 
     return summary
 
 
+def _dumps(record: dict) -> bytes:
+    """A layer record as jsonio.dumps writes it (its numbers are already rounded: 2 decimals for boxes, 7 significant
+    digits for activations), without walking its ~100,000 values through jsonio.canonical."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
 def _rf_json(rf) -> dict:
-    return {"size": int(rf.size), "stride": [float(v) for v in rf.stride], "offset": [float(v) for v in rf.offset]}
+    return {"size": int(rf.size), "stride": [float(f"{v:.7g}") + 0.0 for v in rf.stride],
+            "offset": [float(f"{v:.7g}") + 0.0 for v in rf.offset]}
 
 
 @dataclass
@@ -538,14 +545,14 @@ def _layer_record(s, layer: xp.Layer, entries: list[list[tuple]], top: xp.Runnin
             if pos not in image_index:
                 image_index[pos] = len(images)
                 images.append(pos)
-            rf_box = xp.source_boxes(layer.rf, fy, fx, hs, ws_, h0, w0).tolist()
+            rf_box = xp.source_box(layer.rf, fy, fx, hs, ws_, h0, w0)
             bx, by, bs = xp.context_box(rf_box, xp.context_side(layer.rf.size) * h0 / hs, (h0, w0))
-            item = {"rank": rank, "activation": value, "image": image_index[pos], "scale": min(hs, ws_),
+            item = {"rank": rank, "activation": float(f"{value:.7g}") + 0.0, "image": image_index[pos], "scale": min(hs, ws_),
                     "position": [fy, fx], "rf": _xywh(rf_box), "box": _r([bx, by, bs, bs])}
             if pictures is None:  # a strip of crops, one CELL-pixel square per rank
                 cx0, cy0, cside = _scaled_context(layer, (0, 0, 0, hs, ws_, fy, fx))
                 f = CELL / cside
-                srf = xp.source_boxes(layer.rf, fy, fx, hs, ws_, hs, ws_).tolist()
+                srf = xp.source_box(layer.rf, fy, fx, hs, ws_, hs, ws_)
                 pic_file, size = str((folder / strip).relative_to(root)), (len(row) * CELL, CELL)
                 at = [rank * CELL, 0, CELL, CELL]
                 rf_at = [rank * CELL + (srf[0] - cx0) * f, (srf[1] - cy0) * f, (srf[2] - srf[0]) * f,
@@ -577,4 +584,4 @@ def _xywh(box) -> list[float]:
 
 
 def _r(values) -> list[float]:
-    return [round(float(v), 2) for v in values]
+    return [round(float(v), 2) + 0.0 for v in values]  # + 0.0: no -0.0 (jsonio's rule)

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from analysis import examples_stage, image_sets
+from analysis import examples_stage, image_sets, jsonio
 from analysis.examples import receptive_field, resize_photo
 from analysis.recipes import Recipe, TensorJob
 from analysis.spec import Subject, Workspace
@@ -98,6 +98,8 @@ def test_examples_are_the_brute_force_top_windows(tmp_path, stride, rf):
     result = run(tmp_path, net, tmp_path / "imgs", 20, top=4, per_image=1)
     record = layer_record(result, "conv2")
     assert record["receptive_field"]["size"] == rf
+    raw = (result["root"] / result["index"]["layers"]["conv2"]["file"]).read_bytes()
+    assert raw == jsonio.dumps(json.loads(raw)).encode()  # the project's one JSON rule, written fast
     ids = [i["id"] for i in record["images"]]
     for channel in range(4):
         best = []
