@@ -36,6 +36,8 @@ from analysis.tensor_stage import analyse_tensors
 
 __all__ = ["AnalysisConfig", "ModelSpec", "run"]
 
+LAB_EXAMPLE_IMAGES = 1000  # digits each banding-lab network's dataset examples come from (100 of each class)
+
 
 def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str], None] | None = None) -> Path:
     """Run every analysis the articles need; return the path of the analysis manifest."""
@@ -212,7 +214,10 @@ def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, prog
     if not spec.name.startswith("lab-") or spec.name == "lab-gap-s0":  # one lab model stands for the nine
         ctx = context(subject, ws, photos)
     neurons = None if spec.name.startswith("lab-") else neuron_featureviz(subject, ws)
-    ex = examples(subject, ws, image_set or _image_set(spec), cfg.examples)
+    settings = dict(cfg.examples)
+    if spec.name.startswith("lab-"):  # nine small networks on one task: a tenth of the digits each is plenty
+        settings["count"] = min(settings.get("count") or LAB_EXAMPLE_IMAGES, LAB_EXAMPLE_IMAGES)
+    ex = examples(subject, ws, image_set or _image_set(spec), settings)
     return tensors, first, ctx, neurons, ex
 
 
