@@ -27,6 +27,7 @@ PEAKS = 4  # local peaks per channel, image and scale offered to the spread sele
 CONTEXT_MIN = 32  # a small receptive field is shown inside at least this much context (input pixels)
 CONTEXT_MARGIN = 64  # and at most this much wider than the field
 ENLARGE = 4  # an image smaller than the model's input is enlarged at most this many times
+PROBES = 2  # random images a receptive field is measured on (the union of their gradients' support)
 
 
 def context_side(rf_size: int) -> int:
@@ -80,46 +81,57 @@ def receptive_fields(net: nn.Module, hooks: Sequence[str], size: int,
                      channels_in: int = 3) -> dict[str, tuple[ReceptiveField, int]]:
     """Every hooked layer's (receptive field, channels): the bounding box of the nonzero input gradient of the central
     position, the stride from its diagonal neighbour's; one forward pass, and one partial backward pass per layer."""
-    # Images 0-3 measure the central position, 4-7 its diagonal neighbour: one backward pass per layer gives both,
-    # since each image's gradient depends on its own activations only (eval mode: no batch statistics).
+    # Images 0-1 measure the central position, 2-3 its diagonal neighbour: one backward pass per layer gives both,
+    # since each image's gradient depends on its own activations only (eval mode: no batch statistics). Two images
+    # each, not more: the graph of every layer is kept for the backward passes (EfficientNet at 224 px: ~115 MB an
+    # image).
     rng = np.random.Generator(np.random.PCG64(0))
-    x = torch.from_numpy(rng.random((8, channels_in, size, size), dtype=np.float32)).requires_grad_(True)
+    x = torch.from_numpy(rng.random((2 * PROBES, channels_in, size, size), dtype=np.float32)).requires_grad_(True)
     acts = capture(net, hooks, x)
 
     def supports(act: torch.Tensor, y: int, x_: int) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(lo, hi) rows/columns of the input pixels that position (y, x_) and (y + 1, x_ + 1) depend on (union over
-        4 random images, so dead ReLUs do not hide inputs), or None (dead, or off the map)."""
-        target = act[:4, :, y, x_].sum()
+        PROBES random images, so a dead ReLU does not hide inputs), or None (dead, or off the map)."""
+        target = act[:PROBES, :, y, x_].sum()
         if y + 1 < act.shape[2] and x_ + 1 < act.shape[3]:
-            target = target + act[4:, :, y + 1, x_ + 1].sum()
+            target = target + act[PROBES:, :, y + 1, x_ + 1].sum()
         (grad,) = torch.autograd.grad(target, x, retain_graph=True, allow_unused=True)
         out = []
-        for part in (slice(0, 4), slice(4, 8)):
+        for part in (slice(0, PROBES), slice(PROBES, 2 * PROBES)):
             found = np.argwhere(grad[part].abs().sum(dim=(0, 1)).numpy() > 0) if grad is not None else []
             out.append(np.stack([found.min(0), found.max(0)]) if len(found) else None)
         return out[0], out[1]
 
     out = {}
+    centres: dict[tuple[int, float], float] = {}  # (axis, stride) -> offset measured whole in a shallower layer
     for name in dict.fromkeys(hooks):
         act = acts[name]
         if act.dim() != 4:
             raise RuntimeError(f"layer {name!r} has no spatial map (shape {tuple(act.shape)})")
         cy, cx = act.shape[2] // 2, act.shape[3] // 2
         here, there = supports(act, cy, cx)
-        # The step between neighbouring positions, measured (a padding-free conv's map is smaller than size / stride);
-        # the geometric step where a neighbour cannot be measured.
+        centre = (cy, cx)
+        # Where a support cannot be measured whole (a field as large as the probe is cut off by its border, which
+        # would shift its middle and the measured step): the step is size / map size, and the centre of a position
+        # is where a shallower layer of the same step put it (stride-1 layers do not move it), else the cell's
+        # middle (off by at most half a step, on a field at least as large as the probe).
         stride = [size / act.shape[2], size / act.shape[3]]
-        if here is not None and there is not None:
-            for axis in (0, 1):
+        offset = [centres.get((axis, stride[axis]), (stride[axis] - 1) / 2) for axis in (0, 1)]
+        for axis in (0, 1):
+            if here is None or _clipped(here, axis, size):
+                continue
+            if there is not None and not _clipped(there, axis, size):
                 stride[axis] = float((there[:, axis].sum() - here[:, axis].sum()) / 2) or stride[axis]
-        if here is None:  # a dead layer: the geometric centre of each cell
-            rf = ReceptiveField(max(1, round(max(stride))), tuple(stride), ((stride[0] - 1) / 2, (stride[1] - 1) / 2))
-        else:
-            mid = here.sum(0) / 2.0
-            rf = ReceptiveField(int((here[1] - here[0] + 1).max()), tuple(stride),
-                                (float(mid[0] - cy * stride[0]), float(mid[1] - cx * stride[1])))
+            offset[axis] = float(here[:, axis].sum() / 2 - centre[axis] * stride[axis])
+            centres[(axis, stride[axis])] = offset[axis]
+        extent = int((here[1] - here[0] + 1).max()) if here is not None else max(1, round(max(stride)))
+        rf = ReceptiveField(extent, tuple(stride), tuple(offset))
         out[name] = (rf, int(act.shape[1]))
     return out
+
+
+def _clipped(support: np.ndarray, axis: int, size: int) -> bool:
+    return bool(support[0, axis] <= 0 or support[1, axis] >= size - 1)
 
 
 def peaks(act: torch.Tensor, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -40,7 +40,8 @@ CELL = 64  # crops (large folders) are stored at this many pixels a side
 SPRITE_MAX = 64  # pictures no larger than this are packed into sprite sheets (digits, the LFW faces)
 SHEET_WIDTH = 1024
 JPEG_QUALITY = 88
-BATCH = 64  # images read at a time
+BATCH = 64  # images between time-budget checks
+CHUNK_PIXELS = 1 << 21  # views held at once (2 Mpx, 24 MB as float32 RGB): a few photos, or a chunk of digits
 BATCH_PIXELS = 1 << 18  # images of one shape per forward pass: as many as make this many pixels (at least one)
 SAVE_EVERY = 60.0  # seconds between checkpoints of a long pass (a killed build loses at most this much)
 PROGRESS_EVERY = 10.0
@@ -156,7 +157,7 @@ def _layers(s: Subject, ws: Workspace, net, names, hooks, probe: int, channels_i
     from analysis.featureviz.hooks import deterministic, frozen
 
     key = entry_key(s.info["weights_sha256"], "receptive-fields", EXAMPLES_VERSION,
-                    jsonio.dumps(s.recipe.blocks_json()), hooks, probe, channels_in)
+                    jsonio.dumps(s.recipe.blocks_json()), hooks, probe, channels_in, xp.PROBES)
     saved = jsonio.read_json(folder / "layers.json")
     if isinstance(saved, dict) and saved.get("key") == key and isinstance(saved.get("layers"), dict):
         try:
@@ -186,19 +187,35 @@ def _prepare(image_set, item, base, channels_in):
 
 
 def _process(net, layers, state: _State, image_set, chunk: list[int], base, per_image, channels_in, crops) -> None:
-    """Run one chunk of images (positions in the set) through the network and merge their picks into the top-ks."""
-    import torch
-
+    """Run a chunk of images (positions in the set) through the network and merge their picks into the top-ks: read
+    and resized a few at a time, at most CHUNK_PIXELS of views in memory (photos at three scales are large)."""
     from analysis.examples import resize_photo
 
     views: list[list[np.ndarray]] = []  # per image, the arrays it is looked at (one per scale)
-    source = np.zeros((len(chunk), 2), dtype=np.int64)  # per image its full size: coordinates refer to it
-    for i, pos in enumerate(chunk):
+    sources: list[tuple[int, int]] = []  # per image its full size: coordinates refer to it
+    done: list[int] = []
+    pixels = 0
+    for k, pos in enumerate(chunk):
         item = image_set.items[pos]
-        img, digest, source[i] = _prepare(image_set, item, base, channels_in)
-        views.append([img if short is None or (short == min(img.shape[:2]) and img.shape[:2] == tuple(source[i]))
-                      else resize_photo(img, short) for short in xp.scales_for(tuple(source[i]), base, SCALE_FACTORS)])
+        img, digest, full = _prepare(image_set, item, base, channels_in)
+        full = (int(full[0]), int(full[1]))
+        views.append([img if short is None or (short == min(img.shape[:2]) and img.shape[:2] == full)
+                      else resize_photo(img, short) for short in xp.scales_for(full, base, SCALE_FACTORS)])
+        sources.append(full)
+        done.append(pos)
         state.seen[item.id] = _stat(item, digest)
+        pixels += sum(v.shape[0] * v.shape[1] for v in views[-1])
+        if pixels >= CHUNK_PIXELS or k == len(chunk) - 1:
+            _search(net, layers, state, done, views, np.asarray(sources, dtype=np.int64), per_image, crops)
+            views, sources, done, pixels = [], [], [], 0
+    state.version += 1
+
+
+def _search(net, layers, state: _State, chunk: list[int], views: list[list[np.ndarray]], source: np.ndarray,
+            per_image: int, crops: bool) -> None:
+    """Forward passes of the views (one shape batched together), every layer's candidates, spread picks, merge."""
+    import torch
+
     n, v_max, m, per = len(chunk), max(map(len, views)), xp.PEAKS * per_image, per_image
     shapes = np.ones((n, v_max, 2), dtype=np.int64)  # scaled (h, w) of each view
     for i, vs in enumerate(views):
@@ -265,7 +282,6 @@ def _process(net, layers, state: _State, image_set, chunk: list[int], base, per_
             return xp.cut(arr, x0, y0, side, CELL)
 
         top.merge(new_v, new_m, cutter if crops else None)
-    state.version += 1
 
 
 def _scaled_context(layer: xp.Layer, facts) -> tuple[float, float, float]:

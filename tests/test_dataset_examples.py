@@ -87,6 +87,17 @@ def test_receptive_fields_are_measured_with_padding_and_stride():
     rf = receptive_field(net, "conv2", size=32)
     assert (rf.size, rf.stride, rf.offset) == (7, (2.0, 2.0), (0.0, 0.0))
     assert receptive_field(net, "conv1", size=32).size == 3
+    # A field larger than the probe is cut off by its border: the step and centre then come from the geometry and
+    # the shallower layers (a biased middle would put every box off by pixels, the measured step by half a field).
+    from analysis.example_pass import receptive_fields
+
+    deep = nn.Sequential(*[nn.Conv2d(2, 2, 3, padding=1) for _ in range(20)])
+    with torch.no_grad():
+        for p in deep.parameters():
+            p.copy_(torch.randn(p.shape, generator=g).abs() * 0.3)  # positive: every path alive
+    fields = receptive_fields(deep, ["3", "19"], 32, channels_in=2)
+    assert (fields["3"][0].size, fields["3"][0].stride, fields["3"][0].offset) == (9, (1.0, 1.0), (0.0, 0.0))
+    assert (fields["19"][0].size, fields["19"][0].stride, fields["19"][0].offset) == (32, (1.0, 1.0), (0.0, 0.0))
     assert resize_photo(np.zeros((20, 37, 3), np.float32), 12).shape == (12, 22, 3)
 
 
