@@ -111,13 +111,16 @@ def _fingerprint_config(root: Path, cfg: dict[str, Any]) -> dict[str, Any]:
             return Path(p).resolve().relative_to(root.resolve()).as_posix()
         except ValueError:
             return Path(p).name  # outside the project: its content (hashed separately) decides
+
+    signatures = cfg.get("dataset_signatures") or {}
+
     def data(v: str) -> str:
-        return v if v in ("photos", "mnist") else f"folder:{cfg['dataset_signatures'].get(v)}"
+        return v if v in ("photos", "mnist") else f"folder:{signatures.get(v)}"
 
     byo = [{k: (rel(v) if k in ("weights", "search_path") else data(v) if k == "dataset" else v)
             for k, v in m.items() if k not in ("article", "line", "dataset_signature")} for m in cfg["byo"]]
     return {**{k: v for k, v in cfg.items() if k not in ("byo", "dataset_signatures", "dataset") and k not in HOW},
-            "dataset": data(cfg["dataset"]), "byo": byo}
+            "dataset": data(cfg.get("dataset", "photos")), "byo": byo}
 
 
 def needed(cfg: dict[str, Any]) -> bool:
