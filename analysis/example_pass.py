@@ -203,12 +203,14 @@ class RunningTopK:
     """For every channel of one layer, its `k` strongest examples so far, strongest first: values [C, k] (-inf: an
     empty slot) and facts [C, k, 7] (columns POS..FX). Ties are broken by image position, then scale and position, so
     the result never depends on how the images were split into chunks or builds. With `crop_shape`, each entry's
-    context crop is kept beside it (uint8), for sets too large to cut crops from again at the end."""
+    context crop is kept beside it (uint8), for sets too large to cut crops from again at the end: channel c's k crops
+    live in `crops[c]`, its rank r's in slot `slot[c, r]`, so a merge moves slot numbers, not pixels."""
 
     def __init__(self, channels: int, k: int, crop_shape: tuple[int, ...] | None = None):
         self.vals = np.full((channels, k), -np.inf)
         self.meta = np.zeros((channels, k, 7), dtype=np.int64)
         self.crops = np.full((channels, k, *crop_shape), 128, dtype=np.uint8) if crop_shape else None
+        self.slot = np.tile(np.arange(k), (channels, 1))
 
     @property
     def k(self) -> int:
@@ -233,11 +235,19 @@ class RunningTopK:
         self.vals = np.take_along_axis(allv, idx, axis=1)
         self.meta = np.take_along_axis(allm, idx[:, :, None], axis=1)
         if self.crops is not None:
-            old = np.take_along_axis(self.crops, np.minimum(idx, k - 1).reshape(c, k, *([1] * (self.crops.ndim - 2))),
-                                     axis=1)
-            for ch, r in zip(*np.nonzero((idx >= k) & np.isfinite(self.vals))):
-                old[ch, r] = cut(int(ch), int(idx[ch, r] - k))
-            self.crops = old
+            slot = np.take_along_axis(self.slot, np.minimum(idx, k - 1), axis=1)  # kept entries keep their slots
+            for ch in np.flatnonzero((idx >= k).any(axis=1)):
+                new = idx[ch] >= k
+                free = sorted(set(range(k)) - set(slot[ch][~new].tolist()))  # the dropped entries' slots
+                for r, s_ in zip(np.flatnonzero(new), free):
+                    slot[ch, r] = s_
+                    if np.isfinite(self.vals[ch, r]):
+                        self.crops[ch, s_] = cut(int(ch), int(idx[ch, r] - k))
+            self.slot = slot
+
+    def ranked_crops(self) -> np.ndarray:
+        """The crops in rank order: [C, k, cell, cell, c]."""
+        return np.take_along_axis(self.crops, self.slot.reshape(*self.slot.shape, 1, 1, 1), axis=1)
 
     def rows(self) -> list[list[tuple]]:
         """Per channel its entries (value, facts...) strongest first, empty slots left out."""
@@ -282,18 +292,28 @@ def context_box(rf_box: Sequence[float], side: float, shape: tuple[int, int]) ->
     return place(cx, w), place(cy, h), side
 
 
+def to_u8(image: np.ndarray) -> np.ndarray:
+    """float [0, 1] -> uint8, as every picture is stored (round half up, clipped)."""
+    return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
 def cut(image: np.ndarray, x0: float, y0: float, side: float, cell: int) -> np.ndarray:
-    """image[y0:y0+side, x0:x0+side] (gray outside the image) resized to cell x cell: uint8 [cell, cell, c]."""
+    """image[y0:y0+side, x0:x0+side] (gray outside the image) resized to cell x cell: uint8 [cell, cell, c]. `image`
+    is uint8 (to_u8; a crops pass cuts tens of thousands) or float in [0, 1]."""
     from PIL import Image
 
+    if image.dtype != np.uint8:
+        image = to_u8(image)
     xi, yi, s = int(math.floor(x0)), int(math.floor(y0)), max(1, int(round(side)))
     h, w, c = image.shape
-    out = np.full((s, s, c), PAD_VALUE, dtype=np.float32)
     ya, xa, yb, xb = max(yi, 0), max(xi, 0), min(yi + s, h), min(xi + s, w)
-    if yb > ya and xb > xa:
-        out[ya - yi:yb - yi, xa - xi:xb - xi] = image[ya:yb, xa:xb]
-    u8 = np.round(np.clip(out, 0, 1) * 255).astype(np.uint8)
-    pic = Image.fromarray(u8[:, :, 0] if c == 1 else u8, "L" if c == 1 else "RGB")
+    if (ya, xa, yb, xb) == (yi, xi, yi + s, xi + s):
+        region = image[ya:yb, xa:xb]
+    else:
+        region = np.full((s, s, c), round(PAD_VALUE * 255), dtype=np.uint8)
+        if yb > ya and xb > xa:
+            region[ya - yi:yb - yi, xa - xi:xb - xi] = image[ya:yb, xa:xb]
+    pic = Image.fromarray(np.ascontiguousarray(region[:, :, 0] if c == 1 else region), "L" if c == 1 else "RGB")
     if s != cell:
         pic = pic.resize((cell, cell), Image.Resampling.BILINEAR if s < cell else Image.Resampling.BOX)
     arr = np.asarray(pic)

@@ -32,7 +32,7 @@ from analysis.examples import ReceptiveField
 from analysis.paths import safe_component
 from analysis.spec import EXAMPLES_SETTINGS, Subject, Workspace
 
-EXAMPLES_VERSION = "2"  # 2: small images enlarged at most 4x
+EXAMPLES_VERSION = "3"  # 2: small images enlarged at most 4x; 3: large contexts cut from a box-filtered view
 SCHEMA = "vw-examples/1"
 SETTINGS = EXAMPLES_SETTINGS  # site.yml analysis.examples
 SCALE_FACTORS = (1.0, 1.5, 2.0)  # photos are looked at with their shorter side at these multiples of the model's size
@@ -253,6 +253,7 @@ def _search(net, layers, state: _State, chunk: list[int], views: list[list[np.nd
                 cm[gi[:, None], ci[:, None], cols, 0] = fy
                 cm[gi[:, None], ci[:, None], cols, 1] = fx
     vcol = np.arange(v_max * m) // m
+    as_u8: dict[tuple[int, tuple[int, int], int], np.ndarray] = {}
     for layer in layers:
         cv, cm = cand[layer.name]
         ri, rc = np.nonzero(np.isfinite(cv).any(axis=2))
@@ -277,11 +278,24 @@ def _search(net, layers, state: _State, chunk: list[int], views: list[list[np.nd
 
         def cutter(ch: int, col: int, layer=layer, new_m=new_m) -> np.ndarray:
             facts = new_m[ch, col]
-            arr = next(a for a in views[col // per] if a.shape[:2] == (facts[xp.HS], facts[xp.WS]))
+            i, shape = col // per, (int(facts[xp.HS]), int(facts[xp.WS]))
             x0, y0, side = _scaled_context(layer, facts)
-            return xp.cut(arr, x0, y0, side, CELL)
+            f = max(1, int(side // (2 * CELL)))  # a large context is cut from the view shrunk f times (box filter)
+            if (i, shape, f) not in as_u8:  # each view converted once, when its first crop is cut
+                view = xp.to_u8(next(a for a in views[i] if a.shape[:2] == shape))
+                as_u8[(i, shape, f)] = view if f == 1 else _shrink(view, f)
+            return xp.cut(as_u8[(i, shape, f)], x0 / f, y0 / f, side / f, CELL)
 
         top.merge(new_v, new_m, cutter if crops else None)
+
+
+def _shrink(view: np.ndarray, f: int) -> np.ndarray:
+    """uint8 [h, w, c] -> each f x f block averaged (PIL's reduce), [ceil(h/f), ceil(w/f), c]."""
+    from PIL import Image
+
+    img = Image.fromarray(view[:, :, 0] if view.shape[2] == 1 else view).reduce(f)
+    arr = np.asarray(img)
+    return arr[:, :, None] if arr.ndim == 2 else arr
 
 
 def _scaled_context(layer: xp.Layer, facts) -> tuple[float, float, float]:
@@ -361,7 +375,7 @@ def _load_state(folder: Path, key: str, layers: list[xp.Layer], top: int, crop_s
                 if arr.shape != t.crops.shape:
                     return _State(key, tops={n: xp.RunningTopK(x.vals.shape[0], top, crop_shape)
                                              for n, x in state.tops.items()})
-                t.crops = arr
+                t.crops = arr  # saved in rank order: t.slot stays 0..k-1
         state.seen, state.version = dict(raw.get("seen") or {}), int(raw.get("version", 0))
         return state
     except (KeyError, TypeError, ValueError, IndexError, OSError):
@@ -388,7 +402,7 @@ def _save_state(folder: Path, state: _State, image_set) -> None:
                       "meta": meta.tolist()}
         if t.crops is not None:
             buf = io.BytesIO()
-            np.save(buf, t.crops, allow_pickle=False)
+            np.save(buf, t.ranked_crops(), allow_pickle=False)
             jsonio.write_bytes_atomic(folder / f"crops-{safe_component(name)}-v{state.version}.npy", buf.getvalue())
     jsonio.write_bytes_atomic(folder / "state.json", json.dumps({
         "schema": "vw-examples-state/1", "key": state.key, "version": state.version, "seen": state.seen,
@@ -552,11 +566,12 @@ def _layer_record(s, layer: xp.Layer, entries: list[list[tuple]], top: xp.Runnin
     pics: list[dict] = []
     pic_index: dict[str, int] = {}
     rows = []
+    ranked = top.ranked_crops() if pictures is None else None
     for ch, row in enumerate(entries):
         out = []
         strip = f"{stem}/c{ch}.jpg"
         if pictures is None and row:
-            written[strip] = _encode(np.concatenate(list(top.crops[ch, :len(row)]), axis=1), "jpg")
+            written[strip] = _encode(np.concatenate(list(ranked[ch, :len(row)]), axis=1), "jpg")
         for rank, (value, pos, h0, w0, hs, ws_, fy, fx) in enumerate(row):
             if pos not in image_index:
                 image_index[pos] = len(images)

@@ -429,3 +429,48 @@ def test_the_inputs_of_a_kernel_fed_by_an_unanalysed_conv_get_examples():
     assert [t.id for t in recipe.tensors] == ["conv2", "conv3"]
     assert analysed_layers(recipe) == ["conv1", "conv2", "conv3"]
     assert [input_layer(recipe, t) for t in recipe.tensors] == ["conv1", "conv2"]
+
+
+def test_a_merge_keeps_every_crop_with_its_entry():
+    """RunningTopK moves slot numbers, not pixels: after many merges (entries dropped, kept, re-ranked), each rank's
+    crop is still the one cut for that entry, and the kept top-k is the top-k of everything merged."""
+    from analysis import example_pass as xp
+
+    rng = np.random.default_rng(5)
+    top, everything, pos = xp.RunningTopK(3, 4, (2, 2, 2)), [[] for _ in range(3)], 0
+    for _ in range(12):
+        n = int(rng.integers(1, 6))
+        vals = rng.normal(size=(3, n))
+        vals[rng.random((3, n)) < 0.3] = -np.inf
+        meta = np.zeros((3, n, 7), dtype=np.int64)
+        meta[..., xp.POS] = pos + np.arange(3 * n).reshape(3, n)
+        pos += 3 * n
+        for ch in range(3):
+            everything[ch] += [(v, int(p)) for v, p in zip(vals[ch], meta[ch, :, xp.POS]) if np.isfinite(v)]
+
+        def cut(ch, col, meta=meta):  # a crop that names its entry
+            p = int(meta[ch, col, xp.POS])
+            return np.full((2, 2, 2), [p % 256, p // 256], dtype=np.uint8)
+
+        top.merge(vals, meta, cut)
+    crops = top.ranked_crops()
+    for ch in range(3):
+        want = sorted(everything[ch], key=lambda e: -e[0])[:4]
+        assert [p for _, p in want] == [int(p) for p in top.meta[ch, :len(want), xp.POS]]
+        for r, (_, p) in enumerate(want):
+            assert crops[ch, r, 0, 0].tolist() == [p % 256, p // 256]
+
+
+def test_a_large_context_is_cut_from_a_shrunk_view():
+    """Crops of a large context are cut from the view box-filtered f times (PIL's reduce), which the crops pass
+    converts once per view: the same picture as cutting the full view, within a level or two."""
+    from analysis import example_pass as xp
+
+    yy, xx = np.mgrid[0:300, 0:400].astype(np.float32)
+    view = np.stack([np.sin(xx / 23) * 0.4 + 0.5, np.cos(yy / 31) * 0.4 + 0.5, (xx + yy) / 700], axis=-1)
+    for x0, y0, side in [(10.3, 20.7, 300.0), (-30.0, 150.0, 260.0), (250.5, 5.0, 520.0)]:
+        f = max(1, int(side // (2 * 64)))
+        full = xp.cut(view, x0, y0, side, 64).astype(int)
+        small = xp.cut(examples_stage._shrink(xp.to_u8(view), f), x0 / f, y0 / f, side / f, 64).astype(int)
+        assert f > 1
+        assert np.abs(full - small).mean() < 2.0 and np.abs(full - small).max() < 40, (x0, y0, side)
