@@ -28,6 +28,7 @@ CONTEXT_MIN = 32  # a small receptive field is shown inside at least this much c
 CONTEXT_MARGIN = 64  # and at most this much wider than the field
 ENLARGE = 4  # an image smaller than the model's input is enlarged at most this many times
 PROBES = 2  # random images a receptive field is measured on (the union of their gradients' support)
+WIDE = 4  # a field cut off by the probe's border is measured again on one image up to this many times wider
 
 
 def context_side(rf_size: int) -> int:
@@ -80,7 +81,9 @@ def capture(net: nn.Module, hooks: Sequence[str], x: torch.Tensor) -> dict[str, 
 def receptive_fields(net: nn.Module, hooks: Sequence[str], size: int,
                      channels_in: int = 3) -> dict[str, tuple[ReceptiveField, int]]:
     """Every hooked layer's (receptive field, channels): the bounding box of the nonzero input gradient of the central
-    position, the stride from its diagonal neighbour's; one forward pass, and one partial backward pass per layer."""
+    position, the stride from its diagonal neighbour's; one forward pass, and one partial backward pass per layer.
+    A field the probe's border cuts off (deep layers: MobileNetV2's last is 491 px on a 224-px probe) is measured
+    again on longer images (_wide_extents)."""
     # Images 0-1 measure the central position, 2-3 its diagonal neighbour: one backward pass per layer gives both,
     # since each image's gradient depends on its own activations only (eval mode: no batch statistics). Two images
     # each, not more: the graph of every layer is kept for the backward passes (EfficientNet at 224 px: ~115 MB an
@@ -103,6 +106,8 @@ def receptive_fields(net: nn.Module, hooks: Sequence[str], size: int,
         return out[0], out[1]
 
     out = {}
+    cut_off: list[str] = []  # layers whose field the probe's border cut off
+    symmetric: set[str] = set()
     centres: dict[tuple[int, float], float] = {}  # (axis, stride) -> offset measured whole in a shallower layer
     for name in dict.fromkeys(hooks):
         act = acts[name]
@@ -111,23 +116,93 @@ def receptive_fields(net: nn.Module, hooks: Sequence[str], size: int,
         cy, cx = act.shape[2] // 2, act.shape[3] // 2
         here, there = supports(act, cy, cx)
         centre = (cy, cx)
-        # Where a support cannot be measured whole (a field as large as the probe is cut off by its border, which
-        # would shift its middle and the measured step): the step is size / map size, and the centre of a position
-        # is where a shallower layer of the same step put it (stride-1 layers do not move it), else the cell's
-        # middle (off by at most half a step, on a field at least as large as the probe).
+        # Where a support or its neighbour's cannot be measured whole (a field as large as the probe is cut off by
+        # its border, which would shift its middle and the measured step), the longer probes below measure them;
+        # until then (and where those do not reach) the step is size / map size, and the centre of a position is
+        # where a shallower layer of the same step put it (stride-1 layers do not move it), else the cell's middle.
         stride = [size / act.shape[2], size / act.shape[3]]
         offset = [centres.get((axis, stride[axis]), (stride[axis] - 1) / 2) for axis in (0, 1)]
+        whole = 0  # axes whose step and centre were measured here
         for axis in (0, 1):
-            if here is None or _clipped(here, axis, size):
+            if here is None or _clipped(here, axis, size) or there is None or _clipped(there, axis, size):
                 continue
-            if there is not None and not _clipped(there, axis, size):
-                stride[axis] = float((there[:, axis].sum() - here[:, axis].sum()) / 2) or stride[axis]
+            stride[axis] = float((there[:, axis].sum() - here[:, axis].sum()) / 2) or stride[axis]
             offset[axis] = float(here[:, axis].sum() / 2 - centre[axis] * stride[axis])
             centres[(axis, stride[axis])] = offset[axis]
+            whole += 1
         extent = int((here[1] - here[0] + 1).max()) if here is not None else max(1, round(max(stride)))
         rf = ReceptiveField(extent, tuple(stride), tuple(offset))
         out[name] = (rf, int(act.shape[1]))
+        if here is not None and whole < 2:
+            cut_off.append(name)
+            # A square map whose field looks the same along both axes is measured along one (half the cost).
+            if act.shape[2] == act.shape[3] and np.array_equal(here[:, 0], here[:, 1]) and stride[0] == stride[1] \
+                    and offset[0] == offset[1]:
+                symmetric.add(name)
+    del acts, x  # the graph of the probe: the wide one below needs the memory
+    for name, wide in _wide_extents(net, cut_off, size, channels_in, symmetric).items():
+        rf = out[name][0]
+        stride, offset = (tuple(float(w) if w is not None else o for w, o in zip(wide[k], getattr(rf, k)))
+                          for k in ("stride", "offset"))
+        out[name] = (ReceptiveField(max(wide["size"], rf.size), stride, offset), out[name][1])
     return out
+
+
+def _wide_extents(net: nn.Module, names: list[str], size: int, channels_in: int,
+                  symmetric: set[str] = frozenset()) -> dict[str, dict]:
+    """{size, stride: per axis or None, offset: per axis or None} of the fields the size x size probe cut off.
+
+    Measured per axis on one random image twice as long along it (then up to WIDE times, while some are still cut
+    off) and `size` across, so the graph kept for the backward passes is no larger than the probe's. The first
+    position's field ends inside the image at its far side, the second's one step further, the last position's
+    begins inside it at its near side, (map length - 1) steps from the first, so
+        stride = hi(second) - hi(first)   (size / map length is off without padding)
+        extent = hi(first) - lo(last) + (n - 1) * stride + 1   (whatever the padding)
+        centre of the first position = hi(first) - (extent - 1) / 2
+    (a deep layer's first field of a new stride is cut off in the probe: its centre was a guess, half a step off).
+    Still cut off at WIDE times: that length (a lower bound), stride and centre unknown (None). Layers in `symmetric`
+    are measured along the rows only, their columns taken to be the same."""
+    rng = np.random.Generator(np.random.PCG64(1))
+    found: dict[str, dict] = {}
+    for axis in (0, 1):
+        todo, length = [n for n in names if axis == 0 or n not in symmetric], size
+        while todo and length < WIDE * size:
+            length *= 2
+            shape = (length, size) if axis == 0 else (size, length)
+            x = torch.from_numpy(rng.random((1, channels_in, *shape), dtype=np.float32)).requires_grad_(True)
+            acts = capture(net, todo, x)
+            left = []
+            for name in todo:
+                act = acts[name]
+                n, mid = act.shape[2 + axis], act.shape[3 - axis] // 2
+                ends = []
+                for k in (0, 1, n - 1) if n > 2 else ():
+                    (grad,) = torch.autograd.grad((act[0, :, k, mid] if axis == 0 else act[0, :, mid, k]).sum(), x,
+                                                  retain_graph=True, allow_unused=True)
+                    got = np.flatnonzero(grad[0].abs().sum(dim=(0, 2 - axis)).numpy() > 0) if grad is not None else []
+                    ends.append((int(got[0]), int(got[-1])) if len(got) else None)
+                if len(ends) < 3 or None in ends:
+                    continue  # dead at the ends, or a map too short: keep what the probe saw
+                first, second, last = ends
+                if second[1] >= length - 1 or last[0] <= 0:
+                    left.append(name)
+                    found.setdefault(name, {"size": 0, "stride": [None, None], "offset": [None, None]})
+                    found[name]["size"] = max(found[name]["size"], length)
+                    continue
+                step = second[1] - first[1]
+                if step <= 0:
+                    continue  # not a field that moves with the position: keep what the probe saw
+                extent = round(first[1] - last[0] + (n - 1) * step + 1)
+                got = found.setdefault(name, {"size": 0, "stride": [None, None], "offset": [None, None]})
+                got["size"] = max(got["size"], int(extent))
+                got["stride"][axis] = float(step)
+                got["offset"][axis] = first[1] - (extent - 1) / 2  # the first position's centre (a symmetric field)
+            todo = left
+            del acts, x
+    for name in symmetric & found.keys():
+        for key in ("stride", "offset"):
+            found[name][key][1] = found[name][key][0]
+    return found
 
 
 def _clipped(support: np.ndarray, axis: int, size: int) -> bool:

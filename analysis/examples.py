@@ -39,9 +39,9 @@ class ReceptiveField:
 
 def receptive_field(model: nn.Module, layer: str, *, size: int = 128, channels_in: int = 3) -> ReceptiveField:
     """`layer`'s receptive field on a size x size probe: the bounding box of the nonzero input gradient of the central
-    position (union over 4 random images, so dead ReLUs do not hide inputs), the stride from its neighbour's. Measured
+    position (union over 2 random images, so dead ReLUs do not hide inputs), the stride from its neighbour's. Measured
     rather than derived from kernel sizes, so it works for any architecture (padding, depthwise convs, pooling); a
-    field larger than the probe is capped at `size`."""
+    field larger than the probe is measured on longer images, up to example_pass.WIDE times `size`."""
     from analysis.example_pass import receptive_fields
     from analysis.featureviz.hooks import frozen
 

@@ -107,9 +107,9 @@ def examples(s: Subject, ws: Workspace, image_set: image_sets.ImageSet, raw_sett
     state_dir = ws.cache_dir / "examples" / safe_component(s.name)
     layers = _layers(s, ws, net, names, hooks, max(32, probe), channels_in, state_dir)
     key = entry_key(s.info["weights_sha256"], "examples", EXAMPLES_VERSION, jsonio.dumps(recipe.blocks_json()),
-                    [(layer.name, layer.hook) for layer in layers], base, SCALE_FACTORS, top, per_image, crops,
-                    image_set.kind, channels_in, xp.CONTEXT_MIN, xp.CONTEXT_MARGIN, xp.MAX_OVERLAP, xp.PEAKS, CELL,
-                    xp.ENLARGE)
+                    [(layer.name, layer.hook, _rf_json(layer.rf)) for layer in layers], base, SCALE_FACTORS, top,
+                    per_image, crops, image_set.kind, channels_in, xp.CONTEXT_MIN, xp.CONTEXT_MARGIN, xp.MAX_OVERLAP,
+                    xp.PEAKS, CELL, xp.ENLARGE)
     crop_shape = (CELL, CELL, channels_in) if crops else None
     state = _load_state(state_dir, key, layers, top, crop_shape, image_set)
     _check_seen(s, ws, state, image_set, crop_shape)
@@ -157,7 +157,7 @@ def _layers(s: Subject, ws: Workspace, net, names, hooks, probe: int, channels_i
     from analysis.featureviz.hooks import deterministic, frozen
 
     key = entry_key(s.info["weights_sha256"], "receptive-fields", EXAMPLES_VERSION,
-                    jsonio.dumps(s.recipe.blocks_json()), hooks, probe, channels_in, xp.PROBES)
+                    jsonio.dumps(s.recipe.blocks_json()), hooks, probe, channels_in, xp.PROBES, xp.WIDE)
     saved = jsonio.read_json(folder / "layers.json")
     if isinstance(saved, dict) and saved.get("key") == key and isinstance(saved.get("layers"), dict):
         try:

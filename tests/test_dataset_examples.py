@@ -87,8 +87,9 @@ def test_receptive_fields_are_measured_with_padding_and_stride():
     rf = receptive_field(net, "conv2", size=32)
     assert (rf.size, rf.stride, rf.offset) == (7, (2.0, 2.0), (0.0, 0.0))
     assert receptive_field(net, "conv1", size=32).size == 3
-    # A field larger than the probe is cut off by its border: the step and centre then come from the geometry and
-    # the shallower layers (a biased middle would put every box off by pixels, the measured step by half a field).
+    # A field larger than the probe is cut off by its border: it is measured again on longer images (20 3x3 convs:
+    # 41 px on a 32-px probe), its step and centre not from the cut-off middle (a biased middle would put every box
+    # off by pixels, the measured step by half a field).
     from analysis.example_pass import receptive_fields
 
     deep = nn.Sequential(*[nn.Conv2d(2, 2, 3, padding=1) for _ in range(20)])
@@ -97,7 +98,7 @@ def test_receptive_fields_are_measured_with_padding_and_stride():
             p.copy_(torch.randn(p.shape, generator=g).abs() * 0.3)  # positive: every path alive
     fields = receptive_fields(deep, ["3", "19"], 32, channels_in=2)
     assert (fields["3"][0].size, fields["3"][0].stride, fields["3"][0].offset) == (9, (1.0, 1.0), (0.0, 0.0))
-    assert (fields["19"][0].size, fields["19"][0].stride, fields["19"][0].offset) == (32, (1.0, 1.0), (0.0, 0.0))
+    assert (fields["19"][0].size, fields["19"][0].stride, fields["19"][0].offset) == (41, (1.0, 1.0), (0.0, 0.0))
     assert resize_photo(np.zeros((20, 37, 3), np.float32), 12).shape == (12, 22, 3)
 
 
@@ -474,3 +475,24 @@ def test_a_large_context_is_cut_from_a_shrunk_view():
         small = xp.cut(examples_stage._shrink(xp.to_u8(view), f), x0 / f, y0 / f, side / f, 64).astype(int)
         assert f > 1
         assert np.abs(full - small).mean() < 2.0 and np.abs(full - small).max() < 40, (x0, y0, side)
+
+
+@pytest.mark.parametrize("stride_at", [3, 9])
+def test_a_field_cut_off_by_the_probe_is_what_a_larger_probe_measures(stride_at):
+    """Deep fields are measured again on longer images: on a 16-px probe, size, step and centre equal a 96-px
+    probe's, where nothing is cut off, also for the first layer of a new step (its centre was a guess, half a step
+    off) and with a padding-free layer among padded ones."""
+    from analysis.example_pass import receptive_fields
+
+    g = torch.Generator().manual_seed(7)
+    layers = [nn.Conv2d(2, 2, 3, padding=0 if k == 1 else 1, stride=2 if k in (stride_at, 11) else 1)
+              for k in range(13)]
+    net = nn.Sequential(*layers)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g).abs() * 0.3)
+    hooks = [str(k) for k in range(13)]
+    small, large = receptive_fields(net, hooks, 16, channels_in=2), receptive_fields(net, hooks, 96, channels_in=2)
+    assert max(f.size for f, _ in small.values()) > 16  # some fields were cut off
+    for k in hooks:
+        assert small[k][0] == large[k][0], (k, small[k][0], large[k][0])
