@@ -118,7 +118,10 @@ class LayerExamples:
         out = out.convert("RGB")
         f = size / w
         rx, ry, rw, rh = ex.rf_at
-        box = [(rx - x) * f, (ry - y) * f, (rx - x + rw) * f - 1, (ry - y + rh) * f - 1]
+        # A deep layer's field can be larger than the context square: outline the part inside it (the whole square
+        # when the field covers it), not a box beyond the edges.
+        box = [max(0.0, (rx - x) * f), max(0.0, (ry - y) * f), min(size - 1.0, (rx - x + rw) * f - 1),
+               min(size - 1.0, (ry - y + rh) * f - 1)]
         draw = ImageDraw.Draw(out)
         draw.rectangle([box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1], outline=RIM, width=1)
         draw.rectangle(box, outline=OUTLINE, width=2)

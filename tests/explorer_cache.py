@@ -21,9 +21,15 @@ def example_activation(layer: str, channel: int, rank: int) -> float:
     return round(10.0 - rank + 0.001 * channel + 0.1 * list(SHAPES).index(layer), 3)
 
 
+BIG_FIELD_CHANNEL = 7  # conv2's channel whose field is wider than its context square (a deep layer's can be)
+
+
 def example_rect(channel: int, rank: int) -> tuple[list[float], list[float]]:
-    """(at, rf_at) of an example in the picture: a 32-px context square, its 8-px receptive field in the middle."""
+    """(at, rf_at) of an example in the picture: a 32-px context square, its 8-px receptive field in the middle (for
+    BIG_FIELD_CHANNEL a 48-px field around the square)."""
     x, y = (channel * 7 + rank * 13) % 64, (channel * 3 + rank * 5) % 32
+    if channel == BIG_FIELD_CHANNEL:
+        return [x, y, 32, 32], [x - 8, y - 8, 48, 48]
     return [x, y, 32, 32], [x + 12, y + 12, 8, 8]
 
 

@@ -52,3 +52,19 @@ def test_a_crop_is_the_pictures_pixels_with_the_field_outlined(cache):
     edge_x, mid_y = round((rx - x) * f), round((ry - y + rw / 2) * f)
     assert tuple(boxed[mid_y, edge_x + 1]) == exd.OUTLINE  # the field's left edge, yellow
     assert np.array_equal(boxed[2, 2], plain[2, 2])  # outside the field: untouched
+
+
+def test_a_field_larger_than_the_crop_outlines_the_crop(cache):
+    """A deep layer's field (MobileNetV2's last: 491 px) can be wider than the context square around it: the outline
+    is then the part of the field inside the crop (its edges), not a box beyond the crop that would not show."""
+    from dataclasses import replace
+
+    layer = exd.layer(cache, "tinynet", "conv2")
+    ex = layer.top(3, 1)[0]
+    x, y, w, h = ex.at
+    big = replace(ex, rf_at=(x - w, y - h, 3 * w, 3 * h))
+    boxed = np.asarray(layer.crop(big, 64))
+    plain = np.asarray(layer.crop(big, 64, outline=False).convert("RGB"))
+    for cy, cx in [(32, 0), (32, 1), (0, 32), (63, 32), (32, 63)]:
+        assert tuple(boxed[cy, cx]) == exd.OUTLINE, (cy, cx)
+    assert np.array_equal(boxed[32, 32], plain[32, 32])  # inside: untouched

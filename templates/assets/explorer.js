@@ -82,10 +82,14 @@
     box.style.backgroundPosition = (-e[1] * f) + 'px ' + (-e[2] * f) + 'px';
     var rf = make('span', 'vw-rf');
     rf.setAttribute('aria-hidden', 'true');
-    rf.style.left = ((e[5] - e[1]) * f) + 'px';
-    rf.style.top = ((e[6] - e[2]) * f) + 'px';
-    rf.style.width = (e[7] * f) + 'px';
-    rf.style.height = (e[8] * f) + 'px';
+    /* A deep layer's field can be larger than the context square: outline the part inside it (the whole square
+       when the field covers it), not a box beyond the edges that would not show at all. */
+    var x0 = Math.max(0, (e[5] - e[1]) * f), y0 = Math.max(0, (e[6] - e[2]) * f);
+    var x1 = Math.min(px, (e[5] - e[1] + e[7]) * f), y1 = Math.min(e[4] * f, (e[6] - e[2] + e[8]) * f);
+    rf.style.left = x0 + 'px';
+    rf.style.top = y0 + 'px';
+    rf.style.width = Math.max(0, x1 - x0) + 'px';
+    rf.style.height = Math.max(0, y1 - y0) + 'px';
     box.appendChild(rf);
     return box;
   }

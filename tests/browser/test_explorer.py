@@ -15,7 +15,7 @@ from site_fixture import build_test_site
 from test_a11y import BLOCKING, axe_violations, describe
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from explorer_cache import EXAMPLES_K, FV_CHANNELS, example_rect, make_cache  # noqa: E402
+from explorer_cache import BIG_FIELD_CHANNEL, EXAMPLES_K, FV_CHANNELS, example_rect, make_cache  # noqa: E402
 
 pytestmark = pytest.mark.browser
 PAGE_BUDGET = 2_500_000
@@ -175,6 +175,16 @@ def test_a_neuron_shows_its_examples_and_its_inputs_and_outputs_examples(explore
             assert size == pytest.approx([96 * f, 64 * f]) and pos == pytest.approx([-x * f, -y * f])
             assert box["rf"] == pytest.approx([(rx - x) * f, (ry - y) * f, rw * f, rh * f], abs=0.6)
             assert box["label"].startswith(f"Dataset example {rank + 1} of neuron 3: test photo, activation")
+        # a field wider than its context square is outlined at the square's edges (a box beyond them would not show)
+        page.evaluate("location.hash = '#conv2/%d'" % BIG_FIELD_CHANNEL)
+        page.wait_for_function("() => (document.querySelector('.vw-examples .vw-ex') || {}).getAttribute && "
+                               "document.querySelector('.vw-examples .vw-ex').getAttribute('aria-label')"
+                               ".includes('of neuron %d:')" % BIG_FIELD_CHANNEL)
+        big = page.locator(".vw-examples .vw-ex").first.evaluate(EXAMPLE_BOXES)
+        assert big["rf"] == pytest.approx([0, 0, 72, 72], abs=0.6)
+        page.evaluate("location.hash = '#conv2/3'")
+        page.wait_for_function("() => document.querySelector('.vw-examples .vw-ex')"
+                               ".getAttribute('aria-label').includes('of neuron 3:')")
         assert "test photo" in page.locator(".vw-ex-note").inner_text() or "folder" in page.locator(
             ".vw-ex-note").inner_text()
         # inputs: the strongest one large, two more small; each is that conv1 neuron's own strongest examples
