@@ -139,7 +139,7 @@ def receptive_fields(net: nn.Module, hooks: Sequence[str], size: int,
             if act.shape[2] == act.shape[3] and np.array_equal(here[:, 0], here[:, 1]) and stride[0] == stride[1] \
                     and offset[0] == offset[1]:
                 symmetric.add(name)
-    del acts, x  # the graph of the probe: the wide one below needs the memory
+    acts = act = x = None  # free the probe's graph (the last activation holds it too): the longer probes need it
     for name, wide in _wide_extents(net, cut_off, size, channels_in, symmetric).items():
         rf = out[name][0]
         stride, offset = (tuple(float(w) if w is not None else o for w, o in zip(wide[k], getattr(rf, k)))
