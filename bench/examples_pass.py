@@ -118,13 +118,16 @@ def main() -> None:
             for name in args.models.split(","):
                 rows.append(run(name, "mnist" if name.startswith("lab-") else "photos", tmp))
     print(f"# dataset-examples pass (load avg {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores)")
-    print("| model | dataset | images | layers | channels | wall (s) | CPU (s) | CPU per image (ms) | written (MB, files) "
-          "| pictures (MB, files) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| model | dataset | images seen | new | layers | channels | wall (s) | CPU (s) | CPU per new image (ms) "
+          "| written (MB, files) | pictures (MB, files) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    before = 0
     for r in rows:
         dataset = r["dataset"] if r["dataset"] in ("photos", "mnist") else "folder"
-        print(f"| {r['model']} | {dataset} | {r['images']} | {r['layers']} | {r['channels']} | {r['wall']:.1f} | "
-              f"{r['cpu']:.1f} | {1000 * r['cpu'] / max(1, r['images']):.0f} | {r['bytes'] / 1e6:.1f}, {r['files']} | "
+        new = r["images"] - before if "build" in r["model"] else r["images"]  # a resumed build: the ones it added
+        before = r["images"] if "build" in r["model"] else 0
+        print(f"| {r['model']} | {dataset} | {r['images']} | {new} | {r['layers']} | {r['channels']} | "
+              f"{r['wall']:.1f} | {r['cpu']:.1f} | {1000 * r['cpu'] / max(1, new):.0f} | {r['bytes'] / 1e6:.1f}, {r['files']} | "
               f"{r['picture_bytes'] / 1e6:.1f}, {r['pictures']} |")
 
 
