@@ -127,8 +127,8 @@ def main() -> None:
         new = r["images"] - before if "build" in r["model"] else r["images"]  # a resumed build: the ones it added
         before = r["images"] if "build" in r["model"] else 0
         print(f"| {r['model']} | {dataset} | {r['images']} | {new} | {r['layers']} | {r['channels']} | "
-              f"{r['wall']:.1f} | {r['cpu']:.1f} | {1000 * r['cpu'] / max(1, new):.0f} | {r['bytes'] / 1e6:.1f}, {r['files']} | "
-              f"{r['picture_bytes'] / 1e6:.1f}, {r['pictures']} |")
+              f"{r['wall']:.1f} | {r['cpu']:.1f} | {1000 * r['cpu'] / max(1, new):.0f} | "
+              f"{r['bytes'] / 1e6:.1f}, {r['files']} | {r['picture_bytes'] / 1e6:.1f}, {r['pictures']} |")
 
 
 if __name__ == "__main__":
