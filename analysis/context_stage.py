@@ -1,5 +1,6 @@
-"""The context stage: neuron pairs joined by a weight tensor, with feature visualizations and dataset examples of
-both ends, plus the spatial-position view (each kernel position's input-channel vector visualized as a direction)."""
+"""The context stage: neuron pairs joined by a weight tensor, with feature visualizations of both ends, plus the
+spatial-position view (each kernel position's input-channel vector visualized as a direction). Their dataset examples
+are every channel's, from the examples stage (analysis/examples_stage.py)."""
 from __future__ import annotations
 
 import time
@@ -10,11 +11,8 @@ from analysis import jsonio, recipes
 from analysis.cache import Entry, entry_key
 from analysis.errors import AnalysisError
 from analysis.paths import safe_component
-from analysis.pictures import png_bytes
 from analysis.spec import QUALITY_PRESETS, SITE_FEATUREVIZ, Subject, Workspace
 from analysis.tensor_stage import tensor_of, tensor_path
-
-EXAMPLE_SIZE = 64  # dataset-example crops are stored at most this large (page weight)
 
 
 def _pick_pairs(report: dict, n_out: int, n_in: int) -> tuple[list[int], list[int]]:
@@ -85,7 +83,6 @@ def context(s: Subject, ws: Workspace, photos: list) -> list[dict]:
 
 def _record(s: Subject, ws: Workspace, job: recipes.ContextJob, outs: list[int], ins: list[int], quality: dict,
             photos: list, read: list[int], report: dict) -> dict:
-    from analysis.examples import dataset_examples
     from analysis.featureviz import cached_visualize, cached_visualize_directions, picture_channels, render_size
 
     name, recipe, channels_in = s.name, s.recipe, int(s.info.get("input_channels", 3))
@@ -101,19 +98,6 @@ def _record(s: Subject, ws: Workspace, job: recipes.ContextJob, outs: list[int],
         entries = cached_visualize(net, name, fv_key, recipe.hook(layer), chans, ws.cache_dir, sized[side],
                                    channels_in=gray_or_rgb, num_threads=ws.n_jobs, device=ws.device)
         fv[side] = [f"featureviz/{e['image']}" for e in entries]
-    examples = {}
-    for side, layer, chans in (("lower", job.lower, ins), ("upper", job.upper, outs)):
-        found = dataset_examples(net, recipe.hook(layer), chans, photos, top=4, channels_in=channels_in,
-                                 photo_size=recipe.photo_size, num_threads=ws.n_jobs)
-        examples[side] = []
-        for ch, items in zip(chans, found):
-            row = []
-            for rank, item in enumerate(items):
-                png = ws.model_dir(s) / "examples" / f"{safe_component(layer)}-{ch}-{rank}.png"
-                jsonio.write_bytes_atomic(png, png_bytes(item.crop, EXAMPLE_SIZE))
-                row.append({"image": f"analysis/{png.relative_to(ws.root)}", "photo": item.photo,
-                            "y": item.y, "x": item.x, "activation": item.activation})
-            examples[side].append(row)
     # Spatial positions: for the strongest output neurons, W[o, :, y, x] is a direction in the lower layer.
     directions = {"outs": outs[: job.n_directions], "images": [], "magnitude": []}
     for o in directions["outs"]:
@@ -126,7 +110,7 @@ def _record(s: Subject, ws: Workspace, job: recipes.ContextJob, outs: list[int],
     readings = _readings(s, ws, job, net, fv_key, full, report, read, sized, gray_or_rgb)
     return {"model": name, "tensor": job.tensor, "lower": job.lower,
             "upper": job.upper, "outs": outs, "ins": ins, "weight": full[np.ix_(outs, ins)],
-            "kernel": list(full.shape[2:]), "featureviz": fv, "examples": examples,
+            "kernel": list(full.shape[2:]), "featureviz": fv,
             "directions": directions, "quality": quality, "sizes": {k: q["size"] for k, q in sized.items()},
             "readings": readings}
 

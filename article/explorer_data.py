@@ -90,20 +90,6 @@ def factor_featureviz(listing: dict | None, tensor: str) -> dict[int, list[str]]
     return {int(n): list(paths) for n, paths in found.items() if str(n).isdigit() and isinstance(paths, list)}
 
 
-def examples_by_channel(contexts: list[dict], layer: str) -> dict[int, list[dict]]:
-    """channel -> dataset examples [{image, photo, activation}] from the weights-in-context records, for the
-    channels they computed at ``layer`` (as the upper layer's outputs or the lower layer's inputs)."""
-    out: dict[int, list[dict]] = {}
-    for rec in contexts:
-        for side, channels in (("upper", rec.get("outs", [])), ("lower", rec.get("ins", []))):
-            if rec.get(side) != layer:
-                continue
-            for ch, exs in zip(channels, rec.get("examples", {}).get(side, [])):
-                out.setdefault(int(ch), [{"image": e["image"], "photo": e.get("photo", ""),
-                                          "activation": sig(e.get("activation"))} for e in exs if e.get("image")])
-    return out
-
-
 def _inputs(top: dict) -> dict:
     """Strongest inputs for the page: indices, norms and (when stored) their kernels, quantised."""
     import numpy as np
@@ -137,7 +123,7 @@ def layer_payload(record: dict, entry: dict, next_record: dict | None, prev_id: 
         "R": sigs(banding["R"], 4), "C": sigs(banding["C"], 4),
         "err": sigs(nmf["neuron_error"], 4) if "neuron_error" in nmf else None,
         "inputs": _inputs(record["top_inputs"]), "identity": record.get("identity", "none"),
-        "outputs": None, "sprite": None, "fv": {}, "examples": {}, "ffv": {},
+        "outputs": None, "sprite": None, "fv": {}, "ex": None, "ffv": {},
     }
     if record.get("total"):
         payload["total"] = {"at": record["identity_at"], "norm": sigs(record["total"]["norm"], 4),

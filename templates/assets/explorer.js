@@ -5,6 +5,8 @@
   'use strict';
   var data = {};      // tensor id -> layer payload
   var waiting = {};   // tensor id -> callbacks
+  var exdata = {};    // analysed layer -> its dataset examples (examples/<layer>.js, loaded when first needed)
+  var exwaiting = {}; // analysed layer -> callbacks
   var view = {layer: null, neuron: null, page: 0, skip: false, missing: null};  // skip: a residual block's identity included
   var el = {};
   var stops = [];
@@ -14,6 +16,11 @@
       data[payload.id] = payload;
       (waiting[payload.id] || []).forEach(function (cb) { cb(payload); });
       delete waiting[payload.id];
+    },
+    examples: function (payload) {
+      exdata[payload.layer] = payload;
+      (exwaiting[payload.layer] || []).forEach(function (cb) { cb(payload); });
+      delete exwaiting[payload.layer];
     }
   };
 
@@ -66,6 +73,52 @@
     s.src = r.getAttribute('data-script');
     s.onerror = function () { el.note.textContent = 'The data of ' + id + ' could not be loaded (' + s.src + ').'; };
     document.head.appendChild(s);
+  }
+
+  /* ---------------------------------------------------------------- dataset examples */
+  function loadExamples(ref, cb) {  // ref: {layer, src, n} from the layer payload's `ex`; cb(payload) when loaded
+    if (!ref) return;
+    if (exdata[ref.layer]) { cb(exdata[ref.layer]); return; }
+    if (exwaiting[ref.layer]) { exwaiting[ref.layer].push(cb); return; }
+    exwaiting[ref.layer] = [cb];
+    var s = document.createElement('script');
+    s.src = ref.src;
+    s.onerror = function () { delete exwaiting[ref.layer]; };
+    document.head.appendChild(s);
+  }
+  /* One example: its context square cut out of its picture by CSS (no file per example), px wide, with the
+     receptive field drawn over it. e = [picture, x, y, w, h, rf x, rf y, rf w, rf h, activation, label]. */
+  function exampleThumb(p, e, px, rank, n) {
+    var pic = p.pics[e[0]], f = px / e[3], label = p.labels[e[10]] + ', activation ' + fmt(e[9]);
+    var box = make('span', 'vw-ex' + (px < 48 ? ' vw-ex-small' : ''));
+    box.setAttribute('role', 'img');
+    box.setAttribute('aria-label', 'Dataset example ' + (rank + 1) + ' of neuron ' + n + ': ' + label +
+      '; the box marks its receptive field');
+    box.title = label;
+    box.style.width = px + 'px';
+    box.style.height = Math.round(e[4] * f) + 'px';
+    box.style.backgroundImage = 'url("' + pic[0] + '")';
+    box.style.backgroundSize = (pic[1] * f) + 'px ' + (pic[2] * f) + 'px';
+    box.style.backgroundPosition = (-e[1] * f) + 'px ' + (-e[2] * f) + 'px';
+    var rf = make('span', 'vw-rf');
+    rf.setAttribute('aria-hidden', 'true');
+    /* A deep layer's field can be larger than the context square: outline the part inside it (the whole square
+       when the field covers it), not a box beyond the edges that would not show at all. */
+    var x0 = Math.max(0, (e[5] - e[1]) * f), y0 = Math.max(0, (e[6] - e[2]) * f);
+    var x1 = Math.min(px, (e[5] - e[1] + e[7]) * f), y1 = Math.min(e[4] * f, (e[6] - e[2] + e[8]) * f);
+    rf.style.left = x0 + 'px';
+    rf.style.top = y0 + 'px';
+    rf.style.width = Math.max(0, x1 - x0) + 'px';
+    rf.style.height = Math.max(0, y1 - y0) + 'px';
+    box.appendChild(rf);
+    return box;
+  }
+  /* The first len(sizes) examples of neuron n into `into`, the k-th at sizes[k] pixels (filled when loaded). */
+  function examplesInto(into, ref, n, sizes) {
+    loadExamples(ref, function (p) {
+      into.textContent = '';
+      (p.ex[n] || []).slice(0, sizes.length).forEach(function (e, k) { into.appendChild(exampleThumb(p, e, sizes[k], k, n)); });
+    });
   }
 
   /* ---------------------------------------------------------------- colours */
@@ -249,16 +302,17 @@
       });
       box.appendChild(fs);
     }
-    if (d.examples[n]) {
+    var ex = d.ex || {};
+    if (ex.self) {
       box.appendChild(make('h4', '', 'Dataset examples'));
-      var ex = make('div', 'vw-examples');
-      d.examples[n].forEach(function (e) {
-        var img = make('img');
-        img.src = e.image; img.width = 64; img.height = 64;
-        img.alt = 'Dataset example (' + e.photo + '), activation ' + fmt(e.activation);
-        ex.appendChild(img);
+      var exBox = make('div', 'vw-examples'), exNote = make('p', 'vw-muted vw-ex-note');
+      box.appendChild(exBox);
+      box.appendChild(exNote);
+      examplesInto(exBox, ex.self, n, [72, 72, 72, 72, 72, 72, 72, 72]);
+      loadExamples(ex.self, function (p) {
+        exNote.textContent = 'Strongest first, of ' + p.dataset + '. The box is the receptive field (' + p.rf +
+          ' px of the network\u2019s input).';
       });
-      box.appendChild(ex);
     }
     var ins = weightsOf(d).inputs;
     box.appendChild(make('h4', '', 'Strongest inputs' + (d.prev ? ' (neurons of ' + d.prev + ')' : '')));
@@ -280,6 +334,11 @@
       cap.appendChild(link(d.prev, ch, 'channel ' + ch));
       cap.appendChild(make('span', 'vw-strength', ' ‖w‖ ' + fmt(ins.strength[n][k])));
       li.appendChild(cap);
+      if (ex.prev) {
+        var row = make('span', 'vw-ex-row');
+        li.appendChild(row);
+        examplesInto(row, ex.prev, ch, [64, 30, 30]);
+      }
       list.appendChild(li);
     });
     box.appendChild(list);
@@ -291,6 +350,11 @@
         var li = make('li');
         li.appendChild(link(d.next, j, 'neuron ' + j));
         li.appendChild(make('span', 'vw-strength', ' ‖w‖ ' + fmt(outputs.strength[n][k])));
+        if (ex.next) {
+          var row = make('span', 'vw-ex-row');
+          li.appendChild(row);
+          examplesInto(row, ex.next, j, [40, 40, 40]);
+        }
         outs.appendChild(li);
       });
       box.appendChild(outs);
