@@ -371,7 +371,8 @@ def test_a_stopped_pass_leaves_the_analysis_stale_until_it_completes(tmp_path, m
         assert not manifest_is_fresh(path, "fp") and manifest["fingerprint"] == "resume-examples:fp"
     path = run_pipeline(cfg)
     manifest = json.loads(path.read_text())
-    assert manifest["models"]["tinynet"]["examples"] == {"file": "tinynet/examples/index.json", "complete": True,
+    folder = manifest["models"]["tinynet"]["folder"]
+    assert manifest["models"]["tinynet"]["examples"] == {"file": f"{folder}/examples/index.json", "complete": True,
                                                          "images": 5, "total": 5}
     assert manifest_is_fresh(path, "fp")
     run_pipeline(cfg)
@@ -414,7 +415,7 @@ def test_a_large_folder_ships_crops_and_resumes_with_them(tmp_path, monkeypatch)
             assert corr > 0.6, corr  # noise through bilinear 64-px cells and JPEG: correlated, not equal
             shifted = np.corrcoef(np.roll(small, 2, axis=1)[inside].ravel(), want[inside].ravel())[0, 1]
             assert shifted < corr - 0.3, (corr, shifted)  # and not any crop: two pixels off is far worse
-    assert not (resumed["root"] / "tiny" / "examples" / "pics").exists()
+    assert not ((resumed["root"] / resumed["summary"]["file"]).parent / "pics").exists()
 
 
 def test_the_inputs_of_a_kernel_fed_by_an_unanalysed_conv_get_examples():
