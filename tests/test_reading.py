@@ -89,7 +89,10 @@ def test_the_pipeline_reads_the_neurons_the_recipe_names_and_the_figure_draws_th
             elif float(value) < -0.2 * scale:
                 assert b > r, (fill, value)  # blue is negative
     assert f"{scale:+.3g}" in fig.html and "excited" in fig.html and "inhibited" in fig.html  # the legend
-    assert len(fig.assets) == 1 + 3 + 3  # the neuron, its three inputs, its three NMF factors
+    # the neuron, its three inputs, its three NMF factors; dataset examples: 4 of the neuron, 2 of each input
+    assert all(len(re.findall(r'alt="dataset example \d of features\.0 neuron', card)) == 2 for card in cards)
+    assert len(re.findall(r'alt="dataset example \d of features\.1 neuron 5', fig.html)) == 4
+    assert len(fig.assets) == 1 + 3 + 3 + 4 + 3 * 2
     with pytest.raises(Exception, match="neuron=7 has no reading"):
         figure.weight_reading(ctx, {"model": "tiny", "neuron": "7"})
 

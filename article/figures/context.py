@@ -24,7 +24,7 @@ EXAMPLE_PX = 64  # dataset examples are shown this large, drawn at twice that fo
 EXAMPLES_SHOWN = 4
 
 
-def _examples_layer(ctx: FigureContext, model: str, layer: str) -> exd.LayerExamples | None:
+def examples_layer(ctx: FigureContext, model: str, layer: str) -> exd.LayerExamples | None:
     """The layer's dataset examples (analysis/examples_stage.py), read through ctx.load_json; None without them."""
     try:
         return exd.layer(ctx.cache_dir, model, layer, load=ctx.load_json)
@@ -32,7 +32,7 @@ def _examples_layer(ctx: FigureContext, model: str, layer: str) -> exd.LayerExam
         return None
 
 
-def _example_asset(ctx: FigureContext, assets: dict, lay: exd.LayerExamples, ex: exd.Example) -> str:
+def example_asset(ctx: FigureContext, assets: dict, lay: exd.LayerExamples, ex: exd.Example) -> str:
     """One example as a WebP: its context crop with the receptive field outlined."""
     name = f"ex-{safe_component(lay.layer)}-{ex.channel}-{ex.rank}.webp"
     if name not in assets:
@@ -77,7 +77,7 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         edge.append({"url": url, "cx": (ii + 1) * (kw + 1) + kw / 2, "cy": kh / 2, "label": f"input {ins[ii]}"})
     for oi, url in enumerate(up_urls):
         edge.append({"url": url, "cx": kw / 2, "cy": (oi + 1) * (kh + 1) + kh / 2, "label": f"output {outs[oi]}"})
-    layers = {side: _examples_layer(ctx, model, rec[side]) for side in ("lower", "upper")}
+    layers = {side: examples_layer(ctx, model, rec[side]) for side in ("lower", "upper")}
     for oi, o in enumerate(outs):
         for ii, i in enumerate(ins):
             pair = f"{o}-{i}"
@@ -87,7 +87,7 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                 lay = layers[side]
                 for ex in lay.top(ch, EXAMPLES_SHOWN) if lay is not None and ch < lay.channels else []:
                     examples.append({"pair": pair, "role": role, "rank": ex.rank,
-                                     "url": _example_asset(ctx, assets, lay, ex), "photo": ex.image_label,
+                                     "url": example_asset(ctx, assets, lay, ex), "photo": ex.image_label,
                                      "act": ad.r3(ex.activation)})
 
     units = (len(ins) + 1) * (kw + 1)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from html import escape
 
-from ..model_pages import explorer_href
+from ..explorer_links import explorer_href
 from . import analysis_data as ad
+from .context import example_asset, examples_layer
 from .heatmap_svg import kernel_svg, legend_svg
 from .registry import Figure, FigureContext, register
 
@@ -52,6 +53,17 @@ def _picture(ctx: FigureContext, assets: dict, rel: str | None, alt: str, size: 
         return ""
     return (f'<img class="vw-fv" src="{escape(ad.image_asset(ctx, assets, rel))}" width="{size}" height="{size}" '
             f'alt="{escape(alt)}" loading="lazy">')
+
+
+def _examples(ctx: FigureContext, assets: dict, layer, channel: int, k: int, size: int, who: str) -> str:
+    """The channel's `k` strongest dataset examples (analysis/examples_stage.py), each `size` px with its receptive
+    field outlined; empty when the layer has none (the network's input)."""
+    if layer is None or channel >= layer.channels:
+        return ""
+    imgs = "".join(f'<img src="{escape(example_asset(ctx, assets, layer, ex))}" width="{size}" height="{size}" '
+                   f'alt="{escape(f"dataset example {ex.rank + 1} of {who}: {ex.image_label}, activation {ex.activation:.3g}")}" '
+                   f'loading="lazy">' for ex in layer.top(channel, k))
+    return f'<div class="vw-reading-examples">{imgs}</div>' if imgs else ""
 
 
 def _rgb_svg(rgb: list, cell: int, label: str) -> str:
@@ -111,8 +123,10 @@ def weight_reading(ctx: FigureContext, params: dict[str, str]) -> Figure:
     kh, kw = len(inputs[0]["kernel"]), len(inputs[0]["kernel"][0])
     cell = _cell(kh, kw, 112)
     name = f"{upper} neuron {o}"
+    upper_ex, lower_ex = examples_layer(ctx, model, upper), examples_layer(ctx, model, lower)
     head = (f'<div class="vw-reading-self">{_picture(ctx, assets, read.get("featviz"), f"feature visualization of {name}", 144)}'
-            f'<p class="vw-reading-name"><a href="{escape(explorer_href(model, tensor, o))}">{escape(label)}: '
+            + _examples(ctx, assets, upper_ex, o, 4, 68, name)
+            + f'<p class="vw-reading-name"><a href="{escape(explorer_href(model, tensor, o))}">{escape(label)}: '
             f'{escape(upper)}, neuron {o}</a></p></div>')
     nmf = _nmf_html(ctx, assets, read["nmf"], lower, name) if read.get("nmf") else ""
     cards = []
@@ -123,6 +137,7 @@ def weight_reading(ctx: FigureContext, params: dict[str, str]) -> Figure:
                 else f"{escape(lower)} {c}")
         cards.append(f'<li class="vw-input"><p class="vw-reading-label">{link}</p>'
                      + _picture(ctx, assets, i.get("featviz"), f"feature visualization of {who}", 96)
+                     + _examples(ctx, assets, lower_ex, c, 2, 64, who)
                      + kernel_svg(i["kernel"], scale, stops, cell=cell, label=f"weights from {who} to {name}")
                      + f'<p class="vw-sum">sum {i["sum"]:+.2f}, norm {i["l2"]:.2f}</p></li>')
     key = (f'<div class="vw-reading-key">{legend_svg(scale, stops, gradient_id=f"vw-legend-{ctx.figure_id}")}'
