@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import fx, nn
 
+from analysis import skips
 from analysis.errors import AnalysisError
 
 MARKER = "vw_block_{}"
@@ -53,6 +54,9 @@ class Block:
     convs: tuple[str, ...]  # every Conv2d of the block, in forward order
     kind: str  # "inverted residual", "bottleneck", "residual", "concatenation", "separable", "conv", "convs"
     inner: str | None = None  # a merged block: the module whose output is where its trailing 1x1 convs begin
+    # "identity": the output adds the block's input unchanged (a residual skip); "projection": its addition's other
+    # operand goes through a conv (a downsample); "none": no addition (analysis.skips)
+    skip: str = "none"
 
 
 @dataclass
@@ -128,6 +132,9 @@ def _from_graph(model: nn.Module, gm: fx.GraphModule) -> BlockGraph:
     placeholder = next(n for n in gm.graph.nodes if n.op == "placeholder")
     _insert_marker(gm, placeholder, INPUT_MARKER)
     gm.recompile()
+    starts = [INPUT_MARKER] + [b.output for b in blocks]
+    blocks = [dataclasses.replace(b, skip=skips.between(gm, start, b.output) or "none")
+              for start, b in zip(starts, blocks)]
     hooks = {b.name: b.output for b in blocks} | {"input": INPUT_MARKER}
     return BlockGraph(model=gm.eval(), blocks=blocks, input=INPUT_MARKER, hooks=hooks,
                       feeds=_feeds(gm, {v: k for k, v in hooks.items()}), source=model, note=_summary(notes),

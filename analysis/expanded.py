@@ -4,7 +4,9 @@ The model is linearized (ReLU-like activations -> identity, max-pool -> average-
 kernel/stride/padding, batch norm in eval mode, dropout off), which makes the map from `from_layer`'s output
 to `to_layer`'s output affine. Its kernel is read off as the gradient of the centre position of each
 `to_layer` channel with respect to `from_layer`'s output, cropped to the support: every path through the
-model (residual additions, concatenated branches) contributes, so skip connections appear naturally.
+model (residual additions, concatenated branches) contributes, so skip connections appear naturally. `identity_at`
+finds where an identity skip puts its weight 1 in that kernel, so the analyses can show a block's own contribution,
+total minus the identity (analysis/skips.py, analysis/tensor_stage.py).
 
 Linearization intercepts torch functions (a TorchFunctionMode), so it also covers activations called
 functionally inside `forward` (F.relu, x.relu_(), ...), not only nn.ReLU modules. Multiplicative gates
@@ -109,12 +111,13 @@ def _support_copy(lin: nn.Module) -> nn.Module:
 
 
 def _centre_gradients(
-    model: nn.Module, from_mod: nn.Module, to_mod: nn.Module, c_in: int, size: int, channels: torch.Tensor | None
+    model: nn.Module, from_mod: nn.Module, to_mod: nn.Module, c_in: int, size: int, channels: torch.Tensor | None,
+    mix: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """d to_out[b, c_b, centre] / d from_out[b] for each of B = len(channels) batch items -> [B, C_from, Hf, Wf].
 
-    channels None: one item, summed over all channels (for the support). The input is all zeros (the
-    linearized map is affine, so its gradient does not depend on it). Everything up to from_layer runs
+    channels None: one item, summed over all channels (for the support), each weighted by `mix` if given. The input
+    is all zeros (the linearized map is affine, so its gradient does not depend on it). Everything up to from_layer runs
     once and from_layer's output is repeated B times; if the model mixes that batch-1 prefix with the
     batch-B part in a way that fails (e.g. concatenating a skip tensor from before from_layer), the
     whole model is rerun at batch B.
@@ -122,16 +125,17 @@ def _centre_gradients(
     batch = 1 if channels is None else len(channels)
     try:
         x = torch.zeros(1, c_in, size, size, dtype=_dtype(model), device=_device(model))
-        return _centre_gradients_at(model, from_mod, to_mod, x, channels, batch)
+        return _centre_gradients_at(model, from_mod, to_mod, x, channels, batch, mix)
     except RuntimeError:
         if batch == 1:
             raise
     x = torch.zeros(batch, c_in, size, size, dtype=_dtype(model), device=_device(model))
-    return _centre_gradients_at(model, from_mod, to_mod, x, channels, batch)
+    return _centre_gradients_at(model, from_mod, to_mod, x, channels, batch, mix)
 
 
 def _centre_gradients_at(
-    model: nn.Module, from_mod: nn.Module, to_mod: nn.Module, x: torch.Tensor, channels: torch.Tensor | None, batch: int
+    model: nn.Module, from_mod: nn.Module, to_mod: nn.Module, x: torch.Tensor, channels: torch.Tensor | None,
+    batch: int, mix: torch.Tensor | None = None,
 ) -> torch.Tensor:
     state: dict[str, Any] = {"calls": 0}
 
@@ -176,7 +180,10 @@ def _centre_gradients_at(
     hc, wc = out.shape[2] // 2, out.shape[3] // 2
     centre = out[:, :, hc, wc]
     rows = torch.arange(batch, device=centre.device)
-    target = centre.sum() if channels is None else centre[rows, channels.to(centre.device)].sum()
+    if channels is None:
+        target = centre.sum() if mix is None else (centre * mix.to(centre)).sum()
+    else:
+        target = centre[rows, channels.to(centre.device)].sum()
     if not target.requires_grad:
         raise AnalysisError("expanded_weights: to_layer does not depend on from_layer (is it downstream?)")
     (grad,) = torch.autograd.grad(target, leaf, allow_unused=True)
@@ -222,6 +229,40 @@ def expanded_weights(
     batched, `chunk_size` per backward pass. The copies run on `device` (e.g. "cuda", see analysis/device.py);
     the result is always a CPU array.
     """
+    plan = _plan(model, from_layer, to_layer, input_size, input_channels, max_input_size, dtype, device)
+    return _expand(plan, from_layer, to_layer, chunk_size)
+
+
+def expanded_weights_split(model: nn.Module, from_layer: str, to_layer: str, **kwargs: Any
+                           ) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """(expanded_weights, identity_at) for the same arguments, sharing the linearized copy and the size search,
+    which cost as much as the expansion of a small block."""
+    chunk_size = kwargs.pop("chunk_size", 64)
+    kwargs = {"input_size": None, "input_channels": None, "max_input_size": 1024, "dtype": torch.float64,
+              "device": "cpu", **kwargs}
+    plan = _plan(model, from_layer, to_layer, **kwargs)
+    weight = _expand(plan, from_layer, to_layer, chunk_size)
+    return weight, _identity(plan, from_layer, to_layer) if weight.shape[0] == weight.shape[1] else None
+
+
+def _expand(plan: tuple, from_layer: str, to_layer: str, chunk_size: int) -> np.ndarray:
+    lin, c_in, size, box = plan
+    lin_mods = dict(lin.named_modules())
+    r0, r1, c0, c1 = box
+    from_mod, to_mod = lin_mods[from_layer], lin_mods[to_layer]
+    c_to = _to_channels(lin, to_mod, c_in, size)
+    parts = []
+    for start in range(0, c_to, chunk_size):
+        chans = torch.arange(start, min(start + chunk_size, c_to))
+        g = _centre_gradients(lin, from_mod, to_mod, c_in, size, chans)
+        parts.append(g[:, :, r0 : r1 + 1, c0 : c1 + 1].cpu().numpy())
+    return np.concatenate(parts, axis=0)
+
+
+def _plan(model: nn.Module, from_layer: str, to_layer: str, input_size: int | None, input_channels: int | None,
+          max_input_size: int, dtype: torch.dtype, device: str | torch.device):
+    """(linearized copy, input channels, input size, support box): what every expansion between the two layers
+    starts from (see expanded_weights for the size search)."""
     modules = dict(model.named_modules())
     for name in (from_layer, to_layer):
         if name not in modules or name == "":
@@ -232,7 +273,7 @@ def expanded_weights(
     for p in lin.parameters():
         p.requires_grad_(False)
     sup = _support_copy(lin)
-    lin_mods, sup_mods = dict(lin.named_modules()), dict(sup.named_modules())
+    sup_mods = dict(sup.named_modules())
 
     def probe(size: int):
         return _support_box(sup, sup_mods[from_layer], sup_mods[to_layer], c_in, size)
@@ -265,15 +306,7 @@ def expanded_weights(
                 f"expanded_weights: no input size up to {max_input_size} leaves the support of "
                 f"{from_layer} -> {to_layer} unclipped" + (f" (last model error: {failure})" if failure else "")
             )
-    r0, r1, c0, c1 = box
-    from_mod, to_mod = lin_mods[from_layer], lin_mods[to_layer]
-    c_to = _to_channels(lin, to_mod, c_in, size)
-    parts = []
-    for start in range(0, c_to, chunk_size):
-        chans = torch.arange(start, min(start + chunk_size, c_to))
-        g = _centre_gradients(lin, from_mod, to_mod, c_in, size, chans)
-        parts.append(g[:, :, r0 : r1 + 1, c0 : c1 + 1].cpu().numpy())
-    return np.concatenate(parts, axis=0)
+    return lin, c_in, size, box
 
 
 def _dtype(model: nn.Module) -> torch.dtype:
@@ -324,3 +357,59 @@ def expanded_weights_via(model: nn.Module, from_layer: str, via: str, to_layer: 
         return expanded_weights(model, from_layer, to_layer, **kwargs)
     head = expanded_weights(model, from_layer, via, **kwargs)
     return np.einsum("om,mihw->oihw", tail[:, :, 0, 0], head)
+
+
+def identity_at(
+    model: nn.Module,
+    from_layer: str,
+    to_layer: str,
+    *,
+    input_size: int | None = None,
+    input_channels: int | None = None,
+    max_input_size: int = 1024,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+) -> tuple[int, int] | None:
+    """Where, in the kernel expanded_weights returns for the same arguments, an identity skip puts its weight:
+    (y, x) when the part of the linearized map that passes through no convolution (or linear layer) is exactly
+    the identity, weight 1 from each channel to itself at that one position; None otherwise (no skip, a skip
+    through a projection, a scaled or permuted one).
+
+    That part is what is left with every conv and linear weight set to zero. One backward pass reads it: the
+    centre outputs are summed with distinct weights 1 + c / C, so only the identity gives each input channel its
+    own weight back at a single position. Cheap next to the expansion itself (one pass instead of C_to).
+    """
+    plan = _plan(model, from_layer, to_layer, input_size, input_channels, max_input_size, dtype, device)
+    return _identity(plan, from_layer, to_layer)
+
+
+def _identity(plan: tuple, from_layer: str, to_layer: str) -> tuple[int, int] | None:
+    """identity_at on a plan; zeroes the weights of the plan's linearized copy (its last use)."""
+    lin, c_in, size, box = plan
+    dtype = _dtype(lin)
+    mods = dict(lin.named_modules())
+    c_to = _to_channels(lin, mods[to_layer], c_in, size)
+    with torch.no_grad():
+        for m in lin.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+                m.weight.zero_()
+    mix = 1.0 + torch.arange(c_to, dtype=dtype) / c_to
+    try:
+        g = _centre_gradients(lin, mods[from_layer], mods[to_layer], c_in, size, None, mix)[0].cpu()
+    except AnalysisError:
+        return None
+    r0, r1, c0, c1 = box
+    if g.shape[0] != c_to or not torch.isfinite(g).all():
+        return None
+    hit = torch.nonzero(g.abs().sum(0) > 1e-3 * c_to).tolist()
+    if len(hit) != 1:
+        return None
+    (y, x), = hit
+    if not (r0 <= y <= r1 and c0 <= x <= c1):
+        return None
+    rest = g.clone()
+    rest[:, y, x] = 0
+    tol = 1e-5 if dtype == torch.float64 else 1e-4
+    if not torch.allclose(g[:, y, x], mix.to(g), rtol=tol, atol=tol) or rest.abs().max() > tol:
+        return None
+    return y - r0, x - c0

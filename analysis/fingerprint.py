@@ -171,6 +171,11 @@ def model_entry_ok(name: object, entry: object, listed: set[str]) -> bool:
         if not isinstance(neurons, dict):
             return False
         expected.append((neurons.get("file"), f"{folder}/neurons-featureviz.json"))
+    examples = entry.get("examples")
+    if examples is not None:
+        if not isinstance(examples, dict):
+            return False
+        expected.append((examples.get("file"), f"{folder}/examples/index.json"))
     return all(got == want and want in listed for got, want in expected)
 
 

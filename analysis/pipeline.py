@@ -8,6 +8,7 @@ Layout under `<cache>/analysis/` (schema documented in analysis/SCHEMA.md):
   <model>/<key>/tensors/<id>.json    tensor_report() of one weight tensor     (analysis.tensor_stage)
   <model>/<key>/first-layer.json, .png  first-layer filters as RGB (and one picture of them all)  (analysis.first_layer)
   <model>/<key>/context-<n>.json     neuron pairs: weights, feature visualizations, dataset examples  (analysis.context_stage)
+  <model>/<key>/examples/              every analysed channel's dataset examples  (analysis.examples_stage)
   lab-summary.json                   the controlled banding experiment (variant x seed)  (analysis.lab_summary)
 Each entry carries a `key` (the code key of the module that computes it, analysis/codekey.py, + the model's weights
 sha256 + parameters); a missing, corrupt or stale entry is recomputed, everything else is reused. This module is the run loop and the manifest.
@@ -27,6 +28,7 @@ from analysis import deadline, device, jsonio, loading, parallel, recipes
 from analysis.blocks import BlocksError
 from analysis.context_stage import context
 from analysis.errors import AnalysisError, ModelUnavailable
+from analysis.examples_stage import dataset_key, examples
 from analysis.first_layer import first_layer
 from analysis.forward_check import check_image_size
 from analysis.featureviz.budget import Budget
@@ -40,6 +42,8 @@ from analysis.neuron_featureviz import neuron_featureviz
 from analysis.tensor_stage import analyse_tensors
 
 __all__ = ["AnalysisConfig", "ModelSpec", "run"]
+
+LAB_EXAMPLE_IMAGES = 1000  # digits each banding-lab network's dataset examples come from (100 of each class)
 
 
 def run(cfg: AnalysisConfig, *, progress: bool = True, on_model: Callable[[str], None] | None = None) -> Path:
@@ -86,6 +90,8 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
         # Each model its own budget: a model reused without loading spends nothing, so a shared one would depend on
         # which models happened to be recomputed.
         budget = Budget.from_json(cfg.featureviz_budget) if cfg.featureviz_budget else None
+        if budget is None and dev == "cuda":  # a GPU renders every neuron, Microscope-style, unless told otherwise
+            budget = Budget(every=True)
         t0 = time.perf_counter()
         try:
             key = _spec_key(spec, cfg, cache_dir)
@@ -113,6 +119,10 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
         jsonio.write_json(root / "lab-summary.json", lab_summary(root, tensor_entries, cache_dir, cfg.lab,
                                                                     [n for n, _ in datasets.get("photos") or _photos()]))
         manifest["lab_summary"] = "lab-summary.json"
+    if any(not (m.get("examples") or {}).get("complete", True) for m in manifest["models"].values()):
+        # A dataset-examples pass stopped by its time budget: the next build's freshness check must see the
+        # analysis as stale, so that it resumes the pass.
+        manifest["fingerprint"] = f"resume-examples:{cfg.fingerprint}"
     manifest["featureviz"] = {**cfg.featureviz, "count": _count_featureviz(root, manifest)}
     manifest["software"] = _software()
     manifest["files"] = _file_list(root, cache_dir, [m["folder"] for m in manifest["models"].values()])
@@ -142,9 +152,10 @@ def _spec_key(spec: ModelSpec, cfg: AnalysisConfig, cache_dir: Path) -> str:
     else:
         fam = registry.family_of(spec.name)
         code, weights = [], fam.facts(spec.name, cache_dir).get("sha256") if fam is not None else None
-    declared = {k: v for k, v in vars(spec).items() if k not in ("search_path", "weights")}
+    declared = {k: v for k, v in vars(spec).items() if k not in ("search_path", "weights", "dataset")}
     parts = [code_key(__name__), jsonio.dumps(declared), jsonio.dumps(cfg.featureviz),
-             jsonio.dumps(cfg.featureviz_budget), str(weights), *code]
+             jsonio.dumps(cfg.featureviz_budget), str(weights), *code, dataset_key(spec.dataset),
+             jsonio.dumps(cfg.examples)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
@@ -160,6 +171,8 @@ def _reusable(previous: dict | None, name: str, key: str, root: Path) -> dict | 
     if not isinstance(entry, dict) or entry.get("spec_key") != key or \
             not model_entry_ok(name, entry, {f.get("path") for f in files}):
         return None
+    if not (entry.get("examples") or {}).get("complete", True):
+        return None  # its dataset-examples pass stopped early: resume it
     own = (f"{safe_component(name)}/", f"../featureviz/{safe_component(name)}/")
     for f in files:
         if str(f.get("path", "")).startswith(own):
@@ -194,14 +207,13 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
             _log(progress, f"{spec.name}: blocks: {cause}")
     if info.get("image_size_default"):
         _log(progress, f"{spec.name}: no image_size in its front matter, analysing at {DEFAULT_IMAGE_SIZE} px")
-    if spec.dataset not in DATASETS:
-        raise AnalysisError(f"unknown dataset {spec.dataset!r} (known: {', '.join(DATASETS)})", model=spec.name,
-                            field="dataset")
-    if spec.dataset not in datasets:
+    image_set = _image_set(spec)
+    if spec.dataset in DATASETS and spec.dataset not in datasets:
         datasets[spec.dataset] = DATASETS[spec.dataset]()
     try:
-        tensors, first, ctx, neurons = _analyse_model(spec, model, info, recipe, cache_dir, root, cfg,
-                                                      datasets[spec.dataset], progress, dev, budget)
+        tensors, first, ctx, neurons, ex = _analyse_model(spec, model, info, recipe, cache_dir, root, cfg,
+                                                          datasets.get(spec.dataset, []), progress, dev, budget,
+                                                          image_set)
     except AnalysisError:
         raise
     except Exception as exc:
@@ -210,7 +222,7 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
         raise AnalysisError(analysis_failure(exc, spec.factory, spec.search_path), model=spec.name,
                             field="factory") from exc
     entry = {"info": portable(info, cache_dir), **registry.presentation(spec.name, recipe), "tensors": tensors,
-             "first_layer": first, "context": ctx,
+             "first_layer": first, "context": ctx, "examples": ex,
              "folder": f"{safe_component(spec.name)}/{variant_name(info['weights_sha256'])}"}
     if neurons is not None:
         entry["neuron_featureviz"] = neurons
@@ -229,8 +241,19 @@ def _author_code(spec: ModelSpec, doing: str):
                                   f"(${MODEL_TIMEOUT_ENV} raises the limit)", field="factory")
 
 
-def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, progress, dev="cpu", budget=None):
-    if spec.dataset != "photos":
+def _image_set(spec: ModelSpec):
+    """The model's image set for dataset examples (a bad folder: one error naming it, at the model's dataset field)."""
+    from analysis.image_sets import DatasetError, open_set
+
+    try:
+        return open_set(spec.dataset)
+    except DatasetError as exc:
+        raise AnalysisError(str(exc), model=spec.name, field="dataset") from None
+
+
+def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, progress, dev="cpu", budget=None,
+                   image_set=None):
+    if image_set is not None and image_set.kind == "mnist":
         recipe.photo_size = None  # dataset images are used at their own size (e.g. 28x28 digits)
     if spec.factory and spec.search_path:
         loading.ship_by_value(Path(spec.search_path))
@@ -242,8 +265,17 @@ def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, prog
     ctx = []
     if not spec.name.startswith("lab-") or spec.name == "lab-gap-s0":  # one lab model stands for the nine
         ctx = context(subject, ws, photos)
-    neurons = None if spec.name.startswith("lab-") else neuron_featureviz(subject, ws)
-    return tensors, first, ctx, neurons
+    # One lab network per variant stands for its three seeds in the article's figures.
+    featured = registry.presentation(spec.name, recipe)["featured_nmf"]
+    if spec.name.startswith("lab-"):
+        neurons = neuron_featureviz(subject, ws, featured) if spec.name.endswith("-s0") else None
+    else:
+        neurons = neuron_featureviz(subject, ws, featured)
+    settings = dict(cfg.examples)
+    if spec.name.startswith("lab-"):  # nine small networks on one task: a tenth of the digits each is plenty
+        settings["count"] = min(settings.get("count") or LAB_EXAMPLE_IMAGES, LAB_EXAMPLE_IMAGES)
+    ex = examples(subject, ws, image_set or _image_set(spec), settings)
+    return tensors, first, ctx, neurons, ex
 
 
 def _check_lab_config(lab_cfg: dict) -> None:
@@ -314,13 +346,20 @@ def _file_list(root: Path, cache_dir: Path, folders: list[str]) -> list[dict]:
 
 
 def _count_featureviz(root: Path, manifest: dict) -> int:
-    n = 0
+    """Distinct feature visualizations the site shows: weights in context (with readings), neurons, NMF factors."""
+    seen: set[str] = set()
     for model in manifest["models"].values():
         for c in model["context"]:
             record = jsonio.read_json(root / c["file"]) or {}  # the file this run wrote (model_entry_ok)
-            n += sum(len(v) for v in record.get("featureviz", {}).values())
-            n += sum(len(v) for v in record.get("directions", {}).get("images", []))
-    return n
+            seen.update(p for v in record.get("featureviz", {}).values() for p in v)
+            seen.update(p for v in record.get("directions", {}).get("images", []) for p in v)
+            for r in record.get("readings", []):
+                seen.update(p for p in [r.get("featviz"), *(i.get("featviz") for i in r["inputs"]),
+                                        *(f.get("featviz") for f in (r.get("nmf") or {}).get("factors", []))] if p)
+        listing = jsonio.read_json(root / model["neuron_featureviz"]["file"]) if model.get("neuron_featureviz") else {}
+        seen.update(p for layer in (listing or {}).get("layers", {}).values() for p in layer.values())
+        seen.update(p for t in (listing or {}).get("factors", {}).values() for ps in t.values() for p in ps)
+    return len(seen)
 
 
 def _software() -> dict:

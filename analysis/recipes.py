@@ -44,6 +44,9 @@ class ContextJob:
     n_in: int = 8
     n_directions: int = 3  # output neurons shown in the spatial-position view
     neurons: tuple[int, ...] = ()  # output neurons chosen by the author (default: the strongest)
+    read: tuple[int, ...] = ()  # output neurons given a worked reading (analysis.reading); default: the strongest
+    n_read: int = 1  # how many of the strongest outputs are read when `read` is not given
+    read_inputs: int = 6  # strongest inputs shown per reading
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,8 @@ def _context_job(c: dict, tensors: list[TensorJob], graph: BlockGraph, check) ->
                             "(add them to layers or expansions)", field="context")
     return ContextJob(tensor=tid, lower=lower, upper=upper, n_out=int(c.get("outputs", 8)),
                       n_in=int(c.get("inputs", 8)), n_directions=int(c.get("directions", 2)),
-                      neurons=tuple(int(n) for n in c.get("neurons", ())))
+                      neurons=tuple(int(n) for n in c.get("neurons", ())),
+                      read=tuple(int(n) for n in c.get("read", ())), read_inputs=int(c.get("read_inputs", 6)))
 
 
 def lab_recipe(model: nn.Module) -> Recipe:

@@ -17,6 +17,9 @@ QUALITY_PRESETS: dict[str, dict[str, Any]] = {
     "high": {"size": 128, "steps": 512, "lr": 0.05, "seed": 0},
 }
 DEFAULT_QUALITY = "default"
+# site.yml's analysis.examples: examples per neuron, at most this many from one image, images in all (None: every one),
+# seconds per model and build (None: no limit). Torch-free, so the render side fills the same defaults.
+EXAMPLES_SETTINGS: dict[str, Any] = {"top": 8, "per_image": 2, "count": None, "seconds": None}
 # site.yml's analysis.featureviz when it is not set (the render side reads it too: this module is torch-free).
 SITE_FEATUREVIZ = {k: QUALITY_PRESETS[DEFAULT_QUALITY][k] for k in ("size", "steps")}
 
@@ -31,7 +34,7 @@ class ModelSpec:
     kwargs: dict = field(default_factory=dict)
     image_size: int | None = None
     search_path: str | None = None  # folder put on sys.path to import a bring-your-own factory
-    dataset: str = "photos"  # where dataset examples come from: analysis.data.DATASETS
+    dataset: str = "photos"  # where dataset examples come from: photos, mnist or a folder (analysis.image_sets)
     recipe: dict | None = None  # the author's recipe choices (analysis.recipes.RecipeSpec fields)
 
 
@@ -48,6 +51,7 @@ class AnalysisConfig:
     scheduler: str | None = None  # the Dask scheduler's address for backend "dask"
     device: str = "auto"  # analysis.device.CHOICES; never part of a cache key
     debug: bool = False  # build.py --debug: say more (every cause behind a block note); never part of a cache key
+    examples: dict = field(default_factory=dict)  # {top, per_image, count, seconds}: analysis.examples_stage.SETTINGS
 
 
 @dataclass

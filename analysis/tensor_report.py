@@ -13,11 +13,16 @@ MAX_STORED_WEIGHTS = 100_000  # raw weights are kept for heatmaps unless the ten
 TOP_PAIRS = 6  # strongest outputs x inputs whose kernels are always kept
 
 
-def tensor_report(weight: np.ndarray, *, init: np.ndarray | None = None, k: int = 3, seed: int = 0) -> dict:
-    """Banding (of W and, when the initial weights are known, of W - W_init), one-sided NMF, strongest inputs."""
+def tensor_report(weight: np.ndarray, *, init: np.ndarray | None = None, k: int = 3, seed: int = 0,
+                  skip: dict | None = None) -> dict:
+    """Banding (of W and, when the initial weights are known, of W - W_init), one-sided NMF, strongest inputs.
+
+    skip: what `weight` holds about a residual skip (analysis.tensor_stage): {"identity": "removed", "identity_at":
+    [y, x]} when it is a block's own contribution, the identity taken out; then `total` adds the views a reader can
+    switch to (weight + the identity). Default {"identity": "none"}."""
     weight = np.asarray(weight, dtype=np.float32)
     out, n_in, h, w = weight.shape
-    report: dict = {"shape": [out, n_in, h, w], "banding": banding_scores(weight)}
+    report: dict = {"shape": [out, n_in, h, w], "banding": banding_scores(weight), **(skip or {"identity": "none"})}
     if init is not None:
         report["banding_delta"] = banding_scores(weight - np.asarray(init, dtype=np.float32))
     if h * w > 1 and n_in > 1:
@@ -34,20 +39,41 @@ def tensor_report(weight: np.ndarray, *, init: np.ndarray | None = None, k: int 
             spatial_d, channels_d = one_sided_nmf(delta, k=k, seed=seed)
             report["nmf_delta"] = {"k": k, "spatial": spatial_d, "channels": channels_d, "rgb": nmf_rgb(spatial_d),
                                    "error": float(reconstruction_error(delta, spatial_d, channels_d))}
-    report["norm"] = np.sqrt((weight.astype(np.float64) ** 2).reshape(out, -1).sum(axis=1))
     if "nmf" in report:
         report["nmf"]["neuron_error"] = reconstruction_error(weight, spatial, channels, per_neuron=True)
-    idx, strength = top_inputs(weight, min(TOP_INPUTS, n_in))
-    # The signed kernels themselves: the explorer draws them without the (possibly dropped) full weight.
-    report["top_inputs"] = {"index": idx, "strength": strength,
-                            "kernel": np.take_along_axis(weight, idx[:, :, None, None], axis=1)}
-    report["top_outputs"] = top_outputs(weight, TOP_INPUTS)
-    report["max_abs"] = float(np.abs(weight).max()) if weight.size else 0.0
+    report.update(_views(weight))
     if weight.size <= MAX_STORED_WEIGHTS:
         report["weight"] = weight
-    outs, ins = strongest_pairs(weight, TOP_PAIRS, TOP_PAIRS)
-    report["top_pairs"] = {"outs": outs, "ins": ins, "weight": weight[np.ix_(outs, ins)]}
+    if report["identity"] == "removed":
+        total = with_identity(weight, report["identity_at"])
+        report["total"] = {"banding": banding_scores(total), **_views(total)}
     return report
+
+
+def with_identity(weight: np.ndarray, at) -> np.ndarray:
+    """The total expanded weights of a block whose own contribution is `weight`: weight 1 added from each channel
+    to itself at kernel position `at` (y, x), where the identity skip puts it."""
+    total = np.array(weight, dtype=np.float32)
+    idx = np.arange(min(total.shape[:2]))
+    total[idx, idx, int(at[0]), int(at[1])] += 1.0
+    return total
+
+
+def _views(weight: np.ndarray) -> dict:
+    """What the explorer and figures read of a tensor besides banding and NMF: norms, strongest inputs and outputs
+    with their kernels, the largest |w|, the strongest pairs' kernels."""
+    out, n_in = weight.shape[:2]
+    idx, strength = top_inputs(weight, min(TOP_INPUTS, n_in))
+    outs, ins = strongest_pairs(weight, TOP_PAIRS, TOP_PAIRS)
+    return {
+        "norm": np.sqrt((weight.astype(np.float64) ** 2).reshape(out, -1).sum(axis=1)),
+        # The signed kernels themselves: the explorer draws them without the (possibly dropped) full weight.
+        "top_inputs": {"index": idx, "strength": strength,
+                       "kernel": np.take_along_axis(weight, idx[:, :, None, None], axis=1)},
+        "top_outputs": top_outputs(weight, TOP_INPUTS),
+        "max_abs": float(np.abs(weight).max()) if weight.size else 0.0,
+        "top_pairs": {"outs": outs, "ins": ins, "weight": weight[np.ix_(outs, ins)]},
+    }
 
 
 def strongest_pairs(weight: np.ndarray, n_out: int, n_in: int) -> tuple[list[int], list[int]]:
@@ -75,7 +101,7 @@ def summary(record: dict) -> dict:
     entry = {"shape": record["shape"], "parameters": out * n_in * h * w,
              "R_layer": banding["R_layer"], "C_layer": banding["C_layer"],
              "R_baseline": banding.get("baseline_R"), "C_baseline": banding.get("baseline_C"),
-             "nmf_error": record.get("nmf", {}).get("error")}
+             "nmf_error": record.get("nmf", {}).get("error"), "identity": record.get("identity", "none")}
     if "banding_delta" in record:
         entry["R_delta"] = record["banding_delta"]["R_layer"]
         entry["C_delta"] = record["banding_delta"]["C_layer"]

@@ -1,14 +1,13 @@
 """The tensor stage: every weight tensor of a recipe (a conv's own, or expanded) -> its tensor_report() record."""
 from __future__ import annotations
 
-import functools
 import gc
 import io
 
 import numpy as np
 import torch
 
-from analysis import jsonio, parallel, recipes
+from analysis import jsonio, parallel, recipes, skips
 from analysis.cache import Entry, entry_key
 from analysis.errors import AnalysisError
 from analysis.heap import keep_large_blocks_mapped, release_free_heap
@@ -19,27 +18,50 @@ from analysis.tensor_report import link_next, summary, tensor_report
 
 
 def tensor_of(model, job: recipes.TensorJob, recipe: recipes.Recipe, device: str = "cpu") -> np.ndarray:
-    """The [out, in, h, w] tensor of a job: a conv's own weight, or the expanded weights between two layers."""
+    """The [out, in, h, w] tensor the analyses show for a job: a conv's own weight, or the expanded weights between
+    two layers, less the identity where a residual skip joins them (shown_tensor)."""
+    return shown_tensor(model, job, recipe, device)[0]
+
+
+def shown_tensor(model, job: recipes.TensorJob, recipe: recipes.Recipe,
+                 device: str = "cpu") -> tuple[np.ndarray, dict]:
+    """(tensor, skip facts). Expanded weights through an identity skip (every block between the two layers adds its
+    input back: analysis.skips) are the blocks' own contribution, total minus the identity, which would otherwise
+    fill every view with weight 1 from each channel to itself: facts {"identity": "removed", "identity_at": [y, x]}
+    say where it was. A skip through a projection stays in: {"identity": "projection"}; else {"identity": "none"}."""
     if job.source is None:
-        return weight_of(model, job.layer)
-    from analysis.expanded import expanded_weights, expanded_weights_via
+        return weight_of(model, job.layer), {"identity": skips.NONE}
+    from analysis.expanded import expanded_weights, expanded_weights_split, expanded_weights_via, identity_at
 
     net, lower, upper = recipe.network(model), recipe.hook(job.source), recipe.hook(job.layer)
+    verdict = skips.between(net, lower, upper)  # None: the graph cannot tell (untraced): the numbers decide
+    check = verdict in (skips.IDENTITY, None)
     # float32: 3-4x faster than float64 at a relative error near 1e-6, far below the 3 digits figures show.
-    if job.via:
-        expand = functools.partial(expanded_weights_via, net, lower, job.via, upper, dtype=torch.float32,
-                                   device=device)
-    else:
-        expand = functools.partial(expanded_weights, net, lower, upper, dtype=torch.float32, device=device)
+    common = {"dtype": torch.float32, "device": device}
+
+    def expand(**size) -> tuple[np.ndarray, tuple[int, int] | None]:
+        if job.via:
+            total = expanded_weights_via(net, lower, job.via, upper, **common, **size)
+            square = total.shape[0] == total.shape[1]
+            return total, identity_at(net, lower, upper, **common, **size) if check and square else None
+        if check:
+            return expanded_weights_split(net, lower, upper, **common, **size)
+        return expanded_weights(net, lower, upper, **common, **size), None
+
     try:
-        return expand()  # the smallest input that holds the whole support: cheapest
+        total, at = expand()  # the smallest input that holds the whole support: cheapest
     except AnalysisError as searched:
         # A model that runs only at the size it was built for (e.g. a fixed-size layer below `upper`): expand there.
         try:
-            return expand(input_size=recipe.image_size)
+            total, at = expand(input_size=recipe.image_size)
         except AnalysisError:
             # Which tensor, and its hooks: a block boundary that is not a [B, C, H, W] map points at the blocks.
             raise AnalysisError(f"expanded weights {job.id} (hooks {lower} -> {upper}): {searched}") from searched
+    if at is None:  # none looked for (a projection or no skip), or none in the numbers (an untraced model's)
+        return total, {"identity": skips.NONE if check else verdict}
+    idx = np.arange(total.shape[0])
+    total[idx, idx, at[0], at[1]] -= 1.0  # now the blocks' own contribution
+    return total, {"identity": "removed", "identity_at": [int(at[0]), int(at[1])]}
 
 
 def tensor_path(s: Subject, ws: Workspace, tensor_id: str):
@@ -51,8 +73,11 @@ def _compute(model, job: recipes.TensorJob, recipe: recipes.Recipe, init: np.nda
     analysis; then the freed heap goes back to the system (analysis.heap: loky's leak check, and memory at scale)."""
     torch.set_num_threads(1)
     keep_large_blocks_mapped()
-    weight = model if isinstance(model, np.ndarray) else tensor_of(model, job, recipe, device)
-    report = tensor_report(weight, init=init)
+    if isinstance(model, np.ndarray):
+        weight, skip = model, {"identity": skips.NONE}
+    else:
+        weight, skip = shown_tensor(model, job, recipe, device)
+    report = tensor_report(weight, init=init, skip=skip)
     del weight, model, recipe
     gc.collect()  # model copies a task brought along are freed only by the collector
     release_free_heap()

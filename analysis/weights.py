@@ -32,23 +32,36 @@ def _safe_divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros(np.broadcast_shapes(num.shape, den.shape)), where=den > 0)
 
 
-def first_layer_rgb(weight: Any, scaling: str = "per_filter") -> np.ndarray:
+DEAD_FRACTION = 1e-3  # a filter whose max |w| is below this share of the layer's is dead: never scaled up
+
+
+def dead_filters(weight: Any) -> np.ndarray:
+    """[out] bools: filters whose largest |w| is below DEAD_FRACTION of the layer's largest (e.g. 7 of
+    EfficientNet-Lite1's 32 stem filters, max |w| < 5e-8, next to live ones near 1)."""
+    w = as_conv_weight(weight, "dead_filters")
+    peak = np.abs(w).max(axis=(1, 2, 3))
+    return peak < DEAD_FRACTION * peak.max() if peak.max() > 0 else np.ones(len(peak), dtype=bool)
+
+
+def first_layer_rgb(weight: Any, scaling: str = "shared") -> np.ndarray:
     """First-layer filters as RGB images.
 
     weight: [out, 3, h, w] (or [out, 1, h, w], shown as grey). Returns [out, h, w, 3] in [0, 1] where
-    0.5 is a zero weight and 0 / 1 are -max|w| / +max|w|. `scaling="per_filter"` divides each filter by
-    its own max |w| (shape is visible for weak filters); `"shared"` uses one max |w| for the whole layer
-    (relative strength is visible).
+    0.5 is a zero weight and 0 / 1 are -max|w| / +max|w|. `"shared"` (default) uses one max |w| for the whole
+    layer, so relative strength is visible; `scaling="per_filter"` divides each filter by its own max |w| (shape
+    is visible for weak filters), except dead filters (`dead_filters`), which keep the shared scale and so look
+    dead instead of as saturated as the live ones.
     """
     w = as_conv_weight(weight, "first_layer_rgb")
     if w.shape[1] == 1:
         w = np.repeat(w, 3, axis=1)
     elif w.shape[1] != 3:
         raise AnalysisError(f"first_layer_rgb: expected 1 or 3 input channels, got shape {list(w.shape)}")
+    shared = np.full((1, 1, 1, 1), np.abs(w).max())
     if scaling == "per_filter":
-        scale = np.abs(w).max(axis=(1, 2, 3), keepdims=True)
+        scale = np.where(dead_filters(w)[:, None, None, None], shared, np.abs(w).max(axis=(1, 2, 3), keepdims=True))
     elif scaling == "shared":
-        scale = np.full((1, 1, 1, 1), np.abs(w).max())
+        scale = shared
     else:
         raise AnalysisError(f"first_layer_rgb: scaling must be 'per_filter' or 'shared', got {scaling!r}")
     rgb = 0.5 + 0.5 * _safe_divide(w, scale)

@@ -13,11 +13,13 @@ from typing import Any
 from analysis.spec import SITE_FEATUREVIZ
 
 from .byo_spec import byo_models
+from .dataset_spec import check_dataset, check_examples, site_line
 from .config import SiteConfig
 from .errors import BuildError
 
 DEFAULTS: dict[str, Any] = {"models": [], "n_jobs": 2, "featureviz": dict(SITE_FEATUREVIZ), "lab": {},
-                            "featureviz_budget": {}, "backend": "local", "scheduler": None, "device": "auto"}
+                            "featureviz_budget": {}, "backend": "local", "scheduler": None, "device": "auto",
+                            "dataset": "photos", "examples": {}}
 RUNTIME = ("backend", "scheduler", "device")  # where the analysis runs; build.py's flags override site.yml's
 BACKENDS, DEVICES = ("local", "dask"), ("auto", "cpu", "cuda")  # analysis.parallel / analysis.device (torch-free here)
 
@@ -65,10 +67,10 @@ def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None, yam
                          f"of positive integers, got {fv!r}", site)
     cfg["featureviz"] = {**DEFAULTS["featureviz"], **fv}
     budget = cfg["featureviz_budget"]
-    if not isinstance(budget, dict) or set(budget) - {"count", "seconds"} or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in budget.values()):
+    if budget != "all" and (not isinstance(budget, dict) or set(budget) - {"count", "seconds"} or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in budget.values())):
         raise BuildError("field 'analysis.featureviz_budget' must be a mapping {count: pictures in all, "
-                         f"seconds: rendering time per build}} of numbers >= 0, got {budget!r}", site)
+                         f"seconds: rendering time per build}} of numbers >= 0, or all, got {budget!r}", site)
     cfg.update({k: v for k, v in runtime.items() if v is not None})
     if cfg["backend"] not in BACKENDS:
         raise BuildError(f"field 'analysis.backend' must be one of {', '.join(BACKENDS)}, got {cfg['backend']!r}", site)
@@ -82,11 +84,17 @@ def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None, yam
                          "tcp://host:8786, or --scheduler)", None if runtime.get("backend") else site)
     if not isinstance(cfg["lab"], dict):
         raise BuildError(f"field 'analysis.lab' must be a mapping of LabConfig fields, got {cfg['lab']!r}", site)
+    cfg["examples"] = check_examples(cfg["examples"], site)
+    cfg["dataset"], signature = check_dataset(cfg["dataset"], root, site, "analysis.dataset",
+                                                lambda: site_line(root, "dataset"))
     unknown = sorted(set(section) - set(DEFAULTS))
     if unknown:
         raise BuildError(f"field 'analysis' has unknown key(s) {', '.join(map(str, unknown))} "
                          f"(known: {', '.join(DEFAULTS)})", site)
     cfg["byo"] = byo_models(root, config, yaml_cache)
+    # Folder datasets by their listing (names, sizes, times): an added image makes the analysis look again.
+    cfg["dataset_signatures"] = {k: v for k, v in [(cfg["dataset"], signature)] + [
+        (m["dataset"], m.get("dataset_signature")) for m in cfg["byo"]] if v}
     return cfg
 
 
@@ -123,9 +131,16 @@ def _fingerprint_config(root: Path, cfg: dict[str, Any]) -> dict[str, Any]:
             return Path(p).resolve().relative_to(root.resolve()).as_posix()
         except ValueError:
             return Path(p).name  # outside the project: its content (hashed separately) decides
-    byo = [{k: (rel(v) if k in ("weights", "search_path") else v) for k, v in m.items() if k not in ("article", "line")}
-           for m in cfg["byo"]]
-    return {**{k: v for k, v in cfg.items() if k != "byo" and k not in HOW}, "byo": byo}
+
+    signatures = cfg.get("dataset_signatures") or {}
+
+    def data(v: str) -> str:
+        return v if v in ("photos", "mnist") else f"folder:{signatures.get(v)}"
+
+    byo = [{k: (rel(v) if k in ("weights", "search_path") else data(v) if k == "dataset" else v)
+            for k, v in m.items() if k not in ("article", "line", "dataset_signature")} for m in cfg["byo"]]
+    return {**{k: v for k, v in cfg.items() if k not in ("byo", "dataset_signatures", "dataset") and k not in HOW},
+            "dataset": data(cfg.get("dataset", "photos")), "byo": byo}
 
 
 def needed(cfg: dict[str, Any]) -> bool:
@@ -204,14 +219,16 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
     from analysis.spec import AnalysisConfig, ModelSpec
 
     # A lab model named on its own gets dataset examples from the digits it was trained on, as in "banding-lab".
-    specs = [ModelSpec(name=m, dataset="mnist" if m.startswith("lab-") else "photos") for m in cfg["models"]]
+    specs = [ModelSpec(name=m, dataset="mnist" if m.startswith("lab-") else cfg["dataset"]) for m in cfg["models"]]
     specs += [ModelSpec(name=m["name"], factory=m["factory"], weights=m["weights"], kwargs=m["kwargs"],
                         image_size=m["image_size"], search_path=m["search_path"], dataset=m["dataset"],
                         recipe=m["recipe"]) for m in cfg["byo"]]
     acfg = AnalysisConfig(models=specs, cache_dir=cache_dir, n_jobs=int(cfg["n_jobs"]),
                           featureviz=dict(cfg["featureviz"]), lab=dict(cfg["lab"]), fingerprint=fp,
-                          featureviz_budget=dict(cfg["featureviz_budget"]), backend=cfg["backend"],
-                          scheduler=cfg["scheduler"], device=cfg["device"], debug=debug)
+                          featureviz_budget=cfg["featureviz_budget"] if cfg["featureviz_budget"] == "all"
+                          else dict(cfg["featureviz_budget"]), backend=cfg["backend"],
+                          scheduler=cfg["scheduler"], device=cfg["device"], debug=debug,
+                          examples=dict(cfg["examples"]))
     if progress and cfg["byo"]:  # user code runs next: say what the build is waiting for if it takes long
         print("analysis: importing and calling bring-your-own factories "
               + ", ".join(f"{m['factory']} ('{m['name']}')" for m in cfg["byo"])

@@ -11,6 +11,7 @@ from analysis.paths import safe_component
 
 from . import limits, yamlcache
 from .config import SiteConfig
+from .dataset_spec import check_dataset
 from .errors import BuildError
 from .frontmatter import parse, split
 from .recipe_spec import field_lines, validate_recipe
@@ -90,10 +91,10 @@ def byo_models(root: Path, config: SiteConfig, yaml_cache: Path | None = None) -
                 raise fail(f"weights file {weights} is {kind}, not a regular file")
             if weights.stat().st_size == 0:
                 raise fail(f"weights file {weights} is empty (0 bytes)")
-            dataset = spec.get("dataset", "photos")
-            if dataset not in ("photos", "mnist"):
-                raise BuildError(f"front matter model '{name}': dataset must be 'photos' or 'mnist', got {dataset!r}",
-                                 path, lines.get(str(name)))
+            dataset, signature = check_dataset(spec.get("dataset", "photos"), path.parent, path,
+                                               f"front matter model '{name}' dataset",
+                                               fields.get((str(name), "dataset")) or lines.get(str(name)))
+
             def fail_at(msg: str, field: str | None) -> BuildError:
                 line = fields.get((str(name), field)) if field else None
                 return BuildError(f"front matter model '{name}' {msg}", path, line or lines.get(str(name)))
@@ -119,6 +120,7 @@ def byo_models(root: Path, config: SiteConfig, yaml_cache: Path | None = None) -
                 continue  # the same model, declared by two articles: analysed once
             seen[name] = (defines, where)
             out.append({"name": name, "factory": factory, "weights": str(weights), "dataset": dataset,
+                        "dataset_signature": signature,
                         "kwargs": spec.get("kwargs") or {}, "image_size": size, "recipe": recipe,
                         "field_lines": {f: n for (m, f), n in fields.items() if m == str(name) and f is not None},
                         # The article's folder: the factory is imported from it (and only from it); None for a

@@ -1,7 +1,8 @@
 """Data of the weight explorer: one small script + one sprite PNG per layer, packed from the analysis JSON.
 
-Reads only `shape, banding.{R,C}, norm, nmf.{rgb,neuron_error}, top_inputs, top_outputs` of a tensor record (the
-full weights and NMF factors may be absent for large models). Kernels are stored as integers -99..99 on each
+Reads only `shape, banding.{R,C}, norm, nmf.{rgb,neuron_error}, top_inputs, top_outputs, identity` (and, for a
+block whose identity skip was removed, `identity_at` and `total.{norm, top_inputs, top_outputs}`) of a tensor record
+(the full weights and NMF factors may be absent for large models). Kernels are stored as integers -99..99 on each
 neuron's own scale (the max |w| over its strongest inputs' kernels: one shared diverging scale per neuron), which
 keeps MobileNetV2's 1,280-neuron layer under half a megabyte. Torch-free; numpy is imported only when packing (a
 build whose explorer files are all cached never loads it).
@@ -82,46 +83,58 @@ def featureviz_by_channel(fv_manifest: list[dict], model: str, layer: str, block
     return out
 
 
-def examples_by_channel(contexts: list[dict], layer: str) -> dict[int, list[dict]]:
-    """channel -> dataset examples [{image, photo, activation}] from the weights-in-context records, for the
-    channels they computed at ``layer`` (as the upper layer's outputs or the lower layer's inputs)."""
-    out: dict[int, list[dict]] = {}
-    for rec in contexts:
-        for side, channels in (("upper", rec.get("outs", [])), ("lower", rec.get("ins", []))):
-            if rec.get(side) != layer:
-                continue
-            for ch, exs in zip(channels, rec.get("examples", {}).get(side, [])):
-                out.setdefault(int(ch), [{"image": e["image"], "photo": e.get("photo", ""),
-                                          "activation": sig(e.get("activation"))} for e in exs if e.get("image")])
+def factor_featureviz(listing: dict | None, tensor: str) -> dict[int, list[str]]:
+    """neuron -> feature visualizations of its NMF factors (paths relative to the cache folder) for ``tensor``, from
+    the model's neurons-featureviz.json listing (analysis/neuron_featureviz.py)."""
+    found = ((listing or {}).get("factors") or {}).get(tensor) or {}
+    return {int(n): list(paths) for n, paths in found.items() if str(n).isdigit() and isinstance(paths, list)}
+
+
+def _inputs(top: dict) -> dict:
+    """Strongest inputs for the page: indices, norms and (when stored) their kernels, quantised."""
+    import numpy as np
+
+    out = {"index": np.asarray(top["index"], dtype=int).tolist(), "strength": [sigs(s) for s in top["strength"]]}
+    if "kernel" in top:
+        out["kernel"], out["scale"] = quantised_kernels(top["kernel"])
     return out
 
 
+def _outputs(top: dict) -> dict:
+    import numpy as np
+
+    return {"index": np.asarray(top["index"], dtype=int).tolist(), "strength": [sigs(s) for s in top["strength"]]}
+
+
 def layer_payload(record: dict, entry: dict, next_record: dict | None, prev_id: str | None) -> dict:
-    """Everything the explorer shows about one layer's neurons, as plain lists (images are added by the caller)."""
+    """Everything the explorer shows about one layer's neurons, as plain lists (images are added by the caller).
+
+    A block whose identity skip was removed (`identity`: "removed") also carries `total`: the norms and strongest
+    inputs with the skip included, which the page switches to; `outputs_total` likewise when the next tensor's was."""
     import numpy as np
 
     out, n_in, h, w = record["shape"]
     banding = record["banding"]
     nmf = record.get("nmf") or {}
-    top = record["top_inputs"]
     payload: dict[str, Any] = {
         "id": entry["id"], "n": out, "in": n_in, "h": h, "w": w, "next": entry.get("next"), "prev": prev_id,
         # Sort keys keep four digits: thousands of neurons share a narrow range of norms.
         "norm": sigs(record["norm"], 4) if "norm" in record else None,
         "R": sigs(banding["R"], 4), "C": sigs(banding["C"], 4),
         "err": sigs(nmf["neuron_error"], 4) if "neuron_error" in nmf else None,
-        "inputs": {"index": np.asarray(top["index"], dtype=int).tolist(), "strength": [sigs(s) for s in top["strength"]]},
-        "outputs": None, "sprite": None, "fv": {}, "examples": {},
+        "inputs": _inputs(record["top_inputs"]), "identity": record.get("identity", "none"),
+        "outputs": None, "sprite": None, "fv": {}, "ex": None, "ffv": {},
     }
+    if record.get("total"):
+        payload["total"] = {"at": record["identity_at"], "norm": sigs(record["total"]["norm"], 4),
+                            "inputs": _inputs(record["total"]["top_inputs"])}
     if nmf.get("rgb") is not None:  # R, G, B are factors 0-2, each peaking at 1: the factors, as integers 0..99
         rgb = np.asarray(nmf["rgb"], dtype=np.float64)
         payload["factors"] = np.round(rgb.transpose(0, 3, 1, 2).reshape(out, -1) * LEVELS).astype(int).tolist()
-    if "kernel" in top:
-        payload["inputs"]["kernel"], payload["inputs"]["scale"] = quantised_kernels(top["kernel"])
     if next_record is not None and "top_outputs" in next_record and next_record["shape"][1] == out:
-        to = next_record["top_outputs"]
-        payload["outputs"] = {"index": np.asarray(to["index"], dtype=int).tolist(),
-                              "strength": [sigs(s) for s in to["strength"]]}
+        payload["outputs"] = _outputs(next_record["top_outputs"])
+        if next_record.get("total"):
+            payload["outputs_total"] = _outputs(next_record["total"]["top_outputs"])
     return payload
 
 

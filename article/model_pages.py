@@ -21,17 +21,10 @@ from analysis.paths import inside
 
 from . import cache, sitedir, theme
 from . import explorer_data as xd
+from . import explorer_examples as xx
 from .errors import BuildError
 from .explorer_links import explorer_href, follow_selection, fragment, model_slug  # noqa: F401  (this stage's API)
-
-
-def _read(path: Path) -> Any:
-    try:
-        return json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise BuildError("analysis result not found (run `python build.py --clean`)", path) from None
-    except ValueError as exc:
-        raise BuildError(f"analysis result is not valid JSON: {exc}", path) from None
+from .jsonio import read_record as _read
 
 
 def _image(cache_dir: Path, rel: str) -> bytes | None:
@@ -113,8 +106,11 @@ def _model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict
     root = cache_dir / "analysis"
     entries = model["tensors"]
     records = {e["id"]: _record(root, e["file"]) for e in entries}
-    contexts = [_record(root, c["file"]) for c in model.get("context", [])]
+    listing = _record(root, model["neuron_featureviz"]["file"]) if model.get("neuron_featureviz") else None
     files: dict[str, bytes] = {}
+    ex_layers, ex_inputs, ex_files = xx.model_examples(model, lambda rel: _record(root, rel),
+                                                       lambda rel: _image(root, rel), model["folder"])
+    files.update(ex_files)
     rows = []
     for e in entries:
         rec = records[e["id"]]
@@ -127,21 +123,25 @@ def _model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict
             png, cols, rows_ = xd.sprite(rgb)
             files[f"layers/{stem}.png"] = png
             payload["sprite"] = {"src": f"layers/{stem}.png", "cols": cols, "rows": rows_}
-        for key, found in (("fv", xd.featureviz_by_channel(fv_manifest, name, e["layer"], model.get("blocks", []))),
-                           ("examples", xd.examples_by_channel(contexts, e["layer"]))):
-            for ch, value in sorted(found.items()):
-                items = [value] if key == "fv" else value
-                kept = []
-                for item in items:
-                    rel = item if key == "fv" else item["image"]
-                    data = _image(cache_dir, rel)
-                    if data is None or ch >= payload["n"]:
-                        continue
-                    target = "img/" + _site_name(rel, name, model).replace("/", "_")
-                    files[target] = data
-                    kept.append(target if key == "fv" else {**item, "image": target})
-                if kept:
-                    payload[key][str(ch)] = kept[0] if key == "fv" else kept
+        for ch, rel in sorted(xd.featureviz_by_channel(fv_manifest, name, e["layer"], model.get("blocks", [])).items()):
+            data = _image(cache_dir, rel)
+            if data is not None and ch < payload["n"]:
+                target = "img/" + _site_name(rel, name, model).replace("/", "_")
+                files[target] = data
+                payload["fv"][str(ch)] = target
+        for n, paths in sorted(xd.factor_featureviz(listing, e["id"]).items()):
+            pictures = [(rel, _image(cache_dir, rel)) for rel in paths]
+            if n < payload["n"] and all(data is not None for _, data in pictures):
+                for rel, data in pictures:
+                    files["img/" + rel.replace("/", "_")] = data
+                payload["ffv"][str(n)] = ["img/" + rel.replace("/", "_") for rel, _ in pictures]
+        # Dataset examples: this layer's neurons, its inputs (the layer that feeds it; else the tensor before) and its
+        # outputs (the next tensor's).
+        before = ex_inputs.get(e["id"]) or next((x["layer"] for x in entries if x["id"] == prev), None)
+        payload["ex"] = {"self": ex_layers.get(e["layer"]),
+                         "prev": ex_layers.get(before) if (ex_layers.get(before) or {}).get("n") == payload["in"]
+                         else None,
+                         "next": ex_layers.get(next((x["layer"] for x in entries if x["id"] == e.get("next")), None))}
         files[f"layers/{stem}.js"] = xd.layer_script(payload).encode("utf-8")
         rows.append({**e, "n": payload["n"], "script": f"layers/{stem}.js", "anchor": e["id"],
                      "fragment": fragment(e["id"]), "has_fv": bool(payload["fv"])})
@@ -157,7 +157,9 @@ def _key_parts(name: str, model: dict, manifest: dict, fv_manifest: list[dict], 
     parts: list[str | bytes] = [code or code_key(__name__, cache_dir=cache_dir),
                                 json.dumps([name, model, [e for e in fv_manifest if e.get("model") == name]],
                                            sort_keys=True)]
-    for rel in [e["file"] for e in model["tensors"]] + [c["file"] for c in model.get("context", [])]:
+    listing = [model["neuron_featureviz"]["file"]] if model.get("neuron_featureviz") else []
+    for rel in [e["file"] for e in model["tensors"]] + [c["file"] for c in model.get("context", [])] + listing + \
+            xx.record_files(manifest, model["folder"]):
         digest = listed.get(rel)
         if digest is None:
             path = inside(cache_dir / "analysis", rel)

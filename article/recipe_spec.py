@@ -11,8 +11,10 @@ from typing import Any, Callable
 from analysis.spec import QUALITY_PRESETS
 
 FIELDS = ("layers", "expansions", "context", "first_layer", "featureviz")
-CONTEXT_FIELDS = {"weights": str, "outputs": int, "inputs": int, "neurons": list, "directions": int}
-LIMITS = {"outputs": (1, 32), "inputs": (1, 32), "directions": (0, 8)}
+CONTEXT_FIELDS = {"weights": str, "outputs": int, "inputs": int, "neurons": list, "directions": int, "read": list,
+                  "read_inputs": int}
+LIMITS = {"outputs": (1, 32), "inputs": (1, 32), "directions": (0, 8), "read_inputs": (1, 12)}
+NEURON_LISTS = {"neurons": 32, "read": 8}  # lists of output neuron ids, and how long each may be
 FEATUREVIZ_PRESETS = tuple(QUALITY_PRESETS)
 FEATUREVIZ_LIMITS = {"size": (16, 256), "steps": (1, 2048)}
 MAX_ITEMS = 200
@@ -62,11 +64,13 @@ def _context(value: Any, fail: Fail) -> list[dict]:
         for key, (lo, hi) in LIMITS.items():
             if key in item:
                 clean[key] = _int(item[key], f"{where}.{key}", lo, hi, "context", fail)
-        if "neurons" in item:
-            neurons = item["neurons"]
-            if not isinstance(neurons, list) or not 1 <= len(neurons) <= 32:
-                raise fail(f"{where}.neurons must be a list of 1 to 32 output neuron indices", "context")
-            clean["neurons"] = [_int(n, f"{where}.neurons", 0, 1_000_000, "context", fail) for n in neurons]
+        for key, most in NEURON_LISTS.items():
+            if key not in item:
+                continue
+            neurons = item[key]
+            if not isinstance(neurons, list) or not 1 <= len(neurons) <= most:
+                raise fail(f"{where}.{key} must be a list of 1 to {most} output neuron indices", "context")
+            clean[key] = [_int(n, f"{where}.{key}", 0, 1_000_000, "context", fail) for n in neurons]
         out.append(clean)
     if len(value) > MAX_ITEMS:
         raise fail(f"recipe.context has {len(value)} entries (at most {MAX_ITEMS})", "context")

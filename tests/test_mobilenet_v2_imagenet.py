@@ -84,3 +84,44 @@ def test_the_wheel_file_loads_strictly_through_the_generic_loader():
     ckpt = torch.load(tv_weights.wheel_path(tv_weights.MOBILENET_V2), weights_only=True, map_location="cpu")
     assert list(explicit.state_dict()) == list(ckpt)
     assert torch.equal(explicit.state_dict()["features.17.conv.2.weight"], ckpt["features.17.conv.2.weight"])
+
+
+def _self_strongest(weight: np.ndarray) -> tuple[int, float]:
+    """(neurons whose strongest input kernel is their own channel's, median L2 norm of those diagonal kernels)."""
+    norms = np.sqrt((weight.astype(np.float64) ** 2).sum(axis=(2, 3)))
+    n = norms.shape[0]
+    return int((norms.argmax(axis=1) == np.arange(n)).sum()), float(np.median(norms[np.arange(n), np.arange(n)]))
+
+
+@pytest.fixture
+def one_thread():
+    """Small batches: a second thread only fights over a loaded machine (the build runs them on one, too)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_features_15_is_read_without_its_skip(mobilenet, one_thread):
+    """The expanded weights into features.15 (a stride-1 inverted residual, 160 -> 160) are shown as the block's own
+    contribution: with the skip, every neuron's strongest input is itself (weight ~1 at the centre); without it, the
+    diagonal is one input among others. The total stays exactly one identity away."""
+    from analysis.expanded import expanded_weights
+    from analysis.recipes import auto_recipe
+    from analysis.tensor_report import with_identity
+    from analysis.tensor_stage import shown_tensor
+
+    recipe = auto_recipe(mobilenet, 224)
+    job = next(t for t in recipe.tensors if t.id == "features.14->features.15")
+    own, facts = shown_tensor(mobilenet, job, recipe)
+    assert facts == {"identity": "removed", "identity_at": [1, 1]}
+    total = expanded_weights(recipe.network(mobilenet), recipe.hook(job.source), recipe.hook(job.layer),
+                             dtype=torch.float32)
+    np.testing.assert_allclose(with_identity(own, facts["identity_at"]), total, atol=1e-5)
+    before, diag_before = _self_strongest(total)
+    after, diag_after = _self_strongest(own)
+    assert before == 160 and diag_before > 0.9  # measured: 160 of 160, median 0.97
+    assert after < 50 and diag_after < 0.3  # measured: 35 of 160, median 0.24 (strongest off-diagonal: 0.30)
+    # Blocks that change shape or stride have no identity to remove.
+    stride2 = next(t for t in recipe.tensors if t.id == "features.13->features.14")
+    assert shown_tensor(mobilenet, stride2, recipe)[1] == {"identity": "none"}

@@ -16,7 +16,8 @@ from article import linkcheck, model_pages
 from article.config import load_config
 from article.explorer_data import LEVELS
 from article.pipeline import BuildReport, template_env
-from explorer_cache import EXAMPLE_CHANNEL, FOLDER, FV_CHANNELS, SHAPES, make_cache, relist
+from explorer_cache import (EXAMPLE_CHANNEL, EXAMPLES_K, FOLDER, FV_CHANNELS, SHAPES, example_activation, example_rect,
+                            make_cache, relist)
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE_BUDGET = 2_500_000  # bytes a model page may transfer before the reader opens a second layer
@@ -32,11 +33,16 @@ def built(tmp_path_factory):
     return site / "models" / "tinynet", records, listed, report
 
 
-def layer(folder: Path, tid: str) -> dict:
-    text = (folder / "layers" / f"{tid}.js").read_text(encoding="utf-8")
-    m = re.fullmatch(r"VWExplorer\.layer\((.*)\);\n", text, re.S)
+def script_payload(path: Path, call: str) -> dict:
+    """The JSON a classic data script hands to VWExplorer.<call>(...)."""
+    text = path.read_text(encoding="utf-8")
+    m = re.fullmatch(rf"VWExplorer\.{call}\((.*)\);\n", text, re.S)
     assert m, text[:80]
     return json.loads(m.group(1))
+
+
+def layer(folder: Path, tid: str) -> dict:
+    return script_payload(folder / "layers" / f"{tid}.js", "layer")
 
 
 def test_a_page_per_model_with_its_layers_in_order(built):
@@ -85,17 +91,44 @@ def test_sprite_feature_visualizations_and_examples(built):
     assert np.abs(factors - np.asarray(records["conv2"]["nmf"]["rgb"][n]).transpose(2, 0, 1)).max() <= 0.5 / LEVELS
     assert sorted(map(int, d2["fv"])) == list(FV_CHANNELS) and not layer(folder, "conv1")["fv"]
     assert all((folder / p).is_file() for p in d2["fv"].values())
-    ex = d2["examples"][str(EXAMPLE_CHANNEL)]
-    assert [e["activation"] for e in ex] == [3.0, 2.0, 1.0] and all((folder / e["image"]).is_file() for e in ex)
+
+
+
+def examples_script(folder: Path, layer_name: str) -> dict:
+    return script_payload(folder / "examples" / f"{layer_name}.js", "examples")
+
+
+def test_every_layer_links_its_own_its_inputs_and_its_outputs_examples(built):
+    """A layer's payload names three example scripts: its own neurons', the previous layer's (its inputs) and the
+    next tensor's (its outputs); each script holds every channel's examples as rects in a copied picture."""
+    folder, _, _, _ = built
+    ref = {t: {"layer": t, "src": f"examples/{t}.js", "n": s[0]} for t, s in SHAPES.items()}
+    assert layer(folder, "conv1")["ex"] == {"self": ref["conv1"], "prev": None, "next": ref["conv2"]}
+    assert layer(folder, "conv2")["ex"] == {"self": ref["conv2"], "prev": ref["conv1"], "next": ref["conv3"]}
+    assert layer(folder, "conv3")["ex"] == {"self": ref["conv3"], "prev": ref["conv2"], "next": None}
+    p = examples_script(folder, "conv2")
+    assert p["layer"] == "conv2" and p["n"] == 16 and len(p["ex"]) == 16 and p["labels"] == ["test photo"]
+    assert p["pics"] == [["examples/pics/photo.png", 96, 64]] and (folder / "examples/pics/photo.png").is_file()
+    row = p["ex"][EXAMPLE_CHANNEL]
+    assert len(row) == EXAMPLES_K
+    for rank, e in enumerate(row):
+        at, rf_at = example_rect(EXAMPLE_CHANNEL, rank)
+        act = float(f"{example_activation('conv2', EXAMPLE_CHANNEL, rank):.3g}")  # three significant digits
+        assert e == [0, *at, *rf_at, act, 0]
 
 
 def test_page_weight_before_the_reader_asks_for_more(built):
-    """What opening the page loads: the HTML, the stylesheet and scripts, the first layer's script and sprite."""
+    """What opening the page loads: the HTML, the stylesheet and scripts, the first layer's script and sprite; what
+    opening a neuron of the 2,048-neuron layer adds: its examples and its inputs' (the layer before)."""
     folder, _, _, _ = built
     first = folder / "index.html", REPO / "templates/assets/style.css", REPO / "templates/assets/site.js", \
         REPO / "templates/assets/explorer.js", folder / "layers/conv1.js", folder / "layers/conv1.png"
     assert sum(p.stat().st_size for p in first) < PAGE_BUDGET
     assert (folder / "layers/conv3.js").stat().st_size < 1_000_000  # 2,048 neurons, loaded only on request
+    neuron = folder / "layers/conv3.js", folder / "layers/conv3.png", folder / "examples/conv3.js", \
+        folder / "examples/conv2.js", folder / "examples/pics/photo.png"
+    assert (folder / "examples/conv3.js").stat().st_size < 400_000  # 4 examples of each of 2,048 neurons
+    assert sum(p.stat().st_size for p in first + neuron) < PAGE_BUDGET
 
 
 def test_link_checker_understands_neuron_fragments(tmp_path, built):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from analysis.errors import AnalysisError
-from analysis.weights import first_layer_rgb, heatmap_tiles, top_inputs
+from analysis.weights import dead_filters, first_layer_rgb, heatmap_tiles, top_inputs
 
 
 def test_first_layer_rgb_per_filter_maps_zero_to_grey_and_extremes_to_0_1():
@@ -33,6 +33,20 @@ def test_first_layer_rgb_grey_input_is_replicated_and_zero_filter_is_grey():
     rgb = first_layer_rgb(w)
     assert np.all(rgb[0, 0, 0] == 0.0)
     assert np.all(rgb[1] == 0.5)
+
+
+def test_dead_filters_stay_grey_even_on_their_own_scale():
+    # EfficientNet-Lite1's stem: 7 of 32 filters with max |w| below 5e-8 beside live ones near 1.
+    w = np.zeros((3, 3, 3, 3))
+    w[0, 0, 1, 1] = 1.0
+    w[1, 2, 0, 0] = -0.3
+    w[2, 1, 2, 2] = 4e-8
+    assert dead_filters(w).tolist() == [False, False, True]
+    for scaling in ("shared", "per_filter"):
+        rgb = first_layer_rgb(w, scaling)
+        assert np.abs(rgb[2] - 0.5).max() < 1e-6, scaling  # drawn dead, not as saturated as filter 0
+    assert first_layer_rgb(w, "per_filter")[1, 0, 0, 2] == 0.0  # a weak live filter spans its own range
+    assert first_layer_rgb(w)[1, 0, 0, 2] == pytest.approx(0.35)  # default: one scale for the model
 
 
 def test_first_layer_rgb_rejects_bad_input():

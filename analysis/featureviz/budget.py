@@ -12,13 +12,16 @@ from dataclasses import dataclass, field
 @dataclass
 class Budget:
     count: int | None = None  # images this build may list, cached ones included (None: no limit)
+    every: bool = False  # `featureviz_budget: all`: every neuron and NMF factor of every analysed layer
     seconds: float | None = None  # rendering time this build may spend (None: no limit); checked between batches
     spent_count: int = 0
     rendered: int = 0  # of spent_count, the images rendered by this build (the rest came from the cache)
     started: float = field(default_factory=time.perf_counter)
 
     @classmethod
-    def from_json(cls, d: dict | None) -> "Budget":
+    def from_json(cls, d: dict | str | None) -> "Budget":
+        if d == "all":
+            return cls(every=True)
         d = d or {}
         return cls(count=d.get("count"), seconds=d.get("seconds"))
 
@@ -36,4 +39,4 @@ class Budget:
     def describe(self) -> str:
         parts = ([f"{self.count} pictures"] if self.count is not None else []) + \
                 ([f"{self.seconds:g} s"] if self.seconds is not None else [])
-        return ", ".join(parts) or "unlimited"
+        return "every neuron" if self.every else ", ".join(parts) or "unlimited"

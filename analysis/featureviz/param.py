@@ -1,10 +1,17 @@
 """Image parameterization for feature visualization: Lucid's `fft_image` + `to_valid_rgb(decorrelate=True)`.
 
-The optimised variable is a (real, imaginary) spectrum per image and colour channel. Scaling it by ~1/f makes
-gradient steps equally large at every spatial frequency, so the optimiser does not spend itself on high-frequency
-noise (Olah et al. 2017, "Feature Visualization", section "Preconditioning and Parameterization"). For RGB the
+The optimised variable is a (real, imaginary) spectrum per image and colour channel, scaled by 1/f^DECAY_POWER
+(Olah et al. 2017, "Feature Visualization", section "Preconditioning and Parameterization"). For RGB the
 channels are decorrelated by the square root of the ImageNet colour covariance, then squashed into [0, 1] by a
 sigmoid.
+
+Why 1.75 and not Lucid's 1: Adam moves every spectral coefficient by about `lr` per step whatever the size of its
+gradient, so the picture's amplitude spectrum follows the scale: a 1/f scale gives 1/f noise, 17% of its power above
+0.25 cycles/px at 72 px and 29% at 32 px, where photo crops of those sizes at an ImageNet network's scale have 6%
+and 11% (quality.py). On EfficientNet-Lite0 (128 steps at lr 0.1) decay 1 gave 2.8-4x the photos' share, 1.5 gave
+1.2-1.7x, 1.75 gave 0.6-1.2x for the same activation within 10% (bench/README.md, featureviz_vs_lucent); 2 washed
+large areas out to white. The scale is pinned to Lucid's at PIVOT cycles/px (a feature's scale in pixels, whatever the
+image size): normalising its total instead left 224 px pictures gray, their range spent on image-sized blobs.
 """
 from __future__ import annotations
 
@@ -19,7 +26,8 @@ COLOR_CORRELATION_SVD_SQRT = np.asarray(
 COLOR_CORRELATION = COLOR_CORRELATION_SVD_SQRT / np.max(np.linalg.norm(COLOR_CORRELATION_SVD_SQRT, axis=0))
 
 INIT_SD = 0.01      # Lucid's default spectrum standard deviation.
-DECAY_POWER = 1.0   # 1/f^decay_power spectrum scaling.
+DECAY_POWER = 1.75  # 1/f^decay_power spectrum scaling (Lucid: 1); see the module docstring.
+PIVOT = 0.1         # cycles/px where the scale equals Lucid's 1/f scale: finer detail is damped, coarser boosted.
 
 
 def rfft2d_freqs(h: int, w: int) -> np.ndarray:
@@ -29,11 +37,11 @@ def rfft2d_freqs(h: int, w: int) -> np.ndarray:
     return np.sqrt(fx * fx + fy * fy)
 
 
-def spectrum_scale(h: int, w: int, decay_power: float = DECAY_POWER) -> torch.Tensor:
-    """Per-bin 1/f scale [h, w // 2 + 1]; the DC bin is clamped to 1/max(h, w) like Lucid, times sqrt(h*w)."""
-    freqs = rfft2d_freqs(h, w)
-    scale = 1.0 / np.maximum(freqs, 1.0 / max(h, w)) ** decay_power
-    scale = scale * np.sqrt(h * w)
+def spectrum_scale(h: int, w: int, decay_power: float = DECAY_POWER, pivot: float = PIVOT) -> torch.Tensor:
+    """Per-bin scale [h, w // 2 + 1]: sqrt(h*w) / f * (f / pivot)^(1 - decay_power), with f clamped to at least
+    1/max(h, w) (the DC bin, like Lucid). decay_power=1 is Lucid's scale at any pivot."""
+    freqs = np.maximum(rfft2d_freqs(h, w), 1.0 / max(h, w))
+    scale = np.sqrt(h * w) / freqs * (freqs / pivot) ** (1.0 - decay_power)
     return torch.from_numpy(scale.astype(np.float32))
 
 

@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from analysis.spec import DEFAULT_QUALITY, QUALITY_PRESETS
@@ -14,24 +15,37 @@ from .hooks import deterministic, frozen, layer_activations
 
 SIZE, STEPS, LR = (QUALITY_PRESETS[DEFAULT_QUALITY][k] for k in ("size", "steps", "lr"))  # the site's default look
 
+# With a `view`, one step in PLAIN_EVERY sees the picture at its own scale, the others enlarged to the view: on
+# EfficientNet-Lite0 `_blocks.4` (72 px, enlarged to 224) one in 2 kept 0.69x Lucent's activation enlarged, one in 4
+# 0.89x, at 1.3x and 1.1x Lucent's at its own scale (bench/README.md).
+PLAIN_EVERY = 4
+
 ScoreFn = Callable[[torch.Tensor, slice], torch.Tensor]  # (activations of a chunk, chunk slice) -> scores [n]
 
 
 def optimize(model: nn.Module, layer: str, score: ScoreFn, keys: Sequence[int], *, size: int = SIZE,
              steps: int = STEPS, lr: float = LR, seed: int = 0, batch: int = 32, channels_in: int = 3,
-             num_threads: int | None = 2, robust: bool = True, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+             num_threads: int | None = 2, robust: bool = True, device: str = "cpu",
+             view: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Maximise score() for len(keys) images in chunks of `batch`.
 
     keys[i] names image i's random streams (with `seed`), so an image does not depend on its batch-mates' RNG.
     Returns (images float32 [n, size, size, channels_in] in [0, 1], final scores float32 [n] on the
     untransformed images). On `device` "cuda" a copy of the model runs there; the random streams stay on the CPU,
     so both devices start from the same images (equal within bench/README.md's tolerance).
+    channels_in=1 renders a gray picture; a model whose first conv takes RGB (one trained on gray images repeated
+    to RGB, like the banding lab's) sees it repeated to three channels.
+    view: the model's input side (e.g. 224). A picture smaller than that is also optimised as the model sees it
+    enlarged (bilinear) to that side, on 3 steps in 4 (PLAIN_EVERY): it then works at its own scale and enlarged
+    (as readers see it), where a picture optimised at its own scale only lost 0.6x of its activation enlarged.
     """
     if channels_in not in (1, 3):
         raise ValueError(f"channels_in must be 1 (gray) or 3 (RGB), got {channels_in}")
+    repeat = model_channels(model, channels_in) // channels_in
     if size < 8 or steps < 0 or batch < 1:
         raise ValueError(f"bad parameters: size={size} steps={steps} batch={batch}")
     decorrelate = channels_in == 3
+    enlarge = view is not None and view > size
     spec = transform.TransformSpec.standard(size)
     scale = param.spectrum_scale(size, size).to(device)
     images, scores = [], []
@@ -43,19 +57,22 @@ def optimize(model: nn.Module, layer: str, score: ScoreFn, keys: Sequence[int], 
             spectrum = param.init_spectrum(seeds, channels_in, size).to(device).requires_grad_(True)
             rngs = transform.transform_rngs(seeds)
             opt = torch.optim.Adam([spectrum], lr=lr)
-            for _ in range(steps):
+            for step in range(steps):
                 img = param.spectrum_to_image(spectrum, scale, decorrelate)
                 if robust:
                     img = transform.apply(img, transform.sample_affines(rngs, spec, size).to(device), spec)
+                if enlarge and step % PLAIN_EVERY:
+                    img = F.interpolate(img, scale_factor=view / size, mode="bilinear", align_corners=False)
                 # channels-last runs oneDNN's convs (depthwise ones especially) 1.1-1.6x faster on CPU
-                img = img.contiguous(memory_format=torch.channels_last)
+                img = img.expand(-1, channels_in * repeat, -1, -1).contiguous(memory_format=torch.channels_last)
                 loss = -score(layer_activations(model, layer, img), chunk).sum()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
             with torch.no_grad():
                 img = param.spectrum_to_image(spectrum, scale, decorrelate)
-                scores.append(score(layer_activations(model, layer, img), chunk).cpu().numpy())
+                seen = img.expand(-1, channels_in * repeat, -1, -1)
+                scores.append(score(layer_activations(model, layer, seen), chunk).cpu().numpy())
             images.append(img.permute(0, 2, 3, 1).cpu().numpy())
     empty = np.zeros((0, size, size, channels_in), np.float32)
     return (np.concatenate(images).astype(np.float32) if images else empty,
@@ -64,10 +81,11 @@ def optimize(model: nn.Module, layer: str, score: ScoreFn, keys: Sequence[int], 
 
 def visualize(model: nn.Module, layer: str, channels: Sequence[int], *, size: int = SIZE, steps: int = STEPS,
               lr: float = LR, seed: int = 0, batch: int = 32, channels_in: int = 3,
-              num_threads: int | None = 2, device: str = "cpu") -> np.ndarray:
+              num_threads: int | None = 2, device: str = "cpu", view: int | None = None) -> np.ndarray:
     """Feature visualizations of `channels` of `layer` -> float32 [n, size, size, channels_in] in [0, 1].
 
-    Objective: mean activation of the channel over all positions (Lucid's `channel` objective).
+    Objective: mean activation of the channel over all positions (Lucid's `channel` objective). `view`: see
+    optimize().
     """
     chans = torch.as_tensor(list(channels), dtype=torch.long)
     out = _layer_width(model, layer, size, channels_in)
@@ -76,13 +94,14 @@ def visualize(model: nn.Module, layer: str, channels: Sequence[int], *, size: in
     targets = chans.to(device)
     images, _ = optimize(model, layer, lambda act, sl: objectives.channel(act, targets[sl]), chans.tolist(),
                          size=size, steps=steps, lr=lr, seed=seed, batch=batch, channels_in=channels_in,
-                         num_threads=num_threads, device=device)
+                         num_threads=num_threads, device=device, view=view)
     return images
 
 
 def visualize_directions(model: nn.Module, layer: str, directions: np.ndarray, *, position: str = "mean",
                          size: int = SIZE, steps: int = STEPS, lr: float = LR, seed: int = 0, batch: int = 32,
-                         channels_in: int = 3, num_threads: int | None = 2, device: str = "cpu") -> np.ndarray:
+                         channels_in: int = 3, num_threads: int | None = 2, device: str = "cpu",
+                         view: int | None = None) -> np.ndarray:
     """Feature visualizations of directions [n, C_layer] in `layer`'s activation space -> [n, size, size, C_in].
 
     E.g. directions = W[:, :, ky, kx].T of the next layer's kernel shows what an input-channel vector of that
@@ -97,7 +116,7 @@ def visualize_directions(model: nn.Module, layer: str, directions: np.ndarray, *
     targets = dirs.to(device)
     images, _ = optimize(model, layer, lambda act, sl: objectives.direction(act, targets[sl], position),
                          list(range(len(dirs))), size=size, steps=steps, lr=lr, seed=seed, batch=batch,
-                         channels_in=channels_in, num_threads=num_threads, device=device)
+                         channels_in=channels_in, num_threads=num_threads, device=device, view=view)
     return images
 
 
@@ -110,8 +129,15 @@ def _on(model: nn.Module, device: str) -> nn.Module:
     return copy.deepcopy(model).to(device)
 
 
+def model_channels(model: nn.Module, channels_in: int) -> int:
+    """Channels the model's input takes: 3 for a gray picture (channels_in=1) whose model's first conv takes RGB
+    (it is repeated), else `channels_in` (the forward pass says so if that is wrong)."""
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return 3 if channels_in == 1 and first is not None and first.in_channels == 3 else channels_in
+
+
 def _layer_width(model: nn.Module, layer: str, size: int, channels_in: int) -> int:
     """Number of channels of `layer`'s output, from one no-grad probe forward pass."""
     with torch.no_grad(), frozen(model):
-        act = layer_activations(model, layer, torch.full((1, channels_in, size, size), 0.5))
+        act = layer_activations(model, layer, torch.full((1, model_channels(model, channels_in), size, size), 0.5))
     return objectives.as_nchw(act).shape[1]

@@ -376,4 +376,5 @@ def lab_facts(variant: str, seed: int, cache_dir: str | os.PathLike | None = Non
         "train_seconds": entry["train_seconds"],
         "config_hash": entry["config_hash"],
         "rotated_inputs": entry["variant"] == "rotated",
+        "gray_input": True,  # digits repeated to RGB: feature visualizations are gray (analysis.featureviz.canvas)
     }

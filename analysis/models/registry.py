@@ -60,7 +60,7 @@ def _lab_family(variant: str, label: str, color: str) -> Family:
     return Family(rf"lab-{variant}-s\d+", label, color, load=_lab_load, facts=_lab_facts,
                   names=lambda: [f"lab-{variant}-s{s}" for s in lab.LabConfig().seeds],
                   recipe=lambda model, size, spec, featured: recipes.lab_recipe(model), image_size=32,
-                  featured={"nmf": ["conv5", "conv6"]})  # the last two convs carry the experiment
+                  featured={"nmf": ["conv6"]})  # the last conv carries the experiment
 
 
 # ----------------------------------------------------------------------------- pretrained ImageNet models
@@ -92,13 +92,14 @@ FAMILIES: list[Family] = [
                # Block 3 has no residual connection (stride 2): its expanded weights are all learned structure.
                # No spatial-position view (the article shows MobileNetV2's): 5x5 kernels would cost 50 images.
                "context": [{"weights": "_blocks.2 -> _blocks.3", "directions": 0}],
-               "nmf": ["_blocks.2->_blocks.3", "_blocks.7->_blocks.8"],  # 5x5 kernels: two layers keep the page light
+               # Every neuron of a featured tensor gets a feature visualization: one layer keeps the cold build short.
+               "nmf": ["_blocks.2->_blocks.3"],
            }),
     _tv_family("mobilenet-v2", "#72b7b2", {
         "expansions": ["features.2 -> features.4"],
         "context": [{"weights": "features.3 -> features.4", "directions": 2}],
-        # Featured layers stay small (the last block has 1280 neurons: too heavy for the article's page).
-        "nmf": ["features.3->features.4", "features.9->features.10", "features.14->features.15"],
+        # Featured layers stay small: every neuron of one gets a feature visualization in the cold build.
+        "nmf": ["features.3->features.4", "features.9->features.10"],
     }),
     _tv_family("inceptionv1", "#b279a2", {
         "expansions": ["maxpool2 -> inception3b"],

@@ -81,6 +81,39 @@ def cache_bytes(ctx: FigureContext, rel: str) -> bytes:
         raise ctx.error(f"analysis image {path} is missing (run `python build.py --clean`)") from None
 
 
+def image_asset(ctx: FigureContext, assets: dict[str, bytes], rel: str) -> str:
+    """Put a cached PNG into the figure's data folder as WebP (a quarter of the bytes, same look at this size);
+    return its URL relative to the page. The lossless PNGs stay in the analysis cache as the data of record."""
+    from pathlib import PurePosixPath
+
+    name = PurePosixPath(rel).stem + ".webp"
+    if rel.startswith("analysis/"):
+        name = "ex-" + name
+    if name not in assets:
+        assets[name] = webp(cache_bytes(ctx, rel))
+    return ctx.asset_url(name)
+
+
+def neuron_pictures(ctx: FigureContext, model: str) -> tuple[dict, dict]:
+    """The model's feature visualizations by (layer, neuron) and its NMF factors' by (tensor, neuron): paths relative
+    to the cache folder, from analysis/neuron_featureviz.py's listing ({}, {} when the model has none)."""
+    entry = model_entry(ctx, model).get("neuron_featureviz")
+    if not entry:
+        return {}, {}
+    listing = ctx.load_json(f"{ROOT}/{entry['file']}")
+    return listing.get("layers") or {}, listing.get("factors") or {}
+
+
+SKIP_WORDS = {"removed": "own weights, identity skip removed", "projection": "total, projection skip included"}
+SKIP_SHORT = {"removed": "skip removed", "projection": "projection skip"}  # in menus and titles
+
+
+def skip_words(entry: dict, short: bool = False) -> str:
+    """What a tensor's numbers are of, where its block has a skip (a manifest entry's or record's `identity`): words
+    to put beside its name, or "" for a tensor without one."""
+    return (SKIP_SHORT if short else SKIP_WORDS).get(entry.get("identity", "none"), "")
+
+
 def family(name: str) -> str:
     """lab-gap-s0 -> gap; other names stay."""
     if name.startswith("lab-"):

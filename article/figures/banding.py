@@ -42,7 +42,9 @@ def banding_gallery(ctx: FigureContext, params: dict[str, str]) -> Figure:
             continue  # it belongs to the article that declared it (ad.article_models): not read, not drawn here
         t = next((t for t in entry["tensors"] if t["id"] == entry.get("featured_banding")), None)
         if t is not None:
-            panels.append((f"{ad.label(man, name)} {t['label']}", ad.analysis_file(ctx, t["file"]), "nmf"))
+            words = ad.skip_words(t, short=True)
+            panels.append((f"{ad.label(man, name)} {t['label']}" + (f", {words}" if words else ""),
+                           ad.analysis_file(ctx, t["file"]), "nmf"))
     if not panels:
         raise ctx.error("no banding-lab results to show")
     charts, desc = [], []
@@ -146,7 +148,8 @@ def banding_layers(ctx: FigureContext, params: dict[str, str]) -> Figure:
             ratio = t["R_layer"] / t["C_layer"] if t["C_layer"] else None
             rows.append({"model": name, "family": ad.label(man, name), "layer": t["label"] or t["id"],
                          "depth": ad.r3((i + 1) / len(tensors)), "R": ad.r3(t["R_layer"]),
-                         "C": ad.r3(t["C_layer"]), "ratio": ad.r3(ratio), "kernel": f"{t['shape'][2]}x{t['shape'][3]}"})
+                         "C": ad.r3(t["C_layer"]), "ratio": ad.r3(ratio), "kernel": f"{t['shape'][2]}x{t['shape'][3]}",
+                         "weights": ad.skip_words(t) or "as they are"})
     families = list(dict.fromkeys(r["family"] for r in rows))
     palette = {ad.label(man, r["model"]): ad.color(man, r["model"]) for r in rows}
     pick = alt.selection_point(fields=["family"], bind="legend")
@@ -164,11 +167,15 @@ def banding_layers(ctx: FigureContext, params: dict[str, str]) -> Figure:
     lines = base.mark_line(strokeWidth=1.5, clip=True)
     points = base.mark_circle(size=40, clip=True).encode(
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("layer:N"), alt.Tooltip("kernel:N"),
-                 alt.Tooltip("R:Q", format=".3f"), alt.Tooltip("C:Q", format=".3f"),
+                 alt.Tooltip("weights:N", title="weights scored"), alt.Tooltip("R:Q", format=".3f"),
+                 alt.Tooltip("C:Q", format=".3f"),
                  alt.Tooltip("ratio:Q", title="R / C", format=".2f")])
     one = alt.Chart(alt.Data(values=[{"b": 1}])).mark_rule(color="#888", strokeDash=[4, 4]).encode(
         y="b:Q", tooltip=[alt.Tooltip("b:Q", title="no preference (random weights)")])
     chart = alt.layer(one, lines, points.add_params(pick)).properties(width=600, height=320)
     n_models = len({r["model"] for r in rows})
+    own = sum(r["weights"] == ad.SKIP_WORDS["removed"] for r in rows)
     return Figure(chart=chart, description=f"Line chart of the ratio of row to column share, R/C, by relative depth for "
-                  f"{n_models} models ({', '.join(families)}).")
+                  f"{n_models} models ({', '.join(families)})." + (
+                      f" For the {own} residual blocks with an identity skip, R and C are of the block's own weights, "
+                      "the identity removed." if own else ""))

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from analysis.paths import safe_component
+
+from .. import examples_data as exd
+from ..errors import BuildError
 from ..explorer_links import explorer_href, follow_selection
 from . import analysis_data as ad
 from .registry import Figure, FigureContext, register
@@ -16,14 +20,23 @@ def _context_record(ctx: FigureContext, model: str, index: int = 0) -> dict:
     return ad.analysis_file(ctx, entry["context"][index]["file"])
 
 
-def _asset(ctx: FigureContext, assets: dict, rel: str) -> str:
-    """Put a cached PNG into the figure's data folder as WebP (a quarter of the bytes, same look at this size);
-    return its URL relative to the page. The lossless PNGs stay in the analysis cache as the data of record."""
-    name = PurePosixPath(rel).stem + ".webp"
-    if rel.startswith("analysis/"):
-        name = "ex-" + name
+EXAMPLE_PX = 64  # dataset examples are shown this large, drawn at twice that for sharp screens
+EXAMPLES_SHOWN = 4
+
+
+def examples_layer(ctx: FigureContext, model: str, layer: str) -> exd.LayerExamples | None:
+    """The layer's dataset examples (analysis/examples_stage.py), read through ctx.load_json; None without them."""
+    try:
+        return exd.layer(ctx.cache_dir, model, layer, load=ctx.load_json)
+    except BuildError:
+        return None
+
+
+def example_asset(ctx: FigureContext, assets: dict, lay: exd.LayerExamples, ex: exd.Example) -> str:
+    """One example as a WebP: its context crop with the receptive field outlined."""
+    name = f"ex-{safe_component(lay.layer)}-{ex.channel}-{ex.rank}.webp"
     if name not in assets:
-        assets[name] = ad.webp(ad.cache_bytes(ctx, rel))
+        assets[name] = ad.webp(lay.crop_png(ex, 2 * EXAMPLE_PX))
     return ctx.asset_url(name)
 
 
@@ -57,23 +70,25 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
             # One record per kernel; flatten + window expand it to pixels in the browser.
             cells.append({"pair": f"{o}-{i}", "o": o, "i": i, "oi": oi, "ii": ii,
                           "w": [float(f"{v:.3g}") for row in weight[oi][ii] for v in row]})
-    up_urls = [_asset(ctx, assets, p) for p in rec["featureviz"]["upper"]]
-    low_urls = [_asset(ctx, assets, p) for p in rec["featureviz"]["lower"]]
+    up_urls = [ad.image_asset(ctx, assets, p) for p in rec["featureviz"]["upper"]]
+    low_urls = [ad.image_asset(ctx, assets, p) for p in rec["featureviz"]["lower"]]
     edge = []
     for ii, url in enumerate(low_urls):
         edge.append({"url": url, "cx": (ii + 1) * (kw + 1) + kw / 2, "cy": kh / 2, "label": f"input {ins[ii]}"})
     for oi, url in enumerate(up_urls):
         edge.append({"url": url, "cx": kw / 2, "cy": (oi + 1) * (kh + 1) + kh / 2, "label": f"output {outs[oi]}"})
+    layers = {side: examples_layer(ctx, model, rec[side]) for side in ("lower", "upper")}
     for oi, o in enumerate(outs):
         for ii, i in enumerate(ins):
             pair = f"{o}-{i}"
             images.append({"pair": pair, "role": "input", "n": i, "url": low_urls[ii], "col": 0})
             images.append({"pair": pair, "role": "output", "n": o, "url": up_urls[oi], "col": 1})
-            for side, idx, role in (("lower", ii, "input"), ("upper", oi, "output")):
-                for rank, ex in enumerate(rec["examples"][side][idx]):
-                    examples.append({"pair": pair, "role": role, "rank": rank,
-                                     "url": _asset(ctx, assets, ex["image"]), "photo": ex["photo"],
-                                     "act": ad.r3(ex["activation"])})
+            for side, ch, role in (("lower", i, "input"), ("upper", o, "output")):
+                lay = layers[side]
+                for ex in lay.top(ch, EXAMPLES_SHOWN) if lay is not None and ch < lay.channels else []:
+                    examples.append({"pair": pair, "role": role, "rank": ex.rank,
+                                     "url": example_asset(ctx, assets, lay, ex), "photo": ex.image_label,
+                                     "act": ad.r3(ex.activation)})
 
     units = (len(ins) + 1) * (kw + 1)
     side_px = 430
@@ -137,11 +152,11 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     ex = (
         alt.Chart(alt.Data(values=examples))
         .transform_filter(sel)
-        .mark_image(width=48, height=48)
-        .encode(x=alt.X("rank:O", axis=alt.Axis(title="dataset examples (strongest first)")),
+        .mark_image(width=EXAMPLE_PX, height=EXAMPLE_PX)
+        .encode(x=alt.X("rank:O", axis=alt.Axis(title="dataset examples, strongest first (box: receptive field)")),
                 y=alt.Y("role:N", axis=alt.Axis(title=None), sort=["input", "output"]), url="url:N",
                 tooltip=[alt.Tooltip("photo:N", title="source image"), alt.Tooltip("act:Q", title="activation")])
-        .properties(width=220, height=110)
+        .properties(width=EXAMPLES_SHOWN * (EXAMPLE_PX + 6), height=2 * (EXAMPLE_PX + 8))
     )
     chart = alt.hconcat(small, alt.vconcat(big, ends, ex)).configure_view(strokeWidth=0)
     links = []
@@ -174,7 +189,7 @@ def spatial_positions(ctx: FigureContext, params: dict[str, str]) -> Figure:
     for o, urls, mags in zip(dirs["outs"], dirs["images"], dirs["magnitude"]):
         top = max(mags) or 1.0
         for p, (rel, m) in enumerate(zip(urls, mags)):
-            rows.append({"neuron": str(o), "x": p % kw, "y": p // kw, "url": _asset(ctx, assets, rel),
+            rows.append({"neuron": str(o), "x": p % kw, "y": p // kw, "url": ad.image_asset(ctx, assets, rel),
                          "fade": ad.r3(m / top), "mag": ad.r3(m)})
     options = [str(o) for o in dirs["outs"]]
     pick = alt.param(name="neuron", value=options[0], bind=alt.binding_select(options=options,

@@ -1,6 +1,8 @@
 """Figure: expanded weights of a network's blocks (e.g. inverted residuals: 1x1 -> depthwise -> 1x1 composed)."""
 from __future__ import annotations
 
+import json
+
 from . import analysis_data as ad
 from .cells import unit_cells
 from .context import diverging_scale
@@ -22,13 +24,48 @@ def _parts(entry: dict, block: str) -> str:
     return " \u2192 ".join(bits)
 
 
+def _kernel_cells(label: str, pairs: dict, kh: int, kw: int, mode: str) -> list[dict]:
+    """One record per kernel of the strongest pairs (flatten + window expand it in the browser: 5x smaller data)."""
+    outs, ins, kernels = pairs["outs"][:N], pairs["ins"][:N], pairs["weight"]
+    scale = max(abs(v) for a in kernels for b in a for r in b for v in r) or 1.0
+    return [{"b": label, "m": mode, "o": o, "i": i, "oi": oi, "ii": ii, "k": kw, "kh": kh,
+             "w": [float(f"{v:.3g}") for row in kernels[oi][ii] for v in row], "s": float(f"{scale:.4g}")}
+            for oi, o in enumerate(outs) for ii, i in enumerate(ins)]
+
+
+def skip_lines(identity: str, mode: str) -> list[str]:
+    """What a tensor holds about its block's skip, in words (mode "own" or "total" where the identity was removed)."""
+    if identity == "removed" and mode == "own":
+        return ["skip: identity, removed. Shown: the block's own weights.",
+                "The block also passes its input through unchanged:",
+                "weight 1 from each channel to itself at the centre."]
+    if identity == "removed":
+        return ["skip: identity, included. Shown: the total,",
+                "+1 from each channel to itself at the centre."]
+    if identity == "projection":
+        return ["skip: through a projection, not an identity;", "shown: the total, skip included."]
+    return ["skip: none"]
+
+
+def _title(skips: dict[str, list[str]]) -> dict:
+    """The grid's title; a second line says which weights it shows where the picked block has a skip (an expression
+    of the menu and the checkbox, so that it stays next to the kernels on a phone, where the notes scroll away)."""
+    grid = f"{N} strongest outputs (rows) x {N} strongest inputs (columns)"
+    own, total, projected = ("the block's own weights (identity skip removed)", "the total (identity skip included)",
+                             "the total (projection skip included)")
+    removed, projection = json.dumps(skips["removed"]), json.dumps(skips["projection"])
+    return {"expr": f"indexof({removed}, block) >= 0 ? [{json.dumps(grid)}, skip ? {json.dumps(total)} : "
+                    f"{json.dumps(own)}] : indexof({projection}, block) >= 0 ? [{json.dumps(grid)}, "
+                    f"{json.dumps(projected)}] : {json.dumps(grid)}"}
+
+
 @register("expanded_explorer")
 def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 
     model = ad.required(ctx, params, "model")
     entry = ad.model_entry(ctx, model)
-    cells, notes, options = [], [], []
+    cells, notes, options, skips = [], [], [], {"removed": [], "projection": []}
     for t in entry["tensors"]:
         if not t["source"]:
             continue
@@ -36,31 +73,31 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         o_n, i_n, kh, kw = report["shape"]
         label = f"{t['label']} ({o_n}x{i_n}x{kh}x{kw})"
         options.append(label)
-        top = report["top_pairs"]
-        outs, ins, kernels = top["outs"][:N], top["ins"][:N], top["weight"]
-        scale = max(abs(v) for a in kernels for b in a for r in b for v in r) or 1.0
-        for oi, o in enumerate(outs):
-            for ii, i in enumerate(ins):
-                # One record per kernel; flatten + window expand it in the browser (5x smaller data file).
-                cells.append({"b": label, "o": o, "i": i, "oi": oi, "ii": ii, "k": kw, "kh": kh,
-                              "w": [float(f"{v:.3g}") for row in kernels[oi][ii] for v in row],
-                              "s": float(f"{scale:.4g}")})
+        identity = report.get("identity", "none")
         if t.get("kind") == "block":
             composition = _parts(entry, t["layer"])
         else:
             composition = "several blocks, residual paths included"
-        for line, text in enumerate([composition, f"expanded: {o_n} outputs x {i_n} inputs x {kh}x{kw}",
-                                     f"banding: R = {t['R_layer']:.2f}, C = {t['C_layer']:.2f}"]):
-            notes.append({"b": label, "line": line, "text": text})
+        # A block whose identity skip was removed has both views; the reader's checkbox picks one ("all": no choice).
+        views = [("own", report), ("total", report["total"])] if identity == "removed" else [("all", report)]
+        skips.get(identity, []).append(label)
+        for mode, view in views:
+            cells += _kernel_cells(label, view["top_pairs"], kh, kw, mode)
+            lines = [composition, f"expanded: {o_n} outputs x {i_n} inputs x {kh}x{kw}",
+                     f"banding: R = {view['banding']['R_layer']:.2f}, C = {view['banding']['C_layer']:.2f}",
+                     *skip_lines(identity, mode)]
+            notes += [{"b": label, "m": mode, "line": line, "text": text} for line, text in enumerate(lines)]
     if not options:
         raise ctx.error(f"model '{model}' has no expanded weights in the analysis results")
     pick = alt.param(name="block", value=options[min(4, len(options) - 1)],
                      bind=alt.binding_select(options=options, name="Expanded weights of "))
+    skip = alt.param(name="skip", value=False, bind=alt.binding_checkbox(name="include the skip (identity) "))
+    shown = "datum.b == block && (datum.m == 'all' || datum.m == (skip ? 'total' : 'own'))"
     positioned = (
         alt.Chart(alt.Data(values=cells))
-        .transform_filter(alt.datum.b == pick)
+        .transform_filter(shown)
         .transform_flatten(["w"])
-        .transform_window(p="row_number()", groupby=["b", "o", "i"])
+        .transform_window(p="row_number()", groupby=["b", "m", "o", "i"])
         .transform_calculate(x="(datum.p - 1) % datum.k", y="floor((datum.p - 1) / datum.k)")
         .transform_calculate(gx="datum.ii * (datum.k + 1) + datum.x", gy="datum.oi * (datum.kh + 1) + datum.y",
                              v="datum.w / datum.s")
@@ -74,19 +111,23 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                      alt.Tooltip("x:Q", title="x"), alt.Tooltip("y:Q", title="y"),
                      alt.Tooltip("w:Q", title="expanded weight", format=".4f")],
         )
-        .add_params(pick)
-        .properties(width=380, height=380, title=f"{N} strongest outputs (rows) x {N} strongest inputs (columns)")
+        .add_params(pick, skip)
+        .properties(width=380, height=380, title=alt.TitleParams(text=_title(skips)))
     )
     text = (
         alt.Chart(alt.Data(values=notes))
-        .transform_filter(alt.datum.b == pick)
+        .transform_filter(shown)
         .mark_text(align="left", baseline="top", fontSize=12)
         .encode(y=alt.Y("line:O", axis=None), text="text:N")
-        .properties(width=260, height=80)
+        .properties(width=260, height=110)
     )
     chart = alt.hconcat(grid, text).configure_view(strokeWidth=0).configure_title(fontSize=12, anchor="start")
+    residual = len(skips["removed"])
+    skipped = (f" In the {residual} residual blocks with an identity skip the kernels are the block's own "
+               "contribution, the total minus the identity (weight 1 from each channel to itself at the centre); a "
+               "checkbox includes the skip." if residual else "")
     return Figure(chart=chart, description=(
         f"Expanded weights of {ad.label(ad.manifest(ctx), model)}: {len(options)} tensors (single blocks and any "
         f"spans of several), each a grid of the {N} strongest output and "
         "input channels' spatial kernels on a red (positive) to blue (negative) scale, with the shapes of the "
-        "convolutions each block composes."))
+        f"convolutions each block composes.{skipped}"))

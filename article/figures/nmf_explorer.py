@@ -26,10 +26,13 @@ def default_layers(man: dict) -> list[tuple[str, str]]:
 
 
 def tensor_label(man: dict, model: str, t: dict) -> str:
-    return f"{ad.label(man, model)} \u2014 {t.get('label') or t['id']}"
+    """The menu's name of a tensor; a residual block's says its NMF is of the block's own weights."""
+    words = ad.skip_words(t, short=True)
+    return f"{ad.label(man, model)} \u2014 {t.get('label') or t['id']}" + (f", {words}" if words else "")
 
 
-def neuron_records(label: str, report: dict, key: str = "nmf") -> list[dict]:
+def neuron_records(label: str, report: dict, key: str = "nmf", pictures: tuple[dict, dict] = ({}, {})) -> list[dict]:
+    """One record per neuron; `pictures`: urls of its feature visualization and of its factors', by neuron."""
     nmf = report[key]
     out_n = len(nmf["spatial"])
     k = nmf["k"]
@@ -54,8 +57,17 @@ def neuron_records(label: str, report: dict, key: str = "nmf") -> list[dict]:
             "s": [round(spatial[f][y][x], 2) for f in range(k) for y in range(h) for x in range(w)],
             "lc": lc, "lv": lv, "lf": lf, "ti": ti, "tv": [ad.r3(v) for v in tv],
             "R": ad.r3(report["banding"]["R"][n]), "C": ad.r3(report["banding"]["C"][n]),
+            "pics": [pictures[0].get(str(n), ""), *pictures[1].get(str(n), [])],
         })
     return recs
+
+
+def _pictures(ctx: FigureContext, assets: dict, model: str, entry: dict) -> tuple[dict, dict]:
+    """{neuron: url} of the neurons' feature visualizations and {neuron: [url per factor]} of their NMF factors'."""
+    layers, factors = ad.neuron_pictures(ctx, model)
+    own = {n: ad.image_asset(ctx, assets, p) for n, p in (layers.get(entry["layer"]) or {}).items()}
+    mixes = {n: [ad.image_asset(ctx, assets, p) for p in ps] for n, ps in (factors.get(entry["id"]) or {}).items()}
+    return own, mixes
 
 
 def _link_text(man: dict, model: str, tid: str, neuron) -> str:
@@ -73,7 +85,7 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     elif params.get("model"):  # every analysed tensor of one model: every block (large layers make heavy pages)
         layers = [(params["model"], t["id"]) for t in ad.model_entry(ctx, params["model"])["tensors"]
                   if t.get("nmf_error") is not None]
-    records, labels, explorer, targets = [], [], {}, {}
+    records, labels, explorer, targets, assets = [], [], {}, {}, {}
     for model, tid in layers:
         entry = next((t for t in ad.model_entry(ctx, model)["tensors"] if t["id"] == tid), None)
         if entry is None:
@@ -84,7 +96,7 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         label = tensor_label(man, model, entry)
         labels.append(label)
         explorer.setdefault(model, tid)  # the model's first layer here, neuron 0: what the figure opens on
-        records += neuron_records(label, report)
+        records += neuron_records(label, report, pictures=_pictures(ctx, assets, model, entry))
         targets[label] = {"href": explorer_href(model, tid), "text": _link_text(man, model, tid, "{n}"),
                           "neurons": len(report["nmf"]["spatial"])}
     if not labels:
@@ -164,12 +176,27 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                 tooltip=[alt.Tooltip("ch:Q", title="input channel"), alt.Tooltip("norm:Q", format=".4f")])
         .properties(width=300, height=110, title="strongest input channels")
     )
-    chart = alt.hconcat(overview, alt.vconcat(factors, loadings, strongest)).configure_view(strokeWidth=0)
+    # Pictures: the neuron's feature visualization, then each factor's channel mix visualized (Voss et al., Fig. 7).
+    pictures = (
+        selected
+        .transform_flatten(["pics"], as_=["url"])
+        .transform_window(p="row_number()", groupby=["t", "n"])
+        .transform_filter("datum.url != ''")
+        .transform_calculate(what="datum.p == 1 ? 'the neuron' : 'factor ' + (datum.p - 2) + \"'s channel mix\"")
+        .mark_image(width=64, height=64)
+        .encode(x=alt.X("p:O", axis=None, scale=alt.Scale(domain=[1, 2, 3, 4])), url="url:N",
+                tooltip=[alt.Tooltip("what:N", title="feature visualization of")])
+        .properties(width=300, height=70, title="feature visualizations: the neuron, then factors 0, 1, 2")
+    )
+    chart = alt.hconcat(overview, alt.vconcat(pictures, factors, loadings, strongest)).configure_view(strokeWidth=0)
     chart = chart.configure_title(fontSize=12, anchor="start")
     # The model's link follows the neuron the reader picks in one of its layers (figures.js).
     chart = chart.properties(usermeta=follow_selection("neuron", "n", targets, param="layer"))
     links = [(_link_text(man, m, t, 0), explorer_href(m, t, 0)) for m, t in explorer.items()]
-    return Figure(chart=chart, links=links, description=(
+    return Figure(chart=chart, links=links, assets=assets, description=(
         f"Interactive one-sided NMF explorer over {len(labels)} layers ({'; '.join(labels)}). The grid shows every "
         "neuron's input weights reduced to three NMF factors drawn as RGB; selecting a neuron shows its spatial "
-        "factors, the input channels with the largest signed loading on each factor, and its strongest inputs."))
+        "factors, the input channels with the largest signed loading on each factor, and its strongest inputs, with "
+        "feature visualizations of the neuron and of each factor's mix of input channels."
+        + (" A residual block's NMF is of its own weights: the identity skip, weight 1 from each channel to itself "
+           "at the centre, is removed first." if any(x.endswith(ad.SKIP_SHORT["removed"]) for x in labels) else "")))

@@ -106,6 +106,23 @@ def _published() -> dict[str, float]:
     return {"min_banded": min(banded), "max_banded": max(banded)}
 
 
+def _readings(ctx: FigureContext, man: dict) -> dict[str, dict]:
+    """Each network's first worked reading (analysis/reading.py): the neuron and its strongest inputs by kernel norm,
+    so prose about a connection names the ids and numbers the figure draws."""
+    out: dict[str, dict] = {}
+    for name, entry in man["models"].items():
+        if name.startswith("lab-") or entry.get("family") == "bring-your-own":
+            continue
+        for c in entry.get("context", []):
+            rec = ad.analysis_file(ctx, c["file"])
+            for r in (rec.get("readings") or [])[:1]:
+                out.setdefault(name, {"tensor": rec["tensor"], "lower": rec["lower"], "upper": rec["upper"],
+                                      "neuron": r["neuron"], "channels": [i["channel"] for i in r["inputs"]],
+                                      "inputs": {str(i["channel"]): {"sum": i["sum"], "l2": i["l2"]}
+                                                 for i in r["inputs"]}})
+    return out
+
+
 @register_data("vw")
 def numbers(ctx: FigureContext) -> dict[str, Any]:
     man = ad.manifest(ctx)
@@ -117,6 +134,7 @@ def numbers(ctx: FigureContext) -> dict[str, Any]:
         "nets": {name: network(entry) for name, entry in man["models"].items() if not name.startswith("lab-")},
         "unavailable": unavailable,
         "nmf": _nmf(ctx, man),
+        "readings": _readings(ctx, man),
         "featureviz": {"size": fv.get("size"), "steps": fv.get("steps"), "count": fv.get("count", 0)},
         "software": man.get("software", {}),
         "published": _published(),

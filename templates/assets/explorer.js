@@ -5,7 +5,9 @@
   'use strict';
   var data = {};      // tensor id -> layer payload
   var waiting = {};   // tensor id -> callbacks
-  var view = {layer: null, neuron: null, page: 0, missing: null};
+  var exdata = {};    // analysed layer -> its dataset examples (examples/<layer>.js, loaded when first needed)
+  var exwaiting = {}; // analysed layer -> callbacks
+  var view = {layer: null, neuron: null, page: 0, skip: false, missing: null};  // skip: a residual block's identity included
   var el = {};
   var stops = [];
 
@@ -14,6 +16,11 @@
       data[payload.id] = payload;
       (waiting[payload.id] || []).forEach(function (cb) { cb(payload); });
       delete waiting[payload.id];
+    },
+    examples: function (payload) {
+      exdata[payload.layer] = payload;
+      (exwaiting[payload.layer] || []).forEach(function (cb) { cb(payload); });
+      delete exwaiting[payload.layer];
     }
   };
 
@@ -23,6 +30,26 @@
     if (cls) e.className = cls;
     if (text !== undefined) e.textContent = text;
     return e;
+  }
+  /* A block whose identity skip was removed shows its own weights; with "include the skip" ticked, its norms and
+     strongest inputs (and a layer's outputs into such a block) are those of the total instead. */
+  function weightsOf(d) { return view.skip && d.total ? d.total : d; }
+  function outputsOf(d) { return view.skip && d.outputs_total ? d.outputs_total : d.outputs; }
+  function layerNote(d) {
+    var text = d.n + ' neurons, each reading ' + d.in + ' input channels through ' + d.h + '×' + d.w +
+      ' kernels. Each picture is a neuron\u2019s NMF: three spatial factors as red, green and blue.';
+    if (d.identity === 'removed') {
+      var at = d.total.at, centre = at[0] === (d.h - 1) / 2 && at[1] === (d.w - 1) / 2 ? 'the centre' :
+        'position (' + at[1] + ', ' + at[0] + ')';
+      text += ' A residual block: it also passes its input through unchanged, weight 1 from each channel to itself ' +
+        'at ' + centre + '. ' + (view.skip ? 'Norms and strongest inputs now include that skip (the total); the NMF pictures ' +
+        'and banding stay the block\u2019s own.' : 'Everything here is the block\u2019s own contribution, the total ' +
+        'minus that identity.');
+    } else if (d.identity === 'projection') {
+      text += ' Its skip goes through a projection (a 1×1 convolution or pooling), not an identity, so these are ' +
+        'the total weights, skip included.';
+    }
+    return text + (d.next ? ' Its output feeds ' + d.next + '.' : '');
   }
   function fmt(x) { return x === null || x === undefined ? '–' : Number(x).toPrecision(3); }
   function frag(id) { return '#' + id.replace(/%/g, '%25').replace(/>/g, '%3E').replace(/ /g, '%20'); }
@@ -46,6 +73,52 @@
     s.src = r.getAttribute('data-script');
     s.onerror = function () { el.note.textContent = 'The data of ' + id + ' could not be loaded (' + s.src + ').'; };
     document.head.appendChild(s);
+  }
+
+  /* ---------------------------------------------------------------- dataset examples */
+  function loadExamples(ref, cb) {  // ref: {layer, src, n} from the layer payload's `ex`; cb(payload) when loaded
+    if (!ref) return;
+    if (exdata[ref.layer]) { cb(exdata[ref.layer]); return; }
+    if (exwaiting[ref.layer]) { exwaiting[ref.layer].push(cb); return; }
+    exwaiting[ref.layer] = [cb];
+    var s = document.createElement('script');
+    s.src = ref.src;
+    s.onerror = function () { delete exwaiting[ref.layer]; };
+    document.head.appendChild(s);
+  }
+  /* One example: its context square cut out of its picture by CSS (no file per example), px wide, with the
+     receptive field drawn over it. e = [picture, x, y, w, h, rf x, rf y, rf w, rf h, activation, label]. */
+  function exampleThumb(p, e, px, rank, n) {
+    var pic = p.pics[e[0]], f = px / e[3], label = p.labels[e[10]] + ', activation ' + fmt(e[9]);
+    var box = make('span', 'vw-ex' + (px < 48 ? ' vw-ex-small' : ''));
+    box.setAttribute('role', 'img');
+    box.setAttribute('aria-label', 'Dataset example ' + (rank + 1) + ' of neuron ' + n + ': ' + label +
+      '; the box marks its receptive field');
+    box.title = label;
+    box.style.width = px + 'px';
+    box.style.height = Math.round(e[4] * f) + 'px';
+    box.style.backgroundImage = 'url("' + pic[0] + '")';
+    box.style.backgroundSize = (pic[1] * f) + 'px ' + (pic[2] * f) + 'px';
+    box.style.backgroundPosition = (-e[1] * f) + 'px ' + (-e[2] * f) + 'px';
+    var rf = make('span', 'vw-rf');
+    rf.setAttribute('aria-hidden', 'true');
+    /* A deep layer's field can be larger than the context square: outline the part inside it (the whole square
+       when the field covers it), not a box beyond the edges that would not show at all. */
+    var x0 = Math.max(0, (e[5] - e[1]) * f), y0 = Math.max(0, (e[6] - e[2]) * f);
+    var x1 = Math.min(px, (e[5] - e[1] + e[7]) * f), y1 = Math.min(e[4] * f, (e[6] - e[2] + e[8]) * f);
+    rf.style.left = x0 + 'px';
+    rf.style.top = y0 + 'px';
+    rf.style.width = Math.max(0, x1 - x0) + 'px';
+    rf.style.height = Math.max(0, y1 - y0) + 'px';
+    box.appendChild(rf);
+    return box;
+  }
+  /* The first len(sizes) examples of neuron n into `into`, the k-th at sizes[k] pixels (filled when loaded). */
+  function examplesInto(into, ref, n, sizes) {
+    loadExamples(ref, function (p) {
+      into.textContent = '';
+      (p.ex[n] || []).slice(0, sizes.length).forEach(function (e, k) { into.appendChild(exampleThumb(p, e, sizes[k], k, n)); });
+    });
   }
 
   /* ---------------------------------------------------------------- colours */
@@ -126,7 +199,7 @@
     var key = el.sort.value, desc = el.dir.value === 'desc';
     var ids = [], keep = filterIds(el.filter.value, d.n);
     for (var i = 0; i < d.n; i++) if (!keep || keep[i]) ids.push(i);
-    var v = d[key];
+    var v = key === 'norm' ? weightsOf(d).norm : d[key];
     if (key !== 'id' && v) {
       ids.sort(function (a, b) {
         var x = v[a] === null ? -Infinity : v[a], y = v[b] === null ? -Infinity : v[b];
@@ -149,7 +222,7 @@
       a.href = frag0 + '/' + n;
       a.setAttribute('data-neuron', n);
       a.setAttribute('aria-label', 'neuron ' + n);
-      a.title = 'neuron ' + n + ' · norm ' + fmt(d.norm && d.norm[n]) + ' · R ' + fmt(d.R[n]) + ' · C ' + fmt(d.C[n]) +
+      a.title = 'neuron ' + n + ' · norm ' + fmt(weightsOf(d).norm && weightsOf(d).norm[n]) + ' · R ' + fmt(d.R[n]) + ' · C ' + fmt(d.C[n]) +
         ' · NMF error ' + fmt(d.err && d.err[n]);
       if (n === view.neuron) a.setAttribute('aria-current', 'true');
       var pic = make('span', 'vw-pic');
@@ -198,7 +271,7 @@
     picture(big, d, n, 128);
     top.appendChild(big);
     var dl = make('dl', 'vw-stats');
-    [['weight norm', d.norm && d.norm[n]], ['banding R', d.R[n]], ['banding C', d.C[n]],
+    [['weight norm', weightsOf(d).norm && weightsOf(d).norm[n]], ['banding R', d.R[n]], ['banding C', d.C[n]],
      ['NMF error', d.err && d.err[n]]].forEach(function (p) {
       dl.appendChild(make('dt', '', p[0])); dl.appendChild(make('dd', '', fmt(p[1])));
     });
@@ -217,24 +290,38 @@
         var fig = make('figure', 'vw-factor');
         fig.appendChild(factorMap(d.factors[n].slice(f * hw, (f + 1) * hw), d.h, d.w, f,
           'Spatial factor ' + f + ' of neuron ' + n + ' (the ' + name + ' of its picture)'));
+        var mix = d.ffv && d.ffv[n] && d.ffv[n][f];
+        if (mix) {  // the factor's channel loadings, visualized as one direction in the layer below
+          var img = make('img');
+          img.src = mix; img.width = 64; img.height = 64;
+          img.alt = 'Feature visualization of factor ' + f + '\u2019s mix of input channels';
+          fig.appendChild(img);
+        }
         fig.appendChild(make('figcaption', '', 'factor ' + f + ' (' + name + ')'));
         fs.appendChild(fig);
       });
       box.appendChild(fs);
     }
-    if (d.examples[n]) {
+    var ex = d.ex || {};
+    if (ex.self) {
       box.appendChild(make('h4', '', 'Dataset examples'));
-      var ex = make('div', 'vw-examples');
-      d.examples[n].forEach(function (e) {
-        var img = make('img');
-        img.src = e.image; img.width = 64; img.height = 64;
-        img.alt = 'Dataset example (' + e.photo + '), activation ' + fmt(e.activation);
-        ex.appendChild(img);
+      var exBox = make('div', 'vw-examples'), exNote = make('p', 'vw-muted vw-ex-note');
+      box.appendChild(exBox);
+      box.appendChild(exNote);
+      examplesInto(exBox, ex.self, n, [72, 72, 72, 72, 72, 72, 72, 72]);
+      loadExamples(ex.self, function (p) {
+        exNote.textContent = 'Strongest first, of ' + p.dataset + '. The box is the receptive field (' + p.rf +
+          ' px of the network\u2019s input).';
       });
-      box.appendChild(ex);
     }
-    var ins = d.inputs;
+    var ins = weightsOf(d).inputs;
     box.appendChild(make('h4', '', 'Strongest inputs' + (d.prev ? ' (neurons of ' + d.prev + ')' : '')));
+    if (d.identity === 'removed') {
+      box.appendChild(make('p', 'vw-muted vw-skip-note', view.skip ?
+        'Total weights, the skip included: channel ' + n + '\u2019s kernel has +1 at the centre from the identity.' :
+        'The block\u2019s own weights. The skip also passes channel ' + n + ' through unchanged (weight 1 at the ' +
+        'centre), which is not counted here.'));
+    }
     if (ins.kernel) box.appendChild(legend(ins.scale[n]));
     var list = make('ol', 'vw-inputs');
     ins.index[n].forEach(function (ch, k) {
@@ -247,16 +334,27 @@
       cap.appendChild(link(d.prev, ch, 'channel ' + ch));
       cap.appendChild(make('span', 'vw-strength', ' ‖w‖ ' + fmt(ins.strength[n][k])));
       li.appendChild(cap);
+      if (ex.prev) {
+        var row = make('span', 'vw-ex-row');
+        li.appendChild(row);
+        examplesInto(row, ex.prev, ch, [64, 30, 30]);
+      }
       list.appendChild(li);
     });
     box.appendChild(list);
     box.appendChild(make('h4', '', d.next ? 'Strongest outputs (neurons of ' + d.next + ')' : 'Strongest outputs'));
-    if (d.outputs && d.outputs.index[n]) {
+    var outputs = outputsOf(d);
+    if (outputs && outputs.index[n]) {
       var outs = make('ol', 'vw-outputs');
-      d.outputs.index[n].forEach(function (j, k) {
+      outputs.index[n].forEach(function (j, k) {
         var li = make('li');
         li.appendChild(link(d.next, j, 'neuron ' + j));
-        li.appendChild(make('span', 'vw-strength', ' ‖w‖ ' + fmt(d.outputs.strength[n][k])));
+        li.appendChild(make('span', 'vw-strength', ' ‖w‖ ' + fmt(outputs.strength[n][k])));
+        if (ex.next) {
+          var row = make('span', 'vw-ex-row');
+          li.appendChild(row);
+          examplesInto(row, ex.next, j, [40, 40, 40]);
+        }
         outs.appendChild(li);
       });
       box.appendChild(outs);
@@ -287,9 +385,8 @@
       if (changed || missing !== view.missing) {
         el.title.textContent = d.id;
         el.note.textContent = (missing ? 'No layer ' + missing + ' in this model; showing ' + d.id + '. ' : '') +
-          d.n + ' neurons, each reading ' + d.in + ' input channels through ' + d.h + '×' + d.w +
-          ' kernels. Each picture is a neuron\u2019s NMF: three spatial factors as red, green and blue.' +
-          (d.next ? ' Its output feeds ' + d.next + '.' : '');
+          layerNote(d);
+        el.skipBox.hidden = !(d.total || d.outputs_total);
         view.missing = missing;
       }
       if (changed) view.page = 0;
@@ -341,7 +438,16 @@
     el = {panel: $('vw-layer'), title: $('vw-layer-title'), note: $('vw-layer-note'), grid: $('vw-grid'),
           sort: $('vw-sort'), dir: $('vw-dir'), filter: $('vw-filter'), perPage: $('vw-per-page'), zoom: $('vw-zoom'),
           prev: $('vw-prev'), next: $('vw-next'), pageText: $('vw-page'), detail: $('vw-detail'),
-          status: $('vw-status'), neuronBox: $('vw-neuron')};
+          status: $('vw-status'), neuronBox: $('vw-neuron'), skip: $('vw-skip'), skipBox: $('vw-skip-box')};
+    view.skip = el.skip.checked;  // a reload keeps the box's state
+    el.skip.addEventListener('change', function () {
+      view.skip = el.skip.checked;
+      var d = data[view.layer];
+      if (!d) return;
+      el.note.textContent = layerNote(d);
+      drawGrid();
+      detail(d, view.neuron);
+    });
     document.querySelectorAll('.vw-layers button[data-sort]').forEach(function (b) {
       b.addEventListener('click', function () { sortTable(b); });
     });

@@ -15,7 +15,7 @@ from site_fixture import build_test_site
 from test_a11y import BLOCKING, axe_violations, describe
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from explorer_cache import FV_CHANNELS, make_cache  # noqa: E402
+from explorer_cache import BIG_FIELD_CHANNEL, EXAMPLES_K, FV_CHANNELS, example_rect, make_cache  # noqa: E402
 
 pytestmark = pytest.mark.browser
 PAGE_BUDGET = 2_500_000
@@ -154,7 +154,71 @@ def test_feature_visualization_and_examples(explorer_site, open_page):
     page = _open(open_page, site, f"conv2/{FV_CHANNELS[0]}").page
     page.wait_for_selector(".vw-fv img")
     assert page.locator(".vw-fv img").evaluate("i => i.complete && i.naturalWidth > 0")
-    assert page.locator(".vw-examples img").count() == 3
+    page.wait_for_selector(".vw-examples .vw-ex")
+    assert page.locator(".vw-examples .vw-ex").count() == EXAMPLES_K
+
+
+EXAMPLE_BOXES = """el => { const r = el.getBoundingClientRect(), f = el.querySelector('.vw-rf').getBoundingClientRect(),
+  s = getComputedStyle(el);
+  return {w: r.width, h: r.height, rf: [f.left - r.left, f.top - r.top, f.width, f.height],
+          image: s.backgroundImage, size: s.backgroundSize, pos: s.backgroundPosition,
+          label: el.getAttribute('aria-label')}; }"""
+
+
+def test_a_neuron_shows_its_examples_and_its_inputs_and_outputs_examples(explorer_site, browser):
+    """conv2/3: its 4 examples at 72 px, each the context square of its picture with the receptive field boxed; each
+    of its 8 strongest inputs (neurons of conv1) and outputs (neurons of conv3) with 3 thumbnails; and only the three
+    example scripts it needs are loaded (its own layer's, the layer before, the next one)."""
+    site, records = explorer_site
+    context = browser.new_context(service_workers="block")
+    requested = []
+    context.route("**/*", lambda r: (requested.append(r.request.url), r.continue_()))
+    try:
+        page = context.new_page()
+        page.goto((site / "models" / "tinynet" / "index.html").as_uri() + "#conv2/3")
+        page.wait_for_selector(".vw-examples .vw-ex")
+        page.wait_for_function("() => document.querySelectorAll('.vw-inputs .vw-ex').length === 24 && "
+                               "document.querySelectorAll('.vw-outputs .vw-ex').length === 24")
+        own = page.locator(".vw-examples .vw-ex")
+        assert own.count() == EXAMPLES_K
+        for rank in range(EXAMPLES_K):
+            box = own.nth(rank).evaluate(EXAMPLE_BOXES)
+            (x, y, w, _), (rx, ry, rw, rh) = example_rect(3, rank)
+            f = 72 / w
+            assert box["w"] == 72 and box["h"] == 72 and "examples/pics/photo.png" in box["image"]
+            size = [float(v.removesuffix("px")) for v in box["size"].split()]
+            pos = [float(v.removesuffix("px")) for v in box["pos"].split()]
+            assert size == pytest.approx([96 * f, 64 * f]) and pos == pytest.approx([-x * f, -y * f])
+            assert box["rf"] == pytest.approx([(rx - x) * f, (ry - y) * f, rw * f, rh * f], abs=0.6)
+            assert box["label"].startswith(f"Dataset example {rank + 1} of neuron 3: test photo, activation")
+        # a field wider than its context square is outlined at the square's edges (a box beyond them would not show)
+        page.evaluate("location.hash = '#conv2/%d'" % BIG_FIELD_CHANNEL)
+        page.wait_for_function("() => (document.querySelector('.vw-examples .vw-ex') || {}).getAttribute && "
+                               "document.querySelector('.vw-examples .vw-ex').getAttribute('aria-label')"
+                               ".includes('of neuron %d:')" % BIG_FIELD_CHANNEL)
+        big = page.locator(".vw-examples .vw-ex").first.evaluate(EXAMPLE_BOXES)
+        assert big["rf"] == pytest.approx([0, 0, 72, 72], abs=0.6)
+        page.evaluate("location.hash = '#conv2/3'")
+        page.wait_for_function("() => document.querySelector('.vw-examples .vw-ex')"
+                               ".getAttribute('aria-label').includes('of neuron 3:')")
+        assert "test photo" in page.locator(".vw-ex-note").inner_text() or "folder" in page.locator(
+            ".vw-ex-note").inner_text()
+        # inputs: the strongest one large, two more small; each is that conv1 neuron's own strongest examples
+        first_in = records["conv2"]["top_inputs"]["index"][3][0]
+        thumbs = page.locator(".vw-inputs li").first.locator(".vw-ex")
+        assert [round(t["w"]) for t in thumbs.evaluate_all(f"els => els.map({EXAMPLE_BOXES})")] == [64, 30, 30]
+        assert thumbs.first.get_attribute("aria-label").startswith(f"Dataset example 1 of neuron {first_in}:")
+        first_out = records["conv3"]["top_outputs"]["index"][3][0]
+        assert page.locator(".vw-outputs li").first.locator(".vw-ex").first.get_attribute(
+            "aria-label").startswith(f"Dataset example 1 of neuron {first_out}:")
+        page.wait_for_load_state("networkidle")
+        loaded = sorted(Path(unquote(urlsplit(u).path)).name for u in requested
+                        if Path(unquote(urlsplit(u).path)).parent.name == "examples")
+        assert loaded == ["conv1.js", "conv2.js", "conv3.js"]
+        pictures = [u for u in requested if u.endswith("/examples/pics/photo.png")]
+        assert len(pictures) == 1  # one picture for every example on the page
+    finally:
+        context.close()
 
 
 def test_sorting_reorders(explorer_site, open_page):
