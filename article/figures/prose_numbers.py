@@ -23,6 +23,11 @@ def _lab(ctx: FigureContext, man: dict) -> dict[str, Any]:
         # Per-seed ratios, median over seeds (the lab's stated claim), and the variant's accuracy beside them.
         for key in ("median_R_over_C", "median_C_over_R", "median_R_over_C_delta", "median_C_over_R_delta"):
             v[key] = stats.get(key)
+        # The articles' banding score: R and C of the NMF pictures, mean and spread over seeds.
+        for key in ("R_nmf", "C_nmf", "R_nmf_delta", "C_nmf_delta"):
+            if key in stats:
+                v[key], v[key + "_sd"] = stats[key]["mean"], stats[key]["std"]
+                v[key + "_min"], v[key + "_max"] = stats[key]["min"], stats[key]["max"]
         acc = stats.get("test_accuracy", {})
         v["acc_min"], v["acc_max"], v["acc_median"] = acc.get("min"), acc.get("max"), acc.get("median")
         if "R_delta" in stats and "C_delta" in stats:
@@ -45,6 +50,32 @@ def _baseline(t: dict | None) -> float | None:
     if not t or t["shape"][2] * t["shape"][3] <= 1:
         return None
     return (t["shape"][2] - 1) / (t["shape"][2] * t["shape"][3] - 1)
+
+
+def _picture_scores(entry: dict, controls_max: float) -> dict[str, Any]:
+    """The article's banding score, R and C of the NMF pictures, over the network's blocks (or its kernels where it
+    has no blocks), with its stem, its featured banding layer, and the blocks above the published unbanded controls."""
+    tensors = [t for t in entry["tensors"] if t.get("R_nmf") is not None and t.get("kind") != "span"]
+    blocks = [t for t in tensors if t.get("kind") == "block"] or tensors
+    stem = next((t for t in tensors if t.get("kind", "kernel") == "kernel"), None)
+    featured = next((t for t in tensors if t["id"] == entry.get("featured_banding")), None) or (blocks[-1] if blocks else None)
+    top_r = max(blocks, key=lambda t: t["R_nmf"], default=None)
+    top_c = max(blocks, key=lambda t: t["C_nmf"], default=None)
+    above = [t for t in blocks if t["R_nmf"] > controls_max]
+    pick = lambda t, k: t[k] if t else None  # noqa: E731
+    return {"pictures_R_max": pick(top_r, "R_nmf"), "pictures_R_max_label": pick(top_r, "layer"),
+            "pictures_R_max_C": pick(top_r, "C_nmf"),
+            "pictures_C_max": pick(top_c, "C_nmf"), "pictures_C_max_label": pick(top_c, "layer"),
+            "pictures_C_max_R": pick(top_c, "R_nmf"),
+            "pictures_above_controls": len(above), "pictures_above_controls_labels": [t["layer"] for t in above],
+            "pictures_n": len(blocks),
+            "pictures_last_R": pick(blocks[-1] if blocks else None, "R_nmf"),
+            "pictures_last_C": pick(blocks[-1] if blocks else None, "C_nmf"),
+            "stem_label": pick(stem, "label"), "stem_R": pick(stem, "R_nmf"), "stem_C": pick(stem, "C_nmf"),
+            "banding_label": pick(featured, "label"), "banding_R": pick(featured, "R_nmf"),
+            "banding_C": pick(featured, "C_nmf"), "banding_baseline": pick(featured, "R_baseline"),
+            "banding_neurons": featured["shape"][0] if featured else None,
+            "banding_shape": "x".join(map(str, featured["shape"])) if featured else ""}
 
 
 def network(entry: dict | None) -> dict[str, Any]:
@@ -75,7 +106,27 @@ def network(entry: dict | None) -> dict[str, Any]:
            "max_block_label": max(blocks, key=lambda t: _ratio(t) or 0)["layer"] if ratios else None,
            "two_block_label": two["label"] if two else None,
            "two_block_shape": "x".join(map(str, two["shape"])) if two else ""}
+    out.update(_picture_scores(entry, _published()["controls_max"]))
+    out.update(_layers(entry))
     return out
+
+
+def _layers(entry: dict) -> dict[str, Any]:
+    """What a section about one network quotes of particular layers: its weights file, its first layer, its featured
+    NMF layers (by tensor id) and its first context pair."""
+    by_id = {t["id"]: t for t in entry["tensors"]}
+    first = by_id.get((entry.get("first_layer") or {}).get("layer"))
+    context = by_id.get(((entry.get("context") or [{}])[0]).get("tensor"))
+    shape = lambda t: "x".join(map(str, t["shape"])) if t else ""  # noqa: E731
+    weights = str(entry["info"].get("weights") or "").replace("\\", "/").rsplit("/", 1)[-1]
+    featured = {tid: {"label": by_id[tid]["label"], "shape": shape(by_id[tid]), "neurons": by_id[tid]["shape"][0],
+                      "inputs": by_id[tid]["shape"][1], "R": by_id[tid].get("R_nmf"), "C": by_id[tid].get("C_nmf"),
+                      "baseline": by_id[tid].get("R_baseline"), "nmf_error": by_id[tid].get("nmf_error")}
+                for tid in entry.get("featured_nmf", []) if tid in by_id}
+    return {"weights_file": weights, "first_layer_label": first["label"] if first else None,
+            "first_layer_shape": shape(first), "first_layer_filters": first["shape"][0] if first else None,
+            "context_label": context["label"] if context else None, "context_shape": shape(context),
+            "featured": featured}
 
 
 def _median(values: list[float]) -> float | None:
@@ -98,12 +149,16 @@ def _nmf(ctx: FigureContext, man: dict) -> dict[str, Any]:
     return {"neurons": neurons, "tensors": tensors, "mean_error": sum(errors) / len(errors) if errors else None}
 
 
-def _published() -> dict[str, float]:
-    """Range of the row shares read off the published NMF pictures of large banded ImageNet models."""
-    from .published import PUBLISHED
+def _published() -> dict[str, Any]:
+    """The published layers' scores (bench/published_banding.py, on Petrov et al.'s own NMF pictures), by name, and
+    the ranges the prose quotes: the banded ImageNet networks and the unbanded controls."""
+    from .published_data import PUBLISHED
 
-    banded = [r for name, r in PUBLISHED if name in ("InceptionV1 mixed5b", "ResNet50 block4", "VGG19 conv5")]
-    return {"min_banded": min(banded), "max_banded": max(banded)}
+    nets = PUBLISHED["networks"]
+    imagenet = [n["R"] for n in nets if n["role"] == "banded" and not n["network"].startswith("simplified")]
+    controls = [n["R"] for n in nets if n["role"] == "control"]
+    return {"nets": {n["network"]: n for n in nets}, "min_banded": min(imagenet), "max_banded": max(imagenet),
+            "controls_min": min(controls), "controls_max": max(controls), "commit": PUBLISHED["commit"][:7]}
 
 
 @register_data("vw")
@@ -138,11 +193,13 @@ def report_numbers(ctx: FigureContext) -> dict[str, Any]:
     man = ad.manifest(ctx)
     lab_gap = None
     if "lab_summary" in man:
-        variants = ad.analysis_file(ctx, man["lab_summary"])["variants"]
-        lab_gap = variants.get("gap", {}).get("R_over_C")
+        gap = ad.analysis_file(ctx, man["lab_summary"])["variants"].get("gap", {})
+        if "R_nmf" in gap:  # the article's score: R of the NMF pictures, mean and spread over seeds
+            lab_gap = {"R": gap["R_nmf"]["mean"], "R_sd": gap["R_nmf"]["std"], "n": gap.get("n")}
     convs = entry["info"].get("conv_layers", [])
     return {"name": name, "convs": len(convs), "tensors": len(tensors), "lab_gap": lab_gap,
             "params": entry["info"].get("parameters"), "blocks": network(entry)["blocks"],
             "last_label": last["label"] if last else None,
             "last_R": last["R_layer"] if last else None, "last_C": last["C_layer"] if last else None,
-            "last_ratio": _ratio(last), "baseline": _baseline(last), "network": network(entry)}
+            "last_ratio": _ratio(last), "baseline": _baseline(last), "network": network(entry),
+            "published": {k: v for k, v in _published().items() if k != "nets"}}
