@@ -107,7 +107,7 @@ def banding_experiment(ctx: FigureContext, params: dict[str, str]) -> Figure:
     base = alt.Chart(alt.Data(values=rows)).encode(
         x=alt.X("variant:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
         xOffset=alt.XOffset("measure:N"),
-        color=alt.Color("measure:N", title="share of the NMF pictures' spatial variance",
+        color=alt.Color("measure:N", title=None,
                         scale=alt.Scale(range=["#e45756", "#4c78a8"]),
                         legend=alt.Legend(orient="top")),
         opacity=alt.condition(pick, alt.value(1), alt.value(0.2)),
@@ -117,7 +117,8 @@ def banding_experiment(ctx: FigureContext, params: dict[str, str]) -> Figure:
         tooltip=[alt.Tooltip("variant:N"), alt.Tooltip("seed:Q"), alt.Tooltip("measure:N"),
                  alt.Tooltip("value:Q", format=".3f"), alt.Tooltip("acc:Q", title="test accuracy", format=".2f")],
     ).add_params(pick)
-    bars = base.mark_errorbar(extent="stdev", ticks=True).encode(y=alt.Y("value:Q"))
+    bars = base.mark_errorbar(extent="stdev", ticks=True).encode(
+        y=alt.Y("value:Q", title="share of the NMF pictures' spatial variance"))
     means = base.mark_tick(thickness=2, size=18).encode(y="mean(value):Q")
     rule = alt.Chart(alt.Data(values=[{"b": baseline}])).mark_rule(strokeDash=[4, 4], color="#888").encode(
         y="b:Q", tooltip=[alt.Tooltip("b:Q", title="random baseline", format=".3f")])

@@ -53,8 +53,10 @@ def build_rows(ctx: FigureContext) -> list[dict[str, Any]]:
             t = blocks[-1] if blocks else None
         if t is None or t.get("R_nmf") is None:
             continue
-        what = "expanded weights of the last block" if t.get("kind") == "block" else "the convolution's own weights"
-        rows.append({"network": f"{ad.label(man, name)} {t['label'] or t['id']}", "R": t["R_nmf"], "C": t["C_nmf"],
+        block = t.get("kind") == "block"
+        what = "expanded weights of the last block" if block else "the convolution's own weights"
+        where = "last block" if block else t["layer"]
+        rows.append({"network": f"{ad.label(man, name)}, {where}", "R": t["R_nmf"], "C": t["C_nmf"],
                      "baseline": t.get("R_baseline"), "kernel": f"{t['shape'][2]}x{t['shape'][3]}",
                      "source": f"{t['shape'][0]} NMF pictures of {what}, one network"})
     return rows
@@ -79,7 +81,7 @@ def published_banding(ctx: FigureContext, params: dict[str, str]) -> Figure:
                alt.Tooltip("baseline:Q", title="random baseline", format=".2f"), alt.Tooltip("kernel:N"),
                alt.Tooltip("source:N")]
     base = alt.Chart(alt.Data(values=rows)).encode(
-        y=alt.Y("network:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
+        y=alt.Y("network:N", sort=order, title=None, axis=alt.Axis(labelLimit=230)),
         opacity=alt.condition(pick, alt.value(1), alt.value(0.25)))
     x = alt.X("R:Q", title="share of the NMF pictures' spatial variance", scale=alt.Scale(domain=[0, 1]))
     bars = base.mark_bar(height={"band": 0.7}).encode(
@@ -91,7 +93,7 @@ def published_banding(ctx: FigureContext, params: dict[str, str]) -> Figure:
     spread = base.transform_filter("isValid(datum.R_lo)")
     r_err = spread.mark_rule(color="#222").encode(x="R_lo:Q", x2="R_hi:Q")
     c_err = spread.mark_rule(color="#222", strokeDash=[2, 2]).encode(x="C_lo:Q", x2="C_hi:Q")
-    chart = alt.layer(bars, baseline, r_err, c_err, columns).properties(width=420, height=24 * len(rows))
+    chart = alt.layer(bars, baseline, r_err, c_err, columns).properties(width=360, height=24 * len(rows))
     return Figure(chart=chart, description="Bar chart of the row share R of NMF pictures (bars), with the column "
                   "share C (diamonds) and the random baseline (grey ticks): " + "; ".join(
                       f"{r['network']} R {r['R']:.2f}, C {r['C']:.2f}" for r in rows) + ".")
