@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from analysis import tv_weights  # torch-free: torchvision's official file names
+
 from . import analysis_data as ad
 from .registry import FigureContext, register_data
 
@@ -123,9 +125,12 @@ def _layers(entry: dict) -> dict[str, Any]:
                       "inputs": by_id[tid]["shape"][1], "R": by_id[tid].get("R_nmf"), "C": by_id[tid].get("C_nmf"),
                       "baseline": by_id[tid].get("R_baseline"), "nmf_error": by_id[tid].get("nmf_error")}
                 for tid in entry.get("featured_nmf", []) if tid in by_id}
-    return {"weights_file": weights, "first_layer_label": first["label"] if first else None,
+    arch = entry["info"].get("torchvision_arch")
+    official = arch in tv_weights.ALL and weights == tv_weights.ALL[arch].filename  # torchvision's own file
+    return {"weights_file": weights, "weights_official": official,
+            "first_layer_label": first["label"] if first else None,
             "first_layer_shape": shape(first), "first_layer_filters": first["shape"][0] if first else None,
-            "context_label": context["label"] if context else None, "context_shape": shape(context),
+            "context_shape": shape(context),
             "featured": featured}
 
 
