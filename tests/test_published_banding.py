@@ -141,3 +141,14 @@ def test_the_committed_values_match_the_distill_repository():
     proc = subprocess.run([sys.executable, str(SCRIPT), "--repo", os.environ["VW_WEIGHT_BANDING_REPO"], "--check"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_network_is_called_torchvisions_only_with_torchvisions_own_file():
+    from article.figures.prose_numbers import network
+
+    def entry(weights: str) -> dict:
+        return {"tensors": [], "info": {"weights": weights, "torchvision_arch": "googlenet"}, "featured_nmf": []}
+
+    assert network(entry("/runner/.cache/torch/hub/checkpoints/googlenet-1378be20.pth"))["weights_official"]
+    other = network(entry("/tmp/googlenet-460555bf.pth"))
+    assert not other["weights_official"] and other["weights_file"] == "googlenet-460555bf.pth"
