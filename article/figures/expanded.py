@@ -50,7 +50,7 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         else:
             composition = "several blocks, residual paths included"
         for line, text in enumerate([composition, f"expanded: {o_n} outputs x {i_n} inputs x {kh}x{kw}",
-                                     f"banding: R = {t['R_layer']:.2f}, C = {t['C_layer']:.2f}"]):
+                                     _banding_note(t)]):
             notes.append({"b": label, "line": line, "text": text})
     if not options:
         raise ctx.error(f"model '{model}' has no expanded weights in the analysis results")
@@ -90,3 +90,11 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         f"spans of several), each a grid of the {N} strongest output and "
         "input channels' spatial kernels on a red (positive) to blue (negative) scale, with the shapes of the "
         "convolutions each block composes."))
+
+
+def _banding_note(t: dict) -> str:
+    """The article's banding score of a tensor: R and C of its NMF pictures (none for a tensor without pictures)."""
+    if t.get("R_nmf") is None:
+        return "banding: no NMF pictures"
+    return f"banding of its NMF pictures: R = {t['R_nmf']:.2f}, C = {t['C_nmf']:.2f}"
+

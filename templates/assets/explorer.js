@@ -198,7 +198,7 @@
     picture(big, d, n, 128);
     top.appendChild(big);
     var dl = make('dl', 'vw-stats');
-    [['weight norm', d.norm && d.norm[n]], ['banding R', d.R[n]], ['banding C', d.C[n]],
+    [['weight norm', d.norm && d.norm[n]], ['banding R (NMF picture)', d.R[n]], ['banding C (NMF picture)', d.C[n]],
      ['NMF error', d.err && d.err[n]]].forEach(function (p) {
       dl.appendChild(make('dt', '', p[0])); dl.appendChild(make('dd', '', fmt(p[1])));
     });
