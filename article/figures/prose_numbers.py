@@ -40,9 +40,6 @@ def _lab(ctx: FigureContext, man: dict) -> dict[str, Any]:
     return out
 
 
-BANDED = 1.25  # a block "prefers rows" in the prose when R/C exceeds this (random weights give 1)
-
-
 def _ratio(t: dict | None) -> float | None:
     return t["R_layer"] / t["C_layer"] if t and t.get("C_layer") else None
 
@@ -56,11 +53,11 @@ def _baseline(t: dict | None) -> float | None:
 
 def _picture_scores(entry: dict, controls_max: float) -> dict[str, Any]:
     """The article's banding score, R and C of the NMF pictures, over the network's blocks (or its kernels where it
-    has no blocks), with its stem, its featured banding layer, and the blocks above the published unbanded controls."""
+    has no blocks), with its stem and the blocks above the published unbanded controls (the one criterion the prose
+    states: a score against its random baseline and the published marks, no ratio thresholds)."""
     tensors = [t for t in entry["tensors"] if t.get("R_nmf") is not None and t.get("kind") != "span"]
     blocks = [t for t in tensors if t.get("kind") == "block"] or tensors
     stem = next((t for t in tensors if t.get("kind", "kernel") == "kernel"), None)
-    featured = next((t for t in tensors if t["id"] == entry.get("featured_banding")), None) or (blocks[-1] if blocks else None)
     top_r = max(blocks, key=lambda t: t["R_nmf"], default=None)
     top_c = max(blocks, key=lambda t: t["C_nmf"], default=None)
     above = [t for t in blocks if t["R_nmf"] > controls_max]
@@ -73,11 +70,7 @@ def _picture_scores(entry: dict, controls_max: float) -> dict[str, Any]:
             "pictures_n": len(blocks),
             "pictures_last_R": pick(blocks[-1] if blocks else None, "R_nmf"),
             "pictures_last_C": pick(blocks[-1] if blocks else None, "C_nmf"),
-            "stem_label": pick(stem, "label"), "stem_R": pick(stem, "R_nmf"), "stem_C": pick(stem, "C_nmf"),
-            "banding_label": pick(featured, "label"), "banding_R": pick(featured, "R_nmf"),
-            "banding_C": pick(featured, "C_nmf"), "banding_baseline": pick(featured, "R_baseline"),
-            "banding_neurons": featured["shape"][0] if featured else None,
-            "banding_shape": "x".join(map(str, featured["shape"])) if featured else ""}
+            "stem_label": pick(stem, "label"), "stem_R": pick(stem, "R_nmf"), "stem_C": pick(stem, "C_nmf")}
 
 
 def network(entry: dict | None) -> dict[str, Any]:
@@ -93,8 +86,7 @@ def network(entry: dict | None) -> dict[str, Any]:
     final = spatial[-1] if spatial else None  # the last block, or the last conv of a network without blocks
     out = {"available": True, "label": entry.get("label"), "params": entry["info"].get("parameters"),
            "blocks": len(blocks), "n_tensors": len(tensors), "n_convs": len(entry["info"].get("conv_layers", [])),
-           "banded_blocks": sum(r > BANDED for r in ratios), "banded_threshold": BANDED,
-           "banded_labels": [t["layer"] for t in blocks if (_ratio(t) or 0) > BANDED], "baseline": _baseline(last),
+           "baseline": _baseline(last),
            "top1": (entry["info"].get("accuracy") or {}).get("imagenet_top1_published"),
            "last_block_R": last["R_layer"] if last else None, "last_block_C": last["C_layer"] if last else None,
            "last_block_label": last["label"] if last else None,
