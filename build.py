@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -72,8 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("VW_CACHE_DIR") or ROOT / ".cache"),
                         help="analysis results and render cache (default: $VW_CACHE_DIR, else .cache/)")
     parser.add_argument("--clean", action="store_true",
-                        help="rebuild everything: recompute analyses (trained models are reused when intact) "
-                             "and re-render every figure")
+                        help="rebuild everything: recompute every analysis and feature visualization and "
+                             "re-render every figure and page (the banding lab's trained models are reused when "
+                             "intact)")
     parser.add_argument("--jobs", type=job_count, default=None, help="parallel analysis workers (default: site.yml)")
     parser.add_argument("--backend", choices=["local", "dask"], default=None,
                         help="where the per-tensor analysis runs: local processes or a Dask cluster (default: site.yml)")
@@ -95,7 +95,7 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
     they compute). ``run_analysis=False`` only checks that the analyses are fresh and raises AnalysisStale when
     they are not (``serve`` then runs the whole recipe in a fresh interpreter). Imports happen
     here, not at the top, so ``serve`` gets freshly imported stages after it forgets edited modules."""
-    from article.analysis_stage import analysis_state, ensure_analysis, missing_models
+    from article.analysis_stage import analysis_state, clean as clean_cache, ensure_analysis, missing_models
     from article.config import load_config
     from article.errors import AnalysisStale
     from article.figure_cache import manifest_digests
@@ -106,10 +106,10 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
     check_site_dir(root, site_dir, cache_dir)
     parsed = None if debug else cache_dir  # site.yml and front matter, kept parsed (article/yamlcache.py)
     config = load_config(root, parsed)
-    if clean:
-        shutil.rmtree(cache_dir / "render", ignore_errors=True)
+    if clean:  # every analysis and every render made again; the banding lab's trained weights are kept
+        clean_cache(cache_dir)
     if run_analysis:
-        analysis = ensure_analysis(root, config, cache_dir, force=clean, jobs=jobs, progress=progress,
+        analysis = ensure_analysis(root, config, cache_dir, force=clean, jobs=jobs, progress=progress, debug=debug,
                                    yaml_cache=parsed, **runtime)
     else:  # torch is never imported on this path
         analysis = analysis_state(root, config, cache_dir, jobs, parsed, **runtime)

@@ -9,6 +9,11 @@ without its skip), an inception module and a depthwise-separable pair each becom
 1x1 head conv joins the block before it instead of standing alone: a 1x1 or depthwise kernel is never
 analysed as if it were a spatial weight.
 
+Real code reads shapes (`bs = x.size(0)` at the top of forward, `view(bs, -1)` at its end): edges that carry only a
+shape are not data paths, so they never hide a cut. And a package's own unit of repetition (each `_blocks.N`,
+`layerK.M`, `inception4d`: see `_units`) is never cut inside; where one cannot end a block, the node whose edge jumps
+over its end is named in one line (`BlockGraph.note`).
+
 The analyses hook module outputs, but a boundary is often a function (`x + y`, `torch.cat`): `find_blocks`
 returns a *probed* copy of the model (an fx.GraphModule sharing the original's parameters and module names)
 with one `nn.Identity` inserted at each boundary. Where tracing fails (data-dependent control flow), the blocks
@@ -22,6 +27,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import fx, nn
+
+from analysis.errors import AnalysisError
 
 MARKER = "vw_block_{}"
 INPUT_MARKER = "vw_input"
@@ -58,6 +65,7 @@ class BlockGraph:
     hooks: dict[str, str] = field(default_factory=dict)  # block name -> Block.output
     feeds: dict[str, str] = field(default_factory=dict)  # conv -> the conv or block whose output it reads
     source: nn.Module | None = None  # the model it was derived from
+    causes: list[str] = field(default_factory=list)  # every repeated unit that ends inside a block, and why
 
     def __reduce__(self):
         # A GraphModule does not survive cloudpickle (joblib workers): send the model, re-derive there.
@@ -75,21 +83,37 @@ class _Tracer(fx.Tracer):
         return isinstance(m, (nn.Conv2d, nn.modules.batchnorm._BatchNorm)) or super().is_leaf_module(m, qualname)
 
 
+class BlocksError(AnalysisError):
+    """Finding the blocks failed after the model was traced: a fault of this module or an unforeseen graph, never
+    the author's recipe or the analyses after it (the cause stays chained for --debug)."""
+
+
 def find_blocks(model: nn.Module) -> BlockGraph:
     """The blocks of `model` in forward order with a probed model to hook them (see the module docstring)."""
-    try:
+    try:  # GraphModule compiles code from the module names: a name with a '"' is a SyntaxError there
         graph = _Tracer().trace(model)
+        gm = fx.GraphModule(model, graph)
     except Exception as exc:  # noqa: BLE001 - any tracing failure means: fall back, and say why
         first = " ".join(str(exc).split())[:160]
         return _blocks_by_module_order(model, f"torch.fx could not trace the model ({type(exc).__name__}: "
                                               f"{first}); blocks follow module order")
-    gm = fx.GraphModule(model, graph)
+    try:
+        return _from_graph(model, gm)
+    except Exception as exc:
+        raise BlocksError(f"blocks: finding the network's blocks in its torch.fx graph failed: "
+                          f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]} (--debug shows where)") from exc
+
+
+def _from_graph(model: nn.Module, gm: fx.GraphModule) -> BlockGraph:
     modules = dict(gm.named_modules())
     nodes = _relevant_nodes(gm.graph)
     convs = {n: modules[n.target] for n in nodes if n.op == "call_module" and isinstance(modules[n.target], nn.Conv2d)}
     if not convs:
         return BlockGraph(model=model, blocks=[], traced=True, source=model)
-    groups = _group(nodes, convs, _cut_points(nodes), modules)
+    cuts = _cut_points(nodes)
+    spans = _unit_spans(nodes, _units(model))
+    notes = _uncut_units(nodes, cuts, spans)
+    groups = _group(nodes, convs, _outside_units(nodes, cuts, spans), modules)
     blocks, hooks = [], {}
     for i, (boundary, members, inner) in enumerate(groups):
         marker = MARKER.format(i)
@@ -106,7 +130,8 @@ def find_blocks(model: nn.Module) -> BlockGraph:
     gm.recompile()
     hooks = {b.name: b.output for b in blocks} | {"input": INPUT_MARKER}
     return BlockGraph(model=gm.eval(), blocks=blocks, input=INPUT_MARKER, hooks=hooks,
-                      feeds=_feeds(gm, {v: k for k, v in hooks.items()}), source=model)
+                      feeds=_feeds(gm, {v: k for k, v in hooks.items()}), source=model, note=_summary(notes),
+                      causes=notes)
 
 
 def _feeds(gm: fx.GraphModule, named_markers: dict[str, str]) -> dict[str, str]:
@@ -131,20 +156,37 @@ def _feeds(gm: fx.GraphModule, named_markers: dict[str, str]) -> dict[str, str]:
     return out
 
 
+# Nodes that read only a tensor's shape (or make a tensor from it): their values never carry the image, so an edge
+# from them (`bs = x.size(0)` at the top of forward, used by `view(bs, -1)` at the end) is not a data path.
+_SHAPE_METHODS = frozenset({"size", "dim", "ndimension", "numel", "nelement", "new_zeros", "new_ones", "new_empty",
+                            "new_full"})
+_SHAPE_ATTRIBUTES = frozenset({"shape", "ndim", "dtype", "device", "layout", "is_cuda"})
+_SHAPE_FUNCTIONS = frozenset({torch.zeros_like, torch.ones_like, torch.empty_like, torch.full_like, torch.numel})
+
+
+def _reads_shape_only(node: fx.Node) -> bool:
+    if node.op == "call_method":
+        return node.target in _SHAPE_METHODS
+    if node.op == "call_function" and node.target is getattr:
+        return len(node.args) > 1 and node.args[1] in _SHAPE_ATTRIBUTES
+    return node.op == "call_function" and node.target in _SHAPE_FUNCTIONS
+
+
 def _relevant_nodes(graph: fx.Graph) -> list[fx.Node]:
-    """Nodes on a path from the input to the output, in topological (graph) order; constants drop out."""
+    """Nodes on a data path from the input to the output, in topological (graph) order. Constants drop out, and so
+    does everything computed only from shapes (`x.size(0)`, `x.shape[2] // 2`, `torch.zeros_like(x)`)."""
     order = list(graph.nodes)
     forward: set[fx.Node] = set()
     for n in order:
         if n.op == "placeholder" and not forward:
             forward.add(n)  # the image; other placeholders are options
-        elif any(a in forward for a in n.all_input_nodes):
+        elif not _reads_shape_only(n) and any(a in forward for a in n.all_input_nodes):
             forward.add(n)
     backward: set[fx.Node] = set()
     for n in reversed(order):
-        if n.op == "output" or any(u in backward for u in n.users):
+        if n in forward and (n.op == "output" or any(u in backward for u in n.users)):
             backward.add(n)
-    return [n for n in order if n in forward and n in backward]
+    return [n for n in order if n in backward]
 
 
 def _cut_points(nodes: list[fx.Node]) -> set[fx.Node]:
@@ -158,6 +200,77 @@ def _cut_points(nodes: list[fx.Node]) -> set[fx.Node]:
         # must not hide the cut points before it.
         reach = max([reach] + [pos[u] for u in n.users if u in pos and u.op != "output"])
     return cuts
+
+
+def _units(model: nn.Module) -> set[str]:
+    """The innermost repeated units a package defines as modules (`_blocks.3`, `layer2.1`, `features.4`,
+    `inception4d`): a module with its own forward (not a Sequential) holding two or more convs, whose class occurs
+    more than once in the model, and no instance of whose class holds a repetition of such units itself (a stage
+    of blocks is not a unit; a block holding one squeeze-excite module is)."""
+    named = list(model.named_modules())
+    counts: dict[type, int] = {}
+    for _, m in named:
+        counts[type(m)] = counts.get(type(m), 0) + 1
+
+    def candidate(name: str, m: nn.Module) -> bool:
+        forward = getattr(type(m), "forward", None)
+        own = forward not in (nn.Sequential.forward, nn.Module.forward) and not type(m).__module__.startswith("torch.")
+        return bool(name) and own and counts[type(m)] > 1 and sum(isinstance(c, nn.Conv2d) for c in m.modules()) > 1
+
+    candidates = {n: m for n, m in named if candidate(n, m)}
+    repeats_inside: set[type] = set()
+    for name, m in candidates.items():
+        inner = [type(c) for n, c in candidates.items() if n.startswith(name + ".")]
+        if any(inner.count(t) > 1 for t in inner):
+            repeats_inside.add(type(m))
+    return {n for n, m in candidates.items() if type(m) not in repeats_inside}
+
+
+def _unit_spans(nodes: list[fx.Node], units: set[str]) -> dict[str, tuple[int, int]]:
+    """Each call of a unit -> (position of its first node, of its last) among `nodes` (torch.fx records the module
+    stack of every node it traces; a second call of one module is its own span, keyed `name@1`)."""
+    spans: dict[str, tuple[int, int]] = {}
+    for i, n in enumerate(nodes):
+        for key, value in (n.meta.get("nn_module_stack") or {}).items():
+            path = value[0] if isinstance(value, tuple) else key.split("@")[0]
+            if path in units:
+                first, _ = spans.get(key, (i, i))
+                spans[key] = (first, i)
+    return spans
+
+
+def _outside_units(nodes: list[fx.Node], cuts: set[fx.Node], spans: dict[str, tuple[int, int]]) -> set[fx.Node]:
+    """The cut points that are not strictly inside a unit: a unit is never split between blocks."""
+    inside = {i for first, last in spans.values() for i in range(first, last)}
+    return {n for i, n in enumerate(nodes) if n in cuts and i not in inside}
+
+
+def _uncut_units(nodes: list[fx.Node], cuts: set[fx.Node], spans: dict[str, tuple[int, int]]) -> list[str]:
+    """Why a unit does not end a block: the edge that jumps over its end (a dense connection, or an edge that is not
+    a data path but was not recognised as shape-only), one line per unit."""
+    pos = {n: i for i, n in enumerate(nodes)}
+    out = []
+    for key, (first, last) in sorted(spans.items(), key=lambda kv: kv[1]):
+        if nodes[last] in cuts:
+            continue
+        jumps = [(p, u) for p in nodes[:last] for u in p.users if u in pos and pos[u] > last and u.op != "output"]
+        if not jumps:
+            continue
+        p, u = min(jumps, key=lambda e: (pos[e[0]], -pos[e[1]]))
+        out.append(f"unit {key} does not end a block: node {_describe(p)} is used after it by {_describe(u)}")
+    return out
+
+
+def _describe(node: fx.Node) -> str:
+    target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+    return f"'{node.name}' ({node.op} {target})"
+
+
+def _summary(causes: list[str]) -> str:
+    if not causes:
+        return ""
+    more = f" (and {len(causes) - 1} more unit(s) like it; --debug lists them)" if len(causes) > 1 else ""
+    return f"blocks: {causes[0]}{more}"
 
 
 def _is_trailing(node: fx.Node, modules: dict[str, nn.Module]) -> bool:

@@ -1,6 +1,10 @@
 """The analysis cache's one primitive: a JSON record at a path, found by its key; a missing, corrupt, stale or
 incomplete record is a miss (the caller recomputes it).
 
+A record's key holds the code key of the module that computes it (analysis/codekey.py: its import closure, project
+modules by content, libraries by version), so editing analysis/nmf.py misses every record whose maker imports it and
+no other; nobody bumps a version by hand.
+
 A record may have one picture beside it (same name, `.png`) whose sha256 it carries. The picture is written first
 and the record last, each atomically, so the record is the commit marker: a build killed in between leaves a miss,
 never a record that points at a missing or half-written picture. Tensor records, first-layer filters, context
@@ -13,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis import jsonio
-from analysis.spec import ANALYSIS_VERSION
-from analysis.tensor_report import SCHEMA
+from analysis.codekey import code_key
+from analysis.spec import SCHEMA
 
 
-def entry_key(weights_sha: str, *parts) -> str:
-    """The key of an analysis record: the analysis version, the model's key and what the record was computed from."""
-    return hashlib.sha256("|".join([ANALYSIS_VERSION, weights_sha, *map(str, parts)]).encode()).hexdigest()
+def entry_key(maker: str, weights_sha: str, *parts) -> str:
+    """The key of an analysis record: the code key of ``maker`` (the dotted name of the module that computes it),
+    the model's key and what the record was computed from."""
+    return hashlib.sha256("|".join([code_key(maker), weights_sha, *map(str, parts)]).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

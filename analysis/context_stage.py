@@ -46,6 +46,13 @@ def _job_by_id(recipe: recipes.Recipe, tensor_id: str) -> recipes.TensorJob:
     return next(t for t in recipe.tensors if t.id == tensor_id)
 
 
+def featureviz_key(s: Subject) -> str:
+    """The model part of its feature visualizations' keys (the featureviz cache adds its own code key): the
+    model, the block structure they were drawn for (block markers are numbered) and the code that builds the network
+    and the hooks they are drawn through (analysis.recipes), not the code of any other record."""
+    return entry_key("analysis.recipes", s.info["weights_sha256"], "blocks", jsonio.dumps(s.recipe.blocks_json()))
+
+
 def context(s: Subject, ws: Workspace, photos: list) -> list[dict]:
     """One record per context job of the recipe: its file, and the tensor it shows."""
     out = []
@@ -59,8 +66,8 @@ def context(s: Subject, ws: Workspace, photos: list) -> list[dict]:
         quality = _quality(s.recipe.featureviz, ws.featureviz)
         # Small nets see small images: visualize at (about) their own input size, which is also 4x cheaper.
         quality["size"] = min(int(quality.get("size", 64)), max(32, int(s.recipe.image_size)))
-        cache = Entry(ws.root / s.name / f"context-{n}.json",
-                      entry_key(s.info["weights_sha256"], "context", job, outs, ins, sorted(quality.items()),
+        cache = Entry(ws.model_dir(s) / f"context-{n}.json",
+                      entry_key(__name__, s.info["weights_sha256"], "context", job, outs, ins, sorted(quality.items()),
                                 [p for p, _ in photos], job.n_directions))
         if cache.get() is None:
             t0 = time.perf_counter()
@@ -76,8 +83,7 @@ def _record(s: Subject, ws: Workspace, job: recipes.ContextJob, outs: list[int],
     from analysis.featureviz import cached_visualize, cached_visualize_directions
 
     name, recipe, channels_in = s.name, s.recipe, int(s.info.get("input_channels", 3))
-    # Block markers are numbered: the pictures' key covers the block structure they were drawn for.
-    fv_key = entry_key(s.info["weights_sha256"], "blocks", jsonio.dumps(recipe.blocks_json()))
+    fv_key = featureviz_key(s)
     # Recomputed only on a miss: the tensor report may not hold the full weights (large tensors).
     full = np.asarray(tensor_of(s.model, _job_by_id(recipe, job.tensor), recipe, ws.device), dtype=np.float32)
     net = recipe.network(s.model)
@@ -94,7 +100,7 @@ def _record(s: Subject, ws: Workspace, job: recipes.ContextJob, outs: list[int],
         for ch, items in zip(chans, found):
             row = []
             for rank, item in enumerate(items):
-                png = ws.root / name / "examples" / f"{safe_component(layer)}-{ch}-{rank}.png"
+                png = ws.model_dir(s) / "examples" / f"{safe_component(layer)}-{ch}-{rank}.png"
                 jsonio.write_bytes_atomic(png, png_bytes(item.crop, EXAMPLE_SIZE))
                 row.append({"image": f"analysis/{png.relative_to(ws.root)}", "photo": item.photo,
                             "y": item.y, "x": item.x, "activation": item.activation})

@@ -10,6 +10,16 @@ class AnalysisError(Exception):
         self.model = model
         self.field = field  # the front-matter field at fault (e.g. a recipe's "expansions"), when known
 
+    def __reduce__(self):  # keeps model and field when it comes back from a worker process (analysis.deadline)
+        return _rebuild, (type(self), str(self), self.model, self.field, self.__dict__)
+
+
+def _rebuild(cls: type, message: str, model: str | None, field: str | None, state: dict) -> AnalysisError:
+    exc = cls.__new__(cls)
+    AnalysisError.__init__(exc, message, model=model, field=field)
+    exc.__dict__.update(state)
+    return exc
+
 
 class WeightsError(AnalysisError):
     """A weights file is missing, corrupt, unsafe, or does not fit the architecture."""

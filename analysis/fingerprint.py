@@ -1,7 +1,7 @@
 """Torch-free freshness check for the analysis cache.
 
 A content-only rebuild must not import torch (about 2 s). The build computes this fingerprint from everything the
-analyses depend on (their source code, their config, the *content* (sha256) of every weights file and factory module
+analyses depend on (their code: the code key of analysis.pipeline, analysis/codekey.py; their config, the *content* (sha256) of every weights file and factory module
 they read) and skips the whole analysis stage when the cache manifest carries the same fingerprint and all its files are
 intact. No absolute paths and no mtimes in the fingerprint: a copied or freshly cloned project is fresh, and a weights
 file replaced by another of the same size and mtime is not.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import time
 from pathlib import Path
@@ -27,16 +28,6 @@ from analysis import paths, tv_weights
 from analysis.factories import top_module
 from analysis.jsonio import read_json, sha256_file, write_bytes_atomic
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def source_hash() -> str:
-    """Hash of every .py file of the analysis package: changing an algorithm invalidates the cache."""
-    h = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        h.update(str(path.relative_to(PACKAGE_DIR)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 def factory_code(factory: str, search_path: str | None) -> list[Path]:
@@ -81,8 +72,11 @@ def fingerprint(config: dict, extra_files: Iterable[Path] = (), root: Path | Non
     absolute paths: see article.analysis_stage); `extra_files` are hashed by content and named relative to `root`.
     The zoo's weights count only when a configured model reads them."""
     models = config.get("models") or []
+    from analysis.codekey import code_key
+
     parts = {
-        "source": source_hash(),
+        # The pipeline's import closure: every module it runs, by content, and its libraries' versions.
+        "source": code_key("analysis.pipeline", cache_dir=memo.path.parent if memo is not None else None),
         "config": config,
         "efficientnet": _content(paths.efficientnet_lite0_file(), memo) if "efficientnet-lite0" in models else None,
         # A torchvision-layout model's file counts only when a configured model reads it.
@@ -143,15 +137,55 @@ class DigestMemo:
         self.dirty = False
 
 
+def model_entry_ok(name: object, entry: object, listed: set[str]) -> bool:
+    """A model's manifest entry points only at its own files, each of the kind the entry says (a tensor's `file` is
+    that tensor's report, not the first-layer record), and each listed (so hash-checked) in the manifest's `files`:
+    a damaged or planted entry makes the analysis stale (recomputed) instead of feeding the render side a record of
+    the wrong shape on every build."""
+    if not isinstance(name, str) or not isinstance(entry, dict):
+        return False
+    # Its live folder: <safe name>/<model key> (analysis.spec.Workspace.model_dir), never anyone else's.
+    folder = entry.get("folder")
+    if not isinstance(folder, str) or re.fullmatch(re.escape(paths.safe_component(name)) + r"/[0-9a-f]{16}",
+                                                   folder) is None:
+        return False
+    expected: list[tuple[object, str]] = []
+    tensors, context = entry.get("tensors"), entry.get("context") or []
+    if not isinstance(tensors, list) or not isinstance(context, list):
+        return False
+    for t in tensors:
+        if not isinstance(t, dict) or not isinstance(t.get("id"), str):
+            return False
+        expected.append((t.get("file"), f"{folder}/tensors/{paths.safe_component(t['id'])}.json"))
+    for n, c in enumerate(context):
+        if not isinstance(c, dict):
+            return False
+        expected.append((c.get("file"), f"{folder}/context-{n}.json"))
+    first = entry.get("first_layer")
+    if first is not None:
+        if not isinstance(first, dict):
+            return False
+        expected += [(first.get("file"), f"{folder}/first-layer.json"), (first.get("image"), f"{folder}/first-layer.png")]
+    neurons = entry.get("neuron_featureviz")
+    if neurons is not None:
+        if not isinstance(neurons, dict):
+            return False
+        expected.append((neurons.get("file"), f"{folder}/neurons-featureviz.json"))
+    return all(got == want and want in listed for got, want in expected)
+
+
 def manifest_is_fresh(manifest_path: Path, expected: str, memo: DigestMemo | None = None) -> bool:
     """True when the manifest has the expected fingerprint and every file it lists is intact (by sha256, through
     ``memo``: by default the cache's own, saved here)."""
     manifest = read_json(manifest_path)
     if not isinstance(manifest, dict) or manifest.get("fingerprint") != expected:
         return False
-    files = manifest.get("files", [])
-    if not isinstance(files, list):
+    files, models = manifest.get("files", []), manifest.get("models", {})
+    if not isinstance(files, list) or not isinstance(models, dict):
         return False  # a damaged manifest: recompute (and rewrite it)
+    listed = {f.get("path") for f in files if isinstance(f, dict)}
+    if not all(model_entry_ok(name, entry, listed) for name, entry in models.items()):
+        return False
     root = manifest_path.parent.resolve()
     cache = root.parent  # entries are relative to the manifest; feature visualizations live in ../featureviz/
     inside = str(cache) + os.sep

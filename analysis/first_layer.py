@@ -18,7 +18,7 @@ def first_layer(s: Subject, ws: Workspace) -> dict | None:
     weight = weight_of(s.model, layer)
     if weight.shape[1] not in (1, 3):
         return None
-    cache = Entry(ws.root / s.name / "first-layer.json", entry_key(s.info["weights_sha256"], "first", layer))
+    cache = Entry(ws.model_dir(s) / "first-layer.json", entry_key(__name__, s.info["weights_sha256"], "first", layer))
     if cache.get(picture=True) is None:
         rgb = first_layer_rgb(weight, scaling="per_filter")
         cache.put({"model": s.name, "layer": layer, "shape": list(weight.shape), "rgb": rgb,

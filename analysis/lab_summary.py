@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 
 from analysis import jsonio
-from analysis.paths import safe_component
 from analysis.tensor_report import SCHEMA, nmf_banding
 
 
@@ -23,7 +22,8 @@ def lab_summary(root: Path, entries: dict[str, list[dict]], cache_dir: Path, lab
         if name not in entries:
             continue
         layer = item["last_conv"].rsplit(".", 1)[0]
-        report = jsonio.read_json(root / name / "tensors" / f"{safe_component(layer)}.json")
+        own = next(e for e in entries[name] if e["layer"] == layer and e.get("source") is None)
+        report = jsonio.read_json(root / own["file"])
         rows.append({
             "model": name, "variant": item["variant"], "seed": item["seed"], "layer": layer,
             "test_accuracy": item.get("test_accuracy"),

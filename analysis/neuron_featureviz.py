@@ -8,8 +8,7 @@ every layer some pictures; a later build with a larger budget renders only the n
 from __future__ import annotations
 
 from analysis import jsonio
-from analysis.cache import entry_key
-from analysis.context_stage import _quality
+from analysis.context_stage import _quality, featureviz_key
 from analysis.spec import Subject, Workspace
 from analysis.tensor_report import SCHEMA
 from analysis.tensor_stage import tensor_path
@@ -38,7 +37,7 @@ def neuron_featureviz(s: Subject, ws: Workspace) -> dict | None:
             orders[job.layer] = neuron_order(report)
     quality = _quality(s.recipe.featureviz, ws.featureviz)
     quality["size"] = min(int(quality.get("size", 64)), max(32, int(s.recipe.image_size)))
-    fv_key = entry_key(s.info["weights_sha256"], "blocks", jsonio.dumps(s.recipe.blocks_json()))
+    fv_key = featureviz_key(s)
     net, channels_in = s.recipe.network(s.model), int(s.info.get("input_channels", 3))
     images: dict[str, dict[str, str]] = {layer: {} for layer in orders}
     longest = max((len(o) for o in orders.values()), default=0)
@@ -58,6 +57,6 @@ def neuron_featureviz(s: Subject, ws: Workspace) -> dict | None:
     listed = sum(map(len, images.values()))
     ws.log(f"{s.name}: {listed} neuron feature visualization(s) in {sum(1 for v in images.values() if v)} of "
            f"{len(images)} layer(s), {ws.budget.rendered} rendered now (budget per model: {ws.budget.describe()})")
-    path = ws.root / s.name / "neurons-featureviz.json"
+    path = ws.model_dir(s) / "neurons-featureviz.json"
     jsonio.write_json(path, {"schema": SCHEMA, "model": s.name, "quality": quality, "layers": images})
     return {"file": str(path.relative_to(ws.root)), "count": sum(map(len, images.values()))}

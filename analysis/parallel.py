@@ -7,6 +7,7 @@ Every stage hands its independent pieces of work to `unordered()`; which machine
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -42,6 +43,11 @@ def backend(name: str = "local", scheduler: str | None = None) -> Iterator[None]
         client = Client(scheduler, timeout=30, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise AnalysisError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    try:
+        check_workers(client, scheduler)
+    except BaseException:
+        client.close()
+        raise
     previous = dict(_active)
     _active.update(name="dask", client=client)
     try:
@@ -51,6 +57,41 @@ def backend(name: str = "local", scheduler: str | None = None) -> Iterator[None]
         _active.clear()
         _active.update(previous)
         client.close()
+
+
+# Versions a worker must share with the machine running build.py (results are byte-identical only then).
+CHECKED_DISTRIBUTIONS = ("torch", "numpy", "scikit-learn", "joblib", "cloudpickle")
+
+
+def check_workers(client: Any, scheduler: str | None) -> None:
+    """Every worker can import the analysis package and has the same versions, else one line: a worker without them
+    fails to deserialize each task, which Dask only logs while the build waits for ever."""
+    import importlib.metadata
+
+    import cloudpickle
+
+    from analysis import worker_check
+
+    cloudpickle.register_pickle_by_value(worker_check)  # the probe must reach workers that lack the package
+    expected = {}
+    for name in CHECKED_DISTRIBUTIONS:
+        try:
+            expected[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    try:
+        answers = client.run(worker_check.probe, expected)
+    except Exception as exc:  # noqa: BLE001 - a worker that cannot even run the probe
+        raise AnalysisError(f"the Dask workers of {scheduler} cannot run a check ({type(exc).__name__}: {exc})") from exc
+    if not answers:
+        raise AnalysisError(f"the Dask scheduler at {scheduler} has no workers: start some (see README, 'Where the "
+                            "analysis runs')")
+    bad = {worker: answer for worker, answer in answers.items() if answer}
+    if bad:
+        worker, answer = sorted(bad.items())[0]
+        others = f" (and {len(bad) - 1} more of {len(answers)} workers)" if len(bad) > 1 else ""
+        raise AnalysisError(f"Dask worker {worker} {answer}{others}: start workers from a checkout of this commit with "
+                            "PYTHONPATH=<checkout> and pip install --require-hashes -r requirements.txt")
 
 
 def active() -> str:
@@ -76,8 +117,17 @@ def unordered(fn: Callable[..., Any], tasks: Iterable[tuple], n_jobs: int) -> It
     if active() != "local":
         fn, tasks = _by_value(fn, tasks)
     # One task ahead per worker, one task per batch: each queued task is a pickled network in this process's memory.
-    yield from joblib.Parallel(n_jobs=jobs, return_as="generator_unordered", pre_dispatch="n_jobs", batch_size=1)(
-        joblib.delayed(_indexed)(i, fn, task) for i, task in enumerate(tasks))
+    with local_workers() if active() == "local" else contextlib.nullcontext():
+        yield from joblib.Parallel(n_jobs=jobs, return_as="generator_unordered", pre_dispatch="n_jobs",
+                                   batch_size=1)(joblib.delayed(_indexed)(i, fn, task) for i, task in enumerate(tasks))
+
+
+def local_workers() -> contextlib.AbstractContextManager:
+    """joblib's local processes (loky), each leaving as soon as the build that started them is gone (a killed
+    analysis used to leave two 270 MB workers idling for loky's five-minute timeout)."""
+    from analysis.deadline import exit_with_parent
+
+    return joblib.parallel_config(backend="loky", initializer=exit_with_parent, initargs=(os.getpid(),))
 
 
 class _ByValue:

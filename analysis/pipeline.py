@@ -2,16 +2,20 @@
 
 Layout under `<cache>/analysis/` (schema documented in analysis/SCHEMA.md):
   manifest.json                      models, tensors, files with sha256, fingerprint
-  <model>/tensors/<tensor id>.json   tensor_report() of one weight tensor     (analysis.tensor_stage)
-  <model>/first-layer.json, .png     first-layer filters as RGB (and one picture of them all)  (analysis.first_layer)
-  <model>/context-<n>.json           neuron pairs: weights, feature visualizations, dataset examples  (analysis.context_stage)
+  <model>/<key>/                     one model key's records (weights; a bring-your-own model's code, kwargs, image
+                                     size): the few most recently used keys are kept, so going back to an earlier
+                                     setting reuses its records (prune_variants)
+  <model>/<key>/tensors/<id>.json    tensor_report() of one weight tensor     (analysis.tensor_stage)
+  <model>/<key>/first-layer.json, .png  first-layer filters as RGB (and one picture of them all)  (analysis.first_layer)
+  <model>/<key>/context-<n>.json     neuron pairs: weights, feature visualizations, dataset examples  (analysis.context_stage)
   lab-summary.json                   the controlled banding experiment (variant x seed)  (analysis.lab_summary)
-Each entry carries a `key` (weights sha256 + parameters + ANALYSIS_VERSION); a missing, corrupt or stale entry is
-recomputed, everything else is reused. This module is the run loop and the manifest.
+Each entry carries a `key` (the code key of the module that computes it, analysis/codekey.py, + the model's weights
+sha256 + parameters); a missing, corrupt or stale entry is recomputed, everything else is reused. This module is the run loop and the manifest.
 """
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import time
 from pathlib import Path
 from typing import Callable
@@ -19,16 +23,19 @@ from typing import Callable
 import numpy as np
 import torch
 
-from analysis import device, jsonio, loading, parallel, recipes
+from analysis import deadline, device, jsonio, loading, parallel, recipes
+from analysis.blocks import BlocksError
 from analysis.context_stage import context
 from analysis.errors import AnalysisError, ModelUnavailable
 from analysis.first_layer import first_layer
+from analysis.forward_check import check_image_size
 from analysis.featureviz.budget import Budget
 from analysis.lab_summary import lab_summary
 from analysis.models import registry
-from analysis.paths import safe_component
-from analysis.spec import (ANALYSIS_VERSION, DEFAULT_IMAGE_SIZE, AnalysisConfig, ModelSpec, Subject, Workspace,
-                           log as _log)
+from analysis.paths import inside, safe_component
+from analysis.codekey import code_key
+from analysis.spec import (DEFAULT_IMAGE_SIZE, AnalysisConfig, ModelSpec, Subject, Workspace, log as _log,
+                           variant_name)
 from analysis.neuron_featureviz import neuron_featureviz
 from analysis.tensor_stage import analyse_tensors
 
@@ -68,9 +75,10 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
             specs += [ModelSpec(f"lab-{v}-s{s}", dataset=lab.DATASET) for v in lab.VARIANTS for s in lab_config.seeds]
         else:
             specs.append(spec)
+    _check_folders([s.name for s in specs])
 
     datasets: dict[str, list] = {}  # loaded on first use: a bad model then fails before paying for them
-    manifest: dict = {"schema": "vw-analysis-manifest/1", "analysis_version": ANALYSIS_VERSION,
+    manifest: dict = {"schema": "vw-analysis-manifest/1", "code": code_key(__name__, cache_dir=cache_dir),
                       "fingerprint": cfg.fingerprint, "models": {}, "unavailable": {}}
     tensor_entries: dict[str, list[dict]] = {}
     previous = jsonio.read_json(root / "manifest.json")
@@ -85,7 +93,10 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
             if entry is not None:
                 _log(progress, f"{spec.name}: unchanged, reused without loading it")
             else:
-                entry = {**_model_entry(spec, cache_dir, root, cfg, datasets, progress, dev, budget), "spec_key": key}
+                with deadline.about(model=spec.name):  # a step of its code past its time limit names the model
+                    entry = {**_model_entry(spec, cache_dir, root, cfg, datasets, progress, dev, budget),
+                             "spec_key": key}
+            prune_variants(root / safe_component(spec.name), entry["folder"])
         except ModelUnavailable as exc:
             manifest["unavailable"][spec.name] = str(exc)
             _log(progress, f"{spec.name}: skipped ({exc})")
@@ -104,15 +115,26 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
         manifest["lab_summary"] = "lab-summary.json"
     manifest["featureviz"] = {**cfg.featureviz, "count": _count_featureviz(root, manifest)}
     manifest["software"] = _software()
-    manifest["files"] = _file_list(root, cache_dir)
+    manifest["files"] = _file_list(root, cache_dir, [m["folder"] for m in manifest["models"].values()])
     jsonio.write_json(root / "manifest.json", manifest)
     return root / "manifest.json"
+
+
+def _check_folders(names: list[str]) -> None:
+    """Two models may not share a cache folder (the build says where each was declared: article/byo_spec.py)."""
+    from analysis.paths import same_folder
+
+    for i, name in enumerate(names):
+        other = next((n for n in names[:i] if n != name and same_folder(n, name)), None)
+        if other is not None:
+            raise AnalysisError(f"models {other!r} and {name!r} would share the folder {safe_component(name)!r}; "
+                                "rename one", model=name)
 
 
 def _spec_key(spec: ModelSpec, cfg: AnalysisConfig, cache_dir: Path) -> str:
     """Everything one model's results depend on, without loading it: the analysis code, the model's declaration,
     the site's feature-visualization quality, and its weights (and, brought by an author, its code) by content."""
-    from analysis.fingerprint import factory_code, source_hash
+    from analysis.fingerprint import factory_code
 
     if spec.factory:
         code = [jsonio.sha256_file(p) for p in factory_code(spec.factory, spec.search_path)]
@@ -121,7 +143,7 @@ def _spec_key(spec: ModelSpec, cfg: AnalysisConfig, cache_dir: Path) -> str:
         fam = registry.family_of(spec.name)
         code, weights = [], fam.facts(spec.name, cache_dir).get("sha256") if fam is not None else None
     declared = {k: v for k, v in vars(spec).items() if k not in ("search_path", "weights")}
-    parts = [ANALYSIS_VERSION, source_hash(), jsonio.dumps(declared), jsonio.dumps(cfg.featureviz),
+    parts = [code_key(__name__), jsonio.dumps(declared), jsonio.dumps(cfg.featureviz),
              jsonio.dumps(cfg.featureviz_budget), str(weights), *code]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
@@ -130,14 +152,19 @@ def _reusable(previous: dict | None, name: str, key: str, root: Path) -> dict | 
     """The previous build's entry for this model when its key matches and every file it wrote is intact."""
     if not isinstance(previous, dict):
         return None
-    entry = (previous.get("models") or {}).get(name)
-    if not isinstance(entry, dict) or entry.get("spec_key") != key:
+    from analysis.fingerprint import model_entry_ok
+
+    models, files = previous.get("models"), previous.get("files")
+    entry = models.get(name) if isinstance(models, dict) else None
+    files = [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+    if not isinstance(entry, dict) or entry.get("spec_key") != key or \
+            not model_entry_ok(name, entry, {f.get("path") for f in files}):
         return None
     own = (f"{safe_component(name)}/", f"../featureviz/{safe_component(name)}/")
-    for f in previous.get("files") or []:
-        if isinstance(f, dict) and str(f.get("path", "")).startswith(own):
-            path = root / f["path"]
-            if not path.is_file() or jsonio.sha256_file(path) != f.get("sha256"):
+    for f in files:
+        if str(f.get("path", "")).startswith(own):
+            path = inside(root.parent, posixpath.join("analysis", str(f["path"])))
+            if path is None or not path.is_file() or jsonio.sha256_file(path) != f.get("sha256"):
                 return None
     return entry
 
@@ -149,12 +176,22 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
     from analysis.models.byo import analysis_failure
 
     model, info = loading.load(spec, cache_dir)
-    try:
-        recipe = registry.recipe_for(spec.name, model, spec.image_size, recipes.RecipeSpec.from_json(spec.recipe))
+    if spec.factory:  # the author's declared size, tried once before anything is analysed at it
+        with _author_code(spec, f"its forward() at image_size {info['input_size'][0]}"):
+            check_image_size(model, info["input_size"][0], info["input_channels"], spec.factory)
+    try:  # tracing runs the model's forward() (an author's code) symbolically: time-limited like a call of it
+        with _author_code(spec, "tracing its graph"):
+            recipe = registry.recipe_for(spec.name, model, spec.image_size, recipes.RecipeSpec.from_json(spec.recipe))
+    except BlocksError as exc:  # the network's graph, not the author's recipe: said as it is, cause chained
+        exc.model = spec.name
+        raise
     except (AnalysisError, ValueError) as exc:
         raise AnalysisError(str(exc), model=spec.name, field=getattr(exc, "field", None) or "recipe") from None
     for note in recipe.notes:
         _log(progress, f"{spec.name}: {note}")
+    if cfg.debug and recipe.graph is not None and len(recipe.graph.causes) > 1:
+        for cause in recipe.graph.causes:
+            _log(progress, f"{spec.name}: blocks: {cause}")
     if info.get("image_size_default"):
         _log(progress, f"{spec.name}: no image_size in its front matter, analysing at {DEFAULT_IMAGE_SIZE} px")
     if spec.dataset not in DATASETS:
@@ -172,11 +209,24 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
             raise
         raise AnalysisError(analysis_failure(exc, spec.factory, spec.search_path), model=spec.name,
                             field="factory") from exc
-    entry = {"info": info, **registry.presentation(spec.name, recipe), "tensors": tensors, "first_layer": first,
-             "context": ctx}
+    entry = {"info": portable(info, cache_dir), **registry.presentation(spec.name, recipe), "tensors": tensors,
+             "first_layer": first, "context": ctx,
+             "folder": f"{safe_component(spec.name)}/{variant_name(info['weights_sha256'])}"}
     if neurons is not None:
         entry["neuron_featureviz"] = neurons
     return entry
+
+
+def _author_code(spec: ModelSpec, doing: str):
+    """A step of the analysis's time limit (analysis.deadline) while a bring-your-own model's code runs outside its
+    forward() hooks."""
+    if not spec.factory:
+        return deadline.step(0, "")
+    from analysis.models.byo import MODEL_TIMEOUT_ENV, model_timeout
+
+    seconds = model_timeout()
+    return deadline.step(seconds, f"model factory {spec.factory!r}: {doing} did not finish within {seconds:g} s "
+                                  f"(${MODEL_TIMEOUT_ENV} raises the limit)", field="factory")
 
 
 def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, progress, dev="cpu", budget=None):
@@ -208,15 +258,57 @@ def _check_lab_config(lab_cfg: dict) -> None:
                             field="analysis.lab")
 
 
-def _file_list(root: Path, cache_dir: Path) -> list[dict]:
-    """Every file the render side may read, with its hash: the torch-free freshness check verifies them."""
+KEPT_VARIANTS = 3  # model keys whose records are kept per model (the live one and the two used before it)
+
+
+def prune_variants(folder: Path, live: str) -> None:
+    """Keep the live model key's folder of one model and the ``KEPT_VARIANTS - 1`` others used most recently (a
+    folder's mtime says when it was last used: touched here); delete the rest and anything else in ``folder``
+    (records of the layout before model keys)."""
+    import os
+    import shutil
+
+    current = folder.parent / live
+    if not current.is_dir():
+        return
+    os.utime(current)
+    others = sorted((p for p in folder.iterdir() if p != current), key=lambda p: -p.lstat().st_mtime_ns)
+    keep = [p for p in others if p.is_dir() and not p.is_symlink() and len(p.name) == 16][:KEPT_VARIANTS - 1]
+    for path in others:
+        if path not in keep:
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
+def portable(info: dict, cache_dir: Path) -> dict:
+    """A model's facts for the manifest with no absolute path: a file inside the cache folder relative to it (the
+    lab's weights), any other by its name, so a cache folder can move (the files are found again when loading)."""
+    out = dict(info)
+    for key in ("weights", "init_weights"):
+        value = out.get(key)
+        if isinstance(value, str) and Path(value).is_absolute():
+            try:
+                out[key] = Path(value).relative_to(Path(cache_dir).resolve()).as_posix()
+            except ValueError:
+                try:
+                    out[key] = Path(value).relative_to(Path(cache_dir).absolute()).as_posix()
+                except ValueError:
+                    out[key] = Path(value).name
+    return out
+
+
+def _file_list(root: Path, cache_dir: Path, folders: list[str]) -> list[dict]:
+    """Every file the render side may read, with its hash: the torch-free freshness check verifies them. Of each
+    model only its live folder: the kept older keys are not read until they are live again."""
     files = []
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.name != "manifest.json" and not path.name.endswith(".tmp"):
-            files.append({"path": str(path.relative_to(root)), "sha256": jsonio.sha256_file(path)})
+    found = [p for p in root.iterdir() if p.is_file()]
+    for folder in sorted(set(folders)):
+        found += [p for p in (root / folder).rglob("*") if p.is_file()]
+    for path in sorted(found):
+        if path.name != "manifest.json" and not path.name.endswith(".tmp"):
+            files.append({"path": path.relative_to(root).as_posix(), "sha256": jsonio.sha256_file(path)})
     fv = cache_dir / "featureviz"
-    if fv.exists():
-        for path in sorted(fv.rglob("*.png")):
+    if fv.exists():  # the pictures and the manifest the explorer pages read: verified like every other file
+        for path in sorted(fv.rglob("*.png")) + [p for p in [fv / "manifest.json"] if p.is_file()]:
             files.append({"path": str(Path("..") / path.relative_to(cache_dir)), "sha256": jsonio.sha256_file(path)})
     return files
 
@@ -225,7 +317,7 @@ def _count_featureviz(root: Path, manifest: dict) -> int:
     n = 0
     for model in manifest["models"].values():
         for c in model["context"]:
-            record = jsonio.read_json(root / c["file"]) or {}
+            record = jsonio.read_json(root / c["file"]) or {}  # the file this run wrote (model_entry_ok)
             n += sum(len(v) for v in record.get("featureviz", {}).values())
             n += sum(len(v) for v in record.get("directions", {}).get("images", []))
     return n

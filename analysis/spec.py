@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ANALYSIS_VERSION = "4"  # 2: NMF records carry their RGB picture; 3: graph-derived blocks; 4: explorer fields
+SCHEMA = "vw-analysis/1"  # the "schema" field of every analysis record (analysis/SCHEMA.md)
 DEFAULT_IMAGE_SIZE = 224  # a bring-your-own model without image_size (said in the build's output)
 
 # Feature-visualization quality. size/steps are the look-vs-cost knobs; see bench/featureviz_cost.py for the measured
@@ -47,6 +47,7 @@ class AnalysisConfig:
     backend: str = "local"  # analysis.parallel.BACKENDS; never part of a cache key (results are identical)
     scheduler: str | None = None  # the Dask scheduler's address for backend "dask"
     device: str = "auto"  # analysis.device.CHOICES; never part of a cache key
+    debug: bool = False  # build.py --debug: say more (every cause behind a block note); never part of a cache key
 
 
 @dataclass
@@ -57,6 +58,13 @@ class Subject:
     model: Any  # torch.nn.Module (no torch import here)
     info: dict
     recipe: Any  # analysis.recipes.Recipe
+
+    @property
+    def folder(self) -> str:
+        """Its folder's name under <cache>/analysis/ (and featureviz/): the one safe-name rule, never the raw name."""
+        from analysis.paths import safe_component
+
+        return safe_component(self.name)
 
 
 @dataclass
@@ -73,6 +81,16 @@ class Workspace:
 
     def log(self, msg: str) -> None:
         log(self.progress, msg)
+
+    def model_dir(self, s: Subject) -> Path:
+        """Where one model's records live: a folder per model key (weights, and for a bring-your-own model its code,
+        kwargs and image size), so going back to an earlier setting finds that setting's records (the pipeline
+        keeps the few most recently used: analysis.pipeline.prune_variants)."""
+        return self.root / s.folder / variant_name(s.info["weights_sha256"])
+
+
+def variant_name(model_key: str) -> str:
+    return model_key[:16]
 
 
 def log(progress: bool, msg: str) -> None:

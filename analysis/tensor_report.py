@@ -5,9 +5,9 @@ import numpy as np
 
 from analysis.banding import banding_scores, picture_banding
 from analysis.nmf import nmf_rgb, one_sided_nmf, reconstruction_error
+from analysis.spec import SCHEMA  # noqa: F401  (defined there so the record cache does not import this module)
 from analysis.weights import top_inputs
 
-SCHEMA = "vw-analysis/1"
 TOP_INPUTS = 8
 MAX_STORED_WEIGHTS = 100_000  # raw weights are kept for heatmaps unless the tensor is large
 TOP_PAIRS = 6  # strongest outputs x inputs whose kernels are always kept

@@ -38,11 +38,12 @@ def tensor_of(model, job: recipes.TensorJob, recipe: recipes.Recipe, device: str
         try:
             return expand(input_size=recipe.image_size)
         except AnalysisError:
-            raise searched from None
+            # Which tensor, and its hooks: a block boundary that is not a [B, C, H, W] map points at the blocks.
+            raise AnalysisError(f"expanded weights {job.id} (hooks {lower} -> {upper}): {searched}") from searched
 
 
 def tensor_path(s: Subject, ws: Workspace, tensor_id: str):
-    return ws.root / s.name / "tensors" / f"{safe_component(tensor_id)}.json"
+    return ws.model_dir(s) / "tensors" / f"{safe_component(tensor_id)}.json"
 
 
 def _compute(model, job: recipes.TensorJob, recipe: recipes.Recipe, init: np.ndarray | None, device: str) -> dict:
@@ -72,7 +73,7 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
     todo, entries = [], []
     for job in s.recipe.tensors:
         path = tensor_path(s, ws, job.id)
-        cache = Entry(path, entry_key(weights_sha, "tensor", job.id))
+        cache = Entry(path, entry_key(__name__, weights_sha, "tensor", job.id))
         entry = {"id": job.id, "layer": job.layer, "source": job.source, "label": job.label, "kind": job.kind,
                  "file": str(path.relative_to(ws.root))}
         entries.append(entry)

@@ -90,6 +90,26 @@ def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None, yam
     return cfg
 
 
+# What `--clean` deletes: everything the build computed, so that every analysis and every render is made again,
+# except the banding lab's trained weights (analysis.models.lab.LAB_SUBDIR: minutes of training, reused when intact,
+# as README says). Named one by one, not "all but": a --cache-dir may hold other things.
+DERIVED = ("analysis", "featureviz", "render")  # and the two memos of file digests and parsed imports
+
+
+def clean(cache_dir: Path) -> None:
+    """Delete what ``--clean`` recomputes (``DERIVED`` and the memos) from the cache folder."""
+    import shutil
+
+    from analysis import codekey, fingerprint
+
+    for name in (*DERIVED, fingerprint.MEMO_NAME, codekey.MEMO_NAME):
+        path = Path(cache_dir) / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
 HOW = frozenset({"n_jobs", *RUNTIME})  # how and where the analyses run, never their results: not in the fingerprint
 
 
@@ -145,7 +165,7 @@ def analysis_state(root: Path, config: SiteConfig, cache_dir: Path, jobs: int | 
     return "fresh" if _is_fresh(root, cfg, cache_dir)[0] else "stale"
 
 
-def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress: bool = True,
+def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress: bool = True, debug: bool = False,
                     force: bool = False, jobs: int | None = None, yaml_cache: Path | None = None,
                     **runtime: str | None) -> str:
     """Run the analyses when their inputs changed; return 'fresh', 'computed' or 'none'. jobs: parallel analysis
@@ -179,8 +199,9 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
         print("analysis: no results cached yet, computing from nothing (a few minutes on 2 cores)"
               if not manifest.exists() else
               "analysis: inputs changed, recomputing (cached entries are reused)", flush=True)
+    from analysis import deadline
     from analysis.errors import AnalysisError
-    from analysis.pipeline import AnalysisConfig, ModelSpec, run
+    from analysis.spec import AnalysisConfig, ModelSpec
 
     # A lab model named on its own gets dataset examples from the digits it was trained on, as in "banding-lab".
     specs = [ModelSpec(name=m, dataset="mnist" if m.startswith("lab-") else "photos") for m in cfg["models"]]
@@ -190,15 +211,18 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
     acfg = AnalysisConfig(models=specs, cache_dir=cache_dir, n_jobs=int(cfg["n_jobs"]),
                           featureviz=dict(cfg["featureviz"]), lab=dict(cfg["lab"]), fingerprint=fp,
                           featureviz_budget=dict(cfg["featureviz_budget"]), backend=cfg["backend"],
-                          scheduler=cfg["scheduler"], device=cfg["device"])
+                          scheduler=cfg["scheduler"], device=cfg["device"], debug=debug)
     if progress and cfg["byo"]:  # user code runs next: say what the build is waiting for if it takes long
         print("analysis: importing and calling bring-your-own factories "
               + ", ".join(f"{m['factory']} ('{m['name']}')" for m in cfg["byo"])
-              + " (each may take up to $VW_FACTORY_TIMEOUT s, default 600)", flush=True)
+              + " (the factory and each forward() may take up to $VW_MODEL_TIMEOUT s, default 600)", flush=True)
+    # In a worker process (analysis/deadline.py): torch stays out of this one, and a model's code stuck past its time
+    # limit, even in C, is killed with everything it started.
+    worker = deadline.Worker()
     try:
-        run(acfg, progress=progress)
+        worker.call(_analyse, acfg, progress)
     except AnalysisError as exc:
-        raise _attributed(exc, root, cfg["byo"]) from None
+        raise _attributed(exc, root, cfg["byo"]) from exc  # --debug's traceback shows the chain of causes
     except SystemExit as exc:  # user code (a bring-your-own model's forward()) called sys.exit(): not a success
         if not cfg["byo"]:
             raise
@@ -206,6 +230,8 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
         first = cfg["byo"][0] if len(cfg["byo"]) == 1 else {"article": None, "line": None}
         raise BuildError(f"the analysis stopped: code called sys.exit({exc.code!r}) while analysing bring-your-own "
                          f"model(s) {names}", first["article"], first["line"]) from None
+    finally:
+        worker.close()
     if progress:
         print(f"analysis: done in {time.perf_counter() - t0:.1f} s", flush=True)
     return "computed"
@@ -221,3 +247,9 @@ def missing_models(cache_dir: Path) -> list[str]:
     return [f"note: {name} is not in this build (the pages leave its sections out): {why}"
             for name, why in sorted((unavailable or {}).items())]
 
+
+def _analyse(acfg: Any, progress: bool) -> None:
+    """The analyses, in the worker process: imports torch there."""
+    from analysis.pipeline import run
+
+    run(acfg, progress=progress)

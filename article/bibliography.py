@@ -9,7 +9,7 @@ from typing import Any
 import dataclasses
 import json
 
-from . import cache
+from . import cache, limits
 from .errors import BuildError
 from .urls import safe_url
 
@@ -84,7 +84,13 @@ def load_bibliography(path: Path, cache_dir: Path | None = None) -> dict[str, Re
     except FileNotFoundError:
         raise BuildError("bibliography file not found", path) from None
     entry = None if cache_dir is None else cache.entry(cache_dir, "bib", [raw, Path(__file__).read_bytes()])
-    return cache.cached(entry, lambda data: _from_cache(json.loads(data)), lambda: _parse(path, raw),
+    seconds = limits.render_timeout(60.0)
+
+    def parse() -> dict[str, Reference]:  # pybtex on the author's text: in the build's worker, time-limited
+        return limits.run_author_text(_parse, path, raw, seconds=seconds, on_timeout=lambda info: BuildError(
+            f"the bibliography did not parse within {seconds:g} s (${limits.TIMEOUT_ENV} raises the limit)", path))
+
+    return cache.cached(entry, lambda data: _from_cache(json.loads(data)), parse,
                         lambda refs: json.dumps({k: dataclasses.asdict(r) for k, r in refs.items()}).encode())
 
 

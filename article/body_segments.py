@@ -184,12 +184,16 @@ def render(body: str, data: Mapping[str, Any], path: Path, first_line: int, cach
     for prelude, text, line in segments:
         key = hashlib.sha256((prelude + "\0" + text).encode()).hexdigest()
         record = kept.get(key)
+        if not still_valid(record) and not prelude and "{" not in text and "\r" not in text:
+            record = {"out": text, "used": {}}  # no template code: Jinja would copy the text (no worker needed)
         if not still_valid(record):
             recorder = _Recorder(data, digest)
             left = seconds - (time.monotonic() - started)
             try:
                 rendered = templating.render_body(prelude + text, recorder, path, first_line + line - 1,
                                                   max(left, 0.001), templating.MAX_OUTPUT_CHARS - size, seconds)
+            except templating.TemplateTimeout:
+                raise  # the whole body would only take as long again
             except BuildError:  # the error as the whole body gives it (the first syntax error comes first)
                 left = seconds - (time.monotonic() - started)
                 return templating.render_body(body, data, path, first_line, max(left, 0.001), limit=seconds)

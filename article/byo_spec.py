@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.factories import is_system_module, local_module_file, split_factory, top_module
+from analysis.paths import safe_component
 
 from . import limits, yamlcache
 from .config import SiteConfig
@@ -40,6 +41,11 @@ def byo_models(root: Path, config: SiteConfig, yaml_cache: Path | None = None) -
     allowed = factory_allow_list(root, config)
     out = []
     seen: dict[str, tuple[Any, str]] = {}  # model name -> (what defines it, "file:line" of its declaration)
+    zoo = (config.raw.get("analysis") or {}).get("models") if isinstance(config.raw.get("analysis"), dict) else None
+    site_models = f"{root / 'site.yml'} (analysis.models)"
+    folders: dict[str, tuple[str, str]] = {  # a model's folder (casefolded) -> (its name, where it was declared)
+        safe_component(n).casefold(): (n, site_models) for n in (zoo if isinstance(zoo, list) else [])
+        if isinstance(n, str)}
     for slug in config.articles:
         path = root / "content" / slug / "index.md"
         try:
@@ -100,6 +106,11 @@ def byo_models(root: Path, config: SiteConfig, yaml_cache: Path | None = None) -
                            f"folder; factories must be defined there or listed under 'factories:' in site.yml")
             defines = (factory, str(weights), spec.get("kwargs") or {}, size, dataset, recipe,
                        str(path.parent.resolve()) if local else None)
+            folder = safe_component(name)
+            other = folders.setdefault(folder.casefold(), (name, where))
+            if other[0] != name or other[1] == site_models:
+                raise fail(f"and model '{other[0]}' ({other[1]}) would share the folder '{folder}' (names become "
+                           "file names by one rule: letters, digits, '.', '_', '-'; case does not count); rename one")
             if name in seen:
                 if seen[name][0] != defines:
                     raise BuildError(f"front matter model '{name}' is declared differently in {seen[name][1]} and "

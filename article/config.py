@@ -41,9 +41,9 @@ def _parse_yaml(text: str, path: Path) -> Any:
     try:
         return yamlsafe.load(text, path) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        line = yamlsafe.mistake_line(exc)
         raise BuildError(f"malformed YAML: {getattr(exc, 'problem', exc)}", path,
-                         mark.line + 1 if mark else None) from None
+                         line + 1 if line is not None else None) from None
 
 
 def load_config(root: Path, cache_dir: Path | None = None) -> SiteConfig:

@@ -17,6 +17,9 @@ class BuildError(Exception):
         self.path = str(path) if path is not None else None
         self.line = line
 
+    def __reduce__(self):  # keeps path and line when it comes back from a worker process (analysis.deadline)
+        return type(self), (self.message, self.path, self.line)
+
     def __str__(self) -> str:
         where = ""
         if self.path:
@@ -38,4 +41,16 @@ def one_line(exc: BaseException) -> str:
         text = f"{where}: {exc.strerror or exc}"
     else:
         text = str(exc) or type(exc).__name__
-    return " ".join(text.split())
+    return shorten(" ".join(text.split()))
+
+
+MAX_LINE = 2000  # characters of an error line: an author's value quoted in it (a 3 MB kwargs string) is cut
+
+
+def shorten(text: str, limit: int = MAX_LINE) -> str:
+    """``text`` of at most about ``limit`` characters: the start (where the file and line are) and the end, with how
+    much was left out between them."""
+    if len(text) <= limit:
+        return text
+    head, tail = text[: limit * 3 // 4], text[-(limit // 4):]
+    return f"{head} [... {len(text) - len(head) - len(tail)} characters left out ...] {tail}"

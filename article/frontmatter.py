@@ -129,10 +129,33 @@ def _parse_yaml(yaml_text: str, path: Path) -> tuple[dict[str, int], Any]:
         raise BuildError(f"front matter field '{key}' is not a valid date: {exc}", path,
                          line + 1 if line else None) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        line = yamlsafe.mistake_line(exc)
         problem = getattr(exc, "problem", None) or str(exc)
         raise BuildError(f"malformed YAML front matter: {problem}", path,
-                         mark.line + 2 if mark else 1) from None
+                         line + 2 if line is not None else 1) from None
+
+
+# Bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): text that displays in another
+# order than it reads ("Trojan Source"), in a title, an author's name or a model's factory alike. A right-to-left
+# script needs none of them.
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def _bidi_control(value: Any, where: str, depth: int = 0) -> tuple[str, str] | None:
+    """(field, character) of the first bidirectional control character in a front matter value, keys included."""
+    if isinstance(value, str):
+        found = _BIDI.search(value)
+        return (where, found.group()) if found else None
+    if depth > 60:
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        inner = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else str(key)
+        hit = (_bidi_control(key, inner, depth + 1) if isinstance(key, str) else None) or \
+            _bidi_control(item, inner, depth + 1)
+        if hit:
+            return hit
+    return None
 
 
 def checked_text(fail: Callable[[str, str], Exception], name: str, value: Any, required: bool = True) -> str | None:
@@ -188,6 +211,11 @@ def _validate(d: dict[str, Any], lines: dict[str, int], path: Path) -> FrontMatt
     def fail(name: str, msg: str) -> BuildError:
         # +1: the YAML text starts on file line 2.
         return BuildError(f"front matter field '{name}' {msg}", path, lines.get(re.split(r"[.\[]", name)[0], 0) + 1)
+
+    bidi = _bidi_control(d, "")
+    if bidi:
+        raise fail(bidi[0], f"contains the bidirectional control character U+{ord(bidi[1]):04X}, which makes text "
+                            "display in another order than it reads; remove it")
 
     def text(name: str, value: Any, required: bool = True) -> str | None:
         return checked_text(fail, name, value, required)

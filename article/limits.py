@@ -1,18 +1,25 @@
 """Bounds on what one author's input may cost: file sizes and wall time of user-controlled rendering.
 
-A build must end with an answer, never hang silently: sizes are checked before reading, and template/figure code
-runs under a wall-clock alarm that names what was being waited for.
+A build must end with an answer, never hang silently: sizes are checked before reading, work on the author's text
+runs in a worker process that is killed past its time limit (``run_author_text``, analysis/deadline.py), and the
+project's figure code runs under a wall-clock alarm that names what was being waited for.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Callable
 
+from analysis import deadline
 from analysis.deadline import time_limit  # noqa: F401  (torch-free; figures and templating use it from here)
 
 from .errors import BuildError
 
-MAX_TEXT_BYTES = 5 * 1024 * 1024  # an article, site.yml or .bib: the largest real one is ~60 KB
+# An article or site.yml: the largest real one is ~60 KB. Markdown has inputs that take time quadratic in their
+# length (40 KB of '[' took 166 s before the time limit); 1 MB leaves room for any real article.
+MAX_TEXT_BYTES = 1024 * 1024
+MAX_BIB_BYTES = 5 * 1024 * 1024  # a .bib exported from a reference manager can be a few MB
+MAX_FOLDER_FILE_BYTES = 1024 ** 3  # any other file in an article's folder (weights included): 1 GB
 TIMEOUT_ENV = "VW_RENDER_TIMEOUT"
 
 
@@ -28,6 +35,13 @@ def render_timeout(default: float = 120.0) -> float:
     if value < 0:
         raise BuildError(f"environment variable {TIMEOUT_ENV}={raw!r} must be >= 0")
     return value
+
+
+def run_author_text(fn: Callable[..., Any], *args: Any, seconds: float, on_timeout: Callable[[dict], BaseException],
+                    answer: Callable[..., Any] | None = None) -> Any:
+    """``fn(*args)``, work on an author's text (Jinja, Markdown, math, BibTeX), in the build's worker process under a
+    limit of ``seconds`` (analysis.deadline: stopped even when stuck in C, and on any thread)."""
+    return deadline.run(fn, *args, seconds=seconds, on_timeout=on_timeout, answer=answer)
 
 
 def regular_file(path: Path, what: str, limit: int = MAX_TEXT_BYTES) -> None:

@@ -85,10 +85,20 @@ class LiveReloadHandler(SimpleHTTPRequestHandler):
         super().end_headers()
 
     def do_GET(self) -> None:
-        self._respond(send_body=True)
+        self._answer(send_body=True)
 
     def do_HEAD(self) -> None:
-        self._respond(send_body=False)
+        self._answer(send_body=False)
+
+    def _answer(self, send_body: bool) -> None:
+        """Any path the file system cannot even look up (a name over 255 bytes, a NUL) is not found: a 404, not a
+        traceback on the terminal and an empty reply."""
+        try:
+            self._respond(send_body)
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+                return  # the browser went away
+            self.send_error(404)
 
     def _send(self, status: int, ctype: str, body: bytes, send_body: bool) -> None:
         self.send_response(status)

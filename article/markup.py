@@ -19,11 +19,13 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+from xml.etree.ElementTree import SubElement
 
 import markdown
 from markdown.extensions.toc import slugify
 from markdown.treeprocessors import Treeprocessor
 
+from . import limits
 from .bibliography import Citations
 from .errors import BuildError
 from .mathml import tex_to_mathml
@@ -154,6 +156,57 @@ class _SafeAttributes(Treeprocessor):
         return None
 
 
+# Ids the page itself gives elements around the article (templates/base.html, templates/article.html) and that a
+# heading or an attribute list in the article must not take (the skip link, the appendix anchors, a citation's
+# target); per article also fig-<id>... of its figures and ref-<key> of its bibliography (Renderer.reserved_ids).
+PAGE_IDS = frozenset({"main", "acknowledgements", "citation", "contributions", "footnotes", "references",
+                      "toc-heading", "updates"})
+
+
+class _ReserveIds(Treeprocessor):
+    """Before the table of contents names the headings: an author's own id (``{#main}``) that the page uses gets a
+    suffix, and the page's ids are put in the tree (removed again by _ReleaseIds), so the TOC extension's own
+    de-duplication suffixes a heading whose name would take one (``## Main`` -> ``main_1``)."""
+
+    def run(self, root):
+        reserved = self.md.vw_reserved
+        taken = {el.get("id") for el in root.iter() if el.get("id")} | reserved
+        for el in root.iter():
+            own = el.get("id")
+            if own in reserved:
+                n = 1
+                while f"{own}_{n}" in taken:
+                    n += 1
+                el.set("id", f"{own}_{n}")
+                taken.add(el.get("id"))
+                self.md.vw_renamed.append((own, el.get("id")))
+        for rid in sorted(reserved):
+            placeholder = SubElement(root, "span")
+            placeholder.set("id", rid)
+            placeholder.set("data-vw-reserved", "")
+        return None
+
+
+class _ReleaseIds(Treeprocessor):
+    """After the table of contents: drop _ReserveIds' placeholders and note the headings it renamed."""
+
+    def run(self, root):
+        reserved = self.md.vw_reserved
+        for el in [el for el in root if el.get("data-vw-reserved") is not None]:
+            root.remove(el)
+        for token in _walk_toc(getattr(self.md, "toc_tokens", [])):
+            base, _, n = token["id"].rpartition("_")
+            if base in reserved and n.isdigit() and (base, token["id"]) not in self.md.vw_renamed:
+                self.md.vw_renamed.append((base, token["id"]))
+        return None
+
+
+def _walk_toc(tokens: list[dict]):
+    for t in tokens:
+        yield t
+        yield from _walk_toc(t.get("children", []))
+
+
 def make_markdown(raw_html: bool, full: bool, plain: Callable[[str], str] = str, code: bool = True) -> markdown.Markdown:
     """full: the article body (TOC + footnotes); otherwise a fragment (caption, aside, front matter text).
     code: with Pygments highlighting and fenced code (pymdownx); only text that has code needs them (``has_code``).
@@ -179,6 +232,9 @@ def make_markdown(raw_html: bool, full: bool, plain: Callable[[str], str] = str,
                  FootnoteExtension(BACKLINK_TITLE="Back to text (footnote %d)")]
     md = markdown.Markdown(extensions=exts, output_format="html")
     md.treeprocessors.register(_SafeAttributes(md), "vw_safe_attributes", 0.5)
+    md.vw_reserved, md.vw_renamed = frozenset(), []  # the page's own ids; (author id, the id it got instead)
+    md.treeprocessors.register(_ReserveIds(md), "vw_reserve_ids", 6)  # after attr_list (8), before toc (5)
+    md.treeprocessors.register(_ReleaseIds(md), "vw_release_ids", 4)
     if not raw_html:  # escape raw HTML instead of passing it through
         md.preprocessors.deregister("html_block")
         md.inlinePatterns.deregister("html")
@@ -193,6 +249,35 @@ def has_code(text: str) -> bool:
     after '>')? If
     not, the code extensions change nothing and are not loaded (importing and building them is ~15 ms)."""
     return _CODE_HINT.search(text) is not None
+
+
+class _TooDeep(Exception):
+    """python-markdown ran out of recursion; args[0]: the 0-based line of the most deeply nested text."""
+
+
+_FRAGMENT_PARSERS: dict[tuple[bool, bool], markdown.Markdown] = {}  # in the worker: one per (raw_html, code)
+
+
+def _convert_here(text: str, raw_html: bool, full: bool, code: bool, plain: list[str] | None,
+                  reserved: frozenset[str]) -> tuple[str, list[dict], list[tuple[str, str]]]:
+    """Renderer._convert's work, in the worker: (html, TOC tokens, ids renamed away from the page's own). A
+    fragment's parser is kept for the next fragment (building one costs ~2 ms); an article body gets a new one."""
+    if full:
+        md = make_markdown(raw_html, full=True, plain=lambda t: _TOKEN.sub(lambda m: plain[int(m.group(1))], t),
+                           code=code)
+        md.vw_reserved = reserved
+    else:
+        md = _FRAGMENT_PARSERS.get((raw_html, code))
+        if md is None:
+            md = _FRAGMENT_PARSERS[(raw_html, code)] = make_markdown(raw_html, full=False, code=code)
+        md.reset()  # forget the previous fragment's stash and state
+        md.vw_renamed = []
+    try:
+        html_text = md.convert(text)
+    except RecursionError:
+        lines = text.splitlines() or [""]
+        raise _TooDeep(max(range(len(lines)), key=lambda i: len(lines[i]) - len(lines[i].lstrip(" >\t-*+"))))
+    return html_text, getattr(md, "toc_tokens", []) if full else [], list(md.vw_renamed)
 
 
 FigureHook = Callable[[dict[str, str], int, str, int], str]
@@ -211,6 +296,7 @@ class Rendered:
     html: str
     toc: list[TocEntry]
     footnotes_html: str  # the <ol> of footnotes, or ""
+    warnings: list[str] = field(default_factory=list)  # "file:line: ..." (an id the page uses, renamed)
 
 
 class Renderer:
@@ -221,7 +307,6 @@ class Renderer:
         self.path = path
         self.source_lines = source.splitlines()  # the untemplated body, to locate tokens
         self.line_offset = line_offset  # file line of body line 1
-        self._fragment_md: dict[bool, markdown.Markdown] = {}  # by has_code
         self.citations = citations
         self.figure_kinds = figure_kinds
         self.figure_hook = figure_hook
@@ -368,23 +453,35 @@ class Renderer:
                 raise BuildError(f"Markdown nested more than {MAX_NESTING} levels deep (lists or block quotes): "
                                  "flatten it", self.path, self.file_line(start + i))
 
-    def _convert(self, md: markdown.Markdown, text: str, start: int) -> str:
+    def _convert(self, text: str, start: int, full: bool = False) -> tuple[str, list[dict], list[tuple[str, str]]]:
+        """python-markdown on prepared text, in the build's worker under the render time limit (some inputs take
+        time quadratic in their length, e.g. thousands of unclosed '['): (html, TOC tokens, renamed ids)."""
+        seconds = limits.render_timeout(60.0)
+        plain = [p for _, p in self.tokens] if full else None
+        reserved = self.reserved_ids() if full else frozenset()
+
+        def too_slow(info: dict) -> BuildError:
+            return BuildError(f"the Markdown did not finish converting within {seconds:g} s (a construct that "
+                              f"takes time quadratic in its length, such as thousands of unclosed '['? "
+                              f"${limits.TIMEOUT_ENV} raises the limit)", self.path, self.file_line(start))
+
         try:
-            return md.convert(text)
-        except RecursionError:  # python-markdown recurses per nesting level (lists, quotes)
-            lines = text.splitlines() or [""]
-            deepest = max(range(len(lines)), key=lambda i: len(lines[i]) - len(lines[i].lstrip(" >\t-*+")))
+            return limits.run_author_text(_convert_here, text, self.raw_html, full, has_code(text), plain, reserved,
+                                          seconds=seconds, on_timeout=too_slow)
+        except _TooDeep as exc:  # python-markdown recurses per nesting level (lists, quotes)
             raise BuildError("Markdown nested too deeply (lists or block quotes): flatten it", self.path,
-                             self.file_line(start + deepest)) from None
+                             self.file_line(start + exc.args[0])) from None
+
+    def reserved_ids(self) -> frozenset[str]:
+        """Ids the page gives elements of its own, which an author's heading or attribute list must not take."""
+        figures = {f"{prefix}-{fid}{suffix}" for fid in self.figures
+                   for prefix, suffix in (("fig", ""), ("fig", "-desc"), ("chart", ""), ("spec", ""))}
+        return PAGE_IDS | figures | {f"ref-{key}" for key in self.citations.refs}
 
     def fragment(self, text: str, start: int = 1, inline: bool = False) -> str:
         """Markdown of a caption / aside / front matter field -> HTML (same numbering state)."""
-        prepared = self._prepare(text, start)  # may render nested fragments: before the parser is reset
-        code = has_code(prepared)
-        if code not in self._fragment_md:  # one parser for every fragment: building one costs ~2 ms
-            self._fragment_md[code] = make_markdown(self.raw_html, full=False, code=code)
-        md = self._fragment_md[code].reset()  # forget the previous fragment's stash and state
-        out = self.restore(self._convert(md, prepared, start))
+        prepared = self._prepare(text, start)
+        out = self.restore(self._convert(prepared, start)[0])
         if inline:
             m = re.fullmatch(r"\s*<p>(.*)</p>\s*", out, re.DOTALL)
             if m and "<p>" not in m.group(1):
@@ -396,16 +493,27 @@ class Renderer:
         blocks = scan_blocks(body, self.path, self.file_line)
         self.number_figures(blocks)
         prepared = self._prepare(body, 1)
-        md = make_markdown(self.raw_html, full=True, plain=self.plain, code=has_code(prepared))
-        converted = self._convert(md, prepared, 1)
+        converted, toc_tokens, renamed = self._convert(prepared, 1, full=True)
         footnotes = ""
         m = re.search(r'<div class="footnote">\s*(?:<hr\s*/?>)?\s*(.*?)</div>\s*$', converted, re.DOTALL)
         if m:
             footnotes = self.restore(m.group(1).strip())
             converted = converted[:m.start()]
-        toc = [self._toc(t) for t in md.toc_tokens]
+        toc = [self._toc(t) for t in toc_tokens]
         converted = _ALIGN.sub(r'<\1 class="align-\2">', converted)
-        return Rendered(html=self.restore(converted).strip(), toc=toc, footnotes_html=footnotes)
+        warnings = [f"{self.path}:{self._id_line(old)}: the id '{old}' is one the page gives an element of its own; "
+                    f"the article's element gets '{new}' instead (rename the heading, or give it another "
+                    "{#id})" for old, new in renamed]
+        return Rendered(html=self.restore(converted).strip(), toc=toc, footnotes_html=footnotes, warnings=warnings)
+
+    def _id_line(self, ident: str) -> int:
+        """The file line of the heading (or ``{#id}``) that asked for ``ident``, as well as can be told."""
+        words = ident.replace("-", " ").replace("_", " ").lower()
+        for i, line in enumerate(self.source_lines):
+            low = line.lower()
+            if f"#{ident}" in line or (line.lstrip().startswith("#") and words in low.replace("-", " ")):
+                return self.line_offset + i
+        return self.line_offset
 
     def _toc(self, token: dict) -> TocEntry:
         title = self.plain(html.unescape(token["name"]))

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
-from . import cache
+from . import cache, limits
 
 # MathML Core presentation elements (what latex2mathml emits) and their harmless attributes.
 ELEMENTS = frozenset("""math mrow mi mn mo ms mtext mspace msub msup msubsup munder mover munderover mfrac msqrt mroot
@@ -82,8 +82,11 @@ def save() -> None:
 def tex_to_mathml(tex: str, display: bool) -> str:
     """Return a ``<math>`` element; raises ``ValueError`` with latex2mathml's reason on bad TeX."""
     name = f"{int(display)} {tex.strip()}"
-    if name not in _converted:
-        _converted[name] = _convert(tex, display)
+    if name not in _converted:  # converted in the build's worker, under the render time limit
+        seconds = limits.render_timeout(60.0)
+        _converted[name] = limits.run_author_text(_convert, tex, display, seconds=seconds, on_timeout=lambda info: (
+            ValueError(f"cannot convert TeX {tex.strip()[:80]!r}: it did not finish within {seconds:g} s "
+                       f"(${limits.TIMEOUT_ENV} raises the limit)")))
         _entry[1] = True
     return _converted[name]
 

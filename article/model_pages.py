@@ -13,42 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from analysis.codekey import code_key
+from analysis.paths import inside
 
 from . import cache, sitedir, theme
 from . import explorer_data as xd
 from .errors import BuildError
-
-
-
-def model_slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-") or "model"
-
-
-def explorer_href(model: str, tensor: str | None = None, neuron: int | None = None, root: str = "../") -> str:
-    """Link from a page ``root`` below the site root to a model page, its layer, or one neuron of that layer."""
-    href = f"{root}models/{model_slug(model)}/index.html"
-    if tensor is not None:
-        href += "#" + fragment(tensor) + (f"/{int(neuron)}" if neuron is not None else "")
-    return href
-
-
-def follow_selection(select: str, field: str, targets: dict[str, dict], param: str | None = None) -> dict:
-    """A chart's `usermeta` telling figures.js to keep its "in the weight explorer" link on the reader's neuron.
-
-    select/field: the Vega-Lite point selection and the field that holds the neuron (its leading integer: a
-    context pair "12-3" is output neuron 12). param: a parameter whose value picks the target (the NMF explorer's
-    layer), else the target is "". targets: value -> {href: explorer_href(model, tensor), text: the link's text
-    with "{n}" for the neuron, neurons: how many (optional)}; the link followed is the figure's link to the target's page.
-    """
-    return {"vwExplorer": {"select": select, "field": field, "param": param, "targets": targets}}
-
-
-def fragment(tensor: str) -> str:
-    """A tensor id as a URL fragment: '>' is percent-encoded (browsers do it anyway), the rest reads as written."""
-    return tensor.replace("%", "%25").replace(">", "%3E").replace(" ", "%20").replace('"', "%22")
+from .explorer_links import explorer_href, follow_selection, fragment, model_slug  # noqa: F401  (this stage's API)
 
 
 def _read(path: Path) -> Any:
@@ -61,12 +35,41 @@ def _read(path: Path) -> Any:
 
 
 def _image(cache_dir: Path, rel: str) -> bytes | None:
-    """A cached picture named relative to the cache folder or to its featureviz/ folder; None when gone."""
+    """A cached picture named relative to the cache folder or to its featureviz/ folder; None when gone, or when the
+    name (read from a cache record) leads out of that folder: a planted record must not publish e.g. /etc/passwd."""
     for base in (cache_dir, cache_dir / "featureviz"):
-        path = base / rel
-        if path.is_file():
+        path = inside(base, rel)
+        if path is not None and path.suffix == ".png" and path.is_file():
             return path.read_bytes()
     return None
+
+
+def _record(root: Path, rel: Any) -> Any:
+    """An analysis record named in the manifest (the freshness check verified the name and the bytes)."""
+    path = inside(root, rel)
+    if path is None:
+        raise BuildError(f"the analysis manifest names {str(rel)[:200]!r}, outside the cache folder; run "
+                         "`python build.py --clean`", root / "manifest.json")
+    return _read(path)
+
+
+def _models(manifest: Any, path: Path) -> dict[str, dict]:
+    """The manifest's models, each pointing only at its own listed files (analysis.fingerprint.model_entry_ok, as the
+    freshness check requires): also when no analysis is configured and nothing checked the manifest."""
+    from analysis.fingerprint import model_entry_ok  # stdlib only: no torch
+
+    models = manifest.get("models", {}) if isinstance(manifest, dict) else None
+    files = manifest.get("files", []) if isinstance(manifest, dict) else None
+    if isinstance(models, dict) and isinstance(files, list) and all(
+            isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("sha256"), str) for f in files):
+        listed = {f["path"] for f in files}
+        bad = next((n for n, m in sorted(models.items(), key=lambda kv: str(kv[0]))
+                    if not model_entry_ok(n, m, listed)), None)
+        if bad is None:
+            return models
+        raise BuildError(f"model {str(bad)[:100]!r} of the analysis manifest points at files it did not write; "
+                         "`python build.py --clean` recomputes it", path)
+    raise BuildError("the analysis manifest has an unexpected shape; `python build.py --clean` recomputes it", path)
 
 
 def _users(articles: list, name: str, slug: str) -> list[dict[str, str]]:
@@ -79,6 +82,14 @@ def _users(articles: list, name: str, slug: str) -> list[dict[str, str]]:
     return out
 
 
+def _site_name(rel: str, name: str, model: dict) -> str:
+    """A cached picture's name in the site without the folder of the model key it was computed for (the analysis
+    keeps one per key): a reader's URL does not change with the cache's layout."""
+    folder = model.get("folder")
+    prefix = f"analysis/{folder}/" if isinstance(folder, str) else None
+    return f"analysis/{name}/" + rel[len(prefix):] if prefix and rel.startswith(prefix) else rel
+
+
 def reads_from(entries: list[dict], entry: dict) -> str | None:
     """The tensor whose output neurons ``entry``'s inputs are: the one ending at its source (a block's output, after
     the skip and activation) before a conv kernel inside that block that also feeds it."""
@@ -88,11 +99,21 @@ def reads_from(entries: list[dict], entry: dict) -> str | None:
 
 
 def model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict]) -> tuple[list[dict], dict]:
-    """(rows of the layer table, files relative to the model's folder) for one model of the manifest."""
+    """(rows of the layer table, files relative to the model's folder) for one model of the manifest; a record of
+    the wrong shape (damaged or planted) is one line naming the manifest, not a traceback."""
+    try:
+        return _model_files(name, model, cache_dir, fv_manifest)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise BuildError(f"model '{name}': an analysis record has an unexpected shape ({type(exc).__name__}: "
+                         f"{str(exc)[:200]}); `python build.py --clean` recomputes it",
+                         cache_dir / "analysis" / "manifest.json") from None
+
+
+def _model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict]) -> tuple[list[dict], dict]:
     root = cache_dir / "analysis"
     entries = model["tensors"]
-    records = {e["id"]: _read(root / e["file"]) for e in entries}
-    contexts = [_read(root / c["file"]) for c in model.get("context", [])]
+    records = {e["id"]: _record(root, e["file"]) for e in entries}
+    contexts = [_record(root, c["file"]) for c in model.get("context", [])]
     files: dict[str, bytes] = {}
     rows = []
     for e in entries:
@@ -116,7 +137,7 @@ def model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict]
                     data = _image(cache_dir, rel)
                     if data is None or ch >= payload["n"]:
                         continue
-                    target = "img/" + rel.replace("/", "_")
+                    target = "img/" + _site_name(rel, name, model).replace("/", "_")
                     files[target] = data
                     kept.append(target if key == "fv" else {**item, "image": target})
                 if kept:
@@ -127,18 +148,20 @@ def model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict]
     return rows, files
 
 
-def _key_parts(name: str, model: dict, manifest: dict, fv_manifest: list[dict], cache_dir: Path) -> list[str | bytes]:
-    """Everything a model's explorer files depend on: this code, its manifest entry, the bytes of the records it
-    reads (by the hashes the analysis listed, else read here) and its feature visualizations."""
+def _key_parts(name: str, model: dict, manifest: dict, fv_manifest: list[dict], cache_dir: Path,
+               code: str | None = None) -> list[str | bytes]:
+    """Everything a model's explorer files depend on: this code (the code key of this module: its import closure,
+    analysis/codekey.py; ``code`` when the caller has it), its manifest entry, the bytes of the records it reads (by
+    the hashes the analysis listed, else read here) and its feature visualizations."""
     listed = {f["path"]: f["sha256"] for f in manifest.get("files", [])}
-    parts: list[str | bytes] = [Path(__file__).read_bytes(), Path(xd.__file__).read_bytes(),
+    parts: list[str | bytes] = [code or code_key(__name__, cache_dir=cache_dir),
                                 json.dumps([name, model, [e for e in fv_manifest if e.get("model") == name]],
                                            sort_keys=True)]
     for rel in [e["file"] for e in model["tensors"]] + [c["file"] for c in model.get("context", [])]:
         digest = listed.get(rel)
         if digest is None:
-            path = cache_dir / "analysis" / rel
-            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+            path = inside(cache_dir / "analysis", rel)
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path and path.is_file() else "missing"
         parts.append(f"{rel}={digest}")
     return parts
 
@@ -180,16 +203,17 @@ def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articl
     manifest = _read(manifest_path)
     fv_path = Path(cache_dir) / "featureviz" / "manifest.json"
     fv_manifest = _read(fv_path) if fv_path.is_file() else []
+    fv_manifest = [e for e in fv_manifest if isinstance(e, dict)] if isinstance(fv_manifest, list) else []
     listed = []
     before = sitedir.recorded(cache_dir, previous, "models") if use_cache else None
     before = before if isinstance(before, dict) else {}
-    kept, common = {}, None
-    for name, model in sorted(manifest.get("models", {}).items()):
+    kept, common, code = {}, None, code_key(__name__, cache_dir=cache_dir)
+    for name, model in sorted(_models(manifest, manifest_path).items()):
         if not model.get("tensors"):
             continue
         slug = model_slug(name)
         users = _users(articles, name, slug)
-        parts = _key_parts(name, model, manifest, fv_manifest, Path(cache_dir))
+        parts = _key_parts(name, model, manifest, fv_manifest, Path(cache_dir), code)
         common = common if common is not None else [*page_parts(env, config), json.dumps(list(theme.DIVERGING))]
         key = cache.key([cache.key(parts), *common, json.dumps(users, sort_keys=True)])
         old = before.get(slug)

@@ -7,7 +7,7 @@ no timestamps (dates come from front matter), no random ids, canonical JSON.
 from __future__ import annotations
 
 import dataclasses
-
+import json
 import shutil
 import time
 from contextlib import contextmanager
@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from analysis import deadline
+
 from . import (article_cache, body_segments, cache, citation, figrender, figure_cache, fileset, limits, linkcheck,
                mathml, model_pages, social)
+from . import reads as reads_module
 from .bibliography import Citations, load_bibliography
 from .config import SiteConfig, load_config
 from .errors import BuildError
@@ -25,7 +28,8 @@ from .figures import registry
 from .frontmatter import Source, parse
 from .markup import Renderer, TocEntry
 from .output import Pages, template_env, write_assets, write_pages, write_site_files
-from .sitedir import check_cache_dir, check_site_dir, prepare_tmp, swap, tree_digest  # noqa: F401 (tests)
+from .sitedir import (check_cache_dir, check_site_dir, output_folder, prepare_tmp, swap,  # noqa: F401 (tests)
+                      tree_digest)
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Article:
     toc: list[TocEntry] = field(default_factory=list)
     appendix: dict[str, Any] = field(default_factory=dict)
     scripts: list[str] = field(default_factory=list)  # chart data twins, relative to the page
+    warnings: list[str] = field(default_factory=list)  # "file:line: ..." (--strict: errors)
     files: FileSet = field(default_factory=FileSet)  # relative to <slug>/, read only when written
 
 
@@ -117,8 +122,12 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
 
     def decode(raw: bytes) -> tuple[dict, dict[str, str], Path]:
         record, named, stored = article_cache.load(raw, cache_dir, a.slug)
-        if not figure_cache.still_valid(record["reads"], cache_dir, verified):
+        sources = figure_cache.sources(cache_dir, verified, a.source.meta.raw, config.raw)
+        if not figure_cache.still_valid(record["reads"], cache_dir, verified, sources):
             raise ValueError("an analysis file the article read has changed")
+        now = reads_module.rebased(record["reads"], sources.whole)
+        if now != record["reads"]:  # valid part by part: stored with today's digests (the quick check next time)
+            cache.store(entry, json.dumps({**json.loads(raw), "reads": now}, sort_keys=True).encode())
         return record, named, stored
 
     hit = cache.load(entry, decode)
@@ -133,6 +142,7 @@ def render_article(a: Article, config: SiteConfig, cache_dir: Path, use_cache: b
 
         a.files.add_lazy(named, fileset.from_entry(stored, named, remake))
         a.html, a.toc, a.appendix, a.scripts = record["html"], record["toc"], record["appendix"], record["scripts"]
+        a.warnings = record["warnings"]
         report.figures += record["figures"]
         report.cache_hits += record["figures"]
         return
@@ -162,7 +172,7 @@ def render_fresh(a: Article, config: SiteConfig, cache_dir: Path, use_cache: boo
         bib_path = a.folder / meta.bibliography
         if bib_path.exists():
             inside_project(a.folder.parent.parent, bib_path, "bibliography file")
-        limits.regular_file(bib_path, "bibliography file")
+        limits.regular_file(bib_path, "bibliography file", limits.MAX_BIB_BYTES)
         refs = load_bibliography(bib_path, cache_dir if use_cache else None)
     cites = Citations(refs, bib_path)
 
@@ -180,7 +190,7 @@ def render_fresh(a: Article, config: SiteConfig, cache_dir: Path, use_cache: boo
     r = Renderer(path, a.source.body, a.source.body_line, cites, set(registry.FIGURES), figure_hook,
                  raw_html=meta.raw_html)
     out = r.render(body)
-    a.html, a.toc = out.html, out.toc
+    a.html, a.toc, a.warnings = out.html, out.toc, out.warnings
     url = config.article_url(a.slug)
 
     def field_fragment(key: str, text: str, inline: bool = False) -> str:
@@ -219,8 +229,9 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
     config: the loaded site.yml (build.py loads it once for every stage); read from ``root`` when omitted.
     verified: analysis file -> sha256 that the freshness check verified in this build (not hashed again).
     """
-    root, site_dir, cache_dir = Path(root), Path(site_dir), Path(cache_dir)
-    report = BuildReport(site_dir=site_dir)
+    root, cache_dir = Path(root), Path(cache_dir)
+    report = BuildReport(site_dir=Path(site_dir))
+    site_dir = output_folder(Path(site_dir))  # a link to the site: its target is what gets replaced
     stage = _Stages(report, progress)
     check_cache_dir(root, cache_dir)  # before anything is kept in it (parsed YAML, below)
     check_site_dir(root, site_dir, cache_dir)
@@ -237,9 +248,13 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
     try:
         with stage("render") as note:
             mathml.use_cache(None if debug else cache_dir)
-            code = article_cache.code() if not debug else None  # the same for every article's key
-            for a in articles:
-                render_article(a, config, cache_dir, not debug, report, verified, code)
+            code = article_cache.code(cache_dir) if not debug else None  # the same for every article's key
+            # One worker process for the author's text, if any; closed before the rest of the build, so the pages
+            # it shares with this process stop being copied on every write (~5 ms of a content-only rebuild).
+            with deadline.session():
+                for a in articles:
+                    render_article(a, config, cache_dir, not debug, report, verified, code)
+                    _warn(report, a.warnings, strict, progress)
             mathml.save()
             env = template_env(root, cache_dir)
             models = model_pages.write_model_pages(env, tmp, config, cache_dir, articles, report, previous, not debug,
@@ -273,6 +288,18 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
             raise _os_error(exc, tmp, site_dir) from None
         raise
     return report
+
+
+def _warn(report: BuildReport, warnings: list[str], strict: bool, progress: bool) -> None:
+    """An article's warnings ("file:line: ..."): printed, or with --strict the first fails the build."""
+    if warnings and strict:
+        where, _, rest = warnings[0].partition(": ")
+        path, _, line = where.rpartition(":")
+        raise BuildError(rest, path or where, int(line) if line.isdigit() else None)
+    for w in warnings:
+        report.warnings.append(w)
+        if progress:
+            print(f"  warning: {w}", flush=True)
 
 
 def _os_error(exc: OSError, tmp: Path, site_dir: Path) -> BuildError:

@@ -73,6 +73,13 @@ def _inside(a: Path, b: Path) -> bool:
     return a == b or b in a.parents
 
 
+def output_folder(site_dir: Path) -> Path:
+    """The folder a build replaces: ``site_dir``, or where it points when it is a symbolic link (site/ -> /srv/www/vw):
+    the link stays a link and its target gets the new site. Replacing the link itself used to leave the target stale
+    and a ``.site-old-<pid>`` link behind."""
+    return Path(os.path.realpath(site_dir)) if os.path.islink(site_dir) else Path(site_dir)
+
+
 def check_site_dir(root: Path, site_dir: Path, cache_dir: Path | None = None) -> None:
     """Refuse an output folder that a build must never replace: one that is or contains the project, or is,
     contains or lies inside content/, templates/ or the cache, or any existing non-empty folder that does not

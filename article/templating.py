@@ -15,6 +15,8 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from analysis import deadline
+
 from . import limits
 from .errors import BuildError
 
@@ -24,6 +26,10 @@ MAX_OUTPUT_CHARS = 20_000_000  # the rendered Markdown of one article
 
 class _TooSlow(Exception):
     pass
+
+
+class TemplateTimeout(BuildError):
+    """The article's template code ran past the time limit (rendering it again in another way would too)."""
 
 
 class _TooBig(Exception):
@@ -77,15 +83,70 @@ def render_body(body: str, data: Mapping[str, Any], path: Path, first_line: int,
                 max_chars: int = MAX_OUTPUT_CHARS, limit: float | None = None) -> str:
     """Render ``body`` with context ``{"data": data}``; errors name ``path:line`` of the source file. ``seconds`` and
     ``max_chars``: what is left of the article's limits when the body renders in parts (body_segments.py); ``limit``:
-    the whole article's time limit, which an error states (default: ``seconds``)."""
-    env = make_env()
+    the whole article's time limit, which an error states (default: ``seconds``).
+
+    Compiling and rendering run in the build's worker process (analysis.deadline), which is killed past the limit:
+    Jinja folds constant expressions while it compiles, in C, where no alarm reaches (``{{ 9 ** (9 ** 9) }}``).
+    ``data`` stays here: the worker asks for each hook's value by name."""
     seconds = limits.render_timeout(60.0) if seconds is None else seconds
+
+    def too_slow(info: dict) -> BuildError:
+        return TemplateTimeout(_too_slow(limit or seconds), path, first_line)
+
+    return limits.run_author_text(_render_here, body, path, first_line, seconds, max_chars, limit,
+                                  seconds=seconds, on_timeout=too_slow, answer=lambda *q: _answer(data, *q))
+
+
+def _too_slow(seconds: float) -> str:
+    return (f"the article's template code did not finish within {seconds:g} s (an endless loop, or a huge number "
+            f"to compute? ${limits.TIMEOUT_ENV} raises the limit)")
+
+
+def _answer(data: Mapping[str, Any], what: str, *args: Any) -> Any:
+    """The build's side of the worker's ``data``: a hook's value by name (a KeyError is an undefined name)."""
+    if what == "get":
+        return data[args[0]]
+    if what == "contains":
+        return args[0] in data
+    return list(data) if what == "keys" else len(data)
+
+
+class _Data(Mapping):
+    """``data`` inside the worker: each hook's value is asked of the build once (data hooks read the analysis cache
+    and record what they read there)."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._values:
+            self._values[name] = deadline.ask("get", name)
+        return self._values[name]
+
+    def __contains__(self, name: object) -> bool:
+        return deadline.ask("contains", name)
+
+    def __iter__(self):
+        return iter(deadline.ask("keys"))
+
+    def __len__(self) -> int:
+        return deadline.ask("len")
+
+
+_Data.__module__, _Data.__name__ = "builtins", "data"  # Jinja's messages: "'data object' has no attribute 'x'"
+
+
+def _render_here(body: str, path: Path, first_line: int, seconds: float, max_chars: int,
+                 limit: float | None) -> str:
+    """render_body's work, in the worker: compile and render under the alarm, which names the line of a Python-level
+    endless loop (the kill behind it stops the rest)."""
+    env = make_env()
     try:
-        template = env.from_string(body)
-        template.name = _TEMPLATE_NAME
         with limits.time_limit(seconds, _TooSlow):
+            template = env.from_string(body)
+            template.name = _TEMPLATE_NAME
             out, size = [], 0
-            for chunk in template.generate(data=data):
+            for chunk in template.generate(data=_Data()):
                 size += len(chunk)
                 if size > max_chars:
                     raise _TooBig()
@@ -93,10 +154,11 @@ def render_body(body: str, data: Mapping[str, Any], path: Path, first_line: int,
             return "".join(out)
     except (_TooSlow, _TooBig) as exc:
         line = _template_line(exc.__traceback__)
-        what = (f"did not finish within {limit or seconds:g} s (an endless loop? ${limits.TIMEOUT_ENV} raises the limit)"
-                if isinstance(exc, _TooSlow) else f"produced more than {MAX_OUTPUT_CHARS // 10**6} million characters")
-        raise BuildError(f"the article's template code {what}", path,
-                         first_line + line - 1 if line else None) from None
+        where = first_line + line - 1 if line else first_line
+        if isinstance(exc, _TooSlow):
+            raise TemplateTimeout(_too_slow(limit or seconds), path, where) from None
+        raise BuildError(f"the article's template code produced more than {MAX_OUTPUT_CHARS // 10**6} million "
+                         "characters", path, where) from None
     except jinja2.TemplateSyntaxError as exc:
         raise BuildError(f"template syntax error: {exc.message}", path,
                          first_line + (exc.lineno or 1) - 1) from None

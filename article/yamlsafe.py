@@ -32,7 +32,59 @@ def check(text: str, path: Path, first_line: int = 1) -> None:
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
     except yaml.YAMLError:
+        # Some parsers stop on deep nesting first, in their own words (PyYAML 6.0.4's libyaml: "exceeded maximum
+        # nesting depth"): count it ourselves, so the limit and its message are this project's on every version.
+        line = _too_deep_flow(text)
+        if line is not None:
+            raise BuildError(f"YAML nested more than {MAX_DEPTH} levels deep", path, line + first_line) from None
         return  # the loader reports syntax errors with its own message and line
+
+
+def _too_deep_flow(text: str) -> int | None:
+    """The 0-based line where flow collections ([ and {) first nest more than MAX_DEPTH deep, or None. Brackets in
+    quoted scalars and comments do not count; a quote starts a scalar only where a value may begin."""
+    depth, quote = 0, ""
+    for number, line in enumerate(text.splitlines()):
+        prev = ""
+        i = 0
+        while i < len(line):
+            ch = line[i]
+            if quote:
+                if ch == "\\" and quote == '"':
+                    i += 1
+                elif ch == quote:
+                    if quote == "'" and line[i + 1:i + 2] == "'":
+                        i += 1
+                    else:
+                        quote = ""
+            elif ch in "'\"" and prev in ("", ":", "-", "[", "{", ",", "?"):
+                quote = ch
+            elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+                break
+            elif ch in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return number
+            elif ch in "]}":
+                depth = max(depth - 1, 0)
+            if not ch.isspace():
+                prev = ch
+            i += 1
+    return None
+
+
+# Errors whose problem is found only after the mistake (an unclosed bracket or quote, a key without its colon): the
+# parser reports where it gave up, often the next line; the mistake is where the construct began.
+_STARTED_AT_CONTEXT = ("while parsing a flow", "while scanning a quoted scalar", "while scanning a simple key")
+
+
+def mistake_line(exc: yaml.YAMLError) -> int | None:
+    """The 0-based line of a YAML syntax error's mistake: where an unclosed construct began, else where the parser
+    stopped; None when the error carries no position."""
+    problem, context = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+    if context is not None and str(getattr(exc, "context", "") or "").startswith(_STARTED_AT_CONTEXT):
+        return context.line
+    return problem.line if problem is not None else None
 
 
 class _UniqueKeyLoader(SAFE_LOADER):  # type: ignore[misc, valid-type]

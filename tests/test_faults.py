@@ -121,7 +121,8 @@ def test_half_written_temp_files_in_the_cache_are_ignored(reference, tmp_path):
     """Atomic writes leave `.<name>.<random>.tmp` siblings when killed; they are never read as results."""
     root, expected = reference
     site, cache = previous_build(root, tmp_path)
-    tensors = cache / "analysis" / "tinynet" / "tensors"
+    folder = json.loads((cache / "analysis" / "manifest.json").read_text())["models"]["tinynet"]["folder"]
+    tensors = cache / "analysis" / folder / "tensors"
     (tensors / ".conv2.json.abc123.tmp").write_text('{"truncated": ')
     (cache / "render" / "deadbeef.tmp").write_text("{")
     proc = check_ok(run_build(root, site, cache))

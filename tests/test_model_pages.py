@@ -16,7 +16,7 @@ from article import linkcheck, model_pages
 from article.config import load_config
 from article.explorer_data import LEVELS
 from article.pipeline import BuildReport, template_env
-from explorer_cache import EXAMPLE_CHANNEL, FV_CHANNELS, SHAPES, make_cache
+from explorer_cache import EXAMPLE_CHANNEL, FOLDER, FV_CHANNELS, SHAPES, make_cache, relist
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE_BUDGET = 2_500_000  # bytes a model page may transfer before the reader opens a second layer
@@ -149,10 +149,11 @@ def test_render_cache_reuses_and_invalidates(tmp_path):
     slots = list((cache / "render").glob("explorer-tinynet-*.zip"))
     assert len(slots) == 1
     assert tree_digest(build("b")) == tree_digest(first)  # from the zip: the same bytes
-    record = cache / "analysis" / "tinynet" / "tensors" / "conv1.json"
+    record = cache / "analysis" / FOLDER / "tensors" / "conv1.json"
     data = json.loads(record.read_text())
     data["norm"][0] = 123.25
     record.write_text(json.dumps(data))
+    relist(cache)  # as the analysis lists what it rewrote
     assert layer(build("c") / "models" / "tinynet", "conv1")["norm"][0] == 123.2
     assert len(list((cache / "render").glob("explorer-tinynet-*.zip"))) == 1
 
@@ -162,7 +163,7 @@ def test_a_corrupt_record_is_one_error_naming_the_file(tmp_path):
 
     cache = tmp_path / "cache"
     make_cache(cache)
-    record = cache / "analysis" / "tinynet" / "tensors" / "conv2.json"
+    record = cache / "analysis" / FOLDER / "tensors" / "conv2.json"
     record.write_text('{"shape": [16, 8', encoding="utf-8")
     with pytest.raises(BuildError) as exc:
         model_pages.write_model_pages(template_env(REPO), tmp_path / "site", load_config(REPO), cache, [],
@@ -256,3 +257,12 @@ def test_index_tells_models_with_the_same_label_apart(tmp_path):
     texts = [re.sub(r"<[^>]+>", "", t) for t in re.findall(r'<a href="models/[^"]+">(.*?)</a>', html)]
     assert len(texts) == 4 and len(set(texts)) == 4, texts
     assert "digitnet digitnet" not in texts  # a label equal to the name is not repeated
+
+
+def test_a_pictures_name_in_the_site_does_not_carry_the_model_key():
+    """The analysis keeps a model's records in a folder per model key; the site names pictures as before, so a
+    reader's URL does not change with the cache's layout."""
+    model = {"folder": "m/0123456789abcdef"}
+    assert model_pages._site_name("analysis/m/0123456789abcdef/examples/c-1-0.png", "m", model) == \
+        "analysis/m/examples/c-1-0.png"
+    assert model_pages._site_name("m/conv1/c0001-abc.png", "m", model) == "m/conv1/c0001-abc.png"

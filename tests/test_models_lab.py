@@ -181,3 +181,31 @@ def test_default_lab_learns_its_task_and_bands(tmp_path):
         ratio[variant] = statistics.median(rc)
     assert ratio["gap"] >= 1.8 and 1 / ratio["rotated"] >= 1.8, ratio
     assert ratio["flatten"] <= 0.75 * ratio["gap"], ratio
+
+
+def test_the_analysis_manifest_holds_no_absolute_path_so_the_cache_folder_can_move(tmp_path, capsys):
+    """The lab's weights lie in the cache folder: the manifest names them relative to it, so a moved (or copied)
+    cache folder is still the same cache: nothing is recomputed and nothing points back at the old place."""
+    import shutil
+
+    from analysis.pipeline import AnalysisConfig, ModelSpec, run
+
+    def analyse(cache):
+        path = run(AnalysisConfig(models=[ModelSpec("lab-gap-s0", dataset=lab.DATASET)], cache_dir=cache, n_jobs=1,
+                                  featureviz={"size": 32, "steps": 2}, lab=TINY.to_json()))
+        return json.loads(path.read_text()), capsys.readouterr().out
+
+    def strings(value):
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return [value] if isinstance(value, str) else []
+
+    manifest, _ = analyse(tmp_path / "here")
+    assert manifest["models"]["lab-gap-s0"]["info"]["init_weights"] == "banding-lab/gap-s0-init.pt"
+    assert not [s for s in strings(manifest) if s.startswith("/") or str(tmp_path) in s]
+    shutil.move(tmp_path / "here", tmp_path / "there")
+    moved, out = analyse(tmp_path / "there")
+    assert "lab-gap-s0: unchanged, reused without loading it" in out
+    assert moved["models"] == manifest["models"]

@@ -127,3 +127,26 @@ def test_the_model_key_covers_a_factory_package_in_the_article_folder(article, t
     before = _spec_key(declared, cfg, tmp_path)
     (package / "impl.py").write_text(FACTORY.replace("4 * cin", "2 * cin"))  # an edit deep in the package
     assert _spec_key(declared, cfg, tmp_path) != before
+
+
+def test_going_back_to_an_earlier_setting_reuses_its_records(article, tmp_path, capsys):
+    """32 -> 48 -> 32 px: the third run finds the first run's records (each model key has its own folder; the
+    few most recently used are kept) instead of computing every tensor and context again."""
+    cache = tmp_path / "cache"
+    first, _ = analyse(cache, [spec(article, "a", image_size=32)], capsys)
+    second, out = analyse(cache, [spec(article, "a", image_size=48)], capsys)
+    assert "tensor(s) on" in out
+    third, out = analyse(cache, [spec(article, "a", image_size=32)], capsys)
+    assert "tensor(s) on" not in out and "context" not in out, out
+    assert third["models"]["a"]["tensors"] == first["models"]["a"]["tensors"]
+    assert third["models"]["a"]["context"] == first["models"]["a"]["context"]
+    folders = sorted(p.name for p in (cache / "analysis" / "a").iterdir())
+    assert len(folders) == 2 and third["models"]["a"]["folder"].split("/")[1] in folders
+    # Only the live folder is listed (and checked on every build); more keys evict the least recently used (48 px).
+    assert all(f["path"].startswith(third["models"]["a"]["folder"] + "/") for f in third["files"]
+               if f["path"].startswith("a/"))
+    for size in (40, 56):
+        analyse(cache, [spec(article, "a", image_size=size)], capsys)
+    kept = {p.name for p in (cache / "analysis" / "a").iterdir()}
+    assert len(kept) == 3 and third["models"]["a"]["folder"].split("/")[1] in kept
+    assert second["models"]["a"]["folder"].split("/")[1] not in kept

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -77,15 +78,18 @@ def test_manifest_digests_name_files_relative_to_the_cache(tmp_path):
 
 
 def test_figure_cache_key_covers_the_helper_modules_a_kind_uses():
+    from analysis.codekey import closure
     from article.figures import registry
 
     registry.discover()
-    expanded = set(registry.figure_modules("expanded_explorer"))
+    expanded, libraries = closure([registry.FIGURES["expanded_explorer"].__module__, figure_cache.__name__])
     assert {"article.figures.expanded", "article.figures.cells", "article.figures.context",
-            "article.figures.analysis_data", "article.figures.registry"} <= expanded
-    assert "article.figures.sample" not in expanded
-    assert "article.figures.cells" in registry.figure_modules("nmf_explorer")
-    assert registry.module_source_hash("expanded_explorer") != registry.module_source_hash("nmf_explorer")
+            "article.figures.analysis_data", "article.figures.registry", "article.figrender",
+            "article.explorer_links", "article.theme"} <= set(expanded)
+    assert "article.figures.sample" not in expanded and "article.output" not in expanded
+    assert {"altair", "vl_convert", "PIL"} <= libraries
+    assert "article.figures.cells" in closure([registry.FIGURES["nmf_explorer"].__module__])[0]
+    assert figure_cache.figure_code("expanded_explorer") != figure_cache.figure_code("nmf_explorer")
 
 
 def test_unchanged_site_files_are_linked_from_the_previous_site_which_stays_as_it_was(tmp_path):
@@ -204,18 +208,22 @@ def test_an_article_is_rendered_again_when_an_analysis_file_it_read_changed(tmp_
 
 
 def test_converted_formulas_come_from_the_cache_without_importing_latex2mathml(tmp_path):
-    """A fresh interpreter with the formulas in the render cache converts nothing (latex2mathml is not imported)
-    and returns the same MathML; a new formula is converted and kept."""
+    """A fresh interpreter with the formulas in the render cache converts nothing (no worker process is started to
+    import latex2mathml) and returns the same MathML; a new formula is converted (in the worker: never in the build
+    itself, which does not import latex2mathml at all) and kept."""
     import subprocess
     import sys
 
     script = (
-        "import sys; from pathlib import Path; from article import mathml\n"
+        "import sys; from pathlib import Path; from article import mathml; from analysis import deadline\n"
+        "started, start = [], deadline.Worker._start\n"
+        "deadline.Worker._start = lambda self: (started.append(1), start(self))[1]\n"
         "mathml.use_cache(Path(sys.argv[1]))\n"
         "out = [mathml.tex_to_mathml(t, d) for t, d in [('W^+ = \\\\max(W, 0)', False), ('\\\\sum_i x_i', True)]"
         " + [(a, False) for a in sys.argv[2:]]]\n"
         "mathml.save()\n"
-        "print(repr(out)); print('latex2mathml.converter' in sys.modules)\n")
+        "assert 'latex2mathml' not in sys.modules\n"
+        "print(repr(out)); print(bool(started))\n")
     repo = Path(__file__).resolve().parents[1]
 
     def run(*args: str) -> list[str]:
@@ -419,3 +427,60 @@ def test_a_hand_edit_inside_the_site_of_the_same_size_does_not_survive_a_rebuild
     build_site(root, tmp_path / "plain", cache_dir=cache, progress=False, debug=True)
     assert "HACKED" not in page.read_text(encoding="utf-8")
     assert tree_digest(site) == tree_digest(tmp_path / "plain")
+
+
+def test_editing_one_model_redraws_only_the_figures_and_pages_that_read_it(tmp_path):
+    """A figure's cache entry holds the parts of the manifest and front matter it read (article/reads.py), not the
+    whole files: a change to one model draws its figure and writes its model page again, and nothing else; an edit
+    of the front matter that no figure reads draws nothing again; going back to an earlier analysis finds the figure
+    it had then."""
+    import copy
+
+    from article.pipeline import build_site
+    from explorer_cache import FOLDER, make_cache, relist
+
+    cache, root, site = tmp_path / "cache", tmp_path / "proj", tmp_path / "site"
+    make_cache(cache)
+    manifest_path = cache / "analysis" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    other = FOLDER.replace("tinynet/", "othernet/")  # a model points only at its own files (model_entry_ok)
+    shutil.copytree(cache / "analysis" / FOLDER, cache / "analysis" / other)
+    manifest["models"]["othernet"] = json.loads(json.dumps({**copy.deepcopy(manifest["models"]["tinynet"]),
+                                                            "label": "OtherNet"}).replace(FOLDER, other))
+    manifest_path.write_text(json.dumps(manifest))
+    relist(cache)
+    manifest = json.loads(manifest_path.read_text())
+    (root / "content" / "two").mkdir(parents=True)
+    (root / "templates").symlink_to(Path(__file__).resolve().parents[1] / "templates", target_is_directory=True)
+    (root / "site.yml").write_text("title: Two\ndescription: Two models.\nsite_url: https://example.org/\n"
+                                   "articles: [two]\n")
+    index = root / "content" / "two" / "index.md"
+    front = "---\ntitle: Two models\ndescription: {}\ndate: 2026-12-01\nauthors: [{{name: A. Author}}]\n---\n\n"
+    body = "".join(f"::: figure id={m} kind=nmf_explorer layers={m}:conv2 width=l-page\n{m}.\n:::\n\n"
+                   for m in ("tinynet", "othernet"))
+    index.write_text(front.format("First.") + body)
+
+    def build():
+        report = build_site(root, site, cache_dir=cache, progress=False)
+        page = (site / "two" / "index.html").read_text(encoding="utf-8")
+        pages = {m: (site / "models" / m / "index.html").stat().st_ino for m in ("tinynet", "othernet")}
+        return report, page, pages
+
+    first, _, pages = build()
+    assert (first.figures, first.cache_hits) == (2, 0)
+    manifest["models"]["othernet"]["label"] = "OtherNet, retrained"  # one model analysed again
+    manifest["fingerprint"] = "changed with it"
+    manifest_path.write_text(json.dumps(manifest))
+    second, page, pages2 = build()
+    assert (second.figures, second.cache_hits) == (2, 1)  # tinynet's figure is reused
+    assert "OtherNet, retrained" in page
+    assert pages2["tinynet"] == pages["tinynet"] and pages2["othernet"] != pages["othernet"]
+    index.write_text(front.format("Second.") + body)  # the front matter, in a field no figure reads
+    third, page, _ = build()
+    assert (third.figures, third.cache_hits) == (2, 2) and "Second." in page
+    fourth, _, _ = build()  # and the quick check of every figure's reads holds again
+    assert (fourth.figures, fourth.cache_hits) == (2, 2)
+    manifest["models"]["othernet"]["label"] = "OtherNet"  # back to the first analysis: its figure is kept too
+    manifest_path.write_text(json.dumps(manifest))
+    fifth, page, _ = build()
+    assert (fifth.figures, fifth.cache_hits) == (2, 2) and "OtherNet, retrained" not in page

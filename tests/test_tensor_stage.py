@@ -39,3 +39,14 @@ def test_a_size_that_does_not_run_the_model_still_fails_with_the_search_error():
     job = TensorJob(layer="b", source="a")
     with pytest.raises(AnalysisError, match="no input size up to"):
         tensor_of(model, job, Recipe(tensors=[job], first_layer=None, image_size=20))
+
+
+def test_a_hook_that_is_not_a_feature_map_names_the_tensor_and_its_hooks():
+    """Issue 22: 'to_layer must output a [B, C, H, W] tensor' alone did not say which tensor, nor that its upper hook
+    was a block boundary after the network's flatten."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 14 * 14, 2)).eval()
+    job = TensorJob(layer="2", source="0")
+    with pytest.raises(AnalysisError, match=r"^expanded weights 0->2 \(hooks 0 -> 2\): expanded_weights: to_layer must "
+                                            r"output a \[B, C, H, W\] tensor") as info:
+        tensor_of(model, job, Recipe(tensors=[job], first_layer=None, image_size=16))
+    assert isinstance(info.value.__cause__, AnalysisError)

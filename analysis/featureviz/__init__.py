@@ -7,9 +7,9 @@ hooks.py      capturing a named layer's output (and stopping the forward pass th
 render.py     the optimisation loop
 cache.py      PNG + JSON cache and manifest
 """
-from .cache import (FEATUREVIZ_VERSION, QUALITY_PRESETS, cached_visualize, cached_visualize_directions,
+from .cache import (QUALITY_PRESETS, cached_visualize, cached_visualize_directions,
                     png_bytes, read_manifest, resolve_quality)
 from .render import optimize, visualize, visualize_directions
 
-__all__ = ["FEATUREVIZ_VERSION", "QUALITY_PRESETS", "cached_visualize", "cached_visualize_directions", "optimize",
+__all__ = ["QUALITY_PRESETS", "cached_visualize", "cached_visualize_directions", "optimize",
            "png_bytes", "read_manifest", "resolve_quality", "visualize", "visualize_directions"]

@@ -5,8 +5,9 @@ Layout under `<cache_dir>/featureviz/`:
     <model>/<layer>/c<channel>-<key12>.json   its record: key inputs + sha256 of the PNG (detects corruption)
     <model>/<layer>/d-<key12>.png/.json       direction visualizations (not in the manifest: no channel)
     manifest.json                             [{"model", "layer", "channel", "image", "quality", "sha256"}, ...]
-The key hashes FEATUREVIZ_VERSION, the weights' sha256, layer, channel and every quality parameter, so a change
-to any of them misses the cache instead of serving a stale picture.
+The key hashes the code key of this module (analysis/codekey.py: the feature-visualization code it imports, by
+content, and the libraries' versions), the model's key, layer, channel and every quality parameter, so a change to
+any of them misses the cache instead of serving a stale picture; a change to other analysis code does not.
 
 Bytes are reproducible for the same request (same channels, same batching). A channel rendered in a different
 batch can differ by rounding noise (oneDNN picks batch-size-dependent kernels): at most a gray level or two.
@@ -21,16 +22,15 @@ import numpy as np
 from torch import nn
 
 from analysis import jsonio
-from analysis.paths import safe_component
+from analysis.paths import inside, safe_component
 from analysis.pictures import png_bytes  # noqa: F401  (part of this package's API)
 from analysis.errors import AnalysisError
 from analysis.cache import Entry
+from analysis.codekey import code_key
 from analysis.spec import DEFAULT_QUALITY, QUALITY_PRESETS
 
 from .render import visualize, visualize_directions
 from .budget import Budget
-
-FEATUREVIZ_VERSION = 2  # 2: channels-last forward (numerics), lr-0.1 default preset
 
 MANIFEST = "manifest.json"
 
@@ -51,7 +51,7 @@ def resolve_quality(quality: Mapping[str, Any] | str | None) -> dict[str, Any]:
 
 
 def _cache_key(**parts: Any) -> str:
-    return jsonio.sha256_text(jsonio.dumps({"version": FEATUREVIZ_VERSION, **parts}))
+    return jsonio.sha256_text(jsonio.dumps({"code": code_key(__name__), **parts}))
 
 
 def _cache(record_path: Path, key: str) -> Entry:
@@ -101,7 +101,7 @@ def cached_visualize(model: nn.Module, model_name: str, weights_sha256: str, lay
             budget.rendered += n
         for (c, record_path, key), image in zip(part, images):
             record = _cache(record_path, key).put(png=png_bytes(image), record={
-                "version": FEATUREVIZ_VERSION, "key": key, "model": model_name, "layer": layer, "channel": c,
+                "key": key, "model": model_name, "layer": layer, "channel": c,
                 "quality": q, "weights_sha256": weights_sha256, "channels_in": channels_in})
             entries[c] = _entry(root, record_path, record)
     result = [entries[int(c)] for c in channels if int(c) in entries]
@@ -143,7 +143,7 @@ def cached_visualize_directions(model: nn.Module, model_name: str, weights_sha25
                                       channels_in=channels_in, num_threads=num_threads, device=device)
         for (i, record_path, key, dsha), image in zip(missing, images):
             record = _cache(record_path, key).put(png=png_bytes(image), record={
-                "version": FEATUREVIZ_VERSION, "key": key, "model": model_name, "layer": layer,
+                "key": key, "model": model_name, "layer": layer,
                 "direction_sha256": dsha, "position": position, "quality": q, "weights_sha256": weights_sha256,
                 "channels_in": channels_in})
             out[i] = _entry(root, record_path, record)
@@ -170,9 +170,16 @@ def read_manifest(root: Path) -> list[dict]:
     if not path.exists():
         return []
     data = jsonio.read_json(path)
-    if not isinstance(data, list) or not all(isinstance(e, dict) and "channel" in e for e in data):
+    if not isinstance(data, list) or not all(_valid(e, Path(root)) for e in data):
         raise AnalysisError(f"{path}: corrupt feature-visualization manifest (delete it to rebuild)")
     return data
+
+
+def _valid(e: Any, root: Path) -> bool:
+    """An entry of the shape _entry writes whose image lies inside the featureviz folder (analysis.paths.inside)."""
+    return (isinstance(e, dict) and isinstance(e.get("model"), str) and isinstance(e.get("layer"), str)
+            and type(e.get("channel")) is int and isinstance(e.get("sha256"), str)
+            and inside(root, e.get("image")) is not None)
 
 
 def update_manifest(root: Path, new_entries: list[dict]) -> list[dict]:

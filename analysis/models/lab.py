@@ -47,7 +47,7 @@ from analysis import data, safeload
 from analysis.errors import AnalysisError
 from analysis.jsonio import read_json, sha256_file, write_bytes_atomic
 from analysis.models.common import Normalize
-from analysis.paths import cache_dir as _cache_dir
+from analysis.paths import cache_dir as _cache_dir, inside
 
 LAB_VERSION = 2  # bump when the architecture, data or training loop changes: forces retraining
 VARIANTS = ("gap", "flatten", "rotated")
@@ -284,10 +284,10 @@ def _entry_valid(entry: dict, folder: Path, expected_hash: str | None) -> bool:
             return False
         if entry.get("lab_version") != LAB_VERSION:
             return False
-        weights = folder / entry["weights"]
-        if not weights.is_file() or sha256_file(weights) != entry.get("sha256"):
-            return False
-        safeload.load_state_dict(folder / entry["init_weights"])
+        weights, init = inside(folder, entry["weights"]), inside(folder, entry["init_weights"])
+        if weights is None or init is None or not weights.is_file() or sha256_file(weights) != entry.get("sha256"):
+            return False  # a planted path leading out of the lab folder is never read
+        safeload.load_state_dict(init)
         return True
     except (KeyError, TypeError, OSError, AnalysisError):
         return False
@@ -314,9 +314,12 @@ def train_all(
         if n_jobs > 1 and len(todo) > 1:
             from joblib import Parallel, delayed
 
-            fresh = Parallel(n_jobs=min(n_jobs, len(todo)))(
-                delayed(_train_and_save)(v, s, config, str(folder)) for v, s in todo
-            )
+            from analysis.parallel import local_workers
+
+            with local_workers():
+                fresh = Parallel(n_jobs=min(n_jobs, len(todo)))(
+                    delayed(_train_and_save)(v, s, config, str(folder)) for v, s in todo
+                )
         else:
             fresh = [_train_and_save(v, s, config, str(folder)) for v, s in todo]
         for e in fresh:

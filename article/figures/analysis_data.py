@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from analysis.paths import inside
 
 from .registry import FigureContext
 
@@ -12,8 +16,10 @@ MANIFEST = f"{ROOT}/manifest.json"
 NEUTRAL = "#9467bd"  # a model the analysis gave no colour
 
 
-def manifest(ctx: FigureContext) -> dict[str, Any]:
-    return ctx.load_json(MANIFEST)
+def manifest(ctx: FigureContext) -> Mapping[str, Any]:
+    """The analysis manifest; a figure reads it part by part (its cache entry depends on the models it reads, not
+    on every model: article/reads.py), prose data hooks whole."""
+    return ctx.load_parts(MANIFEST) if ctx.figure_id else ctx.load_json(MANIFEST)
 
 
 def required(ctx: FigureContext, params: dict[str, str], name: str) -> str:
@@ -50,10 +56,14 @@ def with_arrays(ctx: FigureContext, rel: str, data: Any) -> Any:
         if isinstance(ref, dict) and "npy" in ref:
             import numpy as np
 
-            path = Path(ctx.cache_dir) / ROOT / Path(rel).parent / ref["npy"]
+            folder = Path(ctx.cache_dir) / ROOT / Path(rel).parent
+            path = inside(folder, ref["npy"])
             try:
+                if path is None or path.parent != Path(os.path.realpath(folder)):
+                    raise ValueError("the array's name leads out of its record's folder")
                 channels = np.load(path, allow_pickle=False).tolist()
             except (OSError, ValueError):
+                path = path or folder / str(ref["npy"])[:200]
                 raise ctx.error(f"analysis array {path} is missing or damaged (run `python build.py --clean`)") from None
             data = {**data, key: {**data[key], "channels": channels}}
     return data
@@ -61,10 +71,13 @@ def with_arrays(ctx: FigureContext, rel: str, data: Any) -> Any:
 
 def cache_bytes(ctx: FigureContext, rel: str) -> bytes:
     """A PNG the analysis wrote (listed with its sha256 in the manifest, so the render cache sees changes)."""
-    path = Path(ctx.cache_dir) / rel
+    path = inside(ctx.cache_dir, rel)
     try:
+        if path is None:
+            raise OSError("the path leads out of the cache folder")
         return path.read_bytes()
     except OSError:
+        path = path or Path(ctx.cache_dir) / str(rel)[:200]
         raise ctx.error(f"analysis image {path} is missing (run `python build.py --clean`)") from None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from ..model_pages import explorer_href, follow_selection
+from ..explorer_links import explorer_href, follow_selection
 from . import analysis_data as ad
 from .registry import Figure, FigureContext, register
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from ..model_pages import explorer_href, follow_selection
+from ..explorer_links import explorer_href, follow_selection
 from . import analysis_data as ad
 from .cells import unit_cells
 from .registry import Figure, FigureContext, register

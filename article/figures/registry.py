@@ -25,6 +25,8 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Any, Callable
 
+from analysis.paths import inside
+
 from .. import theme as site_theme
 from ..errors import BuildError
 
@@ -63,8 +65,12 @@ class FigureContext:
     reads: dict[str, str] = field(default_factory=dict)  # relpath -> sha256, for the render cache
 
     def load_json(self, relpath: str) -> Any:
-        """Read analysis JSON ``cache_dir/relpath``; missing or corrupt files are BuildErrors."""
-        file = self.cache_dir / relpath
+        """Read analysis JSON ``cache_dir/relpath``; missing or corrupt files are BuildErrors, and so is a path
+        (read from a cache record) that leads out of the cache folder."""
+        file = inside(self.cache_dir, relpath)
+        if file is None:
+            raise self.error(f"analysis file path {str(relpath)[:200]!r} leads out of the cache folder "
+                             f"{self.cache_dir}; run `python build.py --clean`")
         try:
             raw = file.read_bytes()
         except FileNotFoundError:
@@ -74,6 +80,24 @@ class FigureContext:
             return json.loads(raw)
         except ValueError as exc:
             raise self.error(f"analysis result {file} is not valid JSON: {exc}") from None
+
+    def load_parts(self, relpath: str) -> Mapping[str, Any]:
+        """Analysis JSON ``cache_dir/relpath`` (an object) as a view that records each part the figure reads of it
+        (article/reads.py): the figure's cache entry then depends on those parts, not the whole file."""
+        from ..reads import Parts
+
+        file = self.cache_dir / relpath
+        try:
+            raw = file.read_bytes()
+            data = json.loads(raw)
+        except FileNotFoundError:
+            raise self.error(f"analysis result {file} not found (run the analysis stage first)") from None
+        except ValueError as exc:
+            raise self.error(f"analysis result {file} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            return self.load_json(relpath)
+        self.reads.setdefault(relpath + "@", hashlib.sha256(raw).hexdigest())
+        return Parts(data, relpath, self.reads)
 
     def asset_url(self, name: str) -> str:
         """Href of an asset of this figure, relative to the article page."""
@@ -128,33 +152,6 @@ def discover() -> None:
         except Exception as exc:
             raise BuildError(f"cannot import figure module: {type(exc).__name__}: {exc}",
                              Path(package.__path__[0]) / f"{info.name}.py") from exc
-
-
-def figure_modules(kind: str) -> dict[str, Any]:
-    """The module defining ``kind`` and every module of this package it uses, directly or through another (e.g. a
-    shared colour scale or cell helper): name -> module."""
-    import inspect
-
-    todo, used = [inspect.getmodule(FIGURES[kind])], {}
-    while todo:
-        module = todo.pop()
-        if module is None or module.__name__ in used or not module.__name__.startswith(__package__ + "."):
-            continue
-        used[module.__name__] = module
-        for value in vars(module).values():
-            if inspect.ismodule(value):
-                todo.append(value)
-            elif inspect.isfunction(value) or inspect.isclass(value):
-                todo.append(inspect.getmodule(value))
-    return used
-
-
-def module_source_hash(kind: str) -> str:
-    """Hash of the source of ``figure_modules(kind)``: the render cache key part for figure code."""
-    h = hashlib.sha256()
-    for name, module in sorted(figure_modules(kind).items()):
-        h.update(name.encode() + b"\0" + Path(module.__file__).read_bytes() + b"\0")
-    return h.hexdigest()
 
 
 class LazyData(Mapping):

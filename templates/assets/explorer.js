@@ -5,7 +5,7 @@
   'use strict';
   var data = {};      // tensor id -> layer payload
   var waiting = {};   // tensor id -> callbacks
-  var view = {layer: null, neuron: null, page: 0};
+  var view = {layer: null, neuron: null, page: 0, missing: null};
   var el = {};
   var stops = [];
 
@@ -270,8 +270,11 @@
   function route() {
     if (routed !== null && routed === location.hash) return;  // hashchange and popstate both report one step
     routed = location.hash;
-    var want = parseHash();
-    if (!row(want.layer)) want = {layer: rows().length ? rows()[0].id : null, neuron: null};
+    var want = parseHash(), missing = null;
+    if (!row(want.layer)) {  // a link to a layer this model does not have: say so, then show the first one
+      missing = want.layer || null;
+      want = {layer: rows().length ? rows()[0].id : null, neuron: null};
+    }
     if (!want.layer) return;
     var focusDetail = el.neuronBox.contains(document.activeElement);
     load(want.layer, function (d) {
@@ -281,13 +284,15 @@
         if (r.id === d.id) r.setAttribute('aria-current', 'true'); else r.removeAttribute('aria-current');
       });
       el.panel.hidden = false;
-      if (changed) {
+      if (changed || missing !== view.missing) {
         el.title.textContent = d.id;
-        el.note.textContent = d.n + ' neurons, each reading ' + d.in + ' input channels through ' + d.h + '×' + d.w +
+        el.note.textContent = (missing ? 'No layer ' + missing + ' in this model; showing ' + d.id + '. ' : '') +
+          d.n + ' neurons, each reading ' + d.in + ' input channels through ' + d.h + '×' + d.w +
           ' kernels. Each picture is a neuron\u2019s NMF: three spatial factors as red, green and blue.' +
           (d.next ? ' Its output feeds ' + d.next + '.' : '');
-        view.page = 0;
+        view.missing = missing;
       }
+      if (changed) view.page = 0;
       if (view.neuron !== null) showPageOf(view.neuron);
       drawGrid();
       detail(d, view.neuron);

@@ -105,6 +105,22 @@ def test_deep_link_selects_the_neuron(explorer_site, open_page):
     assert not opened.problems(), opened.problems()
 
 
+def test_a_link_to_a_layer_that_does_not_exist_says_so(explorer_site, open_page):
+    """`#conv9/3` on a model without conv9: the page says "No layer conv9" and shows the first layer, not it silently."""
+    site, _ = explorer_site
+    page = open_page(site / "models" / "tinynet" / "index.html").page
+    page.goto(page.url.split("#")[0] + "#conv9/3")
+    page.wait_for_function("() => document.querySelector('#vw-layer-note').textContent.startsWith('No layer')")
+    assert page.locator("#vw-layer-note").inner_text().startswith("No layer conv9 in this model; showing conv1. 8 neurons")
+    assert page.locator("#vw-layer-title").inner_text() == "conv1"
+    page.evaluate("() => { location.hash = 'conv3'; }")  # a layer that exists: the notice goes
+    page.wait_for_function("() => document.querySelector('#vw-layer-title').textContent === 'conv3'")
+    assert "No layer" not in page.locator("#vw-layer-note").inner_text()
+    page.evaluate("() => { location.hash = 'nope'; }")
+    page.wait_for_function("() => document.querySelector('#vw-layer-note').textContent.startsWith('No layer nope')")
+    assert page.locator("#vw-layer-title").inner_text() == "conv1"
+
+
 VISIBLE = """sel => { const r = document.querySelector(sel).getBoundingClientRect();
   return r.top >= 0 && r.bottom <= innerHeight && r.left >= 0 && r.right <= innerWidth; }"""
 
