@@ -95,7 +95,7 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
     they compute). ``run_analysis=False`` only checks that the analyses are fresh and raises AnalysisStale when
     they are not (``serve`` then runs the whole recipe in a fresh interpreter). Imports happen
     here, not at the top, so ``serve`` gets freshly imported stages after it forgets edited modules."""
-    from article.analysis_stage import analysis_state, clean as clean_cache, ensure_analysis
+    from article.analysis_stage import analysis_state, clean as clean_cache, ensure_analysis, missing_models
     from article.config import load_config
     from article.errors import AnalysisStale
     from article.figure_cache import manifest_digests
@@ -115,6 +115,9 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
         analysis = analysis_state(root, config, cache_dir, jobs, parsed, **runtime)
         if analysis == "stale":
             raise AnalysisStale("the analyses must run first")
+    if progress and analysis != "none":
+        for line in missing_models(cache_dir):
+            print(line, flush=True)
     # 'fresh' or 'computed': every file the manifest lists was just verified (or written) by its sha256.
     verified = manifest_digests(cache_dir) if analysis in ("fresh", "computed") else {}
     return build_site(root, site_dir, config=config, cache_dir=cache_dir, strict=strict, debug=debug,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis.errors import AnalysisError
 from analysis.weights import as_conv_weight
 
 
@@ -48,3 +49,16 @@ def banding_scores(weight: Any) -> dict:
         "baseline_C": (wd - 1) / n_pos if n_pos > 0 else float("nan"),
         "shape": [int(s) for s in w.shape],
     }
+
+
+def picture_banding(rgb: Any) -> dict:
+    """`banding_scores` of NMF pictures: [out, h, w, 3], each neuron's three factors as the colour channels.
+
+    The one banding score the articles compare: R and C of a layer's NMF pictures, pooled over its neurons, computed
+    the same way on this build's pictures (`nmf.rgb` of a tensor report) and on the pixels of the pictures Petrov et al.
+    published (bench/published_banding.py). Pixel scale does not matter (R and C are shares).
+    """
+    pic = np.asarray(rgb, dtype=np.float64)
+    if pic.ndim != 4 or pic.shape[3] != 3 or 0 in pic.shape:
+        raise AnalysisError(f"picture_banding: expected NMF pictures [out, h, w, 3], got shape {list(pic.shape)}")
+    return banding_scores(pic.transpose(0, 3, 1, 2))

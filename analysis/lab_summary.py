@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import jsonio
-from analysis.tensor_report import SCHEMA
+from analysis.tensor_report import SCHEMA, nmf_banding
 
 
 def lab_summary(root: Path, entries: dict[str, list[dict]], cache_dir: Path, lab_cfg: dict,
@@ -31,6 +31,7 @@ def lab_summary(root: Path, entries: dict[str, list[dict]], cache_dir: Path, lab
             "R_delta": report.get("banding_delta", {}).get("R_layer"),
             "C_delta": report.get("banding_delta", {}).get("C_layer"),
             "baseline_R": report["banding"]["baseline_R"],
+            **nmf_banding(report),  # R_nmf, C_nmf (+ _delta): the score the article compares
         })
     config = lab.LabConfig.from_json(lab_cfg)
     summary: dict = {"schema": SCHEMA, "rows": rows, "variants": {}, "config": {
@@ -44,8 +45,9 @@ def lab_summary(root: Path, entries: dict[str, list[dict]], cache_dir: Path, lab
         if not sel:
             continue
         stats = {}
-        for field_ in ("R", "C", "R_delta", "C_delta", "test_accuracy"):
-            vals = np.array([r[field_] for r in sel if r[field_] is not None], dtype=float)
+        for field_ in ("R", "C", "R_delta", "C_delta", "R_nmf", "C_nmf", "R_nmf_delta", "C_nmf_delta",
+                       "test_accuracy"):
+            vals = np.array([r[field_] for r in sel if r.get(field_) is not None], dtype=float)
             if vals.size:
                 stats[field_] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if vals.size > 1 else 0.0,
                                  "min": float(vals.min()), "max": float(vals.max()), "median": float(np.median(vals))}

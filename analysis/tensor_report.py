@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.banding import banding_scores
+from analysis.banding import banding_scores, picture_banding
 from analysis.nmf import nmf_rgb, one_sided_nmf, reconstruction_error
 from analysis.spec import SCHEMA  # noqa: F401  (defined there so the record cache does not import this module)
 from analysis.weights import top_inputs
@@ -105,7 +105,19 @@ def summary(record: dict) -> dict:
     if "banding_delta" in record:
         entry["R_delta"] = record["banding_delta"]["R_layer"]
         entry["C_delta"] = record["banding_delta"]["C_layer"]
+    entry.update(nmf_banding(record))
     return entry
+
+
+def nmf_banding(record: dict) -> dict:
+    """The articles' banding score: R and C of the layer's NMF pictures, pooled over its neurons (`R_nmf`, `C_nmf`;
+    `_delta` for the pictures of W - W_init). Derived from the stored pictures, so a cached record needs no rerun."""
+    out = {}
+    for key, suffix in (("nmf", ""), ("nmf_delta", "_delta")):
+        if isinstance(record.get(key), dict) and "rgb" in record[key]:
+            scores = picture_banding(record[key]["rgb"])
+            out["R_nmf" + suffix], out["C_nmf" + suffix] = scores["R_layer"], scores["C_layer"]
+    return out
 
 
 def link_next(entries: list[dict], blocks: list[dict] = ()) -> None:

@@ -40,7 +40,13 @@ class TvWeights:
 
     @property
     def sha256_prefix(self) -> str:
-        return _SHA_IN_NAME.search(self.filename).group(1)
+        return name_prefix(self.filename)
+
+
+def name_prefix(path: str | os.PathLike) -> str | None:
+    """The sha256 prefix a file's name promises, torchvision's convention (`<name>-<8 hex digits>.pth`), or None."""
+    found = _SHA_IN_NAME.search(Path(path).name)
+    return found.group(1) if found else None
 
 
 MOBILENET_V2 = TvWeights("mobilenet_v2", "MobileNetV2", "mobilenet_v2-b0353104.pth",

@@ -254,6 +254,17 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
     return "computed"
 
 
+def missing_models(cache_dir: Path) -> list[str]:
+    """One line per model the analyses wanted but this build lacked (e.g. a weights file never supplied), for the
+    build's output: pages leave such a model's sections out and never say why, so the build says it here."""
+    from analysis.jsonio import read_json  # stdlib only
+
+    manifest = read_json(Path(cache_dir) / "analysis" / "manifest.json")
+    unavailable = manifest.get("unavailable") if isinstance(manifest, dict) else None
+    return [f"note: {name} is not in this build (the pages leave its sections out): {why}"
+            for name, why in sorted((unavailable or {}).items())]
+
+
 def _analyse(acfg: Any, progress: bool) -> None:
     """The analyses, in the worker process: imports torch there."""
     from analysis.pipeline import run

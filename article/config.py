@@ -9,8 +9,10 @@ from typing import Any
 
 from . import yamlcache
 from .errors import BuildError
+from .frontmatter import Author, checked_url, parse_authors
 
 SITE_URL_ENV = "VW_SITE_URL"
+REPOSITORY_ENV = "VW_REPOSITORY_URL"  # the Pages workflow passes the repository the site is built from
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -23,6 +25,8 @@ class SiteConfig:
     site_url: str  # always ends with "/"
     articles: tuple[str, ...]  # slugs: content/<slug>/index.md
     language: str = "en"
+    authors: tuple[Author, ...] = ()  # the byline of an article whose front matter names none
+    repository: str | None = None  # the source code's address, linked from every page
     raw: dict[str, Any] = field(default_factory=dict)
 
     def article_url(self, slug: str) -> str:
@@ -75,12 +79,22 @@ def load_config(root: Path, cache_dir: Path | None = None) -> SiteConfig:
     twice = sorted({a for a in articles if articles.count(a) > 1})
     if twice:
         raise BuildError(f"field 'articles' lists {', '.join(map(repr, twice))} more than once", path)
-    raw = dict(raw, site_url=site_url.rstrip("/") + "/")
+    def fail(name: str, message: str) -> BuildError:
+        return BuildError(f"field '{name}' {message}", path)
+
+    authors = parse_authors(raw["authors"], fail) if raw.get("authors") is not None else ()
+    repository = os.environ.get(REPOSITORY_ENV) or raw.get("repository")
+    repository = checked_url(fail, "repository", repository) if repository else None
+    if repository and not repository.startswith(("http://", "https://")):
+        raise fail("repository", f"must be an http(s) URL, got {repository!r}")
+    raw = dict(raw, site_url=site_url.rstrip("/") + "/", repository=repository)
     return SiteConfig(
         title=text("title"),
         description=text("description"),
         site_url=raw["site_url"],
         articles=tuple(articles),
         language=text("language", "en"),
+        authors=authors,
+        repository=repository,
         raw=raw,
     )

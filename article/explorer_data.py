@@ -113,9 +113,12 @@ def layer_payload(record: dict, entry: dict, next_record: dict | None, prev_id: 
     inputs with the skip included, which the page switches to; `outputs_total` likewise when the next tensor's was."""
     import numpy as np
 
+    from analysis.banding import picture_banding  # numpy only
+
     out, n_in, h, w = record["shape"]
-    banding = record["banding"]
     nmf = record.get("nmf") or {}
+    # Each neuron's banding as the articles score it: R and C of its NMF picture (of W itself where it has none).
+    banding = picture_banding(nmf["rgb"]) if nmf.get("rgb") is not None else record["banding"]
     payload: dict[str, Any] = {
         "id": entry["id"], "n": out, "in": n_in, "h": h, "w": w, "next": entry.get("next"), "prev": prev_id,
         # Sort keys keep four digits: thousands of neurons share a narrow range of norms.

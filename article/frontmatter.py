@@ -5,7 +5,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import yamlcache
 from .errors import BuildError
@@ -41,6 +41,7 @@ class FrontMatter:
     contributions: str | None = None  # Markdown
     updates: tuple[Update, ...] = ()
     raw_html: bool = False
+    listed: bool = True  # false: built, but not on the home page, in the feed or in the sitemap (e.g. a style sample)
     models: dict[str, Any] = field(default_factory=dict)
     analysis: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)  # everything, for figure code
@@ -157,6 +158,55 @@ def _bidi_control(value: Any, where: str, depth: int = 0) -> tuple[str, str] | N
     return None
 
 
+def checked_text(fail: Callable[[str, str], Exception], name: str, value: Any, required: bool = True) -> str | None:
+    """A non-empty string without control characters (None when optional and absent); else ``fail(name, why)``."""
+    if value is None and not required:
+        return None
+    if value is None:
+        raise fail(name, "is required")
+    if not isinstance(value, str) or not value.strip():
+        raise fail(name, f"must be a non-empty string, got {type(value).__name__}")
+    bad = next((ch for ch in value if ord(ch) < 32 and ch not in "\t\n\r" or ch == "\x7f"), None)
+    if bad is not None:
+        raise fail(name, f"contains the control character U+{ord(bad):04X}")
+    return value.strip()
+
+
+def checked_url(fail: Callable[[str, str], Exception], name: str, value: Any) -> str | None:
+    """An optional link: a safe scheme or a relative URL."""
+    value = checked_text(fail, name, value, False)
+    if value is not None and not safe_url(value):
+        raise fail(name, f"must be an {', '.join(SAFE_SCHEMES)} or relative URL, got {value[:60]!r}")
+    return value
+
+
+def parse_authors(value: Any, fail: Callable[[str, str], Exception]) -> tuple[Author, ...]:
+    """A non-empty list of {name, url?, affiliation?, affiliation_url?} (or plain names), checked; ``fail(field,
+    message)`` makes the error (front matter or site.yml)."""
+    def text(name: str, v: Any, required: bool = True) -> str | None:
+        return checked_text(fail, name, v, required)
+
+    def url(name: str, v: Any) -> str | None:
+        return checked_url(fail, name, v)
+
+    if not isinstance(value, list) or not value:
+        raise fail("authors", "must be a non-empty list of {name, url?, affiliation?, affiliation_url?}")
+    authors = []
+    for i, a in enumerate(value):
+        where = f"authors[{i}]"
+        if isinstance(a, str):
+            a = {"name": a}
+        if not isinstance(a, dict):
+            raise fail(where, "must be a mapping with a 'name'")
+        unknown = set(a) - {"name", "url", "affiliation", "affiliation_url"}
+        if unknown:
+            raise fail(where, f"has unknown key(s) {sorted(unknown)}")
+        authors.append(Author(name=text(f"{where}.name", a.get("name")), url=url(f"{where}.url", a.get("url")),
+                              affiliation=text(f"{where}.affiliation", a.get("affiliation"), False),
+                              affiliation_url=url(f"{where}.affiliation_url", a.get("affiliation_url"))))
+    return tuple(authors)
+
+
 def _validate(d: dict[str, Any], lines: dict[str, int], path: Path) -> FrontMatter:
     def fail(name: str, msg: str) -> BuildError:
         # +1: the YAML text starts on file line 2.
@@ -168,16 +218,7 @@ def _validate(d: dict[str, Any], lines: dict[str, int], path: Path) -> FrontMatt
                             "display in another order than it reads; remove it")
 
     def text(name: str, value: Any, required: bool = True) -> str | None:
-        if value is None and not required:
-            return None
-        if value is None:
-            raise fail(name, "is required")
-        if not isinstance(value, str) or not value.strip():
-            raise fail(name, f"must be a non-empty string, got {type(value).__name__}")
-        bad = next((ch for ch in value if ord(ch) < 32 and ch not in "\t\n\r" or ch == "\x7f"), None)
-        if bad is not None:
-            raise fail(name, f"contains the control character U+{ord(bad):04X}")
-        return value.strip()
+        return checked_text(fail, name, value, required)
 
     def date(name: str, value: Any, required: bool = True) -> dt.date | None:
         if value is None and not required:
@@ -193,37 +234,14 @@ def _validate(d: dict[str, Any], lines: dict[str, int], path: Path) -> FrontMatt
                 pass
         raise fail(name, f"must be a date YYYY-MM-DD, got {value!r}")
 
-    def url(name: str, value: Any) -> str | None:
-        value = text(name, value, False)
-        if value is not None and not safe_url(value):
-            raise fail(name, f"must be an {', '.join(SAFE_SCHEMES)} or relative URL, got {value[:60]!r}")
-        return value
-
     def mapping(name: str) -> dict[str, Any]:
         value = d.get(name) or {}
         if not isinstance(value, dict):
             raise fail(name, f"must be a mapping, got {type(value).__name__}")
         return value
 
-    authors_raw = d.get("authors")
-    if not isinstance(authors_raw, list) or not authors_raw:
-        raise fail("authors", "must be a non-empty list of {name, url?, affiliation?, affiliation_url?}")
-    authors = []
-    for i, a in enumerate(authors_raw):
-        where = f"authors[{i}]"
-        if isinstance(a, str):
-            a = {"name": a}
-        if not isinstance(a, dict):
-            raise fail(where, "must be a mapping with a 'name'")
-        unknown = set(a) - {"name", "url", "affiliation", "affiliation_url"}
-        if unknown:
-            raise fail(where, f"has unknown key(s) {sorted(unknown)}")
-        authors.append(Author(
-            name=text(f"{where}.name", a.get("name")),
-            url=url(f"{where}.url", a.get("url")),
-            affiliation=text(f"{where}.affiliation", a.get("affiliation"), False),
-            affiliation_url=url(f"{where}.affiliation_url", a.get("affiliation_url")),
-        ))
+    # No authors: the site's (site.yml `authors:`), filled in by the pipeline.
+    authors = parse_authors(d["authors"], fail) if "authors" in d else ()
 
     updates_raw = d.get("updates") or []
     if not isinstance(updates_raw, list):
@@ -238,6 +256,9 @@ def _validate(d: dict[str, Any], lines: dict[str, int], path: Path) -> FrontMatt
     raw_html = d.get("raw_html", False)
     if not isinstance(raw_html, bool):
         raise fail("raw_html", f"must be true or false, got {raw_html!r}")
+    listed = d.get("listed", True)
+    if not isinstance(listed, bool):
+        raise fail("listed", f"must be true or false, got {listed!r}")
     doi = d.get("doi")
     if doi is not None:
         doi = text("doi", str(doi))
@@ -246,7 +267,7 @@ def _validate(d: dict[str, Any], lines: dict[str, int], path: Path) -> FrontMatt
         title=text("title", d.get("title")),
         description=text("description", d.get("description")),
         date=date("date", d.get("date")),
-        authors=tuple(authors),
+        authors=authors,
         bibliography=text("bibliography", d.get("bibliography"), False),
         updated=date("updated", d.get("updated"), False),
         doi=doi,
@@ -254,6 +275,7 @@ def _validate(d: dict[str, Any], lines: dict[str, int], path: Path) -> FrontMatt
         contributions=text("contributions", d.get("contributions"), False),
         updates=tuple(sorted(updates, key=lambda u: u.date)),
         raw_html=raw_html,
+        listed=listed,
         models=mapping("models"),
         analysis=mapping("analysis"),
         raw=d,

@@ -193,9 +193,9 @@ def write_pages(pages: Pages, config: SiteConfig, articles: list[Article], repor
 
 
 def _listed(articles: list[Article]) -> list[Listed]:
-    """Newest first."""
+    """Newest first; an article whose front matter says `listed: false` (the style sample) is built but not listed."""
     return [Listed(a.slug, a.source.meta) for a in sorted(articles, key=lambda a: (a.source.meta.date, a.slug),
-                                                          reverse=True)]
+                                                          reverse=True) if a.source.meta.listed]
 
 
 SERVE_ONLY_ASSETS = {"livereload.js"}  # sent by `python build.py serve` only (article/liveserver.py)

@@ -6,6 +6,7 @@ no timestamps (dates come from front matter), no random ids, canonical JSON.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -104,7 +105,12 @@ def read_articles(root: Path, config: SiteConfig, yaml_cache: Path | None = None
         if not path.exists() and not path.is_symlink():
             raise BuildError(f"article '{slug}' listed in site.yml has no index.md", path)
         inside_project(root, path, f"article '{slug}'")
-        articles.append(Article(slug, parse(read_text(path, "article"), path, yaml_cache), folder))
+        source = parse(read_text(path, "article"), path, yaml_cache)
+        if not source.meta.authors:  # the site's byline (site.yml), so no article invents one
+            if not config.authors:
+                raise BuildError("front matter field 'authors' is required (or set authors: in site.yml)", path, 2)
+            source = dataclasses.replace(source, meta=dataclasses.replace(source.meta, authors=config.authors))
+        articles.append(Article(slug, source, folder))
     return articles
 
 

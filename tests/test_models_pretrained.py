@@ -170,6 +170,27 @@ def test_googlenet_absent_is_unavailable_with_instructions():
     assert str(googlenet.hub_checkpoint_path()) in msg
 
 
+def test_googlenet_file_is_checked_against_the_prefix_in_its_own_name(fake_checkpoint, monkeypatch, tmp_path):
+    """As torchvision's loader does: googlenet-<8 hex>.pth must hash to those digits (a test's random weights named
+    after their own hash load; the same bytes under another prefix do not), and such a file is never called
+    torchvision's in the model's facts."""
+    model, path, prefix = fake_checkpoint
+    named = tmp_path / f"googlenet-{prefix}.pth"
+    named.write_bytes(path.read_bytes())
+    monkeypatch.setenv(googlenet.ENV_VAR, str(named))
+    loaded = models.load("inceptionv1")
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x))
+    facts = models.describe("inceptionv1")
+    assert named.name in facts["source"] and "not torchvision's googlenet-1378be20.pth" in facts["source"]
+    wrong = tmp_path / f"googlenet-{'0' if prefix[0] != '0' else '1'}{prefix[1:]}.pth"
+    wrong.write_bytes(path.read_bytes())
+    monkeypatch.setenv(googlenet.ENV_VAR, str(wrong))
+    with pytest.raises(WeightsError, match="sha256"):
+        models.load("inceptionv1")
+
+
 def test_googlenet_found_through_env_and_hub_cache(fake_checkpoint, monkeypatch, tmp_path):
     _, path, _ = fake_checkpoint
     monkeypatch.setenv(googlenet.ENV_VAR, str(path))

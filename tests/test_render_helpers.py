@@ -55,10 +55,16 @@ def make_root(tmp: Path, body: str = "Hello.\n", front: str = FRONT, bib: str | 
     return root
 
 
-def sample_root(tmp: Path) -> Path:
-    """A root holding only the repo's sample article (independent of the real site.yml)."""
+def sample_root(tmp: Path, listed: bool = True) -> Path:
+    """A root holding only the repo's sample article (independent of the real site.yml). listed: the sample as an
+    article of one's own would be, on the index, feed and sitemap (the repo's copy says `listed: false`)."""
     root = tmp / "sample-root"
     shutil.copytree(REPO / "content" / "sample", root / "content" / "sample")
+    if listed:
+        index = root / "content" / "sample" / "index.md"
+        text = index.read_text(encoding="utf-8")
+        assert "\nlisted: false" in text
+        index.write_text(text.replace("\nlisted: false", "\nlisted: true", 1), encoding="utf-8")
     (root / "site.yml").write_text(SITE.format(slugs="sample").replace("Test Site", "Sample Site"))
     return root
 

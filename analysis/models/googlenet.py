@@ -126,11 +126,12 @@ def expected_shapes(model: nn.Module | None = None) -> dict[str, tuple]:
 
 
 def load_googlenet(
-    path: str | os.PathLike | None = None, *, expected_sha256_prefix: str | None = SHA256_PREFIX
+    path: str | os.PathLike | None = None, *, expected_sha256_prefix: str | None = tv_load.OFFICIAL
 ) -> GoogLeNet:
     """Pretrained GoogLeNet in eval mode from a local torchvision checkpoint.
 
-    The file must hash to `expected_sha256_prefix` (torchvision's 1378be20 by default), hold exactly our keys
+    The file must hash to `expected_sha256_prefix` (by default the prefix in its name, torchvision's convention:
+    1378be20 for googlenet-1378be20.pth and for a renamed file without one), hold exactly our keys
     and shapes once aux1.* / aux2.* are dropped; missing num_batches_tracked entries (older checkpoints) are
     filled in. Raises ModelUnavailable when no file is found, WeightsError when the file is wrong.
     """

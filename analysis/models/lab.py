@@ -55,7 +55,7 @@ LAB_SUBDIR = "banding-lab"
 MANIFEST = "manifest.json"
 LAST_CONV = "conv6.weight"
 DATASET = "mnist"  # analysis.data.DATASETS entry that dataset examples of lab models come from
-TASK = "upright vs upside-down MNIST digits"
+TASK = "upright vs vertically flipped MNIST digits"
 DIGIT_SIZE = 28  # MNIST's own size; input_size != 28 resamples the digits (tiny test configs)
 # Fixed per-channel statistics (MNIST's own, gray repeated to RGB) so the lab input pipeline has no data dependence.
 LAB_MEAN = (0.13, 0.13, 0.13)

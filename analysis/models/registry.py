@@ -104,8 +104,10 @@ FAMILIES: list[Family] = [
     _tv_family("inceptionv1", "#b279a2", {
         "expansions": ["maxpool2 -> inception3b"],
         "context": [{"weights": "inception3a -> inception3b"}],
-        "nmf": ["inception4d.branch3.1.conv", "inception5b.branch2.1.conv"],
-        "banding": "inception5b.branch2.1.conv",
+        # The "5x5" branches (3x3 in torchvision): the counterparts of the original's mixed4d_5x5, the picture of
+        # Voss et al.'s Figure 1, and mixed5b_5x5, whose banding Petrov et al. show (same channel counts).
+        "nmf": ["inception4d.branch3.1.conv", "inception5b.branch3.1.conv"],
+        "banding": "inception5b.branch3.1.conv",
     }, label="InceptionV1"),
     _tv_family("resnet18", "#9d755d"),
     _tv_family("resnet50", "#8c564b"),

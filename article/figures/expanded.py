@@ -84,7 +84,7 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         for mode, view in views:
             cells += _kernel_cells(label, view["top_pairs"], kh, kw, mode)
             lines = [composition, f"expanded: {o_n} outputs x {i_n} inputs x {kh}x{kw}",
-                     f"banding: R = {view['banding']['R_layer']:.2f}, C = {view['banding']['C_layer']:.2f}",
+                     _banding_note(t) + (" (of the block's own weights)" if mode == "total" else ""),
                      *skip_lines(identity, mode)]
             notes += [{"b": label, "m": mode, "line": line, "text": text} for line, text in enumerate(lines)]
     if not options:
@@ -131,3 +131,11 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         f"spans of several), each a grid of the {N} strongest output and "
         "input channels' spatial kernels on a red (positive) to blue (negative) scale, with the shapes of the "
         f"convolutions each block composes.{skipped}"))
+
+
+def _banding_note(t: dict) -> str:
+    """The article's banding score of a tensor: R and C of its NMF pictures (none for a tensor without pictures)."""
+    if t.get("R_nmf") is None:
+        return "banding: no NMF pictures"
+    return f"banding of its NMF pictures: R = {t['R_nmf']:.2f}, C = {t['C_nmf']:.2f}"
+

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from analysis import tv_weights  # torch-free: torchvision's official file names
+
 from . import analysis_data as ad
 from .registry import FigureContext, register_data
 
@@ -23,6 +25,11 @@ def _lab(ctx: FigureContext, man: dict) -> dict[str, Any]:
         # Per-seed ratios, median over seeds (the lab's stated claim), and the variant's accuracy beside them.
         for key in ("median_R_over_C", "median_C_over_R", "median_R_over_C_delta", "median_C_over_R_delta"):
             v[key] = stats.get(key)
+        # The articles' banding score: R and C of the NMF pictures, mean and spread over seeds.
+        for key in ("R_nmf", "C_nmf", "R_nmf_delta", "C_nmf_delta"):
+            if key in stats:
+                v[key], v[key + "_sd"] = stats[key]["mean"], stats[key]["std"]
+                v[key + "_min"], v[key + "_max"] = stats[key]["min"], stats[key]["max"]
         acc = stats.get("test_accuracy", {})
         v["acc_min"], v["acc_max"], v["acc_median"] = acc.get("min"), acc.get("max"), acc.get("median")
         if "R_delta" in stats and "C_delta" in stats:
@@ -31,9 +38,6 @@ def _lab(ctx: FigureContext, man: dict) -> dict[str, Any]:
             v["C_over_R_delta"] = stats["C_delta"]["mean"] / stats["R_delta"]["mean"]
         out[variant] = v
     return out
-
-
-BANDED = 1.25  # a block "prefers rows" in the prose when R/C exceeds this (random weights give 1)
 
 
 def _ratio(t: dict | None) -> float | None:
@@ -45,6 +49,28 @@ def _baseline(t: dict | None) -> float | None:
     if not t or t["shape"][2] * t["shape"][3] <= 1:
         return None
     return (t["shape"][2] - 1) / (t["shape"][2] * t["shape"][3] - 1)
+
+
+def _picture_scores(entry: dict, controls_max: float) -> dict[str, Any]:
+    """The article's banding score, R and C of the NMF pictures, over the network's blocks (or its kernels where it
+    has no blocks), with its stem and the blocks above the published unbanded controls (the one criterion the prose
+    states: a score against its random baseline and the published marks, no ratio thresholds)."""
+    tensors = [t for t in entry["tensors"] if t.get("R_nmf") is not None and t.get("kind") != "span"]
+    blocks = [t for t in tensors if t.get("kind") == "block"] or tensors
+    stem = next((t for t in tensors if t.get("kind", "kernel") == "kernel"), None)
+    top_r = max(blocks, key=lambda t: t["R_nmf"], default=None)
+    top_c = max(blocks, key=lambda t: t["C_nmf"], default=None)
+    above = [t for t in blocks if t["R_nmf"] > controls_max]
+    pick = lambda t, k: t[k] if t else None  # noqa: E731
+    return {"pictures_R_max": pick(top_r, "R_nmf"), "pictures_R_max_label": pick(top_r, "layer"),
+            "pictures_R_max_C": pick(top_r, "C_nmf"),
+            "pictures_C_max": pick(top_c, "C_nmf"), "pictures_C_max_label": pick(top_c, "layer"),
+            "pictures_C_max_R": pick(top_c, "R_nmf"),
+            "pictures_above_controls": len(above), "pictures_above_controls_labels": [t["layer"] for t in above],
+            "pictures_n": len(blocks),
+            "pictures_last_R": pick(blocks[-1] if blocks else None, "R_nmf"),
+            "pictures_last_C": pick(blocks[-1] if blocks else None, "C_nmf"),
+            "stem_label": pick(stem, "label"), "stem_R": pick(stem, "R_nmf"), "stem_C": pick(stem, "C_nmf")}
 
 
 def network(entry: dict | None) -> dict[str, Any]:
@@ -60,8 +86,7 @@ def network(entry: dict | None) -> dict[str, Any]:
     final = spatial[-1] if spatial else None  # the last block, or the last conv of a network without blocks
     out = {"available": True, "label": entry.get("label"), "params": entry["info"].get("parameters"),
            "blocks": len(blocks), "n_tensors": len(tensors), "n_convs": len(entry["info"].get("conv_layers", [])),
-           "banded_blocks": sum(r > BANDED for r in ratios), "banded_threshold": BANDED,
-           "banded_labels": [t["layer"] for t in blocks if (_ratio(t) or 0) > BANDED], "baseline": _baseline(last),
+           "baseline": _baseline(last),
            "top1": (entry["info"].get("accuracy") or {}).get("imagenet_top1_published"),
            "last_block_R": last["R_layer"] if last else None, "last_block_C": last["C_layer"] if last else None,
            "last_block_label": last["label"] if last else None,
@@ -75,7 +100,30 @@ def network(entry: dict | None) -> dict[str, Any]:
            "max_block_label": max(blocks, key=lambda t: _ratio(t) or 0)["layer"] if ratios else None,
            "two_block_label": two["label"] if two else None,
            "two_block_shape": "x".join(map(str, two["shape"])) if two else ""}
+    out.update(_picture_scores(entry, _published()["controls_max"]))
+    out.update(_layers(entry))
     return out
+
+
+def _layers(entry: dict) -> dict[str, Any]:
+    """What a section about one network quotes of particular layers: its weights file, its first layer, its featured
+    NMF layers (by tensor id) and its first context pair."""
+    by_id = {t["id"]: t for t in entry["tensors"]}
+    first = by_id.get((entry.get("first_layer") or {}).get("layer"))
+    context = by_id.get(((entry.get("context") or [{}])[0]).get("tensor"))
+    shape = lambda t: "x".join(map(str, t["shape"])) if t else ""  # noqa: E731
+    weights = str(entry["info"].get("weights") or "").replace("\\", "/").rsplit("/", 1)[-1]
+    featured = {tid: {"label": by_id[tid]["label"], "shape": shape(by_id[tid]), "neurons": by_id[tid]["shape"][0],
+                      "inputs": by_id[tid]["shape"][1], "R": by_id[tid].get("R_nmf"), "C": by_id[tid].get("C_nmf"),
+                      "baseline": by_id[tid].get("R_baseline"), "nmf_error": by_id[tid].get("nmf_error")}
+                for tid in entry.get("featured_nmf", []) if tid in by_id}
+    arch = entry["info"].get("torchvision_arch")
+    official = arch in tv_weights.ALL and weights == tv_weights.ALL[arch].filename  # torchvision's own file
+    return {"weights_file": weights, "weights_official": official,
+            "first_layer_label": first["label"] if first else None,
+            "first_layer_shape": shape(first), "first_layer_filters": first["shape"][0] if first else None,
+            "context_shape": shape(context),
+            "featured": featured}
 
 
 def _median(values: list[float]) -> float | None:
@@ -98,12 +146,16 @@ def _nmf(ctx: FigureContext, man: dict) -> dict[str, Any]:
     return {"neurons": neurons, "tensors": tensors, "mean_error": sum(errors) / len(errors) if errors else None}
 
 
-def _published() -> dict[str, float]:
-    """Range of the row shares read off the published NMF pictures of large banded ImageNet models."""
-    from .published import PUBLISHED
+def _published() -> dict[str, Any]:
+    """The published layers' scores (bench/published_banding.py, on Petrov et al.'s own NMF pictures), by name, and
+    the ranges the prose quotes: the banded ImageNet networks and the unbanded controls."""
+    from .published_data import PUBLISHED
 
-    banded = [r for name, r in PUBLISHED if name in ("InceptionV1 mixed5b", "ResNet50 block4", "VGG19 conv5")]
-    return {"min_banded": min(banded), "max_banded": max(banded)}
+    nets = PUBLISHED["networks"]
+    imagenet = [n["R"] for n in nets if n["role"] == "banded" and not n["network"].startswith("simplified")]
+    controls = [n["R"] for n in nets if n["role"] == "control"]
+    return {"nets": {n["network"]: n for n in nets}, "min_banded": min(imagenet), "max_banded": max(imagenet),
+            "controls_min": min(controls), "controls_max": max(controls), "commit": PUBLISHED["commit"][:7]}
 
 
 def _readings(ctx: FigureContext, man: dict) -> dict[str, dict]:
@@ -156,11 +208,13 @@ def report_numbers(ctx: FigureContext) -> dict[str, Any]:
     man = ad.manifest(ctx)
     lab_gap = None
     if "lab_summary" in man:
-        variants = ad.analysis_file(ctx, man["lab_summary"])["variants"]
-        lab_gap = variants.get("gap", {}).get("R_over_C")
+        gap = ad.analysis_file(ctx, man["lab_summary"])["variants"].get("gap", {})
+        if "R_nmf" in gap:  # the article's score: R of the NMF pictures, mean and spread over seeds
+            lab_gap = {"R": gap["R_nmf"]["mean"], "R_sd": gap["R_nmf"]["std"], "n": gap.get("n")}
     convs = entry["info"].get("conv_layers", [])
     return {"name": name, "convs": len(convs), "tensors": len(tensors), "lab_gap": lab_gap,
             "params": entry["info"].get("parameters"), "blocks": network(entry)["blocks"],
             "last_label": last["label"] if last else None,
             "last_R": last["R_layer"] if last else None, "last_C": last["C_layer"] if last else None,
-            "last_ratio": _ratio(last), "baseline": _baseline(last), "network": network(entry)}
+            "last_ratio": _ratio(last), "baseline": _baseline(last), "network": network(entry),
+            "published": {k: v for k, v in _published().items() if k != "nets"}}

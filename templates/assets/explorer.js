@@ -271,7 +271,7 @@
     picture(big, d, n, 128);
     top.appendChild(big);
     var dl = make('dl', 'vw-stats');
-    [['weight norm', weightsOf(d).norm && weightsOf(d).norm[n]], ['banding R', d.R[n]], ['banding C', d.C[n]],
+    [['weight norm', weightsOf(d).norm && weightsOf(d).norm[n]], ['banding R (NMF picture)', d.R[n]], ['banding C (NMF picture)', d.C[n]],
      ['NMF error', d.err && d.err[n]]].forEach(function (p) {
       dl.appendChild(make('dt', '', p[0])); dl.appendChild(make('dd', '', fmt(p[1])));
     });

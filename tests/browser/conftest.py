@@ -19,10 +19,12 @@ import yaml
 
 from site_fixture import build_test_site, html_pages
 
-# Every article of the real site, on a tiny analysis configuration: the real figures, real (small) models.
+# Every article of the real site, on a tiny analysis configuration: the real figures, real (small) models, and
+# InceptionV1's architecture with random weights (a file named after its own sha256, as torchvision names its files),
+# so the sections the published site has about it are drawn here too.
 ARTICLES: list[str] = ["visualizing-weights", "weight-report", "sample"]
 ANALYSIS: dict[str, Any] | None = {
-    "models": ["banding-lab", "efficientnet-lite0", "mobilenet-v2"],
+    "models": ["banding-lab", "efficientnet-lite0", "mobilenet-v2", "inceptionv1"],
     "n_jobs": 2,
     "featureviz": {"size": 32, "steps": 4},
     "lab": {"steps": 20, "seeds": [0, 1], "widths": [4, 8, 8, 8, 8, 8], "n_test": 64},
@@ -65,8 +67,26 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert (site / "index.html").is_file(), f"VW_TEST_SITE={site} holds no index.html"
         return site
     cache = os.environ.get("VW_TEST_CACHE_DIR")
-    return build_test_site(tmp_path_factory.mktemp("browser-site"), _articles(), _analysis(),
-                           cache_dir=Path(cache) if cache else None)
+    tmp = tmp_path_factory.mktemp("browser-site")
+    return build_test_site(tmp, _articles(), _analysis(), cache_dir=Path(cache) if cache else None,
+                           env={"VW_WEIGHTS_GOOGLENET": str(random_googlenet(tmp))})
+
+
+def random_googlenet(folder: Path) -> Path:
+    """InceptionV1's architecture (torchvision's GoogLeNet layout) with random weights, saved as
+    googlenet-<its sha256 prefix>.pth: the loader checks a file against the prefix in its name."""
+    import hashlib
+
+    import torch
+
+    from analysis.models import googlenet
+
+    torch.manual_seed(0)
+    tmp = folder / "googlenet-random.pth"
+    torch.save(googlenet.GoogLeNet().state_dict(), tmp)
+    path = folder / f"googlenet-{hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]}.pth"
+    tmp.replace(path)
+    return path
 
 
 @pytest.fixture(scope="session")

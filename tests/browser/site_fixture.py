@@ -47,19 +47,22 @@ def write_root(tmp: Path, articles: list[str] | None = None, analysis: dict[str,
 
 
 def build_test_site(tmp: Path, articles: list[str] | None = None, analysis: dict[str, Any] | None = None,
-                    *, cache_dir: Path | None = None, timeout: float = 1800.0) -> Path:
+                    *, cache_dir: Path | None = None, timeout: float = 1800.0,
+                    env: dict[str, str] | None = None) -> Path:
     """Build the site from a temporary root in ``tmp``; return the site folder ``tmp/site``.
 
     cache_dir: analysis results and render cache (default ``tmp/cache``; pass a persistent folder to reuse
-    trained models across runs). Raises SiteBuildError with build.py's output when the build fails.
+    trained models across runs). env: extra environment variables for the build (a weights file's path).
+    Raises SiteBuildError with build.py's output when the build fails; its output is kept in ``tmp/build.log``.
     """
     tmp = Path(tmp).resolve()
     root = write_root(tmp, articles, analysis)
     site, cache = tmp / "site", Path(cache_dir or tmp / "cache").resolve()
     cmd = [sys.executable, "build.py", "--site-dir", str(site), "--cache-dir", str(cache)]
-    env = dict(os.environ, VW_CACHE_DIR=str(cache))
+    env = dict(os.environ, VW_CACHE_DIR=str(cache), **(env or {}))
     env.pop("VW_SITE_URL", None)  # tests check the pages, not the deploy URL
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    (tmp / "build.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     if proc.returncode != 0 or not (site / "index.html").is_file():
         raise SiteBuildError(f"`{' '.join(cmd)}` (cwd {root}) failed with exit code {proc.returncode}:\n"
                              f"{proc.stdout}\n{proc.stderr}")
