@@ -264,7 +264,7 @@ def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, prog
     first = first_layer(subject, ws)
     ctx = []
     if not spec.name.startswith("lab-") or spec.name == "lab-gap-s0":  # one lab model stands for the nine
-        ctx = context(subject, ws, photos)
+        ctx = context(subject, ws)
     # One lab network per variant stands for its three seeds in the article's figures.
     featured = registry.presentation(spec.name, recipe)["featured_nmf"]
     if spec.name.startswith("lab-"):
