@@ -56,7 +56,7 @@ def featureviz_key(s: Subject) -> str:
     return entry_key("analysis.recipes", s.info["weights_sha256"], "blocks", jsonio.dumps(s.recipe.blocks_json()))
 
 
-def context(s: Subject, ws: Workspace, photos: list) -> list[dict]:
+def context(s: Subject, ws: Workspace) -> list[dict]:
     """One record per context job of the recipe: its file, and the tensor it shows."""
     out = []
     for n, job in enumerate(s.recipe.context):
@@ -70,19 +70,19 @@ def context(s: Subject, ws: Workspace, photos: list) -> list[dict]:
         quality = _quality(s.recipe.featureviz, ws.featureviz)  # its size caps each layer's (featureviz.canvas)
         cache = Entry(ws.model_dir(s) / f"context-{n}.json",
                       entry_key(__name__, s.info["weights_sha256"], "context", job, outs, ins, sorted(quality.items()),
-                                [p for p, _ in photos], job.n_directions, "read", read, job.read_inputs,
+                                featureviz_key(s), job.n_directions, "read", read, job.read_inputs,
                                 # its weights are the block's own when the skip was removed (tensor_stage.shown_tensor)
                                 *(["identity removed"] if report.get("identity") == "removed" else [])))
         if cache.get() is None:
             t0 = time.perf_counter()
-            cache.put(_record(s, ws, job, outs, ins, quality, photos, read, report))
+            cache.put(_record(s, ws, job, outs, ins, quality, read, report))
             ws.log(f"{s.name}: context {job.tensor} in {time.perf_counter() - t0:.1f}s")
         out.append({"file": str(cache.path.relative_to(ws.root)), "tensor": job.tensor})
     return out
 
 
 def _record(s: Subject, ws: Workspace, job: recipes.ContextJob, outs: list[int], ins: list[int], quality: dict,
-            photos: list, read: list[int], report: dict) -> dict:
+            read: list[int], report: dict) -> dict:
     from analysis.featureviz import cached_visualize, cached_visualize_directions, picture_channels, render_size
 
     name, recipe, channels_in = s.name, s.recipe, int(s.info.get("input_channels", 3))

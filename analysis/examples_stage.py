@@ -423,9 +423,11 @@ def _write_records(s: Subject, ws: Workspace, image_set, state: _State, layers: 
     gray = bool(image_set.gray or int(s.info.get("input_channels", 3)) == 1)
     stamp = hashlib.sha256(f"{state.key}|{state.version}|{complete}|{len(image_set.items)}".encode()).hexdigest()
     old = jsonio.read_json(index_path)
-    if isinstance(old, dict) and old.get("stamp") == stamp and all(
-            (ws.root / f).is_file() for f in old.get("files", [])):
-        return summary
+    digests = old.get("sha256") if isinstance(old, dict) else None
+    if isinstance(old, dict) and old.get("stamp") == stamp and isinstance(digests, dict) and all(
+            (ws.root / f).is_file() and jsonio.sha256_file(ws.root / f) == digests.get(f)
+            for f in old.get("files", [])):
+        return summary  # every file as written (a damaged or edited one is written again)
     rows = {layer.name: state.tops[layer.name].rows() for layer in layers}
     written: dict[str, bytes] = {}
     pictures = None if crops else _source_pictures(s, image_set, rows, base, written, folder, ws.root)
@@ -460,7 +462,9 @@ def _write_records(s: Subject, ws: Workspace, image_set, state: _State, layers: 
         "context": {"min": xp.CONTEXT_MIN, "margin": xp.CONTEXT_MARGIN}, "max_overlap": xp.MAX_OVERLAP,
         "layers": index_layers,
         "inputs": {t.id: input_layer(s.recipe, t) for t in s.recipe.tensors if input_layer(s.recipe, t)},
-        "files": sorted(str((folder / rel).relative_to(ws.root)) for rel in written)})
+        "files": sorted(str((folder / rel).relative_to(ws.root)) for rel in written),
+        "sha256": {str((folder / rel).relative_to(ws.root)): hashlib.sha256(data).hexdigest()
+                   for rel, data in sorted(written.items())}})
     return summary
 
 

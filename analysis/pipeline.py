@@ -94,7 +94,7 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
             budget = Budget(every=True)
         t0 = time.perf_counter()
         try:
-            key = _spec_key(spec, cfg, cache_dir)
+            key = _spec_key(spec, cfg, cache_dir, budget)
             entry = _reusable(previous, spec.name, key, root)
             if entry is not None:
                 _log(progress, f"{spec.name}: unchanged, reused without loading it")
@@ -141,7 +141,7 @@ def _check_folders(names: list[str]) -> None:
                                 "rename one", model=name)
 
 
-def _spec_key(spec: ModelSpec, cfg: AnalysisConfig, cache_dir: Path) -> str:
+def _spec_key(spec: ModelSpec, cfg: AnalysisConfig, cache_dir: Path, budget: Budget | None = None) -> str:
     """Everything one model's results depend on, without loading it: the analysis code, the model's declaration,
     the site's feature-visualization quality, and its weights (and, brought by an author, its code) by content."""
     from analysis.fingerprint import factory_code
@@ -154,7 +154,8 @@ def _spec_key(spec: ModelSpec, cfg: AnalysisConfig, cache_dir: Path) -> str:
         code, weights = [], fam.facts(spec.name, cache_dir).get("sha256") if fam is not None else None
     declared = {k: v for k, v in vars(spec).items() if k not in ("search_path", "weights", "dataset")}
     parts = [code_key(__name__), jsonio.dumps(declared), jsonio.dumps(cfg.featureviz),
-             jsonio.dumps(cfg.featureviz_budget), str(weights), *code, dataset_key(spec.dataset),
+             jsonio.dumps(cfg.featureviz_budget), "every neuron" if budget is not None and budget.every else "",
+             str(weights), *code, dataset_key(spec.dataset),
              jsonio.dumps(cfg.examples)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
@@ -264,7 +265,7 @@ def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, prog
     first = first_layer(subject, ws)
     ctx = []
     if not spec.name.startswith("lab-") or spec.name == "lab-gap-s0":  # one lab model stands for the nine
-        ctx = context(subject, ws, photos)
+        ctx = context(subject, ws)
     # One lab network per variant stands for its three seeds in the article's figures.
     featured = registry.presentation(spec.name, recipe)["featured_nmf"]
     if spec.name.startswith("lab-"):

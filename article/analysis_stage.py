@@ -139,8 +139,13 @@ def _fingerprint_config(root: Path, cfg: dict[str, Any]) -> dict[str, Any]:
 
     byo = [{k: (rel(v) if k in ("weights", "search_path") else data(v) if k == "dataset" else v)
             for k, v in m.items() if k not in ("article", "line", "dataset_signature")} for m in cfg["byo"]]
-    return {**{k: v for k, v in cfg.items() if k not in ("byo", "dataset_signatures", "dataset") and k not in HOW},
-            "dataset": data(cfg.get("dataset", "photos")), "byo": byo}
+    out = {**{k: v for k, v in cfg.items() if k not in ("byo", "dataset_signatures", "dataset") and k not in HOW},
+           "dataset": data(cfg.get("dataset", "photos")), "byo": byo}
+    if cfg.get("device") == "cuda" and not cfg.get("featureviz_budget"):
+        # A GPU without a budget renders every neuron (analysis/pipeline.py): a result, not only where it runs.
+        # (`auto` cannot be resolved without torch; the analysis's own keys cover it once it runs.)
+        out["featureviz_budget"] = "all"
+    return out
 
 
 def needed(cfg: dict[str, Any]) -> bool:

@@ -37,6 +37,18 @@ def _image(cache_dir: Path, rel: str) -> bytes | None:
     return None
 
 
+EXAMPLE_PICTURES = (".png", ".jpg")  # analysis/examples_stage.py: PNG sprites and pictures, JPEG photos and strips
+
+
+def _example_picture(root: Path, rel: str) -> bytes | None:
+    """A dataset-example picture named by an examples record, relative to the analysis folder; None when gone or
+    when the name leads out of that folder."""
+    path = inside(root, rel)
+    if path is not None and path.suffix in EXAMPLE_PICTURES and path.is_file():
+        return path.read_bytes()
+    return None
+
+
 def _record(root: Path, rel: Any) -> Any:
     """An analysis record named in the manifest (the freshness check verified the name and the bytes)."""
     path = inside(root, rel)
@@ -109,7 +121,7 @@ def _model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict
     listing = _record(root, model["neuron_featureviz"]["file"]) if model.get("neuron_featureviz") else None
     files: dict[str, bytes] = {}
     ex_layers, ex_inputs, ex_files = xx.model_examples(model, lambda rel: _record(root, rel),
-                                                       lambda rel: _image(root, rel), model["folder"])
+                                                       lambda rel: _example_picture(root, rel), model["folder"])
     files.update(ex_files)
     rows = []
     for e in entries:

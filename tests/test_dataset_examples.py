@@ -497,3 +497,19 @@ def test_a_field_cut_off_by_the_probe_is_what_a_larger_probe_measures(stride_at)
     assert max(f.size for f, _ in small.values()) > 16  # some fields were cut off
     for k in hooks:
         assert small[k][0] == large[k][0], (k, small[k][0], large[k][0])
+
+
+def test_a_damaged_example_file_is_written_again(tmp_path):
+    """A layer record or picture edited or truncated in the cache is written again from the pass's state (the
+    freshness check saw the mismatch and re-ran the analysis: the examples stage must not keep the damage)."""
+    net = no_pad_net()
+    folder = tmp_path / "imgs"
+    write_images(folder, [(20, 24)] * 3, seed=5)
+    first = run(tmp_path / "a", net, folder, 20)
+    record = first["root"] / first["index"]["layers"]["conv2"]["file"]
+    picture = first["root"] / layer_record(first, "conv2")["pictures"][0]["file"]
+    good = {p: p.read_bytes() for p in (record, picture)}
+    record.write_bytes(good[record][:-10])
+    picture.write_bytes(good[picture][: len(good[picture]) // 2])
+    run(tmp_path / "a", net, folder, 20)
+    assert {p: p.read_bytes() for p in good} == good

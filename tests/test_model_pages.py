@@ -299,3 +299,30 @@ def test_a_pictures_name_in_the_site_does_not_carry_the_model_key():
     assert model_pages._site_name("analysis/m/0123456789abcdef/examples/c-1-0.png", "m", model) == \
         "analysis/m/examples/c-1-0.png"
     assert model_pages._site_name("m/conv1/c0001-abc.png", "m", model) == "m/conv1/c0001-abc.png"
+
+
+def test_jpeg_example_pictures_reach_the_model_page(tmp_path):
+    """Photos and crop strips are JPEG (analysis/examples_stage.py): the page ships them, as it ships PNG sprites;
+    a name that leads out of the cache ships nothing."""
+    import io
+
+    from PIL import Image
+
+    cache = tmp_path / "cache"
+    make_cache(cache)
+    root = cache / "analysis"
+    manifest = json.loads((root / "manifest.json").read_text())
+    model = manifest["models"]["tinynet"]
+    buf = io.BytesIO()
+    Image.new("RGB", (96, 64), (200, 40, 40)).save(buf, format="JPEG")
+    jpg = f"{FOLDER}/examples/pics/photo.jpg"
+    (root / jpg).write_bytes(buf.getvalue())
+    for layer in SHAPES:
+        path = root / FOLDER / "examples" / f"{layer}.json"
+        record = json.loads(path.read_text())
+        record["pictures"][0]["file"] = jpg
+        path.write_text(json.dumps(record))
+    relist(cache)
+    _, files = model_pages.model_files("tinynet", model, cache, [])
+    assert files["examples/pics/photo.jpg"] == buf.getvalue()
+    assert model_pages._example_picture(root, "../../etc/passwd") is None

@@ -13,7 +13,7 @@ from torch import nn
 
 from analysis import device, jsonio, parallel
 from analysis.errors import AnalysisError
-from analysis.pipeline import AnalysisConfig, run
+from analysis.pipeline import AnalysisConfig, ModelSpec, run
 from tests.test_pipeline_byo import article, spec  # noqa: F401  (the tiny bring-your-own model fixture)
 
 
@@ -206,3 +206,21 @@ def test_the_budget_is_per_model_and_reaches_every_layer(article, tmp_path, caps
                                                                    "features.0.0": 2}
     out = capsys.readouterr().out
     assert "two: feature visualizations of 34 neuron(s) in 3 layer(s)" in out  # the build says what each got
+
+
+def test_a_gpu_without_a_budget_is_a_different_analysis(tmp_path):
+    """On CUDA without a budget every neuron is rendered: the freshness check (torch-free) and the model keys must
+    not take a CPU build's results for it; a budget set in site.yml is the same result on either device."""
+    from analysis.featureviz.budget import Budget
+    from analysis.pipeline import _spec_key
+    from article.analysis_stage import _fingerprint_config
+
+    cfg = {"models": ["digitnet"], "byo": [], "featureviz_budget": {}, "device": "cpu", "n_jobs": 2}
+    cpu = _fingerprint_config(tmp_path, cfg)
+    assert _fingerprint_config(tmp_path, {**cfg, "device": "cuda"}) != cpu
+    assert _fingerprint_config(tmp_path, {**cfg, "device": "auto"}) == cpu
+    budgeted = {**cfg, "featureviz_budget": {"count": 6}}
+    assert _fingerprint_config(tmp_path, {**budgeted, "device": "cuda"}) == _fingerprint_config(tmp_path, budgeted)
+    spec = ModelSpec(name="digitnet")
+    acfg = AnalysisConfig(models=[spec], cache_dir=tmp_path)
+    assert _spec_key(spec, acfg, tmp_path, Budget(every=True)) != _spec_key(spec, acfg, tmp_path, None)

@@ -158,7 +158,10 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                 tooltip=[alt.Tooltip("photo:N", title="source image"), alt.Tooltip("act:Q", title="activation")])
         .properties(width=EXAMPLES_SHOWN * (EXAMPLE_PX + 6), height=2 * (EXAMPLE_PX + 8))
     )
-    chart = alt.hconcat(small, alt.vconcat(big, ends, ex)).configure_view(strokeWidth=0)
+    # One colour scale for both views, its legend only under the enlarged kernel (a shared legend with "disable" on
+    # one side and not the other makes Vega warn and drop it).
+    chart = alt.hconcat(small, alt.vconcat(big, ends, ex)).resolve_legend(color="independent").configure_view(
+        strokeWidth=0)
     links = []
     if rec.get("tensor"):
         text = "Open output neuron {n} of " + rec["tensor"] + " in the weight explorer"
