@@ -161,21 +161,16 @@ def model_entry_ok(name: object, entry: object, listed: set[str]) -> bool:
         if not isinstance(c, dict):
             return False
         expected.append((c.get("file"), f"{folder}/context-{n}.json"))
-    first = entry.get("first_layer")
-    if first is not None:
-        if not isinstance(first, dict):
+    # Optional parts: each names only its own files ({field in the part: the file it must be}).
+    for part, files in (("first_layer", {"file": "first-layer.json", "image": "first-layer.png"}),
+                        ("neuron_featureviz", {"file": "neurons-featureviz.json"}),
+                        ("examples", {"file": "examples/index.json"})):
+        ref = entry.get(part)
+        if ref is None:
+            continue
+        if not isinstance(ref, dict):
             return False
-        expected += [(first.get("file"), f"{folder}/first-layer.json"), (first.get("image"), f"{folder}/first-layer.png")]
-    neurons = entry.get("neuron_featureviz")
-    if neurons is not None:
-        if not isinstance(neurons, dict):
-            return False
-        expected.append((neurons.get("file"), f"{folder}/neurons-featureviz.json"))
-    examples = entry.get("examples")
-    if examples is not None:
-        if not isinstance(examples, dict):
-            return False
-        expected.append((examples.get("file"), f"{folder}/examples/index.json"))
+        expected += [(ref.get(field), f"{folder}/{name}") for field, name in files.items()]
     return all(got == want and want in listed for got, want in expected)
 
 

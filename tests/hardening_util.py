@@ -60,7 +60,9 @@ First-layer filters of the tiny model.
 """
 
 # Quality settings that keep a bring-your-own analysis to seconds.
-TINY_ANALYSIS: dict[str, Any] = {"models": [], "n_jobs": 1, "featureviz": {"size": 16, "steps": 2}}
+# examples: a few photos are enough to exercise the dataset-examples pass (all 222 cost every analysed case seconds)
+TINY_ANALYSIS: dict[str, Any] = {"models": [], "n_jobs": 1, "featureviz": {"size": 16, "steps": 2},
+                                 "examples": {"count": 6}}
 
 
 def tiny_state_dict(seed: int = 0) -> dict:

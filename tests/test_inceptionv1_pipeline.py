@@ -31,7 +31,8 @@ def test_inceptionv1_recipe_runs_and_matches_published_supports(fake_inception: 
 
     cache = tmp_path / "cache"
     manifest_path = run(AnalysisConfig(models=[ModelSpec("inceptionv1")], cache_dir=cache, n_jobs=1,
-                                       featureviz={"size": 32, "steps": 2}), progress=False)
+                                       featureviz={"size": 32, "steps": 2},
+                                       examples={"count": 4}), progress=False)  # 4 photos: the pass, not its cost
     manifest = jsonio.read_json(manifest_path)
     assert "inceptionv1" in manifest["models"], manifest.get("unavailable")
     entry = manifest["models"]["inceptionv1"]

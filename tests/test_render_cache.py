@@ -445,6 +445,8 @@ def test_editing_one_model_redraws_only_the_figures_and_pages_that_read_it(tmp_p
     manifest = json.loads(manifest_path.read_text())
     other = FOLDER.replace("tinynet/", "othernet/")  # a model points only at its own files (model_entry_ok)
     shutil.copytree(cache / "analysis" / FOLDER, cache / "analysis" / other)
+    for record in (cache / "analysis" / other).rglob("*.json"):  # its records name its own files (examples' pictures)
+        record.write_text(record.read_text().replace(FOLDER, other))
     manifest["models"]["othernet"] = json.loads(json.dumps({**copy.deepcopy(manifest["models"]["tinynet"]),
                                                             "label": "OtherNet"}).replace(FOLDER, other))
     manifest_path.write_text(json.dumps(manifest))

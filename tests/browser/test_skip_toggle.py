@@ -15,6 +15,8 @@ from site_fixture import build_test_site
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from explorer_cache import FOLDER, relist  # noqa: E402  (tests/ on the path first)
+
 pytestmark = pytest.mark.browser
 C = 12  # channels of the tiny residual blocks
 AT = [1, 1]
@@ -35,20 +37,21 @@ def _make_cache(cache: Path) -> dict[str, dict]:
     for tid, source, layer, kind, shape, skip in specs:
         record = {"schema": "vw-analysis/1", "model": "tinynet", "id": tid, "layer": layer, "source": source,
                   "label": tid, **tensor_report(rng.normal(0, 0.1, size=shape).astype(np.float32), skip=skip)}
-        rel = f"tinynet/tensors/{tid.replace('->', '__')}.json"
+        rel = f"{FOLDER}/tensors/{tid.replace('->', '__')}.json"
         jsonio.write_json(root / rel, record)
         records[tid] = json.loads((root / rel).read_text())
         entries.append({"id": tid, "layer": layer, "source": source, "label": tid, "kind": kind, "file": rel,
                         **summary(records[tid])})
     link_next(entries)
     jsonio.write_json(root / "manifest.json", {
-        "schema": "vw-analysis-manifest/1", "analysis_version": "test", "unavailable": {},
+        "schema": "vw-analysis-manifest/1", "code": "test", "unavailable": {},
         "models": {"tinynet": {"label": "TinyNet", "family": "test", "color": "#333333", "notes": [],
                                "info": {"parameters": 1, "source": "random weights"}, "tensors": entries,
                                "blocks": [], "context": [], "featured_nmf": [], "featured_banding": None,
-                               "first_layer": None}}})
+                               "first_layer": None, "folder": FOLDER}}})
     (cache / "featureviz").mkdir(parents=True, exist_ok=True)
     (cache / "featureviz" / "manifest.json").write_text("[]", encoding="utf-8")
+    relist(cache)
     return records
 
 
