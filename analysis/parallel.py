@@ -18,6 +18,8 @@ from analysis.errors import AnalysisError
 BACKENDS = ("local", "dask")
 _active: dict[str, Any] = {"name": "local"}
 
+CONNECT_TIMEOUT = 30  # seconds a Dask client keeps retrying an unreachable scheduler before the build gives up
+
 
 def check(name: str, scheduler: str | None) -> None:
     """A bad setting fails before any model is loaded, in one line."""
@@ -40,7 +42,7 @@ def backend(name: str = "local", scheduler: str | None = None) -> Iterator[None]
     except ImportError:
         raise AnalysisError("analysis backend 'dask' needs dask[distributed] (pip install -r requirements.txt)") from None
     try:
-        client = Client(scheduler, timeout=30, set_as_default=False)
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise AnalysisError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
     try:

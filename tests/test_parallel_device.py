@@ -42,7 +42,8 @@ def test_a_dask_cluster_gives_byte_identical_results(article, tmp_path):  # noqa
     assert a == b
 
 
-def test_a_dask_backend_without_a_reachable_scheduler_is_one_line(article, tmp_path):  # noqa: F811
+def test_a_dask_backend_without_a_reachable_scheduler_is_one_line(article, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT", 2)  # the client retries a refused port until then
     with pytest.raises(AnalysisError, match="needs the scheduler's address"):
         analyse(tmp_path / "c", article, backend="dask")
     with pytest.raises(AnalysisError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
