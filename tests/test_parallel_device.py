@@ -111,8 +111,10 @@ def test_build_flags_reach_the_analysis_and_leave_its_fingerprint_alone(tmp_path
 
     args = build.parse_args(["--backend", "dask", "--scheduler", "tcp://h:8786", "--device", "cpu"])
     assert (args.backend, args.scheduler, args.device) == ("dask", "tcp://h:8786", "cpu")
-    cfg = {"models": ["x"], "byo": [], "backend": "dask", "scheduler": "tcp://h:8786", "device": "cuda"}
-    assert _fingerprint_config(tmp_path, cfg) == _fingerprint_config(tmp_path, {"models": ["x"], "byo": []})
+    # (with a featureviz budget: without one a GPU renders every neuron, a different result; test below)
+    budget = {"featureviz_budget": {"count": 6}}
+    cfg = {"models": ["x"], "byo": [], "backend": "dask", "scheduler": "tcp://h:8786", "device": "cuda", **budget}
+    assert _fingerprint_config(tmp_path, cfg) == _fingerprint_config(tmp_path, {"models": ["x"], "byo": [], **budget})
 
 
 class Tiny(nn.Module):
