@@ -71,6 +71,31 @@ def test_inceptionv1_sections_are_drawn_with_its_architecture(built_site, open_p
     assert "InceptionV1, inception5b.branch3.1.conv" in description
 
 
+def test_inceptionv1_recipe_matches_published_supports(built_site):
+    """The session's analysis of InceptionV1 (random weights in its real architecture, torchvision's layout): the
+    recipe's tensors have the published supports, and its first layer and context records are complete. (Read from
+    the session's cache: a second full analysis of InceptionV1 cost the suite about two minutes.)"""
+    cache = Path(os.environ.get("VW_TEST_CACHE_DIR") or built_site.parent / "cache")
+    if os.environ.get("VW_TEST_SITE") or not (cache / "analysis" / "manifest.json").is_file():
+        pytest.skip("needs the session's own build (not VW_TEST_SITE)")
+    manifest = json.loads((cache / "analysis" / "manifest.json").read_text(encoding="utf-8"))
+    assert "inceptionv1" in manifest["models"], manifest.get("unavailable")
+    entry = manifest["models"]["inceptionv1"]
+    shapes = {t["id"]: t["shape"] for t in entry["tensors"]}
+    assert shapes["conv1.conv"] == [64, 3, 7, 7]
+    # mixed3a -> mixed3b: every branch of 3b reaches 3x3 of 3a's output (the published 3x3 support).
+    assert shapes["inception3a->inception3b"] == [480, 256, 3, 3]
+    # one more 3x3 stage below (3a itself): 3 + (3 - 1) * 1 = 5.
+    assert shapes["maxpool2->inception3b"] == [480, 192, 5, 5]
+    first = json.loads((cache / "analysis" / entry["first_layer"]["file"]).read_text(encoding="utf-8"))
+    assert len(first["rgb"]) == 64 and len(first["rgb"][0]) == 7
+    assert (cache / "analysis" / entry["first_layer"]["image"]).is_file()
+    context = json.loads((cache / "analysis" / entry["context"][0]["file"]).read_text(encoding="utf-8"))
+    assert context["kernel"] == [3, 3] and len(context["featureviz"]["upper"]) == len(context["outs"])
+    for rel in context["featureviz"]["lower"] + context["featureviz"]["upper"]:
+        assert (cache / rel).is_file()
+
+
 def test_without_its_weights_the_article_leaves_inceptionv1_out_silently(site_without_inceptionv1):
     html = (site_without_inceptionv1 / ARTICLE).read_text(encoding="utf-8")
     assert 'id="inceptionv1' not in html and not any(f'id="{f}"' in html for f in INCEPTION_FIGURES)
