@@ -195,6 +195,22 @@ def _flush() -> None:
             pass
 
 
+def _release_pools() -> None:
+    """Shut down joblib's reusable loky pool, if a job started one: os._exit skips the atexit hook that would, and
+    loky's resource tracker then warns at the end of every build about leaked semaphores and memmapping folders."""
+    reusable = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(reusable, "_executor", None)
+    if executor is None:
+        return
+    try:
+        if hasattr(executor, "terminate"):  # joblib's memmapping executor: its temporary folders go too
+            executor.terminate(kill_workers=True)  # idle by now; killed, their memmaps are deleted outright
+        else:
+            executor.shutdown()
+    except Exception:  # noqa: BLE001 - cleanup on the way out: the build has its answer already
+        pass
+
+
 def _die_with_parent() -> None:
     """The kernel kills this process when the build that forked it exits, even mid-way through a call into C."""
     if sys.platform.startswith("linux"):
@@ -264,6 +280,7 @@ class Worker:
                 ours.close()
                 os.setpgid(0, 0)  # its own process group: a kill takes whatever it started along
                 _serve(theirs, self.shared, parent)
+                _release_pools()
             except BaseException:  # noqa: BLE001
                 status = 1
             finally:

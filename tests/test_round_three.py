@@ -409,6 +409,26 @@ def test_worker_errors_keep_their_one_line_after_dask_installs_tblib():
     assert re.fullmatch(r"BuildError 'refs\.bib:2: malformed bibliography: .*' None", lines[1]), lines[1]
 
 
+def test_a_worker_that_ran_joblib_leaves_no_semaphores_behind():
+    """The time-limit worker exits with os._exit (no atexit hooks): it shuts joblib's loky pool down itself, or
+    loky's resource tracker prints "leaked semlock objects" at the end of every build."""
+    code = textwrap.dedent("""
+        import joblib, numpy as np
+        from analysis import deadline
+        from analysis.parallel import local_workers
+
+        def job():
+            with local_workers():
+                return sum(joblib.Parallel(n_jobs=2)(joblib.delayed(np.sum)(np.ones(9)) for _ in range(4)))
+
+        with deadline.session():
+            print(deadline.run(job, seconds=60, on_timeout=lambda info: RuntimeError("too slow")))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "36.0", done.stderr[-2000:]
+    assert "leaked semlock" not in done.stderr, done.stderr[-2000:]
+
+
 # --------------------------------------------------------------------------- page ids, bidi text, error lines
 
 
