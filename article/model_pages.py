@@ -27,26 +27,27 @@ from .explorer_links import explorer_href, follow_selection, fragment, model_slu
 from .jsonio import read_record as _read
 
 
-def _image(cache_dir: Path, rel: str) -> bytes | None:
-    """A cached picture named relative to the cache folder or to its featureviz/ folder; None when gone, or when the
-    name (read from a cache record) leads out of that folder: a planted record must not publish e.g. /etc/passwd."""
-    for base in (cache_dir, cache_dir / "featureviz"):
+def _picture(bases: tuple[Path, ...], rel: str, suffixes: tuple[str, ...] = (".png",)) -> bytes | None:
+    """A cached picture named (by a cache record) relative to one of ``bases``; None when gone, of another kind, or
+    when the name leads out of its base: a planted record must not publish e.g. /etc/passwd."""
+    for base in bases:
         path = inside(base, rel)
-        if path is not None and path.suffix == ".png" and path.is_file():
+        if path is not None and path.suffix in suffixes and path.is_file():
             return path.read_bytes()
     return None
+
+
+def _image(cache_dir: Path, rel: str) -> bytes | None:
+    """A feature visualization or first-layer picture: relative to the cache folder or its featureviz/ folder."""
+    return _picture((cache_dir, cache_dir / "featureviz"), rel)
 
 
 EXAMPLE_PICTURES = (".png", ".jpg")  # analysis/examples_stage.py: PNG sprites and pictures, JPEG photos and strips
 
 
 def _example_picture(root: Path, rel: str) -> bytes | None:
-    """A dataset-example picture named by an examples record, relative to the analysis folder; None when gone or
-    when the name leads out of that folder."""
-    path = inside(root, rel)
-    if path is not None and path.suffix in EXAMPLE_PICTURES and path.is_file():
-        return path.read_bytes()
-    return None
+    """A dataset-example picture named by an examples record, relative to the analysis folder."""
+    return _picture((root,), rel, EXAMPLE_PICTURES)
 
 
 def _record(root: Path, rel: Any) -> Any:
