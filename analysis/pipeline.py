@@ -81,7 +81,6 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
             specs.append(spec)
     _check_folders([s.name for s in specs])
 
-    datasets: dict[str, list] = {}  # loaded on first use: a bad model then fails before paying for them
     manifest: dict = {"schema": "vw-analysis-manifest/1", "code": code_key(__name__, cache_dir=cache_dir),
                       "fingerprint": cfg.fingerprint, "models": {}, "unavailable": {}}
     tensor_entries: dict[str, list[dict]] = {}
@@ -100,7 +99,7 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
                 _log(progress, f"{spec.name}: unchanged, reused without loading it")
             else:
                 with deadline.about(model=spec.name):  # a step of its code past its time limit names the model
-                    entry = {**_model_entry(spec, cache_dir, root, cfg, datasets, progress, dev, budget),
+                    entry = {**_model_entry(spec, cache_dir, root, cfg, progress, dev, budget),
                              "spec_key": key}
             prune_variants(root / safe_component(spec.name), entry["folder"])
         except ModelUnavailable as exc:
@@ -117,7 +116,7 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
             on_model(spec.name)
     if any(n.startswith("lab-") for n in tensor_entries):
         jsonio.write_json(root / "lab-summary.json", lab_summary(root, tensor_entries, cache_dir, cfg.lab,
-                                                                    [n for n, _ in datasets.get("photos") or _photos()]))
+                                                                    [n for n, _ in _photos()]))
         manifest["lab_summary"] = "lab-summary.json"
     if any(not (m.get("examples") or {}).get("complete", True) for m in manifest["models"].values()):
         # A dataset-examples pass stopped by its time budget: the next build's freshness check must see the
@@ -183,10 +182,9 @@ def _reusable(previous: dict | None, name: str, key: str, root: Path) -> dict | 
     return entry
 
 
-def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConfig, datasets: dict,
+def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConfig,
                  progress: bool, dev: str = "cpu", budget=None) -> dict:
     """Load one model, derive its recipe, analyse it: its manifest entry."""
-    from analysis.data import DATASETS
     from analysis.models.byo import analysis_failure
 
     model, info = loading.load(spec, cache_dir)
@@ -209,11 +207,9 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
     if info.get("image_size_default"):
         _log(progress, f"{spec.name}: no image_size in its front matter, analysing at {DEFAULT_IMAGE_SIZE} px")
     image_set = _image_set(spec)
-    if spec.dataset in DATASETS and spec.dataset not in datasets:
-        datasets[spec.dataset] = DATASETS[spec.dataset]()
     try:
         tensors, first, ctx, neurons, ex = _analyse_model(spec, model, info, recipe, cache_dir, root, cfg,
-                                                          datasets.get(spec.dataset, []), progress, dev, budget,
+                                                          progress, dev, budget,
                                                           image_set)
     except AnalysisError:
         raise
@@ -252,7 +248,7 @@ def _image_set(spec: ModelSpec):
         raise AnalysisError(str(exc), model=spec.name, field="dataset") from None
 
 
-def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, photos, progress, dev="cpu", budget=None,
+def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, progress, dev="cpu", budget=None,
                    image_set=None):
     if image_set is not None and image_set.kind == "mnist":
         recipe.photo_size = None  # dataset images are used at their own size (e.g. 28x28 digits)
