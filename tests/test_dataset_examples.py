@@ -15,7 +15,8 @@ from PIL import Image
 from torch import nn
 
 from analysis import examples_stage, image_sets, jsonio
-from analysis.examples import receptive_field, resize_photo
+from analysis.example_pass import receptive_field
+from analysis.examples import resize_photo
 from analysis.recipes import Recipe, TensorJob
 from analysis.spec import Subject, Workspace
 

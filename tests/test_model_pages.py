@@ -15,7 +15,8 @@ import pytest
 from article import linkcheck, model_pages
 from article.config import load_config
 from article.explorer_data import LEVELS
-from article.pipeline import BuildReport, template_env
+from article.output import template_env
+from article.structure import BuildReport
 from explorer_cache import (EXAMPLE_CHANNEL, EXAMPLES_K, FOLDER, FV_CHANNELS, SHAPES, example_activation, example_rect,
                             make_cache, relist)
 
