@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from analysis.spec import SITE_FEATUREVIZ
+from analysis.spec import BACKENDS, DEVICES, NAMED_DATASETS, SITE_FEATUREVIZ
 
 from .byo_spec import byo_models
 from .dataset_spec import check_dataset, check_examples, site_line
@@ -21,7 +21,6 @@ DEFAULTS: dict[str, Any] = {"models": [], "n_jobs": 2, "featureviz": dict(SITE_F
                             "featureviz_budget": {}, "backend": "local", "scheduler": None, "device": "auto",
                             "dataset": "photos", "examples": {}}
 RUNTIME = ("backend", "scheduler", "device")  # where the analysis runs; build.py's flags override site.yml's
-BACKENDS, DEVICES = ("local", "dask"), ("auto", "cpu", "cuda")  # analysis.parallel / analysis.device (torch-free here)
 
 
 def _attributed(exc: Exception, root: Path, byo: list[dict[str, Any]]) -> BuildError:
@@ -135,7 +134,7 @@ def _fingerprint_config(root: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     signatures = cfg.get("dataset_signatures") or {}
 
     def data(v: str) -> str:
-        return v if v in ("photos", "mnist") else f"folder:{signatures.get(v)}"
+        return v if v in NAMED_DATASETS else f"folder:{signatures.get(v)}"
 
     byo = [{k: (rel(v) if k in ("weights", "search_path") else data(v) if k == "dataset" else v)
             for k, v in m.items() if k not in ("article", "line", "dataset_signature")} for m in cfg["byo"]]
