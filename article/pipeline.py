@@ -27,8 +27,7 @@ from .frontmatter import parse
 from .markup import Renderer
 from .output import Pages, template_env, write_assets, write_pages, write_site_files
 from .structure import Article, BuildReport
-from .sitedir import (check_cache_dir, check_site_dir, output_folder, prepare_tmp, swap,  # noqa: F401 (tests)
-                      tree_digest)
+from .sitedir import check_cache_dir, check_site_dir, output_folder, prepare_tmp, swap
 
 
 class _Stages:

@@ -2,10 +2,8 @@
 are the analysis records', sprite pictures, page weight, and the link checker's understanding of #<layer>/<neuron>."""
 from __future__ import annotations
 
-import io
 import json
 import re
-import sys
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -169,7 +167,7 @@ def test_fragment_round_trip(tid):
 
 
 def test_render_cache_reuses_and_invalidates(tmp_path):
-    from article.pipeline import tree_digest
+    from article.sitedir import tree_digest
 
     cache = tmp_path / "cache"
     make_cache(cache)
