@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         browser = "browser" in Path(item.path).parent.parts  # tests/browser/: the session's built site

@@ -18,6 +18,7 @@ def lint(root: Path) -> subprocess.CompletedProcess:
                           env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "NO_COLOR": "1"}, timeout=120)
 
 
+@pytest.mark.slow
 def test_import_contracts_are_kept():
     proc = lint(ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr

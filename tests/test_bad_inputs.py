@@ -37,6 +37,8 @@ import pytest
 from hardening_util import (REPO, TINY_ANALYSIS, build_cmd, build_env, check_ok, make_root, run_build, tree_diff,
                             tree_digest, tree_files)
 
+pytestmark = pytest.mark.slow  # builds many sites or kills builds: the full suite's tier (conftest.py)
+
 
 @dataclass
 class Ctx:

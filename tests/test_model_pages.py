@@ -203,6 +203,7 @@ def test_a_corrupt_record_is_one_error_naming_the_file(tmp_path):
     assert str(record) in str(exc.value) and "not valid JSON" in str(exc.value)
 
 
+@pytest.mark.slow
 def test_an_unchanged_model_folder_is_linked_from_the_previous_site_without_reading_it(tmp_path, monkeypatch):
     """The cache records each model folder's key and listing for the site a build made; the next build hard-links a
     matching folder and renders nothing for it, and writes it anew when its inputs changed, the site was replaced

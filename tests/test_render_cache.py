@@ -134,6 +134,7 @@ def test_a_warm_process_reuses_compiled_templates_until_a_template_changes(tmp_p
     assert template_env(root) is not edited
 
 
+@pytest.mark.slow
 def test_an_unchanged_article_is_not_rendered_again(tmp_path, monkeypatch):
     """The rendered article is a render-cache entry keyed by its folder's files, the config and the code: a second
     build renders nothing and writes the same bytes; editing the article or its bibliography renders it again."""
@@ -434,6 +435,7 @@ def test_a_hand_edit_inside_the_site_of_the_same_size_does_not_survive_a_rebuild
     assert tree_digest(site) == tree_digest(tmp_path / "plain")
 
 
+@pytest.mark.slow
 def test_editing_one_model_redraws_only_the_figures_and_pages_that_read_it(tmp_path):
     """A figure's cache entry holds the parts of the manifest and front matter it read (article/reads.py), not the
     whole files: a change to one model draws its figure and writes its model page again, and nothing else; an edit
