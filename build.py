@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from analysis.spec import BACKENDS, DEVICES  # stdlib only
+
 # An OpenMP runtime setting read by torch's thread pool (not one of ours): idle threads must not spin, which on a busy
 # 2-core machine made torch 5-10x slower (bench/README.md). Only a default: the user's own value wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -75,11 +77,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "re-render every figure and page (the banding lab's trained models are reused when "
                              "intact)")
     parser.add_argument("--jobs", type=job_count, default=None, help="parallel analysis workers (default: site.yml)")
-    parser.add_argument("--backend", choices=["local", "dask"], default=None,
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="where the per-tensor analysis runs: local processes or a Dask cluster (default: site.yml)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="the Dask scheduler for --backend dask, e.g. tcp://10.0.0.5:8786 (default: site.yml)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+    parser.add_argument("--device", choices=DEVICES, default=None,
                         help="feature visualization and expanded weights on the CPU or a CUDA GPU (default: site.yml, "
                              "else auto: CUDA when present)")
     parser.add_argument("--port", type=port_number, default=8000, help="serve: port (default: 8000; 0 picks a free one)")

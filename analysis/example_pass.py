@@ -148,6 +148,17 @@ def receptive_fields(net: nn.Module, hooks: Sequence[str], size: int,
     return out
 
 
+def receptive_field(model: nn.Module, layer: str, *, size: int = 128, channels_in: int = 3) -> ReceptiveField:
+    """`layer`'s receptive field on a size x size probe: the bounding box of the nonzero input gradient of the central
+    position (union over 2 random images, so dead ReLUs do not hide inputs), the stride from its neighbour's. Measured
+    rather than derived from kernel sizes, so it works for any architecture (padding, depthwise convs, pooling); a
+    field larger than the probe is measured on longer images, up to WIDE times `size`."""
+    from analysis.featureviz.hooks import frozen
+
+    with frozen(model):
+        return receptive_fields(model, [layer], size, channels_in)[layer][0]
+
+
 def _wide_extents(net: nn.Module, names: list[str], size: int, channels_in: int,
                   symmetric: set[str] = frozenset()) -> dict[str, dict]:
     """{size, stride: per axis or None, offset: per axis or None} of the fields the size x size probe cut off.

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 PAD_VALUE = 0.5  # crops reaching past a photo's border are filled with mid-gray
 
@@ -35,15 +34,3 @@ class ReceptiveField:
 
     def centre(self, fy: int, fx: int) -> tuple[float, float]:
         return self.offset[0] + fy * self.stride[0], self.offset[1] + fx * self.stride[1]
-
-
-def receptive_field(model: nn.Module, layer: str, *, size: int = 128, channels_in: int = 3) -> ReceptiveField:
-    """`layer`'s receptive field on a size x size probe: the bounding box of the nonzero input gradient of the central
-    position (union over 2 random images, so dead ReLUs do not hide inputs), the stride from its neighbour's. Measured
-    rather than derived from kernel sizes, so it works for any architecture (padding, depthwise convs, pooling); a
-    field larger than the probe is measured on longer images, up to example_pass.WIDE times `size`."""
-    from analysis.example_pass import receptive_fields
-    from analysis.featureviz.hooks import frozen
-
-    with frozen(model):
-        return receptive_fields(model, [layer], size, channels_in)[layer][0]

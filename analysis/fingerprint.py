@@ -24,9 +24,10 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from analysis import paths, tv_weights
+from analysis import paths
 from analysis.factories import top_module
 from analysis.jsonio import read_json, sha256_file, write_bytes_atomic
+from analysis.models import registry  # torch-free: the families' declarations (a contract in pyproject.toml)
 
 
 
@@ -78,10 +79,9 @@ def fingerprint(config: dict, extra_files: Iterable[Path] = (), root: Path | Non
         # The pipeline's import closure: every module it runs, by content, and its libraries' versions.
         "source": code_key("analysis.pipeline", cache_dir=memo.path.parent if memo is not None else None),
         "config": config,
-        "efficientnet": _content(paths.efficientnet_lite0_file(), memo) if "efficientnet-lite0" in models else None,
-        # A torchvision-layout model's file counts only when a configured model reads it.
-        "torchvision": {name: [_content(p, memo) for p in tv_weights.candidates(w)]
-                        for name, w in tv_weights.BY_MODEL.items() if name in models},
+        # The weights of each configured zoo model, from the files its family declares (analysis.models.registry).
+        "weights": {name: [_content(p, memo) for p in family.weight_files(name)]
+                    for name in models if (family := registry.family_of(name)) is not None},
         "extra": sorted([_portable(str(p), root), _content(Path(p), memo)] for p in extra_files),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analysis.spec import NAMED_DATASETS
+
 if TYPE_CHECKING:  # numpy is imported where images are read: the build's checks of a folder need only the stdlib
     import numpy as np
 
-NAMED = ("photos", "mnist")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # scikit-image data files that are graphics, not photos (and the two tiny multi-page TIFFs, the animated GIF are not
 # .png/.jpg); motorcycle_right.png is the other half of a stereo pair, a near copy of motorcycle_left.png that would
@@ -77,7 +78,7 @@ class ImageSet:
 
 
 def is_named(dataset: str) -> bool:
-    return dataset in NAMED
+    return dataset in NAMED_DATASETS
 
 
 def folder_path(dataset: str, base: Path | None) -> Path:

@@ -14,8 +14,8 @@ from typing import Any
 import joblib
 
 from analysis.errors import AnalysisError
+from analysis.spec import BACKENDS
 
-BACKENDS = ("local", "dask")
 _active: dict[str, Any] = {"name": "local"}
 
 CONNECT_TIMEOUT = 30  # seconds a Dask client keeps retrying an unreachable scheduler before the build gives up

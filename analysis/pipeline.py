@@ -193,7 +193,7 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
             check_image_size(model, info["input_size"][0], info["input_channels"], spec.factory)
     try:  # tracing runs the model's forward() (an author's code) symbolically: time-limited like a call of it
         with _author_code(spec, "tracing its graph"):
-            recipe = registry.recipe_for(spec.name, model, spec.image_size, recipes.RecipeSpec.from_json(spec.recipe))
+            recipe = recipes.recipe_for(spec.name, model, spec.image_size, recipes.RecipeSpec.from_json(spec.recipe))
     except BlocksError as exc:  # the network's graph, not the author's recipe: said as it is, cause chained
         exc.model = spec.name
         raise

@@ -253,3 +253,15 @@ def lab_recipe(model: nn.Module) -> Recipe:
         image_size=32,
         photo_size=128,
     )
+
+
+def recipe_for(name: str, model: nn.Module, image_size: int | None = None, spec: RecipeSpec | None = None) -> Recipe:
+    """The recipe of model `name`: its family's own (analysis.models.registry), else the automatic one with the
+    family's featured defaults; `spec`, an author's choices, overrides parts of the automatic one."""
+    from analysis.models import registry
+
+    fam = registry.family_of(name)
+    size = image_size or (fam.image_size if fam else 224)
+    if fam is not None and fam.recipe is not None:
+        return globals()[fam.recipe](model)
+    return auto_recipe(model, size, spec, fam.featured if fam else None)

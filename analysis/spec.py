@@ -7,6 +7,10 @@ from typing import Any
 
 SCHEMA = "vw-analysis/1"  # the "schema" field of every analysis record (analysis/SCHEMA.md)
 DEFAULT_IMAGE_SIZE = 224  # a bring-your-own model without image_size (said in the build's output)
+# The choices site.yml, front matter and build.py offer, named once here (torch-free, so the render side checks them).
+BACKENDS = ("local", "dask")  # analysis.parallel
+DEVICES = ("auto", "cpu", "cuda")  # analysis.device
+NAMED_DATASETS = ("photos", "mnist")  # analysis.image_sets; anything else is a folder of images
 
 # Feature-visualization quality. size/steps are the look-vs-cost knobs; see bench/featureviz_cost.py for the measured
 # cost per neuron. Chosen by eye on EfficientNet-Lite0 (_blocks.2/.7/.14) and the trained lab net: 128 steps at lr 0.1

@@ -10,18 +10,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from analysis.spec import SITE_FEATUREVIZ
+from analysis.spec import BACKENDS, DEVICES, NAMED_DATASETS, SITE_FEATUREVIZ
 
 from .byo_spec import byo_models
 from .dataset_spec import check_dataset, check_examples, site_line
+from .recipe_spec import validate_recipe
 from .config import SiteConfig
 from .errors import BuildError
 
 DEFAULTS: dict[str, Any] = {"models": [], "n_jobs": 2, "featureviz": dict(SITE_FEATUREVIZ), "lab": {},
                             "featureviz_budget": {}, "backend": "local", "scheduler": None, "device": "auto",
-                            "dataset": "photos", "examples": {}}
+                            "dataset": "photos", "examples": {}, "recipes": {}}
 RUNTIME = ("backend", "scheduler", "device")  # where the analysis runs; build.py's flags override site.yml's
-BACKENDS, DEVICES = ("local", "dask"), ("auto", "cpu", "cuda")  # analysis.parallel / analysis.device (torch-free here)
 
 
 def _attributed(exc: Exception, root: Path, byo: list[dict[str, Any]]) -> BuildError:
@@ -85,6 +85,7 @@ def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None, yam
     if not isinstance(cfg["lab"], dict):
         raise BuildError(f"field 'analysis.lab' must be a mapping of LabConfig fields, got {cfg['lab']!r}", site)
     cfg["examples"] = check_examples(cfg["examples"], site)
+    cfg["recipes"] = _check_recipes(cfg["recipes"], cfg["models"], root)
     cfg["dataset"], signature = check_dataset(cfg["dataset"], root, site, "analysis.dataset",
                                                 lambda: site_line(root, "dataset"))
     unknown = sorted(set(section) - set(DEFAULTS))
@@ -96,6 +97,23 @@ def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None, yam
     cfg["dataset_signatures"] = {k: v for k, v in [(cfg["dataset"], signature)] + [
         (m["dataset"], m.get("dataset_signature")) for m in cfg["byo"]] if v}
     return cfg
+
+
+def _check_recipes(value: Any, models: list[str], root: Path) -> dict[str, dict]:
+    """site.yml's `analysis.recipes`: {zoo model: recipe}, the same fields a front-matter model's `recipe:` takes
+    (article/recipe_spec.py), for a model of `analysis.models`; the banding lab's recipe is its experiment, fixed."""
+    site = root / "site.yml"
+    if not isinstance(value, dict):
+        raise BuildError(f"field 'analysis.recipes' must be a mapping of model name to recipe, got {value!r:.80}", site,
+                         site_line(root, "recipes"))
+    out = {}
+    for name, recipe in value.items():
+        if name not in models or str(name).startswith("lab-") or name == "banding-lab":
+            raise BuildError(f"field 'analysis.recipes' names {name!r}, which is not a pretrained model of "
+                             "analysis.models (the banding lab's recipe is fixed)", site, site_line(root, "recipes"))
+        out[name] = validate_recipe(recipe, lambda message, field, name=name: BuildError(
+            f"field 'analysis.recipes.{name}': {message}", site, site_line(root, "recipes")))
+    return out
 
 
 # What `--clean` deletes: everything the build computed, so that every analysis and every render is made again,
@@ -135,7 +153,7 @@ def _fingerprint_config(root: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     signatures = cfg.get("dataset_signatures") or {}
 
     def data(v: str) -> str:
-        return v if v in ("photos", "mnist") else f"folder:{signatures.get(v)}"
+        return v if v in NAMED_DATASETS else f"folder:{signatures.get(v)}"
 
     byo = [{k: (rel(v) if k in ("weights", "search_path") else data(v) if k == "dataset" else v)
             for k, v in m.items() if k not in ("article", "line", "dataset_signature")} for m in cfg["byo"]]
@@ -224,7 +242,8 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
     from analysis.spec import AnalysisConfig, ModelSpec
 
     # A lab model named on its own gets dataset examples from the digits it was trained on, as in "banding-lab".
-    specs = [ModelSpec(name=m, dataset="mnist" if m.startswith("lab-") else cfg["dataset"]) for m in cfg["models"]]
+    specs = [ModelSpec(name=m, dataset="mnist" if m.startswith("lab-") else cfg["dataset"],
+                       recipe=cfg["recipes"].get(m)) for m in cfg["models"]]
     specs += [ModelSpec(name=m["name"], factory=m["factory"], weights=m["weights"], kwargs=m["kwargs"],
                         image_size=m["image_size"], search_path=m["search_path"], dataset=m["dataset"],
                         recipe=m["recipe"]) for m in cfg["byo"]]

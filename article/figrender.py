@@ -71,10 +71,6 @@ class RenderedFigure:
     html: str  # the whole <figure> element
     scripts: list[str]  # data twins to load before figures.js (relative to the article page)
 
-    @property
-    def has_chart(self) -> bool:
-        return bool(self.scripts)
-
 
 # ---------------------------------------------------------------- chart spec handling
 

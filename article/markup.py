@@ -25,7 +25,7 @@ import markdown
 from markdown.extensions.toc import slugify
 from markdown.treeprocessors import Treeprocessor
 
-from . import limits
+from . import directives, limits
 from .bibliography import Citations
 from .errors import BuildError
 from .mathml import tex_to_mathml
@@ -400,30 +400,18 @@ class Renderer:
     def _directive(self, b: Block) -> str:
         line = self.file_line(b.line)
         attrs = parse_attrs(b.attrs, self.path, line)
-        width = attrs.get("width", "l-body" if b.name != "aside" else "l-gutter")
+        found = directives.DIRECTIVES.get(b.name)
+        if found is None:
+            raise BuildError(f"unknown directive '::: {b.name}' ({', '.join(sorted(directives.DIRECTIVES))})",
+                             self.path, line)
+        width = attrs.get("width", found.width)
         if width not in WIDTHS:
             raise BuildError(f"width {width!r} is not one of {', '.join(WIDTHS)}", self.path, line)
-        if b.name == "figure":
-            kind = attrs.get("kind")
-            if not kind:
-                raise BuildError("figure directive needs kind=...", self.path, line)
-            if kind not in self.figure_kinds:
-                raise BuildError(f"unknown figure kind '{kind}' (known: {', '.join(sorted(self.figure_kinds))})",
-                                 self.path, line)
-            if attrs.get("id") not in self.figures:
-                raise BuildError("a figure directive may only appear in the article body (not in a caption, an "
-                                 "aside or front matter text such as acknowledgements)", self.path, line)
-            caption = self.fragment(b.text, b.line + 1, inline=True)
-            number = self.figures[attrs["id"]]
-            return self._park(self.figure_hook(dict(attrs, width=width), number, caption, line),
-                              f"Figure {number}", block=True)
-        if b.name == "aside":
-            inner = self.fragment(b.text, b.line + 1)
-            return self._park(f'<aside class="{width}">\n{inner}\n</aside>', "", block=True)
-        if b.name == "layout":
-            inner = self.fragment(b.text, b.line + 1)
-            return self._park(f'<div class="{width}">\n{inner}\n</div>', "", block=True)
-        raise BuildError(f"unknown directive '::: {b.name}' (figure, aside, layout)", self.path, line)
+        return found.render(self, b, dict(attrs, width=width), line)
+
+    def block_html(self, html_text: str, plain: str = "") -> str:
+        """A directive's HTML, kept out of Markdown's way and put back as a block of its own."""
+        return self._park(html_text, plain, block=True)
 
     def _prepare(self, text: str, start: int) -> str:
         for ch in (_OPEN_TOKEN, _CLOSE_TOKEN):
@@ -518,3 +506,30 @@ class Renderer:
     def _toc(self, token: dict) -> TocEntry:
         title = self.plain(html.unescape(token["name"]))
         return TocEntry(token["id"], title, [self._toc(c) for c in token.get("children", [])])
+
+
+# ---------------------------------------------------------------- the built-in directives (article/directives.py)
+
+@directives.register("figure")
+def _figure(ctx: Renderer, b: Block, attrs: dict[str, str], line: int) -> str:
+    kind = attrs.get("kind")
+    if not kind:
+        raise BuildError("figure directive needs kind=...", ctx.path, line)
+    if kind not in ctx.figure_kinds:
+        raise BuildError(f"unknown figure kind '{kind}' (known: {', '.join(sorted(ctx.figure_kinds))})", ctx.path, line)
+    if attrs.get("id") not in ctx.figures:
+        raise BuildError("a figure directive may only appear in the article body (not in a caption, an "
+                         "aside or front matter text such as acknowledgements)", ctx.path, line)
+    caption = ctx.fragment(b.text, b.line + 1, inline=True)
+    number = ctx.figures[attrs["id"]]
+    return ctx.block_html(ctx.figure_hook(attrs, number, caption, line), f"Figure {number}")
+
+
+@directives.register("aside", width="l-gutter")
+def _aside(ctx: Renderer, b: Block, attrs: dict[str, str], line: int) -> str:
+    return ctx.block_html(f'<aside class="{attrs["width"]}">\n{ctx.fragment(b.text, b.line + 1)}\n</aside>')
+
+
+@directives.register("layout")
+def _layout(ctx: Renderer, b: Block, attrs: dict[str, str], line: int) -> str:
+    return ctx.block_html(f'<div class="{attrs["width"]}">\n{ctx.fragment(b.text, b.line + 1)}\n</div>')

@@ -9,7 +9,7 @@ import stat
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 
@@ -17,9 +17,7 @@ from . import cache, fileset, sitedir, theme
 from .config import SiteConfig
 from .errors import BuildError
 from .frontmatter import FrontMatter
-
-if TYPE_CHECKING:
-    from .pipeline import Article, BuildReport
+from .structure import Article, BuildReport
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

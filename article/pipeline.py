@@ -11,9 +11,8 @@ import json
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Iterator, Mapping
 
 from analysis import deadline
 
@@ -23,36 +22,12 @@ from . import reads as reads_module
 from .bibliography import Citations, load_bibliography
 from .config import SiteConfig, load_config
 from .errors import BuildError
-from .fileset import FileSet
 from .figures import registry
-from .frontmatter import Source, parse
-from .markup import Renderer, TocEntry
+from .frontmatter import parse
+from .markup import Renderer
 from .output import Pages, template_env, write_assets, write_pages, write_site_files
-from .sitedir import (check_cache_dir, check_site_dir, output_folder, prepare_tmp, swap,  # noqa: F401 (tests)
-                      tree_digest)
-
-
-@dataclass
-class BuildReport:
-    site_dir: Path
-    pages: list[str] = field(default_factory=list)  # built HTML pages, relative to site_dir
-    figures: int = 0
-    cache_hits: int = 0
-    warnings: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
-
-
-@dataclass
-class Article:
-    slug: str
-    source: Source
-    folder: Path
-    html: str = ""
-    toc: list[TocEntry] = field(default_factory=list)
-    appendix: dict[str, Any] = field(default_factory=dict)
-    scripts: list[str] = field(default_factory=list)  # chart data twins, relative to the page
-    warnings: list[str] = field(default_factory=list)  # "file:line: ..." (--strict: errors)
-    files: FileSet = field(default_factory=FileSet)  # relative to <slug>/, read only when written
+from .structure import Article, BuildReport
+from .sitedir import check_cache_dir, check_site_dir, output_folder, prepare_tmp, swap
 
 
 class _Stages:

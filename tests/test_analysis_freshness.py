@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from article.analysis_stage import analysis_config, inputs_fingerprint
 from article.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_worker_count_does_not_make_the_analyses_stale():
     config = load_config(REPO)
     one, three = (inputs_fingerprint(REPO, analysis_config(REPO, config, jobs)) for jobs in (1, 3))

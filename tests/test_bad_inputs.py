@@ -37,6 +37,8 @@ import pytest
 from hardening_util import (REPO, TINY_ANALYSIS, build_cmd, build_env, check_ok, make_root, run_build, tree_diff,
                             tree_digest, tree_files)
 
+pytestmark = pytest.mark.slow  # builds many sites or kills builds: the full suite's tier (conftest.py)
+
 
 @dataclass
 class Ctx:
@@ -257,6 +259,18 @@ def site_yml_article_without_folder(c: Ctx) -> str:
 def site_yml_analysis_not_mapping(c: Ctx) -> str:
     append(c.root / "site.yml", "analysis: 5\n")
     return at(c.root / "site.yml") + ".*analysis"
+
+
+def site_yml_recipe_for_a_model_not_analysed(c: Ctx) -> str:
+    append(c.root / "site.yml", "analysis:\n  models: [efficientnet-lite0]\n  recipes:\n    mobilenet-v2: {layers: [a]}\n")
+    line = (c.root / "site.yml").read_text(encoding="utf-8").splitlines().index("  recipes:") + 1
+    return at(c.root / "site.yml", line) + ".*analysis.recipes.*'mobilenet-v2'.*not a pretrained model of analysis.models"
+
+
+def site_yml_recipe_unknown_field(c: Ctx) -> str:
+    append(c.root / "site.yml", "analysis:\n  models: [efficientnet-lite0]\n  recipes:\n    efficientnet-lite0: {layer: [a]}\n")
+    line = (c.root / "site.yml").read_text(encoding="utf-8").splitlines().index("  recipes:") + 1
+    return at(c.root / "site.yml", line) + r".*analysis.recipes.efficientnet-lite0.*unknown field\(s\) layer"
 
 
 def output_under_a_file(c: Ctx) -> str:
@@ -1027,7 +1041,8 @@ CASES = [Case("render", f) for f in (
     unknown_citation, unknown_figure_kind, unknown_fig_reference, figure_without_id, unknown_directive,
     unclosed_directive, undefined_data, template_sandbox_escape, body_template_syntax, bib_malformed, bib_missing,
     markdown_not_utf8, template_missing, template_syntax_error, site_yml_malformed, site_yml_missing,
-    site_yml_articles_not_list, site_yml_article_without_folder, site_yml_analysis_not_mapping, output_under_a_file,
+    site_yml_articles_not_list, site_yml_article_without_folder, site_yml_analysis_not_mapping,
+    site_yml_recipe_for_a_model_not_analysed, site_yml_recipe_unknown_field, output_under_a_file,
     site_is_content, site_is_article_folder, site_inside_content, site_is_project, site_contains_project,
     site_is_templates, site_inside_templates, site_is_cache, site_inside_cache, site_contains_cache,
     site_symlink_to_content, site_foreign_folder, site_is_a_file, site_without_marker,
@@ -1064,6 +1079,7 @@ CASES = [Case("render", f) for f in (
 # Covered at unit level (tests/test_safeload.py, test_models_lab.py), not worth a torch import each here:
 # inf values, a file that holds no dict, a factory returning a non-Module.
 BY_ID = {c.id: c for c in CASES}
+assert len(BY_ID) == len(CASES), "two bad-input cases share an id: one would hide the other"
 
 
 # --------------------------------------------------------------------------- worlds and outcomes
@@ -1119,10 +1135,6 @@ def outcomes(worlds, request, tmp_path_factory) -> dict[str, Outcome]:
 
 
 # --------------------------------------------------------------------------- tests
-
-
-def test_at_least_25_cases():
-    assert len(CASES) >= 25 and len(BY_ID) == len(CASES)
 
 
 @pytest.mark.parametrize("case_id", [pytest.param(c.id, marks=pytest.mark.xfail(strict=True, reason=c.xfail))

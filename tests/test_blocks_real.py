@@ -291,6 +291,7 @@ def test_a_blocks_error_reaches_the_build_as_a_blocks_error_not_a_recipe_error(m
     assert info.value.model == "m" and info.value.field is None
 
 
+@pytest.mark.slow
 def test_the_readmes_wrapping_example_loads_the_package_weights_and_keeps_its_blocks(tmp_path, lite1):
     """README's ten-line example of wrapping a package's model whose preprocessing differs, run as written."""
     import re
@@ -353,6 +354,7 @@ def make():
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("debug", [False, True])
 def test_the_build_says_which_node_blocks_a_cut_in_one_line_and_debug_lists_every_cause(tmp_path, capsys, debug):
     import importlib.util

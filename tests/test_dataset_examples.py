@@ -15,7 +15,8 @@ from PIL import Image
 from torch import nn
 
 from analysis import examples_stage, image_sets, jsonio
-from analysis.examples import receptive_field, resize_photo
+from analysis.example_pass import receptive_field
+from analysis.examples import resize_photo
 from analysis.recipes import Recipe, TensorJob
 from analysis.spec import Subject, Workspace
 
@@ -331,6 +332,7 @@ def test_a_bad_folder_in_front_matter_is_one_line_at_its_field(tmp_path, case):
     assert str(folder) in line
 
 
+@pytest.mark.slow
 def test_an_unreadable_image_and_a_bad_site_dataset_are_one_line(tmp_path):
     from hardening_util import run_build
 
@@ -347,6 +349,7 @@ def test_an_unreadable_image_and_a_bad_site_dataset_are_one_line(tmp_path):
                    f"analysis.dataset: dataset folder {root / 'no/such/folder'} not found"
 
 
+@pytest.mark.slow
 def test_a_stopped_pass_leaves_the_analysis_stale_until_it_completes(tmp_path, monkeypatch, capsys):
     """Through the pipeline: a time budget stops the pass; the manifest is then not fresh and the model is not
     reused without loading, so the next build resumes; once complete the manifest is fresh again."""

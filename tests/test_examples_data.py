@@ -21,6 +21,7 @@ def cache(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_records_by_model_and_layer(cache):
     index = exd.model_index(cache, "tinynet")
     assert set(index["layers"]) == {"conv1", "conv2", "conv3"}

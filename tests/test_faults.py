@@ -18,6 +18,8 @@ import pytest
 from hardening_util import (TINY_ANALYSIS, build_cmd, build_env, check_ok, make_root, run_build, tree_diff,
                             tree_files, wait_for)
 
+pytestmark = pytest.mark.slow  # builds many sites or kills builds: the full suite's tier (conftest.py)
+
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> tuple[Path, dict[str, str]]:

@@ -72,6 +72,7 @@ def test_optimized_images_drive_their_own_channel(net, conv3_images):
     assert (beaten <= 1).sum() >= 6, acts
 
 
+@pytest.mark.slow
 def test_runs_are_deterministic_and_seeded(net, conv3_images):
     again = visualize(net, "conv3", range(8), size=SIZE, steps=STEPS)
     assert np.array_equal(conv3_images, again)
@@ -107,6 +108,7 @@ def test_gray_model_gives_gray_images():
     assert (acts[[0, 1], [0, 1]] > rand[:, :2].max(axis=0)).all()
 
 
+@pytest.mark.slow
 def test_pictures_have_the_spectrum_of_photos_of_their_size(net):
     """Issue 20: Lucid's 1/f parameterization left pixel-scale stripes (a median 24% of spectral power above 0.25
     cycles/px on the site, photo crops of the same size 10%). The bench's target is at most 1.5x the photos' share;
@@ -215,6 +217,7 @@ def test_gray_pictures_are_cached_as_gray_pngs_under_their_own_key(net, tmp_path
     assert Image.open(root / d["image"]).mode == "L"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("position", ["mean", "center"])
 def test_direction_images_drive_their_direction(net, position):
     dirs = np.random.default_rng(3).normal(size=(4, 8)).astype(np.float32)

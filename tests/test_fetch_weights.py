@@ -58,6 +58,7 @@ def _fetch(url: str, dest: Path) -> subprocess.CompletedProcess:
                           timeout=300, cwd=REPO)
 
 
+@pytest.mark.slow
 def test_right_file_is_fetched_once_then_kept(server, tmp_path):
     served, base, requests = server
     torch.manual_seed(0)

@@ -39,6 +39,7 @@ def _restarts(trim: bool) -> list[str]:
     return [str(w.message) for w in caught if "worker stopped" in str(w.message)]
 
 
+@pytest.mark.slow
 def test_trimmed_worker_keeps_running_and_untrimmed_one_is_restarted():
     assert release_free_heap() and keep_large_blocks_mapped()  # glibc: the project's CI and machines
     assert _restarts(trim=True) == []

@@ -102,6 +102,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_features_15_is_read_without_its_skip(mobilenet, one_thread):
     """The expanded weights into features.15 (a stride-1 inverted residual, 160 -> 160) are shown as the block's own
     contribution: with the skip, every neuron's strongest input is itself (weight ~1 at the centre); without it, the

@@ -2,10 +2,8 @@
 are the analysis records', sprite pictures, page weight, and the link checker's understanding of #<layer>/<neuron>."""
 from __future__ import annotations
 
-import io
 import json
 import re
-import sys
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -15,7 +13,8 @@ import pytest
 from article import linkcheck, model_pages
 from article.config import load_config
 from article.explorer_data import LEVELS
-from article.pipeline import BuildReport, template_env
+from article.output import template_env
+from article.structure import BuildReport
 from explorer_cache import (EXAMPLE_CHANNEL, EXAMPLES_K, FOLDER, FV_CHANNELS, SHAPES, example_activation, example_rect,
                             make_cache, relist)
 
@@ -168,7 +167,7 @@ def test_fragment_round_trip(tid):
 
 
 def test_render_cache_reuses_and_invalidates(tmp_path):
-    from article.pipeline import tree_digest
+    from article.sitedir import tree_digest
 
     cache = tmp_path / "cache"
     make_cache(cache)
@@ -204,6 +203,7 @@ def test_a_corrupt_record_is_one_error_naming_the_file(tmp_path):
     assert str(record) in str(exc.value) and "not valid JSON" in str(exc.value)
 
 
+@pytest.mark.slow
 def test_an_unchanged_model_folder_is_linked_from_the_previous_site_without_reading_it(tmp_path, monkeypatch):
     """The cache records each model folder's key and listing for the site a build made; the next build hard-links a
     matching folder and renders nothing for it, and writes it anew when its inputs changed, the site was replaced

@@ -56,6 +56,7 @@ def test_manifest_entries(trained):
     assert not torch.equal(init["conv6.weight"], final["conv6.weight"])  # training moved the weights
 
 
+@pytest.mark.slow
 def test_training_is_byte_identical_across_runs_and_workers(tmp_path, trained):
     cache, entries = trained
     again = lab.train_all(tmp_path / "a", n_jobs=1, config=TINY, variants=("gap",))
@@ -183,6 +184,7 @@ def test_default_lab_learns_its_task_and_bands(tmp_path):
     assert ratio["flatten"] <= 0.75 * ratio["gap"], ratio
 
 
+@pytest.mark.slow
 def test_the_analysis_manifest_holds_no_absolute_path_so_the_cache_folder_can_move(tmp_path, capsys):
     """The lab's weights lie in the cache folder: the manifest names them relative to it, so a moved (or copied)
     cache folder is still the same cache: nothing is recomputed and nothing points back at the old place."""

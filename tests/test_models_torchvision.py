@@ -76,6 +76,7 @@ def _recipe_state(arch: str, model: torch.nn.Module) -> None:
         target.copy_((1 + 0.5 * s**2 if key.endswith("running_var") else 0.05 * s).reshape(shape))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHS)
 def test_forward_matches_torchvision_in_float64(arch):
     with torch.device("meta"):  # no random init: VGG-16 has 138 M parameters

@@ -31,6 +31,7 @@ def analyse(cache: Path, article: Path, **cfg) -> Path:
     return cache
 
 
+@pytest.mark.slow
 def test_a_dask_cluster_gives_byte_identical_results(article, tmp_path):  # noqa: F811
     from dask.distributed import LocalCluster
 
@@ -196,6 +197,7 @@ def test_large_nmf_loadings_live_beside_the_json_and_figures_read_them_back(tmp_
     assert isinstance(small["nmf"]["channels"], np.ndarray)  # small loadings stay in the JSON
 
 
+@pytest.mark.slow
 def test_the_budget_is_per_model_and_reaches_every_layer(article, tmp_path, capsys):  # noqa: F811
     cache = tmp_path / "cache"
     models = [spec(article, "one", image_size=32), spec(article, "two", "other.pt", image_size=32)]

@@ -72,6 +72,7 @@ def analyse(cache: Path, specs: list[ModelSpec], capsys, n_jobs: int = 1) -> tup
     return jsonio.read_json(path), capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_factory_weights_and_image_size_alone_give_block_level_results(article, tmp_path, capsys):
     # Two workers: the factory module next to the article travels to them by value (it is not importable there).
     manifest, _ = analyse(tmp_path / "cache", [spec(article, "tiny", image_size=32)], capsys, n_jobs=2)
@@ -89,6 +90,7 @@ def test_factory_weights_and_image_size_alone_give_block_level_results(article, 
     assert len(context["featureviz"]["upper"]) == len(context["outs"])
 
 
+@pytest.mark.slow
 def test_a_declaration_change_reanalyses_only_that_model(article, tmp_path, capsys):
     cache = tmp_path / "cache"
     first, _ = analyse(cache, [spec(article, "a", image_size=32), spec(article, "b", "other.pt", image_size=32)],
@@ -105,6 +107,7 @@ def test_a_declaration_change_reanalyses_only_that_model(article, tmp_path, caps
     assert third["models"]["a"]["info"]["input_size"] == [48, 48]
 
 
+@pytest.mark.slow
 def test_a_damaged_result_is_recomputed_not_reused(article, tmp_path, capsys):
     cache = tmp_path / "cache"
     first, _ = analyse(cache, [spec(article, "a", image_size=32)], capsys)
@@ -129,6 +132,7 @@ def test_the_model_key_covers_a_factory_package_in_the_article_folder(article, t
     assert _spec_key(declared, cfg, tmp_path) != before
 
 
+@pytest.mark.slow
 def test_going_back_to_an_earlier_setting_reuses_its_records(article, tmp_path, capsys):
     """32 -> 48 -> 32 px: the third run finds the first run's records (each model key has its own folder; the
     few most recently used are kept) instead of computing every tensor and context again."""

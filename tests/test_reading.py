@@ -48,6 +48,7 @@ def test_a_reading_holds_the_kernels_it_ranks_and_one_scale():
     assert [f["featviz"] for f in rec["nmf"]["factors"]] == ["dir-0", "dir-1", "dir-2"]
 
 
+@pytest.mark.slow
 def test_the_pipeline_reads_the_neurons_the_recipe_names_and_the_figure_draws_them(article, tmp_path, capsys):  # noqa: F811
     from article.figures import reading as figure  # registers weight_reading
     from article.figures.registry import FigureContext
@@ -97,6 +98,7 @@ def test_the_pipeline_reads_the_neurons_the_recipe_names_and_the_figure_draws_th
         figure.weight_reading(ctx, {"model": "tiny", "neuron": "7"})
 
 
+@pytest.mark.slow
 def test_featured_neurons_and_their_nmf_factors_are_drawn_and_reach_the_model_page(article, tmp_path, capsys):  # noqa: F811
     from article import explorer_data as xd
     from article.model_pages import model_files
@@ -121,6 +123,7 @@ def test_featured_neurons_and_their_nmf_factors_are_drawn_and_reach_the_model_pa
     assert xd.factor_featureviz(listing, "no such tensor") == {}
 
 
+@pytest.mark.slow
 def test_featureviz_budget_all_draws_every_neuron_and_factor(article, tmp_path, capsys):  # noqa: F811
     """What --device cuda does by default (Microscope-style), run on the CPU as a smoke test of that path."""
     from analysis.pipeline import AnalysisConfig, ModelSpec, run  # noqa: F401

@@ -1,6 +1,8 @@
 """The model registry: one entry per family, and everything the render side shows about a model comes from it."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from analysis import models
@@ -51,3 +53,28 @@ def test_describe_does_not_load_a_model_twice():
     facts = models.describe("mobilenet-v2", model=model)
     assert facts["sha256"].startswith("b0353104") and facts["parameter_count"] == 3_504_872
     assert facts["input_size"] == [224, 224] and len(facts["conv_layers"]) == 52
+
+
+def test_the_freshness_check_hashes_the_weight_files_a_family_declares(tmp_path, monkeypatch):
+    """A family declares its weight files; the torch-free fingerprint asks the registry for them (it names no family),
+    so a new family's changed weights make the analysis stale, and only when a configured model reads them."""
+    import subprocess
+    import sys
+
+    from analysis import fingerprint
+
+    weights = tmp_path / "toy-net-00000000.pth"
+    weights.write_bytes(b"first weights")
+    toy = registry.Family("toy-net", "Toy net", "#000000", load=lambda n, c: None, facts=lambda n, c: {},
+                          names=lambda: ["toy-net"], weight_files=lambda n: [weights])
+    monkeypatch.setattr(registry, "FAMILIES", [*registry.FAMILIES, toy])
+    with_toy, without = fingerprint.fingerprint({"models": ["toy-net"]}), fingerprint.fingerprint({"models": []})
+    weights.write_bytes(b"fine-tuned weights")
+    assert fingerprint.fingerprint({"models": ["toy-net"]}) != with_toy
+    assert fingerprint.fingerprint({"models": []}) == without
+    weights.unlink()  # a file that went away changes it too
+    assert fingerprint.fingerprint({"models": ["toy-net"]}) not in (with_toy, without)
+    code = "import sys, analysis.fingerprint; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    assert out.strip() == "[]"  # reading the registry imports no torch

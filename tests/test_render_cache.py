@@ -134,11 +134,13 @@ def test_a_warm_process_reuses_compiled_templates_until_a_template_changes(tmp_p
     assert template_env(root) is not edited
 
 
+@pytest.mark.slow
 def test_an_unchanged_article_is_not_rendered_again(tmp_path, monkeypatch):
     """The rendered article is a render-cache entry keyed by its folder's files, the config and the code: a second
     build renders nothing and writes the same bytes; editing the article or its bibliography renders it again."""
     from article import pipeline
-    from article.pipeline import build_site, tree_digest
+    from article.pipeline import build_site
+    from article.sitedir import tree_digest
     from test_render_helpers import sample_root
 
     root, cache = sample_root(tmp_path), tmp_path / "cache"
@@ -251,7 +253,8 @@ def test_a_prose_edit_links_the_articles_folder_from_the_previous_site_without_r
     import os
 
     from article import fileset
-    from article.pipeline import build_site, tree_digest
+    from article.pipeline import build_site
+    from article.sitedir import tree_digest
     from test_render_helpers import sample_root
 
     root, cache, site = sample_root(tmp_path), tmp_path / "cache", tmp_path / "site"
@@ -300,7 +303,8 @@ def test_pages_whose_inputs_are_unchanged_are_linked_and_their_templates_not_com
     import os
 
     from article import output
-    from article.pipeline import build_site, tree_digest
+    from article.pipeline import build_site
+    from article.sitedir import tree_digest
     from test_render_helpers import sample_root
 
     import shutil
@@ -362,7 +366,7 @@ def _planted_then_built(tmp_path, plant) -> tuple:
 def test_planted_file_bytes_are_a_miss_not_a_published_file(tmp_path):
     """Well-formed figure-files and article-files entries whose bytes are not their recorded digests: the files are
     made again, and the site is the one a build without cache makes."""
-    from article.pipeline import tree_digest
+    from article.sitedir import tree_digest
 
     def plant(folder):
         for pattern in ("figfiles-*", "files-sample-*"):
@@ -380,7 +384,7 @@ def test_a_planted_file_name_cannot_write_outside_the_site(tmp_path):
     import hashlib
     import json
 
-    from article.pipeline import tree_digest
+    from article.sitedir import tree_digest
 
     def plant(folder):
         for e in (folder / "render").glob("figure-*.zip"):
@@ -410,7 +414,9 @@ def test_a_hand_edit_inside_the_site_of_the_same_size_does_not_survive_a_rebuild
     size changes the mtime, so the page is rendered and the folder written again."""
     import os
 
-    from article.pipeline import build_site, tree_digest
+    from article.pipeline import build_site
+
+    from article.sitedir import tree_digest
     from test_render_helpers import sample_root
 
     root, cache, site = sample_root(tmp_path), tmp_path / "cache", tmp_path / "site"
@@ -429,6 +435,7 @@ def test_a_hand_edit_inside_the_site_of_the_same_size_does_not_survive_a_rebuild
     assert tree_digest(site) == tree_digest(tmp_path / "plain")
 
 
+@pytest.mark.slow
 def test_editing_one_model_redraws_only_the_figures_and_pages_that_read_it(tmp_path):
     """A figure's cache entry holds the parts of the manifest and front matter it read (article/reads.py), not the
     whole files: a change to one model draws its figure and writes its model page again, and nothing else; an edit

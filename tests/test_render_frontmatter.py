@@ -134,6 +134,7 @@ def test_parsed_yaml_is_kept_by_its_text_and_errors_are_never_kept(tmp_path):
             and err.value.line in (2, 3)
 
 
+@pytest.mark.slow
 def test_an_unchanged_site_builds_without_importing_pyyaml(tmp_path):
     """site.yml and front matter unchanged: the build reads them parsed from the render cache (PyYAML costs ~8 ms to
     import); an edited front matter is parsed again."""

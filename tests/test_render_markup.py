@@ -182,3 +182,29 @@ def test_code_extensions_left_out_only_where_they_change_nothing(text):
     full = make_markdown(False, True, code=True).convert(text)
     assert make_markdown(False, True, code=has_code(text)).convert(text) == full
     assert has_code(text) == ("highlight" in full)
+
+
+def test_a_directive_registers_itself_and_the_renderer_finds_it(tmp_path):
+    """A new `::: name` directive is one registered function (article/directives.py), no edit of the renderer: it
+    gets its default width, Markdown inside it is rendered, and it is listed among the known ones in errors."""
+    from pathlib import Path
+
+    from article import directives
+    from article.bibliography import Citations
+    from article.markup import Renderer
+
+    @directives.register("note", width="l-page")
+    def note(ctx, block, attrs, line):
+        return ctx.block_html(f'<div class="note {attrs["width"]}" data-line="{line}">'
+                              f'{ctx.fragment(block.text, block.line + 1)}</div>')
+
+    try:
+        body = "Intro.\n\n::: note\nSome *emphasis*.\n:::\n\nAfter.\n"
+        renderer = Renderer(Path("index.md"), body, 10, Citations({}, None), set(), lambda *a: "")
+        html = renderer.render(body).html
+        assert re.search(r'<div class="note l-page" data-line="12"><p>Some <em>emphasis</em>.</p>\s*</div>', html), html
+        with pytest.raises(BuildError, match=r"unknown directive '::: nope' \(aside, figure, layout, note\)"):
+            Renderer(Path("index.md"), "::: nope\nx\n:::\n", 1, Citations({}, None), set(), lambda *a: "").render(
+                "::: nope\nx\n:::\n")
+    finally:
+        directives.DIRECTIVES.pop("note")

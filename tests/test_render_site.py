@@ -7,13 +7,13 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
 from article.errors import BuildError
 from article.linkcheck import check_links
-from article.pipeline import build_site, tree_digest
+from article.pipeline import build_site
+from article.sitedir import tree_digest
 from test_render_helpers import REPO, make_root, page, sample_root
 
 

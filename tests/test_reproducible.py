@@ -15,6 +15,8 @@ import pytest
 
 from hardening_util import build_cmd, build_env, make_root, tree_diff, tree_files
 
+pytestmark = pytest.mark.slow  # builds many sites or kills builds: the full suite's tier (conftest.py)
+
 TINY_LAB = {"models": ["banding-lab"], "n_jobs": 2, "featureviz": {"size": 16, "steps": 2},
             "lab": {"steps": 5, "seeds": [0], "widths": [4, 4, 4, 4, 4, 4], "n_test": 64}}
 

@@ -316,6 +316,7 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_template_folding_and_quadratic_markdown_are_stopped_off_the_main_thread(monkeypatch):
     """The two hangs of issue 19 case 4, as `serve` would meet them if it rendered on a thread: each ends about a
     second past the limit with one line naming the file and line."""
@@ -470,6 +471,7 @@ def test_long_values_are_cut_in_an_error_line():
 # --------------------------------------------------------------------------- site folder, serve
 
 
+@pytest.mark.slow
 def test_a_site_folder_that_is_a_symlink_stays_one_and_its_target_is_built(tmp_path):
     root = make_root(tmp_path / "root", ["sample"])
     real = tmp_path / "www" / "site"
@@ -528,6 +530,7 @@ def _copy(world: Path, tmp_path: Path) -> Path:
     return target
 
 
+@pytest.mark.slow
 def test_a_model_named_with_parent_folders_is_analysed_inside_the_cache(tiny_world, tmp_path):
     """Case 2: a model named "../../../victimdir" wrote 70+ files outside the cache and overwrote a first-layer.json
     there. Its folder is now the one safe name; nothing outside the site and cache folders changes."""
@@ -548,6 +551,7 @@ def test_a_model_named_with_parent_folders_is_analysed_inside_the_cache(tiny_wor
     assert sorted(os.listdir(world)) == ["cache", "root", "site"]
 
 
+@pytest.mark.slow
 def test_a_planted_cache_neither_publishes_outside_files_nor_crashes(tiny_world, tmp_path):
     """Case 3: a featureviz manifest entry naming /etc/passwd was published as models/<m>/img/_etc_passwd, the
     manifest unverified; a tensor `file` naming the first-layer record gave KeyError: 'banding' on every build.
@@ -581,6 +585,7 @@ def test_a_planted_cache_neither_publishes_outside_files_nor_crashes(tiny_world,
     assert tree_files(site) == reference, tree_diff(reference, tree_files(site))
 
 
+@pytest.mark.slow
 def test_a_killed_analysis_leaves_no_worker_processes(tiny_world, tmp_path):
     """Loky's workers used to idle for five minutes (2 x 267 MB) after a build killed during the analysis."""
     world = _copy(tiny_world, tmp_path)

@@ -5,6 +5,8 @@ its own site.yml and content/ holding only the sample article, so the real site/
 """
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import re
@@ -109,6 +111,7 @@ class Server:
         self.reader.join(10)
 
 
+@pytest.mark.slow
 def test_serve_injects_reload_rebuilds_and_survives_errors(tmp_path: Path) -> None:
     root = make_root(tmp_path)
     index = root / "content" / "sample" / "index.md"
@@ -211,6 +214,7 @@ def run_with_fresh_analysis(cmd: list[str], root: Path, cache: Path, env: dict[s
     raise AssertionError("the analysis cache went stale three times in a row:\n" + done.stdout + done.stderr)
 
 
+@pytest.mark.slow
 def test_content_rebuild_is_fast_torch_free_and_uses_vw_cache_dir(tmp_path: Path) -> None:
     # A site that does configure analyses, whose analysis cache is fresh (manifest written by a stub run).
     root = make_root(tmp_path, "analysis:\n  models: [stub-net]\n")

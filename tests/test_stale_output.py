@@ -82,6 +82,7 @@ def tensor_records(cache: Path) -> dict[str, dict]:
             for t in manifest["models"]["tiny"]["tensors"]}
 
 
+@pytest.mark.slow
 def test_editing_the_analysis_code_remakes_exactly_the_records_it_computes(analysed):
     proj, cache, run = analysed
     folder = json.loads((cache / "analysis" / "manifest.json").read_text())["models"]["tiny"]["folder"]
@@ -139,6 +140,7 @@ def write_article(root: Path, body: str, models: str = "") -> None:
         (root / "templates").symlink_to(REPO / "templates", target_is_directory=True)
 
 
+@pytest.mark.slow
 def test_clean_recomputes_every_analysis_and_render_but_keeps_the_lab_weights(tmp_path):
     import build
 
@@ -169,6 +171,7 @@ def test_clean_recomputes_every_analysis_and_render_but_keeps_the_lab_weights(tm
 
 # ------------------------------------------------------------------------------------------------ render side
 
+@pytest.mark.slow
 def test_figures_and_social_images_follow_the_code_they_embed(tmp_path):
     """A figure embeds links made by the explorer helpers and the social image draws with the theme's colours:
     editing either makes them again (before, both were served from the render cache)."""

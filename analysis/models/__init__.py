@@ -8,12 +8,13 @@ see analysis.tv_weights).
 from __future__ import annotations
 
 import os
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from analysis.errors import AnalysisError
 from analysis.models import registry
-from analysis.models.common import conv_layers, parameter_count
+
+if TYPE_CHECKING:  # importing the package stays torch-free: the build's freshness check reads the registry
+    from torch import nn
 
 PathLike = str | os.PathLike | None
 
@@ -39,6 +40,8 @@ def describe(name: str, cache_dir: PathLike = None, model: nn.Module | None = No
     """JSON-able facts about model `name`: source, input size, weights path + sha256, parameter count,
     licence, accuracy where known, normalization, and conv_layers [{name, shape, kind}] in forward order.
     Pass the loaded `model` to avoid loading it again."""
+    from analysis.models.common import conv_layers, parameter_count
+
     fam = _family(name)
     model = model if model is not None else fam.load(name, cache_dir)
     norm = getattr(model, "normalize", None)

@@ -1,22 +1,23 @@
 """The model registry: every model family described once (loader, facts, recipe, label, colour, featured tensors).
 
 Adding a model family is one `Family(...)` below. `analysis.models.load/describe/available` dispatch through it;
+a family also declares the files its weights come from, which the build's torch-free freshness check hashes
+(analysis/fingerprint.py asks `weight_files`, naming no family), so this module imports torch only inside functions.
 the analysis manifest copies `label`, `color` and the featured tensors into each model's entry, so the render side
 never names a model or a layer itself. A bring-your-own model has no family: it gets the automatic recipe
 (analysis.recipes.auto_recipe) and a neutral look.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
-from torch import nn
-
-from analysis import recipes
+from analysis import paths, tv_weights
 from analysis.errors import ModelUnavailable
-from analysis.models import efficientnet, lab, tv_zoo
 
 NEUTRAL = "#9467bd"
 PathLike = str | os.PathLike | None
@@ -27,18 +28,25 @@ class Family:
     pattern: str  # regular expression over model names
     label: str
     color: str
-    load: Callable[[str, PathLike], nn.Module]
+    load: Callable[[str, PathLike], Any]  # -> the torch module (torch is not imported here)
     facts: Callable[[str, PathLike], dict]  # describe(): source, weights + sha256, licence, accuracy, input size
     names: Callable[[], list[str]]  # the concrete names of the family
     present: Callable[[str], bool] = lambda name: True
-    recipe: Callable[[nn.Module, int, recipes.RecipeSpec | None, dict], recipes.Recipe] | None = None  # None: auto
+    recipe: str | None = None  # a function of analysis.recipes taking the model (None: auto_recipe with `featured`)
     # Defaults an author's recipe replaces: extra expansions ("a -> b"), context pairs; and what figures feature:
     # "nmf" (tensor ids for the NMF explorer), "banding" (a tensor id for the banding gallery).
     featured: dict = field(default_factory=dict)
     image_size: int = 224
+    # The files model `name`'s weights are read from, None where one is absent: their content keys the analysis.
+    weight_files: Callable[[str], list[Path | None]] = lambda name: []
 
     def matches(self, name: str) -> bool:
         return re.fullmatch(self.pattern, name) is not None
+
+
+def _impl(module: str):
+    """A family's torch side, imported when a model is loaded or described, not when the registry is read."""
+    return importlib.import_module(f"analysis.models.{module}")
 
 
 # ----------------------------------------------------------------------------- the banding lab
@@ -46,20 +54,20 @@ class Family:
 _LAB = re.compile(r"lab-(gap|flatten|rotated)-s(\d+)")
 
 
-def _lab_load(name: str, cache_dir: PathLike) -> nn.Module:
+def _lab_load(name: str, cache_dir: PathLike) -> Any:
     variant, seed = _LAB.fullmatch(name).groups()
-    return lab.load_lab(variant, int(seed), cache_dir)
+    return _impl("lab").load_lab(variant, int(seed), cache_dir)
 
 
 def _lab_facts(name: str, cache_dir: PathLike) -> dict:
     variant, seed = _LAB.fullmatch(name).groups()
-    return lab.lab_facts(variant, int(seed), cache_dir)
+    return _impl("lab").lab_facts(variant, int(seed), cache_dir)
 
 
 def _lab_family(variant: str, label: str, color: str) -> Family:
     return Family(rf"lab-{variant}-s\d+", label, color, load=_lab_load, facts=_lab_facts,
-                  names=lambda: [f"lab-{variant}-s{s}" for s in lab.LabConfig().seeds],
-                  recipe=lambda model, size, spec, featured: recipes.lab_recipe(model), image_size=32,
+                  names=lambda: [f"lab-{variant}-s{s}" for s in _impl("lab").LabConfig().seeds],
+                  recipe="lab_recipe", image_size=32,
                   featured={"nmf": ["conv6"]})  # the last conv carries the experiment
 
 
@@ -67,16 +75,18 @@ def _lab_family(variant: str, label: str, color: str) -> Family:
 
 def _efficientnet_present(name: str) -> bool:
     try:
-        return efficientnet.weights_path().is_file()
+        return _impl("efficientnet").weights_path().is_file()
     except ModelUnavailable:
         return False
 
 
-def _tv_family(name: str, color: str, featured: dict | None = None, label: str | None = None) -> Family:
-    entry = tv_zoo.ZOO[name]
-    return Family(re.escape(name), label or entry.weights.label, color, load=lambda n, cache_dir: tv_zoo.load(n),
-                  facts=lambda n, cache_dir: tv_zoo.facts(n), names=lambda: [name], present=tv_zoo.present,
-                  featured=featured or {}, image_size=entry.input_size)
+def _tv_family(name: str, color: str, featured: dict | None = None, label: str | None = None,
+               image_size: int = 224) -> Family:
+    weights = tv_weights.BY_MODEL[name]
+    return Family(re.escape(name), label or weights.label, color, load=lambda n, cache_dir: _impl("tv_zoo").load(n),
+                  facts=lambda n, cache_dir: _impl("tv_zoo").facts(n), names=lambda: [name],
+                  present=lambda n: tv_weights.present(weights), featured=featured or {}, image_size=image_size,
+                  weight_files=lambda n: list(tv_weights.candidates(weights)))
 
 
 FAMILIES: list[Family] = [
@@ -84,9 +94,9 @@ FAMILIES: list[Family] = [
     _lab_family("flatten", "lab: flatten", "#4c78a8"),
     _lab_family("rotated", "lab: GAP, rotated inputs", "#54a24b"),
     Family("efficientnet-lite0", "EfficientNet-Lite0", "#f58518",
-           load=lambda n, cache_dir: efficientnet.load_efficientnet_lite0(),
-           facts=lambda n, cache_dir: efficientnet.facts(), names=lambda: ["efficientnet-lite0"],
-           present=_efficientnet_present, featured={
+           load=lambda n, cache_dir: _impl("efficientnet").load_efficientnet_lite0(),
+           facts=lambda n, cache_dir: _impl("efficientnet").facts(), names=lambda: ["efficientnet-lite0"],
+           present=_efficientnet_present, weight_files=lambda n: [paths.efficientnet_lite0_file()], featured={
                # Two blocks at once: 3x3 and 5x5 depthwise kernels compose to 13x13 through a stride of 2.
                "expansions": ["_blocks.2 -> _blocks.4"],
                # Block 3 has no residual connection (stride 2): its expanded weights are all learned structure.
@@ -124,16 +134,7 @@ def known_names() -> list[str]:
     return [n for f in FAMILIES for n in f.names()]
 
 
-def recipe_for(name: str, model: nn.Module, image_size: int | None = None,
-               spec: recipes.RecipeSpec | None = None) -> recipes.Recipe:
-    fam = family_of(name)
-    size = image_size or (fam.image_size if fam else 224)
-    if fam is not None and fam.recipe is not None:
-        return fam.recipe(model, size, spec, fam.featured)
-    return recipes.auto_recipe(model, size, spec, fam.featured if fam else None)
-
-
-def presentation(name: str, recipe: recipes.Recipe) -> dict:
+def presentation(name: str, recipe: Any) -> dict:
     """What the render side needs to show this model: label, colour, featured tensors, blocks."""
     fam = family_of(name)
     ids = [t.id for t in recipe.tensors]

@@ -29,6 +29,10 @@ ANALYSIS: dict[str, Any] | None = {
     "featureviz": {"size": 32, "steps": 4},
     "lab": {"steps": 20, "seeds": [0, 1], "widths": [4, 8, 8, 8, 8, 8], "n_test": 64},
     "examples": {"count": 24},  # 24 of the 222 bundled photos (or digits): every figure's examples, a tenth the cost
+    # InceptionV1: the tensors its sections show, not every one of its 31 (that analysis, and the dataset-examples pass
+    # over all 51 of its layers, were half the suite's largest fixture).
+    "recipes": {"inceptionv1": {"layers": ["conv1.conv", "inception4d.branch3.1.conv", "inception5b.branch3.1.conv"],
+                                "expansions": ["inception3a -> inception3b", "maxpool2 -> inception3b"]}},
 }
 
 CHROMIUM = "/usr/bin/chromium"

@@ -4,7 +4,6 @@ selects its neuron, sorting reorders, back/forward walk the neurons, 2,048 neuro
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -14,8 +13,7 @@ import pytest
 from site_fixture import build_test_site
 from test_a11y import BLOCKING, axe_violations, describe
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from explorer_cache import BIG_FIELD_CHANNEL, EXAMPLES_K, FV_CHANNELS, example_rect, make_cache  # noqa: E402
+from explorer_cache import BIG_FIELD_CHANNEL, EXAMPLES_K, FV_CHANNELS, example_rect, make_cache
 
 pytestmark = pytest.mark.browser
 PAGE_BUDGET = 2_500_000

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +12,8 @@ import pytest
 
 from site_fixture import build_test_site
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from explorer_cache import FOLDER, relist  # noqa: E402  (tests/ on the path first)
+from explorer_cache import FOLDER, relist
 
 pytestmark = pytest.mark.browser
 C = 12  # channels of the tiny residual blocks

@@ -1,0 +1,47 @@
+"""The layers README describes, as import-linter contracts ([tool.importlinter] in pyproject.toml): the render side never
+imports torch, the analysis never imports the article side, and no two sibling modules import each other."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def lint(root: Path) -> subprocess.CompletedProcess:
+    code = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
+    return subprocess.run([sys.executable, "-c", code, "--no-cache"], cwd=root, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "NO_COLOR": "1"}, timeout=120)
+
+
+@pytest.mark.slow
+def test_import_contracts_are_kept():
+    proc = lint(ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 broken" in proc.stdout
+
+
+@pytest.mark.parametrize("offender, line, broken", [
+    ("article/figures/sample.py", "import torch", "never imports torch"),
+    ("article/markup.py", "def _late():\n    from analysis import pipeline", "never imports torch"),
+    ("analysis/jsonio.py", "from article import urls", "knows nothing of the article"),
+    ("article/urls.py", "from . import pipeline", "No import cycles"),
+])
+def test_a_broken_layer_is_caught(tmp_path: Path, offender: str, line: str, broken: str):
+    """A copy of the tree with one forbidden import added (inside a function too) breaks the contract it should."""
+    for name in ("article", "analysis", "pyproject.toml"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (tmp_path / name).write_bytes(src.read_bytes())
+    path = tmp_path / offender
+    path.write_text(path.read_text(encoding="utf-8") + "\n\n" + line + "\n", encoding="utf-8")
+    proc = lint(tmp_path)
+    assert proc.returncode != 0, proc.stdout
+    broken_section = proc.stdout.split("Broken contracts", 1)[-1]
+    assert broken in broken_section, proc.stdout
