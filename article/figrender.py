@@ -10,6 +10,7 @@ A cache hit (figure_cache.py) imports neither altair nor vl_convert.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import html
 import json
@@ -30,6 +31,8 @@ class FigureOutput:
     spec_text: str | None = None  # Vega-Lite without data, jsonio.dumps
     datasets_text: str | None = None  # jsonio.dumps of the datasets
     svg: str | None = None
+    narrow_text: str | None = None  # Figure.narrow's Vega-Lite, without data (its datasets are in datasets_text)
+    width: int | None = None  # the chart's drawn width in px (its static SVG's): figures.js draws narrow_text in a narrower column
     html: str | None = None
     assets: dict[str, bytes] = field(default_factory=dict)
     links: list[tuple[str, str]] = field(default_factory=list)
@@ -38,12 +41,12 @@ class FigureOutput:
     def spec(self) -> dict[str, Any] | None:
         return None if self.spec_text is None else json.loads(self.spec_text)
 
-    _TEXTS = ("spec_text", "datasets_text", "svg", "html")
+    _TEXTS = ("spec_text", "datasets_text", "svg", "narrow_text", "html")
 
     def to_files(self) -> dict[str, bytes]:
         """The render-cache form: the large texts and the assets as raw members (``cache.pack``), so a cache hit
         does not JSON-decode megabytes of escaped SVG and chart data (~10 ms per content-only rebuild)."""
-        files = {"output.json": json.dumps({"description": self.description,
+        files = {"output.json": json.dumps({"description": self.description, "width": self.width,
                                             "links": [list(l) for l in self.links]}).encode()}
         files.update({f"text/{k}": getattr(self, k).encode() for k in self._TEXTS if getattr(self, k) is not None})
         files.update({f"asset/{k}": v for k, v in self.assets.items()})
@@ -54,13 +57,14 @@ class FigureOutput:
         """From a render-cache entry; a wrong shape or type, or an unsafe asset name, raises ValueError (a miss)."""
         d = json.loads(files["output.json"])
         ok = (isinstance(d, dict) and isinstance(d.get("description"), str) and isinstance(d.get("links"), list)
+              and (d.get("width") is None or isinstance(d.get("width"), int))
               and all(isinstance(l, list) and len(l) == 2 and all(isinstance(x, str) for x in l) for l in d["links"])
               and all(n == "output.json" or n.removeprefix("text/") in cls._TEXTS
                       or (n.startswith("asset/") and safe_asset_name(n[6:])) for n in files))
         if not ok:
             raise ValueError("render cache entry of the wrong shape")
         texts = {k: files[f"text/{k}"].decode("utf-8") for k in cls._TEXTS if f"text/{k}" in files}
-        return cls(description=d["description"], links=[tuple(l) for l in d["links"]], **texts,
+        return cls(description=d["description"], width=d.get("width"), links=[tuple(l) for l in d["links"]], **texts,
                    assets={n[6:]: v for n, v in files.items() if n.startswith("asset/")})
 
 
@@ -74,6 +78,14 @@ class RenderedFigure:
     @property
     def has_chart(self) -> bool:
         return bool(self.scripts)
+
+
+def svg_width(svg: str | None) -> int | None:
+    """The drawn width of a vl-convert SVG (its root's width attribute), or None."""
+    import re
+
+    found = re.search(r'<svg[^>]*?\swidth="([0-9.]+)', svg or "")
+    return round(float(found.group(1))) if found else None
 
 
 # ---------------------------------------------------------------- chart spec handling
@@ -120,6 +132,12 @@ def _chart_output(fig: Figure, fig_id: str, ctx: FigureContext) -> FigureOutput:
     spec = chart if isinstance(chart, dict) else chart.to_dict()
     spec = with_font(spec, ctx.theme)
     spec, datasets = split_data(spec, fig_id, ctx)
+    narrow_text = None
+    if fig.narrow is not None:
+        narrow = fig.narrow if isinstance(fig.narrow, dict) else fig.narrow.to_dict()
+        narrow, narrow_data = split_data(with_font(narrow, ctx.theme), fig_id, ctx)
+        datasets.update(narrow_data)  # named by content: the data both specs share is stored once
+        narrow_text = jsonio.dumps(narrow)
     import vl_convert  # lazy: only on a cache miss
 
     theme.register_chart_font()
@@ -128,7 +146,7 @@ def _chart_output(fig: Figure, fig_id: str, ctx: FigureContext) -> FigureOutput:
     except Exception as exc:
         raise ctx.error(f"Vega-Lite spec does not render: {exc}") from None
     return FigureOutput(description=fig.description, spec_text=jsonio.dumps(spec),
-                        datasets_text=jsonio.dumps(datasets), svg=svg,
+                        datasets_text=jsonio.dumps(datasets), svg=svg, narrow_text=narrow_text, width=svg_width(svg),
                         html=fig.html, assets=dict(fig.assets), links=list(fig.links))
 
 
@@ -219,11 +237,17 @@ def figure_html(out: FigureOutput, fig_id: str, number: int, width: str, caption
     links = list(out.links)
     if out.spec_text is not None:
         scripts.append(f"data/{fig_id}.data.js")
+        # figures.js draws the narrow spec where the column is narrower than the wide drawing.
+        wide = out.width
+        narrow = "" if out.narrow_text is None else (
+            f'<script type="application/json" id="spec-narrow-{e(fig_id)}">'
+            f"{jsonio.script_safe(out.narrow_text)}</script>\n")
         body.append(
             f'<div class="vw-chart" id="chart-{e(fig_id)}" data-vw-chart="{e(fig_id)}" role="img" '
-            f'aria-label="Figure {number}" aria-describedby="{desc_id}"></div>\n'
+            + (f'data-vw-width="{wide}" ' if wide else "")
+            + f'aria-label="Figure {number}" aria-describedby="{desc_id}"></div>\n'
             f'<script type="application/json" id="spec-{e(fig_id)}">'
-            f"{jsonio.script_safe(out.spec_text)}</script>\n"
+            f"{jsonio.script_safe(out.spec_text)}</script>\n" + narrow +
             f'<noscript><img class="vw-noscript" src="data/{e(fig_id)}.svg" alt="{e(out.description)}"></noscript>\n'
             # lazy: a hidden image is not fetched on screen; it loads for print or when drawing fails.
             f'<img class="vw-static" src="data/{e(fig_id)}.svg" alt="" aria-hidden="true" loading="lazy">'
@@ -237,8 +261,11 @@ def figure_html(out: FigureOutput, fig_id: str, number: int, width: str, caption
         # Inside the figcaption: a <figure>'s caption must be its first or last child.
         link_html = ' <span class="vw-links">' + " · ".join(
             f'<a href="{e(href)}">{e(label)}</a>' for label, href in links) + "</span>"
+    declared = registry.INTERACTIONS.get(kind) or ()
+    acts = (' data-vw-interactions="' + e(json.dumps([dataclasses.asdict(i) for i in declared])) + '"'
+            if declared else "")
     element = (
-        f'<figure id="fig-{e(fig_id)}" class="vw-figure {width}" data-kind="{e(kind)}">\n'
+        f'<figure id="fig-{e(fig_id)}" class="vw-figure {width}" data-kind="{e(kind)}"{acts}>\n'
         + "\n".join(body) + "\n"
         f'<p class="sr-only" id="{desc_id}">{e(out.description)}</p>\n'
         f'<figcaption><span class="fig-label">Figure {number}:</span> {caption_html}{link_html}</figcaption>\n'

@@ -44,11 +44,22 @@
     file: function (uri) { return Promise.reject(new Error("no file loading: " + uri)); }
   };
 
+  /* Which spec fits: a figure that is wider than its column on a phone has a narrow twin (Figure.narrow, re-specified
+     for the width, never scaled: CSS scaling would break Vega's pointer coordinates). */
+  function variant(el) {
+    var id = el.getAttribute("data-vw-chart");
+    var wide = parseFloat(el.getAttribute("data-vw-width"));
+    var narrow = document.getElementById("spec-narrow-" + id);
+    return narrow && wide > el.clientWidth ? "narrow" : "wide";
+  }
+
   function draw(el) {
     var id = el.getAttribute("data-vw-chart");
     var figure = el.closest("figure");
     try {
-      var spec = JSON.parse(document.getElementById("spec-" + id).textContent);
+      var which = variant(el);
+      el.setAttribute("data-vw-variant", which);
+      var spec = JSON.parse(document.getElementById((which === "narrow" ? "spec-narrow-" : "spec-") + id).textContent);
       var data = (window.VW_DATA || {})[id];
       if (!data) throw new Error("no data loaded for figure " + id);
       spec.datasets = data;
@@ -122,5 +133,15 @@
       if (dark.addEventListener) dark.addEventListener("change", redraw);
       else if (dark.addListener) dark.addListener(redraw);
     }
+    /* A phone turned sideways (or a window resized) may now fit the other variant. */
+    var pending = null;
+    window.addEventListener("resize", function () {
+      clearTimeout(pending);
+      pending = setTimeout(function () {
+        document.querySelectorAll("[data-vw-chart][data-vw-drawn]").forEach(function (el) {
+          if (el.getAttribute("data-vw-variant") !== variant(el)) draw(el);
+        });
+      }, 200);
+    });
   });
 })();
