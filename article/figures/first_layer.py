@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from . import analysis_data as ad
-from .registry import Figure, FigureContext, register
+from .registry import PHONE_WIDTH, Figure, FigureContext, Interaction, register
 
 SHARED, OWN = "one scale for the model", "each filter on its own scale"
 
@@ -35,7 +35,9 @@ def _filter_rows(shown: str, rec: dict) -> tuple[list[dict], list[dict], int, in
     return pixels, bars, cols * (w + 1) - 1, rows * (h + 2) - 1
 
 
-@register("first_layer")
+@register("first_layer", interactions=(
+    Interaction("bind:model", "the filters drawn (another model's)"),
+    Interaction("bind:scale", "the filters' colours (one scale for the model, or each filter's own)")))
 def first_layer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 
@@ -60,7 +62,8 @@ def first_layer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     pick = alt.param(name="model", value=labels[0], bind=alt.binding_select(options=labels, name="Model "))
     scale = alt.param(name="scale", value=SHARED, bind=alt.binding_radio(options=[SHARED, OWN], name="Colour: "))
     # Square cells: one unit of x is as many pixels as one unit of y (the grid's aspect ratio is the chart's).
-    cell = max(4, min(22, 620 // max(1, extent[0])))
+    # On a phone the cells shrink to fit the column, never below 4 px (a wider grid then scrolls in its figure).
+    cell, phone_cell = (max(4, min(22, px // max(1, extent[0]))) for px in (620, PHONE_WIDTH))
     x = alt.X("x:Q", axis=None, scale=alt.Scale(domain=[0, extent[0]], nice=False, zero=True))
     y = alt.Y("y:Q", axis=None, scale=alt.Scale(domain=[0, extent[1]], nice=False, zero=True, reverse=True))
     tip = [alt.Tooltip("m:N", title="model"), alt.Tooltip("f:Q", title="filter"),
@@ -79,12 +82,13 @@ def first_layer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         .mark_rect(color="#666")
         .encode(x=x, x2="x2:Q", y=y, y2="y2:Q", tooltip=tip)
     )
-    chart = (
+    chart, narrow = (
         alt.layer(filters, norm_bars)
         .add_params(pick, scale)
-        .properties(width=cell * extent[0], height=cell * extent[1])
+        .properties(width=c * extent[0], height=c * extent[1])
         .configure_view(strokeWidth=0)
+        for c in (cell, phone_cell)
     )
-    return Figure(chart=chart, description="First-layer convolution filters drawn as small images on one colour "
+    return Figure(chart=chart, narrow=narrow if phone_cell < cell else None, description="First-layer convolution filters drawn as small images on one colour "
                   "scale per model (grey is zero weight; a switch draws each filter on its own scale), with a bar "
                   "under each filter for its L2 norm relative to the model's strongest; " + "; ".join(summary) + ".")
