@@ -66,7 +66,7 @@ def banding_gallery(ctx: FigureContext, params: dict[str, str]) -> Figure:
         desc.append(f"{title}: layer R {bd['R_layer']:.2f}, C {bd['C_layer']:.2f}")
         hover = alt.selection_point(name=f"hover{index}", on="pointerover", fields=["n"], empty=False,
                                     clear="pointerout")
-        charts.append((extent, lambda px, rows=rows, title=title, bd=bd, hover=hover, extent=extent: (
+        charts.append((extent, lambda px, rows=rows, title=title, bd=bd, hover=hover, extent=extent, index=index: (
             alt.Chart(alt.Data(values=rows), title=alt.TitleParams(
                 [title, f"(R={bd['R_layer']:.2f}, C={bd['C_layer']:.2f})"] if px < 200 else
                 f"{title}  (R={bd['R_layer']:.2f}, C={bd['C_layer']:.2f})"))
@@ -83,11 +83,20 @@ def banding_gallery(ctx: FigureContext, params: dict[str, str]) -> Figure:
                          alt.Tooltip("C:Q", title="column share C")],
             )
             .add_params(hover)
-            .properties(width=px * extent[0] / max(extent), height=px * extent[1] / max(extent))
+            .properties(width=px * extent[0] / max(extent), height=px * extent[1] / max(extent),
+                        name=f"gallery_cells_{index}")
         )))
 
+    # The pictures' colour key: each neuron's three NMF factors are its picture's red, green and blue.
+    key = (alt.Chart(alt.Data(values=[{"f": f"factor {i}"} for i in range(3)])).mark_point(filled=True, opacity=0)
+           .encode(color=alt.Color("f:N", scale=alt.Scale(domain=[f"factor {i}" for i in range(3)],
+                                                          range=["#ff0000", "#00ff00", "#0000ff"]),
+                                   legend=alt.Legend(title=["colour: the NMF factors", "of a neuron's weights"],
+                                                     orient="bottom", symbolType="square", symbolOpacity=1)))
+           .properties(width=1, height=1))
+
     def gallery(px: float, columns: int):
-        return alt.concat(*(draw(px) for _, draw in charts), columns=columns).configure_view(
+        return alt.concat(*(draw(px) for _, draw in charts), key, columns=columns).configure_view(
             strokeWidth=0).configure_title(fontSize=12)
 
     # A phone shows two panels a row (each half the column), smaller but every cell still several pixels.
@@ -137,7 +146,9 @@ def banding_experiment(ctx: FigureContext, params: dict[str, str]) -> Figure:
     means = base.mark_tick(thickness=2, size=18).encode(y="mean(value):Q")
     rule = alt.Chart(alt.Data(values=[{"b": baseline}])).mark_rule(strokeDash=[4, 4], color="#888").encode(
         y="b:Q", tooltip=[alt.Tooltip("b:Q", title="random baseline", format=".3f")])
-    chart, narrow = (alt.layer(bars, means, points, rule).properties(width=w, height=300)
+    # The legend-bound selection's layer first: Vega-Lite binds a layered legend to the first layer's selection
+    # only (with the points last, clicking R or C did nothing).
+    chart, narrow = (alt.layer(points, bars, means, rule).properties(width=w, height=300)
                      for w in (460, PHONE_WIDTH - 70))  # the y axis and its title take ~60 px beside the plot
 
     def _acc(s: dict) -> str:
@@ -221,9 +232,10 @@ def banding_layers(ctx: FigureContext, params: dict[str, str]) -> Figure:
         points = base.mark_circle(size=40, clip=True).encode(tooltip=tooltip)
         panels = []
         for measure in ("R (rows)", "C (columns)"):
-            panel = alt.layer(lines, points.add_params(pick) if not panels else points,
+            # The legend-bound selection's layer first (see banding_experiment), in both panels.
+            panel = alt.layer(points.add_params(pick) if not panels else points, lines,
                               data=alt.Data(values=[r for r in rows if r["measure"] == measure]))
-            panels.append(alt.layer(rules, panel).properties(width=width, height=200, title=measure))
+            panels.append(alt.layer(panel, rules).properties(width=width, height=200, title=measure))
         return alt.vconcat(*panels)
 
     chart, narrow = compose(600, 3), compose(PHONE_WIDTH - 70, 1)
