@@ -55,7 +55,7 @@ def diverging_scale(alt, ctx: FigureContext):
 
 
 @register("context_explorer", interactions=(
-    Interaction("click:kernels_marks", "the enlarged kernel, both neurons' feature visualizations and dataset examples",
+    Interaction("click:kernel_cells", "the enlarged kernel, both neurons' feature visualizations and dataset examples",
                 link=True),))
 def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
@@ -125,7 +125,7 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                          alt.Tooltip("w:Q", title="weight", format=".4f")],
             )
             .add_params(sel)
-            .properties(name="kernels")
+            .properties(name="kernel_cells")  # tests/browser: cells are square
         )
         edge_layer = alt.Chart(alt.Data(values=edge)).mark_image(width=img_px, height=img_px).encode(
             x=alt.X("cx:Q", scale=sx, axis=None), y=alt.Y("cy:Q", scale=sy, axis=None), url="url:N",

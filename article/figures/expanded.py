@@ -124,7 +124,7 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                      alt.Tooltip("w:Q", title="expanded weight", format=".4f")],
         )
         .add_params(pick, skip)
-        .properties(width=side, height=side, title=alt.TitleParams(text=_title(skips)))
+        .properties(width=side, height=side, title=alt.TitleParams(text=_title(skips)), name="kernel_cells")
         )
         text = (
             alt.Chart(alt.Data(values=notes))

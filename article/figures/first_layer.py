@@ -75,6 +75,7 @@ def first_layer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                              colour=f"scale == '{OWN}' ? datum.cf : datum.c")
         .mark_rect()
         .encode(x=x, x2="x2:Q", y=y, y2="y2:Q", color=alt.Color("colour:N", scale=None, legend=None), tooltip=tip)
+        .properties(name="filter_cells")
     )
     norm_bars = (
         alt.Chart(alt.Data(values=bars))

@@ -95,7 +95,7 @@ def square_domains(alt, layer, extents: dict[str, tuple[int, int]], width: float
 
 @register("nmf_explorer", interactions=(
     Interaction("bind:layer", "the grid of neurons (another layer's) and the selected neuron's panels", link=True),
-    Interaction("click:neurons_marks", "the selected neuron's pictures, spatial factors, loadings and strongest inputs",
+    Interaction("click:neuron_cells", "the selected neuron's pictures, spatial factors, loadings and strongest inputs",
                 link=True)))
 def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
@@ -212,7 +212,8 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                          alt.Tooltip("C:Q", title="column share C")],
             )
             .add_params(layer, neuron)
-            .properties(width=ow, height=oh, title="every neuron of the layer (click one)", name="neurons")
+            .properties(width=ow, height=oh, title="every neuron of the layer (click one)",
+                        name="neuron_cells")
         )
         fh = round(panel * 0.3)
         fx, fy = square_domains(alt, layer, factor_extents, panel, fh)
@@ -229,7 +230,7 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                 opacity=alt.Opacity("v:Q", scale=alt.Scale(domain=[0, 1]), legend=None),
                 tooltip=[alt.Tooltip("factor:N"), alt.Tooltip("v:Q", title="spatial weight", format=".2f")],
             )
-            .properties(width=panel, height=fh, title="its three spatial factors (R, G, B)")
+            .properties(width=panel, height=fh, title="its three spatial factors (R, G, B)", name="factor_cells")
         )
         # On a phone a long title would widen its view past the column: two lines instead.
         side = [pictures.properties(width=panel, title=["feature visualizations: the neuron,", "then factors 0, 1, 2"]

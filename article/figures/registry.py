@@ -64,7 +64,7 @@ class Interaction:
     """Something a reader can do to a figure, and what it changes: declared with the kind (``register``), written
     onto the page (``data-vw-interactions``), and exercised by the browser tests (tests/browser/test_figures_fit.py).
 
-    control: "click:<mark name>" (a click on a Vega mark named so, ``.properties(name=...)`` gives ``<name>_marks``),
+    control: "click:<view name>" (a click on a mark of the Vega-Lite view named so, ``.properties(name=...)``),
         "bind:<param>" (the menu, radio or checkbox bound to that parameter), or "legend" (a click on a legend entry).
     changes: what the reader sees change, in words (the test checks the drawing changes).
     link: True when the figure's "in the weight explorer" link follows the choice.
