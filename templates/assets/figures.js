@@ -78,6 +78,7 @@
         views[id] = result;
         followSelection(figure, result.view, spec.usermeta && spec.usermeta.vwExplorer);
         figure.classList.remove("vw-failed");
+        el.setAttribute("data-vw-scheme", dark && dark.matches ? "dark" : "light");  /* which theme it was drawn in */
         el.setAttribute("data-vw-drawn", "true");
       }).catch(function (err) { fail(el, figure, err); });
     } catch (err) {
