@@ -14,25 +14,34 @@ from .registry import PHONE_WIDTH, Figure, FigureContext, Interaction, register
 SHARED, OWN = "one scale for the model", "each filter on its own scale"
 
 
-def _filter_rows(shown: str, rec: dict) -> tuple[list[dict], list[dict], int, int]:
-    """Pixel rows and norm-bar rows for one model's filters; also the grid's width and height in cells."""
+MIN_CELL = 4  # px: below this a filter's pixels stop being legible
+
+
+def _filter_rows(shown: str, rec: dict) -> tuple[list[dict], list[dict], tuple[int, int], tuple[int, int]]:
+    """Pixel rows and norm-bar rows for one model's filters, placed twice: x, y in a landscape grid for a desktop
+    and px, py in one narrow enough for a phone's column at MIN_CELL px a cell; also both grids' size in cells."""
     rgb, own, norms = rec["rgb"], rec.get("rgb_per_filter", rec["rgb"]), rec["norm"]
     dead = rec.get("dead") or [False] * len(rgb)
     n, h, w = len(rgb), len(rgb[0]), len(rgb[0][0])
     cols = max(1, math.ceil(math.sqrt(2 * n)))
+    phone_cols = max(1, min(cols, (PHONE_WIDTH // MIN_CELL + 1) // (w + 1)))
     top = max(max(norms), 1e-30)
     pixels, bars = [], []
     for f in range(n):
-        gx, gy = (f % cols) * (w + 1), (f // cols) * (h + 2)  # one cell between filters, one more row for the bar
+        # One cell between filters, one more row for the bar.
+        (gx, gy), (qx, qy) = (((f % c) * (w + 1), (f // c) * (h + 2)) for c in (cols, phone_cols))
         state = "dead" if dead[f] else "live"
         for y in range(h):
             for x in range(w):
-                pixels.append({"m": shown, "f": f, "x": gx + x, "y": gy + y, "c": ad.hexcolor(rgb[f][y][x]),
-                               "cf": ad.hexcolor(own[f][y][x]), "norm": ad.r3(norms[f]), "state": state})
-        bars.append({"m": shown, "f": f, "x": gx, "x2": gx + max(0.05, w * norms[f] / top), "y": gy + h + 0.25,
-                     "y2": gy + h + 0.75, "norm": ad.r3(norms[f]), "state": state})
-    rows = math.ceil(n / cols)
-    return pixels, bars, cols * (w + 1) - 1, rows * (h + 2) - 1
+                pixels.append({"m": shown, "f": f, "x": gx + x, "y": gy + y, "px": qx + x, "py": qy + y,
+                               "c": ad.hexcolor(rgb[f][y][x]), "cf": ad.hexcolor(own[f][y][x]),
+                               "norm": ad.r3(norms[f]), "state": state})
+        length = max(0.05, w * norms[f] / top)
+        bars.append({"m": shown, "f": f, "x": gx, "x2": gx + length, "y": gy + h + 0.25, "y2": gy + h + 0.75,
+                     "px": qx, "px2": qx + length, "py": qy + h + 0.25, "py2": qy + h + 0.75,
+                     "norm": ad.r3(norms[f]), "state": state})
+    extents = tuple((c * (w + 1) - 1, math.ceil(n / c) * (h + 2) - 1) for c in (cols, phone_cols))
+    return pixels, bars, extents[0], extents[1]
 
 
 @register("first_layer", interactions=(
@@ -46,14 +55,15 @@ def first_layer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     names = [m for m in wanted if m in man["models"] and man["models"][m].get("first_layer")]
     if not names:
         raise ctx.error("no analysed model has first-layer results")
-    pixels, bars, summary, extent = [], [], [], (1, 1)
+    pixels, bars, summary, extent, phone_extent = [], [], [], (1, 1), (1, 1)
     for name in names:
         shown = ad.label(man, name)
         rec = ad.analysis_file(ctx, man["models"][name]["first_layer"]["file"])
-        p, b, gw, gh = _filter_rows(shown, rec)
+        p, b, wide, phone = _filter_rows(shown, rec)
         pixels += p
         bars += b
-        extent = (max(extent[0], gw), max(extent[1], gh))
+        extent = (max(extent[0], wide[0]), max(extent[1], wide[1]))
+        phone_extent = (max(phone_extent[0], phone[0]), max(phone_extent[1], phone[1]))
         n, h, w = len(rec["rgb"]), len(rec["rgb"][0]), len(rec["rgb"][0][0])
         dead = sum(bool(d) for d in rec.get("dead") or [])
         kind = "grey" if rec.get("gray") else "RGB"
@@ -62,34 +72,36 @@ def first_layer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     pick = alt.param(name="model", value=labels[0], bind=alt.binding_select(options=labels, name="Model "))
     scale = alt.param(name="scale", value=SHARED, bind=alt.binding_radio(options=[SHARED, OWN], name="Colour: "))
     # Square cells: one unit of x is as many pixels as one unit of y (the grid's aspect ratio is the chart's).
-    # On a phone the cells shrink to fit the column, never below 4 px (a wider grid then scrolls in its figure).
-    cell, phone_cell = (max(4, min(22, px // max(1, extent[0]))) for px in (620, PHONE_WIDTH))
-    x = alt.X("x:Q", axis=None, scale=alt.Scale(domain=[0, extent[0]], nice=False, zero=True))
-    y = alt.Y("y:Q", axis=None, scale=alt.Scale(domain=[0, extent[1]], nice=False, zero=True, reverse=True))
+    # A phone gets the narrower grid, its cells as large as the column allows and never below MIN_CELL px.
+    cell = max(MIN_CELL, min(22, 620 // max(1, extent[0])))
+    phone_cell = max(MIN_CELL, min(22, PHONE_WIDTH // max(1, phone_extent[0])))
     tip = [alt.Tooltip("m:N", title="model"), alt.Tooltip("f:Q", title="filter"),
            alt.Tooltip("norm:Q", title="L2 norm"), alt.Tooltip("state:N", title="filter")]
-    filters = (
-        alt.Chart(alt.Data(values=pixels))
-        .transform_filter(alt.datum.m == pick)
-        .transform_calculate(x2="datum.x + 1", y2="datum.y + 1",
-                             colour=f"scale == '{OWN}' ? datum.cf : datum.c")
-        .mark_rect()
-        .encode(x=x, x2="x2:Q", y=y, y2="y2:Q", color=alt.Color("colour:N", scale=None, legend=None), tooltip=tip)
-        .properties(name="filter_cells")
-    )
-    norm_bars = (
-        alt.Chart(alt.Data(values=bars))
-        .transform_filter(alt.datum.m == pick)
-        .mark_rect(color="#666")
-        .encode(x=x, x2="x2:Q", y=y, y2="y2:Q", tooltip=tip)
-    )
-    chart, narrow = (
-        alt.layer(filters, norm_bars)
-        .add_params(pick, scale)
-        .properties(width=c * extent[0], height=c * extent[1])
-        .configure_view(strokeWidth=0)
-        for c in (cell, phone_cell)
-    )
-    return Figure(chart=chart, narrow=narrow if phone_cell < cell else None, description="First-layer convolution filters drawn as small images on one colour "
+
+    def compose(c: int, grid: tuple[int, int], px: str, py: str):
+        x = alt.X(f"{px}:Q", axis=None, scale=alt.Scale(domain=[0, grid[0]], nice=False, zero=True))
+        y = alt.Y(f"{py}:Q", axis=None, scale=alt.Scale(domain=[0, grid[1]], nice=False, zero=True, reverse=True))
+        filters = (
+            alt.Chart(alt.Data(values=pixels))
+            .transform_filter(alt.datum.m == pick)
+            .transform_calculate(x2=f"datum.{px} + 1", y2=f"datum.{py} + 1",
+                                 colour=f"scale == '{OWN}' ? datum.cf : datum.c")
+            .mark_rect()
+            .encode(x=x, x2="x2:Q", y=y, y2="y2:Q", color=alt.Color("colour:N", scale=None, legend=None),
+                    tooltip=tip)
+            .properties(name="filter_cells")
+        )
+        norm_bars = (
+            alt.Chart(alt.Data(values=bars))
+            .transform_filter(alt.datum.m == pick)
+            .mark_rect(color="#666")
+            .encode(x=x, x2=f"{px}2:Q", y=y, y2=f"{py}2:Q", tooltip=tip)
+        )
+        return (alt.layer(filters, norm_bars).add_params(pick, scale)
+                .properties(width=c * grid[0], height=c * grid[1]).configure_view(strokeWidth=0))
+
+    chart = compose(cell, extent, "x", "y")
+    narrow = compose(phone_cell, phone_extent, "px", "py") if cell * extent[0] > PHONE_WIDTH else None
+    return Figure(chart=chart, narrow=narrow, description="First-layer convolution filters drawn as small images on one colour "
                   "scale per model (grey is zero weight; a switch draws each filter on its own scale), with a bar "
                   "under each filter for its L2 norm relative to the model's strongest; " + "; ".join(summary) + ".")
