@@ -65,7 +65,9 @@ NOTE_CHARS = 40  # a note's line, wrapped to fit 280 px of 12 px text
 
 
 @register("expanded_explorer", interactions=(
-    Interaction("bind:block", "the expanded kernels drawn (another block's) and the notes on its composition"),))
+    # The skip first: the block the figure opens on is a residual one, and the menu's last entry spans blocks.
+    Interaction("bind:skip", "a residual block's kernels with or without its identity skip, and their notes"),
+    Interaction("bind:block", "the expanded kernels drawn (another block's) and the notes on its composition")))
 def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 
