@@ -119,6 +119,54 @@ def split_data(spec: dict[str, Any], fig_id: str, ctx: FigureContext) -> tuple[d
     return spec, datasets
 
 
+REF = "$vwref"  # {REF: [key or index, ...]}: the part of the wide spec found at that path (figures.js expands it)
+
+
+def shared_parts(narrow: Any, wide: dict[str, Any], smallest: int = 64) -> Any:
+    """The narrow spec with every part the wide spec also has (as JSON text of at least ``smallest`` characters)
+    written as a reference to it: a narrow twin mostly repeats its wide spec's views, transforms and encodings,
+    and inline in the page it would add ~60 KB to an article."""
+    index: dict[str, list] = {}
+
+    def walk(node: Any, path: list) -> None:
+        text = jsonio.dumps(node)
+        if len(text) >= smallest:
+            index.setdefault(text, path)
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, path + [k])
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, path + [i])
+
+    def encode(node: Any) -> Any:
+        found = index.get(jsonio.dumps(node)) if isinstance(node, (dict, list)) else None
+        if found is not None:
+            return {REF: found}
+        if isinstance(node, dict):
+            return {k: encode(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [encode(v) for v in node]
+        return node
+
+    walk(wide, [])
+    return encode(narrow)
+
+
+def expand_shared(narrow: Any, wide: Any) -> Any:
+    """Inverse of ``shared_parts`` (figures.js does the same in the browser)."""
+    if isinstance(narrow, dict):
+        if set(narrow) == {REF}:
+            node = wide
+            for step in narrow[REF]:
+                node = node[step]
+            return json.loads(json.dumps(node))
+        return {k: expand_shared(v, wide) for k, v in narrow.items()}
+    if isinstance(narrow, list):
+        return [expand_shared(v, wide) for v in narrow]
+    return narrow
+
+
 def with_font(spec: dict[str, Any], chart_theme: dict[str, Any]) -> dict[str, Any]:
     """The spec with the theme's (vendored) font as its default font; a figure's own config settings win."""
     config = dict(spec.get("config") or {})
@@ -137,7 +185,7 @@ def _chart_output(fig: Figure, fig_id: str, ctx: FigureContext) -> FigureOutput:
         narrow = fig.narrow if isinstance(fig.narrow, dict) else fig.narrow.to_dict()
         narrow, narrow_data = split_data(with_font(narrow, ctx.theme), fig_id, ctx)
         datasets.update(narrow_data)  # named by content: the data both specs share is stored once
-        narrow_text = jsonio.dumps(narrow)
+        narrow_text = jsonio.dumps(shared_parts(narrow, spec))
     import vl_convert  # lazy: only on a cache miss
 
     theme.register_chart_font()

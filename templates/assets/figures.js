@@ -53,13 +53,32 @@
     return narrow && wide > el.clientWidth ? "narrow" : "wide";
   }
 
+  /* A narrow spec names the parts it shares with the wide one ({"$vwref": [key, ...]}, article/figrender.py
+     shared_parts): each becomes a copy of the wide spec's part at that path. */
+  function expandShared(node, wide) {
+    if (Array.isArray(node)) return node.map(function (v) { return expandShared(v, wide); });
+    if (node && typeof node === "object") {
+      var keys = Object.keys(node);
+      if (keys.length === 1 && keys[0] === "$vwref") {
+        var part = wide;
+        node.$vwref.forEach(function (step) { part = part[step]; });
+        return JSON.parse(JSON.stringify(part));
+      }
+      var out = {};
+      keys.forEach(function (k) { out[k] = expandShared(node[k], wide); });
+      return out;
+    }
+    return node;
+  }
+
   function draw(el) {
     var id = el.getAttribute("data-vw-chart");
     var figure = el.closest("figure");
     try {
       var which = variant(el);
       el.setAttribute("data-vw-variant", which);
-      var spec = JSON.parse(document.getElementById((which === "narrow" ? "spec-narrow-" : "spec-") + id).textContent);
+      var spec = JSON.parse(document.getElementById("spec-" + id).textContent);
+      if (which === "narrow") spec = expandShared(JSON.parse(document.getElementById("spec-narrow-" + id).textContent), spec);
       var data = (window.VW_DATA || {})[id];
       if (!data) throw new Error("no data loaded for figure " + id);
       spec.datasets = data;
