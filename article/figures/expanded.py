@@ -74,6 +74,7 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     model = ad.required(ctx, params, "model")
     entry = ad.model_entry(ctx, model)
     cells, notes, options, skips = [], [], [], {"removed": [], "projection": []}
+    note_lines = 1
     for t in entry["tensors"]:
         if not t["source"]:
             continue
@@ -95,8 +96,14 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                      _banding_note(t) + (" (of the block's own weights)" if mode == "total" else ""),
                      *skip_lines(identity, mode)]
             # Wrapped here: a Vega text mark neither wraps nor grows its view, so a long line was cut at the edge.
-            wrapped = [piece for text in lines for piece in textwrap.wrap(text, NOTE_CHARS, break_on_hyphens=False)]
-            notes += [{"b": label, "m": mode, "line": line, "text": text} for line, text in enumerate(wrapped)]
+            # One record per note, its wrapped lines an array (a multi-line text mark), placed below the lines
+            # before it: `line` counts the lines above it.
+            top = 0
+            for text in lines:
+                wrapped = textwrap.wrap(text, NOTE_CHARS, break_on_hyphens=False) or [""]
+                notes.append({"b": label, "m": mode, "line": top, "text": wrapped})
+                top += len(wrapped)
+            note_lines = max(note_lines, top)
     if not options:
         raise ctx.error(f"model '{model}' has no expanded weights in the analysis results")
     pick = alt.param(name="block", value=options[min(4, len(options) - 1)],
@@ -112,7 +119,6 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         .transform_calculate(gx="datum.ii * (datum.k + 1) + datum.x", gy="datum.oi * (datum.kh + 1) + datum.y",
                              v="datum.w / datum.s")
     )
-    note_lines = max(n["line"] for n in notes) + 1
 
     def compose(side: int, phone: bool):
         """The grid `side` px square, its notes beside it (on a phone: below it)."""
@@ -131,8 +137,11 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         text = (
             alt.Chart(alt.Data(values=notes))
             .transform_filter(shown)
-            .mark_text(align="left", baseline="top", fontSize=12)
-            .encode(x=alt.value(0), y=alt.Y("line:O", axis=None), text="text:N")  # left-aligned at the view's edge
+            .mark_text(align="left", baseline="top", fontSize=12, lineHeight=16)
+            # Left-aligned at the view's edge, each note `line` lines of 16 px down.
+            .encode(x=alt.value(0), y=alt.Y("line:Q", axis=None, scale=alt.Scale(domain=[0, note_lines], nice=False,
+                                                                                reverse=True)),
+                    text="text:N")
             .properties(width=NOTE_CHARS * 7, height=16 * note_lines)
         )
         joined = alt.vconcat(grid, text) if phone else alt.hconcat(grid, text)
