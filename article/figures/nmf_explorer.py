@@ -37,8 +37,7 @@ def neuron_records(label: str, report: dict, key: str = "nmf", pictures: tuple[d
     out_n = len(nmf["spatial"])
     k = nmf["k"]
     h, w = len(nmf["spatial"][0][0]), len(nmf["spatial"][0][0][0])
-    cols = max(1, math.ceil(math.sqrt(out_n * 1.6)))  # a landscape grid beside the panels ...
-    pcols = max(1, math.ceil(math.sqrt(out_n / 1.6)))  # ... a portrait one above them on a phone
+    cols = max(1, math.ceil(math.sqrt(out_n * 1.6)))  # a landscape grid beside the panels (a phone's: phone_cols)
     recs = []
     for n in range(out_n):
         spatial = nmf["spatial"][n]
@@ -53,7 +52,7 @@ def neuron_records(label: str, report: dict, key: str = "nmf", pictures: tuple[d
         ti = report["top_inputs"]["index"][n][:TOP_INPUTS]
         tv = report["top_inputs"]["strength"][n][:TOP_INPUTS]
         recs.append({
-            "t": label, "n": n, "w": w, "h": h, "cols": cols, "pcols": pcols,
+            "t": label, "n": n, "w": w, "h": h, "cols": cols,
             "rgb": [ad.hexcolor(rgb[y][x])[1:] for y in range(h) for x in range(w)],
             "s": [round(spatial[f][y][x], 2) for f in range(k) for y in range(h) for x in range(w)],
             "lc": lc, "lv": lv, "lf": lf, "ti": ti, "tv": [ad.r3(v) for v in tv],
@@ -75,21 +74,28 @@ def _link_text(man: dict, model: str, tid: str, neuron) -> str:
     return f"Open {ad.label(man, model)} — {tid}, neuron {neuron} in the weight explorer"
 
 
+def phone_cols(out_n: int) -> int:
+    """Columns of a portrait grid of `out_n` neurons, above the panels on a phone."""
+    return max(1, math.ceil(math.sqrt(out_n / 1.6)))
+
+
+def per_layer(layer, values: dict[str, float]) -> str:
+    """A Vega expression: the value for the layer the `layer` parameter shows."""
+    items = list(values.items())
+    expr = repr(items[-1][1])
+    for name, v in reversed(items[:-1]):
+        expr = f"({layer.name} === {json.dumps(name)} ? {v!r} : {expr})"
+    return expr
+
+
 def square_domains(alt, layer, extents: dict[str, tuple[int, int]], width: float, height: float):
     """x and y scales (zero at the top left) that give a grid cell as many pixels across as down in a view of
     width x height px, whichever layer the `layer` parameter shows: extents are each layer's grid in cells, and
     the scales' domains follow the parameter (a Vega expression), so a small layer is drawn larger, not stretched."""
-    def pick(values: dict[str, float]) -> str:
-        items = list(values.items())
-        expr = repr(items[-1][1])
-        for name, v in reversed(items[:-1]):
-            expr = f"({layer.name} === {json.dumps(name)} ? {v!r} : {expr})"
-        return expr
-
     across = {k: round(max(gw, gh * width / height), 3) for k, (gw, gh) in extents.items()}
     down = {k: round(v * height / width, 3) for k, v in across.items()}
-    x = alt.Scale(domain=[0, alt.ExprRef(pick(across))], nice=False, zero=True)
-    y = alt.Scale(domain=[0, alt.ExprRef(pick(down))], nice=False, zero=True, reverse=True)
+    x = alt.Scale(domain=[0, alt.ExprRef(per_layer(layer, across))], nice=False, zero=True)
+    y = alt.Scale(domain=[0, alt.ExprRef(per_layer(layer, down))], nice=False, zero=True, reverse=True)
     return x, y
 
 
@@ -179,17 +185,20 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                 tooltip=[alt.Tooltip("what:N", title="feature visualization of")])
         .properties(width=300, height=70, title="feature visualizations: the neuron, then factors 0, 1, 2")
     )
-    extents, factor_extents = {}, {}
+    extents, factor_extents, grid_cols = {}, {}, {}
     for r in records:
         if r["n"] == 0:
             out_n = sum(1 for q in records if q["t"] == r["t"])
             extents[r["t"]] = {key: (c * (r["w"] + 1) - 1, math.ceil(out_n / c) * (r["h"] + 1) - 1)
-                               for key, c in (("cols", r["cols"]), ("pcols", r["pcols"]))}
+                               for key, c in (("cols", r["cols"]), ("pcols", phone_cols(out_n)))}
             factor_extents[r["t"]] = (3 * (r["w"] + 1) - 1, r["h"])
+            grid_cols[r["t"]] = phone_cols(out_n)
 
     def compose(width: int, phone: bool):
         """The overview `width` px wide, beside the selected neuron's panels (on a phone: above them, portrait)."""
+        # A phone's columns follow the layer menu (an expression, not a field sent with every neuron).
         cols = "pcols" if phone else "cols"
+        ncols = per_layer(layer, grid_cols) if phone else "datum.cols"
         ow, oh = (width, width * 1.25) if phone else (420, 300)
         ox, oy = square_domains(alt, layer, {t: e[cols] for t, e in extents.items()}, ow, oh)
         panel = min(300, width)
@@ -199,8 +208,8 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
             .transform_flatten(["rgb"], as_=["c"])
             .transform_window(p="row_number()", groupby=["t", "n"])
             .transform_calculate(
-                gx=f"(datum.n % datum.{cols}) * (datum.w + 1) + (datum.p - 1) % datum.w",
-                gy=f"floor(datum.n / datum.{cols}) * (datum.h + 1) + floor((datum.p - 1) / datum.w)",
+                gx=f"(datum.n % {ncols}) * (datum.w + 1) + (datum.p - 1) % datum.w",
+                gy=f"floor(datum.n / {ncols}) * (datum.h + 1) + floor((datum.p - 1) / datum.w)",
                 color="'#' + datum.c", gx2="datum.gx + 1", gy2="datum.gy + 1")
             .mark_rect()
             .encode(
