@@ -258,11 +258,18 @@ def _signature(path: str) -> list[int]:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
+def _memo_name(modules: tuple[str, ...]) -> str:
+    """The memo's name for a closure: the modules *of this checkout*. Two checkouts sharing one cache folder (a
+    worktree, a test root) have modules of the same names in other files: keyed by name alone, one checkout's key
+    (its files unchanged) was taken for the other's, and a build served another checkout's figures."""
+    return "\n".join((str(ROOT), *modules))
+
+
 def _remembered(modules: tuple[str, ...]) -> str | None:
     """A key computed by an earlier process, when every file of its closure has the stat signature it had then (the
     rule of analysis/fingerprint.py's DigestMemo: an edit, a copy or a replacement changes the inode, size or ctime)
     and every library the same installed distribution: ~50 stats instead of reading and hashing ~50 files."""
-    found = _memo["keys"].pop("\n".join(modules), None)
+    found = _memo["keys"].pop(_memo_name(modules), None)
     if not isinstance(found, dict) or found.get("python") != PYTHON:
         return None
     try:
@@ -278,7 +285,7 @@ def _remembered(modules: tuple[str, ...]) -> str | None:
                 return None
     except (OSError, TypeError, ValueError):
         return None
-    _memo["keys"]["\n".join(modules)] = found  # most recently used last: kept longest
+    _memo["keys"][_memo_name(modules)] = found  # most recently used last: kept longest
     return found["key"] if isinstance(found.get("key"), str) else None
 
 
@@ -301,7 +308,7 @@ def _remember(modules: tuple[str, ...], key: str, project: dict[str, str], libra
             libs.append([top, os.path.join(known[0], stamp)])
         else:
             return  # no installed metadata to check it by
-    _memo["keys"]["\n".join(modules)] = {"key": key, "python": PYTHON, "files": files, "libraries": libs}
+    _memo["keys"][_memo_name(modules)] = {"key": key, "python": PYTHON, "files": files, "libraries": libs}
     _memo["dirty"] = True
 
 

@@ -218,7 +218,7 @@ def cached_output(kind: str, params: dict[str, str], ctx: FigureContext, use_cac
     if entry is not None:
         cache.store(_files_entry(ctx.cache_dir, files.digests), cache.pack(made))
         page_part = FigureOutput(description=out.description, spec_text=out.spec_text, html=out.html,
-                                 links=list(out.links))
+                                 narrow_text=out.narrow_text, width=out.width, links=list(out.links))
         live = {"reads.json": json.dumps(ctx.reads).encode(),
                 "files.json": json.dumps(files.digests, sort_keys=True).encode(), **page_part.to_files()}
         try:

@@ -136,3 +136,19 @@ def test_a_later_process_checks_a_key_by_its_files_stats_without_reading_them(pr
     assert codekey.code_key("pkg.unrelated", cache_dir=cache) == unrelated and reads == []
     assert codekey.code_key("pkg.maker", cache_dir=cache) != maker and reads  # lazy.py changed since it was read
     assert codekey.code_key("pkg.lazy", cache_dir=cache) != lazy
+
+
+def test_two_checkouts_sharing_a_cache_folder_keep_their_own_keys(project, tmp_path, monkeypatch):
+    """A worktree built with another checkout's cache folder: its own files decide its keys, not the other's memo."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setattr(codekey, "RACY_NS", 0)
+    first = codekey.code_key("pkg.lazy", cache_dir=cache)
+    other = tmp_path / "other"
+    (other / "pkg").mkdir(parents=True)
+    (other / "pkg" / "__init__.py").write_text("")
+    (other / "pkg" / "lazy.py").write_text("value = 2\n")  # the same module, other code
+    for name, value in fresh_process().items():  # a build of the other checkout
+        monkeypatch.setattr(codekey, name, value)
+    monkeypatch.setattr(codekey, "ROOT", other)
+    assert codekey.code_key("pkg.lazy", cache_dir=cache) != first

@@ -88,7 +88,7 @@ def test_figure_cache_key_covers_the_helper_modules_a_kind_uses():
             "article.explorer_links", "article.theme"} <= set(expanded)
     assert "article.figures.sample" not in expanded and "article.output" not in expanded
     assert {"altair", "vl_convert", "PIL"} <= libraries
-    assert "article.figures.cells" in closure([registry.FIGURES["nmf_explorer"].__module__])[0]
+    assert "article.explorer_links" in closure([registry.FIGURES["nmf_explorer"].__module__])[0]
     assert figure_cache.figure_code("expanded_explorer") != figure_cache.figure_code("nmf_explorer")
 
 

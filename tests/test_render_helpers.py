@@ -1,6 +1,7 @@
 """Shared helpers (no tests) for tests/test_render_*.py: tiny project roots built in a temp folder."""
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 from pathlib import Path
@@ -77,3 +78,19 @@ def build(root: Path, cache: Path | None = None, **kw) -> Path:
 
 def page(root: Path, slug: str = "t", **kw) -> str:
     return (build(root, **kw) / slug / "index.html").read_text()
+
+
+def test_a_narrow_spec_names_what_it_shares_with_the_wide_one_and_expands_back():
+    from article.figrender import REF, expand_shared, shared_parts
+
+    view = {"mark": "rect", "transform": [{"calculate": f"datum.x + {i}", "as": f"x{i}"} for i in range(6)]}
+    wide = {"hconcat": [dict(view, width=430), {"vconcat": [{"title": "t" * 80}, {"title": "u" * 80}]}],
+            "config": {"font": "Arimo, sans-serif" * 5}}
+    narrow = {"vconcat": [dict(view, width=300), {"title": "t" * 80}, {"title": "u" * 80}],
+              "config": {"font": "Arimo, sans-serif" * 5}}
+    shared = shared_parts(narrow, wide)
+    assert shared["vconcat"][0]["width"] == 300 and shared["vconcat"][0]["transform"] == {
+        REF: ["hconcat", 0, "transform"]}
+    assert shared["vconcat"][1] == {REF: ["hconcat", 1, "vconcat", 0]} and shared["config"] == {REF: ["config"]}
+    assert len(json.dumps(shared)) < len(json.dumps(narrow)) / 2
+    assert expand_shared(shared, wide) == narrow

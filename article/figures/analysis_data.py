@@ -156,6 +156,29 @@ def color(man: dict[str, Any], model: str) -> str:
     return man["models"].get(model, {}).get("color", NEUTRAL)
 
 
+# Colours for models whose own colour another model in the same chart already has (Tableau 10, then 10 more).
+SPARE_COLORS = ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d",
+                "#bab0ac", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+                "#17becf", "#393b79")
+
+
+def palette(man: dict[str, Any], models: list[str]) -> dict[str, str]:
+    """{label: colour} for the models of one chart, every label its own colour: a model keeps its family's colour
+    unless a model before it has that colour (two bring-your-own models both get the neutral one), then it takes
+    the first spare colour no label has."""
+    out: dict[str, str] = {}
+    for model in models:
+        name = label(man, model)
+        if name in out:
+            continue  # the seeds of one lab variant share its label, and so its colour
+        own = color(man, model)
+        taken = set(out.values())
+        out[name] = own if own not in taken else next(
+            (c for c in SPARE_COLORS if c not in taken and c not in {color(man, m) for m in models}),
+            next((c for c in SPARE_COLORS if c not in taken), own))
+    return out
+
+
 def webp(png: bytes, quality: int = 82) -> bytes:
     """Deterministic lossy WebP of a small PNG (no metadata)."""
     import io

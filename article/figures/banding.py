@@ -6,7 +6,7 @@ import math
 from analysis.banding import picture_banding  # numpy only: the score the analysis and the bench use
 
 from . import analysis_data as ad
-from .registry import Figure, FigureContext, register
+from .registry import PHONE_WIDTH, Figure, FigureContext, Interaction, register
 
 VARIANT_ORDER = ["gap", "flatten", "rotated"]
 VARIANT_TITLE = {"gap": "GAP", "flatten": "flatten", "rotated": "GAP, rotated inputs"}
@@ -60,31 +60,53 @@ def banding_gallery(ctx: FigureContext, params: dict[str, str]) -> Figure:
         n = len(report[key]["spatial"])
         cols = max(1, math.ceil(math.sqrt(n)))
         rows = _neuron_tiles(report, key, title, cols)
+        h, w = len(report[key]["rgb"][0]), len(report[key]["rgb"][0][0])
+        extent = (cols * (w + 1) - 1, math.ceil(n / cols) * (h + 1) - 1)  # the grid in cells
         bd = picture_banding(report[key]["rgb"])
         desc.append(f"{title}: layer R {bd['R_layer']:.2f}, C {bd['C_layer']:.2f}")
         hover = alt.selection_point(name=f"hover{index}", on="pointerover", fields=["n"], empty=False,
                                     clear="pointerout")
-        charts.append(
-            alt.Chart(alt.Data(values=rows), title=f"{title}  (R={bd['R_layer']:.2f}, C={bd['C_layer']:.2f})")
+        charts.append((extent, lambda px, rows=rows, title=title, bd=bd, hover=hover, extent=extent, index=index: (
+            alt.Chart(alt.Data(values=rows), title=alt.TitleParams(
+                [title, f"(R={bd['R_layer']:.2f}, C={bd['C_layer']:.2f})"] if px < 200 else
+                f"{title}  (R={bd['R_layer']:.2f}, C={bd['C_layer']:.2f})"))
             .transform_calculate(x2="datum.x + 1", y2="datum.y + 1")
             .mark_rect()
             .encode(
-                x=alt.X("x:Q", axis=None, scale=alt.Scale(nice=False)), x2="x2:Q",
-                y=alt.Y("y:Q", axis=None, scale=alt.Scale(nice=False, reverse=True)), y2="y2:Q",
+                # Square cells: both scales give a cell the same number of pixels (px across the grid's longer side).
+                x=alt.X("x:Q", axis=None, scale=alt.Scale(domain=[0, extent[0]], nice=False, zero=True)), x2="x2:Q",
+                y=alt.Y("y:Q", axis=None, scale=alt.Scale(domain=[0, extent[1]], nice=False, zero=True,
+                                                          reverse=True)), y2="y2:Q",
                 color=alt.Color("c:N", scale=None),
                 opacity=alt.condition(hover, alt.value(1), alt.value(0.92)),
                 tooltip=[alt.Tooltip("n:Q", title="neuron"), alt.Tooltip("R:Q", title="row share R"),
                          alt.Tooltip("C:Q", title="column share C")],
             )
             .add_params(hover)
-            .properties(width=200, height=200)
-        )
-    chart = alt.hconcat(*charts).configure_view(strokeWidth=0).configure_title(fontSize=12)
-    return Figure(chart=chart, description="NMF pictures (three factors as RGB) of every neuron of the last "
+            .properties(width=px * extent[0] / max(extent), height=px * extent[1] / max(extent),
+                        name=f"gallery_cells_{index}")
+        )))
+
+    # The pictures' colour key: each neuron's three NMF factors are its picture's red, green and blue.
+    key = (alt.Chart(alt.Data(values=[{"f": f"factor {i}"} for i in range(3)])).mark_point(filled=True, opacity=0)
+           .encode(color=alt.Color("f:N", scale=alt.Scale(domain=[f"factor {i}" for i in range(3)],
+                                                          range=["#ff0000", "#00ff00", "#0000ff"]),
+                                   legend=alt.Legend(title=["colour: the NMF factors", "of a neuron's weights"],
+                                                     orient="bottom", symbolType="square", symbolOpacity=1)))
+           .properties(width=1, height=1))
+
+    def gallery(px: float, columns: int):
+        return alt.concat(*(draw(px) for _, draw in charts), key, columns=columns).configure_view(
+            strokeWidth=0).configure_title(fontSize=12)
+
+    # A phone shows two panels a row (each half the column), smaller but every cell still several pixels.
+    narrow = gallery((PHONE_WIDTH - 20) / 2, 2) if len(charts) > 1 else gallery(PHONE_WIDTH - 20, 1)
+    return Figure(chart=gallery(200, len(charts)), narrow=narrow, description="NMF pictures (three factors as RGB) of every neuron of the last "
                   "convolution, with the row share R and column share C of the pictures. " + "; ".join(desc) + ".")
 
 
-@register("banding_experiment")
+@register("banding_experiment", interactions=(
+    Interaction("legend", "the other measure fades: a click on R or C highlights that measure"),))
 def banding_experiment(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 
@@ -124,7 +146,11 @@ def banding_experiment(ctx: FigureContext, params: dict[str, str]) -> Figure:
     means = base.mark_tick(thickness=2, size=18).encode(y="mean(value):Q")
     rule = alt.Chart(alt.Data(values=[{"b": baseline}])).mark_rule(strokeDash=[4, 4], color="#888").encode(
         y="b:Q", tooltip=[alt.Tooltip("b:Q", title="random baseline", format=".3f")])
-    chart = alt.layer(bars, means, points, rule).properties(width=460, height=300)
+    # The legend-bound selection's layer first: Vega-Lite binds a layered legend to the first layer's selection
+    # only (with the points last, clicking R or C did nothing).
+    chart, narrow = (alt.layer(points, bars, means, rule).properties(width=w, height=300)
+                     for w in (460, PHONE_WIDTH - 70))  # the y axis and its title take ~60 px beside the plot
+
     def _acc(s: dict) -> str:
         acc = s.get("test_accuracy")
         return f" (held-out accuracy {acc['min']:.0%} to {acc['max']:.0%})" if acc else ""
@@ -132,7 +158,7 @@ def banding_experiment(ctx: FigureContext, params: dict[str, str]) -> Figure:
     means_txt = "; ".join(
         f"{VARIANT_TITLE[v]}: R {s['R' + suffix]['mean']:.2f}, C {s['C' + suffix]['mean']:.2f}{_acc(s)}"
         for v, s in summary["variants"].items() if "R" + suffix in s)
-    return Figure(chart=chart, description="Dot plot with error bars of the NMF pictures' banding shares per variant "
+    return Figure(chart=chart, narrow=narrow, description="Dot plot with error bars of the NMF pictures' banding shares per variant "
                   "and seed (bars: one standard deviation over seeds). "
                   f"Means: {means_txt}. Random baseline {baseline:.2f}.")
 
@@ -150,7 +176,8 @@ def layer_points(entry: dict) -> list[dict]:
     return [t for t in kernels if t["layer"] not in inside] + blocks
 
 
-@register("banding_layers")
+@register("banding_layers", interactions=(
+    Interaction("legend", "the other models fade: a click on a model highlights its layers in both panels"),))
 def banding_layers(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 
@@ -175,7 +202,7 @@ def banding_layers(ctx: FigureContext, params: dict[str, str]) -> Figure:
     if not rows:
         raise ctx.error("no analysed convolution with NMF pictures to show")
     families = list(dict.fromkeys(r["family"] for r in rows))
-    palette = {ad.label(man, r["model"]): ad.color(man, r["model"]) for r in rows}
+    palette = ad.palette(man, list(dict.fromkeys(r["model"] for r in rows)))
     baselines = sorted({(r["kernel"], r["baseline"]) for r in rows if r["baseline"] is not None}, key=lambda b: -b[1])
     pick = alt.selection_point(fields=["family"], bind="legend")
     tooltip = [alt.Tooltip("model:N"), alt.Tooltip("layer:N"), alt.Tooltip("part:N"), alt.Tooltip("kernel:N"),
@@ -183,32 +210,38 @@ def banding_layers(ctx: FigureContext, params: dict[str, str]) -> Figure:
                alt.Tooltip("C:Q", title="column share C", format=".3f"),
                alt.Tooltip("baseline:Q", title="random baseline", format=".3f"),
                alt.Tooltip("weights:N", title="weights scored")]
-    base = alt.Chart().encode(
-        x=alt.X("depth:Q", title="relative depth (last = 1)", scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(tickCount=5, format=".1f")),
-        y=alt.Y("value:Q", title="share of the NMF pictures' variance", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("family:N", title=None, scale=alt.Scale(domain=families,
-                                                                range=[palette[f] for f in families]),
-                        legend=alt.Legend(orient="top", columns=3)),
-        detail="model:N",
-        opacity=alt.condition(pick, alt.value(0.9), alt.value(0.1)),
-    )
-    lines = base.mark_line(strokeWidth=1.5, clip=True)
-    points = base.mark_circle(size=40, clip=True).encode(tooltip=tooltip)
     rules = alt.Chart().transform_filter("false").mark_rule()  # replaced below when baselines are known
     if baselines:
         rules = alt.Chart(alt.Data(values=[{"b": b, "kernel": k} for k, b in baselines])).mark_rule(
             color="#888", strokeDash=[4, 4]).encode(
             y="b:Q", tooltip=[alt.Tooltip("kernel:N", title="random baseline for"), alt.Tooltip("b:Q", format=".3f")])
-    panels = []
-    for measure in ("R (rows)", "C (columns)"):
-        panel = alt.layer(lines, points.add_params(pick) if not panels else points,
-                          data=alt.Data(values=[r for r in rows if r["measure"] == measure]))
-        panels.append(alt.layer(rules, panel).properties(width=600, height=200, title=measure))
-    chart = alt.vconcat(*panels)
+
+    def compose(width: int, columns: int):
+        """Both panels `width` px wide, the legend in `columns` (one on a phone, so no model's name is cut)."""
+        base = alt.Chart().encode(
+            x=alt.X("depth:Q", title="relative depth (last = 1)", scale=alt.Scale(domain=[0, 1]),
+                    axis=alt.Axis(tickCount=5, format=".1f")),
+            y=alt.Y("value:Q", title="share of the NMF pictures' variance", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("family:N", title=None, scale=alt.Scale(domain=families,
+                                                                    range=[palette[f] for f in families]),
+                            legend=alt.Legend(orient="top", columns=columns)),
+            detail="model:N",
+            opacity=alt.condition(pick, alt.value(0.9), alt.value(0.1)),
+        )
+        lines = base.mark_line(strokeWidth=1.5, clip=True)
+        points = base.mark_circle(size=40, clip=True).encode(tooltip=tooltip)
+        panels = []
+        for measure in ("R (rows)", "C (columns)"):
+            # The legend-bound selection's layer first (see banding_experiment), in both panels.
+            panel = alt.layer(points.add_params(pick) if not panels else points, lines,
+                              data=alt.Data(values=[r for r in rows if r["measure"] == measure]))
+            panels.append(alt.layer(panel, rules).properties(width=width, height=200, title=measure))
+        return alt.vconcat(*panels)
+
+    chart, narrow = compose(600, 3), compose(PHONE_WIDTH - 70, 1)
     n_models = len({r["model"] for r in rows})
     own = len({(r["model"], r["layer"]) for r in rows if r["weights"] == ad.SKIP_WORDS["removed"]})
-    return Figure(chart=chart, description=f"Two line charts by relative depth, the row share R and the column share "
+    return Figure(chart=chart, narrow=narrow, description=f"Two line charts by relative depth, the row share R and the column share "
                   f"C of the NMF pictures of each block (and of the convolutions outside blocks) for {n_models} "
                   f"models ({', '.join(families)}); dashed lines: random baselines "
                   + ", ".join(f"{b:.2f} at {k}" for k, b in baselines) + "." + (

@@ -10,7 +10,7 @@ from .. import examples_data as exd
 from ..errors import BuildError
 from ..explorer_links import explorer_href, follow_selection
 from . import analysis_data as ad
-from .registry import Figure, FigureContext, register
+from .registry import PHONE_WIDTH, Figure, FigureContext, Interaction, register
 
 
 def _context_record(ctx: FigureContext, model: str, index: int = 0) -> dict:
@@ -54,7 +54,9 @@ def diverging_scale(alt, ctx: FigureContext):
     return alt.Scale(domain=[-1, -0.5, 0, 0.5, 1], range=list(ctx.theme["diverging"]), clamp=True)
 
 
-@register("context_explorer")
+@register("context_explorer", interactions=(
+    Interaction("click:kernel_cells", "the enlarged kernel, both neurons' feature visualizations and dataset examples",
+                link=True),))
 def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 
@@ -91,86 +93,93 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                                      "act": ad.r3(ex.activation)})
 
     units = (len(ins) + 1) * (kw + 1)
-    side_px = 430
-    unit = side_px / units
-    img_px = kw * unit
     first = f"{outs[0]}-{ins[0]}"
-    sel = alt.selection_point(name="pair", fields=["pair"], value=[{"pair": first}], on="click",
-                              clear=False, toggle=False, nearest=True, empty=False)
-    sx = alt.Scale(domain=[0, units], nice=False, zero=True)
-    sy = alt.Scale(domain=[0, (len(outs) + 1) * (kh + 1)], nice=False, zero=True, reverse=True)
-    pixels = (
-        alt.Chart(alt.Data(values=cells))
-        .transform_flatten(["w"])
-        .transform_window(p="row_number()", groupby=["pair"])
-        .transform_calculate(x=f"(datum.p - 1) % {kw}", y=f"floor((datum.p - 1) / {kw})", v=f"datum.w / {scale!r}")
-        .transform_calculate(gx=f"(datum.ii + 1) * {kw + 1} + datum.x", gy=f"(datum.oi + 1) * {kh + 1} + datum.y")
-    )
-    grid = (
-        pixels
-        .transform_calculate(gx2="datum.gx + 1", gy2="datum.gy + 1")
-        .mark_rect()
-        .encode(
-            x=alt.X("gx:Q", axis=None, scale=sx), x2="gx2:Q",
-            y=alt.Y("gy:Q", axis=None, scale=sy), y2="gy2:Q",
-            color=alt.Color("v:Q", scale=diverging_scale(alt, ctx), legend=None),
-            stroke=alt.condition(sel, alt.value("#111"), alt.value(None)),
-            tooltip=[alt.Tooltip("o:Q", title="output neuron"), alt.Tooltip("i:Q", title="input neuron"),
-                     alt.Tooltip("x:Q", title="kernel x"), alt.Tooltip("y:Q", title="kernel y"),
-                     alt.Tooltip("w:Q", title="weight", format=".4f")],
-        )
-        .add_params(sel)
-    )
-    edge_layer = alt.Chart(alt.Data(values=edge)).mark_image(width=img_px, height=img_px).encode(
-        x=alt.X("cx:Q", scale=sx, axis=None), y=alt.Y("cy:Q", scale=sy, axis=None), url="url:N",
-        tooltip=["label:N"])
-    small = alt.layer(edge_layer, grid).properties(width=side_px, height=side_px * (len(outs) + 1) * (kh + 1) / units,
-                                                   title="click a kernel")
 
-    big_px = 200
-    big = (
-        pixels
-        .transform_filter(sel)
-        .encode(x=alt.X("x:O", axis=None), y=alt.Y("y:O", axis=None))
-        .properties(width=big_px, height=big_px * kh / kw, title="selected kernel")
-    )
-    big = alt.layer(
-        big.mark_rect().encode(color=alt.Color("v:Q", scale=diverging_scale(alt, ctx), legend=alt.Legend(
-            title="weight / max |w|", orient="bottom", gradientLength=160))),
-        big.mark_text(fontSize=9).encode(text=alt.Text("w:Q", format=".2f"),
-                                         color=alt.value("#222")),
-    )
-    ends = (
-        alt.Chart(alt.Data(values=images))
-        .transform_filter(sel)
-        .mark_image(width=96, height=96)
-        .encode(x=alt.X("role:N", sort=["input", "output"],
-                        axis=alt.Axis(title=None, labelAngle=0, orient="top", domain=False, ticks=False)),
-                url="url:N", tooltip=[alt.Tooltip("role:N"), alt.Tooltip("n:Q", title="neuron")])
-        .properties(width=220, height=104, title="feature visualizations")
-    )
-    ex = (
-        alt.Chart(alt.Data(values=examples))
-        .transform_filter(sel)
-        .mark_image(width=EXAMPLE_PX, height=EXAMPLE_PX)
-        .encode(x=alt.X("rank:O", axis=alt.Axis(title="dataset examples, strongest first (box: receptive field)")),
-                y=alt.Y("role:N", axis=alt.Axis(title=None), sort=["input", "output"]), url="url:N",
-                tooltip=[alt.Tooltip("photo:N", title="source image"), alt.Tooltip("act:Q", title="activation")])
-        .properties(width=EXAMPLES_SHOWN * (EXAMPLE_PX + 6), height=2 * (EXAMPLE_PX + 8))
-    )
-    # One colour scale for both views, its legend only under the enlarged kernel (a shared legend with "disable" on
-    # one side and not the other makes Vega warn and drop it).
-    chart = alt.hconcat(small, alt.vconcat(big, ends, ex)).resolve_legend(color="independent").configure_view(
-        strokeWidth=0)
+    def compose(side_px: float, stacked: bool):
+        """The grid `side_px` wide beside (or, on a phone, above) the enlarged kernel and its neurons."""
+        unit = side_px / units
+        img_px = kw * unit
+        sel = alt.selection_point(name="pair", fields=["pair"], value=[{"pair": first}], on="click",
+                                  clear=False, toggle=False, nearest=True, empty=False)
+        sx = alt.Scale(domain=[0, units], nice=False, zero=True)
+        sy = alt.Scale(domain=[0, (len(outs) + 1) * (kh + 1)], nice=False, zero=True, reverse=True)
+        pixels = (
+            alt.Chart(alt.Data(values=cells))
+            .transform_flatten(["w"])
+            .transform_window(p="row_number()", groupby=["pair"])
+            .transform_calculate(x=f"(datum.p - 1) % {kw}", y=f"floor((datum.p - 1) / {kw})",
+                                 v=f"datum.w / {scale!r}")
+            .transform_calculate(gx=f"(datum.ii + 1) * {kw + 1} + datum.x", gy=f"(datum.oi + 1) * {kh + 1} + datum.y")
+        )
+        grid = (
+            pixels
+            .transform_calculate(gx2="datum.gx + 1", gy2="datum.gy + 1")
+            .mark_rect()
+            .encode(
+                x=alt.X("gx:Q", axis=None, scale=sx), x2="gx2:Q",
+                y=alt.Y("gy:Q", axis=None, scale=sy), y2="gy2:Q",
+                color=alt.Color("v:Q", scale=diverging_scale(alt, ctx), legend=None),
+                stroke=alt.condition(sel, alt.value("#111"), alt.value(None)),
+                tooltip=[alt.Tooltip("o:Q", title="output neuron"), alt.Tooltip("i:Q", title="input neuron"),
+                         alt.Tooltip("x:Q", title="kernel x"), alt.Tooltip("y:Q", title="kernel y"),
+                         alt.Tooltip("w:Q", title="weight", format=".4f")],
+            )
+            .add_params(sel)
+            .properties(name="kernel_cells")  # tests/browser: cells are square
+        )
+        edge_layer = alt.Chart(alt.Data(values=edge)).mark_image(width=img_px, height=img_px).encode(
+            x=alt.X("cx:Q", scale=sx, axis=None), y=alt.Y("cy:Q", scale=sy, axis=None), url="url:N",
+            tooltip=["label:N"])
+        small = alt.layer(edge_layer, grid).properties(
+            width=side_px, height=side_px * (len(outs) + 1) * (kh + 1) / units, title="click a kernel")
+
+        big_px = 200
+        big = (
+            pixels
+            .transform_filter(sel)
+            .encode(x=alt.X("x:O", axis=None), y=alt.Y("y:O", axis=None))
+            .properties(width=big_px, height=big_px * kh / kw, title="selected kernel")
+        )
+        big = alt.layer(
+            big.mark_rect().encode(color=alt.Color("v:Q", scale=diverging_scale(alt, ctx), legend=alt.Legend(
+                title="weight / max |w|", orient="bottom", gradientLength=160))),
+            big.mark_text(fontSize=9).encode(text=alt.Text("w:Q", format=".2f"),
+                                             color=alt.value("#222")),
+        )
+        ends = (
+            alt.Chart(alt.Data(values=images))
+            .transform_filter(sel)
+            .mark_image(width=96, height=96)
+            .encode(x=alt.X("role:N", sort=["input", "output"],
+                            axis=alt.Axis(title=None, labelAngle=0, orient="top", domain=False, ticks=False)),
+                    url="url:N", tooltip=[alt.Tooltip("role:N"), alt.Tooltip("n:Q", title="neuron")])
+            .properties(width=220, height=104, title="feature visualizations")
+        )
+        ex = (
+            alt.Chart(alt.Data(values=examples))
+            .transform_filter(sel)
+            .mark_image(width=EXAMPLE_PX, height=EXAMPLE_PX)
+            .encode(x=alt.X("rank:O", axis=alt.Axis(title="dataset examples, strongest first (box: receptive field)")),
+                    y=alt.Y("role:N", axis=alt.Axis(title=None), sort=["input", "output"]), url="url:N",
+                    tooltip=[alt.Tooltip("photo:N", title="source image"), alt.Tooltip("act:Q", title="activation")])
+            .properties(width=EXAMPLES_SHOWN * (EXAMPLE_PX + 6), height=2 * (EXAMPLE_PX + 8))
+        )
+        # One colour scale for both views, its legend only under the enlarged kernel (a shared legend with "disable"
+        # on one side and not the other makes Vega warn and drop it).
+        joined = alt.vconcat(small, big, ends, ex) if stacked else alt.hconcat(small, alt.vconcat(big, ends, ex))
+        return joined.resolve_legend(color="independent").configure_view(strokeWidth=0)
+
+    # Stacked views share a left edge after the widest axis (the examples' "input"/"output", ~45 px).
+    chart, narrow = compose(430, stacked=False), compose(PHONE_WIDTH - 60, stacked=True)
     links = []
     if rec.get("tensor"):
         text = "Open output neuron {n} of " + rec["tensor"] + " in the weight explorer"
         links = [(text.replace("{n}", str(outs[0])), explorer_href(model, rec["tensor"], outs[0]))]
         # The link follows the kernel the reader clicks: its output neuron, the leading integer of "out-in".
-        chart = chart.properties(usermeta=follow_selection(
-            "pair", "pair", {"": {"href": explorer_href(model, rec["tensor"]), "text": text}}))
+        follow = follow_selection("pair", "pair", {"": {"href": explorer_href(model, rec["tensor"]), "text": text}})
+        chart, narrow = chart.properties(usermeta=follow), narrow.properties(usermeta=follow)
     return Figure(
-        chart=chart, assets=assets, links=links,
+        chart=chart, narrow=narrow, assets=assets, links=links,
         description=(f"Small multiples of {len(outs)} x {len(ins)} weight kernels ({kh}x{kw}) of {ad.label(ad.manifest(ctx), model)} "
                      f"from {rec['lower']} to {rec['upper']}, with feature visualizations of the input neurons "
                      f"({', '.join(map(str, ins))}) above and of the output neurons ({', '.join(map(str, outs))}) "
@@ -179,7 +188,8 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     )
 
 
-@register("spatial_positions")
+@register("spatial_positions", interactions=(
+    Interaction("bind:neuron", "the grid of feature visualizations (another output neuron's)"),))
 def spatial_positions(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 

@@ -1,12 +1,14 @@
 """Figure: expanded weights of a network's blocks (e.g. inverted residuals: 1x1 -> depthwise -> 1x1 composed)."""
 from __future__ import annotations
 
+import textwrap
+
 import json
 
 from . import analysis_data as ad
 from .cells import unit_cells
 from .context import diverging_scale
-from .registry import Figure, FigureContext, register
+from .registry import PHONE_WIDTH, Figure, FigureContext, Interaction, register
 
 N = 6  # strongest outputs x strongest inputs shown per block
 
@@ -59,13 +61,20 @@ def _title(skips: dict[str, list[str]]) -> dict:
                     f"{json.dumps(projected)}] : {json.dumps(grid)}"}
 
 
-@register("expanded_explorer")
+NOTE_CHARS = 40  # a note's line, wrapped to fit 280 px of 12 px text
+
+
+@register("expanded_explorer", interactions=(
+    # The skip first: the block the figure opens on is a residual one, and the menu's last entry spans blocks.
+    Interaction("bind:skip", "a residual block's kernels with or without its identity skip, and their notes"),
+    Interaction("bind:block", "the expanded kernels drawn (another block's) and the notes on its composition")))
 def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 
     model = ad.required(ctx, params, "model")
     entry = ad.model_entry(ctx, model)
     cells, notes, options, skips = [], [], [], {"removed": [], "projection": []}
+    note_lines = 1
     for t in entry["tensors"]:
         if not t["source"]:
             continue
@@ -86,7 +95,15 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
             lines = [composition, f"expanded: {o_n} outputs x {i_n} inputs x {kh}x{kw}",
                      _banding_note(t) + (" (of the block's own weights)" if mode == "total" else ""),
                      *skip_lines(identity, mode)]
-            notes += [{"b": label, "m": mode, "line": line, "text": text} for line, text in enumerate(lines)]
+            # Wrapped here: a Vega text mark neither wraps nor grows its view, so a long line was cut at the edge.
+            # One record per note, its wrapped lines an array (a multi-line text mark), placed below the lines
+            # before it: `line` counts the lines above it.
+            top = 0
+            for text in lines:
+                wrapped = textwrap.wrap(text, NOTE_CHARS, break_on_hyphens=False) or [""]
+                notes.append({"b": label, "m": mode, "line": top, "text": wrapped})
+                top += len(wrapped)
+            note_lines = max(note_lines, top)
     if not options:
         raise ctx.error(f"model '{model}' has no expanded weights in the analysis results")
     pick = alt.param(name="block", value=options[min(4, len(options) - 1)],
@@ -102,7 +119,10 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         .transform_calculate(gx="datum.ii * (datum.k + 1) + datum.x", gy="datum.oi * (datum.kh + 1) + datum.y",
                              v="datum.w / datum.s")
     )
-    grid = (
+
+    def compose(side: int, phone: bool):
+        """The grid `side` px square, its notes beside it (on a phone: below it)."""
+        grid = (
         unit_cells(
             positioned, "gx", "gy",
             color=alt.Color("v:Q", scale=diverging_scale(alt, ctx),
@@ -112,21 +132,27 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                      alt.Tooltip("w:Q", title="expanded weight", format=".4f")],
         )
         .add_params(pick, skip)
-        .properties(width=380, height=380, title=alt.TitleParams(text=_title(skips)))
-    )
-    text = (
-        alt.Chart(alt.Data(values=notes))
-        .transform_filter(shown)
-        .mark_text(align="left", baseline="top", fontSize=12)
-        .encode(y=alt.Y("line:O", axis=None), text="text:N")
-        .properties(width=260, height=110)
-    )
-    chart = alt.hconcat(grid, text).configure_view(strokeWidth=0).configure_title(fontSize=12, anchor="start")
+        .properties(width=side, height=side, title=alt.TitleParams(text=_title(skips)), name="kernel_cells")
+        )
+        text = (
+            alt.Chart(alt.Data(values=notes))
+            .transform_filter(shown)
+            .mark_text(align="left", baseline="top", fontSize=12, lineHeight=16)
+            # Left-aligned at the view's edge, each note `line` lines of 16 px down.
+            .encode(x=alt.value(0), y=alt.Y("line:Q", axis=None, scale=alt.Scale(domain=[0, note_lines], nice=False,
+                                                                                reverse=True)),
+                    text="text:N")
+            .properties(width=NOTE_CHARS * 7, height=16 * note_lines)
+        )
+        joined = alt.vconcat(grid, text) if phone else alt.hconcat(grid, text)
+        return joined.configure_view(strokeWidth=0).configure_title(fontSize=12, anchor="start")
+
+    chart, narrow = compose(380, phone=False), compose(PHONE_WIDTH - 20, phone=True)
     residual = len(skips["removed"])
     skipped = (f" In the {residual} residual blocks with an identity skip the kernels are the block's own "
                "contribution, the total minus the identity (weight 1 from each channel to itself at the centre); a "
                "checkbox includes the skip." if residual else "")
-    return Figure(chart=chart, description=(
+    return Figure(chart=chart, narrow=narrow, description=(
         f"Expanded weights of {ad.label(ad.manifest(ctx), model)}: {len(options)} tensors (single blocks and any "
         f"spans of several), each a grid of the {N} strongest output and "
         "input channels' spatial kernels on a red (positive) to blue (negative) scale, with the shapes of the "

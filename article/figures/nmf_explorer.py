@@ -5,12 +5,12 @@ browser, which keeps the data file several times smaller than one record per pix
 """
 from __future__ import annotations
 
+import json
 import math
 
 from ..explorer_links import explorer_href, follow_selection
 from . import analysis_data as ad
-from .cells import unit_cells
-from .registry import Figure, FigureContext, register
+from .registry import PHONE_WIDTH, Figure, FigureContext, Interaction, register
 
 LOADINGS = 4  # channels listed per factor
 TOP_INPUTS = 6
@@ -37,7 +37,7 @@ def neuron_records(label: str, report: dict, key: str = "nmf", pictures: tuple[d
     out_n = len(nmf["spatial"])
     k = nmf["k"]
     h, w = len(nmf["spatial"][0][0]), len(nmf["spatial"][0][0][0])
-    cols = max(1, math.ceil(math.sqrt(out_n * 1.6)))
+    cols = max(1, math.ceil(math.sqrt(out_n * 1.6)))  # a landscape grid beside the panels (a phone's: phone_cols)
     recs = []
     for n in range(out_n):
         spatial = nmf["spatial"][n]
@@ -74,7 +74,35 @@ def _link_text(man: dict, model: str, tid: str, neuron) -> str:
     return f"Open {ad.label(man, model)} — {tid}, neuron {neuron} in the weight explorer"
 
 
-@register("nmf_explorer")
+def phone_cols(out_n: int) -> int:
+    """Columns of a portrait grid of `out_n` neurons, above the panels on a phone."""
+    return max(1, math.ceil(math.sqrt(out_n / 1.6)))
+
+
+def per_layer(layer, values: dict[str, float]) -> str:
+    """A Vega expression: the value for the layer the `layer` parameter shows."""
+    items = list(values.items())
+    expr = repr(items[-1][1])
+    for name, v in reversed(items[:-1]):
+        expr = f"({layer.name} === {json.dumps(name)} ? {v!r} : {expr})"
+    return expr
+
+
+def square_domains(alt, layer, extents: dict[str, tuple[int, int]], width: float, height: float):
+    """x and y scales (zero at the top left) that give a grid cell as many pixels across as down in a view of
+    width x height px, whichever layer the `layer` parameter shows: extents are each layer's grid in cells, and
+    the scales' domains follow the parameter (a Vega expression), so a small layer is drawn larger, not stretched."""
+    across = {k: round(max(gw, gh * width / height), 3) for k, (gw, gh) in extents.items()}
+    down = {k: round(v * height / width, 3) for k, v in across.items()}
+    x = alt.Scale(domain=[0, alt.ExprRef(per_layer(layer, across))], nice=False, zero=True)
+    y = alt.Scale(domain=[0, alt.ExprRef(per_layer(layer, down))], nice=False, zero=True, reverse=True)
+    return x, y
+
+
+@register("nmf_explorer", interactions=(
+    Interaction("bind:layer", "the grid of neurons (another layer's) and the selected neuron's panels", link=True),
+    Interaction("click:neuron_cells", "the selected neuron's pictures, spatial factors, loadings and strongest inputs",
+                link=True)))
 def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 
@@ -109,27 +137,6 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     data = alt.Data(values=records)
     in_layer = alt.datum.t == layer
 
-    overview = (
-        alt.Chart(data)
-        .transform_filter(in_layer)
-        .transform_flatten(["rgb"], as_=["c"])
-        .transform_window(p="row_number()", groupby=["t", "n"])
-        .transform_calculate(
-            gx="(datum.n % datum.cols) * (datum.w + 1) + (datum.p - 1) % datum.w",
-            gy="floor(datum.n / datum.cols) * (datum.h + 1) + floor((datum.p - 1) / datum.w)",
-            color="'#' + datum.c", gx2="datum.gx + 1", gy2="datum.gy + 1")
-        .mark_rect()
-        .encode(
-            x=alt.X("gx:Q", axis=None, scale=alt.Scale(nice=False, zero=True)), x2="gx2:Q",
-            y=alt.Y("gy:Q", axis=None, scale=alt.Scale(nice=False, zero=True, reverse=True)), y2="gy2:Q",
-            color=alt.Color("color:N", scale=None),
-            opacity=alt.condition(neuron, alt.value(1), alt.value(0.55)),
-            tooltip=[alt.Tooltip("n:Q", title="neuron"), alt.Tooltip("R:Q", title="row share R"),
-                     alt.Tooltip("C:Q", title="column share C")],
-        )
-        .add_params(layer, neuron)
-        .properties(width=420, height=300, title="every neuron of the layer (click one)")
-    )
     selected = alt.Chart(data).transform_filter(in_layer).transform_filter(neuron)
     positioned = (
         selected
@@ -142,16 +149,6 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
             fx="datum.f * (datum.w + 1) + datum.q % datum.w", fy="floor(datum.q / datum.w)",
             factor="'factor ' + datum.f")
     )
-    factors = (
-        unit_cells(
-            positioned, "fx", "fy",
-            color=alt.Color("factor:N", scale=alt.Scale(domain=["factor 0", "factor 1", "factor 2"],
-                                                        range=FACTOR_COLORS), legend=None),
-            opacity=alt.Opacity("v:Q", scale=alt.Scale(domain=[0, 1]), legend=None),
-            tooltip=[alt.Tooltip("factor:N"), alt.Tooltip("v:Q", title="spatial weight", format=".2f")],
-        )
-        .properties(width=300, height=90, title="its three spatial factors (R, G, B)")
-    )
     loadings = (
         selected
         .transform_flatten(["lc", "lv", "lf"], as_=["ch", "val", "f"])
@@ -159,7 +156,7 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         .mark_bar()
         .encode(
             y=alt.Y("item:N", sort=None, title=None),
-            x=alt.X("val:Q", title="signed channel loading"),
+            x=alt.X("val:Q", title="signed channel loading", axis=alt.Axis(tickCount=4)),
             color=alt.Color("factor:N", scale=alt.Scale(domain=["factor 0", "factor 1", "factor 2"],
                                                         range=FACTOR_COLORS), legend=None),
             tooltip=[alt.Tooltip("factor:N"), alt.Tooltip("ch:Q", title="input channel"),
@@ -172,7 +169,7 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         .transform_flatten(["ti", "tv"], as_=["ch", "norm"])
         .transform_calculate(item="'ch ' + datum.ch")
         .mark_bar(color="#8c6d31")
-        .encode(y=alt.Y("item:N", sort=None, title=None), x=alt.X("norm:Q", title="L2 norm of kernel"),
+        .encode(y=alt.Y("item:N", sort=None, title=None), x=alt.X("norm:Q", title="L2 norm of kernel", axis=alt.Axis(tickCount=4)),
                 tooltip=[alt.Tooltip("ch:Q", title="input channel"), alt.Tooltip("norm:Q", format=".4f")])
         .properties(width=300, height=110, title="strongest input channels")
     )
@@ -188,12 +185,78 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                 tooltip=[alt.Tooltip("what:N", title="feature visualization of")])
         .properties(width=300, height=70, title="feature visualizations: the neuron, then factors 0, 1, 2")
     )
-    chart = alt.hconcat(overview, alt.vconcat(pictures, factors, loadings, strongest)).configure_view(strokeWidth=0)
-    chart = chart.configure_title(fontSize=12, anchor="start")
-    # The model's link follows the neuron the reader picks in one of its layers (figures.js).
-    chart = chart.properties(usermeta=follow_selection("neuron", "n", targets, param="layer"))
+    extents, factor_extents, grid_cols = {}, {}, {}
+    for r in records:
+        if r["n"] == 0:
+            out_n = sum(1 for q in records if q["t"] == r["t"])
+            extents[r["t"]] = {key: (c * (r["w"] + 1) - 1, math.ceil(out_n / c) * (r["h"] + 1) - 1)
+                               for key, c in (("cols", r["cols"]), ("pcols", phone_cols(out_n)))}
+            factor_extents[r["t"]] = (3 * (r["w"] + 1) - 1, r["h"])
+            grid_cols[r["t"]] = phone_cols(out_n)
+
+    def compose(width: int, phone: bool):
+        """The overview `width` px wide, beside the selected neuron's panels (on a phone: above them, portrait)."""
+        # A phone's columns follow the layer menu (an expression, not a field sent with every neuron).
+        cols = "pcols" if phone else "cols"
+        ncols = per_layer(layer, grid_cols) if phone else "datum.cols"
+        ow, oh = (width, width * 1.25) if phone else (420, 300)
+        ox, oy = square_domains(alt, layer, {t: e[cols] for t, e in extents.items()}, ow, oh)
+        panel = min(300, width)
+        overview = (
+            alt.Chart(data)
+            .transform_filter(in_layer)
+            .transform_flatten(["rgb"], as_=["c"])
+            .transform_window(p="row_number()", groupby=["t", "n"])
+            .transform_calculate(
+                gx=f"(datum.n % {ncols}) * (datum.w + 1) + (datum.p - 1) % datum.w",
+                gy=f"floor(datum.n / {ncols}) * (datum.h + 1) + floor((datum.p - 1) / datum.w)",
+                color="'#' + datum.c", gx2="datum.gx + 1", gy2="datum.gy + 1")
+            .mark_rect()
+            .encode(
+                x=alt.X("gx:Q", axis=None, scale=ox), x2="gx2:Q",
+                y=alt.Y("gy:Q", axis=None, scale=oy), y2="gy2:Q",
+                color=alt.Color("color:N", scale=None),
+                opacity=alt.condition(neuron, alt.value(1), alt.value(0.55)),
+                tooltip=[alt.Tooltip("n:Q", title="neuron"), alt.Tooltip("R:Q", title="row share R"),
+                         alt.Tooltip("C:Q", title="column share C")],
+            )
+            .add_params(layer, neuron)
+            .properties(width=ow, height=oh, title="every neuron of the layer (click one)",
+                        name="neuron_cells")
+        )
+        fh = round(panel * 0.3)
+        fx, fy = square_domains(alt, layer, factor_extents, panel, fh)
+        factors = (
+            positioned
+            .transform_calculate(fx2="datum.fx + 1", fy2="datum.fy + 1")
+            .mark_rect()
+            .encode(
+                x=alt.X("fx:Q", axis=None, scale=fx), x2="fx2:Q", y=alt.Y("fy:Q", axis=None, scale=fy), y2="fy2:Q",
+                color=alt.Color("factor:N", scale=alt.Scale(domain=["factor 0", "factor 1", "factor 2"],
+                                                            range=FACTOR_COLORS),
+                                legend=alt.Legend(title="factor (its spatial weight: opacity)", orient="bottom",
+                                                  direction="horizontal")),
+                opacity=alt.Opacity("v:Q", scale=alt.Scale(domain=[0, 1]), legend=None),
+                tooltip=[alt.Tooltip("factor:N"), alt.Tooltip("v:Q", title="spatial weight", format=".2f")],
+            )
+            .properties(width=panel, height=fh, title="its three spatial factors (R, G, B)", name="factor_cells")
+        )
+        # On a phone a long title would widen its view past the column: two lines instead.
+        side = [pictures.properties(width=panel, title=["feature visualizations: the neuron,", "then factors 0, 1, 2"]
+                                    if phone else "feature visualizations: the neuron, then factors 0, 1, 2"), factors, loadings.properties(width=panel),
+                strongest.properties(width=panel)]
+        # Independent legends at every level: only the factors show theirs (shared, Vega warns of "disable").
+        stack = alt.vconcat(*side).resolve_legend(color="independent").resolve_scale(color="independent")
+        joined = alt.vconcat(overview, *side) if phone else alt.hconcat(overview, stack)
+        joined = joined.resolve_legend(color="independent").resolve_scale(color="independent")
+        # The model's link follows the neuron the reader picks in one of its layers (figures.js).
+        return (joined.configure_view(strokeWidth=0).configure_title(fontSize=12, anchor="start")
+                .properties(usermeta=follow_selection("neuron", "n", targets, param="layer")))
+
+    # Stacked views share a left edge after the widest axis (the loadings' "f0 · ch 16", ~55 px).
+    chart, narrow = compose(420, phone=False), compose(PHONE_WIDTH - 80, phone=True)
     links = [(_link_text(man, m, t, 0), explorer_href(m, t, 0)) for m, t in explorer.items()]
-    return Figure(chart=chart, links=links, assets=assets, description=(
+    return Figure(chart=chart, narrow=narrow, links=links, assets=assets, description=(
         f"Interactive one-sided NMF explorer over {len(labels)} layers ({'; '.join(labels)}). The grid shows every "
         "neuron's input weights reduced to three NMF factors drawn as RGB; selecting a neuron shows its spatial "
         "factors, the input channels with the largest signed loading on each factor, and its strongest inputs, with "

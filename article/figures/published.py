@@ -11,7 +11,7 @@ from typing import Any
 
 from . import analysis_data as ad
 from .published_data import PUBLISHED
-from .registry import Figure, FigureContext, register
+from .registry import PHONE_WIDTH, Figure, FigureContext, Interaction, register
 
 SHORT_REPO = "distillpub/post--weight-banding"
 GROUPS = ["published (Petrov et al.)", "this build"]
@@ -62,7 +62,8 @@ def build_rows(ctx: FigureContext) -> list[dict[str, Any]]:
     return rows
 
 
-@register("published_banding")
+@register("published_banding", interactions=(
+    Interaction("legend", "the other group fades: a click on \"published\" or \"this build\" highlights its bars"),))
 def published_banding(ctx: FigureContext, params: dict[str, str]) -> Figure:
     import altair as alt
 
@@ -80,20 +81,33 @@ def published_banding(ctx: FigureContext, params: dict[str, str]) -> Figure:
                alt.Tooltip("C:Q", title="column share C", format=".2f"),
                alt.Tooltip("baseline:Q", title="random baseline", format=".2f"), alt.Tooltip("kernel:N"),
                alt.Tooltip("source:N")]
-    base = alt.Chart(alt.Data(values=rows)).encode(
-        y=alt.Y("network:N", sort=order, title=None, axis=alt.Axis(labelLimit=230)),
-        opacity=alt.condition(pick, alt.value(1), alt.value(0.25)))
-    x = alt.X("R:Q", title="share of the NMF pictures' spatial variance", scale=alt.Scale(domain=[0, 1]))
-    bars = base.mark_bar(height={"band": 0.7}).encode(
-        x=x, color=alt.Color("group:N", title=None, scale=alt.Scale(domain=GROUPS, range=COLORS),
-                             legend=alt.Legend(orient="top", columns=2)),
-        tooltip=tooltip).add_params(pick)
-    columns = base.mark_point(shape="diamond", filled=True, size=70, color="#222").encode(x="C:Q", tooltip=tooltip)
-    baseline = base.mark_tick(color="#888", thickness=2, size=16).encode(x="baseline:Q", tooltip=tooltip)
-    spread = base.transform_filter("isValid(datum.R_lo)")
-    r_err = spread.mark_rule(color="#222").encode(x="R_lo:Q", x2="R_hi:Q")
-    c_err = spread.mark_rule(color="#222", strokeDash=[2, 2]).encode(x="C_lo:Q", x2="C_hi:Q")
-    chart = alt.layer(bars, baseline, r_err, c_err, columns).properties(width=360, height=24 * len(rows))
-    return Figure(chart=chart, description="Bar chart of the row share R of NMF pictures (bars), with the column "
+
+    def compose(width: int, phone: bool):
+        """Networks named beside their bars, or (on a phone, whose column cannot hold both) above them."""
+        step = 40 if phone else 24
+        base = alt.Chart(alt.Data(values=rows)).encode(
+            y=alt.Y("network:N", sort=order, title=None, axis=None if phone else alt.Axis(labelLimit=230),
+                    scale=alt.Scale(paddingInner=0.1)),
+            opacity=alt.condition(pick, alt.value(1), alt.value(0.25)))
+        x = alt.X("R:Q", title="share of the NMF pictures' spatial variance", scale=alt.Scale(domain=[0, 1]))
+        bars = base.mark_bar(height={"band": 0.45 if phone else 0.7}, yOffset=7 if phone else 0).encode(
+            x=x, color=alt.Color("group:N", title=None, scale=alt.Scale(domain=GROUPS, range=COLORS),
+                                 legend=alt.Legend(orient="top", columns=1 if phone else 2)),
+            tooltip=tooltip).add_params(pick)
+        shift = {"yOffset": 7} if phone else {}
+        columns = base.mark_point(shape="diamond", filled=True, size=70, color="#222", **shift).encode(
+            x="C:Q", tooltip=tooltip)
+        baseline = base.mark_tick(color="#888", thickness=2, size=16, **shift).encode(x="baseline:Q", tooltip=tooltip)
+        spread = base.transform_filter("isValid(datum.R_lo)")
+        r_err = spread.mark_rule(color="#222", **shift).encode(x="R_lo:Q", x2="R_hi:Q")
+        c_err = spread.mark_rule(color="#222", strokeDash=[2, 2], **shift).encode(x="C_lo:Q", x2="C_hi:Q")
+        layers = [bars, baseline, r_err, c_err, columns]
+        if phone:
+            layers.append(base.mark_text(align="left", baseline="bottom", yOffset=-3, fontSize=11).encode(
+                x=alt.datum(0), text="network:N"))
+        return alt.layer(*layers).properties(width=width, height=step * len(rows))
+
+    chart, narrow = compose(360, phone=False), compose(PHONE_WIDTH - 20, phone=True)
+    return Figure(chart=chart, narrow=narrow, description="Bar chart of the row share R of NMF pictures (bars), with the column "
                   "share C (diamonds) and the random baseline (grey ticks): " + "; ".join(
                       f"{r['network']} R {r['R']:.2f}, C {r['C']:.2f}" for r in rows) + ".")

@@ -41,6 +41,9 @@ class Figure:
     assets: extra files ``name -> bytes`` written to ``<slug>/data/<fig-id>/<name>``.
     links: ``(label, href)`` pairs shown under the figure; hrefs are relative to the article page
         (e.g. ``ctx.asset_url("weights.csv")``).
+    narrow: the same chart re-specified to fit ``PHONE_WIDTH`` px (stacked instead of side by side, smaller cells
+        that stay legible); figures.js draws it where the column is narrower than ``chart``. None: ``chart`` fits.
+        (Scaling a Vega drawing down with CSS would break its pointer coordinates, so a phone gets its own spec.)
     """
 
     description: str
@@ -48,6 +51,28 @@ class Figure:
     html: str | None = None
     assets: dict[str, bytes] = field(default_factory=dict)
     links: list[tuple[str, str]] = field(default_factory=list)
+    narrow: Any = None
+
+
+# The column a phone gives a figure: a 390 px viewport less the page's 16 px margins, less a little for safety
+# (360 px Android phones then scroll by only a few pixels). Narrow variants (Figure.narrow) fit inside it.
+PHONE_WIDTH = 340
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """Something a reader can do to a figure, and what it changes: declared with the kind (``register``), written
+    onto the page (``data-vw-interactions``), and exercised by the browser tests (tests/browser/test_figures_fit.py).
+
+    control: "click:<view name>" (a click on a mark of the Vega-Lite view named so, ``.properties(name=...)``),
+        "bind:<param>" (the menu, radio or checkbox bound to that parameter), or "legend" (a click on a legend entry).
+    changes: what the reader sees change, in words (the test checks the drawing changes).
+    link: True when the figure's "in the weight explorer" link follows the choice.
+    """
+
+    control: str
+    changes: str
+    link: bool = False
 
 
 @dataclass
@@ -113,6 +138,7 @@ class FigureContext:
 FigureFn = Callable[[FigureContext, dict[str, str]], Figure]
 DataFn = Callable[[FigureContext], dict[str, Any]]
 FIGURES: dict[str, FigureFn] = {}
+INTERACTIONS: dict[str, tuple[Interaction, ...]] = {}
 DATA: dict[str, DataFn] = {}
 
 
@@ -123,10 +149,12 @@ def _add(table: dict, name: str, fn: Callable, what: str) -> None:
     table[name] = fn
 
 
-def register(kind: str) -> Callable[[FigureFn], FigureFn]:
-    """Decorator: ``make(ctx, params) -> Figure`` draws figures of ``kind``."""
+def register(kind: str, interactions: tuple[Interaction, ...] = ()) -> Callable[[FigureFn], FigureFn]:
+    """Decorator: ``make(ctx, params) -> Figure`` draws figures of ``kind``; ``interactions``: what a reader can do
+    to such a figure (none: it is a still picture)."""
     def deco(fn: FigureFn) -> FigureFn:
         _add(FIGURES, kind, fn, "figure kind")
+        INTERACTIONS[kind] = tuple(interactions)
         return fn
     return deco
 

@@ -5,7 +5,7 @@ import io
 from typing import Any
 
 from .published_data import PUBLISHED
-from .registry import Figure, FigureContext, register, register_data
+from .registry import PHONE_WIDTH, Figure, FigureContext, register, register_data
 
 # The published ImageNet networks' row share R of their NMF pictures (measured by bench/published_banding.py);
 # "random" is the (H-1)/(HW-1) baseline at 3x3.
@@ -26,7 +26,8 @@ def bars(ctx: FigureContext, params: dict[str, str]) -> Figure:
     rows = [{"network": k, "R": v} for k, v in BANDING.items()]
     hover = alt.selection_point(name="hover", on="pointerover", clear="pointerout", fields=["network"])
     accent = ctx.theme["accent"]
-    chart = (
+    px = _int_param(ctx, params, "px", 520, 100, 2000)
+    chart, narrow = (
         alt.Chart(alt.Data(values=rows))
         .mark_bar()
         .encode(
@@ -36,11 +37,12 @@ def bars(ctx: FigureContext, params: dict[str, str]) -> Figure:
             tooltip=[alt.Tooltip("network:N"), alt.Tooltip("R:Q", format=".2f")],
         )
         .add_params(hover)
-        .properties(width=_int_param(ctx, params, "px", 520, 100, 2000), height=170)
+        .properties(width=w, height=170)
+        for w in (px, min(px, PHONE_WIDTH - 110))  # the network names take ~100 px left of the bars
     )
     # Altair puts inline values in top-level "datasets" when given a DataFrame; make that explicit.
     spec = chart.to_dict()
-    return Figure(chart=spec, description="Horizontal bar chart of the row-variance share R: "
+    return Figure(chart=spec, narrow=narrow if px > PHONE_WIDTH - 110 else None, description="Horizontal bar chart of the row-variance share R: "
                   + ", ".join(f"{k} {v:.2f}" for k, v in BANDING.items()) + ".")
 
 

@@ -131,6 +131,10 @@
   function pixelCanvas(h, w, label, colour) {  // an h x w picture, one canvas pixel per kernel position
     var c = make('canvas', 'vw-kernel');
     c.width = w; c.height = h;
+    /* Square cells whatever the kernel's shape (a 1x7 kernel is a strip, not a stretched square): its longer side
+       takes the 4rem box. */
+    var cell = 4 * parseFloat(getComputedStyle(document.documentElement).fontSize || '16') / Math.max(h, w);
+    c.style.width = (w * cell) + 'px'; c.style.height = (h * cell) + 'px';
     c.setAttribute('role', 'img');
     c.setAttribute('aria-label', label);
     var ctx = c.getContext('2d'), img = ctx.createImageData(w, h);

@@ -44,11 +44,41 @@
     file: function (uri) { return Promise.reject(new Error("no file loading: " + uri)); }
   };
 
+  /* Which spec fits: a figure that is wider than its column on a phone has a narrow twin (Figure.narrow, re-specified
+     for the width, never scaled: CSS scaling would break Vega's pointer coordinates). */
+  function variant(el) {
+    var id = el.getAttribute("data-vw-chart");
+    var wide = parseFloat(el.getAttribute("data-vw-width"));
+    var narrow = document.getElementById("spec-narrow-" + id);
+    return narrow && wide > el.clientWidth ? "narrow" : "wide";
+  }
+
+  /* A narrow spec names the parts it shares with the wide one ({"$vwref": [key, ...]}, article/figrender.py
+     shared_parts): each becomes a copy of the wide spec's part at that path. */
+  function expandShared(node, wide) {
+    if (Array.isArray(node)) return node.map(function (v) { return expandShared(v, wide); });
+    if (node && typeof node === "object") {
+      var keys = Object.keys(node);
+      if (keys.length === 1 && keys[0] === "$vwref") {
+        var part = wide;
+        node.$vwref.forEach(function (step) { part = part[step]; });
+        return JSON.parse(JSON.stringify(part));
+      }
+      var out = {};
+      keys.forEach(function (k) { out[k] = expandShared(node[k], wide); });
+      return out;
+    }
+    return node;
+  }
+
   function draw(el) {
     var id = el.getAttribute("data-vw-chart");
     var figure = el.closest("figure");
     try {
+      var which = variant(el);
+      el.setAttribute("data-vw-variant", which);
       var spec = JSON.parse(document.getElementById("spec-" + id).textContent);
+      if (which === "narrow") spec = expandShared(JSON.parse(document.getElementById("spec-narrow-" + id).textContent), spec);
       var data = (window.VW_DATA || {})[id];
       if (!data) throw new Error("no data loaded for figure " + id);
       spec.datasets = data;
@@ -67,6 +97,7 @@
         views[id] = result;
         followSelection(figure, result.view, spec.usermeta && spec.usermeta.vwExplorer);
         figure.classList.remove("vw-failed");
+        el.setAttribute("data-vw-scheme", dark && dark.matches ? "dark" : "light");  /* which theme it was drawn in */
         el.setAttribute("data-vw-drawn", "true");
       }).catch(function (err) { fail(el, figure, err); });
     } catch (err) {
@@ -122,5 +153,15 @@
       if (dark.addEventListener) dark.addEventListener("change", redraw);
       else if (dark.addListener) dark.addListener(redraw);
     }
+    /* A phone turned sideways (or a window resized) may now fit the other variant. */
+    var pending = null;
+    window.addEventListener("resize", function () {
+      clearTimeout(pending);
+      pending = setTimeout(function () {
+        document.querySelectorAll("[data-vw-chart][data-vw-drawn]").forEach(function (el) {
+          if (el.getAttribute("data-vw-variant") !== variant(el)) draw(el);
+        });
+      }, 200);
+    });
   });
 })();

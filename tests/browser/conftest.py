@@ -122,6 +122,7 @@ class OpenedPage:
     blocked: list[str] = field(default_factory=list)  # non-file:// requests (aborted)
     failed: list[str] = field(default_factory=list)  # file:// requests that failed (missing files ...)
     errors: list[str] = field(default_factory=list)  # console errors and uncaught exceptions
+    warnings: list[str] = field(default_factory=list)  # console warnings (Vega's "WARN ..." among them)
 
     def csp_violations(self) -> list[str]:
         return self.page.evaluate("() => window.__vwCsp || []")
@@ -131,6 +132,7 @@ class OpenedPage:
         return ([f"non-file request attempted: {u}" for u in self.blocked]
                 + [f"request failed: {u}" for u in self.failed]
                 + [f"console: {e}" for e in self.errors]
+                + [f"console warning: {w}" for w in self.warnings]
                 + [f"CSP violation: {v}" for v in self.csp_violations()])
 
 
@@ -161,7 +163,8 @@ def open_page(browser: Any) -> Iterator[Callable[..., OpenedPage]]:
         page = context.new_page()
         opened.page = page
         page.on("console", lambda m: opened.errors.append(f"{m.text} ({m.location.get('url', '')})")
-                if m.type == "error" else None)
+                if m.type == "error" else opened.warnings.append(f"{m.text} ({m.location.get('url', '')})")
+                if m.type == "warning" else None)
         page.on("pageerror", lambda exc: opened.errors.append(f"uncaught {exc}"))
         # net::ERR_ABORTED is a load the page cancelled itself by navigating away (a test following a link while lazy
         # images or the favicon still load); a missing file is ERR_FILE_NOT_FOUND, a blocked request ERR_FAILED.

@@ -122,18 +122,7 @@ def test_every_page_draws_offline_without_errors(built_site, site_pages, open_pa
     assert n_charts > 0, "the test site has no chart at all: nothing was checked"
 
 
-def test_no_horizontal_scroll_at_360px(built_site, site_pages, open_page):
-    wide = {}
-    for path in site_pages:
-        page = open_page(path, width=360, height=740).page
-        scroll_width = page.evaluate("() => document.scrollingElement.scrollWidth")
-        if scroll_width > 361:
-            culprits = page.evaluate("""() => Array.from(document.querySelectorAll('body *'))
-              .filter(e => e.getBoundingClientRect().right > 361 && !e.closest('.vw-chart, .vw-html, table,'
-                + ' .highlight, math, .sr-only'))
-              .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : ''))""")
-            wide[path.relative_to(built_site).as_posix()] = (scroll_width, culprits)
-    assert not wide, f"pages scroll sideways at 360 px (scrollWidth, widest elements): {wide}"
+# No page scrolls sideways at 360 px, and every figure fits 390 px: tests/browser/test_figures_fit.py.
 
 
 # --------------------------------------------------------------------------- hover boxes

@@ -118,7 +118,10 @@ def test_the_explorer_shows_a_blocks_own_weights_and_the_total_one_click_away(sk
 
 
 def _texts(figure) -> str:
-    return " ".join(figure.locator("svg text").evaluate_all("els => els.map(e => e.textContent)"))
+    """The figure's chart text; a note wrapped over several lines (tspans) reads as one, its lines joined by spaces."""
+    return " ".join(figure.locator("svg text").evaluate_all("""els => els.map(e => {
+        const lines = Array.from(e.querySelectorAll('tspan'));
+        return lines.length ? lines.map(t => t.textContent).join(' ') : e.textContent; })"""))
 
 
 def _cells(figure) -> dict[tuple[int, int, int, int], float]:
