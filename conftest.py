@@ -17,9 +17,11 @@ import pytest
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    browser_folder = Path(config.rootpath) / "tests" / "browser"
     for item in items:
-        browser = "browser" in Path(item.path).parent.parts  # tests/browser/: the session's built site
+        # tests/browser/ (the session's built site) or a test marked browser elsewhere
+        browser = browser_folder in Path(item.path).parents or item.get_closest_marker("browser") is not None
         if browser and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
         item.add_marker(pytest.mark.xdist_group("browser" if browser else Path(item.path).name))

@@ -14,7 +14,7 @@ from analysis.spec import BACKENDS, DEVICES, NAMED_DATASETS, SITE_FEATUREVIZ
 
 from .byo_spec import byo_models
 from .dataset_spec import check_dataset, check_examples, site_line
-from .recipe_spec import validate_recipe
+from .recipe_spec import FIELDS as RECIPE_FIELDS, validate_recipe
 from .config import SiteConfig
 from .errors import BuildError
 
@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {"models": [], "n_jobs": 2, "featureviz": dict(SITE_F
 RUNTIME = ("backend", "scheduler", "device")  # where the analysis runs; build.py's flags override site.yml's
 
 
-def _attributed(exc: Exception, root: Path, byo: list[dict[str, Any]]) -> BuildError:
+def _attributed(exc: Exception, root: Path, byo: list[dict[str, Any]], recipes: dict | None = None) -> BuildError:
     """A BuildError for an analysis failure, placed by the error's own `model` and `field`: a bring-your-own model's
     at the article (file:line of the field) whose front matter declared it, a site.yml setting's at site.yml."""
     message, model, field = str(exc), getattr(exc, "model", None), getattr(exc, "field", None)
@@ -32,6 +32,8 @@ def _attributed(exc: Exception, root: Path, byo: list[dict[str, Any]]) -> BuildE
         if model == m["name"]:
             line = m.get("field_lines", {}).get(field or "") or m["line"]
             return BuildError(f"front matter model '{m['name']}': {message}", m["article"], line)
+    if model is not None and field in ("recipe", *RECIPE_FIELDS) and model in (recipes or {}):  # analysis.recipes
+        return BuildError(f"field 'analysis.recipes.{model}': {message}", root / "site.yml", site_line(root, "recipes"))
     if model is not None:  # a model named in site.yml's analysis.models
         return BuildError(f"analysis.models: model '{model}': {message}", root / "site.yml")
     if field is not None and field.startswith("analysis."):
@@ -112,7 +114,8 @@ def _check_recipes(value: Any, models: list[str], root: Path) -> dict[str, dict]
             raise BuildError(f"field 'analysis.recipes' names {name!r}, which is not a pretrained model of "
                              "analysis.models (the banding lab's recipe is fixed)", site, site_line(root, "recipes"))
         out[name] = validate_recipe(recipe, lambda message, field, name=name: BuildError(
-            f"field 'analysis.recipes.{name}': {message}", site, site_line(root, "recipes")))
+            f"field 'analysis.recipes.{name}': {message}", site, site_line(root, "recipes"))) or None
+    out = {k: v for k, v in out.items() if v}  # an empty recipe is the default one: the same key, nothing recomputed
     return out
 
 
@@ -263,7 +266,7 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
     try:
         worker.call(_analyse, acfg, progress)
     except AnalysisError as exc:
-        raise _attributed(exc, root, cfg["byo"]) from exc  # --debug's traceback shows the chain of causes
+        raise _attributed(exc, root, cfg["byo"], cfg.get("recipes")) from exc  # --debug's traceback shows the chain of causes
     except SystemExit as exc:  # user code (a bring-your-own model's forward()) called sys.exit(): not a success
         if not cfg["byo"]:
             raise

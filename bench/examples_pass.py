@@ -27,11 +27,10 @@ sys.path.insert(0, str(REPO))
 
 def subject(name: str, cache: Path):
     from analysis import loading, recipes
-    from analysis.models import registry
     from analysis.spec import ModelSpec, Subject
 
     model, info = loading.load(ModelSpec(name), cache)
-    recipe = registry.recipe_for(name, model, None, recipes.RecipeSpec())
+    recipe = recipes.recipe_for(name, model, None, recipes.RecipeSpec())
     return Subject(name, model, info, recipe)
 
 

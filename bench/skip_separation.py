@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis import models, recipes  # noqa: E402
 from analysis.expanded import expanded_weights, expanded_weights_split  # noqa: E402
-from analysis.models import registry  # noqa: E402
 from analysis.nmf import one_sided_nmf  # noqa: E402
 from analysis.tensor_stage import shown_tensor  # noqa: E402
 
@@ -58,7 +57,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)  # as the build's workers
     model = models.load(args.model)
-    recipe = registry.recipe_for(args.model, model, 224, recipes.RecipeSpec())
+    recipe = recipes.recipe_for(args.model, model, 224, recipes.RecipeSpec())
     net = recipe.network(model)
     print(f"{args.model}: tensor | self-strongest total -> own | median self norm total -> own | median strongest "
           "other input (the same in both) | CPU s expand / expand+check")

@@ -18,7 +18,6 @@ def lint(root: Path) -> subprocess.CompletedProcess:
                           env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "NO_COLOR": "1"}, timeout=120)
 
 
-@pytest.mark.slow
 def test_import_contracts_are_kept():
     proc = lint(ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -45,3 +44,12 @@ def test_a_broken_layer_is_caught(tmp_path: Path, offender: str, line: str, brok
     assert proc.returncode != 0, proc.stdout
     broken_section = proc.stdout.split("Broken contracts", 1)[-1]
     assert broken in broken_section, proc.stdout
+
+
+def test_the_analysis_stage_imports_torch_only_when_it_runs_the_analysis():
+    """The contract allows the analysis stage's three crossings; this checks they stay inside its functions."""
+    code = ("import sys, article.analysis_stage, article.pipeline, analysis.fingerprint; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120).stdout
+    assert out.strip() == "[]"

@@ -273,6 +273,12 @@ def site_yml_recipe_unknown_field(c: Ctx) -> str:
     return at(c.root / "site.yml", line) + r".*analysis.recipes.efficientnet-lite0.*unknown field\(s\) layer"
 
 
+def site_yml_recipe_names_a_missing_layer(c: Ctx) -> str:
+    append(c.root / "site.yml", "analysis:\n  models: [efficientnet-lite0]\n  recipes:\n    efficientnet-lite0: {layers: [nope]}\n")
+    line = (c.root / "site.yml").read_text(encoding="utf-8").splitlines().index("  recipes:") + 1
+    return at(c.root / "site.yml", line) + r".*analysis.recipes.efficientnet-lite0.*layer 'nope' is neither a block nor"
+
+
 def output_under_a_file(c: Ctx) -> str:
     blocker = c.dir / "blocker.txt"
     blocker.write_text("a regular file, so nothing can be created below it (chmod does not stop root)\n")
@@ -1042,7 +1048,8 @@ CASES = [Case("render", f) for f in (
     unclosed_directive, undefined_data, template_sandbox_escape, body_template_syntax, bib_malformed, bib_missing,
     markdown_not_utf8, template_missing, template_syntax_error, site_yml_malformed, site_yml_missing,
     site_yml_articles_not_list, site_yml_article_without_folder, site_yml_analysis_not_mapping,
-    site_yml_recipe_for_a_model_not_analysed, site_yml_recipe_unknown_field, output_under_a_file,
+    site_yml_recipe_for_a_model_not_analysed, site_yml_recipe_unknown_field, site_yml_recipe_names_a_missing_layer,
+    output_under_a_file,
     site_is_content, site_is_article_folder, site_inside_content, site_is_project, site_contains_project,
     site_is_templates, site_inside_templates, site_is_cache, site_inside_cache, site_contains_cache,
     site_symlink_to_content, site_foreign_folder, site_is_a_file, site_without_marker,

@@ -152,3 +152,16 @@ def test_two_checkouts_sharing_a_cache_folder_keep_their_own_keys(project, tmp_p
         monkeypatch.setattr(codekey, name, value)
     monkeypatch.setattr(codekey, "ROOT", other)
     assert codekey.code_key("pkg.lazy", cache_dir=cache) != first
+
+
+def test_the_analysis_code_key_covers_every_model_family_module():
+    """The registry imports each family's torch side lazily; the analysis's code key must still follow it there, or an
+    edited architecture (a forward pass, a state-dict mapping) would leave its old results fresh."""
+    from pathlib import Path
+
+    from analysis.codekey import closure
+
+    project, _ = closure(["analysis.pipeline"])
+    folder = Path(__file__).resolve().parents[1] / "analysis" / "models"
+    wanted = {"analysis.models" if p.stem == "__init__" else f"analysis.models.{p.stem}" for p in folder.glob("*.py")}
+    assert wanted <= set(project), sorted(wanted - set(project))

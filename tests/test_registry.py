@@ -78,3 +78,18 @@ def test_the_freshness_check_hashes_the_weight_files_a_family_declares(tmp_path,
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1]).stdout
     assert out.strip() == "[]"  # reading the registry imports no torch
+
+
+def test_inceptionv1s_own_recipe_has_the_published_supports():
+    """InceptionV1's family defaults (no author recipe), on its real architecture with random weights, hold every tensor
+    its article sections read (the browser tests' site names those tensors itself, so this checks the defaults)."""
+    from analysis import recipes
+    from analysis.models import googlenet
+
+    recipe = recipes.recipe_for("inceptionv1", googlenet.GoogLeNet().eval(), None, recipes.RecipeSpec())
+    jobs = {t.id: t for t in recipe.tensors}
+    assert {"inception3a->inception3b", "maxpool2->inception3b", "conv1.conv", "inception4d.branch3.1.conv",
+            "inception5b.branch3.1.conv"} <= set(jobs)
+    assert recipe.first_layer == "conv1.conv" and recipe.image_size == 224
+    assert [c.tensor for c in recipe.context] == ["inception3a->inception3b"]
+    assert len(recipe.tensors) > 20  # every block and spatial conv, not only what the article shows

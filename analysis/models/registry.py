@@ -44,9 +44,18 @@ class Family:
         return re.fullmatch(self.pattern, name) is not None
 
 
-def _impl(module: str):
-    """A family's torch side, imported when a model is loaded or described, not when the registry is read."""
-    return importlib.import_module(f"analysis.models.{module}")
+# A family's torch side, imported when a model is loaded or described, not when the registry is read. Each is named
+# by a literal, so the code key of every cached result (analysis/codekey.py) still follows it into these modules.
+def _lab():
+    return importlib.import_module("analysis.models.lab")
+
+
+def _efficientnet():
+    return importlib.import_module("analysis.models.efficientnet")
+
+
+def _tv_zoo():
+    return importlib.import_module("analysis.models.tv_zoo")
 
 
 # ----------------------------------------------------------------------------- the banding lab
@@ -56,17 +65,17 @@ _LAB = re.compile(r"lab-(gap|flatten|rotated)-s(\d+)")
 
 def _lab_load(name: str, cache_dir: PathLike) -> Any:
     variant, seed = _LAB.fullmatch(name).groups()
-    return _impl("lab").load_lab(variant, int(seed), cache_dir)
+    return _lab().load_lab(variant, int(seed), cache_dir)
 
 
 def _lab_facts(name: str, cache_dir: PathLike) -> dict:
     variant, seed = _LAB.fullmatch(name).groups()
-    return _impl("lab").lab_facts(variant, int(seed), cache_dir)
+    return _lab().lab_facts(variant, int(seed), cache_dir)
 
 
 def _lab_family(variant: str, label: str, color: str) -> Family:
     return Family(rf"lab-{variant}-s\d+", label, color, load=_lab_load, facts=_lab_facts,
-                  names=lambda: [f"lab-{variant}-s{s}" for s in _impl("lab").LabConfig().seeds],
+                  names=lambda: [f"lab-{variant}-s{s}" for s in _lab().LabConfig().seeds],
                   recipe="lab_recipe", image_size=32,
                   featured={"nmf": ["conv6"]})  # the last conv carries the experiment
 
@@ -75,7 +84,7 @@ def _lab_family(variant: str, label: str, color: str) -> Family:
 
 def _efficientnet_present(name: str) -> bool:
     try:
-        return _impl("efficientnet").weights_path().is_file()
+        return _efficientnet().weights_path().is_file()
     except ModelUnavailable:
         return False
 
@@ -83,8 +92,8 @@ def _efficientnet_present(name: str) -> bool:
 def _tv_family(name: str, color: str, featured: dict | None = None, label: str | None = None,
                image_size: int = 224) -> Family:
     weights = tv_weights.BY_MODEL[name]
-    return Family(re.escape(name), label or weights.label, color, load=lambda n, cache_dir: _impl("tv_zoo").load(n),
-                  facts=lambda n, cache_dir: _impl("tv_zoo").facts(n), names=lambda: [name],
+    return Family(re.escape(name), label or weights.label, color, load=lambda n, cache_dir: _tv_zoo().load(n),
+                  facts=lambda n, cache_dir: _tv_zoo().facts(n), names=lambda: [name],
                   present=lambda n: tv_weights.present(weights), featured=featured or {}, image_size=image_size,
                   weight_files=lambda n: list(tv_weights.candidates(weights)))
 
@@ -94,8 +103,8 @@ FAMILIES: list[Family] = [
     _lab_family("flatten", "lab: flatten", "#4c78a8"),
     _lab_family("rotated", "lab: GAP, rotated inputs", "#54a24b"),
     Family("efficientnet-lite0", "EfficientNet-Lite0", "#f58518",
-           load=lambda n, cache_dir: _impl("efficientnet").load_efficientnet_lite0(),
-           facts=lambda n, cache_dir: _impl("efficientnet").facts(), names=lambda: ["efficientnet-lite0"],
+           load=lambda n, cache_dir: _efficientnet().load_efficientnet_lite0(),
+           facts=lambda n, cache_dir: _efficientnet().facts(), names=lambda: ["efficientnet-lite0"],
            present=_efficientnet_present, weight_files=lambda n: [paths.efficientnet_lite0_file()], featured={
                # Two blocks at once: 3x3 and 5x5 depthwise kernels compose to 13x13 through a stride of 2.
                "expansions": ["_blocks.2 -> _blocks.4"],
