@@ -36,8 +36,8 @@ from analysis.lab_summary import lab_summary
 from analysis.models import registry
 from analysis.paths import inside, safe_component
 from analysis.codekey import code_key
-from analysis.spec import (DEFAULT_IMAGE_SIZE, AnalysisConfig, ModelSpec, Subject, Workspace, log as _log,
-                           variant_name)
+from analysis.spec import (DEFAULT_IMAGE_SIZE, KEPT_VARIANTS, AnalysisConfig, ModelSpec, Subject,  # noqa: F401
+                           Workspace, log as _log, prune_variants, variant_name)
 from analysis.neuron_featureviz import neuron_featureviz
 from analysis.tensor_stage import analyse_tensors
 
@@ -285,27 +285,6 @@ def _check_lab_config(lab_cfg: dict) -> None:
     if unknown:
         raise AnalysisError(f"unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})",
                             field="analysis.lab")
-
-
-KEPT_VARIANTS = 3  # model keys whose records are kept per model (the live one and the two used before it)
-
-
-def prune_variants(folder: Path, live: str) -> None:
-    """Keep the live model key's folder of one model and the ``KEPT_VARIANTS - 1`` others used most recently (a
-    folder's mtime says when it was last used: touched here); delete the rest and anything else in ``folder``
-    (records of the layout before model keys)."""
-    import os
-    import shutil
-
-    current = folder.parent / live
-    if not current.is_dir():
-        return
-    os.utime(current)
-    others = sorted((p for p in folder.iterdir() if p != current), key=lambda p: -p.lstat().st_mtime_ns)
-    keep = [p for p in others if p.is_dir() and not p.is_symlink() and len(p.name) == 16][:KEPT_VARIANTS - 1]
-    for path in others:
-        if path not in keep:
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
 def portable(info: dict, cache_dir: Path) -> dict:
