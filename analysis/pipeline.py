@@ -116,7 +116,7 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
             on_model(spec.name)
     if any(n.startswith("lab-") for n in tensor_entries):
         jsonio.write_json(root / "lab-summary.json", lab_summary(root, tensor_entries, cache_dir, cfg.lab,
-                                                                    [n for n, _ in _photos()]))
+                                                                    photo_names()))
         manifest["lab_summary"] = "lab-summary.json"
     if any(not (m.get("examples") or {}).get("complete", True) for m in manifest["models"].values()):
         # A dataset-examples pass stopped by its time budget: the next build's freshness check must see the
@@ -341,13 +341,14 @@ def _count_featureviz(root: Path, manifest: dict) -> int:
 def _software() -> dict:
     import platform
 
-    import sklearn
+    from importlib.metadata import version
 
+    # the installed version, read without importing scikit-learn (its import costs seconds of CPU)
     return {"python": platform.python_version(), "torch": torch.__version__.split("+")[0],
-            "numpy": np.__version__, "sklearn": sklearn.__version__}
+            "numpy": np.__version__, "sklearn": version("scikit-learn")}
 
 
-def _photos() -> list:
-    from analysis.data import load_photos
+def photo_names() -> list[str]:
+    from analysis.data import photo_names
 
-    return load_photos()
+    return photo_names()
