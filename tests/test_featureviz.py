@@ -269,6 +269,14 @@ def test_transform_without_scale_or_rotation_is_an_integer_crop():
         assert any(torch.allclose(out[k], c, atol=1e-5) for c in crops)
 
 
+def test_transforms_shrink_with_small_pictures_but_stop_at_lucids_pixel_amounts():
+    lucid = transform.TransformSpec.standard(128)
+    assert (lucid.pad, lucid.jitter1, lucid.jitter2) == (12, 8, 4)
+    assert transform.TransformSpec.standard(224) == lucid == transform.TransformSpec.standard(160)
+    small = transform.TransformSpec.standard(64)
+    assert (small.pad, small.jitter1, small.jitter2) == (6, 4, 2) and small.scales == lucid.scales
+
+
 def test_png_bytes_are_deterministic_and_bare():
     img = np.random.default_rng(0).random((8, 8, 3), dtype=np.float32)
     data = png_bytes(img)
