@@ -73,7 +73,8 @@ def photo_names() -> list[str]:
     """The bundled photos' names, in the order of PHOTO_FILES (each file checked, none decoded)."""
     for name, _, _ in PHOTO_FILES:
         if not photo_path(name).is_file():
-            raise AnalysisError(f"bundled photo {name!r} not found at {photo_path(name)} (is the package installed fully?)")
+            raise AnalysisError(f"bundled photo {name!r} not found at {photo_path(name)} "
+                                "(is the package installed fully?)")
     return [name for name, _, _ in PHOTO_FILES]
 
 
