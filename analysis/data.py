@@ -28,16 +28,23 @@ PHOTO_FILES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def package_folder(package: str) -> Path | None:
+    """Where an installed package lies, found without importing it (None when it is not installed): importing
+    sklearn.datasets to find its images cost the analysis 2-8 s of CPU (it loads scipy), for a folder name."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return Path(locations[0]) if locations else None
+
+
 def _data_folder(package: str) -> Path:
-    if package == "skimage":
-        import skimage.data
-
-        return Path(skimage.data.__file__).parent
-    if package == "sklearn":
-        import sklearn.datasets
-
-        return Path(sklearn.datasets.__file__).parent / "images"
-    raise AnalysisError(f"unknown photo package {package!r}")
+    if package not in ("skimage", "sklearn"):
+        raise AnalysisError(f"unknown photo package {package!r}")
+    folder = package_folder(package)
+    if folder is None:
+        raise AnalysisError(f"bundled photos: the package {package!r} is not installed")
+    return folder / ("data" if package == "skimage" else "datasets/images")
 
 
 def photo_path(name: str) -> Path:
@@ -60,6 +67,15 @@ def load_photo(name: str) -> np.ndarray:
         rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
     rgb.setflags(write=False)
     return rgb
+
+
+def photo_names() -> list[str]:
+    """The bundled photos' names, in the order of PHOTO_FILES (each file checked, none decoded)."""
+    for name, _, _ in PHOTO_FILES:
+        if not photo_path(name).is_file():
+            raise AnalysisError(f"bundled photo {name!r} not found at {photo_path(name)} "
+                                "(is the package installed fully?)")
+    return [name for name, _, _ in PHOTO_FILES]
 
 
 def load_photos() -> list[tuple[str, np.ndarray]]:

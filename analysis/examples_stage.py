@@ -2,7 +2,8 @@
 model's image set (analysis/image_sets.py), found by one pass over the images (analysis/example_pass.py).
 
 Kept per model and extended incrementally: the running top-k and the images already seen live in
-`<cache>/examples/<model>/state.json` (crops, for large folders, beside it), so a larger folder or budget processes
+`<cache>/examples/<model>/<model key>/state.json` (crops, for large folders, beside it; the states of
+the KEPT_VARIANTS model keys used most recently are kept), so a larger folder or budget processes
 only the new images, and a pass stopped by the site's time budget (site.yml `analysis: examples: {seconds}`) resumes
 on the next build. An image whose file changed, or that was removed, restarts the pass (its old examples cannot be
 taken back out of a top-k).
@@ -30,7 +31,7 @@ from analysis.cache import entry_key
 from analysis.errors import AnalysisError
 from analysis.examples import ReceptiveField
 from analysis.paths import safe_component
-from analysis.spec import EXAMPLES_SETTINGS, Subject, Workspace
+from analysis.spec import EXAMPLES_SETTINGS, Subject, Workspace, prune_variants, variant_name
 
 SCHEMA = "vw-examples/1"
 SETTINGS = EXAMPLES_SETTINGS  # site.yml analysis.examples
@@ -103,7 +104,11 @@ def examples(s: Subject, ws: Workspace, image_set: image_sets.ImageSet, raw_sett
     base = None if image_set.kind == "mnist" else (recipe.photo_size or recipe.image_size)
     probe = base or int(recipe.image_size)
     crops = not image_set.ships_sources
-    state_dir = ws.cache_dir / "examples" / safe_component(s.name)
+    # One running state per model key (like ws.model_dir): going back to an earlier setting (an image size, other
+    # weights) finds that setting's pass instead of starting it over; the few used most recently are kept.
+    state_dir = ws.cache_dir / "examples" / safe_component(s.name) / variant_name(s.info["weights_sha256"])
+    state_dir.mkdir(parents=True, exist_ok=True)
+    prune_variants(state_dir.parent, f"{state_dir.parent.name}/{state_dir.name}")
     layers = _layers(s, ws, net, names, hooks, max(32, probe), channels_in, state_dir)
     key = entry_key(__name__, s.info["weights_sha256"], "examples", jsonio.dumps(recipe.blocks_json()),
                     [(layer.name, layer.hook, _rf_json(layer.rf)) for layer in layers], base, SCALE_FACTORS, top,

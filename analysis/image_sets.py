@@ -129,19 +129,13 @@ def folder_signature(root: Path) -> str:
 
 
 def _package_folder(package: str) -> Path | None:
-    if package == "matplotlib":  # found, not imported (its import costs ~0.3 s); None where it is not installed
-        import importlib.util
+    """The folder of a package's bundled photos, found without importing the package (analysis.data.package_folder);
+    None where it is not installed."""
+    from analysis.data import package_folder
 
-        spec = importlib.util.find_spec("matplotlib")
-        locations = list(spec.submodule_search_locations or []) if spec else []
-        return Path(locations[0]) / "mpl-data" / "sample_data" if locations else None
-    if package == "skimage":
-        import skimage.data
-
-        return Path(skimage.data.__file__).parent
-    import sklearn.datasets
-
-    return Path(sklearn.datasets.__file__).parent / "images"
+    root = package_folder(package)
+    sub = {"matplotlib": "mpl-data/sample_data", "skimage": "data", "sklearn": "datasets/images"}[package]
+    return None if root is None else root / sub
 
 
 def bundled_photo_files() -> list[tuple[str, Path]]:

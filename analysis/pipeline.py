@@ -36,8 +36,8 @@ from analysis.lab_summary import lab_summary
 from analysis.models import registry
 from analysis.paths import inside, safe_component
 from analysis.codekey import code_key
-from analysis.spec import (DEFAULT_IMAGE_SIZE, AnalysisConfig, ModelSpec, Subject, Workspace, log as _log,
-                           variant_name)
+from analysis.spec import (DEFAULT_IMAGE_SIZE, KEPT_VARIANTS, AnalysisConfig, ModelSpec, Subject,  # noqa: F401
+                           Workspace, log as _log, prune_variants, variant_name)
 from analysis.neuron_featureviz import neuron_featureviz
 from analysis.tensor_stage import analyse_tensors
 
@@ -116,7 +116,7 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
             on_model(spec.name)
     if any(n.startswith("lab-") for n in tensor_entries):
         jsonio.write_json(root / "lab-summary.json", lab_summary(root, tensor_entries, cache_dir, cfg.lab,
-                                                                    [n for n, _ in _photos()]))
+                                                                    photo_names()))
         manifest["lab_summary"] = "lab-summary.json"
     if any(not (m.get("examples") or {}).get("complete", True) for m in manifest["models"].values()):
         # A dataset-examples pass stopped by its time budget: the next build's freshness check must see the
@@ -287,27 +287,6 @@ def _check_lab_config(lab_cfg: dict) -> None:
                             field="analysis.lab")
 
 
-KEPT_VARIANTS = 3  # model keys whose records are kept per model (the live one and the two used before it)
-
-
-def prune_variants(folder: Path, live: str) -> None:
-    """Keep the live model key's folder of one model and the ``KEPT_VARIANTS - 1`` others used most recently (a
-    folder's mtime says when it was last used: touched here); delete the rest and anything else in ``folder``
-    (records of the layout before model keys)."""
-    import os
-    import shutil
-
-    current = folder.parent / live
-    if not current.is_dir():
-        return
-    os.utime(current)
-    others = sorted((p for p in folder.iterdir() if p != current), key=lambda p: -p.lstat().st_mtime_ns)
-    keep = [p for p in others if p.is_dir() and not p.is_symlink() and len(p.name) == 16][:KEPT_VARIANTS - 1]
-    for path in others:
-        if path not in keep:
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-
-
 def portable(info: dict, cache_dir: Path) -> dict:
     """A model's facts for the manifest with no absolute path: a file inside the cache folder relative to it (the
     lab's weights), any other by its name, so a cache folder can move (the files are found again when loading)."""
@@ -362,13 +341,14 @@ def _count_featureviz(root: Path, manifest: dict) -> int:
 def _software() -> dict:
     import platform
 
-    import sklearn
+    from importlib.metadata import version
 
+    # the installed version, read without importing scikit-learn (its import costs seconds of CPU)
     return {"python": platform.python_version(), "torch": torch.__version__.split("+")[0],
-            "numpy": np.__version__, "sklearn": sklearn.__version__}
+            "numpy": np.__version__, "sklearn": version("scikit-learn")}
 
 
-def _photos() -> list:
-    from analysis.data import load_photos
+def photo_names() -> list[str]:
+    from analysis.data import photo_names
 
-    return load_photos()
+    return photo_names()

@@ -93,12 +93,33 @@ class Workspace:
     def model_dir(self, s: Subject) -> Path:
         """Where one model's records live: a folder per model key (weights, and for a bring-your-own model its code,
         kwargs and image size), so going back to an earlier setting finds that setting's records (the pipeline
-        keeps the few most recently used: analysis.pipeline.prune_variants)."""
+        keeps the few most recently used: prune_variants)."""
         return self.root / s.folder / variant_name(s.info["weights_sha256"])
 
 
 def variant_name(model_key: str) -> str:
     return model_key[:16]
+
+
+KEPT_VARIANTS = 3  # model keys whose records are kept per model (the live one and the two used before it)
+
+
+def prune_variants(folder: Path, live: str) -> None:
+    """Keep the live model key's folder of one model and the ``KEPT_VARIANTS - 1`` others used most recently (a
+    folder's mtime says when it was last used: touched here); delete the rest and anything else in ``folder``
+    (records of the layout before model keys)."""
+    import os
+    import shutil
+
+    current = folder.parent / live
+    if not current.is_dir():
+        return
+    os.utime(current)
+    others = sorted((p for p in folder.iterdir() if p != current), key=lambda p: -p.lstat().st_mtime_ns)
+    keep = [p for p in others if p.is_dir() and not p.is_symlink() and len(p.name) == 16][:KEPT_VARIANTS - 1]
+    for path in others:
+        if path not in keep:
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
 def log(progress: bool, msg: str) -> None:

@@ -9,7 +9,7 @@ same size with its defaults (512 steps, Adam lr 0.05, standard transforms; it up
 before the model). Lucent runs in its own interpreter (--lucent-python: a venv with torch-lucent, whose torchvision
 import is stood in for) right after ours, layer by layer; both on 2 torch threads with OMP_WAIT_POLICY=PASSIVE.
 
-Ours is optimised with view=224 (analysis.featureviz.optimize: 3 steps in 4 see the picture enlarged to 224 px;
+Ours is optimised with view=224 (analysis.featureviz.optimize: 7 steps in 8 see the picture enlarged to 224 px;
 --no-view turns that off), at the default preset's steps and learning rate unless --steps/--lr say otherwise.
 
 Prints per layer and over all neurons (medians over neurons of per-neuron ratios, ours / Lucent's):

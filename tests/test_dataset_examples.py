@@ -44,15 +44,16 @@ def write_images(folder: Path, shapes: list[tuple[int, int]], seed: int = 0, sta
     return out
 
 
-def subject(net: nn.Module, image_size: int, channels_in: int = 3) -> Subject:
+def subject(net: nn.Module, image_size: int, channels_in: int = 3, model_key: str = "0" * 64) -> Subject:
     recipe = Recipe(tensors=[TensorJob("conv1"), TensorJob("conv2")], first_layer=None, image_size=image_size,
                     photo_size=image_size)
-    return Subject("tiny", net, {"weights_sha256": "0" * 64, "input_channels": channels_in}, recipe)
+    return Subject("tiny", net, {"weights_sha256": model_key, "input_channels": channels_in}, recipe)
 
 
-def run(tmp: Path, net: nn.Module, folder: Path, image_size: int, channels_in: int = 3, **settings) -> dict:
+def run(tmp: Path, net: nn.Module, folder: Path, image_size: int, channels_in: int = 3, model_key: str = "0" * 64,
+        **settings) -> dict:
     ws = Workspace(cache_dir=tmp / "cache", root=tmp / "cache" / "analysis", n_jobs=1, featureviz={}, progress=True)
-    out = examples_stage.examples(subject(net, image_size, channels_in), ws,
+    out = examples_stage.examples(subject(net, image_size, channels_in, model_key), ws,
                                   image_sets.open_set(str(folder)), settings)
     return {"summary": out, "index": json.loads((ws.root / out["file"]).read_text()), "root": ws.root}
 
@@ -200,6 +201,36 @@ def test_a_larger_folder_or_budget_processes_only_new_images(tmp_path, capsys):
     capsys.readouterr()
     run(tmp_path / "a", net, folder, 20)  # nothing new: nothing processed
     assert "new image" not in capsys.readouterr().out
+
+
+def test_going_back_to_an_earlier_image_size_reuses_its_pass(tmp_path, capsys):
+    """A bring-your-own model's key covers its image size (analysis.loading), and each model key keeps its own running
+    state: 20 -> 24 -> 20 px runs the pass twice, not three times (EfficientNet-Lite1 at 240 -> 256 -> 240 px); only
+    the KEPT_VARIANTS keys used most recently keep theirs."""
+    from analysis import spec
+
+    def key(image_size: int) -> str:  # the model key as analysis.loading makes it for a brought model
+        return jsonio.sha256_text(f"weights|code|{{}}|{image_size}")
+
+    net = no_pad_net()
+    folder = tmp_path / "imgs"
+    write_images(folder, [(30, 32)] * 3, seed=5)
+    first = run(tmp_path, net, folder, 20, model_key=key(20))
+    assert "from 3 new image(s)" in capsys.readouterr().out
+    run(tmp_path, net, folder, 24, model_key=key(24))
+    assert "from 3 new image(s)" in capsys.readouterr().out
+    back = run(tmp_path, net, folder, 20, model_key=key(20))
+    assert "new image" not in capsys.readouterr().out  # the 20 px pass, found again
+    assert comparable(back) == comparable(first)
+    states = tmp_path / "cache" / "examples" / "tiny"
+    assert len(list(states.iterdir())) == 2
+    for size in (26, 28, 30):
+        run(tmp_path, net, folder, size, model_key=key(size))
+    kept = sorted(p.name for p in states.iterdir())
+    assert len(kept) == spec.KEPT_VARIANTS and spec.variant_name(key(30)) in kept
+    capsys.readouterr()
+    run(tmp_path, net, folder, 20, model_key=key(20))  # pruned: the oldest key's pass runs again
+    assert "from 3 new image(s)" in capsys.readouterr().out
 
 
 def test_a_time_budget_stops_and_the_next_run_resumes(tmp_path, monkeypatch, capsys):

@@ -272,6 +272,14 @@ def test_transform_without_scale_or_rotation_is_an_integer_crop():
         assert any(torch.allclose(out[k], c, atol=1e-5) for c in crops)
 
 
+def test_transforms_shrink_with_small_pictures_but_stop_at_lucids_pixel_amounts():
+    lucid = transform.TransformSpec.standard(128)
+    assert (lucid.pad, lucid.jitter1, lucid.jitter2) == (12, 8, 4)
+    assert transform.TransformSpec.standard(224) == lucid == transform.TransformSpec.standard(160)
+    small = transform.TransformSpec.standard(64)
+    assert (small.pad, small.jitter1, small.jitter2) == (6, 4, 2) and small.scales == lucid.scales
+
+
 def test_png_bytes_are_deterministic_and_bare():
     img = np.random.default_rng(0).random((8, 8, 3), dtype=np.float32)
     data = png_bytes(img)
@@ -355,3 +363,71 @@ def test_cached_directions(net, tmp_path, monkeypatch):
     monkeypatch.setattr(fv_cache, "visualize_directions", _fail)
     assert cached_visualize_directions(net, "tiny", "ab" * 32, "conv3", dirs, tmp_path, TINY) == first
     assert not (tmp_path / "featureviz" / "manifest.json").exists()
+
+
+class _SkipReadsConv(nn.Module):
+    """conv -> bn, but the conv's output is also added back after the bn: folding would change that second read."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.out = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.out(self.bn(y) + y)
+
+
+def bn_net() -> nn.Module:
+    """conv-bn-relu6 twice (MobileNetV2's unit), with running statistics far from the identity."""
+    g = torch.Generator().manual_seed(7)
+    net = nn.Sequential(OrderedDict(
+        conv1=nn.Conv2d(3, 8, 3, padding=1, bias=False), bn1=nn.BatchNorm2d(8), act1=nn.ReLU6(),
+        conv2=nn.Conv2d(8, 8, 3, padding=1, stride=2, groups=8, bias=False), bn2=nn.BatchNorm2d(8), act2=nn.ReLU6(),
+        conv3=nn.Conv2d(8, 6, 1)))
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / m.weight[0].numel()) ** 0.5)
+            if isinstance(m, nn.BatchNorm2d):
+                for t in (m.weight, m.bias, m.running_mean):
+                    t.copy_(torch.randn(t.shape, generator=g))
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) * 3 + 0.1)
+    return net.eval()
+
+
+def test_batch_norms_are_folded_into_their_convs_computing_the_same_function():
+    from analysis.featureviz import fold
+
+    net = bn_net()
+    probe = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    assert fold.conv_bn_pairs(net, "conv3", probe) == [("conv1", "bn1"), ("conv2", "bn2")]
+    assert fold.conv_bn_pairs(net, "act1", probe) == [("conv1", "bn1")]  # only what the layer depends on
+    fast = fold.folded(net, "conv3", probe)
+    assert fast is not net and not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == 2  # the caller's network is untouched
+    x = torch.rand(3, 3, 40, 40, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a, b = layer_activations(net, "conv3", x), layer_activations(fast, "conv3", x)
+    assert torch.allclose(a, b, rtol=1e-4, atol=1e-5) and a.abs().max() > 1
+    assert fold.folded(net, "conv3", probe) is fast  # memoised
+    with torch.no_grad():
+        net.bn1.running_mean.add_(1.0)  # the weights changed: folded again
+    assert fold.folded(net, "conv3", probe) is not fast
+    skip = _SkipReadsConv().eval()
+    with torch.no_grad():
+        skip.bn.running_mean.fill_(3.0)
+    probe = torch.rand(1, 3, 16, 16)
+    assert fold.conv_bn_pairs(skip, "out", probe) == [("conv", "bn")]  # looks foldable ...
+    assert fold.folded(skip, "out", probe) is skip  # ... but the check at the layer refuses it
+
+
+def test_a_folded_network_renders_the_pictures_of_the_network_itself(monkeypatch):
+    from analysis.featureviz import render
+
+    net = bn_net()
+    fast = visualize(net, "conv3", range(6), size=24, steps=24)
+    monkeypatch.setattr(render, "folded", lambda model, layer, probe: model)
+    slow = visualize(net, "conv3", range(6), size=24, steps=24)
+    diff = np.abs(fast - slow)
+    assert diff.mean() < 1e-3 and diff.max() < 0.05, (diff.mean(), diff.max())
+    assert np.abs(fast[0] - slow[1]).mean() > 0.05  # while different channels differ clearly

@@ -6,6 +6,7 @@ objectives.py channel and direction objectives, one target per image of the batc
 canvas.py     the side a layer's pictures are rendered at (its receptive field, capped) and gray or RGB
 hooks.py      capturing a named layer's output (and stopping the forward pass there)
 render.py     the optimisation loop
+fold.py       batch norms folded into their convs for the loop (the same function, less CPU)
 cache.py      PNG + JSON cache and manifest
 """
 from .cache import (QUALITY_PRESETS, cached_visualize, cached_visualize_directions,
