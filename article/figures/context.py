@@ -142,7 +142,7 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         )
         big = alt.layer(
             big.mark_rect().encode(color=alt.Color("v:Q", scale=diverging_scale(alt, ctx), legend=alt.Legend(
-                title="weight / max |w|", orient="bottom", gradientLength=160))),
+                title=["colour: weight / max |w|", "numbers: the weight itself"], orient="bottom", gradientLength=160))),
             big.mark_text(fontSize=9).encode(text=alt.Text("w:Q", format=".2f"),
                                              color=alt.value("#222")),
         )

@@ -95,12 +95,12 @@ def published_banding(ctx: FigureContext, params: dict[str, str]) -> Figure:
                                  legend=alt.Legend(orient="top", columns=1 if phone else 2)),
             tooltip=tooltip).add_params(pick)
         shift = {"yOffset": 7} if phone else {}
-        columns = base.mark_point(shape="diamond", filled=True, size=70, color="#222", **shift).encode(
+        columns = base.mark_point(shape="diamond", filled=True, size=70, style="vw-ink", **shift).encode(
             x="C:Q", tooltip=tooltip)
         baseline = base.mark_tick(color="#888", thickness=2, size=16, **shift).encode(x="baseline:Q", tooltip=tooltip)
         spread = base.transform_filter("isValid(datum.R_lo)")
-        r_err = spread.mark_rule(color="#222", **shift).encode(x="R_lo:Q", x2="R_hi:Q")
-        c_err = spread.mark_rule(color="#222", strokeDash=[2, 2], **shift).encode(x="C_lo:Q", x2="C_hi:Q")
+        r_err = spread.mark_rule(style="vw-ink", **shift).encode(x="R_lo:Q", x2="R_hi:Q")
+        c_err = spread.mark_rule(style="vw-ink", strokeDash=[2, 2], **shift).encode(x="C_lo:Q", x2="C_hi:Q")
         layers = [bars, baseline, r_err, c_err, columns]
         if phone:
             layers.append(base.mark_text(align="left", baseline="bottom", yOffset=-3, fontSize=11).encode(

@@ -19,7 +19,8 @@
       legend: { labelColor: muted, titleColor: fg, labelFont: font, titleFont: font },
       title: { color: fg, subtitleColor: muted, font: font },
       header: { labelColor: fg, titleColor: fg },
-      text: { color: fg }
+      text: { color: fg },
+      style: { "vw-ink": { color: fg } }  /* marks drawn in the text colour: dark on light, light on dark */
     };
   }
   var dark = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
