@@ -38,13 +38,23 @@ def package_folder(package: str) -> Path | None:
     return Path(locations[0]) if locations else None
 
 
+# Where each package keeps its bundled photos (analysis/image_sets.py lists them too).
+PHOTO_FOLDERS = {"matplotlib": "mpl-data/sample_data", "skimage": "data", "sklearn": "datasets/images"}
+
+
+def bundled_folder(package: str) -> Path | None:
+    """The folder of a package's bundled photos, None where the package is not installed."""
+    root = package_folder(package)
+    return None if root is None else root / PHOTO_FOLDERS[package]
+
+
 def _data_folder(package: str) -> Path:
-    if package not in ("skimage", "sklearn"):
+    if package not in PHOTO_FOLDERS:
         raise AnalysisError(f"unknown photo package {package!r}")
-    folder = package_folder(package)
+    folder = bundled_folder(package)
     if folder is None:
         raise AnalysisError(f"bundled photos: the package {package!r} is not installed")
-    return folder / ("data" if package == "skimage" else "datasets/images")
+    return folder
 
 
 def photo_path(name: str) -> Path:

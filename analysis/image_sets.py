@@ -129,13 +129,10 @@ def folder_signature(root: Path) -> str:
 
 
 def _package_folder(package: str) -> Path | None:
-    """The folder of a package's bundled photos, found without importing the package (analysis.data.package_folder);
-    None where it is not installed."""
-    from analysis.data import package_folder
+    """The folder of a package's bundled photos, found without importing the package; None where not installed."""
+    from analysis.data import bundled_folder
 
-    root = package_folder(package)
-    sub = {"matplotlib": "mpl-data/sample_data", "skimage": "data", "sklearn": "datasets/images"}[package]
-    return None if root is None else root / sub
+    return bundled_folder(package)
 
 
 def bundled_photo_files() -> list[tuple[str, Path]]:

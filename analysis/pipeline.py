@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from analysis import deadline, device, jsonio, loading, parallel, recipes
+from analysis import data, deadline, device, jsonio, loading, parallel, recipes
 from analysis.blocks import BlocksError
 from analysis.context_stage import context
 from analysis.errors import AnalysisError, ModelUnavailable
@@ -36,8 +36,8 @@ from analysis.lab_summary import lab_summary
 from analysis.models import registry
 from analysis.paths import inside, safe_component
 from analysis.codekey import code_key
-from analysis.spec import (DEFAULT_IMAGE_SIZE, KEPT_VARIANTS, AnalysisConfig, ModelSpec, Subject,  # noqa: F401
-                           Workspace, log as _log, prune_variants, variant_name)
+from analysis.spec import (DEFAULT_IMAGE_SIZE, AnalysisConfig, ModelSpec, Subject, Workspace, log as _log,
+                           prune_variants, variant_name)
 from analysis.neuron_featureviz import neuron_featureviz
 from analysis.tensor_stage import analyse_tensors
 
@@ -116,7 +116,7 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
             on_model(spec.name)
     if any(n.startswith("lab-") for n in tensor_entries):
         jsonio.write_json(root / "lab-summary.json", lab_summary(root, tensor_entries, cache_dir, cfg.lab,
-                                                                    photo_names()))
+                                                                    data.photo_names()))
         manifest["lab_summary"] = "lab-summary.json"
     if any(not (m.get("examples") or {}).get("complete", True) for m in manifest["models"].values()):
         # A dataset-examples pass stopped by its time budget: the next build's freshness check must see the
@@ -347,8 +347,3 @@ def _software() -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__.split("+")[0],
             "numpy": np.__version__, "sklearn": version("scikit-learn")}
 
-
-def photo_names() -> list[str]:
-    from analysis.data import photo_names
-
-    return photo_names()
