@@ -25,7 +25,7 @@ from analysis.fingerprint import DigestMemo  # stdlib only: no torch
 from . import cache, fileset, limits
 from .errors import BuildError
 from .fileset import FileSet
-from .markup import TocEntry
+from .structure import TocEntry
 
 def code(cache_dir: Path | None = None) -> list[str | bytes]:
     """The code and library part of every article's key, as one digest: computed once per build (``entry``'s

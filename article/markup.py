@@ -29,6 +29,7 @@ from . import directives, limits
 from .bibliography import Citations
 from .errors import BuildError
 from .mathml import tex_to_mathml
+from .structure import TocEntry
 from .theme import WIDTHS  # the figure widths style.css lays out
 from .urls import safe_url
 
@@ -282,13 +283,6 @@ def _convert_here(text: str, raw_html: bool, full: bool, code: bool, plain: list
 
 FigureHook = Callable[[dict[str, str], int, str, int], str]
 """(params incl. id/kind/width, number, caption_html, body line) -> <figure> HTML."""
-
-
-@dataclass
-class TocEntry:
-    id: str
-    title: str
-    children: list["TocEntry"] = field(default_factory=list)
 
 
 @dataclass

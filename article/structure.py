@@ -10,7 +10,15 @@ from typing import Any
 
 from .fileset import FileSet
 from .frontmatter import Source
-from .markup import TocEntry
+
+
+@dataclass
+class TocEntry:
+    """A heading of an article's table of contents, with the headings below it."""
+
+    id: str
+    title: str
+    children: list["TocEntry"] = field(default_factory=list)
 
 
 @dataclass
