@@ -186,7 +186,7 @@ def _chart_output(fig: Figure, fig_id: str, ctx: FigureContext) -> FigureOutput:
 
     theme.register_chart_font()
     try:
-        svg = vl_convert.vegalite_to_svg(dict(spec, datasets=datasets))
+        svg = vl_convert.vegalite_to_svg(dict(spec, datasets=datasets), config=theme.static_config())
     except Exception as exc:
         raise ctx.error(f"Vega-Lite spec does not render: {exc}") from None
     return FigureOutput(description=fig.description, spec_text=jsonio.dumps(spec),

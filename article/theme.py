@@ -60,6 +60,12 @@ def vega_config(theme: dict[str, Any] | None = None) -> dict[str, Any]:
             "legend": {"labelFont": font, "titleFont": font}, "title": {"font": font, "subtitleFont": font}}
 
 
+def static_config() -> dict[str, Any]:
+    """Config for the static SVG (no script, print, a failed draw): figures.js's named styles in the light theme's
+    colours, so a "vw-ink" mark is drawn in the text colour there too, not in Vega's default blue."""
+    return {"style": {"vw-ink": {"color": LIGHT["fg"]}}}
+
+
 def css() -> str:
     """assets/theme.css: the vendored font and the custom properties, generated from the constants above."""
     faces = "".join(

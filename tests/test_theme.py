@@ -41,3 +41,27 @@ def test_figure_code_and_widths_read_the_theme():
     assert markup.WIDTHS is theme.WIDTHS
     for width in theme.WIDTHS:
         assert f".{width}" in (ASSETS / "style.css").read_text(encoding="utf-8")
+
+
+def test_static_svg_draws_named_styles_in_the_light_themes_colours(monkeypatch):
+    """A mark styled "vw-ink" (drawn in the text colour by figures.js) is not Vega's default blue in the static SVG
+    that readers without script, print and a failed draw get."""
+    from article import figrender
+    from article.figures import registry
+    from article.figures.registry import Figure, FigureContext
+
+    def ink(ctx, params):
+        import altair as alt
+        data = alt.Data(values=[{"x": 1, "y": 2}, {"x": 2, "y": 1}])
+        return Figure(chart=alt.Chart(data).mark_point(style="vw-ink", filled=True).encode(x="x:Q", y="y:Q"),
+                      description="two points")
+
+    monkeypatch.setitem(registry.FIGURES, "ink_test", ink)
+    monkeypatch.setitem(registry.INTERACTIONS, "ink_test", ())
+    ctx = FigureContext(article={}, site={}, cache_dir=Path("."), slug="s", figure_id="ink")
+    svg = figrender.make_output("ink_test", {}, ctx).svg
+    fills = set(re.findall(r'<path[^>]*role="graphics-symbol"[^>]*>', svg))
+    assert fills and all(f'fill="{theme.LIGHT["fg"]}"' in p for p in fills), fills
+    # and figures.js styles nothing the static config leaves out
+    named = set(re.findall(r'"(vw-[a-z-]+)"\s*:', (ASSETS / "figures.js").read_text(encoding="utf-8")))
+    assert named and named <= set(theme.static_config()["style"])
