@@ -43,6 +43,24 @@ def _filter_rows(shown: str, rec: dict) -> tuple[list[dict], list[dict], dict, t
     return pixels, bars, layout, extents[0], extents[1]
 
 
+KEY_STEPS = 9  # swatches from -max |w| to +max |w| in the colour key
+KEY_CELL = 14  # px a swatch
+
+
+def _key_rows(shown: str, rec: dict) -> list[dict]:
+    """The colour key of one model: for each input channel alone, the colour a weight from -max |w| to +max |w|
+    gets (0.5 + 0.5 w / max |w| in that channel, 0.5 in the others: grey is zero); a grey model has one row."""
+    channels = [("weight", (0, 1, 2))] if rec.get("gray") else [("red in", (0,)), ("green in", (1,)),
+                                                                  ("blue in", (2,))]
+    rows = []
+    for name, lit in channels:
+        for i in range(KEY_STEPS):
+            t = 2 * i / (KEY_STEPS - 1) - 1
+            rows.append({"m": shown, "row": name, "i": i, "w": round(t, 2),
+                         "colour": ad.hexcolor([0.5 + 0.5 * t if c in lit else 0.5 for c in range(3)])})
+    return rows
+
+
 def _per_model(layouts: dict[str, dict], key: str) -> str:
     """A Vega expression: the layout value `key` of the row's model."""
     items = list(layouts.items())
@@ -63,13 +81,14 @@ def first_layer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     names = [m for m in wanted if m in man["models"] and man["models"][m].get("first_layer")]
     if not names:
         raise ctx.error("no analysed model has first-layer results")
-    pixels, bars, summary, layouts, extent, phone_extent = [], [], [], {}, (1, 1), (1, 1)
+    pixels, bars, keys, summary, layouts, extent, phone_extent = [], [], [], [], {}, (1, 1), (1, 1)
     for name in names:
         shown = ad.label(man, name)
         rec = ad.analysis_file(ctx, man["models"][name]["first_layer"]["file"])
         p, b, layouts[shown], wide, phone = _filter_rows(shown, rec)
         pixels += p
         bars += b
+        keys += _key_rows(shown, rec)
         extent = (max(extent[0], wide[0]), max(extent[1], wide[1]))
         phone_extent = (max(phone_extent[0], phone[0]), max(phone_extent[1], phone[1]))
         n, h, w = len(rec["rgb"]), len(rec["rgb"][0]), len(rec["rgb"][0][0])
@@ -115,8 +134,24 @@ def first_layer(ctx: FigureContext, params: dict[str, str]) -> Figure:
             .mark_rect(color="#666")
             .encode(x=x, x2="gx2:Q", y=y, y2="gy2:Q", tooltip=tip)
         )
-        return (alt.layer(filters, norm_bars).add_params(pick, scale)
-                .properties(width=cell_px * grid[0], height=cell_px * grid[1]).configure_view(strokeWidth=0))
+        # The key: what a colour means, per input channel, on the scale the switch picks.
+        ends = {0: "\u2212max |w|", (KEY_STEPS - 1) // 2: "0", KEY_STEPS - 1: "+max |w|"}
+        labels = " : ".join(f"datum.value === {i} ? '{t}'" for i, t in ends.items()) + " : ''"
+        key = (
+            alt.Chart(alt.Data(values=keys)).transform_filter(alt.datum.m == pick)
+            .mark_rect()
+            .encode(x=alt.X("i:O", axis=alt.Axis(title=None, labelExpr=labels, ticks=False, domain=False,
+                                                 labelAngle=0, labelPadding=3)),
+                    y=alt.Y("row:N", sort=None, axis=alt.Axis(title=None, ticks=False, domain=False)),
+                    color=alt.Color("colour:N", scale=None, legend=None),
+                    tooltip=[alt.Tooltip("row:N", title="input channel"),
+                             alt.Tooltip("w:Q", title="weight / max |w|")])
+            .properties(name="colour_key", width=alt.Step(KEY_CELL), height=alt.Step(KEY_CELL),
+                        title=alt.TitleParams("Colour key: one input channel's weight; grey is zero",
+                                              fontSize=11, fontWeight="normal", anchor="start"))
+        )
+        drawn = alt.layer(filters, norm_bars).properties(width=cell_px * grid[0], height=cell_px * grid[1])
+        return (alt.vconcat(drawn, key, spacing=12).add_params(pick, scale).configure_view(strokeWidth=0))
 
     chart = compose(cell, extent, phone=False)
     narrow = compose(phone_cell, phone_extent, phone=True) if cell * extent[0] > PHONE_WIDTH else None

@@ -59,7 +59,32 @@ def neuron_records(label: str, report: dict, key: str = "nmf", pictures: tuple[d
             "R": ad.r3(report["banding"]["R"][n]), "C": ad.r3(report["banding"]["C"][n]),
             "pics": [pictures[0].get(str(n), ""), *pictures[1].get(str(n), [])],
         })
+    # How many of its pictures a neuron has (its own, then its factors'). Where a layer's neurons differ, those with
+    # the most are ringed in the grid; a neuron with fewer says where the pictures are, so no slot is left bare.
+    counts = [sum(1 for u in r["pics"] if u) for r in recs]
+    most, uneven = max(counts, default=0), len(set(counts)) > 1
+    for r, count in zip(recs, counts):
+        r["ring"] = int(uneven and count == most)
+        r["note"] = ("" if count == 1 + k else "No feature visualization\nin this layer." if not most
+                     else "No pictures of its factors\nin this layer." if count == most
+                     else "Its factors' pictures:\nsee the ringed neurons." if r["pics"][0]
+                     else "No pictures of this neuron:\nsee the ringed neurons.")
     return recs
+
+
+def selection_in(spec: dict, param: str, view: str) -> dict:
+    """The spec with selection `param` defined in the views named `view` only: Altair lists every layer of a layered
+    view (here the rings over the neuron grid too), and Vega-Lite would then define the selection's signals twice."""
+    for p in spec.get("params", []):
+        if p.get("name") == param and "views" in p:
+            p["views"] = [v for v in p["views"] if v.startswith(view)]
+    return spec
+
+
+def first_pictured(records: list[dict]) -> int:
+    """The neuron the figure opens on: the first layer's first ringed neuron (0 when none is)."""
+    first = [r for r in records if r["t"] == records[0]["t"]] if records else []
+    return next((r["n"] for r in first if r["ring"]), 0)
 
 
 def _pictures(ctx: FigureContext, assets: dict, model: str, entry: dict) -> tuple[dict, dict]:
@@ -132,7 +157,8 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
 
     layer = alt.param(name="layer", value=labels[0], bind=alt.binding_select(options=labels, name="Layer "))
     # nearest: a click anywhere selects the closest neuron, so clicking a gap never empties the detail panels.
-    neuron = alt.selection_point(name="neuron", fields=["n"], value=[{"n": 0}], on="click", clear=False,
+    neuron = alt.selection_point(name="neuron", fields=["n"], value=[{"n": first_pictured(records)}], on="click",
+                                 clear=False,
                                  toggle=False, nearest=True, empty=False)
     data = alt.Data(values=records)
     in_layer = alt.datum.t == layer
@@ -185,6 +211,13 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                 tooltip=[alt.Tooltip("what:N", title="feature visualization of")])
         .properties(width=300, height=70, title="feature visualizations: the neuron, then factors 0, 1, 2")
     )
+    missing = (  # where a selected neuron's pictures are, when it has fewer than the ringed ones
+        selected.transform_filter("datum.note != ''")
+        .transform_calculate(tx="datum.pics[0] != '' ? 76 : 0")  # beside the neuron's own picture, if it has one
+        .mark_text(align="left", baseline="middle", fontSize=11, lineBreak="\n", y=28)
+        .encode(text="note:N", x=alt.X("tx:Q", scale=None, axis=None))
+    )
+    pictures = alt.layer(pictures, missing).resolve_scale(x="independent")
     extents, factor_extents, grid_cols = {}, {}, {}
     for r in records:
         if r["n"] == 0:
@@ -221,9 +254,22 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                          alt.Tooltip("C:Q", title="column share C")],
             )
             .add_params(layer, neuron)
-            .properties(width=ow, height=oh, title="every neuron of the layer (click one)",
-                        name="neuron_cells")
+            .properties(name="neuron_cells")
         )
+        rings = (  # the neurons with the layer's feature visualizations
+            alt.Chart(data)
+            .transform_filter(in_layer)
+            .transform_filter("datum.ring == 1")
+            .transform_calculate(
+                gx=f"(datum.n % {ncols}) * (datum.w + 1) - 0.4", gy=f"floor(datum.n / {ncols}) * (datum.h + 1) - 0.4",
+                gx2="datum.gx + datum.w + 0.8", gy2="datum.gy + datum.h + 0.8")
+            .mark_rect(filled=False, strokeWidth=1.5, style="vw-ink")
+            .encode(x=alt.X("gx:Q", axis=None, scale=ox), x2="gx2:Q", y=alt.Y("gy:Q", axis=None, scale=oy), y2="gy2:Q")
+            .properties(name="pictured_rings")
+        )
+        overview = alt.layer(overview, rings).properties(
+            width=ow, height=oh,
+            title=["every neuron of the layer (click one;", "ringed: with feature visualizations)"])
         fh = round(panel * 0.3)
         fx, fy = square_domains(alt, layer, factor_extents, panel, fh)
         factors = (
@@ -242,7 +288,8 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
             .properties(width=panel, height=fh, title="its three spatial factors (R, G, B)", name="factor_cells")
         )
         # On a phone a long title would widen its view past the column: two lines instead.
-        side = [pictures.properties(width=panel, title=["feature visualizations: the neuron,", "then factors 0, 1, 2"]
+        side = [pictures.properties(width=panel, height=70,
+                                    title=["feature visualizations: the neuron,", "then factors 0, 1, 2"]
                                     if phone else "feature visualizations: the neuron, then factors 0, 1, 2"), factors, loadings.properties(width=panel),
                 strongest.properties(width=panel)]
         # Independent legends at every level: only the factors show theirs (shared, Vega warns of "disable").
@@ -254,8 +301,11 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                 .properties(usermeta=follow_selection("neuron", "n", targets, param="layer")))
 
     # Stacked views share a left edge after the widest axis (the loadings' "f0 · ch 16", ~55 px).
-    chart, narrow = compose(420, phone=False), compose(PHONE_WIDTH - 80, phone=True)
-    links = [(_link_text(man, m, t, 0), explorer_href(m, t, 0)) for m, t in explorer.items()]
+    chart, narrow = (selection_in(compose(w, phone=p).to_dict(), "neuron", "neuron_cells")
+                     for w, p in ((420, False), (PHONE_WIDTH - 80, True)))
+    opened = first_pictured(records)  # the neuron selected on opening: in the first layer, so its model's link
+    links = [(_link_text(man, m, t, n), explorer_href(m, t, n))
+             for i, (m, t) in enumerate(explorer.items()) for n in [opened if i == 0 else 0]]
     return Figure(chart=chart, narrow=narrow, links=links, assets=assets, description=(
         f"Interactive one-sided NMF explorer over {len(labels)} layers ({'; '.join(labels)}). The grid shows every "
         "neuron's input weights reduced to three NMF factors drawn as RGB; selecting a neuron shows its spatial "
