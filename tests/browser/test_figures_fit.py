@@ -37,6 +37,26 @@ FIT = """(width) => {
   return out;
 }"""
 
+# On a phone: every control in the page's main part is a touch target at least 44 px tall (WCAG 2.5.5; a control
+# inside or named by a label counts with its label), and no table box scrolls sideways (the layers table reflows).
+TOUCH = """() => {
+  const out = [];
+  document.querySelectorAll('main select, main button, main input:not([type=hidden])').forEach(e => {
+    const own = e.getBoundingClientRect();
+    if (own.width === 0 || getComputedStyle(e).visibility === 'hidden') return;
+    const label = e.closest('label') || (e.id && document.querySelector('label[for="' + CSS.escape(e.id) + '"]'));
+    const h = Math.max(own.height, label ? label.getBoundingClientRect().height : 0);
+    if (h < 43.5) out.push((e.closest('figure') || {}).id + ' ' + e.tagName.toLowerCase()
+        + (e.id ? '#' + e.id : '') + ' "' + (e.textContent || e.value || '').trim().slice(0, 30) + '": a touch target '
+        + h.toFixed(1) + ' px tall');
+  });
+  document.querySelectorAll('.vw-table-wrap').forEach(box => {
+    if (box.scrollWidth > box.clientWidth + 1) out.push('a table scrolls sideways: ' + box.scrollWidth + ' px in '
+        + box.clientWidth);
+  });
+  return out;
+}"""
+
 # Square cells: every rect of a Vega view named *_cells (the figure code names its kernel, neuron and filter grids
 # so), every cell of an inline kernel SVG, every explorer kernel canvas (one canvas pixel per kernel position).
 # Each heatmap figure has a colour legend. Chart text inside its SVG, axis labels not overlapping.
@@ -60,8 +80,10 @@ CELLS_LEGENDS_TEXT = """() => {
     const kernels = f.querySelectorAll('svg.vw-wkernel');
     kernels.forEach(s => Array.from(s.querySelectorAll('rect')).slice(0, 50).forEach(r =>
         square(f.id + ' kernel svg', r.width.baseVal.value, r.height.baseVal.value)));
-    const heatmap = Array.from(grids).some(g => !/filter_cells/.test(g.getAttribute('class'))) || kernels.length;
-    const legend = f.querySelector('.vw-chart g.role-legend, svg.vw-legend, .vw-legend');
+    const heatmap = grids.length || kernels.length;
+    // a Vega legend, an inline legend, or a drawn key (the first-layer figure's per-channel colour key)
+    const legend = f.querySelector('.vw-chart g.role-legend, svg.vw-legend, .vw-legend, '
+                                   + '.vw-chart g[class*="colour_key"]');
     if (heatmap && !legend) out.push(f.id + ': a heatmap without a colour legend');
     f.querySelectorAll('.vw-chart svg.marks').forEach(svg => {
       const box = svg.getBoundingClientRect();
@@ -203,7 +225,7 @@ REDRAWN = """(scheme) => Array.from(document.querySelectorAll('[data-vw-chart]')
 
 def _check(opened, width: int, interact: bool) -> tuple[list[str], int, int]:
     page = opened.page
-    found = page.evaluate(FIT, width)
+    found = page.evaluate(FIT, width) + (page.evaluate(TOUCH) if width < 640 else [])
     report = page.evaluate(CELLS_LEGENDS_TEXT)
     found += report["problems"] + page.evaluate(LEGEND_COLOURS)
     done = 0
