@@ -90,11 +90,28 @@ def test_factory_weights_and_image_size_alone_give_block_level_results(article, 
     assert len(context["featureviz"]["upper"]) == len(context["outs"])
 
 
+def assert_own_colours(cache: Path, models: list[str]) -> None:
+    """Two bring-your-own models in one chart (its static SVG, drawn by Vega as the page draws it): a legend entry
+    and a colour each."""
+    import re
+
+    from article import figrender
+    from article.figures import registry
+
+    registry.discover()
+    ctx = registry.FigureContext(article={}, site={}, cache_dir=cache, slug="s", figure_id="byo-banding")
+    svg = figrender.make_output("banding_layers", {"models": ",".join(models)}, ctx).svg
+    entries = re.findall(r'class="mark-symbol role-legend-symbol[^"]*"><path[^>]*fill="([^"]+)"', svg)
+    labels = re.findall(r'class="mark-text role-legend-label[^"]*"><text[^>]*>([^<]*)</text>', svg)
+    assert labels == models and len(set(entries)) == len(models), (labels, entries)
+
+
 @pytest.mark.slow
 def test_a_declaration_change_reanalyses_only_that_model(article, tmp_path, capsys):
     cache = tmp_path / "cache"
     first, _ = analyse(cache, [spec(article, "a", image_size=32), spec(article, "b", "other.pt", image_size=32)],
                        capsys)
+    assert_own_colours(cache, ["a", "b"])
     changed = spec(article, "b", "other.pt", image_size=32, kwargs={"width": 8})  # same network, new kwargs
     second, out = analyse(cache, [spec(article, "a", image_size=32), changed], capsys)
     assert "a: unchanged, reused without loading it" in out
