@@ -263,7 +263,7 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
             .transform_calculate(
                 gx=f"(datum.n % {ncols}) * (datum.w + 1) - 0.4", gy=f"floor(datum.n / {ncols}) * (datum.h + 1) - 0.4",
                 gx2="datum.gx + datum.w + 0.8", gy2="datum.gy + datum.h + 0.8")
-            .mark_rect(filled=False, strokeWidth=1.5, style="vw-ink")
+            .mark_rect(filled=False, strokeWidth=1.5, style="vw-ink", aria=False)  # decoration: the title says it
             .encode(x=alt.X("gx:Q", axis=None, scale=ox), x2="gx2:Q", y=alt.Y("gy:Q", axis=None, scale=oy), y2="gy2:Q")
             .properties(name="pictured_rings")
         )
