@@ -17,6 +17,7 @@ from typing import Any, Callable
 import pytest
 import yaml
 
+from shared_site import SHARED_SITE, site_in
 from site_fixture import build_test_site, html_pages
 
 # Every article of the real site, on a tiny analysis configuration: the real figures, real (small) models, and
@@ -66,13 +67,21 @@ def _analysis() -> dict[str, Any] | None:
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The built site folder (session-wide: built once)."""
+    """The built site folder: one per run, shared by every pytest-xdist worker (tests/browser/shared_site.py)."""
     if os.environ.get("VW_TEST_SITE"):
         site = Path(os.environ["VW_TEST_SITE"]).resolve()
         assert (site / "index.html").is_file(), f"VW_TEST_SITE={site} holds no index.html"
         return site
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the controller's folder, above every worker's own
+        folder = tmp_path_factory.getbasetemp().parent / SHARED_SITE
+    else:
+        folder = tmp_path_factory.mktemp("browser-site")
+    return site_in(folder, build_default)
+
+
+def build_default(tmp: Path) -> Path:
+    """The test site (ARTICLES on ANALYSIS, InceptionV1 with random weights) built in `tmp`: `tmp/site`, `tmp/cache`."""
     cache = os.environ.get("VW_TEST_CACHE_DIR")
-    tmp = tmp_path_factory.mktemp("browser-site")
     return build_test_site(tmp, _articles(), _analysis(), cache_dir=Path(cache) if cache else None,
                            env={"VW_WEIGHTS_GOOGLENET": str(random_googlenet(tmp))})
 
