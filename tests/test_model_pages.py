@@ -50,7 +50,7 @@ def test_a_page_per_model_with_its_layers_in_order(built):
                        "family": "test"}]
     assert report.pages == ["models/tinynet/index.html"]
     html = (folder / "index.html").read_text(encoding="utf-8")
-    rows = re.findall(r'<tr id="([^"]+)" data-vw-neurons="(\d+)"', html)
+    rows = re.findall(r'<tr\b[^>]* id="([^"]+)" data-vw-neurons="(\d+)"', html)
     assert rows == [(t, str(s[0])) for t, s in SHAPES.items()]
     assert "2048 × 16 × 3 × 3" in html and "294,912" in html  # shape and parameters of conv3
     assert "style=" not in html  # the CSP allows no inline style

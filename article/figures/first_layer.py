@@ -140,15 +140,19 @@ def first_layer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         key = (
             alt.Chart(alt.Data(values=keys)).transform_filter(alt.datum.m == pick)
             .mark_rect()
+            # End labels aligned inward and row names on the right: nothing sticks out left of the filters' edge,
+            # which would push the whole figure right (past a phone's column).
             .encode(x=alt.X("i:O", axis=alt.Axis(title=None, labelExpr=labels, ticks=False, domain=False,
-                                                 labelAngle=0, labelPadding=3)),
-                    y=alt.Y("row:N", sort=None, axis=alt.Axis(title=None, ticks=False, domain=False)),
+                                                 labelAngle=0, labelPadding=3, labelAlign=alt.ExprRef(
+                                                     f"datum.value === 0 ? 'left' : datum.value === {KEY_STEPS - 1}"
+                                                     " ? 'right' : 'center'"))),
+                    y=alt.Y("row:N", sort=None, axis=alt.Axis(title=None, ticks=False, domain=False, orient="right")),
                     color=alt.Color("colour:N", scale=None, legend=None),
                     tooltip=[alt.Tooltip("row:N", title="input channel"),
                              alt.Tooltip("w:Q", title="weight / max |w|")])
             .properties(name="colour_key", width=alt.Step(KEY_CELL), height=alt.Step(KEY_CELL),
-                        title=alt.TitleParams("Colour key: one input channel's weight; grey is zero",
-                                              fontSize=11, fontWeight="normal", anchor="start"))
+                        title=alt.TitleParams("Key: one input channel's weight", fontSize=11,
+                                              fontWeight="normal", anchor="start"))
         )
         drawn = alt.layer(filters, norm_bars).properties(width=cell_px * grid[0], height=cell_px * grid[1])
         return (alt.vconcat(drawn, key, spacing=12).add_params(pick, scale).configure_view(strokeWidth=0))
