@@ -88,6 +88,17 @@ def test_image_does_not_depend_on_batch_mates(net, conv3_images):
     assert np.abs(alone[0] - conv3_images[2]).mean() > 0.05  # while different channels differ clearly
 
 
+def test_pictures_do_not_depend_on_the_thread_count(net):
+    """Threads share the images out, each with one torch thread: a picture is the same, up to the rounding of
+    oneDNN's batch-size-dependent kernels, however many threads there are; and the same bits again on a rerun."""
+    one, two, three = (visualize(net, "conv3", [0, 1, 2, 3, 4], size=SIZE, steps=STEPS, num_threads=n)
+                       for n in (1, 2, 3))
+    for other in (two, three):
+        diff = np.abs(one - other)
+        assert diff.mean() < 1e-4 and diff.max() < 1e-2, (diff.mean(), diff.max())
+    assert np.array_equal(two, visualize(net, "conv3", [0, 1, 2, 3, 4], size=SIZE, steps=STEPS, num_threads=2))
+
+
 def test_optimization_restores_model_state(net):
     net.train()
     flags = [p.requires_grad for p in net.parameters()]

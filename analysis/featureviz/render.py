@@ -1,6 +1,8 @@
 """The optimisation loop: many neurons per pass, one image per neuron (batch dimension = neurons)."""
 from __future__ import annotations
 
+import copy
+import queue
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -50,35 +52,62 @@ def optimize(model: nn.Module, layer: str, score: ScoreFn, keys: Sequence[int], 
     enlarge = view is not None and view > size
     spec = transform.TransformSpec.standard(size)
     scale = param.spectrum_scale(size, size).to(device)
-    images, scores = [], []
     # The same function with its batch norms folded into the convs (fold.py): 0.66x the CPU on MobileNetV2
     # (bench/README.md).
     probe = torch.rand((1, model_channels(model, channels_in), size, size), generator=torch.Generator().manual_seed(0))
     model = _on(folded(model, layer, probe), device)
-    with deterministic(num_threads, device), frozen(model):
-        for start in range(0, len(keys), batch):
-            chunk = slice(start, min(start + batch, len(keys)))
-            seeds = [(seed, int(k)) for k in keys[chunk]]
-            spectrum = param.init_spectrum(seeds, channels_in, size).to(device).requires_grad_(True)
-            rngs = transform.transform_rngs(seeds)
-            opt = torch.optim.Adam([spectrum], lr=lr)
-            for step in range(steps):
-                img = param.spectrum_to_image(spectrum, scale, decorrelate)
-                if robust:
-                    img = transform.apply(img, transform.sample_affines(rngs, spec, size).to(device), spec)
-                if enlarge and step % PLAIN_EVERY:
-                    img = F.interpolate(img, scale_factor=view / size, mode="bilinear", align_corners=False)
-                # channels-last runs oneDNN's convs (depthwise ones especially) 1.1-1.6x faster on CPU
-                img = img.expand(-1, channels_in * repeat, -1, -1).contiguous(memory_format=torch.channels_last)
-                loss = -score(layer_activations(model, layer, img), chunk).sum()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            with torch.no_grad():
-                img = param.spectrum_to_image(spectrum, scale, decorrelate)
-                seen = img.expand(-1, channels_in * repeat, -1, -1)
-                scores.append(score(layer_activations(model, layer, seen), chunk).cpu().numpy())
-            images.append(img.permute(0, 2, 3, 1).cpu().numpy())
+    # On the CPU, `num_threads` threads each optimise their own share of the images with one torch thread and their
+    # own copy of the model (hooks are per module): 0.83x the CPU of one optimisation on two torch threads, whose
+    # small convs kept the second thread spinning (bench/README.md). An image depends only on its own random streams,
+    # so its picture does not depend on `num_threads` beyond the rounding of batch-size-dependent kernels.
+    workers = max(1, min(num_threads or 1, len(keys))) if str(device) == "cpu" else 1
+    rounds = -(-len(keys) // (workers * batch))  # chunks of at most `batch` images, as even as the workers allow
+    per = max(1, -(-len(keys) // (workers * max(rounds, 1))))
+    chunks = [slice(start, min(start + per, len(keys))) for start in range(0, len(keys), per)]
+
+    def run(chunk: slice, net: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+        seeds = [(seed, int(k)) for k in keys[chunk]]
+        spectrum = param.init_spectrum(seeds, channels_in, size).to(device).requires_grad_(True)
+        rngs = transform.transform_rngs(seeds)
+        opt = torch.optim.Adam([spectrum], lr=lr)
+        for step in range(steps):
+            img = param.spectrum_to_image(spectrum, scale, decorrelate)
+            if robust:
+                img = transform.apply(img, transform.sample_affines(rngs, spec, size).to(device), spec)
+            if enlarge and step % PLAIN_EVERY:
+                img = F.interpolate(img, scale_factor=view / size, mode="bilinear", align_corners=False)
+            # channels-last runs oneDNN's convs (depthwise ones especially) 1.1-1.6x faster on CPU
+            img = img.expand(-1, channels_in * repeat, -1, -1).contiguous(memory_format=torch.channels_last)
+            loss = -score(layer_activations(net, layer, img), chunk).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            img = param.spectrum_to_image(spectrum, scale, decorrelate)
+            seen = img.expand(-1, channels_in * repeat, -1, -1)
+            scores = score(layer_activations(net, layer, seen), chunk).cpu().numpy()
+        return img.permute(0, 2, 3, 1).cpu().numpy(), scores
+
+    with deterministic(1 if workers > 1 else num_threads, device), frozen(model):
+        if workers > 1 and len(chunks) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            free: queue.SimpleQueue = queue.SimpleQueue()  # a copy of the model is used by one thread at a time
+            for net in [model] + [copy.deepcopy(model) for _ in range(workers - 1)]:
+                free.put(net)
+
+            def task(chunk: slice) -> tuple[np.ndarray, np.ndarray]:
+                net = free.get()
+                try:
+                    return run(chunk, net)
+                finally:
+                    free.put(net)
+
+            with ThreadPoolExecutor(workers) as pool:
+                done = list(pool.map(task, chunks))
+        else:
+            done = [run(chunk, model) for chunk in chunks]
+    images, scores = [d[0] for d in done], [d[1] for d in done]
     empty = np.zeros((0, size, size, channels_in), np.float32)
     return (np.concatenate(images).astype(np.float32) if images else empty,
             np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32))
