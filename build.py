@@ -99,10 +99,10 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
     here, not at the top, so ``serve`` gets freshly imported stages after it forgets edited modules."""
     from article.analysis_stage import analysis_state, clean as clean_cache, ensure_analysis, missing_models
     from article.config import load_config
-    from article.errors import AnalysisStale
     from article.figure_cache import manifest_digests
     from article.pipeline import build_site
     from article.sitedir import check_cache_dir, check_site_dir
+    from article.structure.errors import AnalysisStale
 
     check_cache_dir(root, cache_dir)  # before anything slow or destructive (--clean): fail fast
     check_site_dir(root, site_dir, cache_dir)
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                      strict=args.strict, debug=args.debug, clean=args.clean, jobs=args.jobs, backend=args.backend,
                      scheduler=args.scheduler, device=args.device)
     from analysis.errors import AnalysisError  # stdlib only: importing it does not import torch
-    from article.errors import BuildError, one_line
+    from article.structure.errors import BuildError, one_line
 
     t0 = time.perf_counter()
     try:

@@ -13,10 +13,10 @@ from typing import Any
 from analysis.spec import BACKENDS, DEVICES, NAMED_DATASETS, SITE_FEATUREVIZ
 
 from .byo_spec import byo_models
+from .config import SiteConfig
 from .dataset_spec import check_dataset, check_examples, site_line
 from .recipe_spec import FIELDS as RECIPE_FIELDS, validate_recipe
-from .config import SiteConfig
-from .errors import BuildError
+from .structure.errors import BuildError
 
 DEFAULTS: dict[str, Any] = {"models": [], "n_jobs": 2, "featureviz": dict(SITE_FEATUREVIZ), "lab": {},
                             "featureviz_budget": {}, "backend": "local", "scheduler": None, "device": "auto",

@@ -10,8 +10,8 @@ import dataclasses
 import json
 
 from . import cache, limits
-from .errors import BuildError
-from .urls import safe_url
+from .structure.errors import BuildError
+from .structure.urls import safe_url
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any, Iterator, Mapping
 import jinja2
 
 from . import cache, limits, templating
-from .errors import BuildError
+from .structure.errors import BuildError
 
 _WHITESPACE_CONTROL = re.compile(r"\{(?:%|\{|##)[-+]|[-+](?:%|\}|##)\}")  # {%- -%} {{+ ...: strip across edges
 _OPENERS = {"for": "endfor", "if": "endif", "filter": "endfilter"}

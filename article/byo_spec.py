@@ -12,9 +12,9 @@ from analysis.paths import safe_component
 from . import limits, yamlcache
 from .config import SiteConfig
 from .dataset_spec import check_dataset
-from .errors import BuildError
 from .frontmatter import parse, split
 from .recipe_spec import field_lines, validate_recipe
+from .structure.errors import BuildError
 
 
 def factory_allow_list(root: Path, config: SiteConfig) -> set[str]:

@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 from analysis.paths import inside
 
-from .errors import BuildError
-from .jsonio import read_record
+from .structure.errors import BuildError
+from .structure.jsonio import read_record
 
 OUTLINE = (255, 204, 0)  # the receptive field's outline: yellow with a dark rim reads on light and dark photos
 RIM = (20, 20, 20)

@@ -17,10 +17,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import fileset, jsonio, limits, theme
-from .errors import BuildError
+from . import limits
+from .cache import fileset
 from .figures import registry
 from .figures.registry import Figure, FigureContext
+from .structure import jsonio, theme
+from .structure.errors import BuildError
 
 @dataclass
 class FigureOutput:

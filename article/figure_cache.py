@@ -16,11 +16,13 @@ from pathlib import Path
 
 from analysis.codekey import code_key
 
-from . import cache, fileset, jsonio, reads as parts
+from . import cache, reads as parts
+from .cache import fileset
+from .cache.fileset import FileSet
 from .figrender import FigureOutput, figure_files, make_output
-from .fileset import FileSet
 from .figures import registry
 from .figures.registry import FigureContext
+from .structure import jsonio
 
 def figure_code(kind: str, cache_dir: Path | None = None) -> str:
     """The code key of a figure kind: the import closure of the module that registers it and of this module."""

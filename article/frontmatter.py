@@ -1,61 +1,18 @@
-"""YAML front matter: split it off an article and validate it into a typed record."""
+"""YAML front matter: split it off an article and validate it into a typed record (FrontMatter, Source: the types every
+stage shares, structure/types.py)."""
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from . import yamlcache
-from .errors import BuildError
-from .urls import SAFE_SCHEMES, safe_url
+from .structure.errors import BuildError
+from .structure.types import Author, FrontMatter, Source, Update
+from .structure.urls import SAFE_SCHEMES, safe_url
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-@dataclass(frozen=True)
-class Author:
-    name: str
-    url: str | None = None
-    affiliation: str | None = None
-    affiliation_url: str | None = None
-
-
-@dataclass(frozen=True)
-class Update:
-    date: dt.date
-    text: str  # Markdown
-
-
-@dataclass(frozen=True)
-class FrontMatter:
-    title: str
-    description: str
-    date: dt.date
-    authors: tuple[Author, ...]
-    bibliography: str | None = None
-    updated: dt.date | None = None
-    doi: str | None = None
-    acknowledgements: str | None = None  # Markdown
-    contributions: str | None = None  # Markdown
-    updates: tuple[Update, ...] = ()
-    raw_html: bool = False
-    listed: bool = True  # false: built, but not on the home page, in the feed or in the sitemap (e.g. a style sample)
-    models: dict[str, Any] = field(default_factory=dict)
-    analysis: dict[str, Any] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict)  # everything, for figure code
-    lines: dict[str, int] = field(default_factory=dict)  # top-level key -> file line (for error messages)
-
-
-@dataclass(frozen=True)
-class Source:
-    """An article file split into front matter and body; ``body_line`` is the file line of body line 1."""
-
-    path: Path
-    meta: FrontMatter
-    body: str
-    body_line: int
 
 
 def split(text: str, path: Path) -> tuple[str, str, int]:

@@ -27,11 +27,11 @@ from markdown.treeprocessors import Treeprocessor
 
 from . import directives, limits
 from .bibliography import Citations
-from .errors import BuildError
 from .mathml import tex_to_mathml
-from .structure import TocEntry
-from .theme import WIDTHS  # the figure widths style.css lays out
-from .urls import safe_url
+from .structure.errors import BuildError
+from .structure.theme import WIDTHS  # the figure widths style.css lays out
+from .structure.types import TocEntry
+from .structure.urls import safe_url
 
 MAX_NESTING = 50  # list / block quote levels
 

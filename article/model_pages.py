@@ -19,12 +19,13 @@ from typing import Any
 from analysis.codekey import code_key
 from analysis.paths import inside
 
-from . import cache, sitedir, theme
+from . import cache, sitedir
 from . import explorer_data as xd
 from . import explorer_examples as xx
-from .errors import BuildError
-from .explorer_links import explorer_href, follow_selection, fragment, model_slug  # noqa: F401  (this stage's API)
-from .jsonio import read_record as _read
+from .structure import theme
+from .structure.errors import BuildError
+from .structure.explorer_links import explorer_href, follow_selection, fragment, model_slug  # noqa: F401  (this stage's API)
+from .structure.jsonio import read_record as _read
 
 
 def _picture(bases: tuple[Path, ...], rel: str, suffixes: tuple[str, ...] = (".png",)) -> bytes | None:

@@ -13,11 +13,12 @@ from typing import Any
 
 import jinja2
 
-from . import cache, fileset, sitedir, theme
+from . import cache, sitedir
+from .cache import fileset
 from .config import SiteConfig
-from .errors import BuildError
-from .frontmatter import FrontMatter
-from .structure import Article, BuildReport
+from .structure import theme
+from .structure.errors import BuildError
+from .structure.types import Article, BuildReport, FrontMatter
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -211,7 +212,7 @@ def write_assets(root: Path, site: Path, cache_dir: Path, need_vega: bool, previ
             continue
         write(site, "assets/" + f.relative_to(src).as_posix(), f.read_bytes(), previous)
         n += 1
-    write(site, "assets/theme.css", theme.css().encode(), previous)  # colours and fonts: article/theme.py
+    write(site, "assets/theme.css", theme.css().encode(), previous)  # colours and fonts: article/structure/theme.py
     n += 1
     if need_vega:
         write(site, "assets/vega.js", vega_bundle(cache_dir), previous)

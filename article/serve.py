@@ -49,7 +49,7 @@ def purge_project_modules() -> list[str]:
 def _failure(exc: BaseException, root: Path) -> str:
     """The build's one-line error (paths relative to the project); a bug in figure code gets its type named."""
     from analysis.errors import AnalysisError
-    from article.errors import BuildError, one_line
+    from article.structure.errors import BuildError, one_line
 
     text = one_line(exc)
     if not isinstance(exc, (BuildError, AnalysisError, OSError)):
@@ -91,7 +91,7 @@ def build_in_child(build: Recipe, root: Path, kwargs: dict[str, Any]) -> str | N
 
 def build_in_process(build: Recipe, root: Path, kwargs: dict[str, Any], echo: bool) -> str | None:
     """The recipe here, told not to run the analyses (AnalysisStale propagates); returns the one-line error."""
-    from article.errors import AnalysisStale
+    from article.structure.errors import AnalysisStale
 
     out = io.StringIO()
     try:
@@ -115,7 +115,7 @@ class Builder:
 
     def __call__(self, changed: list[str], *, first: bool = False, clean: bool = False) -> tuple[str | None, float]:
         """One build; returns (one-line error or None, seconds)."""
-        from article.errors import AnalysisStale
+        from article.structure.errors import AnalysisStale
 
         t0 = time.perf_counter()
         if any(p.endswith(".py") for p in changed):

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import BuildError
+from .structure.errors import BuildError
 
 
 SITE_MARKER = ".vw-site"  # written into every built site: only a folder holding it is ever replaced

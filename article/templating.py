@@ -18,7 +18,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from analysis import deadline
 
 from . import limits
-from .errors import BuildError
+from .structure.errors import BuildError
 
 _TEMPLATE_NAME = "<article>"
 MAX_OUTPUT_CHARS = 20_000_000  # the rendered Markdown of one article

@@ -29,7 +29,7 @@ def test_a_result_setting_does_change_the_fingerprint():
 def test_a_dask_backend_without_a_scheduler_fails_even_when_the_analyses_are_cached():
     import pytest
 
-    from article.errors import BuildError
+    from article.structure.errors import BuildError
 
     with pytest.raises(BuildError, match="needs the scheduler's address"):
         analysis_config(REPO, load_config(REPO), backend="dask")

@@ -1230,7 +1230,7 @@ def test_factory_allow_list_and_shared_models(tmp_path):
     (then nothing is put on sys.path for it), and one model declared identically by two articles is analysed once."""
     from article.byo_spec import byo_models
     from article.config import load_config
-    from article.errors import BuildError
+    from article.structure.errors import BuildError
 
     root = tmp_path / "root"
     for slug in ("a", "b"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from article import body_segments, templating
-from article.errors import BuildError
+from article.structure.errors import BuildError
 
 BODY = """{% set net = data.vw.net %}Intro with {{ net.top1 | pct(1) }} and {{ data.vw.count | thousands }}.
 

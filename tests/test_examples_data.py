@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from article import examples_data as exd
-from article.errors import BuildError
+from article.structure.errors import BuildError
 from explorer_cache import EXAMPLES_K, example_activation, example_rect, make_cache
 
 

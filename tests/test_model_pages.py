@@ -14,7 +14,7 @@ from article import linkcheck, model_pages
 from article.config import load_config
 from article.explorer_data import LEVELS
 from article.output import template_env
-from article.structure import BuildReport
+from article.structure.types import BuildReport
 from explorer_cache import (EXAMPLE_CHANNEL, EXAMPLES_K, FOLDER, FV_CHANNELS, SHAPES, example_activation, example_rect,
                             make_cache, relist)
 
@@ -191,7 +191,7 @@ def test_render_cache_reuses_and_invalidates(tmp_path):
 
 
 def test_a_corrupt_record_is_one_error_naming_the_file(tmp_path):
-    from article.errors import BuildError
+    from article.structure.errors import BuildError
 
     cache = tmp_path / "cache"
     make_cache(cache)

@@ -1,4 +1,4 @@
-"""The render side's cache primitive (article/cache.py) and the figure cache's validity check."""
+"""The render side's cache primitive (article/cache/__init__.py) and the figure cache's validity check."""
 from __future__ import annotations
 
 import hashlib
@@ -85,10 +85,10 @@ def test_figure_cache_key_covers_the_helper_modules_a_kind_uses():
     expanded, libraries = closure([registry.FIGURES["expanded_explorer"].__module__, figure_cache.__name__])
     assert {"article.figures.expanded", "article.figures.cells", "article.figures.context",
             "article.figures.analysis_data", "article.figures.registry", "article.figrender",
-            "article.explorer_links", "article.theme"} <= set(expanded)
+            "article.structure.explorer_links", "article.structure.theme"} <= set(expanded)
     assert "article.figures.sample" not in expanded and "article.output" not in expanded
     assert {"altair", "vl_convert", "PIL"} <= libraries
-    assert "article.explorer_links" in closure([registry.FIGURES["nmf_explorer"].__module__])[0]
+    assert "article.structure.explorer_links" in closure([registry.FIGURES["nmf_explorer"].__module__])[0]
     assert figure_cache.figure_code("expanded_explorer") != figure_cache.figure_code("nmf_explorer")
 
 
@@ -252,7 +252,7 @@ def test_a_prose_edit_links_the_articles_folder_from_the_previous_site_without_r
     the same bytes as a build without any cache."""
     import os
 
-    from article import fileset
+    from article.cache import fileset
     from article.pipeline import build_site
     from article.sitedir import tree_digest
     from test_render_helpers import sample_root
@@ -402,8 +402,8 @@ def test_a_planted_file_name_cannot_write_outside_the_site(tmp_path):
     new, plain = _planted_then_built(tmp_path, plant)
     assert not list(tmp_path.rglob("ESCAPED.txt"))
     assert tree_digest(new) == tree_digest(plain)
-    from article.errors import BuildError
     from article.output import write
+    from article.structure.errors import BuildError
 
     with pytest.raises(BuildError):
         write(tmp_path / "out" / "site2", "../x.txt", b"no")  # the last line of defence

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from article.config import load_config
-from article.errors import BuildError
 from article.frontmatter import parse
+from article.structure.errors import BuildError
 from test_render_helpers import SITE
 
 GOOD = """---

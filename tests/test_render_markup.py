@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from article.errors import BuildError
+from article.structure.errors import BuildError
 from test_render_helpers import FRONT, make_root, page
 
 # File layout of make_root: line 1 "---", 7 front matter lines, line 9 "---", body from line 10.

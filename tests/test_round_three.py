@@ -60,7 +60,7 @@ def test_two_model_names_that_share_a_folder_are_an_error(tmp_path):
 
     from article.byo_spec import byo_models
     from article.config import load_config
-    from article.errors import BuildError
+    from article.structure.errors import BuildError
 
     root = tmp_path / "root"
     _article(root / "content" / "a", '  digitnet: {factory: "net:make", weights: w.pt}\n')
@@ -321,8 +321,8 @@ def test_template_folding_and_quadratic_markdown_are_stopped_off_the_main_thread
     """The two hangs of issue 19 case 4, as `serve` would meet them if it rendered on a thread: each ends about a
     second past the limit with one line naming the file and line."""
     from article.bibliography import Citations
-    from article.errors import BuildError
     from article.markup import Renderer
+    from article.structure.errors import BuildError
     from article.templating import render_body
 
     monkeypatch.setenv("VW_RENDER_TIMEOUT", "1")
@@ -350,7 +350,7 @@ def test_template_folding_and_quadratic_markdown_are_stopped_off_the_main_thread
 
 def test_an_endless_template_loop_still_names_its_line(monkeypatch):
     """Inside the worker the alarm still stops a Python loop first, with the template's own line."""
-    from article.errors import BuildError
+    from article.structure.errors import BuildError
     from article.templating import render_body
 
     monkeypatch.setenv("VW_RENDER_TIMEOUT", "1")
@@ -361,7 +361,7 @@ def test_an_endless_template_loop_still_names_its_line(monkeypatch):
 
 def test_data_hooks_run_in_the_build_and_their_errors_keep_their_line():
     """The worker asks the build for `data`: a hook's BuildError reaches the article with its own file and line."""
-    from article.errors import BuildError
+    from article.structure.errors import BuildError
     from article.templating import render_body
 
     class Data(dict):
@@ -383,7 +383,7 @@ def test_worker_errors_keep_their_one_line_after_dask_installs_tblib():
     still come back as itself, one line with its file and line, with no note or traceback text in it."""
     code = textwrap.dedent("""
         from tblib import pickling_support
-        from article.errors import BuildError
+        from article.structure.errors import BuildError
         pickling_support.install()  # what importing dask.distributed does
         from pathlib import Path
         from article.bibliography import load_bibliography
@@ -461,7 +461,7 @@ def test_a_heading_named_like_a_page_id_gets_a_suffix_and_a_warning(tmp_path):
 
 
 def test_long_values_are_cut_in_an_error_line():
-    from article.errors import BuildError, one_line
+    from article.structure.errors import BuildError, one_line
 
     line = one_line(BuildError("kwargs " + "x" * 3_000_000 + " end", "content/a/index.md", 7))
     assert len(line) < 2100 and line.startswith("content/a/index.md:7: kwargs xxx") and line.endswith("x end")

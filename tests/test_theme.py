@@ -1,10 +1,10 @@
-"""One source for the theme: article/theme.py. The stylesheet, the chart script and figure code follow it."""
+"""One source for the theme: article/structure/theme.py. The stylesheet, the chart script and figure code follow it."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from article import theme
+from article.structure import theme
 
 ASSETS = Path(__file__).resolve().parent.parent / "templates" / "assets"
 
@@ -18,11 +18,11 @@ def test_every_custom_property_the_page_uses_comes_from_the_theme():
     defined = defined_properties(css)
     used = set(re.findall(r"var\(--([a-z][a-z0-9-]*)\)", (ASSETS / "style.css").read_text(encoding="utf-8")))
     used |= set(re.findall(r'css\("([a-z][a-z0-9-]*)"\)', (ASSETS / "figures.js").read_text(encoding="utf-8")))
-    assert used and used <= defined, f"used but not in article/theme.py: {sorted(used - defined)}"
+    assert used and used <= defined, f"used but not in article/structure/theme.py: {sorted(used - defined)}"
     assert set(theme.LIGHT) == set(theme.DARK), "every colour needs its dark twin"
     # style.css defines no theme colours of its own (print rules may override some).
     screen = (ASSETS / "style.css").read_text(encoding="utf-8").split("@media print")[0]
-    assert not defined_properties(screen), "style.css defines theme properties: move them to article/theme.py"
+    assert not defined_properties(screen), "style.css defines theme properties: move them to article/structure/theme.py"
 
 
 def test_theme_css_is_written_into_the_site_and_linked_before_the_stylesheet():

@@ -9,8 +9,8 @@ import yaml
 
 from article import yamlsafe
 from article.config import load_config
-from article.errors import BuildError
 from article.frontmatter import parse
+from article.structure.errors import BuildError
 
 MISTAKES = {  # YAML text -> 1-based line of the mistake
     "title: [A Sample Article\ndescription: x\ndate: 2020-01-01\n": 1,  # unclosed flow sequence

@@ -4,7 +4,7 @@
 (function () {
   "use strict";
   /* Colours and the font come from the page's CSS custom properties (assets/theme.css, generated from
-     article/theme.py), so charts follow the theme and the light/dark switch without a copy of it here. */
+     article/structure/theme.py), so charts follow the theme and the light/dark switch without a copy of it here. */
   function css(name) {
     return getComputedStyle(document.documentElement).getPropertyValue("--" + name).trim();
   }

@@ -12,7 +12,7 @@ import hashlib
 from pathlib import Path
 from typing import Callable, Mapping
 
-from . import cache
+from .. import cache
 
 Loader = Callable[[], Mapping[str, bytes]]
 

@@ -6,6 +6,9 @@ with a header and the sha256 of its value (a damaged or planted file fails the c
 build), and read back through the caller's ``decode``, so a missing, corrupt or wrongly shaped entry is simply a
 miss and the value is computed again. The cache is only a speed-up: a failed write is ignored, and nothing read from
 it is ever executed. ``pack``/``unpack`` hold several files in one entry (an uncompressed zip).
+
+The package is this primitive, the lowest layer of the render side; fileset.py, beside it, is what every stage
+keeps in it the same way: the files an article contributes, known by their digests before their bytes are read.
 """
 from __future__ import annotations
 
