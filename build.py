@@ -98,7 +98,7 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
     they are not (``serve`` then runs the whole recipe in a fresh interpreter). Imports happen
     here, not at the top, so ``serve`` gets freshly imported stages after it forgets edited modules."""
     from article.analysis_stage import analysis_state, clean as clean_cache, ensure_analysis, missing_models
-    from article.config import load_config
+    from article.config.site import load_config
     from article.figure_cache import manifest_digests
     from article.pipeline import build_site
     from article.sitedir import check_cache_dir, check_site_dir
@@ -106,7 +106,7 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
 
     check_cache_dir(root, cache_dir)  # before anything slow or destructive (--clean): fail fast
     check_site_dir(root, site_dir, cache_dir)
-    parsed = None if debug else cache_dir  # site.yml and front matter, kept parsed (article/yamlcache.py)
+    parsed = None if debug else cache_dir  # site.yml and front matter, kept parsed (article/config/yamlcache.py)
     config = load_config(root, parsed)
     if clean:  # every analysis and every render made again; the banding lab's trained weights are kept
         clean_cache(cache_dir)

@@ -22,9 +22,10 @@ from typing import Any, Mapping
 
 from analysis.fingerprint import DigestMemo  # stdlib only: no torch
 
-from . import cache, limits
+from . import cache
 from .cache import fileset
 from .cache.fileset import FileSet
+from .config import limits
 from .structure.errors import BuildError
 from .structure.types import TocEntry
 

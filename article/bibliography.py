@@ -9,7 +9,8 @@ from typing import Any
 import dataclasses
 import json
 
-from . import cache, limits
+from . import cache
+from .config import limits
 from .structure.errors import BuildError
 from .structure.urls import safe_url
 

@@ -24,7 +24,8 @@ from typing import Any, Iterator, Mapping
 
 import jinja2
 
-from . import cache, limits, templating
+from . import cache, templating
+from .config import limits
 from .structure.errors import BuildError
 
 _WHITESPACE_CONTROL = re.compile(r"\{(?:%|\{|##)[-+]|[-+](?:%|\}|##)\}")  # {%- -%} {{+ ...: strip across edges

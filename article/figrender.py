@@ -17,8 +17,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import limits
 from .cache import fileset
+from .config import limits
 from .figures import registry
 from .figures.registry import Figure, FigureContext
 from .structure import jsonio, theme

@@ -25,8 +25,9 @@ import markdown
 from markdown.extensions.toc import slugify
 from markdown.treeprocessors import Treeprocessor
 
-from . import directives, limits
+from . import directives
 from .bibliography import Citations
+from .config import limits
 from .mathml import tex_to_mathml
 from .structure.errors import BuildError
 from .structure.theme import WIDTHS  # the figure widths style.css lays out

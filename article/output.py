@@ -15,7 +15,7 @@ import jinja2
 
 from . import cache, sitedir
 from .cache import fileset
-from .config import SiteConfig
+from .config.site import SiteConfig
 from .structure import theme
 from .structure.errors import BuildError
 from .structure.types import Article, BuildReport, FrontMatter

@@ -16,14 +16,15 @@ from typing import Iterator, Mapping
 
 from analysis import deadline
 
-from . import (article_cache, body_segments, cache, citation, figrender, figure_cache, limits, linkcheck, mathml,
-               model_pages, social)
+from . import (article_cache, body_segments, cache, citation, figrender, figure_cache, linkcheck, mathml, model_pages,
+               social)
 from . import reads as reads_module
 from .bibliography import Citations, load_bibliography
 from .cache import fileset
-from .config import SiteConfig, load_config
+from .config import limits
+from .config.frontmatter import parse
+from .config.site import SiteConfig, load_config
 from .figures import registry
-from .frontmatter import parse
 from .markup import Renderer
 from .output import Pages, template_env, write_assets, write_pages, write_site_files
 from .sitedir import check_cache_dir, check_site_dir, output_folder, prepare_tmp, swap

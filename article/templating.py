@@ -17,7 +17,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from analysis import deadline
 
-from . import limits
+from .config import limits
 from .structure.errors import BuildError
 
 _TEMPLATE_NAME = "<article>"

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from article.analysis_stage import analysis_config, inputs_fingerprint
-from article.config import load_config
+from article.config.site import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 

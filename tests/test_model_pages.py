@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from article import linkcheck, model_pages
-from article.config import load_config
+from article.config.site import load_config
 from article.explorer_data import LEVELS
 from article.output import template_env
 from article.structure.types import BuildReport

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from article.config.recipe_spec import field_lines, validate_recipe
 from article.figures.prose_numbers import network
-from article.recipe_spec import field_lines, validate_recipe
 from article.templating import fmt, pct
 
 

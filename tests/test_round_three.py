@@ -58,8 +58,8 @@ def test_two_model_names_that_share_a_folder_are_an_error(tmp_path):
     page: an error at the second declaration's line, naming the first's."""
     import yaml
 
-    from article.byo_spec import byo_models
-    from article.config import load_config
+    from article.config.byo_spec import byo_models
+    from article.config.site import load_config
     from article.structure.errors import BuildError
 
     root = tmp_path / "root"

@@ -175,7 +175,7 @@ def run(cfg, progress=True):
 stub.run = run
 sys.modules["analysis.pipeline"] = stub
 from article.analysis_stage import ensure_analysis
-from article.config import load_config
+from article.config.site import load_config
 root = Path.cwd()
 print(ensure_analysis(root, load_config(root), Path(sys.argv[1]), progress=False))
 """

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from analysis import deadline
 from analysis.deadline import time_limit  # noqa: F401  (torch-free; figures and templating use it from here)
 
-from .structure.errors import BuildError
+from ..structure.errors import BuildError
 
 # An article or site.yml: the largest real one is ~60 KB. Markdown has inputs that take time quadratic in their
 # length (40 KB of '[' took 166 s before the time limit); 1 MB leaves room for any real article.

@@ -9,12 +9,12 @@ from typing import Any
 from analysis.factories import is_system_module, local_module_file, split_factory, top_module
 from analysis.paths import safe_component
 
+from ..structure.errors import BuildError
 from . import limits, yamlcache
-from .config import SiteConfig
 from .dataset_spec import check_dataset
 from .frontmatter import parse, split
 from .recipe_spec import field_lines, validate_recipe
-from .structure.errors import BuildError
+from .site import SiteConfig
 
 
 def factory_allow_list(root: Path, config: SiteConfig) -> set[str]:

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from analysis.spec import EXAMPLES_SETTINGS
 
-from .structure.errors import BuildError
+from ..structure.errors import BuildError
 
 EXAMPLES_LIMITS = {"top": (1, 32), "per_image": (1, 8), "count": (1, 10**9), "seconds": (0, 10**7)}
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from .structure.errors import BuildError
+from ..structure.errors import BuildError
 
 MAX_DEPTH = 40
 # libyaml's C parser when PyYAML was built with it: the same events, nodes and marks, several times faster (front

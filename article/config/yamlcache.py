@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from . import cache
+from .. import cache
 
-_READERS = ("yamlcache.py", "yamlsafe.py", "frontmatter.py", "config.py", "recipe_spec.py", "byo_spec.py")
+_READERS = ("yamlcache.py", "yamlsafe.py", "frontmatter.py", "site.py", "recipe_spec.py", "byo_spec.py")
 # This process: the analysis stage and the render stage read the same files.
 _seen: dict[tuple[Path | None, str, str], Any] = {}
 

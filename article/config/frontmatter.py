@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
+from ..structure.errors import BuildError
+from ..structure.types import Author, FrontMatter, Source, Update
+from ..structure.urls import SAFE_SCHEMES, safe_url
 from . import yamlcache
-from .structure.errors import BuildError
-from .structure.types import Author, FrontMatter, Source, Update
-from .structure.urls import SAFE_SCHEMES, safe_url
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..structure.errors import BuildError
+from ..structure.types import Author
 from . import yamlcache
 from .frontmatter import checked_url, parse_authors
-from .structure.errors import BuildError
-from .structure.types import Author
 
 SITE_URL_ENV = "VW_SITE_URL"
 REPOSITORY_ENV = "VW_REPOSITORY_URL"  # the Pages workflow passes the repository the site is built from
