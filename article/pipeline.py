@@ -16,16 +16,16 @@ from typing import Iterator, Mapping
 
 from analysis import deadline
 
-from . import (article_cache, body_segments, cache, citation, figrender, figure_cache, linkcheck, mathml, model_pages,
-               social)
+from . import article_cache, cache, figrender, figure_cache, linkcheck, model_pages, social
 from . import reads as reads_module
-from .bibliography import Citations, load_bibliography
 from .cache import fileset
 from .config import limits
 from .config.frontmatter import parse
 from .config.site import SiteConfig, load_config
 from .figures import registry
-from .markup import Renderer
+from .markup import body_segments, citation, mathml
+from .markup.bibliography import Citations, load_bibliography
+from .markup.renderer import Renderer
 from .output import Pages, template_env, write_assets, write_pages, write_site_files
 from .sitedir import check_cache_dir, check_site_dir, output_folder, prepare_tmp, swap
 from .structure.errors import BuildError

@@ -217,7 +217,7 @@ def test_converted_formulas_come_from_the_cache_without_importing_latex2mathml(t
     import sys
 
     script = (
-        "import sys; from pathlib import Path; from article import mathml; from analysis import deadline\n"
+        "import sys; from pathlib import Path; from article.markup import mathml; from analysis import deadline\n"
         "started, start = [], deadline.Worker._start\n"
         "deadline.Worker._start = lambda self: (started.append(1), start(self))[1]\n"
         "mathml.use_cache(Path(sys.argv[1]))\n"

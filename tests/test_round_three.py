@@ -320,10 +320,10 @@ def _running(pid: int) -> bool:
 def test_template_folding_and_quadratic_markdown_are_stopped_off_the_main_thread(monkeypatch):
     """The two hangs of issue 19 case 4, as `serve` would meet them if it rendered on a thread: each ends about a
     second past the limit with one line naming the file and line."""
-    from article.bibliography import Citations
-    from article.markup import Renderer
+    from article.markup.bibliography import Citations
+    from article.markup.renderer import Renderer
+    from article.markup.templating import render_body
     from article.structure.errors import BuildError
-    from article.templating import render_body
 
     monkeypatch.setenv("VW_RENDER_TIMEOUT", "1")
     errors: dict = {}
@@ -350,8 +350,8 @@ def test_template_folding_and_quadratic_markdown_are_stopped_off_the_main_thread
 
 def test_an_endless_template_loop_still_names_its_line(monkeypatch):
     """Inside the worker the alarm still stops a Python loop first, with the template's own line."""
+    from article.markup.templating import render_body
     from article.structure.errors import BuildError
-    from article.templating import render_body
 
     monkeypatch.setenv("VW_RENDER_TIMEOUT", "1")
     body = "One.\n{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}\n"
@@ -361,8 +361,8 @@ def test_an_endless_template_loop_still_names_its_line(monkeypatch):
 
 def test_data_hooks_run_in_the_build_and_their_errors_keep_their_line():
     """The worker asks the build for `data`: a hook's BuildError reaches the article with its own file and line."""
+    from article.markup.templating import render_body
     from article.structure.errors import BuildError
-    from article.templating import render_body
 
     class Data(dict):
         def __getitem__(self, name):
@@ -386,8 +386,8 @@ def test_worker_errors_keep_their_one_line_after_dask_installs_tblib():
         from article.structure.errors import BuildError
         pickling_support.install()  # what importing dask.distributed does
         from pathlib import Path
-        from article.bibliography import load_bibliography
-        from article.templating import render_body
+        from article.markup.bibliography import load_bibliography
+        from article.markup.templating import render_body
 
         class Data(dict):
             def __getitem__(self, name):
@@ -435,7 +435,7 @@ def test_a_worker_that_ran_joblib_leaves_no_semaphores_behind():
 
 def test_the_page_ids_cover_every_id_the_article_templates_give():
     """markup.PAGE_IDS must list every literal id of the page around an article, or a heading can take one."""
-    from article.markup import PAGE_IDS
+    from article.markup.renderer import PAGE_IDS
 
     ids = set()
     for name in ("base.html", "article.html"):

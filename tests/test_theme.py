@@ -33,12 +33,12 @@ def test_theme_css_is_written_into_the_site_and_linked_before_the_stylesheet():
 
 
 def test_figure_code_and_widths_read_the_theme():
-    from article import markup
     from article.figures.registry import FigureContext
+    from article.markup import renderer
 
     ctx = FigureContext(article={}, site={}, cache_dir=Path("."), slug="s")
     assert ctx.theme["diverging"] == ["#0571b0", "#92c5de", "#f7f7f7", "#f4a582", "#ca0020"]  # Distill's, red > 0
-    assert markup.WIDTHS is theme.WIDTHS
+    assert renderer.WIDTHS is theme.WIDTHS
     for width in theme.WIDTHS:
         assert f".{width}" in (ASSETS / "style.css").read_text(encoding="utf-8")
 

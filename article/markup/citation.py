@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from .structure.types import FrontMatter
+from ..structure.types import FrontMatter
 
 
 def _is_group(name: str) -> bool:

@@ -24,9 +24,10 @@ from typing import Any, Iterator, Mapping
 
 import jinja2
 
-from . import cache, templating
-from .config import limits
-from .structure.errors import BuildError
+from .. import cache
+from ..config import limits
+from ..structure.errors import BuildError
+from . import templating
 
 _WHITESPACE_CONTROL = re.compile(r"\{(?:%|\{|##)[-+]|[-+](?:%|\}|##)\}")  # {%- -%} {{+ ...: strip across edges
 _OPENERS = {"for": "endfor", "if": "endif", "filter": "endfilter"}

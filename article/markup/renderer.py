@@ -25,14 +25,14 @@ import markdown
 from markdown.extensions.toc import slugify
 from markdown.treeprocessors import Treeprocessor
 
+from ..config import limits
+from ..structure.errors import BuildError
+from ..structure.theme import WIDTHS  # the figure widths style.css lays out
+from ..structure.types import TocEntry
+from ..structure.urls import safe_url
 from . import directives
 from .bibliography import Citations
-from .config import limits
 from .mathml import tex_to_mathml
-from .structure.errors import BuildError
-from .structure.theme import WIDTHS  # the figure widths style.css lays out
-from .structure.types import TocEntry
-from .structure.urls import safe_url
 
 MAX_NESTING = 50  # list / block quote levels
 
@@ -503,7 +503,7 @@ class Renderer:
         return TocEntry(token["id"], title, [self._toc(c) for c in token.get("children", [])])
 
 
-# ---------------------------------------------------------------- the built-in directives (article/directives.py)
+# ---------------------------------------------------------------- the built-in directives (article/markup/directives.py)
 
 @directives.register("figure")
 def _figure(ctx: Renderer, b: Block, attrs: dict[str, str], line: int) -> str:

@@ -1,5 +1,5 @@
 """The registry of `::: name attrs` block directives, in the manner of the figure registry: a directive registers a
-function that turns its block into HTML, and the Markdown renderer (article/markup.py) looks it up by name. Adding one
+function that turns its block into HTML, and the Markdown renderer (article/markup/renderer.py) looks it up by name. Adding one
 touches only the module that registers it.
 
     @directives.register("note", width="l-body")

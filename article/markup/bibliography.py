@@ -9,10 +9,10 @@ from typing import Any
 import dataclasses
 import json
 
-from . import cache
-from .config import limits
-from .structure.errors import BuildError
-from .structure.urls import safe_url
+from .. import cache
+from ..config import limits
+from ..structure.errors import BuildError
+from ..structure.urls import safe_url
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ import re
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
-from . import cache
-from .config import limits
+from .. import cache
+from ..config import limits
 
 # MathML Core presentation elements (what latex2mathml emits) and their harmless attributes.
 ELEMENTS = frozenset("""math mrow mi mn mo ms mtext mspace msub msup msubsup munder mover munderover mfrac msqrt mroot

@@ -17,8 +17,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from analysis import deadline
 
-from .config import limits
-from .structure.errors import BuildError
+from ..config import limits
+from ..structure.errors import BuildError
 
 _TEMPLATE_NAME = "<article>"
 MAX_OUTPUT_CHARS = 20_000_000  # the rendered Markdown of one article
