@@ -99,7 +99,7 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
     here, not at the top, so ``serve`` gets freshly imported stages after it forgets edited modules."""
     from article.analysis_stage import analysis_state, clean as clean_cache, ensure_analysis, missing_models
     from article.config.site import load_config
-    from article.figure_cache import manifest_digests
+    from article.figures.figure_cache import manifest_digests
     from article.pipeline import build_site
     from article.sitedir import check_cache_dir, check_site_dir
     from article.structure.errors import AnalysisStale

@@ -16,13 +16,13 @@ from typing import Iterator, Mapping
 
 from analysis import deadline
 
-from . import article_cache, cache, figrender, figure_cache, linkcheck, model_pages, social
-from . import reads as reads_module
+from . import article_cache, cache, linkcheck, model_pages, social
 from .cache import fileset
 from .config import limits
 from .config.frontmatter import parse
 from .config.site import SiteConfig, load_config
-from .figures import registry
+from .figures import figrender, figure_cache, registry
+from .figures import reads as reads_module
 from .markup import body_segments, citation, mathml
 from .markup.bibliography import Citations, load_bibliography
 from .markup.renderer import Renderer

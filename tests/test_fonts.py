@@ -21,8 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 RENDER = """
 import hashlib, json, re, sys
 from pathlib import Path
-from article import figrender
-from article.figures import registry
+from article.figures import figrender, registry
 from article.structure import theme
 registry.discover()
 chart_theme = dict(theme.CHART, **json.loads(sys.argv[1]))

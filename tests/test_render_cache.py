@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from article import cache, figure_cache
+from article import cache
+from article.figures import figure_cache
 
 
 def test_key_parts_are_length_prefixed_and_entries_live_under_render(tmp_path):
@@ -84,7 +85,7 @@ def test_figure_cache_key_covers_the_helper_modules_a_kind_uses():
     registry.discover()
     expanded, libraries = closure([registry.FIGURES["expanded_explorer"].__module__, figure_cache.__name__])
     assert {"article.figures.expanded", "article.figures.cells", "article.figures.context",
-            "article.figures.analysis_data", "article.figures.registry", "article.figrender",
+            "article.figures.analysis_data", "article.figures.registry", "article.figures.figrender",
             "article.structure.explorer_links", "article.structure.theme"} <= set(expanded)
     assert "article.figures.sample" not in expanded and "article.output" not in expanded
     assert {"altair", "vl_convert", "PIL"} <= libraries
@@ -437,7 +438,7 @@ def test_a_hand_edit_inside_the_site_of_the_same_size_does_not_survive_a_rebuild
 
 @pytest.mark.slow
 def test_editing_one_model_redraws_only_the_figures_and_pages_that_read_it(tmp_path):
-    """A figure's cache entry holds the parts of the manifest and front matter it read (article/reads.py), not the
+    """A figure's cache entry holds the parts of the manifest and front matter it read (article/figures/reads.py), not the
     whole files: a change to one model draws its figure and writes its model page again, and nothing else; an edit
     of the front matter that no figure reads draws nothing again; going back to an earlier analysis finds the figure
     it had then."""

@@ -208,8 +208,8 @@ def test_figures_and_social_images_follow_the_code_they_embed(tmp_path):
 
 def test_figure_and_article_keys_hold_the_versions_of_the_libraries_they_import(monkeypatch):
     from analysis import codekey
-    from article import article_cache, figure_cache
-    from article.figures import registry
+    from article import article_cache
+    from article.figures import figure_cache, registry
 
     registry.discover()
     figure, article = figure_cache.figure_code("nmf_explorer"), article_cache.code()

@@ -46,8 +46,7 @@ def test_figure_code_and_widths_read_the_theme():
 def test_static_svg_draws_named_styles_in_the_light_themes_colours(monkeypatch):
     """A mark styled "vw-ink" (drawn in the text colour by figures.js) is not Vega's default blue in the static SVG
     that readers without script, print and a failed draw get."""
-    from article import figrender
-    from article.figures import registry
+    from article.figures import figrender, registry
     from article.figures.registry import Figure, FigureContext
 
     def ink(ctx, params):

@@ -6,9 +6,9 @@ from pathlib import PurePosixPath
 
 from analysis.paths import safe_component
 
-from .. import examples_data as exd
 from ..structure.errors import BuildError
 from ..structure.explorer_links import explorer_href, follow_selection
+from . import examples_data as exd
 from . import analysis_data as ad
 from .registry import PHONE_WIDTH, Figure, FigureContext, Interaction, register
 

@@ -108,8 +108,8 @@ class FigureContext:
 
     def load_parts(self, relpath: str) -> Mapping[str, Any]:
         """Analysis JSON ``cache_dir/relpath`` (an object) as a view that records each part the figure reads of it
-        (article/reads.py): the figure's cache entry then depends on those parts, not the whole file."""
-        from ..reads import Parts
+        (article/figures/reads.py): the figure's cache entry then depends on those parts, not the whole file."""
+        from .reads import Parts
 
         file = self.cache_dir / relpath
         try:

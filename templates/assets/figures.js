@@ -54,7 +54,7 @@
     return narrow && wide > el.clientWidth ? "narrow" : "wide";
   }
 
-  /* A narrow spec names the parts it shares with the wide one ({"$vwref": [key, ...]}, article/figrender.py
+  /* A narrow spec names the parts it shares with the wide one ({"$vwref": [key, ...]}, article/figures/figrender.py
      shared_parts): each becomes a copy of the wide spec's part at that path. */
   function expandShared(node, wide) {
     if (Array.isArray(node)) return node.map(function (v) { return expandShared(v, wide); });

@@ -1,7 +1,7 @@
 """Dataset examples as the render side reads them (torch-free): the per-model records of the analysis
 (`<cache>/analysis/<model>/examples/`, analysis/SCHEMA.md) and pictures of single examples cut from them.
 
-    from article import examples_data as exd
+    from article.figures import examples_data as exd
 
     index = exd.model_index(cache_dir, "mobilenet-v2")          # None when the model has no examples
     layer = exd.layer(cache_dir, "mobilenet-v2", "features.4")   # every channel of that layer
@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 from analysis.paths import inside
 
-from .structure.errors import BuildError
-from .structure.jsonio import read_record
+from ..structure.errors import BuildError
+from ..structure.jsonio import read_record
 
 OUTLINE = (255, 204, 0)  # the receptive field's outline: yellow with a dark rim reads on light and dark photos
 RIM = (20, 20, 20)

@@ -16,13 +16,14 @@ from pathlib import Path
 
 from analysis.codekey import code_key
 
-from . import cache, reads as parts
-from .cache import fileset
-from .cache.fileset import FileSet
+from .. import cache
+from ..cache import fileset
+from ..cache.fileset import FileSet
+from ..structure import jsonio
+from . import reads as parts
+from . import registry
 from .figrender import FigureOutput, figure_files, make_output
-from .figures import registry
-from .figures.registry import FigureContext
-from .structure import jsonio
+from .registry import FigureContext
 
 def figure_code(kind: str, cache_dir: Path | None = None) -> str:
     """The code key of a figure kind: the import closure of the module that registers it and of this module."""
@@ -30,7 +31,7 @@ def figure_code(kind: str, cache_dir: Path | None = None) -> str:
 
 
 def _cache_parts(kind: str, params: dict[str, str], ctx: FigureContext) -> list[str]:
-    # Not the front matter or site.yml: what the figure reads of them is in its reads (article/reads.py), so an edit
+    # Not the front matter or site.yml: what the figure reads of them is in its reads (article/figures/reads.py), so an edit
     # of another model's entry, or of the title, does not draw it again.
     return [figure_code(kind, ctx.cache_dir), kind, ctx.slug, str(ctx.figure_id),
             jsonio.dumps(params), jsonio.dumps(ctx.theme)]
@@ -107,7 +108,7 @@ def sources(cache_dir: Path, verified: Mapping[str, str], front_matter: Any, sit
 def still_valid(reads: dict[str, str], cache_dir: Path, verified: Mapping[str, str],
                 sources: Mapping[str, Any] | _Sources = {}) -> bool:
     """Every analysis file the figure read whole still has the bytes it had then (``verified``: digests known this
-    build), and every part it read of one (article/reads.py) is unchanged. ``sources``: the front matter and site.yml
+    build), and every part it read of one (article/figures/reads.py) is unchanged. ``sources``: the front matter and site.yml
     as this build has them (``FRONT_MATTER``, ``SITE``)."""
     sources = sources if isinstance(sources, _Sources) else _Sources(cache_dir, verified, sources)
     try:

@@ -17,12 +17,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cache import fileset
-from .config import limits
-from .figures import registry
-from .figures.registry import Figure, FigureContext
-from .structure import jsonio, theme
-from .structure.errors import BuildError
+from ..cache import fileset
+from ..config import limits
+from ..structure import jsonio, theme
+from ..structure.errors import BuildError
+from . import registry
+from .registry import Figure, FigureContext
 
 @dataclass
 class FigureOutput:
