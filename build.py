@@ -100,8 +100,8 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
     from article.analysis_stage import analysis_state, clean as clean_cache, ensure_analysis, missing_models
     from article.config.site import load_config
     from article.figures.figure_cache import manifest_digests
+    from article.output.sitedir import check_cache_dir, check_site_dir
     from article.pipeline import build_site
-    from article.sitedir import check_cache_dir, check_site_dir
     from article.structure.errors import AnalysisStale
 
     check_cache_dir(root, cache_dir)  # before anything slow or destructive (--clean): fail fast

@@ -96,7 +96,7 @@ def test_charts_name_the_vendored_font_and_pages_load_its_subset_with_the_same_m
 
 
 def test_the_site_sends_the_web_fonts_and_licence_but_not_the_chart_fonts(tmp_path):
-    from article.output import write_assets
+    from article.output.writer import write_assets
     from article.structure import theme
 
     write_assets(REPO, tmp_path, tmp_path / "cache", need_vega=False)

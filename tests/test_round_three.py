@@ -31,7 +31,7 @@ from hardening_util import (REPO, TINY_ANALYSIS, build_env, check_ok, make_root,
 
 def test_every_name_becomes_one_safe_component():
     from analysis.paths import SAFE_NAME_MAX, safe_component, same_folder
-    from article.model_pages import model_slug
+    from article.explorer.model_pages import model_slug
 
     for name in ("../../../victimdir", "..", ".", "a/b", "a\\b", "x\0y", "digitnet.", " spaced name ", "é" * 300,
                  "a" * 1000, "-leading"):
@@ -142,7 +142,7 @@ def test_a_manifest_entry_pointing_at_another_record_is_stale(tmp_path):
 def test_explorer_pictures_are_read_only_from_inside_the_cache(tmp_path):
     """The featureviz manifest's `image` and a context record's example are joined onto the cache folder only when
     they stay inside it (/etc/passwd was published as models/<m>/img/_etc_passwd)."""
-    from article.model_pages import _image
+    from article.explorer.model_pages import _image
 
     cache = tmp_path / "cache"
     (cache / "featureviz" / "m").mkdir(parents=True)

@@ -19,13 +19,14 @@ from typing import Any
 from analysis.codekey import code_key
 from analysis.paths import inside
 
-from . import cache, sitedir
+from .. import cache
+from ..output import sitedir
+from ..structure import theme
+from ..structure.errors import BuildError
+from ..structure.explorer_links import explorer_href, follow_selection, fragment, model_slug  # noqa: F401  (this stage's API)
+from ..structure.jsonio import read_record as _read
 from . import explorer_data as xd
 from . import explorer_examples as xx
-from .structure import theme
-from .structure.errors import BuildError
-from .structure.explorer_links import explorer_href, follow_selection, fragment, model_slug  # noqa: F401  (this stage's API)
-from .structure.jsonio import read_record as _read
 
 
 def _picture(bases: tuple[Path, ...], rel: str, suffixes: tuple[str, ...] = (".png",)) -> bytes | None:
@@ -211,7 +212,7 @@ def write_model_pages(env: Any, site: Path, config: Any, cache_dir: Path, articl
     """Write every model page into ``site`` (the temp folder that becomes ``site_dir``, by default ``previous``);
     return the index's list of models ({name, label, href, layers})."""
     site_dir = site_dir or previous
-    from .output import page_parts, render_template, write
+    from ..output.writer import page_parts, render_template, write
 
     manifest_path = Path(cache_dir) / "analysis" / "manifest.json"
     if not manifest_path.is_file():

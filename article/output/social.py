@@ -5,8 +5,8 @@ import io
 import textwrap
 from pathlib import Path
 
-from . import cache
-from .structure.theme import DIVERGING, LIGHT
+from .. import cache
+from ..structure.theme import DIVERGING, LIGHT
 
 SIZE = (1200, 630)
 _BG, _FG, _MUTED, _ACCENT = LIGHT["bg"], LIGHT["fg"], LIGHT["muted"], LIGHT["accent"]

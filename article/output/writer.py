@@ -13,14 +13,15 @@ from typing import Any
 
 import jinja2
 
-from . import cache, sitedir
-from .cache import fileset
-from .config.site import SiteConfig
-from .structure import theme
-from .structure.errors import BuildError
-from .structure.types import Article, BuildReport, FrontMatter
+from .. import cache
+from ..cache import fileset
+from ..config.site import SiteConfig
+from ..structure import theme
+from ..structure.errors import BuildError
+from ..structure.types import Article, BuildReport, FrontMatter
+from . import sitedir
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'")
 

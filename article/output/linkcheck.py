@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from . import cache
+from .. import cache
 
 _LINK_ATTRS = {"href", "src", "poster", "data"}
 

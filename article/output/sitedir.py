@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .structure.errors import BuildError
+from ..structure.errors import BuildError
 
 
 SITE_MARKER = ".vw-site"  # written into every built site: only a folder holding it is ever replaced
@@ -25,7 +25,7 @@ MARKER_TEXT = b"Built by Visualizing Weights (build.py). The next build replaces
 
 
 def _record_entry(cache_dir: Path, site_dir: Path, name: str) -> Path:
-    from . import cache
+    from .. import cache
 
     return cache.entry(cache_dir, f"site-{name}", [os.path.abspath(site_dir)])
 
@@ -41,12 +41,12 @@ def _marker_id(site: Path) -> list[int] | None:
 
 def record(cache_dir: Path, site_dir: Path, tmp: Path, name: str, value: object) -> None:
     """Note in the cache what part of the site being built in ``tmp`` (to become ``site_dir``) was made from, so the
-    next build can reuse that part without reading it (article/model_pages.py). Tied to this build's marker file,
+    next build can reuse that part without reading it (article/explorer/model_pages.py). Tied to this build's marker file,
     so a site replaced by any other build (another cache folder, --debug) is never taken for this one. Kept out of
     the site itself: the site's bytes do not depend on where it was built."""
     import json
 
-    from . import cache
+    from .. import cache
 
     data = {"marker": _marker_id(tmp), "value": value}
     cache.store(_record_entry(cache_dir, site_dir, name), json.dumps(data, sort_keys=True).encode())
@@ -59,7 +59,7 @@ def recorded(cache_dir: Path, site_dir: Path | None, name: str) -> object | None
 
     if site_dir is None:
         return None
-    from . import cache
+    from .. import cache
 
     data = cache.load(_record_entry(cache_dir, site_dir, name), json.loads)
     marker = _marker_id(site_dir)
