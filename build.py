@@ -129,7 +129,7 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "serve":
-        from article.serve import serve
+        from article.serve.command import serve
 
         return serve(build, ROOT, args.site_dir, args.cache_dir, host=args.host, port=args.port,
                      strict=args.strict, debug=args.debug, clean=args.clean, jobs=args.jobs, backend=args.backend,

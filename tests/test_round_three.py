@@ -487,7 +487,7 @@ def test_a_site_folder_that_is_a_symlink_stays_one_and_its_target_is_built(tmp_p
 
 
 def test_serve_answers_a_path_the_file_system_cannot_look_up(tmp_path, capsys):
-    from article.liveserver import BuildState, make_server
+    from article.serve.liveserver import BuildState, make_server
 
     site = tmp_path / "site"
     site.mkdir()

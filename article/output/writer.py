@@ -198,7 +198,7 @@ def _listed(articles: list[Article]) -> list[Listed]:
                                                           reverse=True) if a.source.meta.listed]
 
 
-SERVE_ONLY_ASSETS = {"livereload.js"}  # sent by `python build.py serve` only (article/liveserver.py)
+SERVE_ONLY_ASSETS = {"livereload.js"}  # sent by `python build.py serve` only (article/serve/liveserver.py)
 
 
 def write_assets(root: Path, site: Path, cache_dir: Path, need_vega: bool, previous: Path | None = None) -> int:

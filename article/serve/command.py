@@ -12,7 +12,7 @@ in this process with ``run_analysis=False``: the recipe then asks the torch-free
 Figure modules are Python the author edits while serving, and the render cache keys on their *source on disk*;
 running stale imported code under the new key would poison the cache. So when any watched ``.py`` file changes,
 every ``article.*`` / ``analysis.*`` module is dropped from ``sys.modules`` first (the recipe imports its stages
-inside the function, so the next call gets the edited code). The HTTP side lives in ``article/liveserver.py``.
+inside the function, so the next call gets the edited code). The HTTP side lives in ``article/serve/liveserver.py``.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from .watch import Poller
 
 Recipe = Callable[..., Any]  # build.py's build(root, site_dir, cache_dir, *, strict, debug, clean, jobs, progress)
 
-_KEEP = {__name__, "article.watch", "article.liveserver"}
+_KEEP = {__name__, __package__, "article.serve.watch", "article.serve.liveserver"}
 
 
 def purge_project_modules() -> list[str]:
