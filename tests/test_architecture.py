@@ -40,7 +40,8 @@ def test_import_contracts_are_kept():
     ("article/markup/renderer.py", "def _late():\n    from analysis import pipeline", "never imports torch"),
     ("analysis/jsonio.py", "from article import urls", "knows nothing of the article"),
     ("article/structure/urls.py", "from .. import pipeline", "No import cycles"),
-    ("article/markup/citation.py", "def _late():\n    from ..explorer import model_pages", "no package imports one above it"),
+    ("article/markup/citation.py", "def _late():\n    from ..explorer import model_pages",
+     "no package imports one above it"),
     ("article/cache/fileset.py", "from ..structure import errors", "no package imports one above it"),
     ("article/figures/sample.py", "from ..markup import renderer", "no package imports one above it"),
 ])

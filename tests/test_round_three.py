@@ -434,7 +434,7 @@ def test_a_worker_that_ran_joblib_leaves_no_semaphores_behind():
 
 
 def test_the_page_ids_cover_every_id_the_article_templates_give():
-    """markup.PAGE_IDS must list every literal id of the page around an article, or a heading can take one."""
+    """renderer.PAGE_IDS must list every literal id of the page around an article, or a heading can take one."""
     from article.markup.renderer import PAGE_IDS
 
     ids = set()

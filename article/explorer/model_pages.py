@@ -23,7 +23,7 @@ from .. import cache
 from ..output import sitedir
 from ..structure import theme
 from ..structure.errors import BuildError
-from ..structure.explorer_links import explorer_href, follow_selection, fragment, model_slug  # noqa: F401  (this stage's API)
+from ..structure.explorer_links import explorer_href, follow_selection, fragment, model_slug  # noqa: F401 (its API)
 from ..structure.jsonio import read_record as _read
 from . import explorer_data as xd
 from . import explorer_examples as xx

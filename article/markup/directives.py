@@ -3,7 +3,7 @@ function that turns its block into HTML, and the Markdown renderer (article/mark
 touches only the module that registers it.
 
     @directives.register("note", width="l-body")
-    def note(ctx, block, attrs, line):      # ctx: the article's markup.Renderer
+    def note(ctx, block, attrs, line):      # ctx: the article's renderer.Renderer
         return ctx.block_html(f'<div class="note {attrs["width"]}">{ctx.fragment(block.text, block.line + 1)}</div>')
 """
 from __future__ import annotations

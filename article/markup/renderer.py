@@ -503,7 +503,7 @@ class Renderer:
         return TocEntry(token["id"], title, [self._toc(c) for c in token.get("children", [])])
 
 
-# ---------------------------------------------------------------- the built-in directives (article/markup/directives.py)
+# -------------------------------------------------------- the built-in directives (article/markup/directives.py)
 
 @directives.register("figure")
 def _figure(ctx: Renderer, b: Block, attrs: dict[str, str], line: int) -> str:

@@ -237,7 +237,7 @@ def link_folder(old: Path, new: Path, recorded: object, skip: frozenset[str] = f
     """Hard-link every file of ``old`` (less ``skip``) into ``new`` when ``old`` is a real folder whose listing is
     ``recorded``: one walk that links as it lists (``new`` is in the unpublished temp site and is removed again if
     the listing differs). The previous site is only read: its files are never written through these links, since
-    ``output.write`` replaces a file rather than writing into it."""
+    ``writer.write`` replaces a file rather than writing into it."""
     try:
         if not isinstance(recorded, str) or any(not stat.S_ISDIR(os.lstat(p).st_mode) for p in (old.parent, old)):
             return False
