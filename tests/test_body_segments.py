@@ -2,7 +2,6 @@
 templating the whole body, one edited paragraph templated again, cached text tied to the data it read."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

@@ -2,7 +2,6 @@
 edges, a linked enlarged view with dataset examples, and the spatial-position view (Voss et al. 2021)."""
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 
 from analysis.paths import safe_component
 
