@@ -98,15 +98,15 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
     they are not (``serve`` then runs the whole recipe in a fresh interpreter). Imports happen
     here, not at the top, so ``serve`` gets freshly imported stages after it forgets edited modules."""
     from article.analysis_stage import analysis_state, clean as clean_cache, ensure_analysis, missing_models
-    from article.config import load_config
-    from article.errors import AnalysisStale
-    from article.figure_cache import manifest_digests
+    from article.config.site import load_config
+    from article.figures.figure_cache import manifest_digests
+    from article.output.sitedir import check_cache_dir, check_site_dir
     from article.pipeline import build_site
-    from article.sitedir import check_cache_dir, check_site_dir
+    from article.structure.errors import AnalysisStale
 
     check_cache_dir(root, cache_dir)  # before anything slow or destructive (--clean): fail fast
     check_site_dir(root, site_dir, cache_dir)
-    parsed = None if debug else cache_dir  # site.yml and front matter, kept parsed (article/yamlcache.py)
+    parsed = None if debug else cache_dir  # site.yml and front matter, kept parsed (article/config/yamlcache.py)
     config = load_config(root, parsed)
     if clean:  # every analysis and every render made again; the banding lab's trained weights are kept
         clean_cache(cache_dir)
@@ -129,13 +129,13 @@ def build(root: Path, site_dir: Path, cache_dir: Path, *, strict: bool = False, 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "serve":
-        from article.serve import serve
+        from article.serve.command import serve
 
         return serve(build, ROOT, args.site_dir, args.cache_dir, host=args.host, port=args.port,
                      strict=args.strict, debug=args.debug, clean=args.clean, jobs=args.jobs, backend=args.backend,
                      scheduler=args.scheduler, device=args.device)
     from analysis.errors import AnalysisError  # stdlib only: importing it does not import torch
-    from article.errors import BuildError, one_line
+    from article.structure.errors import BuildError, one_line
 
     t0 = time.perf_counter()
     try:

@@ -12,11 +12,11 @@ from typing import Any
 
 from analysis.spec import BACKENDS, DEVICES, NAMED_DATASETS, SITE_FEATUREVIZ
 
-from .byo_spec import byo_models
-from .dataset_spec import check_dataset, check_examples, site_line
-from .recipe_spec import FIELDS as RECIPE_FIELDS, validate_recipe
-from .config import SiteConfig
-from .errors import BuildError
+from .config.byo_spec import byo_models
+from .config.dataset_spec import check_dataset, check_examples, site_line
+from .config.recipe_spec import FIELDS as RECIPE_FIELDS, validate_recipe
+from .config.site import SiteConfig
+from .structure.errors import BuildError
 
 DEFAULTS: dict[str, Any] = {"models": [], "n_jobs": 2, "featureviz": dict(SITE_FEATUREVIZ), "lab": {},
                             "featureviz_budget": {}, "backend": "local", "scheduler": None, "device": "auto",
@@ -103,7 +103,7 @@ def analysis_config(root: Path, config: SiteConfig, jobs: int | None = None, yam
 
 def _check_recipes(value: Any, models: list[str], root: Path) -> dict[str, dict]:
     """site.yml's `analysis.recipes`: {zoo model: recipe}, the same fields a front-matter model's `recipe:` takes
-    (article/recipe_spec.py), for a model of `analysis.models`; the banding lab's recipe is its experiment, fixed."""
+    (article/config/recipe_spec.py), for a model of `analysis.models`; the banding lab's recipe is its experiment, fixed."""
     site = root / "site.yml"
     if not isinstance(value, dict):
         raise BuildError(f"field 'analysis.recipes' must be a mapping of model name to recipe, got {value!r:.80}", site,

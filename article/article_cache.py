@@ -22,10 +22,12 @@ from typing import Any, Mapping
 
 from analysis.fingerprint import DigestMemo  # stdlib only: no torch
 
-from . import cache, fileset, limits
-from .errors import BuildError
-from .fileset import FileSet
-from .structure import TocEntry
+from . import cache
+from .cache import fileset
+from .cache.fileset import FileSet
+from .config import limits
+from .structure.errors import BuildError
+from .structure.types import TocEntry
 
 def code(cache_dir: Path | None = None) -> list[str | bytes]:
     """The code and library part of every article's key, as one digest: computed once per build (``entry``'s

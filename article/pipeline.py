@@ -16,18 +16,22 @@ from typing import Iterator, Mapping
 
 from analysis import deadline
 
-from . import (article_cache, body_segments, cache, citation, figrender, figure_cache, fileset, limits, linkcheck,
-               mathml, model_pages, social)
-from . import reads as reads_module
-from .bibliography import Citations, load_bibliography
-from .config import SiteConfig, load_config
-from .errors import BuildError
-from .figures import registry
-from .frontmatter import parse
-from .markup import Renderer
-from .output import Pages, template_env, write_assets, write_pages, write_site_files
-from .structure import Article, BuildReport
-from .sitedir import check_cache_dir, check_site_dir, output_folder, prepare_tmp, swap
+from . import article_cache, cache
+from .cache import fileset
+from .config import limits
+from .config.frontmatter import parse
+from .config.site import SiteConfig, load_config
+from .explorer import model_pages
+from .figures import figrender, figure_cache, registry
+from .figures import reads as reads_module
+from .markup import body_segments, citation, mathml
+from .markup.bibliography import Citations, load_bibliography
+from .markup.renderer import Renderer
+from .output import linkcheck, social
+from .output.sitedir import check_cache_dir, check_site_dir, output_folder, prepare_tmp, swap
+from .output.writer import Pages, template_env, write_assets, write_pages, write_site_files
+from .structure.errors import BuildError
+from .structure.types import Article, BuildReport
 
 
 class _Stages:

@@ -57,7 +57,7 @@ from pathlib import Path
 root, rounds, index = Path.cwd(), int(sys.argv[1]), Path(sys.argv[2])
 spec = importlib.util.spec_from_file_location("build", root / "build.py")
 build = importlib.util.module_from_spec(spec); spec.loader.exec_module(build)
-from article.serve import Builder
+from article.serve.command import Builder
 builder = Builder(build.build, root, root / "site", Path(sys.argv[3]))
 base = index.read_text(encoding="utf-8")
 times, cpu = [], []

@@ -44,8 +44,8 @@ def test_an_unknown_lab_setting_is_reported_at_site_yml(tmp_path):
 
 def test_jobs_reach_the_analysis_as_an_argument_not_through_the_environment(monkeypatch):
     from article.analysis_stage import analysis_config
-    from article.config import load_config
-    from article.errors import BuildError
+    from article.config.site import load_config
+    from article.structure.errors import BuildError
 
     repo = Path(__file__).resolve().parent.parent
     config = load_config(repo)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from article.analysis_stage import analysis_config, inputs_fingerprint
-from article.config import load_config
+from article.config.site import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def test_a_result_setting_does_change_the_fingerprint():
 def test_a_dask_backend_without_a_scheduler_fails_even_when_the_analyses_are_cached():
     import pytest
 
-    from article.errors import BuildError
+    from article.structure.errors import BuildError
 
     with pytest.raises(BuildError, match="needs the scheduler's address"):
         analysis_config(REPO, load_config(REPO), backend="dask")

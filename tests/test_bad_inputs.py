@@ -1228,9 +1228,9 @@ def test_corrupt_cache_entry_is_recomputed(worlds, tmp_path):
 def test_factory_allow_list_and_shared_models(tmp_path):
     """Torch-free: a factory outside the article's folder is accepted only when site.yml's `factories:` lists it
     (then nothing is put on sys.path for it), and one model declared identically by two articles is analysed once."""
-    from article.byo_spec import byo_models
-    from article.config import load_config
-    from article.errors import BuildError
+    from article.config.byo_spec import byo_models
+    from article.config.site import load_config
+    from article.structure.errors import BuildError
 
     root = tmp_path / "root"
     for slug in ("a", "b"):

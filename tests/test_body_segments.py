@@ -1,13 +1,12 @@
-"""The article body templated per segment through the render cache (article/body_segments.py): the same text as
+"""The article body templated per segment through the render cache (article/markup/body_segments.py): the same text as
 templating the whole body, one edited paragraph templated again, cached text tied to the data it read."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
-from article import body_segments, templating
-from article.errors import BuildError
+from article.markup import body_segments, templating
+from article.structure.errors import BuildError
 
 BODY = """{% set net = data.vw.net %}Intro with {{ net.top1 | pct(1) }} and {{ data.vw.count | thousands }}.
 

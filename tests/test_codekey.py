@@ -118,7 +118,7 @@ def test_the_project_keys_cover_what_the_issue_names():
     featureviz = codekey.closure(["analysis.featureviz.cache"])[0]
     assert "analysis.featureviz.render" in featureviz
     assert "analysis.nmf" not in featureviz and "analysis.tensor_report" not in featureviz
-    assert "article.theme" in codekey.closure(["article.social"])[0]
+    assert "article.structure.theme" in codekey.closure(["article.output.social"])[0]
 
 
 def test_a_later_process_checks_a_key_by_its_files_stats_without_reading_them(project, tmp_path, monkeypatch):

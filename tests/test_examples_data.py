@@ -1,4 +1,4 @@
-"""The render side's reader of dataset examples (article/examples_data.py, torch-free), on the explorer's tiny cache:
+"""The render side's reader of dataset examples (article/figures/examples_data.py, torch-free), on the explorer's tiny cache:
 records by model and layer, examples strongest first, and crops whose pixels are the picture's with the receptive
 field outlined."""
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from article import examples_data as exd
-from article.errors import BuildError
+from article.figures import examples_data as exd
+from article.structure.errors import BuildError
 from explorer_cache import EXAMPLES_K, example_activation, example_rect, make_cache
 
 

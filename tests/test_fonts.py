@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 RENDER = """
 import hashlib, json, re, sys
 from pathlib import Path
-from article import figrender, theme
-from article.figures import registry
+from article.figures import figrender, registry
+from article.structure import theme
 registry.discover()
 chart_theme = dict(theme.CHART, **json.loads(sys.argv[1]))
 ctx = registry.FigureContext(article={}, site={}, cache_dir=Path("."), slug="s", figure_id="f", theme=chart_theme)
@@ -78,7 +78,7 @@ def test_with_the_vendored_font_the_svg_is_the_same_bytes_everywhere(homes):
 def test_charts_name_the_vendored_font_and_pages_load_its_subset_with_the_same_metrics():
     from fontTools.ttLib import TTFont
 
-    from article import theme
+    from article.structure import theme
 
     assert theme.FONT_FAMILY in theme.CHART["font"].split(",")[0]
     licence = (theme.FONTS_DIR / "OFL.txt").read_text(encoding="utf-8")
@@ -96,8 +96,8 @@ def test_charts_name_the_vendored_font_and_pages_load_its_subset_with_the_same_m
 
 
 def test_the_site_sends_the_web_fonts_and_licence_but_not_the_chart_fonts(tmp_path):
-    from article import theme
-    from article.output import write_assets
+    from article.output.writer import write_assets
+    from article.structure import theme
 
     write_assets(REPO, tmp_path, tmp_path / "cache", need_vega=False)
     fonts = sorted(p.name for p in (tmp_path / "assets" / "fonts").iterdir())

@@ -10,11 +10,12 @@ from urllib.parse import unquote
 import numpy as np
 import pytest
 
-from article import linkcheck, model_pages
-from article.config import load_config
-from article.explorer_data import LEVELS
-from article.output import template_env
-from article.structure import BuildReport
+from article.config.site import load_config
+from article.explorer import model_pages
+from article.explorer.explorer_data import LEVELS
+from article.output import linkcheck
+from article.output.writer import template_env
+from article.structure.types import BuildReport
 from explorer_cache import (EXAMPLE_CHANNEL, EXAMPLES_K, FOLDER, FV_CHANNELS, SHAPES, example_activation, example_rect,
                             make_cache, relist)
 
@@ -147,7 +148,7 @@ def test_link_checker_understands_neuron_fragments(tmp_path, built):
 def test_sitemap_lists_every_model_page(tmp_path, built):
     import xml.etree.ElementTree as ET
 
-    from article.output import Pages, write_site_files
+    from article.output.writer import Pages, write_site_files
 
     folder, _, listed, _ = built
     config = load_config(REPO)
@@ -167,7 +168,7 @@ def test_fragment_round_trip(tid):
 
 
 def test_render_cache_reuses_and_invalidates(tmp_path):
-    from article.sitedir import tree_digest
+    from article.output.sitedir import tree_digest
 
     cache = tmp_path / "cache"
     make_cache(cache)
@@ -191,7 +192,7 @@ def test_render_cache_reuses_and_invalidates(tmp_path):
 
 
 def test_a_corrupt_record_is_one_error_naming_the_file(tmp_path):
-    from article.errors import BuildError
+    from article.structure.errors import BuildError
 
     cache = tmp_path / "cache"
     make_cache(cache)
@@ -211,7 +212,7 @@ def test_an_unchanged_model_folder_is_linked_from_the_previous_site_without_read
     import os
     import shutil
 
-    from article import sitedir
+    from article.output import sitedir
 
     make_cache(tmp_path / "cache")
     env, config = template_env(REPO), load_config(REPO)
@@ -279,7 +280,7 @@ def test_a_block_reads_the_previous_block_not_the_last_kernel_inside_it():
 
 
 def test_index_tells_models_with_the_same_label_apart(tmp_path):
-    from article.output import render_template
+    from article.output.writer import render_template
 
     models = [{"name": f"lab-gap-s{i}", "label": "lab: GAP", "href": f"models/lab-gap-s{i}/index.html", "layers": 6,
                "family": "lab"} for i in range(3)] + [{"name": "digitnet", "label": "digitnet",

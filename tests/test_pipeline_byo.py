@@ -95,8 +95,7 @@ def assert_own_colours(cache: Path, models: list[str]) -> None:
     and a colour each."""
     import re
 
-    from article import figrender
-    from article.figures import registry
+    from article.figures import figrender, registry
 
     registry.discover()
     ctx = registry.FigureContext(article={}, site={}, cache_dir=cache, slug="s", figure_id="byo-banding")

@@ -100,8 +100,8 @@ def test_the_pipeline_reads_the_neurons_the_recipe_names_and_the_figure_draws_th
 
 @pytest.mark.slow
 def test_featured_neurons_and_their_nmf_factors_are_drawn_and_reach_the_model_page(article, tmp_path, capsys):  # noqa: F811
-    from article import explorer_data as xd
-    from article.model_pages import model_files
+    from article.explorer import explorer_data as xd
+    from article.explorer.model_pages import model_files
 
     manifest, _ = analyse(tmp_path / "cache", [spec(article, "tiny", image_size=32)], capsys)
     cache, entry = tmp_path / "cache", manifest["models"]["tiny"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from article.config.recipe_spec import field_lines, validate_recipe
 from article.figures.prose_numbers import network
-from article.recipe_spec import field_lines, validate_recipe
-from article.templating import fmt, pct
+from article.markup.templating import fmt, pct
 
 
 class Bad(Exception):

@@ -1,4 +1,4 @@
-"""The render side's cache primitive (article/cache.py) and the figure cache's validity check."""
+"""The render side's cache primitive (article/cache/__init__.py) and the figure cache's validity check."""
 from __future__ import annotations
 
 import hashlib
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from article import cache, figure_cache
+from article import cache
+from article.figures import figure_cache
 
 
 def test_key_parts_are_length_prefixed_and_entries_live_under_render(tmp_path):
@@ -84,18 +85,18 @@ def test_figure_cache_key_covers_the_helper_modules_a_kind_uses():
     registry.discover()
     expanded, libraries = closure([registry.FIGURES["expanded_explorer"].__module__, figure_cache.__name__])
     assert {"article.figures.expanded", "article.figures.cells", "article.figures.context",
-            "article.figures.analysis_data", "article.figures.registry", "article.figrender",
-            "article.explorer_links", "article.theme"} <= set(expanded)
-    assert "article.figures.sample" not in expanded and "article.output" not in expanded
+            "article.figures.analysis_data", "article.figures.registry", "article.figures.figrender",
+            "article.structure.explorer_links", "article.structure.theme"} <= set(expanded)
+    assert "article.figures.sample" not in expanded and "article.output.writer" not in expanded
     assert {"altair", "vl_convert", "PIL"} <= libraries
-    assert "article.explorer_links" in closure([registry.FIGURES["nmf_explorer"].__module__])[0]
+    assert "article.structure.explorer_links" in closure([registry.FIGURES["nmf_explorer"].__module__])[0]
     assert figure_cache.figure_code("expanded_explorer") != figure_cache.figure_code("nmf_explorer")
 
 
 def test_unchanged_site_files_are_linked_from_the_previous_site_which_stays_as_it_was(tmp_path):
     import os
 
-    from article.output import write
+    from article.output.writer import write
 
     previous, new = tmp_path / "site", tmp_path / ".site-tmp"
     (previous / "a").mkdir(parents=True)
@@ -119,7 +120,7 @@ def test_unchanged_site_files_are_linked_from_the_previous_site_which_stays_as_i
 def test_a_warm_process_reuses_compiled_templates_until_a_template_changes(tmp_path):
     import shutil
 
-    from article.output import template_env
+    from article.output.writer import template_env
 
     root = tmp_path / "proj"
     shutil.copytree(Path(__file__).resolve().parent.parent / "templates", root / "templates",
@@ -139,8 +140,8 @@ def test_an_unchanged_article_is_not_rendered_again(tmp_path, monkeypatch):
     """The rendered article is a render-cache entry keyed by its folder's files, the config and the code: a second
     build renders nothing and writes the same bytes; editing the article or its bibliography renders it again."""
     from article import pipeline
+    from article.output.sitedir import tree_digest
     from article.pipeline import build_site
-    from article.sitedir import tree_digest
     from test_render_helpers import sample_root
 
     root, cache = sample_root(tmp_path), tmp_path / "cache"
@@ -217,7 +218,7 @@ def test_converted_formulas_come_from_the_cache_without_importing_latex2mathml(t
     import sys
 
     script = (
-        "import sys; from pathlib import Path; from article import mathml; from analysis import deadline\n"
+        "import sys; from pathlib import Path; from article.markup import mathml; from analysis import deadline\n"
         "started, start = [], deadline.Worker._start\n"
         "deadline.Worker._start = lambda self: (started.append(1), start(self))[1]\n"
         "mathml.use_cache(Path(sys.argv[1]))\n"
@@ -252,9 +253,9 @@ def test_a_prose_edit_links_the_articles_folder_from_the_previous_site_without_r
     the same bytes as a build without any cache."""
     import os
 
-    from article import fileset
+    from article.cache import fileset
+    from article.output.sitedir import tree_digest
     from article.pipeline import build_site
-    from article.sitedir import tree_digest
     from test_render_helpers import sample_root
 
     root, cache, site = sample_root(tmp_path), tmp_path / "cache", tmp_path / "site"
@@ -302,9 +303,9 @@ def test_pages_whose_inputs_are_unchanged_are_linked_and_their_templates_not_com
     an edited template; a page edited by hand inside site/ (another size) is rendered again."""
     import os
 
-    from article import output
+    from article.output import writer
+    from article.output.sitedir import tree_digest
     from article.pipeline import build_site
-    from article.sitedir import tree_digest
     from test_render_helpers import sample_root
 
     import shutil
@@ -315,8 +316,8 @@ def test_pages_whose_inputs_are_unchanged_are_linked_and_their_templates_not_com
     shutil.copytree(REPO / "templates", root / "templates")
     build_site(root, site, cache_dir=cache, progress=False)
     rendered = []
-    real = output.render_template
-    monkeypatch.setattr(output, "render_template", lambda env, name, **ctx: rendered.append(name) or
+    real = writer.render_template
+    monkeypatch.setattr(writer, "render_template", lambda env, name, **ctx: rendered.append(name) or
                         real(env, name, **ctx))
     index = root / "content" / "sample" / "index.md"
     shared = ["index.html", "404.html", "sitemap.xml", "feed.xml"]
@@ -366,7 +367,7 @@ def _planted_then_built(tmp_path, plant) -> tuple:
 def test_planted_file_bytes_are_a_miss_not_a_published_file(tmp_path):
     """Well-formed figure-files and article-files entries whose bytes are not their recorded digests: the files are
     made again, and the site is the one a build without cache makes."""
-    from article.sitedir import tree_digest
+    from article.output.sitedir import tree_digest
 
     def plant(folder):
         for pattern in ("figfiles-*", "files-sample-*"):
@@ -384,7 +385,7 @@ def test_a_planted_file_name_cannot_write_outside_the_site(tmp_path):
     import hashlib
     import json
 
-    from article.sitedir import tree_digest
+    from article.output.sitedir import tree_digest
 
     def plant(folder):
         for e in (folder / "render").glob("figure-*.zip"):
@@ -402,8 +403,8 @@ def test_a_planted_file_name_cannot_write_outside_the_site(tmp_path):
     new, plain = _planted_then_built(tmp_path, plant)
     assert not list(tmp_path.rglob("ESCAPED.txt"))
     assert tree_digest(new) == tree_digest(plain)
-    from article.errors import BuildError
-    from article.output import write
+    from article.output.writer import write
+    from article.structure.errors import BuildError
 
     with pytest.raises(BuildError):
         write(tmp_path / "out" / "site2", "../x.txt", b"no")  # the last line of defence
@@ -416,7 +417,7 @@ def test_a_hand_edit_inside_the_site_of_the_same_size_does_not_survive_a_rebuild
 
     from article.pipeline import build_site
 
-    from article.sitedir import tree_digest
+    from article.output.sitedir import tree_digest
     from test_render_helpers import sample_root
 
     root, cache, site = sample_root(tmp_path), tmp_path / "cache", tmp_path / "site"
@@ -437,7 +438,7 @@ def test_a_hand_edit_inside_the_site_of_the_same_size_does_not_survive_a_rebuild
 
 @pytest.mark.slow
 def test_editing_one_model_redraws_only_the_figures_and_pages_that_read_it(tmp_path):
-    """A figure's cache entry holds the parts of the manifest and front matter it read (article/reads.py), not the
+    """A figure's cache entry holds the parts of the manifest and front matter it read (article/figures/reads.py), not the
     whole files: a change to one model draws its figure and writes its model page again, and nothing else; an edit
     of the front matter that no figure reads draws nothing again; going back to an earlier analysis finds the figure
     it had then."""

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from article.config import load_config
-from article.errors import BuildError
-from article.frontmatter import parse
+from article.config.frontmatter import parse
+from article.config.site import load_config
+from article.structure.errors import BuildError
 from test_render_helpers import SITE
 
 GOOD = """---
@@ -109,7 +109,7 @@ def test_parsed_yaml_is_kept_by_its_text_and_errors_are_never_kept(tmp_path):
     at its line every time."""
     import json
 
-    from article import yamlcache
+    from article.config import yamlcache
 
     cache = tmp_path / "cache"
     text = GOOD.replace("bibliography", "extra: {1: [2.5, .inf, 2024-01-02, !!binary aGk=]}\nbibliography")

@@ -81,7 +81,7 @@ def page(root: Path, slug: str = "t", **kw) -> str:
 
 
 def test_a_narrow_spec_names_what_it_shares_with_the_wide_one_and_expands_back():
-    from article.figrender import REF, expand_shared, shared_parts
+    from article.figures.figrender import REF, expand_shared, shared_parts
 
     view = {"mark": "rect", "transform": [{"calculate": f"datum.x + {i}", "as": f"x{i}"} for i in range(6)]}
     wide = {"hconcat": [dict(view, width=430), {"vconcat": [{"title": "t" * 80}, {"title": "u" * 80}]}],

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from article.errors import BuildError
+from article.structure.errors import BuildError
 from test_render_helpers import FRONT, make_root, page
 
 # File layout of make_root: line 1 "---", 7 front matter lines, line 9 "---", body from line 10.
@@ -177,7 +177,7 @@ def test_appendix_cite_block(tmp_path):
 def test_code_extensions_left_out_only_where_they_change_nothing(text):
     """make_markdown(code=has_code(text)) gives what the full parser gives: code blocks keep their Pygments
     markup; prose skips loading the code extensions."""
-    from article.markup import has_code, make_markdown
+    from article.markup.renderer import has_code, make_markdown
 
     full = make_markdown(False, True, code=True).convert(text)
     assert make_markdown(False, True, code=has_code(text)).convert(text) == full
@@ -185,13 +185,13 @@ def test_code_extensions_left_out_only_where_they_change_nothing(text):
 
 
 def test_a_directive_registers_itself_and_the_renderer_finds_it(tmp_path):
-    """A new `::: name` directive is one registered function (article/directives.py), no edit of the renderer: it
+    """A new `::: name` directive is one registered function (article/markup/directives.py), no edit of the renderer: it
     gets its default width, Markdown inside it is rendered, and it is listed among the known ones in errors."""
     from pathlib import Path
 
-    from article import directives
-    from article.bibliography import Citations
-    from article.markup import Renderer
+    from article.markup import directives
+    from article.markup.bibliography import Citations
+    from article.markup.renderer import Renderer
 
     @directives.register("note", width="l-page")
     def note(ctx, block, attrs, line):

@@ -10,10 +10,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from article.errors import BuildError
-from article.linkcheck import check_links
+from article.output.linkcheck import check_links
+from article.output.sitedir import tree_digest
 from article.pipeline import build_site
-from article.sitedir import tree_digest
+from article.structure.errors import BuildError
 from test_render_helpers import REPO, make_root, page, sample_root
 
 

@@ -31,7 +31,7 @@ from hardening_util import (REPO, TINY_ANALYSIS, build_env, check_ok, make_root,
 
 def test_every_name_becomes_one_safe_component():
     from analysis.paths import SAFE_NAME_MAX, safe_component, same_folder
-    from article.model_pages import model_slug
+    from article.explorer.model_pages import model_slug
 
     for name in ("../../../victimdir", "..", ".", "a/b", "a\\b", "x\0y", "digitnet.", " spaced name ", "é" * 300,
                  "a" * 1000, "-leading"):
@@ -58,9 +58,9 @@ def test_two_model_names_that_share_a_folder_are_an_error(tmp_path):
     page: an error at the second declaration's line, naming the first's."""
     import yaml
 
-    from article.byo_spec import byo_models
-    from article.config import load_config
-    from article.errors import BuildError
+    from article.config.byo_spec import byo_models
+    from article.config.site import load_config
+    from article.structure.errors import BuildError
 
     root = tmp_path / "root"
     _article(root / "content" / "a", '  digitnet: {factory: "net:make", weights: w.pt}\n')
@@ -142,7 +142,7 @@ def test_a_manifest_entry_pointing_at_another_record_is_stale(tmp_path):
 def test_explorer_pictures_are_read_only_from_inside_the_cache(tmp_path):
     """The featureviz manifest's `image` and a context record's example are joined onto the cache folder only when
     they stay inside it (/etc/passwd was published as models/<m>/img/_etc_passwd)."""
-    from article.model_pages import _image
+    from article.explorer.model_pages import _image
 
     cache = tmp_path / "cache"
     (cache / "featureviz" / "m").mkdir(parents=True)
@@ -320,10 +320,10 @@ def _running(pid: int) -> bool:
 def test_template_folding_and_quadratic_markdown_are_stopped_off_the_main_thread(monkeypatch):
     """The two hangs of issue 19 case 4, as `serve` would meet them if it rendered on a thread: each ends about a
     second past the limit with one line naming the file and line."""
-    from article.bibliography import Citations
-    from article.errors import BuildError
-    from article.markup import Renderer
-    from article.templating import render_body
+    from article.markup.bibliography import Citations
+    from article.markup.renderer import Renderer
+    from article.markup.templating import render_body
+    from article.structure.errors import BuildError
 
     monkeypatch.setenv("VW_RENDER_TIMEOUT", "1")
     errors: dict = {}
@@ -350,8 +350,8 @@ def test_template_folding_and_quadratic_markdown_are_stopped_off_the_main_thread
 
 def test_an_endless_template_loop_still_names_its_line(monkeypatch):
     """Inside the worker the alarm still stops a Python loop first, with the template's own line."""
-    from article.errors import BuildError
-    from article.templating import render_body
+    from article.markup.templating import render_body
+    from article.structure.errors import BuildError
 
     monkeypatch.setenv("VW_RENDER_TIMEOUT", "1")
     body = "One.\n{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}\n"
@@ -361,8 +361,8 @@ def test_an_endless_template_loop_still_names_its_line(monkeypatch):
 
 def test_data_hooks_run_in_the_build_and_their_errors_keep_their_line():
     """The worker asks the build for `data`: a hook's BuildError reaches the article with its own file and line."""
-    from article.errors import BuildError
-    from article.templating import render_body
+    from article.markup.templating import render_body
+    from article.structure.errors import BuildError
 
     class Data(dict):
         def __getitem__(self, name):
@@ -383,11 +383,11 @@ def test_worker_errors_keep_their_one_line_after_dask_installs_tblib():
     still come back as itself, one line with its file and line, with no note or traceback text in it."""
     code = textwrap.dedent("""
         from tblib import pickling_support
-        from article.errors import BuildError
+        from article.structure.errors import BuildError
         pickling_support.install()  # what importing dask.distributed does
         from pathlib import Path
-        from article.bibliography import load_bibliography
-        from article.templating import render_body
+        from article.markup.bibliography import load_bibliography
+        from article.markup.templating import render_body
 
         class Data(dict):
             def __getitem__(self, name):
@@ -434,8 +434,8 @@ def test_a_worker_that_ran_joblib_leaves_no_semaphores_behind():
 
 
 def test_the_page_ids_cover_every_id_the_article_templates_give():
-    """markup.PAGE_IDS must list every literal id of the page around an article, or a heading can take one."""
-    from article.markup import PAGE_IDS
+    """renderer.PAGE_IDS must list every literal id of the page around an article, or a heading can take one."""
+    from article.markup.renderer import PAGE_IDS
 
     ids = set()
     for name in ("base.html", "article.html"):
@@ -461,7 +461,7 @@ def test_a_heading_named_like_a_page_id_gets_a_suffix_and_a_warning(tmp_path):
 
 
 def test_long_values_are_cut_in_an_error_line():
-    from article.errors import BuildError, one_line
+    from article.structure.errors import BuildError, one_line
 
     line = one_line(BuildError("kwargs " + "x" * 3_000_000 + " end", "content/a/index.md", 7))
     assert len(line) < 2100 and line.startswith("content/a/index.md:7: kwargs xxx") and line.endswith("x end")
@@ -487,7 +487,7 @@ def test_a_site_folder_that_is_a_symlink_stays_one_and_its_target_is_built(tmp_p
 
 
 def test_serve_answers_a_path_the_file_system_cannot_look_up(tmp_path, capsys):
-    from article.liveserver import BuildState, make_server
+    from article.serve.liveserver import BuildState, make_server
 
     site = tmp_path / "site"
     site.mkdir()

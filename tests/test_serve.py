@@ -175,7 +175,7 @@ def run(cfg, progress=True):
 stub.run = run
 sys.modules["analysis.pipeline"] = stub
 from article.analysis_stage import ensure_analysis
-from article.config import load_config
+from article.config.site import load_config
 root = Path.cwd()
 print(ensure_analysis(root, load_config(root), Path(sys.argv[1]), progress=False))
 """
@@ -243,7 +243,7 @@ def test_stale_analysis_builds_in_a_subprocess_and_keeps_torch_out_of_the_server
     code = textwrap.dedent("""
         import json, sys
         from pathlib import Path
-        from article.serve import Builder
+        from article.serve.command import Builder
         from build import build
         root = Path.cwd()
         builder = Builder(build, root, root / "site", Path(sys.argv[1]))
@@ -263,10 +263,10 @@ def test_stale_analysis_builds_in_a_subprocess_and_keeps_torch_out_of_the_server
 def test_purge_forgets_project_modules_but_not_the_server(tmp_path: Path) -> None:
     code = textwrap.dedent("""
         import sys
-        import article.pipeline, article.figures.sample, article.serve as serve
+        import article.pipeline, article.figures.sample, article.serve.command as serve
         gone = serve.purge_project_modules()
         assert "article.pipeline" in gone and "article.figures.registry" in gone and "article" in gone, gone
-        assert "article.serve" in sys.modules and not any(m == "article.pipeline" for m in sys.modules)
+        assert "article.serve.command" in sys.modules and not any(m == "article.pipeline" for m in sys.modules)
         import article.pipeline as fresh  # imports again from disk
         assert fresh.build_site
         print("ok")
@@ -276,7 +276,7 @@ def test_purge_forgets_project_modules_but_not_the_server(tmp_path: Path) -> Non
 
 
 def test_inject_places_tag_before_last_body_end() -> None:
-    from article.liveserver import inject
+    from article.serve.liveserver import inject
 
     html = b"<html><body><p>x</p><pre></body></pre></body>\n</html>\n"
     out = inject(html, 7)
@@ -286,7 +286,7 @@ def test_inject_places_tag_before_last_body_end() -> None:
 
 
 def test_poller_sees_edits_new_files_and_ignores_editor_junk(tmp_path: Path) -> None:
-    from article.watch import Poller
+    from article.serve.watch import Poller
 
     root = make_root(tmp_path)
     poller = Poller(root)

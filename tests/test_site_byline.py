@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from article.analysis_stage import missing_models
-from article.errors import BuildError
+from article.structure.errors import BuildError
 from test_render_helpers import FRONT, SITE, build, make_root, sample_root
 
 NO_AUTHORS = "\n".join(line for line in FRONT.splitlines()

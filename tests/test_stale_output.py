@@ -194,9 +194,9 @@ def test_figures_and_social_images_follow_the_code_they_embed(tmp_path):
     page, social = build()
     assert "models/tinynet/index.html#conv2" in page
     line = 'href = f"{root}models/{model_slug(model)}/index.html"'
-    helper = next(p for p in (proj / "article").glob("*.py") if line in p.read_text())
+    helper = next(p for p in (proj / "article").rglob("*.py") if line in p.read_text())
     helper.write_text(helper.read_text(encoding="utf-8").replace(line, line[:-1] + '?from=figure"'), encoding="utf-8")
-    theme = proj / "article" / "theme.py"
+    theme = proj / "article" / "structure" / "theme.py"
     text = theme.read_text(encoding="utf-8")
     accent = re.search(r'"accent": "(#[0-9a-f]{6})"', text).group(1)
     theme.write_text(text.replace(f'"accent": "{accent}"', '"accent": "#00aa00"', 1), encoding="utf-8")
@@ -208,8 +208,8 @@ def test_figures_and_social_images_follow_the_code_they_embed(tmp_path):
 
 def test_figure_and_article_keys_hold_the_versions_of_the_libraries_they_import(monkeypatch):
     from analysis import codekey
-    from article import article_cache, figure_cache
-    from article.figures import registry
+    from article import article_cache
+    from article.figures import figure_cache, registry
 
     registry.discover()
     figure, article = figure_cache.figure_code("nmf_explorer"), article_cache.code()

@@ -1,10 +1,10 @@
-"""One source for the theme: article/theme.py. The stylesheet, the chart script and figure code follow it."""
+"""One source for the theme: article/structure/theme.py. The stylesheet, the chart script and figure code follow it."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from article import theme
+from article.structure import theme
 
 ASSETS = Path(__file__).resolve().parent.parent / "templates" / "assets"
 
@@ -18,11 +18,11 @@ def test_every_custom_property_the_page_uses_comes_from_the_theme():
     defined = defined_properties(css)
     used = set(re.findall(r"var\(--([a-z][a-z0-9-]*)\)", (ASSETS / "style.css").read_text(encoding="utf-8")))
     used |= set(re.findall(r'css\("([a-z][a-z0-9-]*)"\)', (ASSETS / "figures.js").read_text(encoding="utf-8")))
-    assert used and used <= defined, f"used but not in article/theme.py: {sorted(used - defined)}"
+    assert used and used <= defined, f"used but not in article/structure/theme.py: {sorted(used - defined)}"
     assert set(theme.LIGHT) == set(theme.DARK), "every colour needs its dark twin"
     # style.css defines no theme colours of its own (print rules may override some).
     screen = (ASSETS / "style.css").read_text(encoding="utf-8").split("@media print")[0]
-    assert not defined_properties(screen), "style.css defines theme properties: move them to article/theme.py"
+    assert not defined_properties(screen), "style.css defines theme properties: move them to article/structure/theme.py"
 
 
 def test_theme_css_is_written_into_the_site_and_linked_before_the_stylesheet():
@@ -33,12 +33,12 @@ def test_theme_css_is_written_into_the_site_and_linked_before_the_stylesheet():
 
 
 def test_figure_code_and_widths_read_the_theme():
-    from article import markup
     from article.figures.registry import FigureContext
+    from article.markup import renderer
 
     ctx = FigureContext(article={}, site={}, cache_dir=Path("."), slug="s")
     assert ctx.theme["diverging"] == ["#0571b0", "#92c5de", "#f7f7f7", "#f4a582", "#ca0020"]  # Distill's, red > 0
-    assert markup.WIDTHS is theme.WIDTHS
+    assert renderer.WIDTHS is theme.WIDTHS
     for width in theme.WIDTHS:
         assert f".{width}" in (ASSETS / "style.css").read_text(encoding="utf-8")
 
@@ -46,8 +46,7 @@ def test_figure_code_and_widths_read_the_theme():
 def test_static_svg_draws_named_styles_in_the_light_themes_colours(monkeypatch):
     """A mark styled "vw-ink" (drawn in the text colour by figures.js) is not Vega's default blue in the static SVG
     that readers without script, print and a failed draw get."""
-    from article import figrender
-    from article.figures import registry
+    from article.figures import figrender, registry
     from article.figures.registry import Figure, FigureContext
 
     def ink(ctx, params):

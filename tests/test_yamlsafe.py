@@ -1,4 +1,4 @@
-"""YAML as authors write it (article/yamlsafe.py): a syntax error names the line of the mistake, not the line where
+"""YAML as authors write it (article/config/yamlsafe.py): a syntax error names the line of the mistake, not the line where
 the parser gave up, and the nesting limit is this project's own, in its own words, whatever the PyYAML version."""
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from article import yamlsafe
-from article.config import load_config
-from article.errors import BuildError
-from article.frontmatter import parse
+from article.config import yamlsafe
+from article.config.frontmatter import parse
+from article.config.site import load_config
+from article.structure.errors import BuildError
 
 MISTAKES = {  # YAML text -> 1-based line of the mistake
     "title: [A Sample Article\ndescription: x\ndate: 2020-01-01\n": 1,  # unclosed flow sequence

@@ -18,7 +18,7 @@ NEUTRAL = "#9467bd"  # a model the analysis gave no colour
 
 def manifest(ctx: FigureContext) -> Mapping[str, Any]:
     """The analysis manifest; a figure reads it part by part (its cache entry depends on the models it reads, not
-    on every model: article/reads.py), prose data hooks whole."""
+    on every model: article/figures/reads.py), prose data hooks whole."""
     return ctx.load_parts(MANIFEST) if ctx.figure_id else ctx.load_json(MANIFEST)
 
 

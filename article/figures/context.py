@@ -2,13 +2,12 @@
 edges, a linked enlarged view with dataset examples, and the spatial-position view (Voss et al. 2021)."""
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 
 from analysis.paths import safe_component
 
-from .. import examples_data as exd
-from ..errors import BuildError
-from ..explorer_links import explorer_href, follow_selection
+from ..structure.errors import BuildError
+from ..structure.explorer_links import explorer_href, follow_selection
+from . import examples_data as exd
 from . import analysis_data as ad
 from .registry import PHONE_WIDTH, Figure, FigureContext, Interaction, register
 

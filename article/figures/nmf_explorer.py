@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 
-from ..explorer_links import explorer_href, follow_selection
+from ..structure.explorer_links import explorer_href, follow_selection
 from . import analysis_data as ad
 from .registry import PHONE_WIDTH, Figure, FigureContext, Interaction, register
 

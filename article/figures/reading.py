@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from html import escape
 
-from ..explorer_links import explorer_href
+from ..structure.explorer_links import explorer_href
 from . import analysis_data as ad
 from .context import example_asset, examples_layer
 from .heatmap_svg import kernel_svg, legend_svg

@@ -27,8 +27,8 @@ from typing import Any, Callable
 
 from analysis.paths import inside
 
-from .. import theme as site_theme
-from ..errors import BuildError
+from ..structure import theme as site_theme
+from ..structure.errors import BuildError
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class FigureContext:
     figure_id: str | None = None
     path: Path | None = None  # article file, for error messages
     line: int | None = None  # directive line, for error messages
-    theme: dict[str, Any] = field(default_factory=lambda: dict(site_theme.CHART))  # article/theme.py
+    theme: dict[str, Any] = field(default_factory=lambda: dict(site_theme.CHART))  # article/structure/theme.py
     reads: dict[str, str] = field(default_factory=dict)  # relpath -> sha256, for the render cache
 
     def load_json(self, relpath: str) -> Any:
@@ -108,8 +108,8 @@ class FigureContext:
 
     def load_parts(self, relpath: str) -> Mapping[str, Any]:
         """Analysis JSON ``cache_dir/relpath`` (an object) as a view that records each part the figure reads of it
-        (article/reads.py): the figure's cache entry then depends on those parts, not the whole file."""
-        from ..reads import Parts
+        (article/figures/reads.py): the figure's cache entry then depends on those parts, not the whole file."""
+        from .reads import Parts
 
         file = self.cache_dir / relpath
         try:

@@ -4,7 +4,7 @@
 (function () {
   "use strict";
   /* Colours and the font come from the page's CSS custom properties (assets/theme.css, generated from
-     article/theme.py), so charts follow the theme and the light/dark switch without a copy of it here. */
+     article/structure/theme.py), so charts follow the theme and the light/dark switch without a copy of it here. */
   function css(name) {
     return getComputedStyle(document.documentElement).getPropertyValue("--" + name).trim();
   }
@@ -54,7 +54,7 @@
     return narrow && wide > el.clientWidth ? "narrow" : "wide";
   }
 
-  /* A narrow spec names the parts it shares with the wide one ({"$vwref": [key, ...]}, article/figrender.py
+  /* A narrow spec names the parts it shares with the wide one ({"$vwref": [key, ...]}, article/figures/figrender.py
      shared_parts): each becomes a copy of the wide spec's part at that path. */
   function expandShared(node, wide) {
     if (Array.isArray(node)) return node.map(function (v) { return expandShared(v, wide); });

@@ -1,0 +1,93 @@
+"""The site's look in one place: colours, fonts, layout widths. Everything else follows from here:
+
+* ``css()`` -> ``assets/theme.css`` (written by every build): the @font-face rules and the CSS custom properties
+  that templates/assets/style.css uses; templates/assets/figures.js reads the same properties for its charts.
+* ``CHART`` -> ``FigureContext.theme`` for figure code (diverging scale, categorical colours, chart font), and
+  ``vega_config()`` -> the font config of every chart's Vega-Lite spec (static SVG and in the page).
+* ``WIDTHS`` -> the ``width=`` values a figure directive accepts (the classes style.css lays out).
+
+The font is vendored (templates/assets/fonts/, SIL OFL 1.1, licence beside it) and registered with vl-convert,
+so the static SVGs measure text the same on every machine, whatever fonts it has installed: without it,
+vl-convert's ``sans-serif`` is Arial where a font of that name exists, else its built-in Liberation Sans.
+Charts use the complete TTF files (every glyph, so nothing falls back to a system font); pages load WOFF subsets
+of them (Latin-1, punctuation, Greek, letterlike symbols, arrows, math operators: 43 KB instead of 480 KB, the
+same advance widths), made with fontTools and checked by tests/test_fonts.py:
+
+    pyftsubset Arimo-Regular.ttf --unicodes=U+0000-00FF,U+0131,U+0152-0153,U+02C6,U+02DA,U+02DC,U+0300-036F,\
+      U+0370-03FF,U+2000-206F,U+2070-209F,U+20AC,U+2100-214F,U+2190-21FF,U+2200-22FF --layout-features='*' \
+      --no-hinting --desubroutinize --flavor=woff --output-file=Arimo-Regular.woff   # and the same for Bold
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+FONT_FAMILY = "Arimo"  # metric-compatible with Arial/Liberation Sans 2, so the page's layout stays as designed
+FONT_FILES = {"400": "Arimo-Regular.ttf", "700": "Arimo-Bold.ttf"}  # weight -> complete font, for vl-convert
+WEB_FONT_FILES = {"400": "Arimo-Regular.woff", "700": "Arimo-Bold.woff"}  # CSS font-weight -> subset, for pages
+CHART_ONLY_ASSETS = {f"fonts/{name}" for name in FONT_FILES.values()}  # read by the build, never sent to readers
+FONTS_DIR = Path(__file__).resolve().parents[2] / "templates" / "assets" / "fonts"
+SANS = f'"{FONT_FAMILY}", "Liberation Sans", Arial, sans-serif'  # the page: a font-less fallback stays close
+CHART_FONT = f'"{FONT_FAMILY}", sans-serif'  # charts: the vendored font or the (machine-dependent) generic one
+MONO = 'ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace'
+
+# Distill's diverging weight scale on [-1, 1]: blue (negative) -> near-white (zero) -> red (positive).
+DIVERGING = ("#0571b0", "#92c5de", "#f7f7f7", "#f4a582", "#ca0020")
+CATEGORICAL = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#9d755d", "#e45756")
+
+# Page colours (CSS custom property name -> value), light and dark (prefers-color-scheme).
+LIGHT = {"bg": "#ffffff", "fg": "#1a1a1a", "muted": "#555555", "rule": "#d8d8d8", "grid": "#e6e6e6",
+         "link": "#1a5fb4", "code-bg": "#f5f6f7", "box-bg": "#ffffff", "box-shadow": "0 2px 10px rgba(0, 0, 0, 0.18)",
+         "accent": "#ca0020"}
+DARK = {"bg": "#121416", "fg": "#e6e6e6", "muted": "#b4b4b4", "rule": "#3a3d41", "grid": "#3a3a3a",
+        "link": "#8cb4ff", "code-bg": "#1d2126", "box-bg": "#202327", "box-shadow": "0 2px 12px rgba(0, 0, 0, 0.6)",
+        "accent": "#ff6b6b"}
+
+WIDTHS = ("l-body", "l-body-outset", "l-page", "l-screen", "l-gutter")  # figure width= values (style.css grid)
+
+CHART: dict[str, Any] = {  # what figure code sees as ctx.theme
+    "font": CHART_FONT,
+    "diverging": list(DIVERGING),
+    "categorical": list(CATEGORICAL),
+    "accent": CATEGORICAL[0],
+}
+
+
+def vega_config(theme: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The chart font for a Vega-Lite spec's ``config``; colours stay with figures.js (light/dark)."""
+    font = (theme or CHART)["font"]
+    return {"font": font, "axis": {"labelFont": font, "titleFont": font},
+            "legend": {"labelFont": font, "titleFont": font}, "title": {"font": font, "subtitleFont": font}}
+
+
+def static_config() -> dict[str, Any]:
+    """Config for the static SVG (no script, print, a failed draw): figures.js's named styles in the light theme's
+    colours, so a "vw-ink" mark is drawn in the text colour there too, not in Vega's default blue."""
+    return {"style": {"vw-ink": {"color": LIGHT["fg"]}}}
+
+
+def css() -> str:
+    """assets/theme.css: the vendored font and the custom properties, generated from the constants above."""
+    faces = "".join(
+        f'@font-face {{ font-family: "{FONT_FAMILY}"; font-style: normal; font-weight: {weight}; '
+        f'font-display: swap; src: url("fonts/{name}") format("woff"); }}\n'
+        for weight, name in sorted(WEB_FONT_FILES.items()))
+
+    def props(colours: dict[str, str], indent: str) -> str:
+        return "".join(f"{indent}--{k}: {v};\n" for k, v in colours.items())
+
+    return ("/* Generated by article/structure/theme.py on every build: edit the theme there, not here. */\n" + faces
+            + ":root {\n" + props(LIGHT, "  ") + f"  --sans: {SANS};\n  --mono: {MONO};\n}}\n"
+            + "@media (prefers-color-scheme: dark) {\n  :root {\n" + props(DARK, "    ") + "  }\n}\n")
+
+
+_registered: list[str] = []
+
+
+def register_chart_font() -> None:
+    """Make the vendored font known to vl-convert (once per process), before the first chart is drawn."""
+    if not _registered:
+        import vl_convert
+
+        vl_convert.register_font_directory(str(FONTS_DIR))
+        _registered.append(str(FONTS_DIR))
