@@ -20,8 +20,8 @@ def test_neurons_with_the_most_pictures_are_ringed_and_the_others_say_where_they
     recs = neuron_records("L", report(4), pictures=(own, factors))
     assert [r["ring"] for r in recs] == [0, 0, 1, 0]
     assert recs[2]["note"] == ""  # all four pictures
-    assert "ringed" in recs[1]["note"] and "factors" in recs[1]["note"]  # its own picture, not its factors'
-    assert "ringed" in recs[0]["note"] and "No pictures of this neuron" in recs[0]["note"]
+    assert recs[1]["note"] == "No pictures of its factors;\nthe ringed neurons have them."  # its own picture only
+    assert recs[0]["note"] == "No feature visualization of\nthis neuron; see the ringed ones."
     assert first_pictured(recs) == 2  # the figure opens on a neuron with pictures
 
 
@@ -31,4 +31,4 @@ def test_a_layer_of_equals_rings_nothing():
     assert [r["ring"] for r in recs] == [0, 0, 0] and first_pictured(recs) == 0
     assert all(r["note"] == "No pictures of its factors\nin this layer." for r in recs)
     bare = neuron_records("L", report(2))
-    assert all(r["note"] == "No feature visualization\nin this layer." and not r["ring"] for r in bare)
+    assert all(r["note"] == "No feature visualization of\nthis neuron." and not r["ring"] for r in bare)

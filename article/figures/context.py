@@ -148,10 +148,11 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         ends = (
             alt.Chart(alt.Data(values=images))
             .transform_filter(sel)
-            .mark_image(width=96, height=96)
+            .mark_image(width=96, height=96, baseline="top")
+            # y set: without it the picture is centred on the view's top edge, over its "input"/"output" label
             .encode(x=alt.X("role:N", sort=["input", "output"],
                             axis=alt.Axis(title=None, labelAngle=0, orient="top", domain=False, ticks=False)),
-                    url="url:N", tooltip=[alt.Tooltip("role:N"), alt.Tooltip("n:Q", title="neuron")])
+                    y=alt.value(4), url="url:N", tooltip=[alt.Tooltip("role:N"), alt.Tooltip("n:Q", title="neuron")])
             .properties(width=220, height=104, title="feature visualizations")
         )
         ex = (

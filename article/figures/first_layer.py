@@ -139,7 +139,7 @@ def first_layer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         labels = " : ".join(f"datum.value === {i} ? '{t}'" for i, t in ends.items()) + " : ''"
         key = (
             alt.Chart(alt.Data(values=keys)).transform_filter(alt.datum.m == pick)
-            .mark_rect()
+            .mark_rect(stroke="#888888", strokeWidth=0.5)  # a white or black end still shows on either page
             # End labels aligned inward and row names on the right: nothing sticks out left of the filters' edge,
             # which would push the whole figure right (past a phone's column).
             .encode(x=alt.X("i:O", axis=alt.Axis(title=None, labelExpr=labels, ticks=False, domain=False,
@@ -151,7 +151,8 @@ def first_layer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                     tooltip=[alt.Tooltip("row:N", title="input channel"),
                              alt.Tooltip("w:Q", title="weight / max |w|")])
             .properties(name="colour_key", width=alt.Step(KEY_CELL), height=alt.Step(KEY_CELL),
-                        title=alt.TitleParams("Key: one input channel's weight", fontSize=11,
+                        title=alt.TitleParams(["Key: one input channel's weight; a pixel adds",
+                                               "its channels; max |w| as the Colour switch says"], fontSize=11,
                                               fontWeight="normal", anchor="start"))
         )
         drawn = alt.layer(filters, norm_bars).properties(width=cell_px * grid[0], height=cell_px * grid[1])

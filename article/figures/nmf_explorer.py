@@ -59,16 +59,19 @@ def neuron_records(label: str, report: dict, key: str = "nmf", pictures: tuple[d
             "R": ad.r3(report["banding"]["R"][n]), "C": ad.r3(report["banding"]["C"][n]),
             "pics": [pictures[0].get(str(n), ""), *pictures[1].get(str(n), [])],
         })
-    # How many of its pictures a neuron has (its own, then its factors'). Where a layer's neurons differ, those with
-    # the most are ringed in the grid; a neuron with fewer says where the pictures are, so no slot is left bare.
+    # A neuron's pictures: its own feature visualization, then its factors'. Where only some neurons of a layer have
+    # all of them, those are ringed in the grid; any other says what it lacks, so no slot is left bare.
     counts = [sum(1 for u in r["pics"] if u) for r in recs]
-    most, uneven = max(counts, default=0), len(set(counts)) > 1
+    full = 1 + k
+    some = any(c == full for c in counts) and not all(c == full for c in counts)
     for r, count in zip(recs, counts):
-        r["ring"] = int(uneven and count == most)
-        r["note"] = ("" if count == 1 + k else "No feature visualization\nin this layer." if not most
-                     else "No pictures of its factors\nin this layer." if count == most
-                     else "Its factors' pictures:\nsee the ringed neurons." if r["pics"][0]
-                     else "No pictures of this neuron:\nsee the ringed neurons.")
+        r["ring"] = int(some and count == full)
+        where = "the ringed neurons have them." if some else "in this layer."
+        r["note"] = ("" if count == full
+                     else f"No pictures of its factors;\n{where}" if r["pics"][0] and some
+                     else "No pictures of its factors\nin this layer." if r["pics"][0]
+                     else "No feature visualization of\nthis neuron; see the ringed ones." if some
+                     else "No feature visualization of\nthis neuron.")
     return recs
 
 
@@ -269,7 +272,7 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         )
         overview = alt.layer(overview, rings).properties(
             width=ow, height=oh,
-            title=["every neuron of the layer (click one;", "ringed: with feature visualizations)"])
+            title=["every neuron of the layer (click one;", "ringed: its factors pictured too)"])
         fh = round(panel * 0.3)
         fx, fy = square_domains(alt, layer, factor_extents, panel, fh)
         factors = (
