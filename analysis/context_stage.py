@@ -17,7 +17,7 @@ from analysis.tensor_stage import tensor_of, tensor_path
 
 def _pick_pairs(report: dict, n_out: int, n_in: int) -> tuple[list[int], list[int]]:
     """Output neurons by total weight norm, then the inputs that matter most to them together."""
-    from analysis.tensor_report import strongest_pairs
+    from analysis.per_tensor.views import strongest_pairs
 
     if "weight" in report:
         return strongest_pairs(np.asarray(report["weight"], dtype=np.float32), n_out, n_in)

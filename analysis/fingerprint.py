@@ -73,11 +73,14 @@ def fingerprint(config: dict, extra_files: Iterable[Path] = (), root: Path | Non
     absolute paths: see article.analysis_stage); `extra_files` are hashed by content and named relative to `root`.
     The zoo's weights count only when a configured model reads them."""
     models = config.get("models") or []
+    from analysis import per_tensor
     from analysis.codekey import code_key
 
     parts = {
         # The pipeline's import closure: every module it runs, by content, and its libraries' versions.
         "source": code_key("analysis.pipeline", cache_dir=memo.path.parent if memo is not None else None),
+        # and the per-tensor analyses, which the pipeline finds by name (analysis/per_tensor/)
+        "per_tensor": per_tensor.code_keys(memo.path.parent if memo is not None else None),
         "config": config,
         # The weights of each configured zoo model, from the files its family declares (analysis.models.registry).
         "weights": {name: [_content(p, memo) for p in family.weight_files(name)]

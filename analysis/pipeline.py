@@ -5,7 +5,7 @@ Layout under `<cache>/analysis/` (schema documented in analysis/SCHEMA.md):
   <model>/<key>/                     one model key's records (weights; a bring-your-own model's code, kwargs, image
                                      size): the few most recently used keys are kept, so going back to an earlier
                                      setting reuses its records (prune_variants)
-  <model>/<key>/tensors/<id>.json    tensor_report() of one weight tensor     (analysis.tensor_stage)
+  <model>/<key>/tensors/<id>.json    every per-tensor analysis of one tensor   (analysis.tensor_stage, per_tensor/)
   <model>/<key>/first-layer.json, .png  first-layer filters as RGB (and one picture of them all)  (analysis.first_layer)
   <model>/<key>/context-<n>.json     neuron pairs: weights, feature visualizations, dataset examples  (analysis.context_stage)
   <model>/<key>/examples/              every analysed channel's dataset examples  (analysis.examples_stage)
@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from analysis import data, deadline, device, jsonio, loading, parallel, recipes
+from analysis import data, deadline, device, jsonio, loading, parallel, per_tensor, recipes
 from analysis.blocks import BlocksError
 from analysis.context_stage import context
 from analysis.errors import AnalysisError, ModelUnavailable
@@ -39,6 +39,7 @@ from analysis.codekey import code_key
 from analysis.spec import (DEFAULT_IMAGE_SIZE, AnalysisConfig, ModelSpec, Subject, Workspace, log as _log,
                            prune_variants, variant_name)
 from analysis.neuron_featureviz import neuron_featureviz
+from analysis.tensor_report import link_next, summary
 from analysis.tensor_stage import analyse_tensors
 
 __all__ = ["AnalysisConfig", "ModelSpec", "run"]
@@ -152,7 +153,9 @@ def _spec_key(spec: ModelSpec, cfg: AnalysisConfig, cache_dir: Path, budget: Bud
         fam = registry.family_of(spec.name)
         code, weights = [], fam.facts(spec.name, cache_dir).get("sha256") if fam is not None else None
     declared = {k: v for k, v in vars(spec).items() if k not in ("search_path", "weights", "dataset")}
-    parts = [code_key(__name__), jsonio.dumps(declared), jsonio.dumps(cfg.featureviz),
+    # The per-tensor analyses are found by name (analysis/per_tensor/), so their code is not in this module's key:
+    # each one's is added, so an edited or new analysis makes the model's records stale (and only its fields redone).
+    parts = [code_key(__name__), *per_tensor.code_keys(), jsonio.dumps(declared), jsonio.dumps(cfg.featureviz),
              jsonio.dumps(cfg.featureviz_budget), "every neuron" if budget is not None and budget.every else "",
              str(weights), *code, dataset_key(spec.dataset),
              jsonio.dumps(cfg.examples)]
@@ -258,6 +261,9 @@ def _analyse_model(spec, model, info, recipe, cache_dir, root, cfg, progress, de
     ws = Workspace(cache_dir=cache_dir, root=root, n_jobs=cfg.n_jobs, featureviz=cfg.featureviz, progress=progress,
                    device=dev, budget=budget)
     tensors = analyse_tensors(subject, ws)
+    for entry in tensors:  # the numbers a table of layers shows, and which tensor reads each one's neurons
+        entry.update(summary(jsonio.read_json(ws.root / entry["file"])))
+    link_next(tensors, recipe.blocks_json())
     first = first_layer(subject, ws)
     ctx = []
     if not spec.name.startswith("lab-") or spec.name == "lab-gap-s0":  # one lab model stands for the nine

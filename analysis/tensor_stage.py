@@ -1,4 +1,10 @@
-"""The tensor stage: every weight tensor of a recipe (a conv's own, or expanded) -> its tensor_report() record."""
+"""The tensor stage: every weight tensor of a recipe (a conv's own, or expanded) -> its record of every per-tensor
+analysis (analysis/per_tensor/).
+
+A record's own key covers the tensor (this module's code, which expands it, and the model's weights); each
+analysis's fields in it are keyed by the code of that analysis's module too, so an edit of one analysis, or a new one,
+recomputes only its own fields. (This module imports the registry, analysis/per_tensor/__init__.py, not the analyses:
+they are found by name at run time, so their code is not part of this module's key.)"""
 from __future__ import annotations
 
 import gc
@@ -9,12 +15,14 @@ import torch
 
 from analysis import jsonio, parallel, recipes, skips
 from analysis.cache import Entry, entry_key
+from collections.abc import Callable
+
+from analysis import per_tensor
 from analysis.errors import AnalysisError
 from analysis.heap import keep_large_blocks_mapped, release_free_heap
 from analysis.loading import init_weights, weight_of
 from analysis.paths import safe_component
 from analysis.spec import Subject, Workspace
-from analysis.tensor_report import link_next, summary, tensor_report
 
 
 def tensor_of(model, job: recipes.TensorJob, recipe: recipes.Recipe, device: str = "cpu") -> np.ndarray:
@@ -68,45 +76,57 @@ def tensor_path(s: Subject, ws: Workspace, tensor_id: str):
     return ws.model_dir(s) / "tensors" / f"{safe_component(tensor_id)}.json"
 
 
-def _compute(model, job: recipes.TensorJob, recipe: recipes.Recipe, init: np.ndarray | None, device: str) -> dict:
-    """One tensor, start to finish, in a joblib worker (local or on a cluster): expand if needed, then every numpy
-    analysis; then the freed heap goes back to the system (analysis.heap: loky's leak check, and memory at scale)."""
+def _compute(model, job: recipes.TensorJob, recipe: recipes.Recipe, init: np.ndarray | None, device: str,
+             analyses: list[tuple[str, Callable]]) -> dict:
+    """One tensor, start to finish, in a joblib worker (local or on a cluster): expand if needed, then the analyses
+    asked for; then the freed heap goes back to the system (analysis.heap: loky's leak check, and memory at scale).
+    {"base": shape and skip facts, "parts": {analysis: its fields}}."""
     torch.set_num_threads(1)
     keep_large_blocks_mapped()
     if isinstance(model, np.ndarray):
         weight, skip = model, {"identity": skips.NONE}
     else:
         weight, skip = shown_tensor(model, job, recipe, device)
-    report = tensor_report(weight, init=init, skip=skip)
+    weight = np.asarray(weight, dtype=np.float32)
+    facts = per_tensor.Facts(init=None if init is None else np.asarray(init, dtype=np.float32), skip=skip)
+    result = {"base": per_tensor.base_fields(weight, facts), "parts": {name: fn(weight, facts) for name, fn in analyses}}
     del weight, model, recipe
     gc.collect()  # model copies a task brought along are freed only by the collector
     release_free_heap()
-    return report
+    return result
 
 
-def _task(s: Subject, job: recipes.TensorJob, init, device: str) -> tuple:
+def _task(s: Subject, job: recipes.TensorJob, init, device: str, analyses: list[tuple[str, Callable]]) -> tuple:
     """What a worker needs for one tensor, and no more: a conv's own weight travels as its array; expanded weights
     need only the recipe's probed network, not a second copy of the model (ResNet-50: 100 MB per task saved)."""
     if job.source is None:
-        return weight_of(s.model, job.layer), job, None, init, device
-    return (None if s.recipe.graph is not None else s.model), job, s.recipe, init, device
+        return weight_of(s.model, job.layer), job, None, init, device, analyses
+    return (None if s.recipe.graph is not None else s.model), job, s.recipe, init, device, analyses
 
 
 def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
+    """Every tensor of the recipe analysed by every registered per-tensor analysis: the manifest entries, each with
+    its record's file; only the analyses whose fields are missing or stale in a record are run."""
+    analyses = per_tensor.registered()
     weights_sha = s.info["weights_sha256"]
     inits = init_weights(s.info)
     todo, entries = [], []
     for job in s.recipe.tensors:
         path = tensor_path(s, ws, job.id)
-        cache = Entry(path, entry_key(__name__, weights_sha, "tensor", job.id))
+        base = entry_key(__name__, weights_sha, "tensor", job.id)
+        keys = {name: entry_key(fn.__module__, base, name) for name, fn in analyses.items()}
         entry = {"id": job.id, "layer": job.layer, "source": job.source, "label": job.label, "kind": job.kind,
                  "file": str(path.relative_to(ws.root))}
         entries.append(entry)
-        if cache.get() is None:
+        kept = _kept_parts(Entry(path, base).get(), keys)
+        stale = [name for name in keys if name not in kept]
+        if stale:
             init = inits.get(f"{job.layer}.weight") if inits is not None and job.source is None else None
-            todo.append((cache, job, init))
+            todo.append((Entry(path, base), job, init, keys, kept, stale))
     if todo:
-        ws.log(f"{s.name}: {len(todo)} tensor(s) on {parallel.describe(ws.n_jobs, len(todo))}")
+        running = sorted({name for *_, stale in todo for name in stale})
+        ws.log(f"{s.name}: {len(todo)} tensor(s) on {parallel.describe(ws.n_jobs, len(todo))}"
+               + ("" if len(running) == len(analyses) else f" ({', '.join(running)} only)"))
         # Largest first, so the workers finish together; each result is written (and dropped) as it arrives.
         todo.sort(key=lambda t: -_cost(s.model, t[1]))
         # Locally, the few largest (ResNet-50's last blocks: ~1.5 GB each while analysed) go one at a time first, so
@@ -114,16 +134,48 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
         big = [t for t in todo if _cost(s.model, t[1]) > LARGE] if parallel.active() == "local" else []
         rest = [t for t in todo if t not in big]
         for batch, n_jobs in ((big, 1), (rest, ws.n_jobs)):
-            tasks = [_task(s, job, init, ws.device) for _, job, init in batch]
-            for k, report in parallel.unordered(_compute, tasks, n_jobs):
-                cache, job, _ = batch[k]
-                cache.put({"model": s.name, "id": job.id, "layer": job.layer, "source": job.source,
-                           "label": job.label, **_arrays_beside(cache.path, report)})
-                del report
-    for entry in entries:
-        entry.update(summary(jsonio.read_json(ws.root / entry["file"])))
-    link_next(entries, s.recipe.blocks_json())
+            tasks = [_task(s, job, init, ws.device, [(n, analyses[n]) for n in stale])
+                     for _, job, init, _, _, stale in batch]
+            for k, result in parallel.unordered(_compute, tasks, n_jobs):
+                cache, job, _, keys, kept, _ = batch[k]
+                parts = {**kept, **result["parts"]}
+                record = {"model": s.name, "id": job.id, "layer": job.layer, "source": job.source,
+                          "label": job.label, **result["base"], **per_tensor.merge([parts[n] for n in analyses]),
+                          "parts": {name: {"key": keys[name], "fields": _paths(parts[name])} for name in keys}}
+                cache.put(_arrays_beside(cache.path, record))
+                del result, record
     return entries
+
+
+def _paths(fields: dict) -> list[str]:
+    """Where an analysis's fields sit in the merged record: "key", or "key/sub" for each entry of a dict field (two
+    analyses may share a dict field, e.g. `total`)."""
+    return [f"{k}/{sub}" for k, v in fields.items() if isinstance(v, dict) and v for sub in v] + \
+        [k for k, v in fields.items() if not (isinstance(v, dict) and v)]
+
+
+def _kept_parts(record: dict | None, keys: dict[str, str]) -> dict[str, dict]:
+    """The fields of each analysis whose key the record still holds (its code and the tensor are unchanged): read
+    back from the record by the paths it stored."""
+    if record is None or not isinstance(record.get("parts"), dict):
+        return {}
+    kept = {}
+    for name, key in keys.items():
+        part = record["parts"].get(name)
+        if not isinstance(part, dict) or part.get("key") != key or not isinstance(part.get("fields"), list):
+            continue
+        fields: dict = {}
+        try:
+            for path in part["fields"]:
+                top, _, sub = str(path).partition("/")
+                if sub:
+                    fields.setdefault(top, {})[sub] = record[top][sub]
+                else:
+                    fields[top] = record[top]
+        except (KeyError, TypeError):
+            continue  # a record that lost a field it lists: recompute that analysis
+        kept[name] = fields
+    return kept
 
 
 LARGE = 1 << 21  # parameters spanned (see _cost) above which a tensor is analysed alone on a local machine

@@ -36,7 +36,7 @@ torch.manual_seed(0)
 torch.set_num_threads(1)
 from analysis import jsonio, recipes
 from analysis.models.tv_resnet import resnet50
-from analysis.tensor_report import tensor_report
+from analysis.per_tensor import tensor_report
 try:
     from analysis.tensor_stage import tensor_of, _arrays_beside
 except ImportError:  # the baseline: one pipeline module, everything in the JSON

@@ -45,7 +45,8 @@ def _png(color: tuple[int, int, int], size: int = 16) -> bytes:
 def make_cache(cache: Path, seed: int = 0) -> dict[str, dict]:
     """Write ``cache/analysis/`` and ``cache/featureviz/``; return the tensor records by id."""
     from analysis import jsonio
-    from analysis.tensor_report import link_next, summary, tensor_report
+    from analysis.per_tensor import tensor_report
+    from analysis.tensor_report import link_next, summary
 
     rng = np.random.default_rng(seed)
     root = cache / "analysis"

@@ -111,10 +111,13 @@ def test_parsed_imports_are_remembered_between_processes_by_content(project, tmp
 
 
 def test_the_project_keys_cover_what_the_issue_names():
-    """analysis.tensor_stage holds NMF but no feature visualization; the featureviz cache holds neither NMF nor
-    the tensor report; a figure's key holds the explorer links it embeds; social.py holds the theme."""
+    """The NMF analysis holds analysis.nmf, and the tensor stage (the tensor itself, how it is expanded) holds no
+    per-tensor analysis and no feature visualization; the featureviz cache holds neither NMF nor the tensor report;
+    a figure's key holds the explorer links it embeds; social.py holds the theme."""
+    assert "analysis.nmf" in codekey.closure(["analysis.per_tensor.nmf"])[0]
     tensors = codekey.closure(["analysis.tensor_stage"])[0]
-    assert "analysis.nmf" in tensors and not any(m.startswith("analysis.featureviz") for m in tensors)
+    assert "analysis.nmf" not in tensors and "analysis.banding" not in tensors
+    assert not any(m.startswith(("analysis.featureviz", "analysis.per_tensor.")) for m in tensors)
     featureviz = codekey.closure(["analysis.featureviz.cache"])[0]
     assert "analysis.featureviz.render" in featureviz
     assert "analysis.nmf" not in featureviz and "analysis.tensor_report" not in featureviz

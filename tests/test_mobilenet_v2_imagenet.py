@@ -109,7 +109,7 @@ def test_features_15_is_read_without_its_skip(mobilenet, one_thread):
     diagonal is one input among others. The total stays exactly one identity away."""
     from analysis.expanded import expanded_weights
     from analysis.recipes import auto_recipe
-    from analysis.tensor_report import with_identity
+    from analysis.per_tensor import with_identity
     from analysis.tensor_stage import shown_tensor
 
     recipe = auto_recipe(mobilenet, 224)

@@ -18,7 +18,8 @@ from PIL import Image
 
 from analysis.banding import banding_scores, picture_banding
 from analysis.errors import AnalysisError
-from analysis.tensor_report import nmf_banding, tensor_report
+from analysis.per_tensor import tensor_report
+from analysis.tensor_report import nmf_banding
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench" / "published_banding.py"

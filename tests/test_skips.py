@@ -15,7 +15,8 @@ from analysis.cache import entry_key
 from analysis.expanded import expanded_weights, expanded_weights_split, identity_at
 from analysis.recipes import RecipeSpec, auto_recipe
 from analysis.spec import Subject, Workspace
-from analysis.tensor_report import tensor_report, with_identity
+from analysis.per_tensor import tensor_report, with_identity
+from analysis.tensor_report import summary
 from analysis.tensor_stage import analyse_tensors, shown_tensor, tensor_path
 from test_expanded import _composed, _one_torch_thread  # noqa: F401 - the independent composition; one thread
 
@@ -172,7 +173,7 @@ def test_a_record_computed_before_skips_were_separated_is_not_served(tmp_path):
     old = {"model": "net", "id": job.id, "layer": job.layer, "source": job.source, "label": job.label,
            "schema": "vw-analysis/1", "key": entry_key("abc", "tensor", job.id), **tensor_report(total)}
     jsonio.write_json(path, old)
-    entries = analyse_tensors(s, ws)
+    analyse_tensors(s, ws)
     record = jsonio.read_json(path)
-    assert record["key"] != old["key"] and record["identity"] == "removed" and entries[0]["identity"] == "removed"
+    assert record["key"] != old["key"] and record["identity"] == "removed" and summary(record)["identity"] == "removed"
     np.testing.assert_allclose(record["weight"], _k(model.blocks[0].conv), atol=2e-6)

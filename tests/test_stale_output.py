@@ -90,9 +90,9 @@ def test_editing_the_analysis_code_remakes_exactly_the_records_it_computes(analy
     before = tensor_records(cache)
     assert any("nmf" in r for r in before.values()) and files(pictures)
 
-    # 1. An NMF edit and a new tensor field: every tensor record is made again (before: reused, and the old NMF
-    #    published as fresh); the feature visualizations depend on neither and are not drawn again (before: a
-    #    new field meant bumping ANALYSIS_VERSION, which was part of every picture's key).
+    # 1. An NMF edit and a new per-tensor analysis (one module that registers itself): exactly those two analyses run
+    #    again on every tensor (before: the old NMF was published as fresh); banding and the views are kept under
+    #    their own keys; the feature visualizations depend on none of them and are not drawn again.
     kept_pictures = files(pictures)
     append(proj / "analysis" / "nmf.py", """
         _nmf_rgb = nmf_rgb
@@ -101,17 +101,25 @@ def test_editing_the_analysis_code_remakes_exactly_the_records_it_computes(analy
         def nmf_rgb(spatial):  # a test's edit: the NMF pictures change
             return _nmf_rgb(spatial) * 0
         """)
-    append(proj / "analysis" / "tensor_report.py", """
-        _tensor_report = tensor_report
+    (proj / "analysis" / "per_tensor" / "svd.py").write_text(textwrap.dedent("""
+        \"\"\"A test's new analysis: the largest singular value of each tensor.\"\"\"
+        import numpy as np
+
+        from analysis.per_tensor import register
 
 
-        def tensor_report(weight, **kwargs):  # a test's edit: one more field
-            return {**_tensor_report(weight, **kwargs), "added_field": 1}
-        """)
-    run()
+        @register("svd")
+        def svd(weight, facts):
+            return {"svd_top": float(np.linalg.svd(weight.reshape(weight.shape[0], -1), compute_uv=False)[0])}
+        """), encoding="utf-8")
+    out = run()
+    assert "tensor(s) on 1 worker(s) (nmf, svd only)" in out, out
     after = tensor_records(cache)
-    assert all(r.get("added_field") == 1 for r in after.values())
+    assert all(r["svd_top"] > 0 for r in after.values())
     for tid, record in after.items():
+        for kept in ("banding", "views"):
+            assert record["parts"][kept] == before[tid]["parts"][kept], (tid, kept)
+        assert record["parts"]["nmf"]["key"] != before[tid]["parts"]["nmf"]["key"]
         if "nmf" in record:
             assert not np.any(np.asarray(record["nmf"]["rgb"])), tid
             assert np.any(np.asarray(before[tid]["nmf"]["rgb"])), tid
@@ -124,6 +132,28 @@ def test_editing_the_analysis_code_remakes_exactly_the_records_it_computes(analy
     drawn = set(files(pictures)) - set(kept_pictures)
     assert any(name.endswith(".png") for name in drawn), drawn
     assert files(tensors) == kept_tensors
+
+
+FINGERPRINT = "from analysis.fingerprint import fingerprint; print(fingerprint({'models': []}))"
+
+
+def test_the_build_sees_an_edited_or_added_per_tensor_analysis(tmp_path):
+    """The analyses are found by name, so no import closure reaches them: the build's freshness check must still
+    change when one is edited or added (else the build would say the analysis is unchanged and skip it)."""
+    proj = tmp_path / "proj"
+    copy_code(proj, "analysis")
+
+    def key() -> str:
+        done = subprocess.run([sys.executable, "-c", FINGERPRINT], cwd=proj, env=dict(os.environ, PYTHONPATH=str(proj)),
+                              capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    first = key()
+    append(proj / "analysis" / "nmf.py", "# a test's edit\n")
+    edited = key()
+    (proj / "analysis" / "per_tensor" / "svd.py").write_text(
+        "from analysis.per_tensor import register\n\n\n@register('svd')\ndef svd(weight, facts):\n    return {}\n")
+    assert len({first, edited, key()}) == 3
 
 
 # ------------------------------------------------------------------------------------------------ --clean

@@ -3,10 +3,12 @@ manifest entry helpers summary() and link_next()."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from analysis.nmf import reconstruction_error
 from analysis.recipes import auto_recipe
-from analysis.tensor_report import link_next, summary, tensor_report
+from analysis.per_tensor import tensor_report
+from analysis.tensor_report import link_next, summary
 from analysis.tensor_stage import tensor_of
 from test_blocks import TinyInception, TinyMobileNet, TinyResNet
 
@@ -83,3 +85,13 @@ def test_a_blocks_last_kernel_feeds_the_block_tensor_read_from_that_block():
     inception = _traced_entries(TinyInception())
     assert inception["stem"]["next"] == "stem->mixed3a"
     assert inception["mixed3a.branch2.2"]["next"] != "mixed3a->mixed3b"
+
+
+def test_per_tensor_analyses_register_themselves_once():
+    from analysis import per_tensor
+
+    names = per_tensor.registered()
+    assert {"banding", "nmf", "views"} <= set(names)
+    with pytest.raises(ValueError, match="registered twice"):
+        per_tensor.register("nmf")(lambda weight, facts: {})
+    assert per_tensor.registered()["nmf"] is names["nmf"]

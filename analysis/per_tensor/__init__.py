@@ -1,0 +1,103 @@
+"""Per-tensor analyses, one module each, registered like the article's figure kinds.
+
+An analysis is ``fn(weight, facts) -> dict`` of record fields, pure numpy (it runs in joblib workers), registered with
+``@register(name)``. The tensor stage keys each analysis's fields by the code key of its own module (its import
+closure: analysis/codekey.py), so editing analysis/nmf.py recomputes the NMF fields of every tensor and nothing else,
+and a new analysis (an SVD, say: one module here, and a figure that reads its field) computes only itself on the next
+build. `tensor_report` runs all of them at once, for callers outside the stage.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What an analysis may know of a tensor besides its weights."""
+
+    init: np.ndarray | None = None  # the weights at initialization (the banding lab's), for W - W_init
+    skip: Mapping = field(default_factory=lambda: {"identity": "none"})  # analysis.tensor_stage.shown_tensor's facts
+    k: int = 3  # NMF factors
+    seed: int = 0
+
+    def total(self, weight: np.ndarray) -> np.ndarray | None:
+        """The block's total expanded weights when `weight` is its own contribution (the identity removed), else
+        None."""
+        if self.skip.get("identity") != "removed":
+            return None
+        return with_identity(weight, self.skip["identity_at"])
+
+
+Analysis = Callable[[np.ndarray, Facts], dict]
+ANALYSES: dict[str, Analysis] = {}
+
+
+def register(name: str) -> Callable[[Analysis], Analysis]:
+    """Decorator: `fn(weight, facts) -> dict` adds its fields to every tensor record under the name `name`."""
+    def deco(fn: Analysis) -> Analysis:
+        old = ANALYSES.get(name)
+        if old is not None and (old.__module__, old.__qualname__) != (fn.__module__, fn.__qualname__):
+            raise ValueError(f"per-tensor analysis {name!r} is registered twice: {old.__module__} and {fn.__module__}")
+        ANALYSES[name] = fn
+        return fn
+    return deco
+
+
+def registered() -> dict[str, Analysis]:
+    """Every analysis of this package, by name (sorted: records and keys do not depend on import order)."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    return dict(sorted(ANALYSES.items()))
+
+
+def code_keys(cache_dir=None) -> list[str]:
+    """"name=code key" of every analysis. They are found by name, so no import closure reaches their code: whatever
+    decides that records are stale (the build's fingerprint, a model's key) adds these."""
+    from analysis.codekey import code_key
+
+    return [f"{name}={code_key(fn.__module__, cache_dir=cache_dir)}" for name, fn in registered().items()]
+
+
+def merge(parts: list[dict]) -> dict:
+    """One record from analyses' fields; a dict field two analyses share (`total`: the views with the identity
+    added back) is merged one level down."""
+    out: dict = {}
+    for part in parts:
+        for key, value in part.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = {**out[key], **value}
+            else:
+                out[key] = value
+    return out
+
+
+def tensor_report(weight: np.ndarray, *, init: np.ndarray | None = None, k: int = 3, seed: int = 0,
+                  skip: dict | None = None) -> dict:
+    """Every registered analysis of one [out, in, h, w] tensor, as one record (the tensor stage's, without caching).
+
+    skip: what `weight` holds about a residual skip: {"identity": "removed", "identity_at": [y, x]} when it is a
+    block's own contribution, the identity taken out; then `total` adds the views a reader can switch to (weight +
+    the identity). Default {"identity": "none"}."""
+    weight = np.asarray(weight, dtype=np.float32)
+    facts = Facts(init=None if init is None else np.asarray(init, dtype=np.float32),
+                  skip=dict(skip or {"identity": "none"}), k=k, seed=seed)
+    return {**base_fields(weight, facts), **merge([fn(weight, facts) for fn in registered().values()])}
+
+
+def base_fields(weight: np.ndarray, facts: Facts) -> dict:
+    """The fields every record has whatever is registered: the tensor's shape and what it holds of a skip."""
+    return {"shape": list(weight.shape), **facts.skip}
+
+
+def with_identity(weight: np.ndarray, at) -> np.ndarray:
+    """The total expanded weights of a block whose own contribution is `weight`: weight 1 added from each channel
+    to itself at kernel position `at` (y, x), where the identity skip puts it."""
+    total = np.array(weight, dtype=np.float32)
+    idx = np.arange(min(total.shape[:2]))
+    total[idx, idx, int(at[0]), int(at[1])] += 1.0
+    return total
