@@ -118,11 +118,14 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
         entry = {"id": job.id, "layer": job.layer, "source": job.source, "label": job.label, "kind": job.kind,
                  "file": str(path.relative_to(ws.root))}
         entries.append(entry)
-        kept = _kept_parts(Entry(path, base).get(), keys)
+        old = Entry(path, base).get()
+        kept = _kept_parts(old, keys)
         stale = [name for name in keys if name not in kept]
         if stale:
             init = inits.get(f"{job.layer}.weight") if inits is not None and job.source is None else None
             todo.append((Entry(path, base), job, init, keys, kept, stale))
+        elif set(old["parts"]) != set(keys):  # an analysis is gone: so are its fields (the others are kept)
+            _write(Entry(path, base), s, job, {k: old[k] for k in BASE_FIELDS if k in old}, kept, keys)
     if todo:
         running = sorted({name for *_, stale in todo for name in stale})
         ws.log(f"{s.name}: {len(todo)} tensor(s) on {parallel.describe(ws.n_jobs, len(todo))}"
@@ -138,13 +141,21 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
                      for _, job, init, _, _, stale in batch]
             for k, result in parallel.unordered(_compute, tasks, n_jobs):
                 cache, job, _, keys, kept, _ = batch[k]
-                parts = {**kept, **result["parts"]}
-                record = {"model": s.name, "id": job.id, "layer": job.layer, "source": job.source,
-                          "label": job.label, **result["base"], **per_tensor.merge([parts[n] for n in analyses]),
-                          "parts": {name: {"key": keys[name], "fields": _paths(parts[name])} for name in keys}}
-                cache.put(_arrays_beside(cache.path, record))
-                del result, record
+                _write(cache, s, job, result["base"], {**kept, **result["parts"]}, keys)
+                del result
     return entries
+
+
+BASE_FIELDS = ("shape", "identity", "identity_at")  # per_tensor.base_fields: the tensor's, whatever is registered
+
+
+def _write(cache: Entry, s: Subject, job: recipes.TensorJob, base: dict, parts: dict[str, dict],
+           keys: dict[str, str]) -> None:
+    """The tensor's record: its base fields, then each analysis's fields (in the analyses' order) and where they are."""
+    record = {"model": s.name, "id": job.id, "layer": job.layer, "source": job.source, "label": job.label, **base,
+              **per_tensor.merge([parts[n] for n in keys]),
+              "parts": {name: {"key": keys[name], "fields": _paths(parts[name])} for name in keys}}
+    cache.put(_arrays_beside(cache.path, record))
 
 
 def _paths(fields: dict) -> list[str]:

@@ -124,6 +124,11 @@ def test_editing_the_analysis_code_remakes_exactly_the_records_it_computes(analy
             assert not np.any(np.asarray(record["nmf"]["rgb"])), tid
             assert np.any(np.asarray(before[tid]["nmf"]["rgb"])), tid
     assert files(pictures) == kept_pictures
+    # ... and an analysis removed takes its fields with it, nothing run again.
+    (proj / "analysis" / "per_tensor" / "svd.py").unlink()
+    out = run()
+    assert "tensor(s) on" not in out, out
+    assert not any("svd_top" in r or "svd" in r["parts"] for r in tensor_records(cache).values())
 
     # 2. A feature-visualization edit: the pictures are drawn again (under new keys); no tensor record is remade.
     kept_tensors = files(tensors)
