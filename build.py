@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from analysis.spec import BACKENDS, DEVICES  # stdlib only
+from analysis.core.spec import BACKENDS, DEVICES  # stdlib only
 
 # An OpenMP runtime setting read by torch's thread pool (not one of ours): idle threads must not spin, which on a busy
 # 2-core machine made torch 5-10x slower (bench/README.md). Only a default: the user's own value wins.
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         return serve(build, ROOT, args.site_dir, args.cache_dir, host=args.host, port=args.port,
                      strict=args.strict, debug=args.debug, clean=args.clean, jobs=args.jobs, backend=args.backend,
                      scheduler=args.scheduler, device=args.device)
-    from analysis.errors import AnalysisError  # stdlib only: importing it does not import torch
+    from analysis.core.errors import AnalysisError  # stdlib only: importing it does not import torch
     from article.structure.errors import BuildError, one_line
 
     t0 = time.perf_counter()

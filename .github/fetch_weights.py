@@ -35,7 +35,7 @@ class Refused(Exception):
 
 def zoo_name(filename: str) -> str:
     """The build's model name for a torchvision file name (googlenet-1378be20.pth -> inceptionv1)."""
-    from analysis import tv_weights
+    from analysis.core import tv_weights
 
     for name, weights in tv_weights.BY_MODEL.items():
         if filename.split("-")[0] == weights.filename.split("-")[0]:
@@ -46,8 +46,8 @@ def zoo_name(filename: str) -> str:
 
 def check(path: Path, name: str) -> None:
     """The sha256 prefix in the file's name, then the build's own loader: weights_only, exact keys and shapes."""
-    from analysis import tv_weights
-    from analysis.errors import AnalysisError
+    from analysis.core import tv_weights
+    from analysis.core.errors import AnalysisError
 
     prefix = tv_weights.name_prefix(path)
     digest = hashlib.sha256()
@@ -82,7 +82,7 @@ def download(url: str, to: Path) -> None:
 
 def fetch(url: str, dest: Path) -> tuple[Path, bool]:
     """(the checked file in dest, whether it was downloaded now)."""
-    from analysis import tv_weights
+    from analysis.core import tv_weights
 
     filename = Path(urllib.parse.urlsplit(url).path).name
     if tv_weights.name_prefix(filename) is None:
@@ -105,7 +105,7 @@ def fetch(url: str, dest: Path) -> tuple[Path, bool]:
 
 
 def default_dest() -> Path:
-    from analysis import paths
+    from analysis.core import paths
 
     return paths.torch_hub_checkpoint("x").parent
 

@@ -1,1 +1,2 @@
-"""Offline weight analyses (torch lives here; the render side never imports this package eagerly)."""
+"""Offline weight analyses (torch lives here). The render side imports only the torch-free `analysis.core`, and the
+analysis itself only from its one stage (article/analysis_stage.py)."""

@@ -29,7 +29,7 @@ import torch
 from torch import fx, nn
 
 from analysis import skips
-from analysis.errors import AnalysisError
+from analysis.core.errors import AnalysisError
 
 MARKER = "vw_block_{}"
 INPUT_MARKER = "vw_input"

@@ -1,7 +1,7 @@
 """The analysis cache's one primitive: a JSON record at a path, found by its key; a missing, corrupt, stale or
 incomplete record is a miss (the caller recomputes it).
 
-A record's key holds the code key of the module that computes it (analysis/codekey.py: its import closure, project
+A record's key holds the code key of the module that computes it (analysis/core/codekey.py: its import closure, project
 modules by content, libraries by version), so editing analysis/nmf.py misses every record whose maker imports it and
 no other; nobody bumps a version by hand.
 
@@ -16,9 +16,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis import jsonio
-from analysis.codekey import code_key
-from analysis.spec import SCHEMA
+from analysis.core import jsonio
+from analysis.core.codekey import code_key
+from analysis.core.spec import SCHEMA
 
 
 def entry_key(maker: str, weights_sha: str, *parts) -> str:

@@ -7,11 +7,12 @@ import time
 
 import numpy as np
 
-from analysis import jsonio, recipes
+from analysis import recipes
+from analysis.core import jsonio
 from analysis.cache import Entry, entry_key
-from analysis.errors import AnalysisError
-from analysis.paths import safe_component
-from analysis.spec import QUALITY_PRESETS, SITE_FEATUREVIZ, Subject, Workspace
+from analysis.core.errors import AnalysisError
+from analysis.core.paths import safe_component
+from analysis.core.spec import QUALITY_PRESETS, SITE_FEATUREVIZ, Subject, Workspace
 from analysis.tensor_stage import tensor_of, tensor_path
 
 

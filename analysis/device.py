@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from analysis.errors import AnalysisError
-from analysis.spec import DEVICES as CHOICES
+from analysis.core.errors import AnalysisError
+from analysis.core.spec import DEVICES as CHOICES
 
 
 def resolve(choice: str | None = "auto") -> tuple[str, str | None]:

@@ -1,5 +1,5 @@
 """The dataset-examples stage: for every channel of every analysed layer of a model, its strongest examples from the
-model's image set (analysis/image_sets.py), found by one pass over the images (analysis/example_pass.py).
+model's image set (analysis/core/image_sets.py), found by one pass over the images (analysis/example_pass.py).
 
 Kept per model and extended incrementally: the running top-k and the images already seen live in
 `<cache>/examples/<model>/<model key>/state.json` (crops, for large folders, beside it; the states of
@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from analysis import example_pass as xp
-from analysis import image_sets, jsonio
+from analysis.core import image_sets, jsonio
 from analysis.cache import entry_key
-from analysis.errors import AnalysisError
+from analysis.core.errors import AnalysisError
 from analysis.examples import ReceptiveField
-from analysis.paths import safe_component
-from analysis.spec import EXAMPLES_SETTINGS, Subject, Workspace, prune_variants, variant_name
+from analysis.core.paths import safe_component
+from analysis.core.spec import EXAMPLES_SETTINGS, Subject, Workspace, prune_variants, variant_name
 
 SCHEMA = "vw-examples/1"
 SETTINGS = EXAMPLES_SETTINGS  # site.yml analysis.examples

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from analysis.errors import AnalysisError
+from analysis.core.errors import AnalysisError
 
 # Functions replaced by identity: ReLU-like activations (gradient ~1 where they pass) and dropout.
 _IDENTITY = frozenset(

@@ -6,14 +6,14 @@ import numpy as np
 from analysis.cache import Entry, entry_key
 from analysis.loading import weight_of
 from analysis.pictures import filter_sprite, png_bytes
-from analysis.spec import Subject, Workspace
+from analysis.core.spec import Subject, Workspace
 
 
 def first_layer(s: Subject, ws: Workspace) -> dict | None:
     layer = s.recipe.first_layer
     if layer is None:
         return None
-    from analysis.weights import dead_filters, first_layer_rgb
+    from analysis.core.weights import dead_filters, first_layer_rgb
 
     weight = weight_of(s.model, layer)
     if weight.shape[1] not in (1, 3):

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from analysis.errors import AnalysisError
+from analysis.core.errors import AnalysisError
 
 _TORCH_DIR = str(Path(torch.__file__).resolve().parent)
 

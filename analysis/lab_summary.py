@@ -5,14 +5,14 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import jsonio
+from analysis.core import jsonio
 from analysis.tensor_report import SCHEMA, nmf_banding
 
 
 def lab_summary(root: Path, entries: dict[str, list[dict]], cache_dir: Path, lab_cfg: dict,
                 photo_names: list[str]) -> dict:
     """The controlled experiment: banding of the last conv for every variant and seed."""
-    from analysis import data
+    from analysis.core import data
     from analysis.models import lab
 
     manifest = jsonio.read_json(cache_dir / lab.LAB_SUBDIR / lab.MANIFEST) or []

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from analysis import jsonio
-from analysis.errors import AnalysisError, WeightsError
-from analysis.spec import DEFAULT_IMAGE_SIZE, ModelSpec
+from analysis.core import jsonio
+from analysis.core.errors import AnalysisError, WeightsError
+from analysis.core.spec import DEFAULT_IMAGE_SIZE, ModelSpec
 
 
 def load(spec: ModelSpec, cache_dir: Path) -> tuple[torch.nn.Module, dict]:

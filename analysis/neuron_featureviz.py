@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis import jsonio
+from analysis.core import jsonio
 from analysis.context_stage import _cap, _nmf_arrays, _quality, featureviz_key
-from analysis.spec import Subject, Workspace
+from analysis.core.spec import Subject, Workspace
 from analysis.tensor_report import SCHEMA
 from analysis.tensor_stage import tensor_path
 

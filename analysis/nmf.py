@@ -48,8 +48,8 @@ from typing import Any, Iterator
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from analysis.errors import AnalysisError
-from analysis.weights import as_conv_weight
+from analysis.core.errors import AnalysisError
+from analysis.core.weights import as_conv_weight
 
 @lru_cache(maxsize=1)
 def _blas_libs() -> tuple:

@@ -13,8 +13,8 @@ from typing import Any
 
 import joblib
 
-from analysis.errors import AnalysisError
-from analysis.spec import BACKENDS
+from analysis.core.errors import AnalysisError
+from analysis.core.spec import BACKENDS
 
 _active: dict[str, Any] = {"name": "local"}
 
@@ -130,7 +130,7 @@ def unordered(fn: Callable[..., Any], tasks: Iterable[tuple], n_jobs: int) -> It
 def local_workers() -> contextlib.AbstractContextManager:
     """joblib's local processes (loky), each leaving as soon as the build that started them is gone (a killed
     analysis used to leave two 270 MB workers idling for loky's five-minute timeout)."""
-    from analysis.deadline import exit_with_parent
+    from analysis.core.deadline import exit_with_parent
 
     return joblib.parallel_config(backend="loky", initializer=exit_with_parent, initargs=(os.getpid(),))
 

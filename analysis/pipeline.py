@@ -10,7 +10,7 @@ Layout under `<cache>/analysis/` (schema documented in analysis/SCHEMA.md):
   <model>/<key>/context-<n>.json     neuron pairs: weights, feature visualizations, dataset examples  (analysis.context_stage)
   <model>/<key>/examples/              every analysed channel's dataset examples  (analysis.examples_stage)
   lab-summary.json                   the controlled banding experiment (variant x seed)  (analysis.lab_summary)
-Each entry carries a `key` (the code key of the module that computes it, analysis/codekey.py, + the model's weights
+Each entry carries a `key` (the code key of the module that computes it, analysis/core/codekey.py, + the model's weights
 sha256 + parameters); a missing, corrupt or stale entry is recomputed, everything else is reused. This module is the run loop and the manifest.
 """
 from __future__ import annotations
@@ -24,19 +24,20 @@ from typing import Callable
 import numpy as np
 import torch
 
-from analysis import data, deadline, device, jsonio, loading, parallel, per_tensor, recipes
+from analysis import device, loading, parallel, per_tensor, recipes
+from analysis.core import data, deadline, jsonio
 from analysis.blocks import BlocksError
 from analysis.context_stage import context
-from analysis.errors import AnalysisError, ModelUnavailable
+from analysis.core.errors import AnalysisError, ModelUnavailable
 from analysis.examples_stage import dataset_key, examples
 from analysis.first_layer import first_layer
 from analysis.forward_check import check_image_size
 from analysis.featureviz.budget import Budget
 from analysis.lab_summary import lab_summary
 from analysis.models import registry
-from analysis.paths import inside, safe_component
-from analysis.codekey import code_key
-from analysis.spec import (DEFAULT_IMAGE_SIZE, AnalysisConfig, ModelSpec, Subject, Workspace, log as _log,
+from analysis.core.paths import inside, safe_component
+from analysis.core.codekey import code_key
+from analysis.core.spec import (DEFAULT_IMAGE_SIZE, AnalysisConfig, ModelSpec, Subject, Workspace, log as _log,
                            prune_variants, variant_name)
 from analysis.neuron_featureviz import neuron_featureviz
 from analysis.tensor_report import link_next, summary
@@ -132,7 +133,7 @@ def _run(cfg: AnalysisConfig, dev: str, progress: bool, on_model: Callable[[str]
 
 def _check_folders(names: list[str]) -> None:
     """Two models may not share a cache folder (the build says where each was declared: article/byo_spec.py)."""
-    from analysis.paths import same_folder
+    from analysis.core.paths import same_folder
 
     for i, name in enumerate(names):
         other = next((n for n in names[:i] if n != name and same_folder(n, name)), None)
@@ -144,7 +145,7 @@ def _check_folders(names: list[str]) -> None:
 def _spec_key(spec: ModelSpec, cfg: AnalysisConfig, cache_dir: Path, budget: Budget | None = None) -> str:
     """Everything one model's results depend on, without loading it: the analysis code, the model's declaration,
     the site's feature-visualization quality, and its weights (and, brought by an author, its code) by content."""
-    from analysis.fingerprint import factory_code
+    from analysis.core.fingerprint import factory_code
 
     if spec.factory:
         code = [jsonio.sha256_file(p) for p in factory_code(spec.factory, spec.search_path)]
@@ -166,7 +167,7 @@ def _reusable(previous: dict | None, name: str, key: str, root: Path) -> dict | 
     """The previous build's entry for this model when its key matches and every file it wrote is intact."""
     if not isinstance(previous, dict):
         return None
-    from analysis.fingerprint import model_entry_ok
+    from analysis.core.fingerprint import model_entry_ok
 
     models, files = previous.get("models"), previous.get("files")
     entry = models.get(name) if isinstance(models, dict) else None
@@ -230,7 +231,7 @@ def _model_entry(spec: ModelSpec, cache_dir: Path, root: Path, cfg: AnalysisConf
 
 
 def _author_code(spec: ModelSpec, doing: str):
-    """A step of the analysis's time limit (analysis.deadline) while a bring-your-own model's code runs outside its
+    """A step of the analysis's time limit (analysis.core.deadline) while a bring-your-own model's code runs outside its
     forward() hooks."""
     if not spec.factory:
         return deadline.step(0, "")
@@ -243,7 +244,7 @@ def _author_code(spec: ModelSpec, doing: str):
 
 def _image_set(spec: ModelSpec):
     """The model's image set for dataset examples (a bad folder: one error naming it, at the model's dataset field)."""
-    from analysis.image_sets import DatasetError, open_set
+    from analysis.core.image_sets import DatasetError, open_set
 
     try:
         return open_set(spec.dataset)

@@ -15,7 +15,7 @@ from typing import Any
 from torch import nn
 
 from analysis.blocks import BlockGraph, find_blocks
-from analysis.errors import AnalysisError
+from analysis.core.errors import AnalysisError
 
 
 @dataclass(frozen=True)

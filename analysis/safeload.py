@@ -15,8 +15,8 @@ from typing import Mapping
 
 import torch
 
-from analysis.errors import WeightsError
-from analysis.jsonio import sha256_file  # re-exported: one implementation for the whole package
+from analysis.core.errors import WeightsError
+from analysis.core.jsonio import sha256_file  # re-exported: one implementation for the whole package
 
 _SHOW = 5  # how many offending keys a message lists
 

@@ -2,8 +2,8 @@
 analyses that make a record are analysis/per_tensor/, one module each."""
 from __future__ import annotations
 
-from analysis.banding import picture_banding
-from analysis.spec import SCHEMA  # noqa: F401  (defined there so the record cache does not import this module)
+from analysis.core.banding import picture_banding
+from analysis.core.spec import SCHEMA  # noqa: F401  (defined there so the record cache does not import this module)
 
 
 def summary(record: dict) -> dict:

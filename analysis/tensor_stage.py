@@ -13,16 +13,17 @@ import io
 import numpy as np
 import torch
 
-from analysis import jsonio, parallel, recipes, skips
+from analysis import parallel, recipes, skips
+from analysis.core import jsonio
 from analysis.cache import Entry, entry_key
 from collections.abc import Callable
 
 from analysis import per_tensor
-from analysis.errors import AnalysisError
+from analysis.core.errors import AnalysisError
 from analysis.heap import keep_large_blocks_mapped, release_free_heap
 from analysis.loading import init_weights, weight_of
-from analysis.paths import safe_component
-from analysis.spec import Subject, Workspace
+from analysis.core.paths import safe_component
+from analysis.core.spec import Subject, Workspace
 
 
 def tensor_of(model, job: recipes.TensorJob, recipe: recipes.Recipe, device: str = "cpu") -> np.ndarray:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from analysis.spec import BACKENDS, DEVICES, NAMED_DATASETS, SITE_FEATUREVIZ
+from analysis.core.spec import BACKENDS, DEVICES, NAMED_DATASETS, SITE_FEATUREVIZ
 
 from .config.byo_spec import byo_models
 from .config.dataset_spec import check_dataset, check_examples, site_line
@@ -129,7 +129,7 @@ def clean(cache_dir: Path) -> None:
     """Delete what ``--clean`` recomputes (``DERIVED`` and the memos) from the cache folder."""
     import shutil
 
-    from analysis import codekey, fingerprint
+    from analysis.core import codekey, fingerprint
 
     for name in (*DERIVED, fingerprint.MEMO_NAME, codekey.MEMO_NAME):
         path = Path(cache_dir) / name
@@ -175,8 +175,8 @@ def needed(cfg: dict[str, Any]) -> bool:
 
 def inputs_fingerprint(root: Path, cfg: dict[str, Any], memo: Any = None) -> str:
     """The fingerprint of everything the analyses read (config, code, weights, bring-your-own factories); file
-    digests through ``memo`` (analysis.fingerprint.DigestMemo) when given."""
-    from analysis.fingerprint import factory_code, fingerprint  # stdlib only: no torch
+    digests through ``memo`` (analysis.core.fingerprint.DigestMemo) when given."""
+    from analysis.core.fingerprint import factory_code, fingerprint  # stdlib only: no torch
 
     extra = [Path(m["weights"]) for m in cfg["byo"]]
     # Bring-your-own factories are user code: their source (a package's too) is part of the inputs.
@@ -186,7 +186,7 @@ def inputs_fingerprint(root: Path, cfg: dict[str, Any], memo: Any = None) -> str
 
 def _is_fresh(root: Path, cfg: dict[str, Any], cache_dir: Path) -> tuple[bool, str]:
     """(the cached manifest is fresh, the inputs' fingerprint); file digests through the cache's stat memo."""
-    from analysis.fingerprint import MEMO_NAME, DigestMemo, manifest_is_fresh
+    from analysis.core.fingerprint import MEMO_NAME, DigestMemo, manifest_is_fresh
 
     memo = DigestMemo(Path(cache_dir) / MEMO_NAME)
     fp = inputs_fingerprint(root, cfg, memo)
@@ -222,7 +222,7 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
         if fresh:
             if cfg["device"] == "cuda":  # asked for by name: say now, not on the next build that computes, if it's absent
                 from analysis.device import resolve
-                from analysis.errors import AnalysisError
+                from analysis.core.errors import AnalysisError
 
                 try:
                     resolve("cuda")
@@ -240,9 +240,9 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
         print("analysis: no results cached yet, computing from nothing (a few minutes on 2 cores)"
               if not manifest.exists() else
               "analysis: inputs changed, recomputing (cached entries are reused)", flush=True)
-    from analysis import deadline
-    from analysis.errors import AnalysisError
-    from analysis.spec import AnalysisConfig, ModelSpec
+    from analysis.core import deadline
+    from analysis.core.errors import AnalysisError
+    from analysis.core.spec import AnalysisConfig, ModelSpec
 
     # A lab model named on its own gets dataset examples from the digits it was trained on, as in "banding-lab".
     specs = [ModelSpec(name=m, dataset="mnist" if m.startswith("lab-") else cfg["dataset"],
@@ -260,7 +260,7 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
         print("analysis: importing and calling bring-your-own factories "
               + ", ".join(f"{m['factory']} ('{m['name']}')" for m in cfg["byo"])
               + " (the factory and each forward() may take up to $VW_MODEL_TIMEOUT s, default 600)", flush=True)
-    # In a worker process (analysis/deadline.py): torch stays out of this one, and a model's code stuck past its time
+    # In a worker process (analysis/core/deadline.py): torch stays out of this one, and a model's code stuck past its time
     # limit, even in C, is killed with everything it started.
     worker = deadline.Worker()
     try:
@@ -284,7 +284,7 @@ def ensure_analysis(root: Path, config: SiteConfig, cache_dir: Path, *, progress
 def missing_models(cache_dir: Path) -> list[str]:
     """One line per model the analyses wanted but this build lacked (e.g. a weights file never supplied), for the
     build's output: pages leave such a model's sections out and never say why, so the build says it here."""
-    from analysis.jsonio import read_json  # stdlib only
+    from analysis.core.jsonio import read_json  # stdlib only
 
     manifest = read_json(Path(cache_dir) / "analysis" / "manifest.json")
     unavailable = manifest.get("unavailable") if isinstance(manifest, dict) else None

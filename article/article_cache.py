@@ -3,7 +3,7 @@ render the others again.
 
 The key holds everything ``pipeline.render_article`` reads besides the analysis cache: every file of the article's
 folder and its bibliography, the site config, and the code key of the render pipeline and of every figure module
-(analysis/codekey.py: their import closures by content, with the versions of the Markdown, template, chart and image
+(analysis/core/codekey.py: their import closures by content, with the versions of the Markdown, template, chart and image
 libraries they import). What it read from the analysis cache is stored beside the value (path -> sha256, as the figure
 cache does) and checked against this build's verified digests on every hit. Only data is stored (JSON + the files in
 a zip), never code. The figure files (megabytes of chart data) live in an entry of their own named by their digests
@@ -20,7 +20,7 @@ import stat
 from pathlib import Path
 from typing import Any, Mapping
 
-from analysis.fingerprint import DigestMemo  # stdlib only: no torch
+from analysis.core.fingerprint import DigestMemo  # stdlib only: no torch
 
 from . import cache
 from .cache import fileset
@@ -33,7 +33,7 @@ def code(cache_dir: Path | None = None) -> list[str | bytes]:
     """The code and library part of every article's key, as one digest: computed once per build (``entry``'s
     ``code``). Figure modules are imported by name at build start (registry.discover), not by an import statement,
     so they are named here."""
-    from analysis.codekey import code_key
+    from analysis.core.codekey import code_key
 
     from .figures import registry
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from analysis import deadline
+from analysis.core import deadline
 
 from . import article_cache, cache
 from .cache import fileset

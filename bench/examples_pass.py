@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 def subject(name: str, cache: Path):
     from analysis import loading, recipes
-    from analysis.spec import ModelSpec, Subject
+    from analysis.core.spec import ModelSpec, Subject
 
     model, info = loading.load(ModelSpec(name), cache)
     recipe = recipes.recipe_for(name, model, None, recipes.RecipeSpec())
@@ -42,9 +42,9 @@ def folder_size(folder: Path) -> tuple[int, int]:
 def run(name: str, dataset: str, tmp: Path, settings: dict | None = None) -> dict:
     import torch
 
-    from analysis import image_sets
+    from analysis.core import image_sets
     from analysis.examples_stage import examples
-    from analysis.spec import Workspace
+    from analysis.core.spec import Workspace
 
     torch.set_num_threads(1)
     cache = tmp / "cache"
@@ -71,7 +71,7 @@ def synthetic_folder(folder: Path, n: int) -> None:
     import numpy as np
     from PIL import Image
 
-    from analysis import image_sets
+    from analysis.core import image_sets
 
     photos = [np.asarray(Image.open(p).convert("RGB")) for _, p in image_sets.bundled_photo_files()]
     rng = np.random.default_rng(0)

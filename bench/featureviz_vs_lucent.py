@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     from analysis.featureviz import QUALITY_PRESETS, render_size, visualize
     from analysis.featureviz.quality import CUTOFF, high_frequency_share, photo_high_frequency_share
     from analysis.models import load
-    from analysis.codekey import code_key
-    from analysis.spec import DEFAULT_QUALITY
+    from analysis.core.codekey import code_key
+    from analysis.core.spec import DEFAULT_QUALITY
 
     preset = QUALITY_PRESETS[DEFAULT_QUALITY]
     steps, lr = args.steps or preset["steps"], args.lr or preset["lr"]

@@ -72,7 +72,7 @@ def small_analysis() -> None:
     """The tiny bring-your-own model of the tests, analysed end to end on each device."""
     import importlib.util
 
-    from analysis import jsonio
+    from analysis.core import jsonio
     from analysis.pipeline import AnalysisConfig, ModelSpec, run
 
     src = Path(__file__).resolve().parents[1] / "tests" / "test_pipeline_byo.py"

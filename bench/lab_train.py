@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from analysis import data  # noqa: E402
-from analysis.banding import banding_scores  # noqa: E402
+from analysis.core import data  # noqa: E402
+from analysis.core.banding import banding_scores  # noqa: E402
 from analysis.models import lab  # noqa: E402
 
 

@@ -7,7 +7,7 @@ read with `git show`; the images are not committed here). Each of the article's 
 a JSON file, `public/diagrams/reduced_weights/<network>-<layer>.json`, whose `reduced_weights` is a grid of
 `<img src="data:image/PNG;base64,...">`: one small RGB picture per neuron of the layer, its three one-sided NMF
 factors as red, green and blue. This script decodes every picture of the seven layers the article compares and
-scores them with the build's own function (`analysis.banding.picture_banding`): the row share R and column share C
+scores them with the build's own function (`analysis.core.banding.picture_banding`): the row share R and column share C
 of each picture's spatial variance, pooled over the layer's neurons. It writes the numbers with their provenance
 (repository, commit, file, what was measured) to `article/figures/published_data.py`, a generated module the site
 reads (a module, so that the render cache's code key sees a change); `--check` recomputes and fails if the committed
@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analysis.banding import picture_banding  # noqa: E402  (numpy only)
+from analysis.core.banding import picture_banding  # noqa: E402  (numpy only)
 
 REPO_URL = "https://github.com/distillpub/post--weight-banding"
 FOLDER = "public/diagrams/reduced_weights/"
@@ -50,7 +50,7 @@ NETWORKS = [
     ("simplified net, no GAP", "control", "Simplified-fc-only-v0%2Fv1%2F5b%2Fweights%2Fread.json"),
 ]
 MEASURED = ("row share R and column share C of the spatial variance of every neuron's published NMF picture "
-            "(its 3 factors as RGB pixel values), pooled over the layer's neurons (analysis.banding.picture_banding)")
+            "(its 3 factors as RGB pixel values), pooled over the layer's neurons (analysis.core.banding.picture_banding)")
 _IMG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', re.IGNORECASE)
 
 

@@ -34,7 +34,8 @@ from pathlib import Path
 import torch
 torch.manual_seed(0)
 torch.set_num_threads(1)
-from analysis import jsonio, recipes
+from analysis import recipes
+from analysis.core import jsonio
 from analysis.models.tv_resnet import resnet50
 from analysis.per_tensor import tensor_report
 try:

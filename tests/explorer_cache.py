@@ -13,7 +13,7 @@ import numpy as np
 SHAPES = {"conv1": [8, 3, 3, 3], "conv2": [16, 8, 3, 3], "conv3": [2048, 16, 3, 3]}
 FV_CHANNELS = (3, 5)
 EXAMPLE_CHANNEL = 3
-FOLDER = "tinynet/0123456789abcdef"  # <safe name>/<model key>, as analysis.spec.Workspace.model_dir names it
+FOLDER = "tinynet/0123456789abcdef"  # <safe name>/<model key>, as analysis.core.spec.Workspace.model_dir names it
 EXAMPLES_K = 4
 PICTURE = f"{FOLDER}/examples/pics/photo.png"  # 96 x 64: four 24-px colour bands
 
@@ -44,7 +44,7 @@ def _png(color: tuple[int, int, int], size: int = 16) -> bytes:
 
 def make_cache(cache: Path, seed: int = 0) -> dict[str, dict]:
     """Write ``cache/analysis/`` and ``cache/featureviz/``; return the tensor records by id."""
-    from analysis import jsonio
+    from analysis.core import jsonio
     from analysis.per_tensor import tensor_report
     from analysis.tensor_report import link_next, summary
 
@@ -85,8 +85,8 @@ def make_cache(cache: Path, seed: int = 0) -> dict[str, dict]:
 
 def relist(cache: Path) -> None:
     """List every file of ``cache/analysis/`` with its sha256 in the manifest, as analysis.pipeline does after a run
-    (the build checks a manifest's model entries against this list: analysis.fingerprint.model_entry_ok)."""
-    from analysis import jsonio
+    (the build checks a manifest's model entries against this list: analysis.core.fingerprint.model_entry_ok)."""
+    from analysis.core import jsonio
 
     root = cache / "analysis"
     manifest = json.loads((root / "manifest.json").read_text())
@@ -102,7 +102,7 @@ def _write_examples(root: Path) -> dict:
 
     from PIL import Image
 
-    from analysis import jsonio
+    from analysis.core import jsonio
 
     picture = np.zeros((64, 96, 3), dtype=np.uint8)
     for band, colour in enumerate([(220, 60, 40), (40, 160, 60), (40, 80, 220), (230, 200, 40)]):

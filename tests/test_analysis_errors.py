@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.errors import AnalysisError, WeightsError
+from analysis.core.errors import AnalysisError, WeightsError
 from article.analysis_stage import _attributed
 
 BYO = [{"name": "tinynet", "article": "content/tiny/index.md", "line": 6,

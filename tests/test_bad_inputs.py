@@ -951,7 +951,7 @@ def factory_allowed_module_reexports(c: Ctx) -> str:
     """An allowed module's attribute that it merely imported is refused: defined in the module's package only."""
     append(c.root / "site.yml", "factories: [analysis.models]\n")
     edit(c.tiny / "index.md", '"tinynet:make"', '"analysis.models:AnalysisError"')
-    return at(c.tiny / "index.md", 7) + ".*defined in module 'analysis.errors', not in 'analysis.models' or its package"
+    return at(c.tiny / "index.md", 7) + ".*defined in module 'analysis.core.errors', not in 'analysis.models' or its package"
 
 
 def factory_dunder_chain(c: Ctx) -> str:
@@ -1204,7 +1204,7 @@ def test_debug_prints_the_traceback(worlds, tmp_path):
 def test_corrupt_cache_entry_is_recomputed(worlds, tmp_path):
     """A damaged analysis result is not an error: the freshness check notices it, the build recomputes it and
     renders the same site."""
-    from analysis.fingerprint import manifest_is_fresh  # torch-free
+    from analysis.core.fingerprint import manifest_is_fresh  # torch-free
 
     world = tmp_path / "world"
     shutil.copytree(worlds / "model", world, symlinks=True)
@@ -1277,7 +1277,7 @@ def test_freshness_is_by_content_not_path_or_mtime(worlds, tmp_path):
 
 def test_fingerprint_ignores_where_the_project_is(tmp_path):
     """Torch-free: the same files under two roots give one fingerprint; a changed byte changes it."""
-    from analysis.fingerprint import fingerprint
+    from analysis.core.fingerprint import fingerprint
 
     prints = []
     for name in ("a", "b"):
@@ -1346,7 +1346,7 @@ def test_damaged_render_cache_is_a_miss(case, worlds, tmp_path):
                                    '[{"path": "../../../../etc/hostname", "sha256": "x"}]'])
 def test_damaged_manifest_is_stale_not_a_crash(files, tmp_path):
     """Torch-free: a manifest whose `files` has the wrong shape makes the analysis stale (recompute), no traceback."""
-    from analysis.fingerprint import manifest_is_fresh
+    from analysis.core.fingerprint import manifest_is_fresh
 
     manifest = tmp_path / "analysis" / "manifest.json"
     manifest.parent.mkdir()

@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from analysis.banding import banding_scores
-from analysis.errors import AnalysisError
+from analysis.core.banding import banding_scores
+from analysis.core.errors import AnalysisError
 
 
 def _bands(out: int, cin: int, h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from analysis.blocks import find_blocks
-from analysis.errors import AnalysisError
+from analysis.core.errors import AnalysisError
 from analysis.expanded import expanded_weights
 from analysis.recipes import RecipeSpec, auto_recipe
 

@@ -1,4 +1,4 @@
-"""Code keys (analysis/codekey.py): the import closure of a module, project files by content, libraries by version."""
+"""Code keys (analysis/core/codekey.py): the import closure of a module, project files by content, libraries by version."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from analysis import codekey
+from analysis.core import codekey
 
 
 def fresh_process() -> dict:
@@ -116,7 +116,7 @@ def test_the_project_keys_cover_what_the_issue_names():
     a figure's key holds the explorer links it embeds; social.py holds the theme."""
     assert "analysis.nmf" in codekey.closure(["analysis.per_tensor.nmf"])[0]
     tensors = codekey.closure(["analysis.tensor_stage"])[0]
-    assert "analysis.nmf" not in tensors and "analysis.banding" not in tensors
+    assert "analysis.nmf" not in tensors and "analysis.core.banding" not in tensors
     assert not any(m.startswith(("analysis.featureviz", "analysis.per_tensor.")) for m in tensors)
     featureviz = codekey.closure(["analysis.featureviz.cache"])[0]
     assert "analysis.featureviz.render" in featureviz
@@ -162,7 +162,7 @@ def test_the_analysis_code_key_covers_every_model_family_module():
     edited architecture (a forward pass, a state-dict mapping) would leave its old results fresh."""
     from pathlib import Path
 
-    from analysis.codekey import closure
+    from analysis.core.codekey import closure
 
     project, _ = closure(["analysis.pipeline"])
     folder = Path(__file__).resolve().parents[1] / "analysis" / "models"

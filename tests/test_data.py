@@ -1,11 +1,11 @@
-"""analysis.data: bundled photos and MNIST digits load offline; sampling for the lab task is exact and reproducible."""
+"""analysis.core.data: bundled photos and MNIST digits load offline; sampling for the lab task is exact and reproducible."""
 import socket
 
 import numpy as np
 import pytest
 
-from analysis import data
-from analysis.errors import AnalysisError
+from analysis.core import data
+from analysis.core.errors import AnalysisError
 
 
 def test_photos_load_offline_in_fixed_order(monkeypatch):

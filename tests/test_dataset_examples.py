@@ -14,11 +14,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from analysis import examples_stage, image_sets, jsonio
+from analysis import examples_stage
+from analysis.core import image_sets, jsonio
 from analysis.example_pass import receptive_field
 from analysis.examples import resize_photo
 from analysis.recipes import Recipe, TensorJob
-from analysis.spec import Subject, Workspace
+from analysis.core.spec import Subject, Workspace
 
 
 def no_pad_net(stride: int = 1, channels_in: int = 3) -> nn.Module:
@@ -207,7 +208,7 @@ def test_going_back_to_an_earlier_image_size_reuses_its_pass(tmp_path, capsys):
     """A bring-your-own model's key covers its image size (analysis.loading), and each model key keeps its own running
     state: 20 -> 24 -> 20 px runs the pass twice, not three times (EfficientNet-Lite1 at 240 -> 256 -> 240 px); only
     the KEPT_VARIANTS keys used most recently keep theirs."""
-    from analysis import spec
+    from analysis.core import spec
 
     def key(image_size: int) -> str:  # the model key as analysis.loading makes it for a brought model
         return jsonio.sha256_text(f"weights|code|{{}}|{image_size}")
@@ -316,7 +317,7 @@ def test_bad_folders_are_one_clear_error(tmp_path):
     (tmp_path / "mixed" / ".DS_Store").write_bytes(b"\0")  # hidden files are skipped
     assert image_sets.scan_folder(tmp_path / "mixed") == ["a/img00.png"]
     (tmp_path / "mixed" / "broken.jpg").write_bytes(b"not a jpeg at all")
-    from analysis.errors import AnalysisError
+    from analysis.core.errors import AnalysisError
 
     with pytest.raises(AnalysisError, match=r"cannot read image .*broken\.jpg"):
         run(tmp_path, no_pad_net(), tmp_path / "mixed", 8)
@@ -386,7 +387,7 @@ def test_a_stopped_pass_leaves_the_analysis_stale_until_it_completes(tmp_path, m
     reused without loading, so the next build resumes; once complete the manifest is fresh again."""
     from hardening_util import write_tiny_article
 
-    from analysis.fingerprint import manifest_is_fresh
+    from analysis.core.fingerprint import manifest_is_fresh
     from analysis.pipeline import AnalysisConfig, ModelSpec
     from analysis.pipeline import run as run_pipeline
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from scipy.signal import convolve2d
 from torch import nn
 
-from analysis.errors import AnalysisError
+from analysis.core.errors import AnalysisError
 from analysis.expanded import expanded_weights
 
 

@@ -1,4 +1,4 @@
-"""The stat memo behind the analysis freshness check (analysis.fingerprint.DigestMemo): torch-free, real files."""
+"""The stat memo behind the analysis freshness check (analysis.core.fingerprint.DigestMemo): torch-free, real files."""
 from __future__ import annotations
 
 import hashlib
@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 
-from analysis import fingerprint as fpm
+from analysis.core import fingerprint as fpm
 
 
 def _memo_with(tmp_path, monkeypatch, data: bytes):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from analysis.errors import AnalysisError
+from analysis.core.errors import AnalysisError
 from analysis.forward_check import check_image_size
 from test_blocks_real import ONet, onet_weights
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from analysis import models, tv_weights
+from analysis import models
+from analysis.core import tv_weights
 from analysis.models import tv_zoo
 
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat

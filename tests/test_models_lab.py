@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from analysis import models
-from analysis.errors import AnalysisError, WeightsError
+from analysis.core.errors import AnalysisError, WeightsError
 from analysis.models import lab
 from analysis.models.byo import load_byo
 
@@ -168,7 +168,7 @@ def test_default_lab_learns_its_task_and_bands(tmp_path):
     R/C <= 0.75 x GAP's."""
     import statistics
 
-    from analysis.banding import banding_scores
+    from analysis.core.banding import banding_scores
 
     entries = lab.train_all(tmp_path, n_jobs=2)
     assert len(entries) == 9 and all(e["test_accuracy"] >= 0.90 for e in entries), \

@@ -8,8 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from analysis import data, models
-from analysis.errors import ModelUnavailable, WeightsError
+from analysis import models
+from analysis.core import data
+from analysis.core.errors import ModelUnavailable, WeightsError
 from analysis.models import efficientnet, googlenet
 
 REFERENCE = Path(__file__).parent / "data" / "torchvision-state-dicts.json"  # read off torchvision 0.29.1

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from analysis import models, tv_weights
-from analysis.errors import ModelUnavailable, WeightsError
+from analysis import models
+from analysis.core import tv_weights
+from analysis.core.errors import ModelUnavailable, WeightsError
 from analysis.models import googlenet, tv_alexnet, tv_mobilenet, tv_resnet, tv_vgg, tv_zoo
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "torchvision-state-dicts.json").read_text())["models"]

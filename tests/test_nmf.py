@@ -3,7 +3,7 @@ import warnings
 import numpy as np
 import pytest
 
-from analysis.errors import AnalysisError
+from analysis.core.errors import AnalysisError
 from analysis.nmf import nmf_rgb, one_sided_nmf, reconstruct, reconstruction_error, split_matrix
 
 # Three spatial patterns on a 5x5 kernel with disjoint supports: top rows, centre, bottom-right.

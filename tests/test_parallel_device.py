@@ -11,15 +11,16 @@ import pytest
 import torch
 from torch import nn
 
-from analysis import device, jsonio, parallel
-from analysis.errors import AnalysisError
+from analysis import device, parallel
+from analysis.core import jsonio
+from analysis.core.errors import AnalysisError
 from analysis.pipeline import AnalysisConfig, ModelSpec, run
 from tests.test_pipeline_byo import article, spec  # noqa: F401  (the tiny bring-your-own model fixture)
 
 
 def tree(folder: Path) -> dict[str, str]:
     """Every result file by content; not code-imports.json, the code key's memo of parsed imports, which holds what
-    this process happened to parse before (analysis.codekey), not a result."""
+    this process happened to parse before (analysis.core.codekey), not a result."""
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "code-imports.json"}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from analysis import jsonio
+from analysis.core import jsonio
 from analysis.pipeline import AnalysisConfig, ModelSpec, run
 
 FACTORY = '''

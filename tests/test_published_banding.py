@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analysis.banding import banding_scores, picture_banding
-from analysis.errors import AnalysisError
+from analysis.core.banding import banding_scores, picture_banding
+from analysis.core.errors import AnalysisError
 from analysis.per_tensor import tensor_report
 from analysis.tensor_report import nmf_banding
 

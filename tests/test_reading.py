@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import jsonio
+from analysis.core import jsonio
 from analysis.reading import reading, strongest_inputs, top_loadings
 from test_pipeline_byo import analyse, article, spec  # noqa: F401  (the fixture, with its tiny inverted-residual net)
 

@@ -61,7 +61,7 @@ def test_the_freshness_check_hashes_the_weight_files_a_family_declares(tmp_path,
     import subprocess
     import sys
 
-    from analysis import fingerprint
+    from analysis.core import fingerprint
 
     weights = tmp_path / "toy-net-00000000.pth"
     weights.write_bytes(b"first weights")
@@ -74,7 +74,7 @@ def test_the_freshness_check_hashes_the_weight_files_a_family_declares(tmp_path,
     assert fingerprint.fingerprint({"models": []}) == without
     weights.unlink()  # a file that went away changes it too
     assert fingerprint.fingerprint({"models": ["toy-net"]}) not in (with_toy, without)
-    code = "import sys, analysis.fingerprint; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
+    code = "import sys, analysis.core.fingerprint; print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1]).stdout
     assert out.strip() == "[]"  # reading the registry imports no torch

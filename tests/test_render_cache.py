@@ -79,7 +79,7 @@ def test_manifest_digests_name_files_relative_to_the_cache(tmp_path):
 
 
 def test_figure_cache_key_covers_the_helper_modules_a_kind_uses():
-    from analysis.codekey import closure
+    from analysis.core.codekey import closure
     from article.figures import registry
 
     registry.discover()
@@ -218,7 +218,7 @@ def test_converted_formulas_come_from_the_cache_without_importing_latex2mathml(t
     import sys
 
     script = (
-        "import sys; from pathlib import Path; from article.markup import mathml; from analysis import deadline\n"
+        "import sys; from pathlib import Path; from article.markup import mathml; from analysis.core import deadline\n"
         "started, start = [], deadline.Worker._start\n"
         "deadline.Worker._start = lambda self: (started.append(1), start(self))[1]\n"
         "mathml.use_cache(Path(sys.argv[1]))\n"

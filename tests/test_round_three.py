@@ -30,7 +30,7 @@ from hardening_util import (REPO, TINY_ANALYSIS, build_env, check_ok, make_root,
 
 
 def test_every_name_becomes_one_safe_component():
-    from analysis.paths import SAFE_NAME_MAX, safe_component, same_folder
+    from analysis.core.paths import SAFE_NAME_MAX, safe_component, same_folder
     from article.explorer.model_pages import model_slug
 
     for name in ("../../../victimdir", "..", ".", "a/b", "a\\b", "x\0y", "digitnet.", " spaced name ", "é" * 300,
@@ -84,7 +84,7 @@ def test_two_model_names_that_share_a_folder_are_an_error(tmp_path):
 
 
 def test_a_path_from_a_cache_file_stays_inside_its_folder(tmp_path):
-    from analysis.paths import inside
+    from analysis.core.paths import inside
 
     base = tmp_path / "cache"
     (base / "analysis" / "m").mkdir(parents=True)
@@ -103,7 +103,7 @@ def _manifest(tmp_path: Path, entry: dict, files: list[str]) -> Path:
     for rel in files:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(json.dumps({"rel": rel}))
-    from analysis.jsonio import sha256_file
+    from analysis.core.jsonio import sha256_file
 
     manifest = {"fingerprint": "f", "models": {"tinynet": entry},
                 "files": [{"path": rel, "sha256": sha256_file(root / rel)} for rel in files]}
@@ -114,9 +114,9 @@ def _manifest(tmp_path: Path, entry: dict, files: list[str]) -> Path:
 def test_a_manifest_entry_pointing_at_another_record_is_stale(tmp_path):
     """Torch-free: a tensor's `file` naming the first-layer record (KeyError: 'banding' on every build before), a
     record outside the model's folder, or an unlisted file make the analysis stale: it is recomputed and rewritten."""
-    from analysis.fingerprint import manifest_is_fresh
+    from analysis.core.fingerprint import manifest_is_fresh
 
-    t = "tinynet/0123456789abcdef"  # <safe name>/<model key>: analysis.spec.Workspace.model_dir
+    t = "tinynet/0123456789abcdef"  # <safe name>/<model key>: analysis.core.spec.Workspace.model_dir
     files = [f"{t}/tensors/conv1.json", f"{t}/first-layer.json", f"{t}/first-layer.png", f"{t}/context-0.json",
              "other/0123456789abcdef/tensors/conv1.json"]
     good = {"folder": t, "tensors": [{"id": "conv1", "file": f"{t}/tensors/conv1.json"}],
@@ -156,7 +156,7 @@ def test_explorer_pictures_are_read_only_from_inside_the_cache(tmp_path):
 
 def test_a_planted_featureviz_manifest_entry_is_refused():
     pytest.importorskip("torch")
-    from analysis.errors import AnalysisError
+    from analysis.core.errors import AnalysisError
     from analysis.featureviz.cache import read_manifest
 
     import tempfile
@@ -194,7 +194,7 @@ def allowed_package(tmp_path, monkeypatch):
 def test_an_allowed_factory_is_a_callable_defined_in_its_package(allowed_package):
     """The site's allow-list vouches for a module, not for everything reachable from it."""
     pytest.importorskip("torch")
-    from analysis.errors import AnalysisError
+    from analysis.core.errors import AnalysisError
     from analysis.models.byo import resolve_factory
 
     # Defined in a submodule of the named package: fine (efficientnet_lite_pytorch.EfficientNet is such a case).
@@ -253,13 +253,13 @@ def _double(x: int) -> int:
 
 
 def _ask_twice() -> str:
-    from analysis import deadline
+    from analysis.core import deadline
 
     return deadline.ask("word") * 2
 
 
 def test_a_worker_stuck_in_c_is_killed_on_any_thread_and_the_next_job_gets_a_new_one():
-    from analysis import deadline
+    from analysis.core import deadline
 
     result: dict = {}
 
@@ -294,7 +294,7 @@ def test_a_worker_dies_with_the_build_that_started_it(tmp_path):
     """A build killed with SIGKILL while its worker is stuck in C must not leave the worker running."""
     script = tmp_path / "victim.py"
     script.write_text(
-        "import sys\nsys.path.insert(0, sys.argv[1])\nfrom analysis import deadline\n"
+        "import sys\nsys.path.insert(0, sys.argv[1])\nfrom analysis.core import deadline\n"
         "def stuck():\n    return (9 ** (9 ** 10)) % 10\n"
         "w = deadline.Worker()\nw._start()\nprint(w.pid, flush=True)\nw.call(stuck)\n", encoding="utf-8")
     proc = subprocess.Popen([sys.executable, str(script), str(REPO)], stdout=subprocess.PIPE, text=True)
@@ -415,7 +415,7 @@ def test_a_worker_that_ran_joblib_leaves_no_semaphores_behind():
     loky's resource tracker prints "leaked semlock objects" at the end of every build."""
     code = textwrap.dedent("""
         import joblib, numpy as np
-        from analysis import deadline
+        from analysis.core import deadline
         from analysis.parallel import local_workers
 
         def job():

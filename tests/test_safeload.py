@@ -6,7 +6,7 @@ import pickle
 import pytest
 import torch
 
-from analysis.errors import AnalysisError, WeightsError
+from analysis.core.errors import AnalysisError, WeightsError
 from analysis.safeload import check_keys_and_shapes, load_state_dict
 
 

@@ -9,12 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis import jsonio, skips
+from analysis import skips
+from analysis.core import jsonio
 from analysis.blocks import find_blocks
 from analysis.cache import entry_key
 from analysis.expanded import expanded_weights, expanded_weights_split, identity_at
 from analysis.recipes import RecipeSpec, auto_recipe
-from analysis.spec import Subject, Workspace
+from analysis.core.spec import Subject, Workspace
 from analysis.per_tensor import tensor_report, with_identity
 from analysis.tensor_report import summary
 from analysis.tensor_stage import analyse_tensors, shown_tensor, tensor_path

@@ -1,4 +1,4 @@
-"""No stale output (issue 23): every cached value is keyed by the code that made it (analysis/codekey.py), so an edit
+"""No stale output (issue 23): every cached value is keyed by the code that made it (analysis/core/codekey.py), so an edit
 of that code, or of a library it imports, makes it again, an unrelated edit does not, and --clean makes everything
 again. Code edits are made in a copy of the project, built in fresh processes, as an author would."""
 from __future__ import annotations
@@ -139,7 +139,7 @@ def test_editing_the_analysis_code_remakes_exactly_the_records_it_computes(analy
     assert files(tensors) == kept_tensors
 
 
-FINGERPRINT = "from analysis.fingerprint import fingerprint; print(fingerprint({'models': []}))"
+FINGERPRINT = "from analysis.core.fingerprint import fingerprint; print(fingerprint({'models': []}))"
 
 
 def test_the_build_sees_an_edited_or_added_per_tensor_analysis(tmp_path):
@@ -242,7 +242,7 @@ def test_figures_and_social_images_follow_the_code_they_embed(tmp_path):
 
 
 def test_figure_and_article_keys_hold_the_versions_of_the_libraries_they_import(monkeypatch):
-    from analysis import codekey
+    from analysis.core import codekey
     from article import article_cache
     from article.figures import figure_cache, registry
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from analysis.errors import AnalysisError
+from analysis.core.errors import AnalysisError
 from analysis.recipes import Recipe, TensorJob
 from analysis.tensor_stage import tensor_of
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from analysis.errors import AnalysisError
-from analysis.weights import dead_filters, first_layer_rgb, heatmap_tiles, top_inputs
+from analysis.core.errors import AnalysisError
+from analysis.core.weights import dead_filters, first_layer_rgb, heatmap_tiles, top_inputs
 
 
 def test_first_layer_rgb_per_filter_maps_zero_to_grey_and_extremes_to_0_1():

@@ -5,7 +5,7 @@ Layout under `<cache_dir>/featureviz/`:
     <model>/<layer>/c<channel>-<key12>.json   its record: key inputs + sha256 of the PNG (detects corruption)
     <model>/<layer>/d-<key12>.png/.json       direction visualizations (not in the manifest: no channel)
     manifest.json                             [{"model", "layer", "channel", "image", "quality", "sha256"}, ...]
-The key hashes the code key of this module (analysis/codekey.py: the feature-visualization code it imports, by
+The key hashes the code key of this module (analysis/core/codekey.py: the feature-visualization code it imports, by
 content, and the libraries' versions), the model's key, layer, channel and every quality parameter, so a change to
 any of them misses the cache instead of serving a stale picture; a change to other analysis code does not.
 
@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from analysis import jsonio
-from analysis.paths import inside, safe_component
+from analysis.core import jsonio
+from analysis.core.paths import inside, safe_component
 from analysis.pictures import png_bytes  # noqa: F401  (part of this package's API)
-from analysis.errors import AnalysisError
+from analysis.core.errors import AnalysisError
 from analysis.cache import Entry
-from analysis.codekey import code_key
-from analysis.spec import DEFAULT_QUALITY, QUALITY_PRESETS
+from analysis.core.codekey import code_key
+from analysis.core.spec import DEFAULT_QUALITY, QUALITY_PRESETS
 
 from .render import visualize, visualize_directions
 from .budget import Budget
@@ -176,7 +176,7 @@ def read_manifest(root: Path) -> list[dict]:
 
 
 def _valid(e: Any, root: Path) -> bool:
-    """An entry of the shape _entry writes whose image lies inside the featureviz folder (analysis.paths.inside)."""
+    """An entry of the shape _entry writes whose image lies inside the featureviz folder (analysis.core.paths.inside)."""
     return (isinstance(e, dict) and isinstance(e.get("model"), str) and isinstance(e.get("layer"), str)
             and type(e.get("channel")) is int and isinstance(e.get("sha256"), str)
             and inside(root, e.get("image")) is not None)

@@ -28,11 +28,11 @@ def high_frequency_share(image: np.ndarray, cutoff: float = CUTOFF) -> float:
 
 
 def photo_crops(size: int, per_photo: int = 16, seed: int = 0) -> list[np.ndarray]:
-    """Random size x size crops of every bundled photo (analysis.data), each photo first resized (antialiased) so
+    """Random size x size crops of every bundled photo (analysis.core.data), each photo first resized (antialiased) so
     its shorter side is PHOTO_SCALE px; flat crops are left out. Deterministic for a seed."""
     from PIL import Image
 
-    from analysis.data import load_photos
+    from analysis.core.data import load_photos
 
     if not 1 <= size <= PHOTO_SCALE:
         raise ValueError(f"crop size must be in [1, {PHOTO_SCALE}], got {size}")

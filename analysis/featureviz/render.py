@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis.spec import DEFAULT_QUALITY, QUALITY_PRESETS
+from analysis.core.spec import DEFAULT_QUALITY, QUALITY_PRESETS
 
 from . import objectives, param, transform
 from .fold import folded

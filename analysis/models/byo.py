@@ -12,9 +12,9 @@ from typing import Any, Callable
 from torch import nn
 
 from analysis import safeload
-from analysis import deadline
-from analysis.errors import AnalysisError
-from analysis.factories import is_system_module, local_module_file, split_factory
+from analysis.core import deadline
+from analysis.core.errors import AnalysisError
+from analysis.core.factories import is_system_module, local_module_file, split_factory
 
 
 def _short(value: Any, limit: int = 200) -> str:
@@ -58,7 +58,7 @@ def model_timeout() -> float:
 
 
 def _factory_step(factory: str):
-    """Importing and calling a factory is one step of the analysis's time limit (analysis.deadline): a factory that
+    """Importing and calling a factory is one step of the analysis's time limit (analysis.core.deadline): a factory that
     never returns, in Python or in C, ends the build with this message instead of a silent hang."""
     seconds = model_timeout()
     return deadline.step(seconds, f"model factory {factory!r} did not return within {seconds:g} s (waiting for it "
@@ -68,7 +68,7 @@ def _factory_step(factory: str):
 
 class WatchForward:
     """A forward pre-hook: each call of a bring-your-own model's forward() is a step of the time limit
-    (analysis.deadline.begin; ``EndForward`` ends it). Picklable, so a model sent to joblib's workers keeps it (there
+    (analysis.core.deadline.begin; ``EndForward`` ends it). Picklable, so a model sent to joblib's workers keeps it (there
     the SIGALRM stops a Python loop)."""
 
     def __init__(self, factory: str, seconds: float):

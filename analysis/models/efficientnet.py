@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis import paths, safeload
-from analysis.errors import ModelUnavailable
+from analysis import safeload
+from analysis.core import paths
+from analysis.core.errors import ModelUnavailable
 from analysis.models.common import Normalize
 
 # (repeats, kernel, stride, expand ratio, in, out): EfficientNet-B0, unscaled for Lite0.

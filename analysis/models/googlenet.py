@@ -3,7 +3,7 @@
 torchvision's GoogLeNet differs from the original InceptionV1 (batch norm, a 3x3 "5x5" branch); its
 weights were trained with `transform_input=True`, which turns ImageNet-normalized input into
 (x - 0.5) / 0.5 per channel, so on [0, 1] input the whole preprocessing is Normalize(0.5, 0.5).
-Nothing is ever downloaded: analysis.tv_weights finds the file (explicit path, $VW_WEIGHTS_GOOGLENET or
+Nothing is ever downloaded: analysis.core.tv_weights finds the file (explicit path, $VW_WEIGHTS_GOOGLENET or
 $VW_GOOGLENET_WEIGHTS, the torch hub cache).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis import tv_weights
+from analysis.core import tv_weights
 from analysis.models import tv_load
 from analysis.models.common import Normalize
 
@@ -116,7 +116,7 @@ def how_to_supply() -> str:
 
 
 def find_weights(path: str | os.PathLike | None = None) -> Path | None:
-    """The weights file to use (see analysis.tv_weights.find); None if none exists."""
+    """The weights file to use (see analysis.core.tv_weights.find); None if none exists."""
     return tv_weights.find(WEIGHTS, path)
 
 

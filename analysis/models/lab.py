@@ -43,18 +43,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis import data, safeload
-from analysis.errors import AnalysisError
-from analysis.jsonio import read_json, sha256_file, write_bytes_atomic
+from analysis import safeload
+from analysis.core import data
+from analysis.core.errors import AnalysisError
+from analysis.core.jsonio import read_json, sha256_file, write_bytes_atomic
 from analysis.models.common import Normalize
-from analysis.paths import cache_dir as _cache_dir, inside
+from analysis.core.paths import cache_dir as _cache_dir, inside
 
 LAB_VERSION = 2  # bump when the architecture, data or training loop changes: forces retraining
 VARIANTS = ("gap", "flatten", "rotated")
 LAB_SUBDIR = "banding-lab"
 MANIFEST = "manifest.json"
 LAST_CONV = "conv6.weight"
-DATASET = "mnist"  # analysis.data.DATASETS entry that dataset examples of lab models come from
+DATASET = "mnist"  # analysis.core.data.DATASETS entry that dataset examples of lab models come from
 TASK = "upright vs vertically flipped MNIST digits"
 DIGIT_SIZE = 28  # MNIST's own size; input_size != 28 resamples the digits (tiny test configs)
 # Fixed per-channel statistics (MNIST's own, gray repeated to RGB) so the lab input pipeline has no data dependence.

@@ -2,7 +2,7 @@
 
 Adding a model family is one `Family(...)` below. `analysis.models.load/describe/available` dispatch through it;
 a family also declares the files its weights come from, which the build's torch-free freshness check hashes
-(analysis/fingerprint.py asks `weight_files`, naming no family), so this module imports torch only inside functions.
+(analysis/core/fingerprint.py asks `weight_files`, naming no family), so this module imports torch only inside functions.
 the analysis manifest copies `label`, `color` and the featured tensors into each model's entry, so the render side
 never names a model or a layer itself. A bring-your-own model has no family: it gets the automatic recipe
 (analysis.recipes.auto_recipe) and a neutral look.
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from analysis import paths, tv_weights
-from analysis.errors import ModelUnavailable
+from analysis.core import paths, tv_weights
+from analysis.core.errors import ModelUnavailable
 
 NEUTRAL = "#9467bd"
 PathLike = str | os.PathLike | None
@@ -45,7 +45,7 @@ class Family:
 
 
 # A family's torch side, imported when a model is loaded or described, not when the registry is read. Each is named
-# by a literal, so the code key of every cached result (analysis/codekey.py) still follows it into these modules.
+# by a literal, so the code key of every cached result (analysis/core/codekey.py) still follows it into these modules.
 def _lab():
     return importlib.import_module("analysis.models.lab")
 

@@ -1,4 +1,4 @@
-"""Load a torchvision weights file into an architecture written here: found by analysis.tv_weights, read with
+"""Load a torchvision weights file into an architecture written here: found by analysis.core.tv_weights, read with
 weights_only=True, checked against the sha256 prefix in the file's name (torchvision's convention; a renamed file against
 the official name's), strict keys and shapes."""
 from __future__ import annotations
@@ -8,9 +8,10 @@ import os
 import torch
 from torch import nn
 
-from analysis import safeload, tv_weights
-from analysis.errors import ModelUnavailable
-from analysis.tv_weights import TvWeights
+from analysis import safeload
+from analysis.core import tv_weights
+from analysis.core.errors import ModelUnavailable
+from analysis.core.tv_weights import TvWeights
 
 OFFICIAL = "official"  # default for expected_sha256_prefix: the prefix in torchvision's file name
 

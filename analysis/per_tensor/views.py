@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis.per_tensor import Facts, register
-from analysis.weights import top_inputs
+from analysis.core.weights import top_inputs
 
 TOP_INPUTS = 8
 MAX_STORED_WEIGHTS = 100_000  # raw weights are kept for heatmaps unless the tensor is large

@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, TypeVar
 
-from analysis.jsonio import write_bytes_atomic  # stdlib only: the project's one atomic-write idiom
+from analysis.core.jsonio import write_bytes_atomic  # stdlib only: the project's one atomic-write idiom
 
 T = TypeVar("T")
 HEADER = b"vw render cache 1\n"  # then the value's sha256 (32 bytes), then the value

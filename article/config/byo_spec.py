@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from analysis.factories import is_system_module, local_module_file, split_factory, top_module
-from analysis.paths import safe_component
+from analysis.core.factories import is_system_module, local_module_file, split_factory, top_module
+from analysis.core.paths import safe_component
 
 from ..structure.errors import BuildError
 from . import limits, yamlcache

@@ -1,12 +1,12 @@
 """The `dataset:` of a model (front matter) or of the site (site.yml `analysis: dataset:`), and site.yml's
 `analysis: examples:` budget, checked without torch so that a bad folder fails fast with its file and line.
-Folders are read by analysis/image_sets.py (torch-free)."""
+Folders are read by analysis/core/image_sets.py (torch-free)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Callable
 
-from analysis.spec import EXAMPLES_SETTINGS
+from analysis.core.spec import EXAMPLES_SETTINGS
 
 from ..structure.errors import BuildError
 
@@ -37,7 +37,7 @@ def check_dataset(value: Any, base: Path, where: Path, field: str,
     """A `dataset:` value: photos, mnist or a folder of JPEG/PNG images (relative to `base`, or absolute), checked
     (missing, unreadable, empty, or holding other files: one line naming `where`:`line`; `line` may be a function,
     called only then). Returns (photos, mnist or the folder's absolute path; for a folder its listing signature)."""
-    from analysis import image_sets
+    from analysis.core import image_sets
 
     if callable(line):
         where_line = line

@@ -1,7 +1,7 @@
 """Bounds on what one author's input may cost: file sizes and wall time of user-controlled rendering.
 
 A build must end with an answer, never hang silently: sizes are checked before reading, work on the author's text
-runs in a worker process that is killed past its time limit (``run_author_text``, analysis/deadline.py), and the
+runs in a worker process that is killed past its time limit (``run_author_text``, analysis/core/deadline.py), and the
 project's figure code runs under a wall-clock alarm that names what was being waited for.
 """
 from __future__ import annotations
@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from analysis import deadline
-from analysis.deadline import time_limit  # noqa: F401  (torch-free; figures and templating use it from here)
+from analysis.core import deadline
+from analysis.core.deadline import time_limit  # noqa: F401  (torch-free; figures and templating use it from here)
 
 from ..structure.errors import BuildError
 
@@ -40,7 +40,7 @@ def render_timeout(default: float = 120.0) -> float:
 def run_author_text(fn: Callable[..., Any], *args: Any, seconds: float, on_timeout: Callable[[dict], BaseException],
                     answer: Callable[..., Any] | None = None) -> Any:
     """``fn(*args)``, work on an author's text (Jinja, Markdown, math, BibTeX), in the build's worker process under a
-    limit of ``seconds`` (analysis.deadline: stopped even when stuck in C, and on any thread)."""
+    limit of ``seconds`` (analysis.core.deadline: stopped even when stuck in C, and on any thread)."""
     return deadline.run(fn, *args, seconds=seconds, on_timeout=on_timeout, answer=answer)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from analysis.spec import QUALITY_PRESETS
+from analysis.core.spec import QUALITY_PRESETS
 
 FIELDS = ("layers", "expansions", "context", "first_layer", "featureviz")
 CONTEXT_FIELDS = {"weights": str, "outputs": int, "inputs": int, "neurons": list, "directions": int, "read": list,

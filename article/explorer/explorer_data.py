@@ -113,7 +113,7 @@ def layer_payload(record: dict, entry: dict, next_record: dict | None, prev_id: 
     inputs with the skip included, which the page switches to; `outputs_total` likewise when the next tensor's was."""
     import numpy as np
 
-    from analysis.banding import picture_banding  # numpy only
+    from analysis.core.banding import picture_banding  # numpy only
 
     out, n_in, h, w = record["shape"]
     nmf = record.get("nmf") or {}

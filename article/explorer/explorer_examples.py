@@ -14,7 +14,7 @@ import json
 from pathlib import PurePosixPath
 from typing import Any, Callable
 
-from analysis.paths import safe_component
+from analysis.core.paths import safe_component
 
 
 def _rel(path: str, model_folder: str) -> str:

@@ -16,8 +16,8 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from analysis.codekey import code_key
-from analysis.paths import inside
+from analysis.core.codekey import code_key
+from analysis.core.paths import inside
 
 from .. import cache
 from ..output import sitedir
@@ -62,9 +62,9 @@ def _record(root: Path, rel: Any) -> Any:
 
 
 def _models(manifest: Any, path: Path) -> dict[str, dict]:
-    """The manifest's models, each pointing only at its own listed files (analysis.fingerprint.model_entry_ok, as the
+    """The manifest's models, each pointing only at its own listed files (analysis.core.fingerprint.model_entry_ok, as the
     freshness check requires): also when no analysis is configured and nothing checked the manifest."""
-    from analysis.fingerprint import model_entry_ok  # stdlib only: no torch
+    from analysis.core.fingerprint import model_entry_ok  # stdlib only: no torch
 
     models = manifest.get("models", {}) if isinstance(manifest, dict) else None
     files = manifest.get("files", []) if isinstance(manifest, dict) else None
@@ -166,7 +166,7 @@ def _model_files(name: str, model: dict, cache_dir: Path, fv_manifest: list[dict
 def _key_parts(name: str, model: dict, manifest: dict, fv_manifest: list[dict], cache_dir: Path,
                code: str | None = None) -> list[str | bytes]:
     """Everything a model's explorer files depend on: this code (the code key of this module: its import closure,
-    analysis/codekey.py; ``code`` when the caller has it), its manifest entry, the bytes of the records it reads (by
+    analysis/core/codekey.py; ``code`` when the caller has it), its manifest entry, the bytes of the records it reads (by
     the hashes the analysis listed, else read here) and its feature visualizations."""
     listed = {f["path"]: f["sha256"] for f in manifest.get("files", [])}
     parts: list[str | bytes] = [code or code_key(__name__, cache_dir=cache_dir),

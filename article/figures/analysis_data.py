@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from analysis.paths import inside
+from analysis.core.paths import inside
 
 from .registry import FigureContext
 

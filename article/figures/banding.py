@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from analysis.banding import picture_banding  # numpy only: the score the analysis and the bench use
+from analysis.core.banding import picture_banding  # numpy only: the score the analysis and the bench use
 
 from . import analysis_data as ad
 from .registry import PHONE_WIDTH, Figure, FigureContext, Interaction, register

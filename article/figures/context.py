@@ -3,7 +3,7 @@ edges, a linked enlarged view with dataset examples, and the spatial-position vi
 from __future__ import annotations
 
 
-from analysis.paths import safe_component
+from analysis.core.paths import safe_component
 
 from ..structure.errors import BuildError
 from ..structure.explorer_links import explorer_href, follow_selection

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from analysis.paths import inside
+from analysis.core.paths import inside
 
 from ..structure.errors import BuildError
 from ..structure.jsonio import read_record

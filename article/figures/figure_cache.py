@@ -2,7 +2,7 @@
 their digests, fileset.py) in another, so a hit reads the files only when the article's folder in the previous site
 cannot be reused. What the figure read from the analysis cache is stored beside it (path -> sha256) and checked on
 every hit, against this build's verified digests when it has them. The key hashes the code key of the figure module
-and of this one (analysis/codekey.py: their import closures, so the figure helpers, the explorer links it embeds
+and of this one (analysis/core/codekey.py: their import closures, so the figure helpers, the explorer links it embeds
 (explorer_links.py), figrender.py and the versions of altair, vl-convert and Pillow), the kind, params, article front
 matter and theme."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from pathlib import Path
 
-from analysis.codekey import code_key
+from analysis.core.codekey import code_key
 
 from .. import cache
 from ..cache import fileset

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analysis import tv_weights  # torch-free: torchvision's official file names
+from analysis.core import tv_weights  # torch-free: torchvision's official file names
 
 from . import analysis_data as ad
 from .registry import FigureContext, register_data

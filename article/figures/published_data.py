@@ -4,7 +4,7 @@ do not edit; rerun the script (its docstring says how)."""
 PUBLISHED = {'command': 'python bench/published_banding.py --repo <clone of the repository>',
  'commit': 'b086233cfd68839d7c1d0c7c13ffb0ffbacdc047',
  'measured': "row share R and column share C of the spatial variance of every neuron's published NMF picture (its "
-             "3 factors as RGB pixel values), pooled over the layer's neurons (analysis.banding.picture_banding)",
+             "3 factors as RGB pixel values), pooled over the layer's neurons (analysis.core.banding.picture_banding)",
  'networks': [{'C': 0.0282,
                'R': 0.9518,
                'baseline_C': 0.1667,

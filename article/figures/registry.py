@@ -25,7 +25,7 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Any, Callable
 
-from analysis.paths import inside
+from analysis.core.paths import inside
 
 from ..structure import theme as site_theme
 from ..structure.errors import BuildError

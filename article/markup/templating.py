@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from analysis import deadline
+from analysis.core import deadline
 
 from ..config import limits
 from ..structure.errors import BuildError
@@ -85,7 +85,7 @@ def render_body(body: str, data: Mapping[str, Any], path: Path, first_line: int,
     ``max_chars``: what is left of the article's limits when the body renders in parts (body_segments.py); ``limit``:
     the whole article's time limit, which an error states (default: ``seconds``).
 
-    Compiling and rendering run in the build's worker process (analysis.deadline), which is killed past the limit:
+    Compiling and rendering run in the build's worker process (analysis.core.deadline), which is killed past the limit:
     Jinja folds constant expressions while it compiles, in C, where no alarm reaches (``{{ 9 ** (9 ** 9) }}``).
     ``data`` stays here: the worker asks for each hook's value by name."""
     seconds = limits.render_timeout(60.0) if seconds is None else seconds

@@ -15,7 +15,7 @@ _BG, _FG, _MUTED, _ACCENT = LIGHT["bg"], LIGHT["fg"], LIGHT["muted"], LIGHT["acc
 def cached_preview_png(title: str, subtitle: str, site_title: str, cache_dir: Path | None) -> bytes:
     """preview_png, reused from the render cache while its inputs and its code are unchanged: the code key holds
     this module's import closure, so the theme colours it draws with (theme.py) and Pillow's version."""
-    from analysis.codekey import code_key
+    from analysis.core.codekey import code_key
 
     entry = None if cache_dir is None else cache.entry(
         cache_dir, "social", [title, subtitle, site_title, code_key(__name__, cache_dir=cache_dir)], "png")

@@ -48,7 +48,7 @@ def purge_project_modules() -> list[str]:
 
 def _failure(exc: BaseException, root: Path) -> str:
     """The build's one-line error (paths relative to the project); a bug in figure code gets its type named."""
-    from analysis.errors import AnalysisError
+    from analysis.core.errors import AnalysisError
     from article.structure.errors import BuildError, one_line
 
     text = one_line(exc)

@@ -17,7 +17,7 @@ class BuildError(Exception):
         self.path = str(path) if path is not None else None
         self.line = line
 
-    def __reduce__(self):  # keeps path and line when it comes back from a worker process (analysis.deadline)
+    def __reduce__(self):  # keeps path and line when it comes back from a worker process (analysis.core.deadline)
         return type(self), (self.message, self.path, self.line)
 
     def __str__(self) -> str:

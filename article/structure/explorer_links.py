@@ -1,15 +1,15 @@
 """Links into the weight explorer: a model page, a layer of it or one neuron, as figures and pages write them.
 
-Its own module so that a figure's render-cache key (its import closure, analysis/codekey.py) holds these helpers and
+Its own module so that a figure's render-cache key (its import closure, analysis/core/codekey.py) holds these helpers and
 not the whole page-writing stage that model_pages.py is.
 """
 from __future__ import annotations
 
-from analysis.paths import safe_component
+from analysis.core.paths import safe_component
 
 
 def model_slug(name: str) -> str:
-    """A model's folder under models/: the analysis cache's one safe-name rule (analysis.paths.safe_component)."""
+    """A model's folder under models/: the analysis cache's one safe-name rule (analysis.core.paths.safe_component)."""
     return safe_component(name)
 
 

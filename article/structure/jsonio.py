@@ -1,4 +1,4 @@
-"""JSON for pages: the project's one JSON rule (analysis/jsonio.py, stdlib only), script-safe embedding, and reading
+"""JSON for pages: the project's one JSON rule (analysis/core/jsonio.py, stdlib only), script-safe embedding, and reading
 analysis records with one clear error."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from analysis.jsonio import dumps
+from analysis.core.jsonio import dumps
 
 from .errors import BuildError
 

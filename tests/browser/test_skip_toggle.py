@@ -23,7 +23,7 @@ AT = [1, 1]
 def _make_cache(cache: Path) -> dict[str, dict]:
     """tinynet: a stem kernel and two residual blocks whose identity skips were removed (real tensor_report records;
     small own weights, so that with the skip every neuron's strongest input is itself)."""
-    from analysis import jsonio
+    from analysis.core import jsonio
     from analysis.per_tensor import tensor_report
     from analysis.tensor_report import link_next, summary
 

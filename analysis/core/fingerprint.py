@@ -1,7 +1,7 @@
 """Torch-free freshness check for the analysis cache.
 
 A content-only rebuild must not import torch (about 2 s). The build computes this fingerprint from everything the
-analyses depend on (their code: the code key of analysis.pipeline, analysis/codekey.py; their config, the *content* (sha256) of every weights file and factory module
+analyses depend on (their code: the code key of analysis.pipeline, analysis/core/codekey.py; their config, the *content* (sha256) of every weights file and factory module
 they read) and skips the whole analysis stage when the cache manifest carries the same fingerprint and all its files are
 intact. No absolute paths and no mtimes in the fingerprint: a copied or freshly cloned project is fresh, and a weights
 file replaced by another of the same size and mtime is not.
@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from analysis import paths
-from analysis.factories import top_module
-from analysis.jsonio import read_json, sha256_file, write_bytes_atomic
+from analysis.core import paths
+from analysis.core.factories import top_module
+from analysis.core.jsonio import read_json, sha256_file, write_bytes_atomic
 from analysis.models import registry  # torch-free: the families' declarations (a contract in pyproject.toml)
 
 
@@ -74,7 +74,7 @@ def fingerprint(config: dict, extra_files: Iterable[Path] = (), root: Path | Non
     The zoo's weights count only when a configured model reads them."""
     models = config.get("models") or []
     from analysis import per_tensor
-    from analysis.codekey import code_key
+    from analysis.core.codekey import code_key
 
     parts = {
         # The pipeline's import closure: every module it runs, by content, and its libraries' versions.
@@ -147,7 +147,7 @@ def model_entry_ok(name: object, entry: object, listed: set[str]) -> bool:
     the wrong shape on every build."""
     if not isinstance(name, str) or not isinstance(entry, dict):
         return False
-    # Its live folder: <safe name>/<model key> (analysis.spec.Workspace.model_dir), never anyone else's.
+    # Its live folder: <safe name>/<model key> (analysis.core.spec.Workspace.model_dir), never anyone else's.
     folder = entry.get("folder")
     if not isinstance(folder, str) or re.fullmatch(re.escape(paths.safe_component(name)) + r"/[0-9a-f]{16}",
                                                    folder) is None:

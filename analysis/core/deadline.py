@@ -33,7 +33,7 @@ import traceback
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from analysis.errors import AnalysisError
+from analysis.core.errors import AnalysisError
 
 GRACE = 1.0  # seconds past a limit before the worker is killed (its own SIGALRM reports the line first)
 POLL = 0.25  # how often a waiting build looks at a deadline that a step inside the worker may have set
@@ -41,7 +41,7 @@ _SHARED = 4096  # bytes shared with the worker: its current deadline and what it
 
 
 class Overrun(AnalysisError):
-    """Work ran past its time limit; ``model`` and ``field`` say whose code it was (analysis.errors)."""
+    """Work ran past its time limit; ``model`` and ``field`` say whose code it was (analysis.core.errors)."""
 
 
 @contextmanager

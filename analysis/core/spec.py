@@ -10,7 +10,7 @@ DEFAULT_IMAGE_SIZE = 224  # a bring-your-own model without image_size (said in t
 # The choices site.yml, front matter and build.py offer, named once here (torch-free, so the render side checks them).
 BACKENDS = ("local", "dask")  # analysis.parallel
 DEVICES = ("auto", "cpu", "cuda")  # analysis.device
-NAMED_DATASETS = ("photos", "mnist")  # analysis.image_sets; anything else is a folder of images
+NAMED_DATASETS = ("photos", "mnist")  # analysis.core.image_sets; anything else is a folder of images
 
 # Feature-visualization quality. size/steps are the look-vs-cost knobs; see bench/featureviz_cost.py for the measured
 # cost per neuron. Chosen by eye on EfficientNet-Lite0 (_blocks.2/.7/.14) and the trained lab net: 128 steps at lr 0.1
@@ -38,7 +38,7 @@ class ModelSpec:
     kwargs: dict = field(default_factory=dict)
     image_size: int | None = None
     search_path: str | None = None  # folder put on sys.path to import a bring-your-own factory
-    dataset: str = "photos"  # where dataset examples come from: photos, mnist or a folder (analysis.image_sets)
+    dataset: str = "photos"  # where dataset examples come from: photos, mnist or a folder (analysis.core.image_sets)
     recipe: dict | None = None  # the author's recipe choices (analysis.recipes.RecipeSpec fields)
 
 
@@ -70,7 +70,7 @@ class Subject:
     @property
     def folder(self) -> str:
         """Its folder's name under <cache>/analysis/ (and featureviz/): the one safe-name rule, never the raw name."""
-        from analysis.paths import safe_component
+        from analysis.core.paths import safe_component
 
         return safe_component(self.name)
 

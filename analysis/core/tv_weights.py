@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis import paths
-from analysis.errors import ModelUnavailable
+from analysis.core import paths
+from analysis.core.errors import ModelUnavailable
 
 _SHA_IN_NAME = re.compile(r"-([0-9a-f]{8})\.pth$")
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis.spec import NAMED_DATASETS
+from analysis.core.spec import NAMED_DATASETS
 
 if TYPE_CHECKING:  # numpy is imported where images are read: the build's checks of a folder need only the stdlib
     import numpy as np
@@ -130,7 +130,7 @@ def folder_signature(root: Path) -> str:
 
 def _package_folder(package: str) -> Path | None:
     """The folder of a package's bundled photos, found without importing the package; None where not installed."""
-    from analysis.data import bundled_folder
+    from analysis.core.data import bundled_folder
 
     return bundled_folder(package)
 
@@ -161,7 +161,7 @@ def resolve(dataset: str) -> ImageSet:
                            path=str(lfw), index=k) for k in range(n)]
         return ImageSet("photos", dataset, items)
     if dataset == "mnist":
-        from analysis.data import mnist_arrays
+        from analysis.core.data import mnist_arrays
 
         _, labels = mnist_arrays()
         # The file is sorted by class: interleave the classes, so any first n digits (a count budget) hold all ten.
@@ -241,7 +241,7 @@ def load(image_set: ImageSet, item: Item, short_side: int | None = None) -> tupl
     import numpy as np
 
     if image_set.kind == "mnist":
-        from analysis.data import mnist_arrays
+        from analysis.core.data import mnist_arrays
 
         digits, _ = mnist_arrays()
         digit = np.repeat(digits[item.index][:, :, None], 3, axis=2)

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from analysis.errors import AnalysisError
+from analysis.core.errors import AnalysisError
 
 
 def as_conv_weight(weight: Any, where: str = "weight", *, keep_float32: bool = False) -> np.ndarray:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.errors import AnalysisError
+from analysis.core.errors import AnalysisError
 
 # (name, package, file inside the package's data folder). Fixed order = deterministic sampling.
 PHOTO_FILES: tuple[tuple[str, str, str], ...] = (
@@ -38,7 +38,7 @@ def package_folder(package: str) -> Path | None:
     return Path(locations[0]) if locations else None
 
 
-# Where each package keeps its bundled photos (analysis/image_sets.py lists them too).
+# Where each package keeps its bundled photos (analysis/core/image_sets.py lists them too).
 PHOTO_FOLDERS = {"matplotlib": "mpl-data/sample_data", "skimage": "data", "sklearn": "datasets/images"}
 
 

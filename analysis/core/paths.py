@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # this file is analysis/core/paths.py
 
 
 def cache_dir(override: str | os.PathLike | None = None) -> Path:

@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent  # the project: its modules are keyed by content
+ROOT = Path(__file__).resolve().parents[2]  # the project (above analysis/core/): its modules are keyed by content
 MEMO_NAME = "code-imports.json"
 MEMO_LIMIT = 4000  # parsed files remembered (one per version of each file seen); the oldest go first
 PYTHON = f"python {sys.implementation.name} {sys.version_info[:3]}\n"
@@ -267,7 +267,7 @@ def _memo_name(modules: tuple[str, ...]) -> str:
 
 def _remembered(modules: tuple[str, ...]) -> str | None:
     """A key computed by an earlier process, when every file of its closure has the stat signature it had then (the
-    rule of analysis/fingerprint.py's DigestMemo: an edit, a copy or a replacement changes the inode, size or ctime)
+    rule of analysis/core/fingerprint.py's DigestMemo: an edit, a copy or a replacement changes the inode, size or ctime)
     and every library the same installed distribution: ~50 stats instead of reading and hashing ~50 files."""
     found = _memo["keys"].pop(_memo_name(modules), None)
     if not isinstance(found, dict) or found.get("python") != PYTHON:
@@ -343,7 +343,7 @@ def _save_memo() -> None:
     for table, limit in (("imports", MEMO_LIMIT), ("keys", KEYS_LIMIT)):
         while len(_memo[table]) > limit:
             _memo[table].pop(next(iter(_memo[table])))
-    from analysis.jsonio import write_bytes_atomic
+    from analysis.core.jsonio import write_bytes_atomic
 
     try:
         write_bytes_atomic(path, json.dumps({k: _memo[k] for k in ("imports", "libraries", "keys")},

@@ -10,7 +10,7 @@ class AnalysisError(Exception):
         self.model = model
         self.field = field  # the front-matter field at fault (e.g. a recipe's "expansions"), when known
 
-    def __reduce__(self):  # keeps model and field when it comes back from a worker process (analysis.deadline)
+    def __reduce__(self):  # keeps model and field when it comes back from a worker process (analysis.core.deadline)
         return _rebuild, (type(self), str(self), self.model, self.field, self.__dict__)
 
 

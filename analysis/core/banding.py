@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.errors import AnalysisError
-from analysis.weights import as_conv_weight
+from analysis.core.errors import AnalysisError
+from analysis.core.weights import as_conv_weight
 
 
 def banding_scores(weight: Any) -> dict:
