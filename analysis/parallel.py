@@ -119,12 +119,9 @@ def unordered(fn: Callable[..., Any], tasks: Iterable[tuple], n_jobs: int) -> It
     if active() != "local":
         fn, tasks = _by_value(fn, tasks)
     # One task ahead per worker, one task per batch: each queued task is a pickled network in this process's memory.
-    # max_nbytes=None: arrays travel pickled, not through memory-mapped temp folders, which the generator-returning
-    # pool left behind for loky's resource tracker to warn about at the end of every cold build.
     with local_workers() if active() == "local" else contextlib.nullcontext():
         yield from joblib.Parallel(n_jobs=jobs, return_as="generator_unordered", pre_dispatch="n_jobs",
-                                   batch_size=1, max_nbytes=None)(joblib.delayed(_indexed)(i, fn, task)
-                                                                  for i, task in enumerate(tasks))
+                                   batch_size=1)(joblib.delayed(_indexed)(i, fn, task) for i, task in enumerate(tasks))
 
 
 def local_workers() -> contextlib.AbstractContextManager:
