@@ -135,6 +135,10 @@ def resolve_factory(factory: str, folder: str | os.PathLike | None = None) -> Ca
     where = Path(folder).resolve() if folder is not None else None
     if where is not None:
         _check_local_module(factory, module_name, where)
+    # A module in the article's folder is the author's content: importing it writes no __pycache__ there (a build
+    # leaves the project as it found it, on machines that write bytecode too).
+    writes_bytecode = sys.dont_write_bytecode
+    sys.dont_write_bytecode = writes_bytecode or where is not None
     try:
         obj: Any = importlib.import_module(module_name)
     except (KeyboardInterrupt, deadline.Overrun):
@@ -144,6 +148,8 @@ def resolve_factory(factory: str, folder: str | os.PathLike | None = None) -> Ca
             raise _user_exit(e, factory, f"while importing module {module_name!r}") from None
         raise AnalysisError(f"{_where(e)}model factory {factory!r}: cannot import module {module_name!r} "
                             f"({type(e).__name__}: {e})") from e
+    finally:
+        sys.dont_write_bytecode = writes_bytecode
     if where is not None and not _inside(getattr(obj, "__file__", None), where):
         raise AnalysisError(f"model factory {factory!r}: module {module_name!r} was imported from "
                             f"{getattr(obj, '__file__', None)}, not from the article's folder {where}")
