@@ -442,3 +442,22 @@ def test_a_folded_network_renders_the_pictures_of_the_network_itself(monkeypatch
     diff = np.abs(fast - slow)
     assert diff.mean() < 1e-3 and diff.max() < 0.05, (diff.mean(), diff.max())
     assert np.abs(fast[0] - slow[1]).mean() > 0.05  # while different channels differ clearly
+
+
+def test_a_model_that_cannot_be_copied_is_visualized_on_one_thread(net):
+    """Threads need their own copy of the model; an author's model that refuses a copy still gets its pictures (the
+    same ones, computed one chunk after another)."""
+    import threading
+
+    class Uncopyable(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.lock = inner, threading.Lock()  # a lock cannot be deep-copied
+
+        def forward(self, x):
+            return self.inner(x)
+
+    wrapped = Uncopyable(net)
+    pictures = visualize(wrapped, "inner.conv3", [0, 1, 2], size=SIZE, steps=STEPS, num_threads=2)
+    alone = visualize(net, "conv3", [0, 1, 2], size=SIZE, steps=STEPS, num_threads=1)
+    assert np.abs(pictures - alone).mean() < 1e-4

@@ -89,11 +89,12 @@ def optimize(model: nn.Module, layer: str, score: ScoreFn, keys: Sequence[int], 
         return img.permute(0, 2, 3, 1).cpu().numpy(), scores
 
     with deterministic(1 if workers > 1 else num_threads, device), frozen(model):
-        if workers > 1 and len(chunks) > 1:
+        copies = _copies(model, workers - 1) if workers > 1 and len(chunks) > 1 else []
+        if copies:
             from concurrent.futures import ThreadPoolExecutor
 
             free: queue.SimpleQueue = queue.SimpleQueue()  # a copy of the model is used by one thread at a time
-            for net in [model] + [copy.deepcopy(model) for _ in range(workers - 1)]:
+            for net in [model, *copies]:
                 free.put(net)
 
             def task(chunk: slice) -> tuple[np.ndarray, np.ndarray]:
@@ -111,6 +112,15 @@ def optimize(model: nn.Module, layer: str, score: ScoreFn, keys: Sequence[int], 
     empty = np.zeros((0, size, size, channels_in), np.float32)
     return (np.concatenate(images).astype(np.float32) if images else empty,
             np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32))
+
+
+def _copies(model: nn.Module, n: int) -> list[nn.Module]:
+    """n copies of the model for the other threads; none when it cannot be copied (an author's model holding a lock
+    or an open file): then its images are optimised one chunk after another on one thread, the same pictures."""
+    try:
+        return [copy.deepcopy(model) for _ in range(n)]
+    except Exception:  # noqa: BLE001 - any failure to copy means: do without copies
+        return []
 
 
 def visualize(model: nn.Module, layer: str, channels: Sequence[int], *, size: int = SIZE, steps: int = STEPS,
