@@ -72,6 +72,10 @@ def context(s: Subject, ws: Workspace) -> list[dict]:
         cache = Entry(ws.model_dir(s) / f"context-{n}.json",
                       entry_key(__name__, s.info["weights_sha256"], "context", job, outs, ins, sorted(quality.items()),
                                 featureviz_key(s), job.n_directions, "read", read, job.read_inputs,
+                                # what it copies from the tensor record (NMF, views): keyed by the analyses that made
+                                # them, whose code no import of this module reaches (analysis/per_tensor/)
+                                report.get("key"), jsonio.dumps({n: p.get("key") for n, p in
+                                                                 (report.get("parts") or {}).items()}),
                                 # its weights are the block's own when the skip was removed (tensor_stage.shown_tensor)
                                 *(["identity removed"] if report.get("identity") == "removed" else [])))
         if cache.get() is None:

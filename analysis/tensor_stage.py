@@ -125,7 +125,7 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
         if stale:
             init = inits.get(f"{job.layer}.weight") if inits is not None and job.source is None else None
             todo.append((Entry(path, base), job, init, keys, kept, stale))
-        elif set(old["parts"]) != set(keys):  # an analysis is gone: so are its fields (the others are kept)
+        elif old is not None and set(old.get("parts") or {}) != set(keys):  # an analysis is gone: so are its fields
             _write(Entry(path, base), s, job, {k: old[k] for k in BASE_FIELDS if k in old}, kept, keys)
     if todo:
         running = sorted({name for *_, stale in todo for name in stale})

@@ -112,8 +112,12 @@ def test_editing_the_analysis_code_remakes_exactly_the_records_it_computes(analy
         def svd(weight, facts):
             return {"svd_top": float(np.linalg.svd(weight.reshape(weight.shape[0], -1), compute_uv=False)[0])}
         """), encoding="utf-8")
+    contexts = {p.name: p.stat().st_mtime_ns for p in (cache / "analysis" / folder).glob("context-*.json")}
+    assert contexts
     out = run()
     assert "tensor(s) on 1 worker(s) (nmf, svd only)" in out, out
+    # the weights-in-context records copy the NMF pictures: made again too
+    assert all((cache / "analysis" / folder / name).stat().st_mtime_ns != t for name, t in contexts.items())
     after = tensor_records(cache)
     assert all(r["svd_top"] > 0 for r in after.values())
     for tid, record in after.items():

@@ -95,3 +95,12 @@ def test_per_tensor_analyses_register_themselves_once():
     with pytest.raises(ValueError, match="registered twice"):
         per_tensor.register("nmf")(lambda weight, facts: {})
     assert per_tensor.registered()["nmf"] is names["nmf"]
+
+
+def test_two_analyses_may_not_write_one_field():
+    from analysis import per_tensor
+
+    assert per_tensor.merge([{"total": {"banding": 1}}, {"total": {"norm": 2}}]) == {"total": {"banding": 1, "norm": 2}}
+    for parts in ([{"a": 1}, {"a": 2}], [{"total": {"norm": 1}}, {"total": {"norm": 2}}], [{"shape": [1]}]):
+        with pytest.raises(ValueError):
+            per_tensor.merge(parts)

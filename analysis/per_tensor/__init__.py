@@ -69,11 +69,20 @@ def merge(parts: list[dict]) -> dict:
     out: dict = {}
     for part in parts:
         for key, value in part.items():
+            if key in RESERVED:
+                raise ValueError(f"a per-tensor analysis may not set the record's own field {key!r}")
             if isinstance(value, dict) and isinstance(out.get(key), dict):
+                if set(value) & set(out[key]):  # two analyses' values in one place: a record would mix them
+                    raise ValueError(f"two per-tensor analyses both set {key}/{sorted(set(value) & set(out[key]))}")
                 out[key] = {**out[key], **value}
+            elif key in out:
+                raise ValueError(f"two per-tensor analyses both set {key!r}")
             else:
                 out[key] = value
     return out
+
+
+RESERVED = {"model", "id", "layer", "source", "label", "shape", "identity", "identity_at", "parts", "key", "schema"}
 
 
 def tensor_report(weight: np.ndarray, *, init: np.ndarray | None = None, k: int = 3, seed: int = 0,
