@@ -461,3 +461,28 @@ def test_a_model_that_cannot_be_copied_is_visualized_on_one_thread(net):
     pictures = visualize(wrapped, "inner.conv3", [0, 1, 2], size=SIZE, steps=STEPS, num_threads=2)
     alone = visualize(net, "conv3", [0, 1, 2], size=SIZE, steps=STEPS, num_threads=1)
     assert np.abs(pictures - alone).mean() < 1e-4
+
+
+def test_a_model_with_its_own_forward_hooks_runs_on_one_thread(net, monkeypatch):
+    """A bring-your-own model's forward() is timed by hooks that keep process-wide state: never two at once."""
+    import threading
+
+    active, most = [0], [0]
+    lock = threading.Lock()
+
+    def pre(_m, _args):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+
+    def post(_m, _args, _out):
+        with lock:
+            active[0] -= 1
+
+    handles = [net.register_forward_pre_hook(pre), net.register_forward_hook(post, always_call=True)]
+    try:
+        visualize(net, "conv3", [0, 1, 2, 3], size=SIZE, steps=STEPS, num_threads=2)
+    finally:
+        for h in handles:
+            h.remove()
+    assert most[0] == 1

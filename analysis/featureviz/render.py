@@ -60,7 +60,10 @@ def optimize(model: nn.Module, layer: str, score: ScoreFn, keys: Sequence[int], 
     # own copy of the model (hooks are per module): 0.83x the CPU of one optimisation on two torch threads, whose
     # small convs kept the second thread spinning (bench/README.md). An image depends only on its own random streams,
     # so its picture does not depend on `num_threads` beyond the rounding of batch-size-dependent kernels.
-    workers = max(1, min(num_threads or 1, len(keys))) if str(device) == "cpu" else 1
+    # A model with hooks of its own on its forward (a bring-your-own model's time limit, analysis/core/deadline.py,
+    # keeps process-wide state) runs on one thread: its hooks were not written for two forwards at once.
+    hooked = bool(model._forward_pre_hooks or model._forward_hooks)
+    workers = max(1, min(num_threads or 1, len(keys))) if str(device) == "cpu" and not hooked else 1
     rounds = -(-len(keys) // (workers * batch))  # chunks of at most `batch` images, as even as the workers allow
     per = max(1, -(-len(keys) // (workers * max(rounds, 1))))
     chunks = [slice(start, min(start + per, len(keys))) for start in range(0, len(keys), per)]
