@@ -57,11 +57,11 @@ def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
 
     folder = config._tmp_path_factory.getbasetemp() / SHARED_SITE  # every worker's temporary folder is inside it
     folder.mkdir(parents=True, exist_ok=True)
-    log = open(folder / "background.log", "w")  # noqa: SIM115 (the child writes to it after this returns)
-    config._vw_site_build = subprocess.Popen(
-        [sys.executable, str(BROWSER / "shared_site.py"), str(folder)], cwd=ROOT, stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True,  # its own process group: stopped with its children
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])})
+    with open(folder / "background.log", "w") as log:  # the child keeps its own handle
+        config._vw_site_build = subprocess.Popen(
+            [sys.executable, str(BROWSER / "shared_site.py"), str(folder)], cwd=ROOT, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,  # its own process group: stopped with its children
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])})
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

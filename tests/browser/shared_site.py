@@ -45,7 +45,26 @@ def site_in(folder: Path, build: Callable[[Path], Path]) -> Path:
     return Path(result["site"])
 
 
-if __name__ == "__main__":  # the controller's background build
+def stop_with(parent: int) -> None:
+    """End this process group (this build and everything it started) as soon as `parent`, the test run that started
+    it, is gone: killed or stopped, its own clean-up never runs, and the build would go on for minutes."""
+    import os
+    import signal
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os.killpg(0, signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+if __name__ == "__main__":  # the controller's background build, in a process group of its own
+    import os
+
+    stop_with(os.getppid())
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from conftest import build_default  # noqa: E402  (tests/browser/conftest.py: what the fixture builds)
 
