@@ -12,8 +12,10 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported by the analyses; the build's freshness check reads this package without it
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Facts:
         return with_identity(weight, self.skip["identity_at"])
 
 
-Analysis = Callable[[np.ndarray, Facts], dict]
+Analysis = Callable[..., dict]  # fn(weight: np.ndarray [out, in, h, w], facts: Facts) -> fields
 ANALYSES: dict[str, Analysis] = {}
 
 
@@ -56,11 +58,13 @@ def registered() -> dict[str, Analysis]:
 
 
 def code_keys(cache_dir=None) -> list[str]:
-    """"name=code key" of every analysis. They are found by name, so no import closure reaches their code: whatever
-    decides that records are stale (the build's fingerprint, a model's key) adds these."""
+    """"module=code key" of every module of this package. The analyses are found by name, so no import closure
+    reaches their code: whatever decides that records are stale (the build's fingerprint, a model's key) adds these.
+    Read from the files, not imported: a content-only rebuild checks its freshness without loading scipy."""
     from analysis.core.codekey import code_key
 
-    return [f"{name}={code_key(fn.__module__, cache_dir=cache_dir)}" for name, fn in registered().items()]
+    return [f"{info.name}={code_key(f'{__name__}.{info.name}', cache_dir=cache_dir)}"
+            for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)]
 
 
 def merge(parts: list[dict]) -> dict:
@@ -92,6 +96,8 @@ def tensor_report(weight: np.ndarray, *, init: np.ndarray | None = None, k: int 
     skip: what `weight` holds about a residual skip: {"identity": "removed", "identity_at": [y, x]} when it is a
     block's own contribution, the identity taken out; then `total` adds the views a reader can switch to (weight +
     the identity). Default {"identity": "none"}."""
+    import numpy as np
+
     weight = np.asarray(weight, dtype=np.float32)
     facts = Facts(init=None if init is None else np.asarray(init, dtype=np.float32),
                   skip=dict(skip or {"identity": "none"}), k=k, seed=seed)
@@ -106,6 +112,8 @@ def base_fields(weight: np.ndarray, facts: Facts) -> dict:
 def with_identity(weight: np.ndarray, at) -> np.ndarray:
     """The total expanded weights of a block whose own contribution is `weight`: weight 1 added from each channel
     to itself at kernel position `at` (y, x), where the identity skip puts it."""
+    import numpy as np
+
     total = np.array(weight, dtype=np.float32)
     idx = np.arange(min(total.shape[:2]))
     total[idx, idx, int(at[0]), int(at[1])] += 1.0
