@@ -126,7 +126,7 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
             init = inits.get(f"{job.layer}.weight") if inits is not None and job.source is None else None
             todo.append((Entry(path, base), job, init, keys, kept, stale))
         elif old is not None and set(old.get("parts") or {}) != set(keys):  # an analysis is gone: so are its fields
-            _write(Entry(path, base), s, job, {k: old[k] for k in BASE_FIELDS if k in old}, kept, keys)
+            _write(Entry(path, base), s, job, {k: old[k] for k in per_tensor.BASE_FIELDS if k in old}, kept, keys)
     if todo:
         running = sorted({name for *_, stale in todo for name in stale})
         ws.log(f"{s.name}: {len(todo)} tensor(s) on {parallel.describe(ws.n_jobs, len(todo))}"
@@ -145,9 +145,6 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
                 _write(cache, s, job, result["base"], {**kept, **result["parts"]}, keys)
                 del result
     return entries
-
-
-BASE_FIELDS = ("shape", "identity", "identity_at")  # per_tensor.base_fields: the tensor's, whatever is registered
 
 
 def _write(cache: Entry, s: Subject, job: recipes.TensorJob, base: dict, parts: dict[str, dict],

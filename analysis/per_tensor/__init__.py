@@ -86,7 +86,8 @@ def merge(parts: list[dict]) -> dict:
     return out
 
 
-RESERVED = {"model", "id", "layer", "source", "label", "shape", "identity", "identity_at", "parts", "key", "schema"}
+BASE_FIELDS = ("shape", "identity", "identity_at")  # base_fields: the tensor's own, whatever is registered
+RESERVED = {"model", "id", "layer", "source", "label", *BASE_FIELDS, "parts", "key", "schema"}
 
 
 def tensor_report(weight: np.ndarray, *, init: np.ndarray | None = None, k: int = 3, seed: int = 0,
