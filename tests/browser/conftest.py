@@ -30,10 +30,22 @@ ANALYSIS: dict[str, Any] | None = {
     "featureviz": {"size": 32, "steps": 4},
     "lab": {"steps": 20, "seeds": [0, 1], "widths": [4, 8, 8, 8, 8, 8], "n_test": 64},
     "examples": {"count": 24},  # 24 of the 222 bundled photos (or digits): every figure's examples, a tenth the cost
-    # InceptionV1: the tensors its sections show, not every one of its 31 (that analysis, and the dataset-examples pass
-    # over all 51 of its layers, were half the suite's largest fixture).
-    "recipes": {"inceptionv1": {"layers": ["conv1.conv", "inception4d.branch3.1.conv", "inception5b.branch3.1.conv"],
-                                "expansions": ["inception3a -> inception3b", "maxpool2 -> inception3b"]}},
+    # The tensors the figures and the prose name, not every block: InceptionV1's analysis of all 31 tensors and its
+    # dataset-examples pass over all 51 layers were half the suite's largest fixture; EfficientNet-Lite0's and
+    # MobileNetV2's of every block cost 38 s of this build's 139 s (63 s of CPU). Each keeps its first layer, the
+    # featured context pair and span, blocks with and without a skip, and the last (banding, the prose's numbers).
+    "recipes": {
+        "inceptionv1": {"layers": ["conv1.conv", "inception4d.branch3.1.conv", "inception5b.branch3.1.conv"],
+                        "expansions": ["inception3a -> inception3b", "maxpool2 -> inception3b"]},
+        "efficientnet-lite0": {"layers": ["_conv_stem"], "expansions": [
+            "_conv_stem -> _blocks.0", "_blocks.1 -> _blocks.2", "_blocks.2 -> _blocks.3", "_blocks.2 -> _blocks.4",
+            "_blocks.14 -> _blocks.15+_conv_head"]},
+        "mobilenet-v2": {"layers": ["features.0.0"], "expansions": [
+            "features.0 -> features.1", "features.2 -> features.3", "features.3 -> features.4",
+            "features.2 -> features.4", "features.9 -> features.10", "features.13 -> features.14",
+            "features.14 -> features.15",
+            "features.16 -> features.17+features.18"]},
+    },
 }
 
 CHROMIUM = "/usr/bin/chromium"
