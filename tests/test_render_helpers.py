@@ -94,3 +94,32 @@ def test_a_narrow_spec_names_what_it_shares_with_the_wide_one_and_expands_back()
     assert shared["vconcat"][1] == {REF: ["hconcat", 1, "vconcat", 0]} and shared["config"] == {REF: ["config"]}
     assert len(json.dumps(shared)) < len(json.dumps(narrow)) / 2
     assert expand_shared(shared, wide) == narrow
+
+
+def test_rows_kept_out_of_altair_give_the_spec_altair_gives_with_them_inline():
+    """A figure's rows go to Altair by name while it is drawn (chart_data.py: Altair copies and validates inline rows
+    at every step); figrender puts them back, and the spec and datasets are those of the rows given inline."""
+    import altair as alt
+
+    from article.figures import chart_data
+    from article.figures.figrender import split_data
+    from article.figures.registry import FigureContext
+
+    rows = [{"x": i, "y": (i * 7) % 5, "label": f"n{i}"} for i in range(50)]
+    marks = [{"x": 10.5}]
+
+    def compose():
+        base = alt.Chart(chart_data.inline(rows)).mark_point().encode(x="x:Q", y="y:Q", tooltip=["label:N"])
+        rule = alt.Chart(chart_data.inline(marks)).mark_rule().encode(x="x:Q")
+        return alt.layer(base, rule).properties(width=300)
+
+    ctx = FigureContext(article={}, site={}, cache_dir=Path("."), slug="s", figure_id="f")
+    inline_spec, inline_data = split_data(compose().to_dict(), "f", ctx)
+    with chart_data.collecting() as kept:
+        chart = compose()
+    assert "values" not in json.dumps(chart.to_dict())  # Altair saw names only
+    assert len(kept) == 2
+    named_spec, named_data = split_data(chart_data.with_rows(chart.to_dict(), kept), "f", ctx)
+    assert named_data == inline_data and sorted(named_data) == sorted(kept)
+    assert named_data[chart_data.dataset_name(rows)] == rows
+    assert json.dumps(named_spec, sort_keys=True) == json.dumps(inline_spec, sort_keys=True)

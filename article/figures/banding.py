@@ -6,6 +6,7 @@ import math
 from analysis.core.banding import picture_banding  # numpy only: the score the analysis and the bench use
 
 from . import analysis_data as ad
+from .chart_data import inline
 from .registry import PHONE_WIDTH, Figure, FigureContext, Interaction, register
 
 VARIANT_ORDER = ["gap", "flatten", "rotated"]
@@ -67,7 +68,7 @@ def banding_gallery(ctx: FigureContext, params: dict[str, str]) -> Figure:
         hover = alt.selection_point(name=f"hover{index}", on="pointerover", fields=["n"], empty=False,
                                     clear="pointerout")
         charts.append((extent, lambda px, rows=rows, title=title, bd=bd, hover=hover, extent=extent, index=index: (
-            alt.Chart(alt.Data(values=rows), title=alt.TitleParams(
+            alt.Chart(inline(rows), title=alt.TitleParams(
                 [title, f"(R={bd['R_layer']:.2f}, C={bd['C_layer']:.2f})"] if px < 200 else
                 f"{title}  (R={bd['R_layer']:.2f}, C={bd['C_layer']:.2f})"))
             .transform_calculate(x2="datum.x + 1", y2="datum.y + 1")
@@ -88,7 +89,7 @@ def banding_gallery(ctx: FigureContext, params: dict[str, str]) -> Figure:
         )))
 
     # The pictures' colour key: each neuron's three NMF factors are its picture's red, green and blue.
-    key = (alt.Chart(alt.Data(values=[{"f": f"factor {i}"} for i in range(3)])).mark_point(filled=True, opacity=0)
+    key = (alt.Chart(inline([{"f": f"factor {i}"} for i in range(3)])).mark_point(filled=True, opacity=0)
            .encode(color=alt.Color("f:N", scale=alt.Scale(domain=[f"factor {i}" for i in range(3)],
                                                           range=["#ff0000", "#00ff00", "#0000ff"]),
                                    legend=alt.Legend(title=["colour: the NMF factors", "of a neuron's weights"],
@@ -128,7 +129,7 @@ def banding_experiment(ctx: FigureContext, params: dict[str, str]) -> Figure:
     baseline = summary["rows"][0]["baseline_R"]
     order = [VARIANT_TITLE[v] for v in VARIANT_ORDER]
     pick = alt.selection_point(fields=["measure"], bind="legend")
-    base = alt.Chart(alt.Data(values=rows)).encode(
+    base = alt.Chart(inline(rows)).encode(
         x=alt.X("variant:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
         xOffset=alt.XOffset("measure:N"),
         color=alt.Color("measure:N", title=None,
@@ -144,7 +145,7 @@ def banding_experiment(ctx: FigureContext, params: dict[str, str]) -> Figure:
     bars = base.mark_errorbar(extent="stdev", ticks=True).encode(
         y=alt.Y("value:Q", title="share of the NMF pictures' spatial variance"))
     means = base.mark_tick(thickness=2, size=18).encode(y="mean(value):Q")
-    rule = alt.Chart(alt.Data(values=[{"b": baseline}])).mark_rule(strokeDash=[4, 4], color="#888").encode(
+    rule = alt.Chart(inline([{"b": baseline}])).mark_rule(strokeDash=[4, 4], color="#888").encode(
         y="b:Q", tooltip=[alt.Tooltip("b:Q", title="random baseline", format=".3f")])
     # The legend-bound selection's layer first: Vega-Lite binds a layered legend to the first layer's selection
     # only (with the points last, clicking R or C did nothing).
@@ -212,7 +213,7 @@ def banding_layers(ctx: FigureContext, params: dict[str, str]) -> Figure:
                alt.Tooltip("weights:N", title="weights scored")]
     rules = alt.Chart().transform_filter("false").mark_rule()  # replaced below when baselines are known
     if baselines:
-        rules = alt.Chart(alt.Data(values=[{"b": b, "kernel": k} for k, b in baselines])).mark_rule(
+        rules = alt.Chart(inline([{"b": b, "kernel": k} for k, b in baselines])).mark_rule(
             color="#888", strokeDash=[4, 4]).encode(
             y="b:Q", tooltip=[alt.Tooltip("kernel:N", title="random baseline for"), alt.Tooltip("b:Q", format=".3f")])
 
@@ -234,7 +235,7 @@ def banding_layers(ctx: FigureContext, params: dict[str, str]) -> Figure:
         for measure in ("R (rows)", "C (columns)"):
             # The legend-bound selection's layer first (see banding_experiment), in both panels.
             panel = alt.layer(points.add_params(pick) if not panels else points, lines,
-                              data=alt.Data(values=[r for r in rows if r["measure"] == measure]))
+                              data=inline([r for r in rows if r["measure"] == measure]))
             panels.append(alt.layer(panel, rules).properties(width=width, height=200, title=measure))
         return alt.vconcat(*panels)
 

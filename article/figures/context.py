@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from analysis.core.paths import safe_component
 
-from ..structure.errors import BuildError
-from ..structure.explorer_links import explorer_href, follow_selection
 from . import examples_data as exd
 from . import analysis_data as ad
+from ..structure.errors import BuildError
+from ..structure.explorer_links import explorer_href, follow_selection
+from .chart_data import inline
 from .registry import PHONE_WIDTH, Figure, FigureContext, Interaction, register
 
 
@@ -103,7 +104,7 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         sx = alt.Scale(domain=[0, units], nice=False, zero=True)
         sy = alt.Scale(domain=[0, (len(outs) + 1) * (kh + 1)], nice=False, zero=True, reverse=True)
         pixels = (
-            alt.Chart(alt.Data(values=cells))
+            alt.Chart(inline(cells))
             .transform_flatten(["w"])
             .transform_window(p="row_number()", groupby=["pair"])
             .transform_calculate(x=f"(datum.p - 1) % {kw}", y=f"floor((datum.p - 1) / {kw})",
@@ -126,7 +127,7 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
             .add_params(sel)
             .properties(name="kernel_cells")  # tests/browser: cells are square
         )
-        edge_layer = alt.Chart(alt.Data(values=edge)).mark_image(width=img_px, height=img_px).encode(
+        edge_layer = alt.Chart(inline(edge)).mark_image(width=img_px, height=img_px).encode(
             x=alt.X("cx:Q", scale=sx, axis=None), y=alt.Y("cy:Q", scale=sy, axis=None), url="url:N",
             tooltip=["label:N"])
         small = alt.layer(edge_layer, grid).properties(
@@ -146,7 +147,7 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                                              color=alt.value("#222")),
         )
         ends = (
-            alt.Chart(alt.Data(values=images))
+            alt.Chart(inline(images))
             .transform_filter(sel)
             .mark_image(width=96, height=96, baseline="top")
             # y set: without it the picture is centred on the view's top edge, over its "input"/"output" label
@@ -156,7 +157,7 @@ def context_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
             .properties(width=220, height=104, title="feature visualizations")
         )
         ex = (
-            alt.Chart(alt.Data(values=examples))
+            alt.Chart(inline(examples))
             .transform_filter(sel)
             .mark_image(width=EXAMPLE_PX, height=EXAMPLE_PX)
             .encode(x=alt.X("rank:O", axis=alt.Axis(title="dataset examples, strongest first (box: receptive field)")),
@@ -208,7 +209,7 @@ def spatial_positions(ctx: FigureContext, params: dict[str, str]) -> Figure:
     pick = alt.param(name="neuron", value=options[0], bind=alt.binding_select(options=options,
                                                                              name="Output neuron "))
     cell = 84 if kw <= 3 else 64
-    base = alt.Chart(alt.Data(values=rows)).transform_filter(alt.datum.neuron == pick).encode(
+    base = alt.Chart(inline(rows)).transform_filter(alt.datum.neuron == pick).encode(
         x=alt.X("x:O", axis=alt.Axis(title="kernel x")), y=alt.Y("y:O", axis=alt.Axis(title="kernel y")))
     chart = alt.layer(
         base.mark_rect(color="#888", opacity=0.15),

@@ -7,6 +7,7 @@ import json
 
 from . import analysis_data as ad
 from .cells import unit_cells
+from .chart_data import inline
 from .context import diverging_scale
 from .registry import PHONE_WIDTH, Figure, FigureContext, Interaction, register
 
@@ -111,7 +112,7 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     skip = alt.param(name="skip", value=False, bind=alt.binding_checkbox(name="include the skip (identity) "))
     shown = "datum.b == block && (datum.m == 'all' || datum.m == (skip ? 'total' : 'own'))"
     positioned = (
-        alt.Chart(alt.Data(values=cells))
+        alt.Chart(inline(cells))
         .transform_filter(shown)
         .transform_flatten(["w"])
         .transform_window(p="row_number()", groupby=["b", "m", "o", "i"])
@@ -135,7 +136,7 @@ def expanded_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         .properties(width=side, height=side, title=alt.TitleParams(text=_title(skips)), name="kernel_cells")
         )
         text = (
-            alt.Chart(alt.Data(values=notes))
+            alt.Chart(inline(notes))
             .transform_filter(shown)
             .mark_text(align="left", baseline="top", fontSize=12, lineHeight=16)
             # Left-aligned at the view's edge, each note `line` lines of 16 px down.

@@ -11,7 +11,6 @@ A cache hit (figure_cache.py) imports neither altair nor vl_convert.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import html
 import json
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from ..cache import fileset
 from ..config import limits
 from ..structure import jsonio, theme
 from ..structure.errors import BuildError
-from . import registry
+from . import chart_data, registry
 from .registry import Figure, FigureContext
 
 @dataclass
@@ -104,7 +103,7 @@ def split_data(spec: dict[str, Any], fig_id: str, ctx: FigureContext) -> tuple[d
                     raise ctx.error(f"chart uses data.url {data['url']!r}; give inline data instead")
                 if "values" in data:
                     values = data.pop("values")
-                    name = "d-" + hashlib.sha256(jsonio.dumps(values).encode()).hexdigest()[:16]
+                    name = chart_data.dataset_name(values)
                     datasets[name] = values
                     data["name"] = name
             for value in node.values():
@@ -173,14 +172,14 @@ def with_font(spec: dict[str, Any], chart_theme: dict[str, Any]) -> dict[str, An
     return dict(spec, config=config)
 
 
-def _chart_output(fig: Figure, fig_id: str, ctx: FigureContext) -> FigureOutput:
+def _chart_output(fig: Figure, fig_id: str, ctx: FigureContext, rows: dict[str, Any]) -> FigureOutput:
     chart = fig.chart
-    spec = chart if isinstance(chart, dict) else chart.to_dict()
+    spec = chart_data.with_rows(chart if isinstance(chart, dict) else chart.to_dict(), rows)
     spec = with_font(spec, ctx.theme)
     spec, datasets = split_data(spec, fig_id, ctx)
     narrow_text = None
     if fig.narrow is not None:
-        narrow = fig.narrow if isinstance(fig.narrow, dict) else fig.narrow.to_dict()
+        narrow = chart_data.with_rows(fig.narrow if isinstance(fig.narrow, dict) else fig.narrow.to_dict(), rows)
         narrow, narrow_data = split_data(with_font(narrow, ctx.theme), fig_id, ctx)
         datasets.update(narrow_data)  # named by content: the data both specs share is stored once
         narrow_text = jsonio.dumps(shared_parts(narrow, spec))
@@ -230,7 +229,7 @@ def make_output(kind: str, params: dict[str, str], ctx: FigureContext) -> Figure
     try:
         with limits.time_limit(seconds, lambda: ctx.error(
                 f"kind '{kind}' did not finish within {seconds:g} s (a huge parameter? ${limits.TIMEOUT_ENV} "
-                "raises the limit)")):
+                "raises the limit)")), chart_data.collecting() as rows:
             fig = fn(ctx, seen)
     except BuildError:
         raise
@@ -250,7 +249,7 @@ def make_output(kind: str, params: dict[str, str], ctx: FigureContext) -> Figure
         if not safe_asset_name(name):
             raise ctx.error(f"bad asset name {name!r}")
     if fig.chart is not None:
-        return _chart_output(fig, ctx.figure_id or "", ctx)
+        return _chart_output(fig, ctx.figure_id or "", ctx, rows)
     return FigureOutput(description=fig.description, html=fig.html, assets=dict(fig.assets),
                         links=list(fig.links))
 

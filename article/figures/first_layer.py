@@ -10,6 +10,7 @@ import json
 import math
 
 from . import analysis_data as ad
+from .chart_data import inline
 from .registry import PHONE_WIDTH, Figure, FigureContext, Interaction, register
 
 SHARED, OWN = "one scale for the model", "each filter on its own scale"
@@ -121,7 +122,7 @@ def first_layer(ctx: FigureContext, params: dict[str, str]) -> Figure:
                                              gx2=f"{right} + datum.dx", gy2=f"{bottom} + datum.dy")
 
         filters = (
-            placed(alt.Chart(alt.Data(values=pixels)).transform_filter(alt.datum.m == pick), "datum.x + 1",
+            placed(alt.Chart(inline(pixels)).transform_filter(alt.datum.m == pick), "datum.x + 1",
                    "datum.y + 1")
             .transform_calculate(colour=f"scale == '{OWN}' ? datum.cf : datum.c")
             .mark_rect()
@@ -130,7 +131,7 @@ def first_layer(ctx: FigureContext, params: dict[str, str]) -> Figure:
             .properties(name="filter_cells")
         )
         norm_bars = (
-            placed(alt.Chart(alt.Data(values=bars)).transform_filter(alt.datum.m == pick), "datum.x2", "datum.y2")
+            placed(alt.Chart(inline(bars)).transform_filter(alt.datum.m == pick), "datum.x2", "datum.y2")
             .mark_rect(color="#666")
             .encode(x=x, x2="gx2:Q", y=y, y2="gy2:Q", tooltip=tip)
         )
@@ -138,7 +139,7 @@ def first_layer(ctx: FigureContext, params: dict[str, str]) -> Figure:
         ends = {0: "\u2212max |w|", (KEY_STEPS - 1) // 2: "0", KEY_STEPS - 1: "+max |w|"}
         labels = " : ".join(f"datum.value === {i} ? '{t}'" for i, t in ends.items()) + " : ''"
         key = (
-            alt.Chart(alt.Data(values=keys)).transform_filter(alt.datum.m == pick)
+            alt.Chart(inline(keys)).transform_filter(alt.datum.m == pick)
             .mark_rect(stroke="#888888", strokeWidth=0.5)  # a white or black end still shows on either page
             # End labels aligned inward and row names on the right: nothing sticks out left of the filters' edge,
             # which would push the whole figure right (past a phone's column).

@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import math
 
-from ..structure.explorer_links import explorer_href, follow_selection
 from . import analysis_data as ad
+from ..structure.explorer_links import explorer_href, follow_selection
+from .chart_data import inline
 from .registry import PHONE_WIDTH, Figure, FigureContext, Interaction, register
 
 LOADINGS = 4  # channels listed per factor
@@ -163,7 +164,7 @@ def nmf_explorer(ctx: FigureContext, params: dict[str, str]) -> Figure:
     neuron = alt.selection_point(name="neuron", fields=["n"], value=[{"n": first_pictured(records)}], on="click",
                                  clear=False,
                                  toggle=False, nearest=True, empty=False)
-    data = alt.Data(values=records)
+    data = inline(records)
     in_layer = alt.datum.t == layer
 
     selected = alt.Chart(data).transform_filter(in_layer).transform_filter(neuron)

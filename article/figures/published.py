@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import analysis_data as ad
+from .chart_data import inline
 from .published_data import PUBLISHED
 from .registry import PHONE_WIDTH, Figure, FigureContext, Interaction, register
 
@@ -85,7 +86,7 @@ def published_banding(ctx: FigureContext, params: dict[str, str]) -> Figure:
     def compose(width: int, phone: bool):
         """Networks named beside their bars, or (on a phone, whose column cannot hold both) above them."""
         step = 40 if phone else 24
-        base = alt.Chart(alt.Data(values=rows)).encode(
+        base = alt.Chart(inline(rows)).encode(
             y=alt.Y("network:N", sort=order, title=None, axis=None if phone else alt.Axis(labelLimit=230),
                     scale=alt.Scale(paddingInner=0.1)),
             opacity=alt.condition(pick, alt.value(1), alt.value(0.25)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from .chart_data import inline
 from .published_data import PUBLISHED
 from .registry import PHONE_WIDTH, Figure, FigureContext, register, register_data
 
@@ -28,7 +29,7 @@ def bars(ctx: FigureContext, params: dict[str, str]) -> Figure:
     accent = ctx.theme["accent"]
     px = _int_param(ctx, params, "px", 520, 100, 2000)
     chart, narrow = (
-        alt.Chart(alt.Data(values=rows))
+        alt.Chart(inline(rows))
         .mark_bar()
         .encode(
             x=alt.X("R:Q", title="row-variance share R", scale=alt.Scale(domain=[0, 1])),
