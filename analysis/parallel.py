@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Any
 
 import joblib
@@ -115,13 +116,49 @@ def unordered(fn: Callable[..., Any], tasks: Iterable[tuple], n_jobs: int) -> It
         for i, task in enumerate(tasks):
             yield i, fn(*task)
         return
-    jobs = -1 if active() != "local" else min(n_jobs, len(tasks))
-    if active() != "local":
-        fn, tasks = _by_value(fn, tasks)
-    # One task ahead per worker, one task per batch: each queued task is a pickled network in this process's memory.
-    with local_workers() if active() == "local" else contextlib.nullcontext():
-        yield from joblib.Parallel(n_jobs=jobs, return_as="generator_unordered", pre_dispatch="n_jobs",
-                                   batch_size=1)(joblib.delayed(_indexed)(i, fn, task) for i, task in enumerate(tasks))
+    if active() == "local":
+        yield from _local(fn, tasks, min(n_jobs, len(tasks)))
+        return
+    fn, tasks = _by_value(fn, tasks)
+    yield from joblib.Parallel(n_jobs=-1, return_as="generator_unordered", pre_dispatch="n_jobs",
+                               batch_size=1)(joblib.delayed(_indexed)(i, fn, task) for i, task in enumerate(tasks))
+
+
+def _local(fn: Callable[..., Any], tasks: list[tuple], n_jobs: int) -> Iterator[tuple[int, Any]]:
+    """`unordered` on loky's reusable processes, one task ahead per worker (each queued task is a pickled network in
+    this process's memory). loky itself, not joblib.Parallel: every Parallel call registers a temporary folder with
+    loky's resource tracker that a reused executor never unregisters, and a build ended with "There appear to be 12
+    leaked folder objects"; nothing here is memory-mapped, so that folder bought nothing."""
+    from joblib._parallel_backends import LokyBackend  # joblib's own thread limits for its workers
+    from joblib.externals.loky import get_reusable_executor
+
+    from analysis.core.deadline import exit_with_parent
+
+    # Each worker leaves with the build that started it (local_workers); BLAS and OpenMP get cpu_count // n_jobs
+    # threads, as joblib gives its workers.
+    executor = get_reusable_executor(max_workers=n_jobs, initializer=exit_with_parent, initargs=(os.getpid(),),
+                                     env=LokyBackend()._prepare_worker_env(n_jobs))
+    queue = iter(enumerate(tasks))
+    running: dict[Any, int] = {}
+
+    def submit_next() -> None:
+        for i, task in queue:
+            running[executor.submit(fn, *task)] = i
+            return
+
+    try:
+        for _ in range(n_jobs):
+            submit_next()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=running.get):
+                i = running.pop(future)
+                result = future.result()
+                submit_next()
+                yield i, result
+    finally:
+        for future in running:
+            future.cancel()
 
 
 def local_workers() -> contextlib.AbstractContextManager:
