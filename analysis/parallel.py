@@ -124,20 +124,28 @@ def unordered(fn: Callable[..., Any], tasks: Iterable[tuple], n_jobs: int) -> It
                                batch_size=1)(joblib.delayed(_indexed)(i, fn, task) for i, task in enumerate(tasks))
 
 
+_pools: dict[tuple, Any] = {}  # (n_jobs, worker env) -> this build's own loky pool, reused by every stage
+
+
 def _local(fn: Callable[..., Any], tasks: list[tuple], n_jobs: int) -> Iterator[tuple[int, Any]]:
-    """`unordered` on loky's reusable processes, one task ahead per worker (each queued task is a pickled network in
-    this process's memory). loky itself, not joblib.Parallel: every Parallel call registers a temporary folder with
-    loky's resource tracker that a reused executor never unregisters, and a build ended with "There appear to be 12
-    leaked folder objects"; nothing here is memory-mapped, so that folder bought nothing."""
-    from joblib._parallel_backends import LokyBackend  # joblib's own thread limits for its workers
-    from joblib.externals.loky import get_reusable_executor
+    """`unordered` on this module's own pool of loky processes, one task ahead per worker (each queued task is a
+    pickled network in this process's memory). Not joblib.Parallel: every Parallel call registers a temporary folder
+    with loky's resource tracker that a reused executor never unregisters, and a build ended with "There appear to be
+    12 leaked folder objects" (nothing here is memory-mapped, so the folder bought nothing). Not loky's one global
+    reusable executor either: joblib (the lab's training) would pick it up as its own and fail on it."""
+    from joblib._parallel_backends import LokyBackend  # joblib's thread limits for its workers (joblib is locked)
+    from joblib.externals.loky import ProcessPoolExecutor
 
     from analysis.core.deadline import exit_with_parent
 
-    # Each worker leaves with the build that started it (local_workers); BLAS and OpenMP get cpu_count // n_jobs
-    # threads, as joblib gives its workers.
-    executor = get_reusable_executor(max_workers=n_jobs, initializer=exit_with_parent, initargs=(os.getpid(),),
-                                     env=LokyBackend()._prepare_worker_env(n_jobs))
+    env = LokyBackend()._prepare_worker_env(n_jobs)  # BLAS and OpenMP: cpu_count // n_jobs threads each
+    key = (n_jobs, tuple(sorted(env.items())))
+    if key not in _pools:
+        # Workers leave with the build that started them (local_workers); idle ones after joblib's 300 s, not loky's
+        # 10 s, so the feature visualizations and dataset examples between two models do not cost a new torch import.
+        _pools[key] = ProcessPoolExecutor(max_workers=n_jobs, initializer=exit_with_parent, initargs=(os.getpid(),),
+                                          env=env, timeout=300)
+    executor = _pools[key]
     queue = iter(enumerate(tasks))
     running: dict[Any, int] = {}
 
@@ -157,8 +165,9 @@ def _local(fn: Callable[..., Any], tasks: list[tuple], n_jobs: int) -> Iterator[
                 submit_next()
                 yield i, result
     finally:
-        for future in running:
-            future.cancel()
+        if running:  # a task failed, or the caller stopped: do not wait for the others (joblib killed them too)
+            _pools.pop(key, None)
+            executor.shutdown(wait=False, kill_workers=True)
 
 
 def local_workers() -> contextlib.AbstractContextManager:

@@ -65,13 +65,13 @@ TINY_ANALYSIS: dict[str, Any] = {"models": [], "n_jobs": 1, "featureviz": {"size
                                  "examples": {"count": 6}}
 
 
-def tiny_state_dict(seed: int = 0) -> dict:
+def tiny_state_dict(seed: int = 0, width: int = 4) -> dict:
     """The tiny model's state dict {key: Tensor}, initialised from `seed` (imports torch)."""
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
-    conv1, conv2, head = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.Linear(4, 2)
+    conv1, conv2, head = nn.Conv2d(3, width, 3, padding=1), nn.Conv2d(width, width, 3, padding=1), nn.Linear(width, 2)
     return {f"{name}.{k}": v.detach().clone() for name, m in (("conv1", conv1), ("conv2", conv2), ("head", head))
             for k, v in m.state_dict().items()}
 

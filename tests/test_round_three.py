@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from hardening_util import (REPO, TINY_ANALYSIS, build_env, check_ok, make_root, run_build, tree_diff,
-                            tree_files, write_site_yml)
+                            tiny_state_dict, tree_files, write_site_yml)
 
 # --------------------------------------------------------------------------- one safe-name rule (torch-free)
 
@@ -588,9 +588,18 @@ def test_a_planted_cache_neither_publishes_outside_files_nor_crashes(tiny_world,
 @pytest.mark.slow
 def test_a_killed_analysis_leaves_no_worker_processes(tiny_world, tmp_path):
     """Loky's workers used to idle for five minutes (2 x 267 MB) after a build killed during the analysis."""
+    import torch
+
     world = _copy(tiny_world, tmp_path)
     write_site_yml(world / "root", ["tiny"], {**TINY_ANALYSIS, "n_jobs": 2})
-    shutil.rmtree(world / "cache" / "analysis")  # the tensors must be computed, by joblib's workers
+    shutil.rmtree(world / "cache" / "analysis")  # the tensors must be computed, by loky's workers
+    # Wide enough (conv2: 192x192x3x3) that its tensors go to worker processes, not the build's own (tensor_stage SMALL).
+    article = world / "root" / "content" / "tiny"
+    index = article / "index.md"
+    index.write_text(index.read_text(encoding="utf-8").replace('factory: "tinynet:make",',
+                                                               'factory: "tinynet:TinyNet", kwargs: {width: 192},'),
+                     encoding="utf-8")
+    torch.save(tiny_state_dict(width=192), article / "tiny.pt")
     marker = f"vw-round3-{os.getpid()}-{time.monotonic_ns()}"
     proc = subprocess.Popen([sys.executable, str(world / "root" / "build.py"), "--site-dir", str(world / "site"),
                              "--cache-dir", str(world / "cache")], cwd=world / "root",

@@ -21,7 +21,8 @@ _ROWS: ContextVar[dict[str, Any] | None] = ContextVar("vw_chart_rows", default=N
 
 
 def inline(values: list) -> Any:
-    """``alt.Data`` for ``values`` (a list of JSON-like rows): by name while collecting, else inline."""
+    """``alt.Data`` for ``values`` (a list of JSON-like rows): by name while collecting, else inline. The rows are
+    named by their content now and kept by reference: do not change them afterwards."""
     import altair as alt
 
     rows = _ROWS.get()
