@@ -129,9 +129,7 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
             _write(Entry(path, base), s, job, {k: old[k] for k in per_tensor.BASE_FIELDS if k in old}, kept, keys)
     if todo:
         running = sorted({name for *_, stale in todo for name in stale})
-        # A few small tensors (a lab network's six convs) cost less here than shipped to worker processes.
-        n_jobs = ws.n_jobs if parallel.active() != "local" or sum(_cost(s.model, t[1]) for t in todo) >= SMALL else 1
-        ws.log(f"{s.name}: {len(todo)} tensor(s) on {parallel.describe(n_jobs, len(todo))}"
+        ws.log(f"{s.name}: {len(todo)} tensor(s) on {parallel.describe(ws.n_jobs, len(todo))}"
                + ("" if len(running) == len(analyses) else f" ({', '.join(running)} only)"))
         # Largest first, so the workers finish together; each result is written (and dropped) as it arrives.
         todo.sort(key=lambda t: -_cost(s.model, t[1]))
@@ -139,10 +137,10 @@ def analyse_tensors(s: Subject, ws: Workspace) -> list[dict]:
         # two of them never share the machine's memory; a cluster takes everything at once.
         big = [t for t in todo if _cost(s.model, t[1]) > LARGE] if parallel.active() == "local" else []
         rest = [t for t in todo if t not in big]
-        for batch, jobs in ((big, 1), (rest, n_jobs)):
+        for batch, n_jobs in ((big, 1), (rest, ws.n_jobs)):
             tasks = [_task(s, job, init, ws.device, [(n, analyses[n]) for n in stale])
                      for _, job, init, _, _, stale in batch]
-            for k, result in parallel.unordered(_compute, tasks, jobs):
+            for k, result in parallel.unordered(_compute, tasks, n_jobs):
                 cache, job, _, keys, kept, _ = batch[k]
                 _write(cache, s, job, result["base"], {**kept, **result["parts"]}, keys)
                 del result
@@ -190,7 +188,6 @@ def _kept_parts(record: dict | None, keys: dict[str, str]) -> dict[str, dict]:
 
 
 LARGE = 1 << 21  # parameters spanned (see _cost) above which a tensor is analysed alone on a local machine
-SMALL = 1 << 18  # parameters spanned by all of a model's tensors below which they are analysed in this process
 BESIDE = 1 << 21  # NMF channel loadings with more values than this go to a .npy beside the JSON (ResNet-50's
 # last blocks: 12.6 M values, 118 MB as JSON text); figures read them through article.figures.analysis_data
 
