@@ -119,7 +119,7 @@ def test_rows_kept_out_of_altair_give_the_spec_altair_gives_with_them_inline():
         chart = compose()
     assert "values" not in json.dumps(chart.to_dict())  # Altair saw names only
     assert len(kept) == 2
-    named_spec, named_data = split_data(chart_data.with_rows(chart.to_dict(), kept), "f", ctx)
+    named_spec, named_data = split_data(chart.to_dict(), "f", ctx, kept)
     assert named_data == inline_data and sorted(named_data) == sorted(kept)
     assert named_data[chart_data.dataset_name(rows)] == rows
     assert json.dumps(named_spec, sort_keys=True) == json.dumps(inline_spec, sort_keys=True)

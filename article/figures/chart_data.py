@@ -1,11 +1,11 @@
 """A chart's rows, kept out of Altair while a figure is drawn: ``inline(values)`` stands for ``alt.Data(values=...)``.
 
 Altair deep-copies a chart's inline rows at every chained method and checks every row against the Vega-Lite schema
-when the chart becomes a spec: two thirds of a cold render's time went there (bench/README.md). Inside
-``collecting()`` (figrender's call of a figure function) ``inline`` gives Altair only the name figrender's
-``split_data`` would give the rows (``d-<sha256 of their JSON>``) and keeps the rows here; figrender puts them back
-into the spec's ``datasets``, so the page and its files are byte for byte what they were with the rows inline.
-Outside it (a chart composed in a test) the rows stay inline.
+when the chart becomes a spec: about half of a cold render's time under the profiler (bench/README.md). Inside
+``collecting()`` (figrender's call of a figure function) ``inline`` gives Altair only the name ``split_data`` would
+give the rows (``d-<sha256 of their JSON>``) and keeps them here; ``split_data`` puts them into the spec's
+``datasets``, so the page and its files are what they were with the rows inline. Outside it (a chart composed in a
+test) the rows stay inline.
 """
 from __future__ import annotations
 
@@ -47,25 +47,3 @@ def collecting() -> Iterator[dict[str, Any]]:
         yield rows
     finally:
         _ROWS.reset(token)
-
-
-def with_rows(spec: dict[str, Any], rows: dict[str, Any]) -> dict[str, Any]:
-    """``spec`` (a Vega-Lite dict) with the collected rows it names added to its ``datasets``."""
-    named: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            data = node.get("data")
-            if isinstance(data, dict) and isinstance(data.get("name"), str):
-                named.add(data["name"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(spec)
-    wanted = {n: rows[n] for n in sorted(named) if n in rows}
-    if not wanted:
-        return spec
-    return dict(spec, datasets={**(spec.get("datasets") or {}), **wanted})

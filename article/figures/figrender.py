@@ -87,11 +87,14 @@ def svg_width(svg: str | None) -> int | None:
 
 # ---------------------------------------------------------------- chart spec handling
 
-def split_data(spec: dict[str, Any], fig_id: str, ctx: FigureContext) -> tuple[dict, dict]:
-    """Move top-level ``datasets`` and every inline ``data.values`` into one datasets dict.
+def split_data(spec: dict[str, Any], fig_id: str, ctx: FigureContext,
+               rows: dict[str, Any] | None = None) -> tuple[dict, dict]:
+    """Move top-level ``datasets``, every inline ``data.values`` and the ``rows`` (chart_data.collecting) a ``data``
+    names into one datasets dict.
 
     Returns (spec without data, datasets). ``data.url`` is refused: pages opened from file:// can't fetch.
     """
+    rows = rows or {}
     spec = json.loads(jsonio.dumps(spec))  # deep copy, normalised floats
     datasets: dict[str, Any] = spec.pop("datasets", {}) or {}
 
@@ -106,6 +109,8 @@ def split_data(spec: dict[str, Any], fig_id: str, ctx: FigureContext) -> tuple[d
                     name = chart_data.dataset_name(values)
                     datasets[name] = values
                     data["name"] = name
+                elif data.get("name") in rows and data["name"] not in datasets:
+                    datasets[data["name"]] = json.loads(jsonio.dumps(rows[data["name"]]))  # normalised floats
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -174,13 +179,12 @@ def with_font(spec: dict[str, Any], chart_theme: dict[str, Any]) -> dict[str, An
 
 def _chart_output(fig: Figure, fig_id: str, ctx: FigureContext, rows: dict[str, Any]) -> FigureOutput:
     chart = fig.chart
-    spec = chart_data.with_rows(chart if isinstance(chart, dict) else chart.to_dict(), rows)
-    spec = with_font(spec, ctx.theme)
-    spec, datasets = split_data(spec, fig_id, ctx)
+    spec = chart if isinstance(chart, dict) else chart.to_dict()
+    spec, datasets = split_data(with_font(spec, ctx.theme), fig_id, ctx, rows)
     narrow_text = None
     if fig.narrow is not None:
-        narrow = chart_data.with_rows(fig.narrow if isinstance(fig.narrow, dict) else fig.narrow.to_dict(), rows)
-        narrow, narrow_data = split_data(with_font(narrow, ctx.theme), fig_id, ctx)
+        narrow = fig.narrow if isinstance(fig.narrow, dict) else fig.narrow.to_dict()
+        narrow, narrow_data = split_data(with_font(narrow, ctx.theme), fig_id, ctx, rows)
         datasets.update(narrow_data)  # named by content: the data both specs share is stored once
         narrow_text = jsonio.dumps(shared_parts(narrow, spec))
     import vl_convert  # lazy: only on a cache miss
