@@ -6,6 +6,7 @@ Every stage hands its independent pieces of work to `unordered()`; which machine
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -36,7 +37,10 @@ def backend(name: str = "local", scheduler: str | None = None) -> Iterator[None]
     """Run the analyses inside this context on `name`'s workers."""
     check(name, scheduler)
     if name == "local":
-        yield
+        try:
+            yield
+        finally:
+            close_local()  # the workers go with the analysis, not with the render stage after it
         return
     try:
         from dask.distributed import Client
@@ -125,6 +129,13 @@ def unordered(fn: Callable[..., Any], tasks: Iterable[tuple], n_jobs: int) -> It
 
 
 _pools: dict[tuple, Any] = {}  # (n_jobs, worker env) -> this build's own loky pool, reused by every stage
+
+
+@atexit.register  # also for a caller outside backend(): an open pool leaves loky's semaphores to its resource tracker
+def close_local() -> None:
+    """Shut down the local worker pools (idle workers exit at once)."""
+    while _pools:
+        _pools.popitem()[1].shutdown(wait=True)
 
 
 def _local(fn: Callable[..., Any], tasks: list[tuple], n_jobs: int) -> Iterator[tuple[int, Any]]:
