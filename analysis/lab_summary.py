@@ -12,7 +12,7 @@ from analysis.tensor_report import SCHEMA, nmf_banding
 def lab_summary(root: Path, entries: dict[str, list[dict]], cache_dir: Path, lab_cfg: dict,
                 photo_names: list[str]) -> dict:
     """The controlled experiment: banding of the last conv for every variant and seed."""
-    from analysis.core import data
+    from analysis.core import data, image_sets
     from analysis.models import lab
 
     manifest = jsonio.read_json(cache_dir / lab.LAB_SUBDIR / lab.MANIFEST) or []
@@ -39,6 +39,7 @@ def lab_summary(root: Path, entries: dict[str, list[dict]], cache_dir: Path, lab
         "widths": "-".join(map(str, config.widths)), "side": config.input_size // 4, "n_train": config.n_train,
         "n_test": config.n_test, "batch_size": config.batch_size, "lr": config.lr, "task": lab.TASK,
         "n_photos_shipped": len(photo_names), "n_digits_shipped": len(data.mnist_arrays()[0]),
+        "n_photo_set": len(image_sets.resolve("photos").items),  # what the ImageNet networks' examples come from
         "n_digit_examples": len(data.DATASETS[lab.DATASET]())}}  # no wall-clock times: the site must be byte-reproducible
     for variant in ("gap", "flatten", "rotated"):
         sel = [r for r in rows if r["variant"] == variant]

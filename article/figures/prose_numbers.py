@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from analysis.core import tv_weights  # torch-free: torchvision's official file names
+from analysis.core.spec import EXAMPLES_SETTINGS  # torch-free: the analysis's own defaults
 
 from . import analysis_data as ad
 from .registry import FigureContext, register_data
@@ -188,10 +189,19 @@ def numbers(ctx: FigureContext) -> dict[str, Any]:
         "nmf": _nmf(ctx, man),
         "readings": _readings(ctx, man),
         "featureviz": {"size": fv.get("size"), "steps": fv.get("steps"), "count": fv.get("count", 0)},
+        "examples": _examples(ctx),
         "software": man.get("software", {}),
         "published": _published(),
         "models": sorted(man["models"]),
     }
+
+
+def _examples(ctx: FigureContext) -> dict[str, Any]:
+    """The dataset-example settings the analysis ran with: site.yml's analysis.examples over its defaults."""
+    analysis = ctx.site.get("analysis") or {}
+    given = analysis.get("examples") if hasattr(analysis, "get") else None
+    settings = {**EXAMPLES_SETTINGS, **{k: v for k, v in (given or {}).items() if v is not None}}
+    return {"top": settings["top"], "per_image": settings["per_image"]}
 
 
 @register_data("report")
