@@ -109,7 +109,7 @@ def split_data(spec: dict[str, Any], fig_id: str, ctx: FigureContext,
                     name = chart_data.dataset_name(values)
                     datasets[name] = values
                     data["name"] = name
-                elif data.get("name") in rows and data["name"] not in datasets:
+                elif isinstance(data.get("name"), str) and data["name"] in rows and data["name"] not in datasets:
                     datasets[data["name"]] = json.loads(jsonio.dumps(rows[data["name"]]))  # normalised floats
             for value in node.values():
                 walk(value)
