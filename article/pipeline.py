@@ -208,6 +208,7 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
     config: the loaded site.yml (build.py loads it once for every stage); read from ``root`` when omitted.
     verified: analysis file -> sha256 that the freshness check verified in this build (not hashed again).
     """
+    started = time.time()  # render-cache entries this build reads or writes are touched after it (cache.evict)
     root, cache_dir = Path(root), Path(cache_dir)
     report = BuildReport(site_dir=Path(site_dir))
     site_dir = output_folder(Path(site_dir))  # a link to the site: its target is what gets replaced
@@ -260,6 +261,11 @@ def build_site(root: Path, site_dir: Path, *, cache_dir: Path, config: SiteConfi
                     print(f"  warning: {p}", flush=True)
         with stage("swap"):
             swap(tmp, site_dir, root, cache_dir)
+        if not debug:  # the render cache stays under its limit: what no build has used for longest goes first
+            removed = cache.evict(cache_dir, cache.limit_bytes(), started)
+            if removed and progress:
+                print(f"  cache: {len(removed)} render-cache entries no recent build used removed "
+                      f"(limit {cache.limit_bytes() >> 20} MB, ${cache.LIMIT_ENV})", flush=True)
     except BaseException as exc:
         if not debug:
             shutil.rmtree(tmp, ignore_errors=True)

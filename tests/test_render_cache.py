@@ -494,3 +494,42 @@ def test_editing_one_model_redraws_only_the_figures_and_pages_that_read_it(tmp_p
     manifest_path.write_text(json.dumps(manifest))
     fifth, page, _ = build()
     assert (fifth.figures, fifth.cache_hits) == (2, 2) and "OtherNet, retrained" not in page
+
+
+def test_the_render_cache_keeps_under_its_limit_dropping_what_no_build_used_for_longest(tmp_path, monkeypatch):
+    """Over $VW_CACHE_LIMIT_MB, a build deletes the entries used longest ago, never one it used itself; a later
+    build of the same site still hits everything it kept and renders the same bytes."""
+    import os
+
+    from article.output.sitedir import tree_digest
+    from article.pipeline import build_site
+    from test_render_helpers import sample_root
+
+    root, cache_dir = sample_root(tmp_path), tmp_path / "cache"
+    build_site(root, tmp_path / "s1", cache_dir=cache_dir, progress=False)
+    live = {p.name for p in (cache_dir / "render").iterdir()}
+    live_mb = -(-sum(p.stat().st_size for p in (cache_dir / "render").iterdir()) // (1 << 20))  # rounded up
+    old, older = cache_dir / "render" / "figure-old.json", cache_dir / "render" / "figure-older.json"
+    for path, days in ((old, 2), (older, 3)):  # entries of an earlier version of the site, 1.5 MB each
+        cache.store(path, os.urandom(3 << 19))
+        when = path.stat().st_mtime - days * 86400
+        os.utime(path, (when, when))
+    hit = next(p for p in (cache_dir / "render").glob("article-sample-*"))
+    os.utime(hit, (hit.stat().st_atime - 5 * 86400, hit.stat().st_mtime - 5 * 86400))  # used longest ago ...
+
+    monkeypatch.setenv(cache.LIMIT_ENV, str(live_mb + 2))  # room for one of the two old entries, not both
+    report = build_site(root, tmp_path / "s2", cache_dir=cache_dir, progress=False)
+    left = {p.name for p in (cache_dir / "render").iterdir()}
+    assert not older.exists() and old.exists(), "the entry used longest ago goes first, and only as many as needed"
+    assert live <= left, "an entry this build used (the article, read as a hit today) was deleted"
+    assert report.figures == report.cache_hits
+    assert tree_digest(tmp_path / "s1") == tree_digest(tmp_path / "s2")
+
+    monkeypatch.setenv(cache.LIMIT_ENV, "0")  # nothing this build did not use stays; what it used does
+    build_site(root, tmp_path / "s3", cache_dir=cache_dir, progress=False)
+    assert not old.exists() and len(list((cache_dir / "render").iterdir())) < len(live)
+    monkeypatch.delenv(cache.LIMIT_ENV)
+    report = build_site(root, tmp_path / "s4", cache_dir=cache_dir, progress=False)
+    assert report.figures == report.cache_hits and tree_digest(tmp_path / "s1") == tree_digest(tmp_path / "s4")
+    assert cache.evict(cache_dir, 0, used_since=float("inf"))  # with no build protecting them, everything goes
+    assert not list((cache_dir / "render").iterdir())

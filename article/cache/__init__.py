@@ -16,6 +16,7 @@ import functools
 import hashlib
 import io
 import os
+import time
 import zipfile
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, TypeVar
@@ -82,9 +83,14 @@ def load(path: Path | None, decode: Callable[[bytes], T]) -> T | None:
         start = len(HEADER) + 32
         if not raw.startswith(HEADER) or hashlib.sha256(raw[start:]).digest() != raw[len(HEADER):start]:
             return None
-        return decode(raw[start:])
+        value = decode(raw[start:])
     except Exception:  # noqa: BLE001 - a corrupt entry of any shape (bad JSON, wrong types) is just a miss
         return None
+    try:  # used now: the access time says so (evict() takes the longest unused first); the modification time stays
+        os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))
+    except OSError:
+        pass
+    return value
 
 
 def store(path: Path | None, data: bytes) -> None:
@@ -115,3 +121,44 @@ def keep_only(path: Path | None, kind: str) -> None:
     for old in path.parent.glob(f"{kind}-*"):
         if old != path and len(old.name) == len(path.name):  # same kind exactly, not a longer kind's entries
             old.unlink(missing_ok=True)
+
+
+LIMIT_ENV = "VW_CACHE_LIMIT_MB"
+DEFAULT_LIMIT_MB = 1024
+
+
+def limit_bytes() -> int:
+    """The render cache's size limit: $VW_CACHE_LIMIT_MB megabytes (default 1024); a bad value is the default."""
+    try:
+        return max(0, int(os.environ.get(LIMIT_ENV, DEFAULT_LIMIT_MB))) << 20
+    except ValueError:
+        return DEFAULT_LIMIT_MB << 20
+
+
+def evict(cache_dir: Path, limit: int, used_since: float) -> list[Path]:
+    """Delete the render cache's entries that no build has used for longest (the later of their access and
+    modification times: ``load`` sets the access time of what it reads) until the folder holds at most ``limit``
+    bytes; never one this build wrote or read (used at or after ``used_since``). An entry another one names (an
+    article's or figure's packed files) may go: its reader makes the files again (fileset.from_entry). Returns what
+    was deleted."""
+    folder = Path(cache_dir) / "render"
+    try:
+        entries = []
+        for e in os.scandir(folder):
+            if e.is_file(follow_symlinks=False):
+                st = e.stat(follow_symlinks=False)
+                entries.append((max(st.st_atime, st.st_mtime), st.st_size, Path(e.path)))
+    except OSError:
+        return []
+    total = sum(size for _, size, _ in entries)
+    removed = []
+    for mtime, size, path in sorted(entries):
+        if total <= limit or mtime >= used_since:
+            break
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        total -= size
+        removed.append(path)
+    return removed
